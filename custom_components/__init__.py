@@ -1,0 +1,1 @@
+"""Custom components namespace for the repository's tests and development instance."""

@@ -1,0 +1,185 @@
+"""Config flow for Secure Remote Access."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.const import CONF_TOKEN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.selector import (
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import probatio as vol
+
+from .const import (
+    CONF_DOMAINS,
+    CONF_DUCKDNS_URL,
+    DOMAIN,
+    DUCKDNS_ACCOUNT_URL,
+    FIELD_DOMAIN,
+    LOGGER,
+)
+from .helpers import duckdns_client
+from .protocol.duckdns import (
+    DEFAULT_UPDATE_URL,
+    DuckDnsAuthError,
+    DuckDnsError,
+    InvalidDomainError,
+    InvalidTokenError,
+    normalize_token,
+    parse_domains,
+)
+
+_TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+_URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+
+
+async def validate_duckdns(
+    hass: HomeAssistant, user_input: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check the DuckDNS names and token; return entry data and form errors.
+
+    The format checks run first, so a malformed token never reaches the network.
+    """
+    errors: dict[str, str] = {}
+    try:
+        domains = parse_domains(user_input[FIELD_DOMAIN])
+    except InvalidDomainError:
+        errors[FIELD_DOMAIN] = "invalid_domain"
+    try:
+        token = normalize_token(user_input[CONF_TOKEN])
+    except InvalidTokenError:
+        errors[CONF_TOKEN] = "invalid_token_format"
+    url = (user_input.get(CONF_DUCKDNS_URL) or DEFAULT_UPDATE_URL).strip()
+    if not url.startswith(("https://", "http://")):
+        errors[CONF_DUCKDNS_URL] = "invalid_url"
+    if errors:
+        return {}, errors
+
+    data: dict[str, Any] = {CONF_DOMAINS: domains, CONF_TOKEN: token}
+    if url != DEFAULT_UPDATE_URL:
+        data[CONF_DUCKDNS_URL] = url
+    try:
+        await duckdns_client(hass, data).update(domains)
+    except DuckDnsAuthError:
+        errors["base"] = "invalid_auth"
+    except DuckDnsError as err:
+        LOGGER.debug("DuckDNS check failed: %s", err)
+        errors["base"] = "cannot_connect"
+    return data, errors
+
+
+class SecureRemoteAccessConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Connect a DuckDNS account."""
+
+    VERSION = 1
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the DuckDNS names and the account token."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = await validate_duckdns(self.hass, user_input)
+            if not errors:
+                await self.async_set_unique_id(",".join(data[CONF_DOMAINS]))
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(title=data[CONF_DOMAINS][0], data=data)
+
+        fields: dict[vol.Marker, Any] = {
+            vol.Required(FIELD_DOMAIN): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.TEXT)
+            ),
+            vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
+        }
+        if self.show_advanced_options:
+            fields[vol.Optional(CONF_DUCKDNS_URL, default=DEFAULT_UPDATE_URL)] = (
+                _URL_SELECTOR
+            )
+        schema = vol.Schema(fields)
+        if user_input is not None:
+            schema = self.add_suggested_values_to_schema(
+                schema, {k: v for k, v in user_input.items() if k != CONF_TOKEN}
+            )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders={"token_url": DUCKDNS_ACCOUNT_URL},
+        )
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """DuckDNS rejected the token: ask for a new one."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Check and store a new token for the same names."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = await validate_duckdns(
+                self.hass,
+                {
+                    **entry.data,
+                    FIELD_DOMAIN: ",".join(entry.data[CONF_DOMAINS]),
+                    CONF_TOKEN: user_input[CONF_TOKEN],
+                },
+            )
+            if not errors:
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_TOKEN: data[CONF_TOKEN]}
+                )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
+            errors=errors,
+            description_placeholders={
+                "names": ", ".join(entry.data[CONF_DOMAINS]),
+                "token_url": DUCKDNS_ACCOUNT_URL,
+            },
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the names or the token of an entry."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = await validate_duckdns(
+                self.hass, {**entry.data, **user_input}
+            )
+            if not errors:
+                unique_id = ",".join(data[CONF_DOMAINS])
+                if any(
+                    other.unique_id == unique_id
+                    for other in self._async_current_entries(include_ignore=False)
+                    if other.entry_id != entry.entry_id
+                ):
+                    return self.async_abort(reason="already_configured")
+                return self.async_update_reload_and_abort(
+                    entry,
+                    unique_id=unique_id,
+                    title=data[CONF_DOMAINS][0],
+                    data_updates=data,
+                )
+        schema = self.add_suggested_values_to_schema(
+            vol.Schema(
+                {
+                    vol.Required(FIELD_DOMAIN): TextSelector(),
+                    vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
+                }
+            ),
+            {FIELD_DOMAIN: ", ".join(entry.data[CONF_DOMAINS])},
+        )
+        return self.async_show_form(
+            step_id="reconfigure", data_schema=schema, errors=errors
+        )

@@ -1,0 +1,1 @@
+"""Protocol code for Secure Remote Access: no Home Assistant imports allowed here."""

@@ -1,0 +1,231 @@
+"""Tests of the config flow."""
+
+from __future__ import annotations
+
+import logging
+
+from homeassistant import config_entries
+from homeassistant.const import CONF_TOKEN
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+
+from custom_components.secure_remote_access.const import (
+    CONF_DOMAINS,
+    CONF_DUCKDNS_URL,
+    DOMAIN,
+)
+
+from .common import TOKEN, mock_duckdns, mock_entry
+
+
+async def _start(hass: HomeAssistant, advanced: bool = False) -> str:
+    context = {"source": config_entries.SOURCE_USER, "show_advanced_options": advanced}
+    result = await hass.config_entries.flow.async_init(DOMAIN, context=context)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {}
+    return result["flow_id"]
+
+
+@pytest.mark.parametrize(
+    ("entered", "stored", "sent"),
+    [
+        ("myhome", ["myhome.duckdns.org"], "myhome"),
+        (" MyHome.DuckDNS.org ", ["myhome.duckdns.org"], "myhome"),
+        (
+            "cabin, myhome.duckdns.org",
+            ["cabin.duckdns.org", "myhome.duckdns.org"],
+            "cabin,myhome",
+        ),
+    ],
+)
+async def test_user_creates_entry(
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    caplog: pytest.LogCaptureFixture,
+    entered: str,
+    stored: list[str],
+    sent: str,
+) -> None:
+    """Valid names and token create an entry after one real update request."""
+    caplog.set_level(logging.DEBUG)
+    mock_duckdns(aioclient_mock)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"domain": entered, CONF_TOKEN: f" {TOKEN.upper()} "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == stored[0]
+    assert result["data"] == {CONF_DOMAINS: stored, CONF_TOKEN: TOKEN}
+    assert result["result"].unique_id == ",".join(stored)
+    method, url, _, _ = aioclient_mock.mock_calls[0]
+    assert method == "GET"
+    assert url.query["domains"] == sent
+    assert url.query["token"] == TOKEN
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("domain", "token", "errors"),
+    [
+        ("myhome.example.com", TOKEN, {"domain": "invalid_domain"}),
+        ("a,b,c,d,e,f", TOKEN, {"domain": "invalid_domain"}),
+        ("myhome", "secret", {CONF_TOKEN: "invalid_token_format"}),
+        (
+            "my_home",
+            "x",
+            {"domain": "invalid_domain", CONF_TOKEN: "invalid_token_format"},
+        ),
+    ],
+)
+async def test_user_format_errors_make_no_request(
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    domain: str,
+    token: str,
+    errors: dict[str, str],
+) -> None:
+    """Malformed names or tokens get a form error without any network call."""
+    mock_duckdns(aioclient_mock)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"domain": domain, CONF_TOKEN: token}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    assert aioclient_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ({"text": "KO"}, "invalid_auth"),
+        ({"text": "<html><h1>502 Bad Gateway</h1></html>"}, "cannot_connect"),
+        ({"text": "OK"}, "cannot_connect"),
+        ({"status": 404, "text": "Not Found"}, "cannot_connect"),
+        ({"status": 500, "text": "error"}, "cannot_connect"),
+        ({"exc": TimeoutError()}, "cannot_connect"),
+    ],
+)
+async def test_user_service_errors_then_recover(
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    reply: dict[str, object],
+    error: str,
+) -> None:
+    """KO is a bad token; outages are connection errors; the form keeps the names."""
+    mock_duckdns(aioclient_mock, **reply)  # type: ignore[arg-type]
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+
+    mock_duckdns(aioclient_mock)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_already_configured(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    """The same names twice abort, whatever order they were typed in."""
+    mock_duckdns(aioclient_mock)
+    mock_entry(**{CONF_DOMAINS: ["a.duckdns.org", "b.duckdns.org"]}).add_to_hass(hass)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"domain": "B.duckdns.org,a", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_user_advanced_duckdns_url(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    """Advanced mode lets a DuckDNS-compatible server stand in for DuckDNS."""
+    other = "http://127.0.0.1:8053/update"
+    aioclient_mock.get(other, text="OK\n127.0.0.1\n\nUPDATED")
+    flow_id = await _start(hass, advanced=True)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: "ftp://x"}
+    )
+    assert result["errors"] == {CONF_DUCKDNS_URL: "invalid_url"}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: other}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_DUCKDNS_URL] == other
+    assert aioclient_mock.mock_calls[0][1].host == "127.0.0.1"
+    assert all(call[1].host != "www.duckdns.org" for call in aioclient_mock.mock_calls)
+
+
+async def test_reauth(hass: HomeAssistant, aioclient_mock: AiohttpClientMocker) -> None:
+    """A rejected token is replaced through the reauth flow and the entry reloads."""
+    new_token = "0f0e0d0c-0b0a-4909-8807-060504030201"
+    mock_duckdns(aioclient_mock, text="KO")
+    entry = mock_entry()
+    entry.add_to_hass(hass)
+    result = await entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "nope"}
+    )
+    assert result["errors"] == {CONF_TOKEN: "invalid_token_format"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: new_token}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    mock_duckdns(aioclient_mock)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: new_token}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert entry.data[CONF_TOKEN] == new_token
+    assert entry.data[CONF_DOMAINS] == ["myhome.duckdns.org"]
+
+
+async def test_reconfigure_names_and_token(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    """Reconfigure validates like the first step and renames the entry."""
+    mock_duckdns(aioclient_mock)
+    entry = mock_entry()
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"domain": "bad name", CONF_TOKEN: TOKEN}
+    )
+    assert result["errors"] == {"domain": "invalid_domain"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"domain": "cabin,myhome", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_DOMAINS] == ["cabin.duckdns.org", "myhome.duckdns.org"]
+    assert entry.unique_id == "cabin.duckdns.org,myhome.duckdns.org"
+    assert entry.title == "cabin.duckdns.org"
+
+
+async def test_reconfigure_onto_other_entry_aborts(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    """Two entries can never end up with the same names."""
+    mock_duckdns(aioclient_mock)
+    entry = mock_entry()
+    entry.add_to_hass(hass)
+    mock_entry(**{CONF_DOMAINS: ["cabin.duckdns.org"]}).add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"domain": "cabin", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_DOMAINS] == ["myhome.duckdns.org"]

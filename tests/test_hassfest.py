@@ -1,0 +1,240 @@
+"""Offline stand-ins for what hassfest and the HACS action check on GitHub."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+import json
+from pathlib import Path
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from custom_components import secure_remote_access
+
+ROOT = Path(__file__).parent.parent
+PACKAGE = ROOT / "custom_components" / "secure_remote_access"
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _strings() -> dict[str, Any]:
+    return _json(PACKAGE / "translations" / "en.json")  # type: ignore[no-any-return]
+
+
+def test_manifest() -> None:
+    """Keys are domain, name, then alphabetical; values are what HACS needs."""
+    manifest = _json(PACKAGE / "manifest.json")
+    keys = list(manifest)
+    assert keys[:2] == ["domain", "name"]
+    assert keys[2:] == sorted(keys[2:])
+    assert manifest["domain"] == "secure_remote_access"
+    assert manifest["name"] == "Secure Remote Access"
+    assert manifest["config_flow"] is True
+    assert manifest["iot_class"] == "cloud_polling"
+    assert manifest["integration_type"] == "service"
+    assert manifest.get("requirements", []) == []
+    assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
+    assert manifest["codeowners"]
+    assert all(owner.startswith("@") for owner in manifest["codeowners"])
+    for key in ("documentation", "issue_tracker"):
+        assert manifest[key].startswith("https://")
+    assert manifest["loggers"]
+    allowed = {
+        "domain", "name", "after_dependencies", "codeowners", "config_flow",
+        "dependencies", "documentation", "integration_type", "iot_class",
+        "issue_tracker", "loggers", "quality_scale", "requirements", "version",
+    }  # fmt: skip
+    assert set(keys) <= allowed
+    assert manifest.get("quality_scale") in (
+        None,
+        "platinum",
+        "gold",
+        "silver",
+        "bronze",
+    )
+
+
+def test_version_matches_pyproject() -> None:
+    """One version number for the package and the manifest."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^version = "([^"]+)"', pyproject, re.MULTILINE)
+    assert match
+    assert _json(PACKAGE / "manifest.json")["version"] == match.group(1)
+
+
+def test_hacs_json() -> None:
+    """hacs.json follows the HACS schema for integrations."""
+    hacs = _json(ROOT / "hacs.json")
+    allowed = {
+        "name", "content_in_root", "zip_release", "filename", "hide_default_branch",
+        "country", "homeassistant", "hacs", "persistent_directory", "render_readme",
+    }  # fmt: skip
+    assert set(hacs) <= allowed
+    assert hacs["name"] == "Secure Remote Access"
+    assert re.fullmatch(r"20\d\d\.\d+\.\d+", hacs["homeassistant"])
+    if hacs.get("zip_release"):
+        assert hacs["filename"].endswith(".zip")
+    assert (ROOT / "LICENSE").is_file()
+    assert (ROOT / "README.md").is_file()
+
+
+def test_brand_images() -> None:
+    """Icon and logo sit in the integration's brand folder as PNG files."""
+    for name in ("icon.png", "logo.png"):
+        data = (PACKAGE / "brand" / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_config_schema_defined() -> None:
+    """The integration declares that it is set up from the UI only."""
+    assert callable(secure_remote_access.CONFIG_SCHEMA)
+
+
+def test_no_manifest_under_tests() -> None:
+    """A manifest.json under tests/ would be picked up as an integration."""
+    assert not list((ROOT / "tests").rglob("manifest.json"))
+
+
+def _walk_values(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk_values(value, f"{path}.{key}" if path else key)
+    else:
+        yield path, node
+
+
+def test_translations_have_no_urls_and_are_strings() -> None:
+    """Home Assistant rejects URLs in translations: they go in placeholders."""
+    for path, value in _walk_values(_strings()):
+        assert isinstance(value, str), path
+        assert value.strip(), path
+        assert "http://" not in value, path
+        assert "https://" not in value, path
+
+
+def _code_translation_keys() -> dict[str, set[str]]:
+    """Collect translation keys the Python code uses, by category."""
+    found: dict[str, set[str]] = {
+        "error": set(),
+        "abort": set(),
+        "step": set(),
+        "exceptions": set(),
+        "issues": set(),
+        "entity": set(),
+    }
+    for source in PACKAGE.rglob("*.py"):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                for target in node.targets:
+                    if (
+                        isinstance(target, ast.Subscript)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id == "errors"
+                        and isinstance(node.value.value, str)
+                    ):
+                        found["error"].add(node.value.value)
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else getattr(func, "id", "")
+            )
+            for keyword in node.keywords:
+                if not isinstance(keyword.value, ast.Constant) or not isinstance(
+                    keyword.value.value, str
+                ):
+                    continue
+                value = keyword.value.value
+                if keyword.arg == "reason" and name in (
+                    "async_abort",
+                    "async_update_reload_and_abort",
+                ):
+                    found["abort"].add(value)
+                elif keyword.arg == "step_id":
+                    found["step"].add(value)
+                elif keyword.arg == "translation_key":
+                    if name == "async_create_issue":
+                        found["issues"].add(value)
+                    elif name.endswith("EntityDescription"):
+                        found["entity"].add(value)
+                    else:
+                        found["exceptions"].add(value)
+    return found
+
+
+def test_every_translation_key_used_in_code_has_text() -> None:
+    """A key the code uses without an English text fails here, not in the UI."""
+    strings = _strings()
+    flows = [strings.get("config", {}), strings.get("options", {})]
+    used = _code_translation_keys()
+    missing: list[str] = []
+    for category in ("error", "abort", "step"):
+        missing.extend(
+            f"{category}.{key}"
+            for key in used[category]
+            if not any(key in flow.get(category, {}) for flow in flows)
+        )
+    missing.extend(
+        f"exceptions.{key}"
+        for key in used["exceptions"]
+        if "message" not in strings.get("exceptions", {}).get(key, {})
+    )
+    missing.extend(
+        f"issues.{key}"
+        for key in used["issues"]
+        if "title" not in strings.get("issues", {}).get(key, {})
+    )
+    entities = strings.get("entity", {})
+    missing.extend(
+        f"entity.*.{key}"
+        for key in used["entity"]
+        if not any(key in platform for platform in entities.values())
+    )
+    assert not missing
+    assert used["step"], "the scan found no flow steps: the scanner is broken"
+    assert used["error"], "the scan found no form errors: the scanner is broken"
+
+
+def test_placeholders_in_texts_are_balanced() -> None:
+    """Every {placeholder} opens and closes."""
+    for path, value in _walk_values(_strings()):
+        assert value.count("{") == value.count("}"), path
+
+
+def _services() -> dict[str, Any]:
+    path = PACKAGE / "services.yaml"
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def test_services_described() -> None:
+    """Each action in services.yaml has a translated name, description and fields."""
+    strings = _strings().get("services", {})
+    for service, spec in _services().items():
+        assert service in strings, service
+        assert strings[service]["name"]
+        assert strings[service]["description"]
+        for field in (spec or {}).get("fields", {}):
+            assert strings[service]["fields"][field]["name"], (service, field)
+            assert strings[service]["fields"][field]["description"], (service, field)
+
+
+@pytest.mark.parametrize("name", ["icons.json"])
+def test_icons_cover_services(name: str) -> None:
+    """Every action has an icon when icons.json exists."""
+    path = PACKAGE / name
+    if not path.exists():
+        assert not _services()
+        return
+    icons = _json(path)
+    for service in _services():
+        assert service in icons.get("services", {}), service
