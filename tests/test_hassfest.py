@@ -163,7 +163,7 @@ def _code_translation_keys() -> dict[str, set[str]]:
                 elif keyword.arg == "translation_key":
                     if name == "async_create_issue":
                         found["issues"].add(value)
-                    elif name.endswith("EntityDescription"):
+                    elif name.endswith("Description"):
                         found["entity"].add(value)
                     else:
                         found["exceptions"].add(value)

@@ -22,7 +22,7 @@ async def test_setup_and_unload(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.domains == ["myhome.duckdns.org"]
+    assert entry.runtime_data.dns.domains == ["myhome.duckdns.org"]
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_DOMAINS, DOMAIN
+from .const import DOMAIN
+from .coordinator import DnsCoordinator
 from .helpers import duckdns_client
 from .models import RuntimeData, SecureRemoteAccessConfigEntry
-from .protocol.duckdns import DuckDnsAuthError, DuckDnsError
+from .repairs import async_check_duplicate_updater
+from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the integration (actions are registered here once they exist)."""
+    """Register the integration's actions."""
+    async_setup_services(hass)
     return True
 
 
@@ -25,20 +29,15 @@ async def async_setup_entry(
 ) -> bool:
     """Set up a DuckDNS account from a config entry."""
     client = duckdns_client(hass, entry.data)
-    domains: list[str] = list(entry.data[CONF_DOMAINS])
-    try:
-        await client.update(domains)
-    except DuckDnsAuthError as err:
-        raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN, translation_key="invalid_auth"
-        ) from err
-    except DuckDnsError as err:
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="cannot_connect",
-            translation_placeholders={"error": str(err)},
-        ) from err
-    entry.runtime_data = RuntimeData(duckdns=client, domains=domains)
+    dns = DnsCoordinator(hass, entry, client)
+    await dns.async_config_entry_first_refresh()
+    entry.runtime_data = RuntimeData(duckdns=client, dns=dns)
+
+    async_check_duplicate_updater(hass, entry)
+    entry.async_on_unload(
+        dns.async_add_listener(lambda: async_check_duplicate_updater(hass, entry))
+    )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
@@ -46,4 +45,11 @@ async def async_unload_entry(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> bool:
     """Unload a config entry."""
-    return True
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> None:
+    """Forget the entry's Repairs issues when it is deleted."""
+    ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")

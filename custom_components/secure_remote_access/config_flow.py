@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
 from homeassistant.const import CONF_TOKEN
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -18,10 +29,17 @@ import probatio as vol
 from .const import (
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
+    CONF_IPV6_ADDRESS,
+    CONF_IPV6_MODE,
+    CONF_UPDATE_INTERVAL,
+    DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
     DUCKDNS_ACCOUNT_URL,
     FIELD_DOMAIN,
     LOGGER,
+    MAX_UPDATE_INTERVAL,
+    MIN_UPDATE_INTERVAL,
+    Ipv6Mode,
 )
 from .helpers import duckdns_client
 from .protocol.duckdns import (
@@ -33,6 +51,7 @@ from .protocol.duckdns import (
     normalize_token,
     parse_domains,
 )
+from .protocol.ipv6 import is_public_ipv6
 
 _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
@@ -77,6 +96,12 @@ class SecureRemoteAccessConfigFlow(ConfigFlow, domain=DOMAIN):
     """Connect a DuckDNS account."""
 
     VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlowHandler:
+        """Options: DNS updating and, later, certificates and checks."""
+        return OptionsFlowHandler()
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -182,4 +207,65 @@ class SecureRemoteAccessConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         return self.async_show_form(
             step_id="reconfigure", data_schema=schema, errors=errors
+        )
+
+
+class OptionsFlowHandler(OptionsFlowWithReload):
+    """Change how the entry works; the entry reloads with the new options."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick what to change."""
+        return self.async_show_menu(step_id="init", menu_options=["dns"])
+
+    async def async_step_dns(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Update interval and IPv6."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options = {**self.config_entry.options, **user_input}
+            options[CONF_UPDATE_INTERVAL] = int(user_input[CONF_UPDATE_INTERVAL])
+            address = (user_input.get(CONF_IPV6_ADDRESS) or "").strip()
+            if user_input[CONF_IPV6_MODE] == Ipv6Mode.FIXED:
+                if not is_public_ipv6(address):
+                    errors[CONF_IPV6_ADDRESS] = "invalid_ipv6"
+                options[CONF_IPV6_ADDRESS] = address
+            else:
+                options.pop(CONF_IPV6_ADDRESS, None)
+            if not errors:
+                return self.async_create_entry(data=options)
+
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_UPDATE_INTERVAL): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_UPDATE_INTERVAL,
+                        max=MAX_UPDATE_INTERVAL,
+                        step=1,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="min",
+                    )
+                ),
+                vol.Required(CONF_IPV6_MODE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[mode.value for mode in Ipv6Mode],
+                        mode=SelectSelectorMode.LIST,
+                        translation_key=CONF_IPV6_MODE,
+                    )
+                ),
+                vol.Optional(CONF_IPV6_ADDRESS): TextSelector(),
+            }
+        )
+        current = {
+            CONF_UPDATE_INTERVAL: DEFAULT_UPDATE_INTERVAL,
+            CONF_IPV6_MODE: Ipv6Mode.OFF.value,
+            **self.config_entry.options,
+            **(user_input or {}),
+        }
+        return self.async_show_form(
+            step_id="dns",
+            data_schema=self.add_suggested_values_to_schema(schema, current),
+            errors=errors,
         )

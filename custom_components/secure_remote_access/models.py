@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 
-from .protocol.duckdns import DuckDnsClient
+if TYPE_CHECKING:
+    from .coordinator import DnsCoordinator
+    from .protocol.duckdns import DuckDnsClient
 
 
 @dataclass(slots=True)
@@ -14,7 +17,7 @@ class RuntimeData:
     """What a loaded config entry holds while it runs."""
 
     duckdns: DuckDnsClient
-    domains: list[str]
+    dns: DnsCoordinator
 
 
 type SecureRemoteAccessConfigEntry = ConfigEntry[RuntimeData]

@@ -1,0 +1,34 @@
+"""Diagnostics: what a bug report needs, with every secret redacted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_TOKEN
+from homeassistant.core import HomeAssistant
+
+from .models import SecureRemoteAccessConfigEntry
+
+TO_REDACT = {CONF_TOKEN}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> dict[str, Any]:
+    """Return diagnostics for a config entry."""
+    dns = entry.runtime_data.dns
+    return {
+        "entry": {
+            "title": entry.title,
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": async_redact_data(dict(entry.options), TO_REDACT),
+        },
+        "dns": {
+            "last_update_success": dns.last_update_success,
+            "update_interval": str(dns.update_interval),
+            "ipv6_mode": dns.ipv6_mode,
+            "state": asdict(dns.data) if dns.data else None,
+        },
+    }

@@ -1,0 +1,59 @@
+"""Actions of Secure Remote Access, registered once in async_setup."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+import probatio as vol
+
+from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, SERVICE_UPDATE_DNS
+from .models import SecureRemoteAccessConfigEntry
+
+ENTRY_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
+
+
+def loaded_entry(call: ServiceCall) -> SecureRemoteAccessConfigEntry:
+    """The loaded config entry an action names, or a translated validation error."""
+    entry_id: str = call.data[ATTR_CONFIG_ENTRY_ID]
+    entry: SecureRemoteAccessConfigEntry | None = (
+        call.hass.config_entries.async_get_entry(entry_id)
+    )
+    if entry is None or entry.domain != DOMAIN:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_found",
+            translation_placeholders={"entry_id": entry_id},
+        )
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_loaded",
+            translation_placeholders={"title": entry.title},
+        )
+    return entry
+
+
+async def _update_dns(call: ServiceCall) -> ServiceResponse:
+    entry = loaded_entry(call)
+    state = await entry.runtime_data.dns.async_update_now()
+    return {"ipv4": state.ipv4, "ipv6": state.ipv6, "changed": state.changed}
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the integration's actions."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_UPDATE_DNS,
+        _update_dns,
+        schema=ENTRY_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
