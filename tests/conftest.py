@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 import pytest
 
 # Import the integration before any hass fixture runs, so that Home Assistant's
 # loader finds this repository's custom_components package, not the plugin's.
 from custom_components.secure_remote_access.const import DOMAIN  # noqa: F401
+from tests.fakes.pebble import PebbleServer
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +18,17 @@ def auto_enable_custom_integrations(
 ) -> Generator[None]:
     """Let every test load custom integrations from this repository."""
     yield
+
+
+@pytest.fixture(scope="session")
+def pebble() -> Iterator[PebbleServer]:
+    """A Pebble + challtestsrv pair shared by the whole session."""
+    with PebbleServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pebble_eab() -> Iterator[PebbleServer]:
+    """A Pebble that requires External Account Binding (keys: DEFAULT_EAB_KEYS)."""
+    with PebbleServer(eab_required=True) as server:
+        yield server

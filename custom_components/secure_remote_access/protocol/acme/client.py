@@ -1,0 +1,463 @@
+"""RFC 8555 ACME client for asyncio, with dns-01 issuance and ARI (RFC 9773).
+
+Typical use::
+
+    client = AcmeClient(session, directory_url, account_key, user_agent=UA)
+    await client.register_account(terms_of_service_agreed=True, contact_email=mail)
+    issued = await client.issue_certificate(
+        ["example.duckdns.org", "*.example.duckdns.org"], solver, checker
+    )
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+import logging
+import os
+import ssl
+from typing import Any, Final
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .crypto import (
+    KeyType,
+    ari_cert_id,
+    dns01_txt_value,
+    generate_key_and_csr,
+    load_pem_chain,
+    top_issuer_common_name,
+)
+from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
+from .errors import (
+    AcmeError,
+    AuthorizationInvalidError,
+    ExternalAccountRequiredError,
+    InvalidProfileError,
+    MalformedResponseError,
+    NoDns01ChallengeError,
+    OrderInvalidError,
+    PollTimeoutError,
+)
+from .jws import AccountKey, ExternalAccountBinding, b64url
+from .messages import (
+    CHALLENGE_DNS01,
+    STATUS_INVALID,
+    STATUS_PENDING,
+    STATUS_PROCESSING,
+    STATUS_READY,
+    STATUS_VALID,
+    Account,
+    Authorization,
+    Challenge,
+    Directory,
+    IssuedCertificate,
+    Order,
+    RenewalInfo,
+)
+from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_POLL_INTERVAL: Final = 2.0
+DEFAULT_POLL_TIMEOUT: Final = 180.0
+DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
+
+
+def normalize_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Lower-case, strip trailing dots and drop duplicates, keeping the order."""
+    result: list[str] = []
+    for name in names:
+        clean = name.strip().rstrip(".").lower()
+        if not clean:
+            raise ValueError("empty name")
+        if clean not in result:
+            result.append(clean)
+    if not result:
+        raise ValueError("at least one name is required")
+    return tuple(result)
+
+
+class AcmeClient:
+    """An ACME account on one CA: account management, orders, dns-01 issuance, ARI.
+
+    ``session`` is never closed by the client. ``ssl_context`` or ``ca_bundle``
+    (a PEM file) let it trust a private CA. ``account_url`` skips the account
+    lookup when already known; otherwise the first request that needs it looks it
+    up with ``onlyReturnExisting``.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        directory_url: str,
+        account_key: AccountKey,
+        *,
+        user_agent: str,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        account_url: str | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        poll_timeout: float = DEFAULT_POLL_TIMEOUT,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+    ) -> None:
+        """Set up the client; nothing is sent until the first call."""
+        self._transport = AcmeTransport(
+            session,
+            directory_url,
+            user_agent=user_agent,
+            ssl_context=ssl_context,
+            ca_bundle=ca_bundle,
+            request_timeout=request_timeout,
+        )
+        self._key = account_key
+        self._account_url = account_url
+        self._poll_interval = poll_interval
+        self._poll_timeout = poll_timeout
+        self._max_retry_after = max_retry_after
+
+    @property
+    def account_key(self) -> AccountKey:
+        """The account key."""
+        return self._key
+
+    @property
+    def account_url(self) -> str | None:
+        """The account URL (the JWS ``kid``) once known."""
+        return self._account_url
+
+    async def directory(self) -> Directory:
+        """The CA's directory (fetched once): URLs, terms of service, profiles, EAB need."""
+        return await self._transport.directory()
+
+    # --- account -----------------------------------------------------------
+
+    async def register_account(
+        self,
+        *,
+        terms_of_service_agreed: bool,
+        contact_email: str | None = None,
+        eab: ExternalAccountBinding | None = None,
+    ) -> Account:
+        """Create the account for the key, or return the existing one."""
+        directory = await self.directory()
+        if eab is None and directory.external_account_required:
+            raise ExternalAccountRequiredError(
+                ExternalAccountRequiredError.problem_type,
+                "the CA requires External Account Binding credentials",
+            )
+        payload: dict[str, Any] = {"termsOfServiceAgreed": terms_of_service_agreed}
+        if contact_email:
+            payload["contact"] = [f"mailto:{contact_email}"]
+        if eab is not None:
+            payload["externalAccountBinding"] = eab.sign(
+                self._key.jwk, directory.new_account
+            )
+        response = await self._transport.post(
+            directory.new_account, payload, key=self._key, kid=None
+        )
+        return self._account_from(response)
+
+    async def find_account(self) -> Account:
+        """Look the account up by key; raises AccountDoesNotExistError without one."""
+        directory = await self.directory()
+        response = await self._transport.post(
+            directory.new_account, {"onlyReturnExisting": True}, key=self._key, kid=None
+        )
+        return self._account_from(response)
+
+    def _account_from(self, response: AcmeResponse) -> Account:
+        url = response.location
+        if url is None:
+            raise MalformedResponseError("newAccount returned no Location")
+        account = Account.from_json(url, response.json())
+        self._account_url = url
+        return account
+
+    async def _kid(self) -> str:
+        if self._account_url is None:
+            await self.find_account()
+        assert self._account_url is not None
+        return self._account_url
+
+    async def _post(self, url: str, payload: dict[str, Any] | None) -> AcmeResponse:
+        return await self._transport.post(
+            url, payload, key=self._key, kid=await self._kid()
+        )
+
+    # --- orders ------------------------------------------------------------
+
+    async def new_order(
+        self,
+        names: Sequence[str],
+        *,
+        profile: str | None = None,
+        replaces: str | None = None,
+    ) -> Order:
+        """Create an order for ``names`` (``*.`` wildcards allowed).
+
+        ``profile`` must be one of the directory's ``meta.profiles``
+        (InvalidProfileError otherwise, before anything is ordered); ``replaces``
+        is the ARI identifier of the certificate this one renews.
+        """
+        clean = normalize_names(names)
+        directory = await self.directory()
+        if profile is not None and profile not in directory.profiles:
+            offered = ", ".join(sorted(directory.profiles)) or "none"
+            raise InvalidProfileError(
+                InvalidProfileError.problem_type,
+                f"profile {profile!r} is not offered by the CA (offered: {offered})",
+            )
+        payload: dict[str, Any] = {
+            "identifiers": [{"type": "dns", "value": name} for name in clean]
+        }
+        if profile is not None:
+            payload["profile"] = profile
+        if replaces is not None:
+            payload["replaces"] = replaces
+        response = await self._post(directory.new_order, payload)
+        url = response.location
+        if url is None:
+            raise MalformedResponseError("newOrder returned no Location")
+        return Order.from_json(url, response.json())
+
+    async def get_order(self, url: str) -> Order:
+        """Fetch an order (POST-as-GET)."""
+        return Order.from_json(url, (await self._post(url, None)).json())
+
+    async def get_authorization(self, url: str) -> Authorization:
+        """Fetch an authorization (POST-as-GET)."""
+        return Authorization.from_json(url, (await self._post(url, None)).json())
+
+    async def respond_to_challenge(self, url: str) -> Challenge:
+        """Tell the CA that the challenge is ready to be validated."""
+        return Challenge.from_json((await self._post(url, {})).json())
+
+    async def wait_for_authorization(self, url: str) -> Authorization:
+        """Poll an authorization until valid; raise AuthorizationInvalidError otherwise."""
+        authz = await self._poll(
+            url,
+            Authorization.from_json,
+            lambda item: item.status not in (STATUS_PENDING, STATUS_PROCESSING),
+        )
+        if authz.status != STATUS_VALID:
+            raise AuthorizationInvalidError(
+                authz.name, authz.status, authz.failed_challenge_error()
+            )
+        return authz
+
+    async def wait_for_order(self, url: str, statuses: frozenset[str]) -> Order:
+        """Poll an order until it reaches one of ``statuses`` or becomes invalid."""
+        order = await self._poll(
+            url,
+            Order.from_json,
+            lambda item: item.status in statuses or item.status == STATUS_INVALID,
+        )
+        if order.status == STATUS_INVALID:
+            raise OrderInvalidError(order.url, order.error)
+        return order
+
+    async def finalize_order(self, order: Order, csr_der: bytes) -> Order:
+        """Send the CSR; returns the order (usually ``processing`` or ``valid``)."""
+        response = await self._post(order.finalize, {"csr": b64url(csr_der)})
+        return Order.from_json(order.url, response.json())
+
+    async def download_certificate(
+        self, url: str, *, preferred_chain: str | None = None
+    ) -> str:
+        """Download the PEM chain; with ``preferred_chain``, pick the alternate whose
+        top issuer CN matches it (else the default chain)."""
+        response = await self._post(url, None)
+        default = self._pem_chain(response)
+        if not preferred_chain or _matches(default, preferred_chain):
+            return default
+        for alternate_url in response.links("alternate"):
+            alternate = self._pem_chain(await self._post(alternate_url, None))
+            if _matches(alternate, preferred_chain):
+                return alternate
+        _LOGGER.debug("no chain leads to %r, using the default one", preferred_chain)
+        return default
+
+    @staticmethod
+    def _pem_chain(response: AcmeResponse) -> str:
+        if response.content_type not in (PEM_CHAIN_TYPE, "application/x-pem-file", ""):
+            raise MalformedResponseError(
+                f"certificate has content type {response.content_type}"
+            )
+        text = response.body.decode("ascii", "replace")
+        try:
+            load_pem_chain(text)
+        except ValueError as err:
+            raise MalformedResponseError("certificate is not a PEM chain") from err
+        return text
+
+    async def _poll[T: (Authorization, Order)](
+        self,
+        url: str,
+        parse: Callable[[str, dict[str, Any]], T],
+        done: Callable[[T], bool],
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._poll_timeout
+        while True:
+            response = await self._post(url, None)
+            item = parse(url, response.json())
+            if done(item):
+                return item
+            delay = self._delay(response)
+            if loop.time() + delay > deadline:
+                raise PollTimeoutError(
+                    f"{url} still {item.status} after {self._poll_timeout}s"
+                )
+            await asyncio.sleep(delay)
+
+    def _delay(self, response: AcmeResponse) -> float:
+        """Seconds to the next poll: Retry-After if later than our interval, bounded."""
+        delay = self._poll_interval
+        if (retry_after := response.retry_after) is not None:
+            delay = max(delay, (retry_after - datetime.now(UTC)).total_seconds())
+        return min(delay, self._max_retry_after)
+
+    # --- issuance -------------------------------------------------------------
+
+    async def issue_certificate(
+        self,
+        names: Sequence[str],
+        solver: Dns01Solver,
+        checker: PropagationChecker,
+        *,
+        key_type: KeyType = KeyType.EC_P256,
+        profile: str | None = None,
+        replaces: str | None = None,
+        preferred_chain: str | None = None,
+        propagation_timeout: float = DEFAULT_PROPAGATION_TIMEOUT,
+    ) -> IssuedCertificate:
+        """Order, prove control with dns-01 (one challenge at a time), finalize, download.
+
+        Challenges are answered strictly one after the other, because DuckDNS has
+        a single TXT value per domain: set it, wait until visible, tell the CA,
+        wait for the authorization, then the next. Every TXT record set is
+        cleared at the end, also after errors and cancellation.
+        """
+        clean = normalize_names(names)
+        order = await self.new_order(clean, profile=profile, replaces=replaces)
+        published: list[str] = []
+        try:
+            for authz_url in order.authorizations:
+                await self._authorize(
+                    authz_url, solver, checker, propagation_timeout, published
+                )
+        finally:
+            await _clear_all(solver, published)
+
+        order = await self.wait_for_order(
+            order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
+        )
+        key_pem = ""
+        if order.status == STATUS_READY:
+            loop = asyncio.get_running_loop()
+            fresh = await loop.run_in_executor(
+                None, generate_key_and_csr, key_type, clean
+            )
+            account_der = self._key.public_key.public_bytes(
+                serialization.Encoding.DER,
+                serialization.PublicFormat.SubjectPublicKeyInfo,
+            )
+            if fresh.public_key_der == account_der:  # pragma: no cover - defensive
+                raise AcmeError("the certificate key must not be the account key")
+            key_pem = fresh.private_key_pem
+            order = await self.finalize_order(order, fresh.csr_der)
+        if order.status != STATUS_VALID:
+            order = await self.wait_for_order(order.url, frozenset({STATUS_VALID}))
+        if not key_pem:
+            raise AcmeError(
+                f"order {order.url} was finalized elsewhere; its key is unknown"
+            )
+        if order.certificate is None:
+            raise MalformedResponseError("valid order has no certificate URL")
+        chain_pem = await self.download_certificate(
+            order.certificate, preferred_chain=preferred_chain
+        )
+        leaf = load_pem_chain(chain_pem)[0]
+        return IssuedCertificate(
+            fullchain_pem=chain_pem,
+            private_key_pem=key_pem,
+            serial_hex=format(leaf.serial_number, "x"),
+            not_before=leaf.not_valid_before_utc,
+            not_after=leaf.not_valid_after_utc,
+            names=clean,
+            ari_cert_id=ari_cert_id(leaf),
+            profile=order.profile,
+            account_url=await self._kid(),
+            certificate_url=order.certificate,
+        )
+
+    async def _authorize(
+        self,
+        url: str,
+        solver: Dns01Solver,
+        checker: PropagationChecker,
+        propagation_timeout: float,
+        published: list[str],
+    ) -> None:
+        """Complete one authorization through dns-01 (skipped when already valid)."""
+        authz = await self.get_authorization(url)
+        if authz.status == STATUS_VALID:
+            _LOGGER.debug("authorization for %s is already valid", authz.name)
+            return
+        if authz.status != STATUS_PENDING:
+            raise AuthorizationInvalidError(
+                authz.name, authz.status, authz.failed_challenge_error()
+            )
+        challenge = authz.challenge(CHALLENGE_DNS01)
+        if challenge is None or challenge.token is None:
+            raise NoDns01ChallengeError(authz.name)
+        identifier = authz.identifier.value
+        value = dns01_txt_value(challenge.token, self._key.thumbprint)
+        if identifier not in published:
+            published.append(identifier)
+        await solver.set_txt(identifier, value)
+        loop = asyncio.get_running_loop()
+        await checker.wait_for_txt(identifier, value, loop.time() + propagation_timeout)
+        if challenge.status == STATUS_PENDING:
+            await self.respond_to_challenge(challenge.url)
+        await self.wait_for_authorization(url)
+
+    # --- ARI ------------------------------------------------------------------
+
+    async def renewal_info(
+        self, certificate: x509.Certificate | str
+    ) -> RenewalInfo | None:
+        """The CA's suggested renewal window, or None without ARI support or AKI."""
+        cert = (
+            load_pem_chain(certificate)[0]
+            if isinstance(certificate, str)
+            else certificate
+        )
+        directory = await self.directory()
+        cert_id = ari_cert_id(cert)
+        if directory.renewal_info is None or cert_id is None:
+            return None
+        response = await self._transport.get(
+            f"{directory.renewal_info.rstrip('/')}/{cert_id}"
+        )
+        return RenewalInfo.from_json(response.json(), response.retry_after)
+
+
+def _matches(chain_pem: str, issuer_cn: str) -> bool:
+    top = top_issuer_common_name(load_pem_chain(chain_pem))
+    return top is not None and top.strip().casefold() == issuer_cn.strip().casefold()
+
+
+async def _clear_all(solver: Dns01Solver, identifiers: Sequence[str]) -> None:
+    """Clear every published TXT record; failures are logged, not raised."""
+    for identifier in identifiers:
+        try:
+            await solver.clear_txt(identifier)
+        except Exception:
+            _LOGGER.exception("could not clear the TXT record of %s", identifier)

@@ -1,0 +1,1 @@
+"""Tests of the ACME client package."""
