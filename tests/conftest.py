@@ -9,7 +9,10 @@ import pytest
 # Import the integration before any hass fixture runs, so that Home Assistant's
 # loader finds this repository's custom_components package, not the plugin's.
 from custom_components.secure_remote_access.const import DOMAIN  # noqa: F401
-from tests.fakes.pebble import PebbleServer
+from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
+
+# A DuckDNS name the test CA refuses (Pebble's domain block list).
+REFUSED_NAME = "refused.duckdns.org"
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +26,7 @@ def auto_enable_custom_integrations(
 @pytest.fixture(scope="session")
 def pebble() -> Iterator[PebbleServer]:
     """A Pebble + challtestsrv pair shared by the whole session."""
-    with PebbleServer() as server:
+    with PebbleServer(domain_blocklist=(*DEFAULT_BLOCKLIST, REFUSED_NAME)) as server:
         yield server
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from homeassistant import config_entries
 from homeassistant.const import CONF_TOKEN
@@ -18,6 +19,15 @@ from custom_components.secure_remote_access.const import (
 )
 
 from .common import TOKEN, mock_duckdns, mock_entry
+
+
+async def _skip_certificate(hass: HomeAssistant, result: Any) -> Any:
+    """Answer the certificate menu with DuckDNS only."""
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "certificates"
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "skip_certificate"}
+    )
 
 
 async def _start(hass: HomeAssistant, advanced: bool = False) -> str:
@@ -56,6 +66,7 @@ async def test_user_creates_entry(
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"domain": entered, CONF_TOKEN: f" {TOKEN.upper()} "}
     )
+    result = await _skip_certificate(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == stored[0]
     assert result["data"] == {CONF_DOMAINS: stored, CONF_TOKEN: TOKEN}
@@ -128,6 +139,7 @@ async def test_user_service_errors_then_recover(
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN}
     )
+    result = await _skip_certificate(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
@@ -159,6 +171,7 @@ async def test_user_advanced_duckdns_url(
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: other}
     )
+    result = await _skip_certificate(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_DUCKDNS_URL] == other
     assert aioclient_mock.mock_calls[0][1].host == "127.0.0.1"

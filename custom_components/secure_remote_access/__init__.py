@@ -7,7 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .certificate import CertificateManager, CertificateSettings
+from .const import CONF_DOMAINS, DOMAIN
 from .coordinator import DnsCoordinator
 from .helpers import duckdns_client
 from .models import RuntimeData, SecureRemoteAccessConfigEntry
@@ -31,7 +32,13 @@ async def async_setup_entry(
     client = duckdns_client(hass, entry.data)
     dns = DnsCoordinator(hass, entry, client)
     await dns.async_config_entry_first_refresh()
-    entry.runtime_data = RuntimeData(duckdns=client, dns=dns)
+    domains: list[str] = list(entry.data[CONF_DOMAINS])
+    settings = CertificateSettings.from_options(domains, entry.options)
+    manager = None
+    if settings is not None:
+        manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
+        await manager.async_recover()
+    entry.runtime_data = RuntimeData(duckdns=client, dns=dns, certificate=manager)
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(

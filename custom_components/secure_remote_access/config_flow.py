@@ -26,7 +26,9 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
+from .certificate_flow import CERTIFICATE_KEYS, CertificateSteps, async_defaults
 from .const import (
+    CONF_ACME_DIRECTORY,
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
     CONF_IPV6_ADDRESS,
@@ -92,10 +94,16 @@ async def validate_duckdns(
     return data, errors
 
 
-class SecureRemoteAccessConfigFlow(ConfigFlow, domain=DOMAIN):
+class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
     """Connect a DuckDNS account."""
 
     VERSION = 1
+
+    def __init__(self) -> None:
+        """Start with nothing entered."""
+        self._data: dict[str, Any] = {}
+        self._certificate: dict[str, Any] = {}
+        self._terms_url = ""
 
     @staticmethod
     @callback
@@ -113,7 +121,8 @@ class SecureRemoteAccessConfigFlow(ConfigFlow, domain=DOMAIN):
             if not errors:
                 await self.async_set_unique_id(",".join(data[CONF_DOMAINS]))
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(title=data[CONF_DOMAINS][0], data=data)
+                self._data = data
+                return await self.async_step_certificates()
 
         fields: dict[vol.Marker, Any] = {
             vol.Required(FIELD_DOMAIN): TextSelector(
@@ -135,6 +144,35 @@ class SecureRemoteAccessConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=schema,
             errors=errors,
             description_placeholders={"token_url": DUCKDNS_ACCOUNT_URL},
+        )
+
+    async def async_step_certificates(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer a certificate for the names, or DuckDNS updating only."""
+        return self.async_show_menu(
+            step_id="certificates",
+            menu_options=["certificate", "skip_certificate"],
+            description_placeholders={"names": ", ".join(self._data[CONF_DOMAINS])},
+        )
+
+    async def async_step_skip_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """DuckDNS updating only."""
+        return self.async_create_entry(
+            title=self._data[CONF_DOMAINS][0], data=self._data
+        )
+
+    def _certificate_domains(self) -> list[str]:
+        domains: list[str] = self._data[CONF_DOMAINS]
+        return domains
+
+    async def _async_certificate_done(
+        self, options: dict[str, Any]
+    ) -> ConfigFlowResult:
+        return self.async_create_entry(
+            title=self._data[CONF_DOMAINS][0], data=self._data, options=options
         )
 
     async def async_step_reauth(
@@ -210,14 +248,50 @@ class SecureRemoteAccessConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
-class OptionsFlowHandler(OptionsFlowWithReload):
+class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
     """Change how the entry works; the entry reloads with the new options."""
+
+    def __init__(self) -> None:
+        """Start with nothing entered."""
+        self._certificate: dict[str, Any] = {}
+        self._terms_url = ""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Pick what to change."""
-        return self.async_show_menu(step_id="init", menu_options=["dns"])
+        menu = ["dns", "certificate"]
+        if self.config_entry.options.get(CONF_ACME_DIRECTORY):
+            menu.append("certificate_off")
+        return self.async_show_menu(step_id="init", menu_options=menu)
+
+    def _certificate_domains(self) -> list[str]:
+        domains: list[str] = self.config_entry.data[CONF_DOMAINS]
+        return domains
+
+    async def _async_certificate_values(self) -> dict[str, Any]:
+        return {**await async_defaults(self.hass), **self.config_entry.options}
+
+    async def _async_certificate_done(
+        self, options: dict[str, Any]
+    ) -> ConfigFlowResult:
+        return self.async_create_entry(data={**self._other_options(), **options})
+
+    def _other_options(self) -> dict[str, Any]:
+        """The entry's options that are not about certificates."""
+        return {
+            k: v
+            for k, v in self.config_entry.options.items()
+            if k not in CERTIFICATE_KEYS
+        }
+
+    async def async_step_certificate_off(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Stop managing a certificate; the files on disk stay where they are."""
+        if user_input is not None:
+            return self.async_create_entry(data=self._other_options())
+        return self.async_show_form(step_id="certificate_off")
 
     async def async_step_dns(
         self, user_input: dict[str, Any] | None = None

@@ -47,3 +47,34 @@ CORE_DUCKDNS_DOMAIN: Final = "duckdns"
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 SERVICE_UPDATE_DNS: Final = "update_dns"
+
+# Certificates (entry options).
+CONF_ACME_DIRECTORY: Final = "acme_directory"
+CONF_EMAIL: Final = "email"
+CONF_ACCEPT_TERMS: Final = "accept_terms"
+CONF_KEY_TYPE: Final = "key_type"
+CONF_WILDCARD: Final = "wildcard"
+CONF_PROFILE: Final = "profile"
+CONF_CERTIFICATE_PATH: Final = "certificate_path"
+CONF_PRIVATE_KEY_PATH: Final = "private_key_path"
+CONF_ACME_CA_BUNDLE: Final = "acme_ca_bundle"
+CONF_EAB_KID: Final = "eab_kid"
+CONF_EAB_HMAC_KEY: Final = "eab_hmac_key"
+CONF_DNS_SERVER: Final = "dns_server"
+
+LETSENCRYPT: Final = "letsencrypt"
+LETSENCRYPT_STAGING: Final = "letsencrypt_staging"
+ACME_DIRECTORIES: Final = {
+    LETSENCRYPT: "https://acme-v02.api.letsencrypt.org/directory",
+    LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+
+
+def directory_url_for(choice: str) -> str:
+    """The directory URL for a CA choice (a known CA's key or a URL)."""
+    return ACME_DIRECTORIES.get(choice, choice)
+
+
+EVENT_CERTIFICATE_RENEWED: Final = f"{DOMAIN}_certificate_renewed"
+SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
+ATTR_FORCE: Final = "force"

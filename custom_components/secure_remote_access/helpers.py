@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from homeassistant.const import CONF_TOKEN
@@ -20,3 +21,34 @@ def duckdns_client(hass: HomeAssistant, data: Mapping[str, Any]) -> DuckDnsClien
         data[CONF_TOKEN],
         base_url=data.get(CONF_DUCKDNS_URL) or DEFAULT_UPDATE_URL,
     )
+
+
+SSL_DIR = Path("/ssl")
+
+
+def path_is_allowed(hass: HomeAssistant, path: str) -> bool:
+    """True for absolute paths in the config directory, /ssl or an allowlisted dir.
+
+    Blocking (resolves symbolic links): run it in the executor.
+    """
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        return False
+    try:
+        resolved = (candidate if candidate.exists() else candidate.parent).resolve()
+    except OSError, RuntimeError:
+        return False
+    roots = (Path(hass.config.config_dir).resolve(), SSL_DIR)
+    if any(resolved.is_relative_to(root) for root in roots):
+        return True
+    return hass.config.is_allowed_path(path)
+
+
+def default_certificate_dir(hass: HomeAssistant) -> Path:
+    """/ssl where it exists (Home Assistant OS), else ssl/ in the config directory.
+
+    Blocking (checks the file system): run it in the executor.
+    """
+    if SSL_DIR.is_dir():
+        return SSL_DIR
+    return Path(hass.config.path("ssl"))

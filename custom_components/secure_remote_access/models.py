@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
+    from .certificate import CertificateManager
     from .coordinator import DnsCoordinator
     from .protocol.duckdns import DuckDnsClient
 
@@ -18,6 +19,7 @@ class RuntimeData:
 
     duckdns: DuckDnsClient
     dns: DnsCoordinator
+    certificate: CertificateManager | None = None
 
 
 type SecureRemoteAccessConfigEntry = ConfigEntry[RuntimeData]

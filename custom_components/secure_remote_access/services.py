@@ -14,10 +14,22 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 import probatio as vol
 
-from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, SERVICE_UPDATE_DNS
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    ATTR_FORCE,
+    DOMAIN,
+    SERVICE_RENEW_CERTIFICATE,
+    SERVICE_UPDATE_DNS,
+)
 from .models import SecureRemoteAccessConfigEntry
 
 ENTRY_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
+RENEW_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_FORCE, default=False): cv.boolean,
+    }
+)
 
 
 def loaded_entry(call: ServiceCall) -> SecureRemoteAccessConfigEntry:
@@ -47,6 +59,19 @@ async def _update_dns(call: ServiceCall) -> ServiceResponse:
     return {"ipv4": state.ipv4, "ipv6": state.ipv6, "changed": state.changed}
 
 
+async def _renew_certificate(call: ServiceCall) -> ServiceResponse:
+    entry = loaded_entry(call)
+    manager = entry.runtime_data.certificate
+    if manager is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="certificate_not_configured",
+            translation_placeholders={"title": entry.title},
+        )
+    outcome = await manager.async_renew(force=call.data[ATTR_FORCE])
+    return outcome.as_response()
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
@@ -55,5 +80,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_UPDATE_DNS,
         _update_dns,
         schema=ENTRY_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_RENEW_CERTIFICATE,
+        _renew_certificate,
+        schema=RENEW_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )

@@ -127,15 +127,16 @@ class FakeDuckDns:
         if not self.challtestsrv_url:
             return
         host = f"_acme-challenge.{name}{SUFFIX}."
+        # challtestsrv accumulates TXT values; DuckDNS keeps exactly one.
+        calls = [("/clear-txt", {"host": host})]
         if value:
-            path, body = "/set-txt", {"host": host, "value": value}
-        else:
-            path, body = "/clear-txt", {"host": host}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{self.challtestsrv_url}{path}", json=body) as response,
-        ):
-            response.raise_for_status()
+            calls.append(("/set-txt", {"host": host, "value": value}))
+        async with aiohttp.ClientSession() as session:
+            for path, body in calls:
+                async with session.post(
+                    f"{self.challtestsrv_url}{path}", json=body
+                ) as response:
+                    response.raise_for_status()
 
 
 def _label(name: str) -> str:

@@ -1,0 +1,101 @@
+"""When to renew a certificate (no Home Assistant imports).
+
+Let's Encrypt's guidance: follow the CA's ARI window when it offers one (renew
+at a random moment inside it); otherwise renew when a third of the lifetime is
+left, or half of it for lifetimes under ten days. Never assume 90 days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+import random
+from typing import Final
+
+SHORT_LIFETIME: Final = timedelta(days=10)
+# Waits after the 1st, 2nd, 3rd and later consecutive failed renewals.
+RETRY_DELAYS: Final = (
+    timedelta(minutes=1),
+    timedelta(minutes=10),
+    timedelta(minutes=100),
+    timedelta(days=1),
+)
+
+
+class RenewalReason(StrEnum):
+    """Why a renewal is, or is not, due."""
+
+    FORCED = "forced"
+    NO_CERTIFICATE = "no_certificate"
+    UNREADABLE = "unreadable"
+    NAMES_CHANGED = "names_changed"
+    EXPIRED = "expired"
+    ARI_WINDOW = "ari_window"
+    LIFETIME = "lifetime"
+    NOT_DUE = "not_due"
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalDecision:
+    """Whether to renew now, why, and when it becomes due otherwise."""
+
+    due: bool
+    reason: RenewalReason
+    due_at: datetime | None = None
+
+
+def lifetime_renewal_time(not_before: datetime, not_after: datetime) -> datetime:
+    """The moment a third (half, for lifetimes under ten days) of the lifetime is left."""
+    lifetime = not_after - not_before
+    left = lifetime / 2 if lifetime < SHORT_LIFETIME else lifetime / 3
+    return not_after - left
+
+
+def moment_in_window(
+    start: datetime, end: datetime, rng: random.Random | None = None
+) -> datetime:
+    """A uniformly random moment inside an ARI window."""
+    chooser = rng or random.Random()
+    span = max((end - start).total_seconds(), 0.0)
+    return start + timedelta(seconds=chooser.uniform(0, span))
+
+
+def decide(
+    now: datetime,
+    not_before: datetime,
+    not_after: datetime,
+    *,
+    renew_at: datetime | None = None,
+) -> RenewalDecision:
+    """Decide for a readable certificate that covers the wanted names.
+
+    ``renew_at`` is the moment picked inside the CA's ARI window, when the CA
+    offered one; without it the lifetime rule applies.
+    """
+    if now >= not_after:
+        return RenewalDecision(True, RenewalReason.EXPIRED, not_after)
+    if renew_at is not None:
+        due_at = min(renew_at, not_after)
+        reason = RenewalReason.ARI_WINDOW
+    else:
+        due_at = lifetime_renewal_time(not_before, not_after)
+        reason = RenewalReason.LIFETIME
+    if now >= due_at:
+        return RenewalDecision(True, reason, due_at)
+    return RenewalDecision(False, RenewalReason.NOT_DUE, due_at)
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long to wait after ``failures`` consecutive failed attempts (>= 1)."""
+    return RETRY_DELAYS[min(max(failures, 1), len(RETRY_DELAYS)) - 1]
+
+
+def next_retry(
+    now: datetime, failures: int, ca_retry_after: datetime | None = None
+) -> datetime:
+    """The next attempt after a failure, never before the CA's own retry time."""
+    retry = now + retry_delay(failures)
+    if ca_retry_after is not None and ca_retry_after > retry:
+        return ca_retry_after
+    return retry

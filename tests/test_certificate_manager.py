@@ -1,0 +1,160 @@
+"""The certificate manager's decisions and recovery, without a CA."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from pathlib import Path
+from unittest.mock import patch
+
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+import pytest
+
+from custom_components.secure_remote_access.certificate import (
+    CertificateManager,
+    CertificateSettings,
+    duckdns_domain_for,
+)
+from custom_components.secure_remote_access.helpers import (
+    default_certificate_dir,
+    path_is_allowed,
+)
+from custom_components.secure_remote_access.protocol.certificates import (
+    CertificateFileError,
+)
+from custom_components.secure_remote_access.protocol.duckdns import DuckDnsClient
+from custom_components.secure_remote_access.protocol.files import RecoveryStatus
+from custom_components.secure_remote_access.protocol.schedule import RenewalReason
+from tests.fakes import certs
+
+from .common import TOKEN
+
+
+def _manager(
+    hass: HomeAssistant, tmp_path: Path, names: list[str]
+) -> CertificateManager:
+    settings = CertificateSettings(
+        directory_url="https://ca.invalid/dir",
+        names=tuple(names),
+        certificate_path=tmp_path / "fullchain.pem",
+        private_key_path=tmp_path / "privkey.pem",
+    )
+    client = DuckDnsClient(None, TOKEN)  # type: ignore[arg-type]
+    return CertificateManager(hass, "entry", settings, client, names)
+
+
+def test_duckdns_domain_for() -> None:
+    """Challenges map to the DuckDNS name they live under."""
+    domains = ["cabin.duckdns.org", "myhome.duckdns.org"]
+    assert duckdns_domain_for("*.myhome.duckdns.org", domains) == "myhome.duckdns.org"
+    assert duckdns_domain_for("a.cabin.duckdns.org.", domains) == "cabin.duckdns.org"
+    with pytest.raises(ValueError):
+        duckdns_domain_for("myhome.example.com", domains)
+
+
+async def test_decisions(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Missing, unreadable, wrong names, due by lifetime and fresh certificates."""
+    manager = _manager(hass, tmp_path, ["myhome.duckdns.org"])
+    current = await manager.async_current()
+    assert current is None
+    assert (await manager.async_decide(None)).reason is RenewalReason.NO_CERTIFICATE
+    (tmp_path / "fullchain.pem").write_text("garbage")
+    assert await manager.async_current() is None
+    assert (await manager.async_decide(None)).reason is RenewalReason.UNREADABLE
+
+    certs.issue(["other.duckdns.org"]).write(tmp_path)
+    other = await manager.async_current()
+    assert other is not None
+    decision = await manager.async_decide(other)
+    assert decision.reason is RenewalReason.NAMES_CHANGED
+
+    now = dt_util.utcnow()
+    certs.issue(
+        ["myhome.duckdns.org"],
+        not_before=now - timedelta(days=80),
+        not_after=now + timedelta(days=10),
+    ).write(tmp_path)
+    old = await manager.async_current()
+    assert old is not None
+    assert (await manager.async_decide(old)).reason is RenewalReason.LIFETIME
+    assert (await manager.async_decide(old, force=True)).reason is RenewalReason.FORCED
+
+    certs.issue(
+        ["myhome.duckdns.org"],
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=89),
+    ).write(tmp_path)
+    fresh = await manager.async_current()
+    assert fresh is not None
+    decision = await manager.async_decide(fresh)
+    assert not decision.due
+    assert decision.due_at == fresh.not_before + timedelta(days=60)
+    outcome = await manager.async_renew()
+    assert not outcome.renewed
+    assert outcome.serial == fresh.serial_number
+
+    manager.renew_at = now - timedelta(minutes=1)
+    assert (await manager.async_decide(fresh)).reason is RenewalReason.ARI_WINDOW
+
+
+async def test_listeners(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Listeners hear about every finished attempt until they unsubscribe."""
+    manager = _manager(hass, tmp_path, ["myhome.duckdns.org"])
+    now = dt_util.utcnow()
+    certs.issue(
+        ["myhome.duckdns.org"], not_before=now, not_after=now + timedelta(days=90)
+    ).write(tmp_path)
+    heard: list[bool] = []
+    remove = manager.async_add_listener(lambda outcome: heard.append(outcome.renewed))
+    await manager.async_renew()
+    remove()
+    await manager.async_renew()
+    assert heard == [False]
+    assert manager.last_outcome is not None
+
+
+@pytest.mark.parametrize(
+    ("result", "logged"),
+    [
+        (RecoveryStatus.INTACT, False),
+        (RecoveryStatus.ROLLED_FORWARD, True),
+        (CertificateFileError("unreadable"), True),
+    ],
+)
+async def test_recovery_is_reported(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    result: object,
+    logged: bool,
+) -> None:
+    """An interrupted install that had to be repaired is worth a warning."""
+    manager = _manager(hass, tmp_path, ["myhome.duckdns.org"])
+    with (
+        caplog.at_level(logging.WARNING),
+        patch(
+            "custom_components.secure_remote_access.certificate.recover_pair",
+            side_effect=[result] if isinstance(result, Exception) else None,
+            return_value=result,
+        ),
+    ):
+        await manager.async_recover()
+    assert ("certificate" in caplog.text) is logged
+
+
+async def test_allowed_paths(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Config directory, /ssl and allowlisted directories only, absolute paths only."""
+    hass.config.allowlist_external_dirs = {str(tmp_path / "allowed")}
+    (tmp_path / "allowed").mkdir()
+    assert await hass.async_add_executor_job(
+        path_is_allowed, hass, str(tmp_path / "allowed" / "x.pem")
+    )
+    assert await hass.async_add_executor_job(
+        path_is_allowed, hass, hass.config.path("ssl", "fullchain.pem")
+    )
+    assert await hass.async_add_executor_job(path_is_allowed, hass, "/ssl/privkey.pem")
+    assert not await hass.async_add_executor_job(path_is_allowed, hass, "relative.pem")
+    assert not await hass.async_add_executor_job(path_is_allowed, hass, "/etc/x.pem")
+    directory = await hass.async_add_executor_job(default_certificate_dir, hass)
+    assert directory in (Path("/ssl"), Path(hass.config.path("ssl")))
