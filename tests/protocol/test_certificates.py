@@ -989,3 +989,120 @@ async def test_inspect_endpoints_concurrently(
     assert isinstance(last, EndpointCertificate)
     assert last.verification is VerificationStatus.UNKNOWN_ISSUER
     assert isinstance(last.certificate, CertificateInfo)
+
+
+# ------------------------------------------------------- less common inputs
+
+
+def test_key_type_and_size_of_rarer_algorithms() -> None:
+    """Ed448 and DSA are named with their sizes; other key kinds by their class name."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ed448, x25519
+
+    assert c.key_type_and_size(ed448.Ed448PrivateKey.generate()) == ("Ed448", 456)
+    dsa_key = dsa.generate_private_key(1024)  # noqa: S505 - fast, size only reported
+    assert c.key_type_and_size(dsa_key.public_key()) == ("DSA", 1024)
+    kind, size = c.key_type_and_size(x25519.X25519PrivateKey.generate().public_key())
+    assert kind.startswith("X25519")
+    assert size is None
+
+
+def _with_unknown_key_algorithm(issued: certs.IssuedCertificate) -> bytes:
+    """The DER of ``issued`` with its id-ecPublicKey OID turned into an unknown one."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = issued.certificate.public_bytes(serialization.Encoding.DER)
+    ec_public_key = bytes.fromhex("06072A8648CE3D0201")  # 1.2.840.10045.2.1
+    assert der.count(ec_public_key) == 1
+    return der.replace(ec_public_key, bytes.fromhex("06072A8648CE3D0209"))
+
+
+def test_certificate_with_unknown_key_algorithm(leaf: certs.IssuedCertificate) -> None:
+    """A key algorithm cryptography does not know is reported, and never matches a key."""
+    der = _with_unknown_key_algorithm(leaf)
+    info = c.inspect_certificate_bytes(der, key_data=leaf.key_pem)
+    assert (info.key_type, info.key_size) == ("unknown", None)
+    assert info.key_matches is False
+    assert info.dns_names == ("example.test", "www.example.test")
+    key = c.parse_private_key(leaf.key_pem)
+    assert c.key_matches_certificate(key, c.parse_certificates(der)[0]) is False
+
+
+def test_leaf_without_common_name_or_basic_constraints() -> None:
+    """An IP-only leaf has no CN; a certificate without basicConstraints is no CA."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    info = c.inspect_pem(certs.issue(["192.0.2.7"]).cert_pem)
+    assert info.common_name is None
+    assert info.ip_addresses == ("192.0.2.7",)
+    assert info.covers("192.0.2.7")
+
+    key = certs.generate_key()
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "No CN")])
+    bare = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(certs.CA_NOT_BEFORE)
+        .not_valid_after(certs.CA_NOT_AFTER)
+        .sign(key, hashes.SHA256())
+    )
+    info = c.inspect_pem(certs.to_pem([bare]))
+    assert info.is_ca is False
+    assert info.self_signed is True
+    assert (info.common_name, info.issuer_common_name) == (None, None)
+
+
+def test_no_certificate_data() -> None:
+    """White space or an empty chain is not a certificate."""
+    with pytest.raises(c.CertificateFormatError, match="no data"):
+        c.inspect_certificate_bytes(b" \r\n ")
+    with pytest.raises(c.CertificateFormatError, match="no certificate"):
+        c.build_certificate_info([])
+
+
+def test_names_that_cannot_be_idna_encoded_never_match() -> None:
+    """A label too long for IDNA matches nothing; a valid IDN matches its A-label."""
+    too_long = "\u00fc" * 70 + ".example"
+    assert c.hostname_matches(too_long, too_long) is False
+    assert c.names_cover_host([too_long], [], too_long) is False
+    assert c.hostname_matches("xn--bcher-kva.example", "B\u00fccher.example") is True
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs procfs")
+def test_file_reporting_size_zero_is_still_limited() -> None:
+    """Files whose stat size understates their content (procfs) are cut at the limit."""
+    assert os.stat("/proc/self/status").st_size == 0
+    with pytest.raises(c.CertificateFileTooLargeError, match="more than the 16 bytes"):
+        c.read_file_limited("/proc/self/status", max_size=16)
+
+
+async def test_endpoint_resolved_by_the_system_resolver(
+    socket_enabled: None, leaf: certs.IssuedCertificate, ca_bundle: Path
+) -> None:
+    """Without an injected resolver, ``localhost`` is resolved by the system."""
+    async with tls_server(leaf) as server:
+        result = await c.inspect_endpoint(
+            "localhost", server.port, server_name="example.test", ca_bundle=ca_bundle
+        )
+    assert result.verified
+    assert result.host == "localhost"
+    assert result.address in ("127.0.0.1", "::1")
+
+
+@pytest.mark.parametrize(
+    ("alert", "error", "message"),
+    [
+        (b"\x01\x00", c.EndpointConnectionResetError, "closed during the TLS"),
+        (b"\x02\x28", c.EndpointHandshakeError, "HANDSHAKE_FAILURE"),
+    ],
+)
+async def test_endpoint_answering_with_a_tls_alert(
+    socket_enabled: None, alert: bytes, error: type[c.EndpointError], message: str
+) -> None:
+    """A close_notify in answer to the ClientHello is a reset; a fatal alert a failed handshake."""
+    async with garbage_server(b"\x15\x03\x03\x00\x02" + alert) as server:
+        with pytest.raises(error, match=message):
+            await c.inspect_endpoint("127.0.0.1", server.port)

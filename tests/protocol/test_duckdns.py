@@ -7,9 +7,11 @@ from collections.abc import AsyncGenerator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 import pytest
 
 from custom_components.secure_remote_access.protocol.duckdns import (
+    DEFAULT_UPDATE_URL,
     DuckDnsAuthError,
     DuckDnsClient,
     DuckDnsConnectionError,
@@ -226,3 +228,84 @@ async def test_requests_never_interleave(
     assert service.records["myhome"].txt == ""
     assert service.records["myhome"].ipv6 == "2001:db8::2"
     del url
+
+
+@pytest.fixture
+async def scripted(socket_enabled: None) -> AsyncGenerator[tuple[list[str], str]]:
+    """A server answering every request with the next scripted body."""
+    replies: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(text=replies.pop(0))
+
+    app = web.Application()
+    app.router.add_get("/update", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield replies, str(server.make_url("/update"))
+    await server.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        ("OK", "unexpected reply to an update request"),
+        ("OK\n1.2.3.4\n\nMAYBE", "unexpected reply to an update request"),
+    ],
+)
+async def test_update_reply_not_verbose(
+    scripted: tuple[list[str], str],
+    session: aiohttp.ClientSession,
+    reply: str,
+    message: str,
+) -> None:
+    """An update answer without the verbose lines is not trusted."""
+    replies, url = scripted
+    replies.append(reply)
+    with pytest.raises(DuckDnsConnectionError, match=message):
+        await DuckDnsClient(session, TOKEN, base_url=url).update(["myhome"])
+
+
+@pytest.mark.parametrize("reply", ["OK", "OK\nabc\nDONE"])
+async def test_txt_reply_not_verbose(
+    scripted: tuple[list[str], str], session: aiohttp.ClientSession, reply: str
+) -> None:
+    """A TXT answer without the verbose lines is not trusted."""
+    replies, url = scripted
+    replies.append(reply)
+    with pytest.raises(DuckDnsConnectionError, match="unexpected reply to a TXT"):
+        await DuckDnsClient(session, TOKEN, base_url=url).set_txt("myhome", "abc")
+
+
+async def test_txt_value_not_recorded(
+    scripted: tuple[list[str], str], session: aiohttp.ClientSession
+) -> None:
+    """DuckDNS echoing another TXT value than the one sent (or not clearing) is an error."""
+    replies, url = scripted
+    client = DuckDnsClient(session, TOKEN, base_url=url)
+    replies.append("OK\nabc12\nUPDATED")
+    with pytest.raises(DuckDnsConnectionError, match="did not record"):
+        await client.set_txt("myhome", "abc123")
+    replies.append("OK\nabc123\nNOCHANGE")
+    with pytest.raises(DuckDnsConnectionError, match="did not clear"):
+        await client.clear_txt("myhome")
+    for cleared in ("OK\n\nUPDATED", "OK\nremoved\nNOCHANGE"):
+        replies.append(cleared)
+        result = await client.clear_txt("myhome")
+        assert result.txt is None
+        assert result.changed is cleared.endswith("UPDATED")
+
+
+async def test_base_url_and_empty_domain_list(
+    fake: tuple[FakeDuckDns, str], session: aiohttp.ClientSession
+) -> None:
+    """The endpoint is the real service unless given; an empty name list sends nothing."""
+    service, url = fake
+    assert DuckDnsClient(session, TOKEN).base_url == DEFAULT_UPDATE_URL
+    client = DuckDnsClient(session, TOKEN, base_url=url)
+    assert client.base_url == url
+    with pytest.raises(InvalidDomainError):
+        await client.update([])
+    with pytest.raises(ValueError):
+        await client.set_txt("myhome", "removed")
+    assert service.requests == []

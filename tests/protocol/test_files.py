@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 import contextlib
 import errno
+import logging
 import os
 from pathlib import Path
 import stat
@@ -580,6 +581,51 @@ def test_recover_pair_reports_io_errors(
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(f.PairRecoveryError, match="Read-only"):
         f.recover_pair(cert_path, key_path)
+
+
+def test_oversized_live_file_aborts_the_install(
+    tmp_path: Path, old: certs.IssuedCertificate, new: certs.IssuedCertificate
+) -> None:
+    """A live file too large to be a certificate is not copied anywhere: nothing changes."""
+    cert_path, _ = old.write(tmp_path)
+    certs.write_file(cert_path, b"x" * (4 * c.MAX_FILE_SIZE + 1))
+    before = _snapshot(tmp_path)
+    with pytest.raises(f.PairWriteError, match="file too large") as err:
+        _install(tmp_path, new)
+    assert err.value.path == str(cert_path)
+    assert err.value.recovery_needed is False
+    assert _snapshot(tmp_path) == before
+
+
+def test_recover_pair_replaces_an_oversized_live_file(
+    tmp_path: Path, old: certs.IssuedCertificate
+) -> None:
+    """A live certificate that cannot be read (too large) counts as broken."""
+    cert_path, key_path = old.write(tmp_path)
+    certs.write_file(f.previous_path(cert_path), old.fullchain_pem)
+    certs.write_file(f.previous_path(key_path), old.key_pem, 0o600)
+    certs.write_file(cert_path, b"-" * (4 * c.MAX_FILE_SIZE + 1))
+    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.RESTORED_PREVIOUS
+    assert cert_path.read_bytes() == old.fullchain_pem
+    assert key_path.read_bytes() == old.key_pem
+
+
+def test_stale_staging_entry_that_cannot_be_removed(
+    tmp_path: Path, old: certs.IssuedCertificate, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An undeletable leftover is reported, and does not fail an intact pair."""
+    cert_path, key_path = old.write(tmp_path)
+    f.pending_path(key_path).mkdir()
+    certs.write_file(f.pending_path(cert_path), b"half-written")
+    with caplog.at_level(logging.WARNING):
+        assert f.recover_pair(cert_path, key_path) is RecoveryStatus.INTACT
+    assert f"Cannot remove stale file {f.pending_path(key_path)}" in caplog.text
+    assert not f.pending_path(cert_path).exists()
+    assert f.pending_path(key_path).is_dir()
+    assert (cert_path.read_bytes(), key_path.read_bytes()) == (
+        old.fullchain_pem,
+        old.key_pem,
+    )
 
 
 # ------------------------------------------------------------------ read back

@@ -15,9 +15,12 @@ import pytest
 from custom_components.secure_remote_access.protocol.acme.crypto import (
     KeyType,
     ari_cert_id,
+    build_csr,
+    certificate_names,
     challenge_record_name,
     dns01_txt_value,
     generate_key_and_csr,
+    generate_private_key,
     serial_der_bytes,
     top_issuer_common_name,
 )
@@ -152,3 +155,78 @@ def test_dns01_value_and_record_name() -> None:
         challenge_record_name("myhome.duckdns.org")
         == "_acme-challenge.myhome.duckdns.org"
     )
+
+
+def _certificate(
+    subject: x509.Name,
+    issuer: x509.Name,
+    extensions: list[x509.ExtensionType] | None = None,
+) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+    )
+    for extension in extensions or []:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_ari_cert_id_needs_a_key_identifier() -> None:
+    """An AKI naming only the issuer and serial (no keyIdentifier) gives no ARI identifier."""
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old CA")])
+    aki = x509.AuthorityKeyIdentifier(
+        key_identifier=None,
+        authority_cert_issuer=[x509.DirectoryName(issuer)],
+        authority_cert_serial_number=1,
+    )
+    cert = _certificate(issuer, issuer, [aki])
+    assert ari_cert_id(cert) is None
+
+
+def test_top_issuer_common_name_edge_cases() -> None:
+    """An empty chain or a root without CN has no issuer name; the last certificate counts."""
+    assert top_issuer_common_name([]) is None
+    org_only = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "No CN Inc")])
+    leaf = _certificate(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]),
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Intermediate")]),
+    )
+    assert top_issuer_common_name([leaf]) == "Intermediate"
+    assert top_issuer_common_name([leaf, _certificate(org_only, org_only)]) is None
+
+
+def test_certificate_names() -> None:
+    """The SAN DNS names, in order; none without a SAN extension."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a.example")])
+    san = x509.SubjectAlternativeName(
+        [x509.DNSName("a.example"), x509.DNSName("*.a.example")]
+    )
+    assert certificate_names(_certificate(name, name, [san])) == [
+        "a.example",
+        "*.a.example",
+    ]
+    assert certificate_names(_certificate(name, name)) == []
+
+
+def test_csr_for_a_long_name_has_no_common_name() -> None:
+    """A first name over 64 characters cannot be the CN; it stays in the SAN."""
+    long_name = f"{'a' * 60}.duckdns.org"
+    csr = x509.load_der_x509_csr(
+        build_csr(generate_private_key(KeyType.EC_P256), [long_name, "b.example"])
+    )
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME) == []
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [long_name, "b.example"]
+
+
+def test_csr_needs_a_name() -> None:
+    """A CSR without names is refused."""
+    with pytest.raises(ValueError, match="at least one name"):
+        generate_key_and_csr(KeyType.EC_P256, [])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+import socket
 
 import pycares
 import pytest
@@ -173,3 +174,138 @@ async def test_every_answering_server_must_show_the_value(
 
     replies["192.0.2.2:5353"] = None
     await checker.wait_for_txt("x.duckdns.org", "new", loop.time() + 0.2)
+
+
+async def test_cname_loop_ends_without_values(
+    pebble: PebbleServer, checker: DnsPropagationChecker, socket_enabled: None
+) -> None:
+    """CNAMEs pointing at each other are followed a bounded number of times only."""
+    first, second = (
+        "_acme-challenge.loop1.example.com",
+        "_acme-challenge.loop2.example.com",
+    )
+    await pebble.set_cname(first, second)
+    await pebble.set_cname(second, first)
+    try:
+        assert await checker.lookup_txt(first) == ()
+        loop = asyncio.get_running_loop()
+        with pytest.raises(DnsPropagationTimeoutError) as caught:
+            await checker.wait_for_txt("loop1.example.com", "v", loop.time() + 0.2)
+    finally:
+        await pebble.clear_cname(first)
+        await pebble.clear_cname(second)
+    assert caught.value.seen == ()
+
+
+@pytest.fixture
+def silent_dns_server(socket_enabled: None) -> Iterator[str]:
+    """A UDP port on 127.0.0.1 that receives queries and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def test_deadline_cuts_a_hanging_query_short(silent_dns_server: str) -> None:
+    """A server that never answers does not hold the caller past the deadline."""
+    checker = DnsPropagationChecker([silent_dns_server], query_timeout=5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(DnsPropagationTimeoutError) as caught:
+        await checker.wait_for_txt("x.duckdns.org", "v", started + 0.3)
+    assert 0.25 < loop.time() - started < 2
+    assert caught.value.record == "_acme-challenge.x.duckdns.org"
+    assert caught.value.seen == ()
+    assert "last seen: nothing" in str(caught.value)
+
+
+class FakeDns:
+    """Scripted answers per (name, type) for the authoritative-server walk."""
+
+    def __init__(self, answers: dict[tuple[str, str], list[pycares.DNSRecord]]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, str, tuple[str, ...] | None]] = []
+
+    async def query(
+        self,
+        name: str,
+        qtype: str,
+        servers: Sequence[str] | None,
+    ) -> pycares.DNSResult | None:
+        self.asked.append((name, qtype, tuple(servers) if servers else None))
+        answer = self.answers.get((name, qtype))
+        if answer is None:
+            return None
+        return pycares.DNSResult(answer=answer, authority=[], additional=[])
+
+    def txt_servers(self) -> list[tuple[str, ...] | None]:
+        return [servers for _, qtype, servers in self.asked if qtype == "TXT"]
+
+
+def _ns(zone: str, host: str) -> pycares.DNSRecord:
+    return _record(zone, pycares.QUERY_TYPE_NS, pycares.NSRecordData(host))
+
+
+def _txt(name: str, value: bytes) -> list[pycares.DNSRecord]:
+    return [_record(name, pycares.QUERY_TYPE_TXT, pycares.TXTRecordData(value))]
+
+
+RECORD = "_acme-challenge.home.example.com"
+
+
+async def test_walk_uses_ipv6_only_name_servers_and_caches_the_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NS answers for other owners are skipped, IPv6 is used when no IPv4 exists, the zone is cached."""
+    fake = FakeDns(
+        {
+            # A referral-like answer naming another zone's servers: not ours.
+            ("home.example.com", "NS"): [_ns("example.net", "ns.example.net")],
+            ("example.com", "NS"): [
+                _ns("example.com", "ns1.example.com"),
+                _ns("example.com", "ns2.example.com"),
+            ],
+            ("ns2.example.com", "AAAA"): [
+                _record(
+                    "ns2.example.com",
+                    pycares.QUERY_TYPE_AAAA,
+                    pycares.AAAARecordData("2001:db8::53"),
+                )
+            ],
+            (RECORD, "TXT"): _txt(RECORD, b"value"),
+        }
+    )
+    monkeypatch.setattr(DnsPropagationChecker, "_query", fake.query)
+    checker = DnsPropagationChecker()
+    assert await checker.lookup_txt(RECORD) == ("value",)
+    assert await checker.lookup_txt(RECORD) == ("value",)
+    assert fake.txt_servers() == [("2001:db8::53",), ("2001:db8::53",)]
+    ns_queries = [name for name, qtype, _ in fake.asked if qtype == "NS"]
+    assert ns_queries == [RECORD, "home.example.com", "example.com"]  # once: cached
+    address_queries = [
+        (name, qtype) for name, qtype, _ in fake.asked if qtype in ("A", "AAAA")
+    ]
+    assert address_queries == [
+        ("ns1.example.com", "A"),
+        ("ns2.example.com", "A"),
+        ("ns1.example.com", "AAAA"),
+        ("ns2.example.com", "AAAA"),
+    ]
+
+
+async def test_walk_without_reachable_name_servers_uses_the_system_resolver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Name servers without addresses lead to the next zone up, and finally the system resolver."""
+    fake = FakeDns(
+        {
+            ("example.com", "NS"): [_ns("example.com", "ns.lame.example")],
+            (RECORD, "TXT"): _txt(RECORD, b"value"),
+        }
+    )
+    monkeypatch.setattr(DnsPropagationChecker, "_query", fake.query)
+    checker = DnsPropagationChecker(interval=0.01)
+    loop = asyncio.get_running_loop()
+    await checker.wait_for_txt("home.example.com", "value", loop.time() + 1)
+    assert fake.txt_servers() == [None]
+    ns_queries = [name for name, qtype, _ in fake.asked if qtype == "NS"]
+    assert ns_queries == [RECORD, "home.example.com", "example.com"]

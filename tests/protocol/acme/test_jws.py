@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 import pytest
@@ -152,3 +152,30 @@ def test_external_account_binding_is_hs256_over_the_jwk() -> None:
         hashlib.sha256,
     ).digest()
     assert b64url_decode(eab["signature"]) == mac
+
+
+def test_public_jwk_of_larger_curves_and_unsupported_ones() -> None:
+    """P-384 coordinates are 48 bytes; curves JOSE does not name are refused."""
+    jwk = public_key_jwk(ec.generate_private_key(ec.SECP384R1()).public_key())
+    assert jwk["crv"] == "P-384"
+    assert len(b64url_decode(jwk["x"])) == 48
+    assert len(jwk_thumbprint(jwk)) == 43
+    with pytest.raises(ValueError, match="unsupported curve secp256k1"):
+        public_key_jwk(ec.generate_private_key(ec.SECP256K1()).public_key())
+
+
+def test_account_key_from_pem_refuses_other_key_types() -> None:
+    """An RSA or P-384 PEM is not an account key."""
+    for key in (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec.generate_private_key(ec.SECP384R1()),
+    ):
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        with pytest.raises(TypeError, match="P-256"):
+            AccountKey.from_pem(pem)
+        with pytest.raises(TypeError, match="P-256"):
+            AccountKey.from_pem(pem.decode())

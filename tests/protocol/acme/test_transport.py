@@ -86,7 +86,9 @@ class ScriptedCa:
                 headers={**headers, "Retry-After": "60"},
             )
         if payload == {"garbage": True}:
-            return web.Response(text="not json", headers=headers)
+            return web.Response(
+                text="not json", headers={**headers, "Location": f"{self.base}/acct/1"}
+            )
         return web.json_response(
             {"status": "valid", **payload},
             status=status,
@@ -180,7 +182,7 @@ async def test_malformed_reply(
 ) -> None:
     """A success reply that is not JSON is a MalformedResponseError."""
     scripted.account_replies = [(201, {"garbage": True})]
-    with pytest.raises(MalformedResponseError):
+    with pytest.raises(MalformedResponseError, match="did not return JSON"):
         await scripted_client().register_account(terms_of_service_agreed=True)
 
 

@@ -1,0 +1,655 @@
+"""Client and transport behaviour a real CA rarely shows, against a scripted local CA.
+
+Pebble covers the happy paths; here a small aiohttp server on 127.0.0.1 answers
+each URL from a script: odd order states, malformed replies, HTTP errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cryptography import x509
+import pytest
+
+from custom_components.secure_remote_access.protocol.acme import (
+    AccountKey,
+    AcmeClient,
+    AcmeError,
+    AcmeProblemError,
+    AuthorizationInvalidError,
+    MalformedResponseError,
+    NoDns01ChallengeError,
+    OrderInvalidError,
+    PollTimeoutError,
+    RejectedIdentifierError,
+    ServiceUnavailableError,
+    ari_cert_id,
+    dns01_txt_value,
+    load_pem_chain,
+    normalize_names,
+)
+from custom_components.secure_remote_access.protocol.acme.crypto import (
+    top_issuer_common_name,
+)
+from custom_components.secure_remote_access.protocol.acme.jws import b64url_decode
+from tests.fakes import certs
+
+from .conftest import USER_AGENT
+
+NAME = "myhome.duckdns.org"
+PEM_CHAIN = "application/pem-certificate-chain"
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP answer."""
+
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    nonce: bool = True
+
+
+@dataclass
+class Request:
+    """What the scripted CA received."""
+
+    method: str
+    path: str
+    header: dict[str, Any] | None = None
+    payload: Any = None
+
+
+@dataclass
+class ScriptedAcme:
+    """Answers each path from its script; the last reply of a path repeats."""
+
+    base: str = ""
+    script: dict[str, list[Reply]] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    counter: int = 0
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path``."""
+        return f"{self.base}/{path}"
+
+    def on(self, path: str, *replies: Reply) -> None:
+        """Script the answers of ``path``, in order."""
+        self.script[path] = list(replies)
+
+    def posted(self, path: str) -> list[Request]:
+        """The POSTs received for ``path``."""
+        return [r for r in self.requests if r.method == "POST" and r.path == path]
+
+    def _directory(self) -> Reply:
+        return Reply(
+            json={
+                "newNonce": self.url("nonce"),
+                "newAccount": self.url("new-acct"),
+                "newOrder": self.url("new-order"),
+                "renewalInfo": self.url("ari/"),
+            },
+            nonce=False,
+        )
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Record the request and send the next scripted reply."""
+        path = request.match_info["path"]
+        entry = Request(request.method, path)
+        if request.method == "POST":
+            jws = await request.json()
+            entry.header = json.loads(b64url_decode(jws["protected"]))
+            entry.payload = (
+                json.loads(b64url_decode(jws["payload"])) if jws["payload"] else None
+            )
+        self.requests.append(entry)
+        replies = self.script.get(path)
+        if replies:
+            reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        elif path == "dir":
+            reply = self._directory()
+        elif path == "nonce":
+            reply = Reply(json=None)
+        else:
+            reply = Reply(status=404, json={"type": "about:blank", "detail": path})
+        headers = dict(reply.headers)
+        if reply.nonce:
+            self.counter += 1
+            headers["Replay-Nonce"] = f"nonce-{self.counter}"
+        if reply.json is not None:
+            body = json.dumps(reply.json).encode()
+        else:
+            body = reply.body or b""
+        return web.Response(
+            status=reply.status,
+            body=body,
+            headers={"Content-Type": reply.content_type, **headers},
+        )
+
+
+@pytest.fixture
+async def ca(socket_enabled: None) -> AsyncIterator[ScriptedAcme]:
+    """Run the scripted CA on 127.0.0.1."""
+    scripted = ScriptedAcme()
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", scripted.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    scripted.base = str(server.make_url("")).rstrip("/")
+    yield scripted
+    await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain session."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def make(ca: ScriptedAcme, http: aiohttp.ClientSession) -> Callable[..., AcmeClient]:
+    """Clients of the scripted CA; by default with a known account URL."""
+
+    def _make(**kwargs: Any) -> AcmeClient:
+        kwargs.setdefault("account_url", ca.url("acct/1"))
+        kwargs.setdefault("poll_interval", 0.01)
+        return AcmeClient(
+            http, ca.url("dir"), AccountKey.generate(), user_agent=USER_AGENT, **kwargs
+        )
+
+    return _make
+
+
+class RecordingSolver:
+    """Remembers what it publishes; clearing can be made to fail."""
+
+    def __init__(self, *, fail_clear: bool = False) -> None:
+        self.history: list[tuple[str, str]] = []
+        self.cleared: list[str] = []
+        self.fail_clear = fail_clear
+
+    async def set_txt(self, identifier: str, value: str) -> None:
+        """Record the value."""
+        self.history.append((identifier, value))
+
+    async def clear_txt(self, identifier: str) -> None:
+        """Record the clearing, or fail."""
+        self.cleared.append(identifier)
+        if self.fail_clear:
+            raise OSError("DuckDNS unreachable")
+
+
+class Visible:
+    """A propagation checker that sees every value at once."""
+
+    def __init__(self) -> None:
+        self.waited: list[tuple[str, str]] = []
+
+    async def wait_for_txt(self, identifier: str, value: str, deadline: float) -> None:
+        """Return at once."""
+        self.waited.append((identifier, value))
+
+
+def order(ca: ScriptedAcme, status: str, **extra: Any) -> dict[str, Any]:
+    """An order object for NAME with one authorization."""
+    return {
+        "status": status,
+        "identifiers": [{"type": "dns", "value": NAME}],
+        "authorizations": [ca.url("authz/1")],
+        "finalize": ca.url("order/1/finalize"),
+        **extra,
+    }
+
+
+def authz(ca: ScriptedAcme, status: str, *challenges: dict[str, Any]) -> dict[str, Any]:
+    """An authorization object for NAME."""
+    return {
+        "identifier": {"type": "dns", "value": NAME},
+        "status": status,
+        "challenges": list(challenges),
+    }
+
+
+def dns01(ca: ScriptedAcme, status: str = "pending") -> dict[str, Any]:
+    """A dns-01 challenge object."""
+    return {
+        "type": "dns-01",
+        "url": ca.url("chall/1"),
+        "status": status,
+        "token": "tok",
+    }
+
+
+def new_order_reply(ca: ScriptedAcme, status: str = "pending", **extra: Any) -> Reply:
+    """The newOrder answer: 201 with Location."""
+    return Reply(
+        201,
+        json=order(ca, status, **extra),
+        headers={"Location": ca.url("order/1")},
+    )
+
+
+def cert_reply(pem: bytes, **headers: str) -> Reply:
+    """A certificate download answer."""
+    return Reply(body=pem, content_type=PEM_CHAIN, headers=headers)
+
+
+# ------------------------------------------------------------------ issuance
+
+
+async def test_finalize_answering_valid_at_once(
+    ca: ScriptedAcme,
+    make: Callable[..., AcmeClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A finalize reply that is already valid is used as is; a failing TXT clear is only logged."""
+    leaf = certs.issue([NAME])
+    ca.on("new-order", new_order_reply(ca))
+    ca.on(
+        "authz/1",
+        Reply(json=authz(ca, "pending", dns01(ca))),
+        Reply(json=authz(ca, "valid", dns01(ca, "valid"))),
+    )
+    ca.on("chall/1", Reply(json=dns01(ca, "processing")))
+    ca.on("order/1", Reply(json=order(ca, "ready")))
+    ca.on(
+        "order/1/finalize",
+        Reply(json=order(ca, "valid", certificate=ca.url("cert/1"), profile="classic")),
+    )
+    ca.on("cert/1", cert_reply(leaf.fullchain_pem))
+    solver = RecordingSolver(fail_clear=True)
+    client = make()
+
+    with caplog.at_level(logging.ERROR):
+        issued = await client.issue_certificate([NAME], solver, Visible())
+
+    assert issued.fullchain_pem == leaf.fullchain_pem.decode()
+    assert issued.serial_hex == format(leaf.certificate.serial_number, "x")
+    assert issued.names == (NAME,)
+    assert issued.profile == "classic"
+    assert issued.certificate_url == ca.url("cert/1")
+    assert issued.account_url == ca.url("acct/1")
+    assert issued.ari_cert_id is not None
+    assert solver.cleared == [NAME]
+    assert "could not clear the TXT record of myhome.duckdns.org" in caplog.text
+    # One finalize, and no polling of the order after it.
+    assert len(ca.posted("order/1/finalize")) == 1
+    assert len(ca.posted("order/1")) == 1
+    csr = x509.load_der_x509_csr(
+        b64url_decode(ca.posted("order/1/finalize")[0].payload["csr"])
+    )
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [NAME]
+
+
+async def test_order_finalized_elsewhere_is_refused(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """An order that is already valid has a certificate whose key we do not hold."""
+    ca.on("new-order", new_order_reply(ca, "valid"))
+    ca.on("authz/1", Reply(json=authz(ca, "valid", dns01(ca, "valid"))))
+    ca.on("order/1", Reply(json=order(ca, "valid", certificate=ca.url("cert/1"))))
+    solver = RecordingSolver()
+    with pytest.raises(AcmeError, match="finalized elsewhere"):
+        await make().issue_certificate([NAME], solver, Visible())
+    assert ca.posted("order/1/finalize") == []
+    assert ca.posted("cert/1") == []
+    assert solver.history == []
+
+
+async def test_valid_order_without_certificate_url(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """A valid order must name its certificate."""
+    ca.on("new-order", new_order_reply(ca, "ready"))
+    ca.on("authz/1", Reply(json=authz(ca, "valid")))
+    ca.on("order/1", Reply(json=order(ca, "ready")))
+    ca.on("order/1/finalize", Reply(json=order(ca, "valid")))
+    with pytest.raises(MalformedResponseError, match="no certificate URL"):
+        await make().issue_certificate([NAME], RecordingSolver(), Visible())
+
+
+async def test_challenge_already_processing_is_not_answered_again(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """A challenge the CA already works on is not POSTed again; the client just waits."""
+    ca.on("new-order", new_order_reply(ca))
+    ca.on(
+        "authz/1",
+        Reply(json=authz(ca, "pending", dns01(ca, "processing"))),
+        Reply(json=authz(ca, "pending", dns01(ca, "processing"))),
+        Reply(json=authz(ca, "valid", dns01(ca, "valid"))),
+    )
+    ca.on(
+        "order/1",
+        Reply(json=order(ca, "ready")),
+        Reply(json=order(ca, "valid", certificate=ca.url("cert/1"))),
+    )
+    ca.on("order/1/finalize", Reply(json=order(ca, "processing")))
+    ca.on("cert/1", cert_reply(certs.issue([NAME]).fullchain_pem))
+    solver = RecordingSolver()
+    checker = Visible()
+    client = make()
+    issued = await client.issue_certificate([NAME], solver, checker)
+    assert issued.names == (NAME,)
+    assert ca.posted("chall/1") == []
+    assert len(ca.posted("authz/1")) == 3
+    assert solver.history == [
+        (NAME, dns01_txt_value("tok", client.account_key.thumbprint))
+    ]
+    assert checker.waited == solver.history
+    assert solver.cleared == [NAME]
+
+
+@pytest.mark.parametrize("status", ["invalid", "deactivated", "expired"])
+async def test_unusable_authorization_fails_before_publishing(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient], status: str
+) -> None:
+    """An authorization that is neither pending nor valid fails without touching DNS."""
+    failed = {
+        **dns01(ca, "invalid"),
+        "error": {
+            "type": "urn:ietf:params:acme:error:dns",
+            "detail": "DNS problem: NXDOMAIN",
+        },
+    }
+    ca.on("new-order", new_order_reply(ca))
+    ca.on("authz/1", Reply(json=authz(ca, status, failed)))
+    solver = RecordingSolver()
+    with pytest.raises(AuthorizationInvalidError) as caught:
+        await make().issue_certificate([NAME], solver, Visible())
+    assert caught.value.identifier == NAME
+    assert caught.value.status == status
+    assert caught.value.problem is not None
+    assert caught.value.problem.short_type == "dns"
+    assert "NXDOMAIN" in str(caught.value)
+    assert solver.history == []
+    assert solver.cleared == []
+
+
+@pytest.mark.parametrize(
+    "challenges",
+    [
+        [{"type": "http-01", "url": "http-chall", "status": "pending", "token": "t"}],
+        [{"type": "dns-01", "url": "dns-chall", "status": "pending"}],  # no token
+    ],
+)
+async def test_no_usable_dns01_challenge(
+    ca: ScriptedAcme,
+    make: Callable[..., AcmeClient],
+    challenges: list[dict[str, Any]],
+) -> None:
+    """Without a dns-01 challenge carrying a token there is nothing to publish."""
+    ca.on("new-order", new_order_reply(ca))
+    ca.on("authz/1", Reply(json=authz(ca, "pending", *challenges)))
+    solver = RecordingSolver()
+    with pytest.raises(NoDns01ChallengeError) as caught:
+        await make().issue_certificate([NAME], solver, Visible())
+    assert caught.value.identifier == NAME
+    assert NAME in str(caught.value)
+    assert solver.history == []
+
+
+async def test_order_turning_invalid(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """An order that becomes invalid raises OrderInvalidError with the order's problem."""
+    ca.on("new-order", new_order_reply(ca))
+    ca.on("authz/1", Reply(json=authz(ca, "valid")))
+    problem = {
+        "type": "urn:ietf:params:acme:error:rejectedIdentifier",
+        "detail": "policy forbids issuing for this name",
+    }
+    ca.on("order/1", Reply(json=order(ca, "invalid", error=problem)))
+    with pytest.raises(OrderInvalidError) as caught:
+        await make().issue_certificate([NAME], RecordingSolver(), Visible())
+    assert caught.value.url == ca.url("order/1")
+    assert isinstance(caught.value.problem, RejectedIdentifierError)
+    assert "policy forbids" in str(caught.value)
+
+    client = make()
+    ca.on("order/2", Reply(json=order(ca, "invalid")))
+    with pytest.raises(OrderInvalidError, match="no error detail") as bare:
+        await client.wait_for_order(ca.url("order/2"), frozenset({"valid"}))
+    assert bare.value.problem is None
+
+
+async def test_polling_gives_up_at_the_poll_timeout(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """An authorization stuck in pending ends in PollTimeoutError, not an endless loop."""
+    ca.on("authz/1", Reply(json=authz(ca, "pending", dns01(ca))))
+    client = make(poll_interval=0.05, poll_timeout=0.5)
+    with pytest.raises(PollTimeoutError, match="still pending"):
+        await client.wait_for_authorization(ca.url("authz/1"))
+    assert 2 <= len(ca.posted("authz/1")) <= 11
+
+
+async def test_order_is_fetched_with_post_as_get(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """get_order signs an empty payload with the account URL as kid."""
+    ca.on("order/1", Reply(json=order(ca, "ready")))
+    fetched = await make().get_order(ca.url("order/1"))
+    assert fetched.status == "ready"
+    assert fetched.url == ca.url("order/1")
+    (request,) = ca.posted("order/1")
+    assert request.payload is None
+    assert request.header is not None
+    assert request.header["kid"] == ca.url("acct/1")
+    assert "jwk" not in request.header
+
+
+async def test_account_is_looked_up_before_the_first_order(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """Without a known account URL, the key's account is found first and used as kid."""
+    ca.on(
+        "new-acct",
+        Reply(json={"status": "valid"}, headers={"Location": ca.url("acct/7")}),
+    )
+    ca.on("new-order", new_order_reply(ca))
+    client = make(account_url=None)
+    assert client.account_url is None
+    created = await client.new_order(["MyHome.DuckDNS.org.", NAME])
+    assert created.url == ca.url("order/1")
+    assert client.account_url == ca.url("acct/7")
+    posts = [r for r in ca.requests if r.method == "POST"]
+    assert [r.path for r in posts] == ["new-acct", "new-order"]
+    assert posts[0].payload == {"onlyReturnExisting": True}
+    assert posts[0].header is not None
+    assert "jwk" in posts[0].header
+    assert posts[1].header is not None
+    assert posts[1].header["kid"] == ca.url("acct/7")
+    assert posts[1].payload == {"identifiers": [{"type": "dns", "value": NAME}]}
+
+
+async def test_replies_without_location(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """newOrder and newAccount must say where the new object lives."""
+    ca.on("new-order", Reply(201, json=order(ca, "pending")))
+    with pytest.raises(MalformedResponseError, match="newOrder returned no Location"):
+        await make().new_order([NAME])
+    ca.on("new-acct", Reply(json={"status": "valid"}))
+    client = make(account_url=None)
+    with pytest.raises(MalformedResponseError, match="newAccount returned no Location"):
+        await client.find_account()
+    assert client.account_url is None
+
+
+def test_names_are_normalized() -> None:
+    """Names are trimmed, lower-cased and de-duplicated; empty input is refused."""
+    assert normalize_names([" A.example. ", "a.example", "*.A.example"]) == (
+        "a.example",
+        "*.a.example",
+    )
+    with pytest.raises(ValueError, match="empty name"):
+        normalize_names(["a.example", " . "])
+    with pytest.raises(ValueError, match="at least one name"):
+        normalize_names([])
+
+
+async def test_empty_name_list_orders_nothing(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """An issuance without names fails before anything is sent."""
+    with pytest.raises(ValueError):
+        await make().issue_certificate([], RecordingSolver(), Visible())
+    assert ca.requests == []
+
+
+# ------------------------------------------------------------ certificates
+
+
+def _chain_root(pem: str) -> str | None:
+    return top_issuer_common_name(load_pem_chain(pem))
+
+
+async def test_preferred_chain_not_offered_falls_back_to_default(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """Every alternate is tried; without a match the default chain is returned."""
+    default = certs.issue([NAME]).fullchain_pem
+    alternate = certs.other_pki().intermediate.issue([NAME]).fullchain_pem
+    link = f'<{ca.url("cert/1/alt")}>;rel="alternate"'
+    ca.on("cert/1", cert_reply(default, Link=link))
+    ca.on("cert/1/alt", cert_reply(alternate))
+    client = make()
+
+    chosen = await client.download_certificate(
+        ca.url("cert/1"), preferred_chain="ISRG Root X2"
+    )
+    assert chosen == default.decode()
+    assert len(ca.posted("cert/1/alt")) == 1
+
+    chosen = await client.download_certificate(
+        ca.url("cert/1"), preferred_chain=" sra other root ca "
+    )
+    assert _chain_root(chosen) == "SRA Other Root CA"
+
+    chosen = await client.download_certificate(
+        ca.url("cert/1"), preferred_chain="SRA Test Root CA"
+    )
+    assert chosen == default.decode()
+    assert len(ca.posted("cert/1/alt")) == 2  # the default matched: no detour
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            Reply(json={"certificate": "not here"}, content_type="application/json"),
+            "content type application/json",
+        ),
+        (Reply(body=b"-----BEGIN CERTIFICATE-----\n", content_type=PEM_CHAIN), "PEM"),
+        (Reply(body=b"", content_type="application/x-pem-file"), "PEM"),
+    ],
+)
+async def test_certificate_download_must_be_a_pem_chain(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient], reply: Reply, message: str
+) -> None:
+    """Another media type or a body that is no PEM chain is malformed."""
+    ca.on("cert/1", reply)
+    with pytest.raises(MalformedResponseError, match=message):
+        await make().download_certificate(ca.url("cert/1"))
+
+
+# -------------------------------------------------------------- transport
+
+
+async def test_directory_unavailable(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """A 503 maintenance page is ServiceUnavailableError with the Retry-After time."""
+    ca.on(
+        "dir",
+        Reply(
+            503,
+            body=b"<html>maintenance</html>",
+            content_type="text/html",
+            headers={"Retry-After": "Sun, 01 Nov 2026 12:30:00 -0000"},
+        ),
+    )
+    with pytest.raises(ServiceUnavailableError) as caught:
+        await make().directory()
+    assert caught.value.status == 503
+    assert "maintenance" in caught.value.detail
+    assert caught.value.retry_after == datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
+    assert caught.value.retry_after.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            Reply(body=b"<html>hello</html>", content_type="text/html"),
+            "did not return JSON",
+        ),
+        (Reply(json=["newNonce"]), "did not return a JSON object"),
+        (Reply(json={"newNonce": "x"}), "no valid 'newAccount'"),
+    ],
+)
+async def test_directory_that_is_no_directory(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient], reply: Reply, message: str
+) -> None:
+    """A directory URL that answers something else is malformed, and not cached."""
+    ca.on("dir", reply)
+    client = make()
+    with pytest.raises(MalformedResponseError, match=message):
+        await client.directory()
+    del ca.script["dir"]
+    assert (await client.directory()).new_order == ca.url("new-order")
+
+
+async def test_nonce_endpoint_failures(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """newNonce answering an error, or no usable Replay-Nonce, stops the POST."""
+    ca.on("nonce", Reply(500, body=b"", nonce=False))
+    with pytest.raises(AcmeProblemError) as caught:
+        await make().get_order(ca.url("order/1"))
+    assert caught.value.status == 500
+    assert caught.value.detail == "HTTP 500"
+
+    ca.on("nonce", Reply(nonce=False))
+    with pytest.raises(MalformedResponseError, match="no Replay-Nonce"):
+        await make().get_order(ca.url("order/1"))
+
+    ca.on("nonce", Reply(nonce=False, headers={"Replay-Nonce": "not a nonce!"}))
+    with pytest.raises(MalformedResponseError, match="no Replay-Nonce"):
+        await make().get_order(ca.url("order/1"))
+    assert ca.posted("order/1") == []
+
+
+async def test_renewal_info_http_error(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """An ARI lookup answered with a problem document raises it, typed."""
+    leaf = certs.issue([NAME])
+    cert_id = ari_cert_id(leaf.certificate)
+    assert cert_id is not None
+    ca.on(
+        f"ari/{cert_id}",
+        Reply(
+            404,
+            json={"type": "urn:ietf:params:acme:error:malformed", "detail": "unknown"},
+            content_type="application/problem+json",
+        ),
+    )
+    with pytest.raises(AcmeProblemError) as caught:
+        await make().renewal_info(leaf.certificate)
+    assert caught.value.status == 404
+    assert caught.value.short_type == "malformed"
+    assert [r.path for r in ca.requests] == ["dir", f"ari/{cert_id}"]
