@@ -12,7 +12,13 @@ from .const import CONF_DOMAINS, DOMAIN
 from .coordinator import DnsCoordinator
 from .helpers import duckdns_client
 from .models import RuntimeData, SecureRemoteAccessConfigEntry
+from .renewal import (
+    RenewalScheduler,
+    async_remove_renewal_state,
+    renewal_failed_issue_id,
+)
 from .repairs import async_check_duplicate_updater
+from .rotation import async_watch_served_certificate, restart_issue_id
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -35,10 +41,17 @@ async def async_setup_entry(
     domains: list[str] = list(entry.data[CONF_DOMAINS])
     settings = CertificateSettings.from_options(domains, entry.options)
     manager = None
+    renewal = None
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
-    entry.runtime_data = RuntimeData(duckdns=client, dns=dns, certificate=manager)
+        renewal = RenewalScheduler(hass, entry.entry_id, manager)
+        await renewal.async_start()
+        entry.async_on_unload(renewal.async_stop)
+    entry.runtime_data = RuntimeData(
+        duckdns=client, dns=dns, certificate=manager, renewal=renewal
+    )
+    entry.async_on_unload(async_watch_served_certificate(hass, entry.entry_id))
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(
@@ -60,3 +73,6 @@ async def async_remove_entry(
 ) -> None:
     """Forget the entry's Repairs issues when it is deleted."""
     ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
+    ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry.entry_id))
+    ir.async_delete_issue(hass, DOMAIN, restart_issue_id(entry.entry_id))
+    await async_remove_renewal_state(hass, entry.entry_id)

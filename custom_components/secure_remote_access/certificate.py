@@ -46,6 +46,7 @@ from .protocol.acme import (
     ExternalAccountBinding,
     IssuedCertificate,
     KeyType,
+    RenewalInfo,
     ari_cert_id,
 )
 from .protocol.certificates import (
@@ -358,6 +359,14 @@ class CertificateManager:
         for listener in list(self._listeners):
             listener(outcome)
         return outcome
+
+    async def async_renewal_info(self) -> RenewalInfo | None:
+        """The CA's ARI window for the certificate on disk (None without ARI)."""
+        pem = await self.hass.async_add_executor_job(
+            self.settings.certificate_path.read_text
+        )
+        client = await async_acme_client(self.hass, self.settings)
+        return await client.renewal_info(pem)
 
     async def _issue(self, current: CertificateInfo | None) -> IssuedCertificate:
         settings = self.settings

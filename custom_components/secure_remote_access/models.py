@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .certificate import CertificateManager
     from .coordinator import DnsCoordinator
     from .protocol.duckdns import DuckDnsClient
+    from .renewal import RenewalScheduler
 
 
 @dataclass(slots=True)
@@ -20,6 +21,7 @@ class RuntimeData:
     duckdns: DuckDnsClient
     dns: DnsCoordinator
     certificate: CertificateManager | None = None
+    renewal: RenewalScheduler | None = None
 
 
 type SecureRemoteAccessConfigEntry = ConfigEntry[RuntimeData]

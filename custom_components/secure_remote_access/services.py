@@ -61,14 +61,14 @@ async def _update_dns(call: ServiceCall) -> ServiceResponse:
 
 async def _renew_certificate(call: ServiceCall) -> ServiceResponse:
     entry = loaded_entry(call)
-    manager = entry.runtime_data.certificate
-    if manager is None:
+    renewal = entry.runtime_data.renewal
+    if renewal is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="certificate_not_configured",
             translation_placeholders={"title": entry.title},
         )
-    outcome = await manager.async_renew(force=call.data[ATTR_FORCE])
+    outcome = await renewal.async_run(force=call.data[ATTR_FORCE])
     return outcome.as_response()
 
 
