@@ -10,6 +10,7 @@ from homeassistant.config_entries import ConfigEntry
 if TYPE_CHECKING:
     from .certificate import CertificateManager
     from .coordinator import DnsCoordinator
+    from .monitor import EndpointMonitor, LocalCertificateMonitor
     from .protocol.duckdns import DuckDnsClient
 
 
@@ -20,6 +21,8 @@ class RuntimeData:
     duckdns: DuckDnsClient
     dns: DnsCoordinator
     certificate: CertificateManager | None = None
+    certificates: LocalCertificateMonitor | None = None
+    endpoints: EndpointMonitor | None = None
 
 
 type SecureRemoteAccessConfigEntry = ConfigEntry[RuntimeData]
