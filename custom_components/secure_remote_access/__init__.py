@@ -95,18 +95,18 @@ def _async_setup_monitoring(
     for monitor in entry_monitors(runtime):
         entry.async_on_unload(monitor.async_add_listener(sync))
     sync()
-    if runtime.certificates is not None:
-        certificates = runtime.certificates
-        certificates.async_watch_files()
-        if runtime.certificate is not None:
+    certificates = runtime.certificates
+    assert certificates is not None
+    certificates.async_watch_files()
+    if runtime.certificate is not None:
 
-            @callback
-            def _renewed(_outcome: RenewalOutcome) -> None:
-                entry.async_create_task(
-                    hass, certificates.async_refresh(), "read the renewed certificate"
-                )
+        @callback
+        def _renewed(_outcome: RenewalOutcome) -> None:
+            entry.async_create_task(
+                hass, certificates.async_refresh(), "read the renewed certificate"
+            )
 
-            entry.async_on_unload(runtime.certificate.async_add_listener(_renewed))
+        entry.async_on_unload(runtime.certificate.async_add_listener(_renewed))
     _async_remove_stale_certificate_entries(hass, entry)
 
 

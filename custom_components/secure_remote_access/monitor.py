@@ -53,7 +53,6 @@ from .protocol.certificates import (
     VerificationStatus,
     build_verify_context,
     inspect_endpoints,
-    read_certificate_file,
 )
 from .protocol.files import read_certificate_pair
 
@@ -495,11 +494,10 @@ def file_signatures(paths: Iterable[str]) -> dict[str, FileSignature]:
 
 
 def read_local_certificate(source: CertificateSource) -> Observation:
-    """Read a certificate file (and its key, when known). Blocking."""
+    """Read a certificate file and its key. Blocking."""
     assert source.certificate_path is not None
+    assert source.key_path is not None
     try:
-        if source.key_path is None:
-            return Observation(info=read_certificate_file(source.certificate_path))
         pair = read_certificate_pair(source.certificate_path, source.key_path)
     except CertificateError as err:
         return Observation(
@@ -516,9 +514,7 @@ def read_local_certificate(source: CertificateSource) -> Observation:
 def _local_paths(sources: Iterable[CertificateSource]) -> list[str]:
     paths: dict[str, None] = {}
     for source in sources:
-        for path in (source.certificate_path, source.key_path):
-            if path is not None:
-                paths[path] = None
+        paths |= dict.fromkeys(filter(None, (source.certificate_path, source.key_path)))
     return list(paths)
 
 
