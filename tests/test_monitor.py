@@ -12,6 +12,7 @@ from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import (
@@ -601,6 +602,22 @@ async def test_unexpected_error_makes_entities_unavailable(
     assert state(hass, entry, MANAGED, EXPIRY).state == STATE_UNAVAILABLE
     await tick(hass, freezer, timedelta(minutes=61))
     assert state(hass, entry, MANAGED, PROBLEM).state == STATE_OFF
+
+
+async def test_monitoring_bug_does_not_stop_dns_updating(
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    tmp_path: Path,
+) -> None:
+    """An unexpected error at setup leaves the entry loaded, certificates unavailable."""
+    cert, key = certs.issue([NAME]).write(tmp_path)
+    with patch.object(monitor, "read_local_certificate", side_effect=RuntimeError):
+        entry = await setup_entry(hass, aioclient_mock, managed_options(cert, key))
+    assert entry.state is ConfigEntryState.LOADED
+    assert state(hass, entry, MANAGED, PROBLEM).state == STATE_UNAVAILABLE
+    assert hass.states.get("sensor.myhome_duckdns_org_public_ipv4_address").state == (
+        "203.0.113.7"
+    )
 
 
 async def test_local_reads_never_block_the_event_loop(

@@ -61,7 +61,8 @@ async def async_setup_entry(
     certificates = LocalCertificateMonitor(
         hass, entry, await async_local_sources(hass, manager)
     )
-    await certificates.async_config_entry_first_refresh()
+    # Never fails the entry: a broken file is an observation, a bug a log line.
+    await certificates.async_refresh()
     endpoints = EndpointMonitor(hass, entry, endpoints_from_options(entry.options))
     entry.runtime_data = RuntimeData(
         duckdns=client,
