@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.typing import ConfigType
 
-from .certificate import CertificateManager, CertificateSettings
-from .const import CONF_DOMAINS, DOMAIN
+from .certificate import CertificateManager, CertificateSettings, RenewalOutcome
+from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
 from .coordinator import DnsCoordinator
+from .entity import endpoint_device_identifier
 from .helpers import duckdns_client
 from .models import RuntimeData, SecureRemoteAccessConfigEntry
+from .monitor import (
+    CertificateKind,
+    EndpointMonitor,
+    LocalCertificateMonitor,
+    async_local_sources,
+    endpoints_from_options,
+    entry_monitors,
+)
 from .renewal import (
     RenewalScheduler,
     async_remove_renewal_state,
     renewal_failed_issue_id,
 )
-from .repairs import async_check_duplicate_updater
+from .repairs import (
+    async_check_duplicate_updater,
+    async_delete_certificate_issues,
+    async_sync_certificate_issues,
+)
 from .rotation import async_watch_served_certificate, restart_issue_id
 from .services import async_setup_services
 
@@ -48,8 +68,19 @@ async def async_setup_entry(
         renewal = RenewalScheduler(hass, entry.entry_id, manager)
         await renewal.async_start()
         entry.async_on_unload(renewal.async_stop)
+    certificates = LocalCertificateMonitor(
+        hass, entry, await async_local_sources(hass, manager)
+    )
+    # Never fails the entry: a broken file is an observation, a bug a log line.
+    await certificates.async_refresh()
+    endpoints = EndpointMonitor(hass, entry, endpoints_from_options(entry.options))
     entry.runtime_data = RuntimeData(
-        duckdns=client, dns=dns, certificate=manager, renewal=renewal
+        duckdns=client,
+        dns=dns,
+        certificate=manager,
+        renewal=renewal,
+        certificates=certificates,
+        endpoints=endpoints,
     )
     entry.async_on_unload(async_watch_served_certificate(hass, entry.entry_id))
 
@@ -57,8 +88,73 @@ async def async_setup_entry(
     entry.async_on_unload(
         dns.async_add_listener(lambda: async_check_duplicate_updater(hass, entry))
     )
+    _async_setup_monitoring(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if endpoints.sources:
+        # Handshakes can take seconds: the first check runs after setup.
+        entry.async_create_background_task(
+            hass, endpoints.async_refresh(), f"{DOMAIN} first endpoint check"
+        )
     return True
+
+
+@callback
+def _async_setup_monitoring(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> None:
+    """Wire the certificate monitors: Repairs, file watch, renewals, stale devices."""
+    runtime = entry.runtime_data
+    sync = partial(async_sync_certificate_issues, hass, entry)
+    for monitor in entry_monitors(runtime):
+        entry.async_on_unload(monitor.async_add_listener(sync))
+    sync()
+    certificates = runtime.certificates
+    assert certificates is not None
+    certificates.async_watch_files()
+    if runtime.certificate is not None:
+
+        @callback
+        def _renewed(_outcome: RenewalOutcome) -> None:
+            entry.async_create_task(
+                hass, certificates.async_refresh(), "read the renewed certificate"
+            )
+
+        entry.async_on_unload(runtime.certificate.async_add_listener(_renewed))
+    _async_remove_stale_certificate_entries(hass, entry)
+
+
+@callback
+def _async_remove_stale_certificate_entries(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> None:
+    """Remove devices of endpoints and entities of local certificates now gone."""
+    runtime = entry.runtime_data
+    endpoints = runtime.endpoints.sources.values() if runtime.endpoints else ()
+    wanted = {
+        endpoint_device_identifier(entry.entry_id, source.endpoint.label)
+        for source in endpoints
+        if source.endpoint is not None
+    }
+    device_registry = dr.async_get(hass)
+    for device in dr.async_entries_for_config_entry(device_registry, entry.entry_id):
+        identifiers = {
+            identifier for domain, identifier in device.identifiers if domain == DOMAIN
+        }
+        if entry.entry_id in identifiers or identifiers & wanted or not identifiers:
+            continue
+        device_registry.async_update_device(
+            device.id, remove_config_entry_id=entry.entry_id
+        )
+    local = runtime.certificates.sources if runtime.certificates else {}
+    stale_prefixes = tuple(
+        f"{entry.entry_id}_{kind.value}_certificate_"
+        for kind in (CertificateKind.MANAGED, CertificateKind.SERVED)
+        if kind.value not in local
+    )
+    entity_registry = er.async_get(hass)
+    for entity in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
+        if stale_prefixes and entity.unique_id.startswith(stale_prefixes):
+            entity_registry.async_remove(entity.entity_id)
 
 
 async def async_unload_entry(
@@ -76,3 +172,37 @@ async def async_remove_entry(
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, restart_issue_id(entry.entry_id))
     await async_remove_renewal_state(hass, entry.entry_id)
+    async_delete_certificate_issues(hass, entry.entry_id)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant,
+    entry: SecureRemoteAccessConfigEntry,
+    device: dr.DeviceEntry,
+) -> bool:
+    """Deleting an endpoint's device stops monitoring that endpoint.
+
+    The entry's own device cannot be deleted (delete the entry instead).
+    """
+    identifiers = {
+        identifier for domain, identifier in device.identifiers if domain == DOMAIN
+    }
+    if not identifiers or entry.entry_id in identifiers:
+        return False
+    configured = endpoints_from_options(entry.options)
+    remaining = [
+        endpoint
+        for endpoint in configured
+        if endpoint_device_identifier(entry.entry_id, endpoint.label) not in identifiers
+    ]
+    if len(remaining) == len(configured):
+        return True  # a device left over from an endpoint removed earlier
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            **entry.options,
+            CONF_ENDPOINTS: [endpoint.as_option() for endpoint in remaining],
+        },
+    )
+    hass.config_entries.async_schedule_reload(entry.entry_id)
+    return True

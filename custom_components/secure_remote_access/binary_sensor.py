@@ -13,8 +13,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DnsCoordinator
-from .entity import SecureRemoteAccessEntity
+from .entity import (
+    CertificateEntity,
+    SecureRemoteAccessEntity,
+    async_entry_device_id,
+    certificate_device_info,
+)
 from .models import SecureRemoteAccessConfigEntry
+from .monitor import CertificateKind, entry_monitors, status_attributes
 
 PARALLEL_UPDATES = 0
 
@@ -24,6 +30,24 @@ DNS_PROBLEM = BinarySensorEntityDescription(
     device_class=BinarySensorDeviceClass.PROBLEM,
 )
 
+CERTIFICATE_PROBLEMS: dict[CertificateKind, BinarySensorEntityDescription] = {
+    CertificateKind.MANAGED: BinarySensorEntityDescription(
+        key="certificate_problem",
+        translation_key="managed_certificate_problem",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+    ),
+    CertificateKind.SERVED: BinarySensorEntityDescription(
+        key="certificate_problem",
+        translation_key="served_certificate_problem",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+    ),
+    CertificateKind.ENDPOINT: BinarySensorEntityDescription(
+        key="certificate_problem",
+        translation_key="certificate_problem",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+    ),
+}
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
@@ -32,6 +56,18 @@ async def async_setup_entry(
 ) -> None:
     """Add the entry's binary sensors."""
     async_add_entities([DnsProblemSensor(entry.runtime_data.dns, entry, DNS_PROBLEM)])
+    via_device_id = async_entry_device_id(hass, entry)
+    async_add_entities(
+        CertificateProblemSensor(
+            monitor,
+            entry,
+            source,
+            CERTIFICATE_PROBLEMS[source.kind],
+            certificate_device_info(entry, source, via_device_id),
+        )
+        for monitor in entry_monitors(entry.runtime_data)
+        for source in monitor.sources.values()
+    )
 
 
 class DnsProblemSensor(SecureRemoteAccessEntity[DnsCoordinator], BinarySensorEntity):
@@ -47,3 +83,36 @@ class DnsProblemSensor(SecureRemoteAccessEntity[DnsCoordinator], BinarySensorEnt
         """The number of failed attempts and the last error."""
         data = self.coordinator.data
         return {"failures": data.failures, "last_error": data.last_error}
+
+
+class CertificateProblemSensor(CertificateEntity, BinarySensorEntity):
+    """On while a certificate has a problem; the ``reason`` attribute says which."""
+
+    _unrecorded_attributes = frozenset(
+        {
+            "days_remaining",
+            "path",
+            "subject",
+            "issuer",
+            "serial_number",
+            "names",
+            "not_before",
+            "not_after",
+            "missing_names",
+            "error",
+        }
+    )
+
+    @property
+    def is_on(self) -> bool | None:
+        """True while something is wrong; None before the first check."""
+        if (status := self.status) is None:
+            return None
+        return bool(status.problems)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """The reason, the days left and what the certificate says."""
+        if (status := self.status) is None:
+            return None
+        return status_attributes(status)

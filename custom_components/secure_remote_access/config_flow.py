@@ -31,19 +31,26 @@ from .const import (
     CONF_ACME_DIRECTORY,
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
+    CONF_ENDPOINTS,
+    CONF_EXPIRY_WARNING_DAYS,
     CONF_IPV6_ADDRESS,
     CONF_IPV6_MODE,
     CONF_UPDATE_INTERVAL,
+    DEFAULT_EXPIRY_WARNING_DAYS,
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
     DUCKDNS_ACCOUNT_URL,
     FIELD_DOMAIN,
     LOGGER,
+    MAX_ENDPOINTS,
+    MAX_EXPIRY_WARNING_DAYS,
     MAX_UPDATE_INTERVAL,
+    MIN_EXPIRY_WARNING_DAYS,
     MIN_UPDATE_INTERVAL,
     Ipv6Mode,
 )
 from .helpers import duckdns_client
+from .monitor import check_endpoint_text, endpoints_from_options
 from .protocol.duckdns import (
     DEFAULT_UPDATE_URL,
     DuckDnsAuthError,
@@ -260,7 +267,7 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Pick what to change."""
-        menu = ["dns", "certificate"]
+        menu = ["dns", "certificate", "endpoints"]
         if self.config_entry.options.get(CONF_ACME_DIRECTORY):
             menu.append("certificate_off")
         return self.async_show_menu(step_id="init", menu_options=menu)
@@ -342,4 +349,65 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
             step_id="dns",
             data_schema=self.add_suggested_values_to_schema(schema, current),
             errors=errors,
+        )
+
+    async def async_step_endpoints(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Certificate monitoring: remote endpoints and the warning threshold."""
+        errors: dict[str, str] = {}
+        detail = ""
+        if user_input is not None:
+            check = await self.hass.async_add_executor_job(
+                check_endpoint_text, self.hass, user_input.get(CONF_ENDPOINTS) or ""
+            )
+            if check.error is not None:
+                errors[CONF_ENDPOINTS] = check.error
+                detail = check.detail
+            else:
+                return self.async_create_entry(
+                    data={
+                        **self.config_entry.options,
+                        CONF_ENDPOINTS: [
+                            endpoint.as_option() for endpoint in check.endpoints
+                        ],
+                        CONF_EXPIRY_WARNING_DAYS: int(
+                            user_input[CONF_EXPIRY_WARNING_DAYS]
+                        ),
+                    }
+                )
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_ENDPOINTS): TextSelector(
+                    TextSelectorConfig(multiline=True)
+                ),
+                vol.Required(CONF_EXPIRY_WARNING_DAYS): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_EXPIRY_WARNING_DAYS,
+                        max=MAX_EXPIRY_WARNING_DAYS,
+                        step=1,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="days",
+                    )
+                ),
+            }
+        )
+        current = {
+            CONF_ENDPOINTS: "\n".join(
+                endpoint.to_line()
+                for endpoint in endpoints_from_options(self.config_entry.options)
+            ),
+            CONF_EXPIRY_WARNING_DAYS: self.config_entry.options.get(
+                CONF_EXPIRY_WARNING_DAYS, DEFAULT_EXPIRY_WARNING_DAYS
+            ),
+            **(user_input or {}),
+        }
+        return self.async_show_form(
+            step_id="endpoints",
+            data_schema=self.add_suggested_values_to_schema(schema, current),
+            errors=errors,
+            description_placeholders={
+                "max_endpoints": str(MAX_ENDPOINTS),
+                "detail": detail,
+            },
         )

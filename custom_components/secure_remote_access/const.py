@@ -78,3 +78,16 @@ def directory_url_for(choice: str) -> str:
 EVENT_CERTIFICATE_RENEWED: Final = f"{DOMAIN}_certificate_renewed"
 SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
 ATTR_FORCE: Final = "force"
+
+# Certificate monitoring (entry options).
+CONF_ENDPOINTS: Final = "endpoints"
+CONF_EXPIRY_WARNING_DAYS: Final = "expiry_warning_days"
+DEFAULT_EXPIRY_WARNING_DAYS: Final = 14
+MIN_EXPIRY_WARNING_DAYS: Final = 1
+MAX_EXPIRY_WARNING_DAYS: Final = 90
+MAX_ENDPOINTS: Final = 50
+DEFAULT_ENDPOINT_PORT: Final = 443
+LOCAL_CHECK_INTERVAL: Final = timedelta(hours=1)
+MTIME_POLL_INTERVAL: Final = timedelta(minutes=1)
+ENDPOINT_CHECK_INTERVAL: Final = timedelta(hours=6)
+ENDPOINT_CONCURRENCY: Final = 10

@@ -10,6 +10,7 @@ from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 
 from .models import SecureRemoteAccessConfigEntry
+from .monitor import entry_monitors, status_diagnostics
 
 TO_REDACT = {CONF_TOKEN}
 
@@ -31,4 +32,19 @@ async def async_get_config_entry_diagnostics(
             "ipv6_mode": dns.ipv6_mode,
             "state": asdict(dns.data) if dns.data else None,
         },
+        "certificates": {
+            status.source.key: status_diagnostics(status)
+            for monitor in entry_monitors(entry.runtime_data)
+            for status in monitor.statuses()
+        },
+        "certificate_monitors": [
+            {
+                "name": monitor.name,
+                "last_update_success": monitor.last_update_success,
+                "update_interval": str(monitor.update_interval),
+                "warning_days": monitor.warning_days,
+                "sources": list(monitor.sources),
+            }
+            for monitor in entry_monitors(entry.runtime_data)
+        ],
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import (
@@ -13,6 +15,7 @@ from homeassistant.helpers.update_coordinator import (
 
 from .const import DOMAIN
 from .models import SecureRemoteAccessConfigEntry
+from .monitor import CertificateMonitor, CertificateSource, CertificateStatus
 
 
 def entry_device_info(entry: SecureRemoteAccessConfigEntry) -> DeviceInfo:
@@ -45,3 +48,65 @@ class SecureRemoteAccessEntity[CoordinatorT: DataUpdateCoordinator[Any]](
         self.entity_description = description
         self._attr_unique_id = f"{entry.entry_id}_{description.key}"
         self._attr_device_info = entry_device_info(entry)
+
+
+def endpoint_device_identifier(entry_id: str, label: str) -> str:
+    """The device registry identifier of a remote endpoint's device."""
+    return f"{entry_id}_{label}"
+
+
+@callback
+def async_entry_device_id(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> str:
+    """The registry ID of the entry's service device (created when missing)."""
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **entry_device_info(entry)
+    )
+    return device.id
+
+
+def certificate_device_info(
+    entry: SecureRemoteAccessConfigEntry,
+    source: CertificateSource,
+    via_device_id: str,
+) -> DeviceInfo:
+    """Local certificates belong to the entry's device, endpoints to their own."""
+    if source.endpoint is None:
+        return entry_device_info(entry)
+    return DeviceInfo(
+        identifiers={
+            (DOMAIN, endpoint_device_identifier(entry.entry_id, source.endpoint.label))
+        },
+        name=source.endpoint.label,
+        manufacturer="Secure Remote Access",
+        model="TLS endpoint",
+        entry_type=DeviceEntryType.SERVICE,
+        via_device_id=via_device_id,
+    )
+
+
+class CertificateEntity(CoordinatorEntity[CertificateMonitor]):
+    """An entity about one monitored certificate."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self,
+        monitor: CertificateMonitor,
+        entry: SecureRemoteAccessConfigEntry,
+        source: CertificateSource,
+        description: EntityDescription,
+        device_info: DeviceInfo,
+    ) -> None:
+        """Bind the entity to its certificate and device."""
+        super().__init__(monitor)
+        self.entity_description = description
+        self.source = source
+        self._attr_unique_id = f"{entry.entry_id}_{source.key}_{description.key}"
+        self._attr_device_info = device_info
+
+    @property
+    def status(self) -> CertificateStatus | None:
+        """The certificate's judgement now; None before it was observed."""
+        return self.coordinator.status(self.source.key)

@@ -10,6 +10,7 @@ from homeassistant.config_entries import ConfigEntry
 if TYPE_CHECKING:
     from .certificate import CertificateManager
     from .coordinator import DnsCoordinator
+    from .monitor import EndpointMonitor, LocalCertificateMonitor
     from .protocol.duckdns import DuckDnsClient
     from .renewal import RenewalScheduler
 
@@ -22,6 +23,8 @@ class RuntimeData:
     dns: DnsCoordinator
     certificate: CertificateManager | None = None
     renewal: RenewalScheduler | None = None
+    certificates: LocalCertificateMonitor | None = None
+    endpoints: EndpointMonitor | None = None
 
 
 type SecureRemoteAccessConfigEntry = ConfigEntry[RuntimeData]

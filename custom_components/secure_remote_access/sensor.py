@@ -11,15 +11,23 @@ from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
+    SensorStateClass,
 )
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import Ipv6Mode
 from .coordinator import DnsCoordinator, DnsState
-from .entity import SecureRemoteAccessEntity, entry_device_info
+from .entity import (
+    CertificateEntity,
+    SecureRemoteAccessEntity,
+    async_entry_device_id,
+    certificate_device_info,
+    entry_device_info,
+)
 from .models import SecureRemoteAccessConfigEntry
+from .monitor import CertificateKind, CertificateStatus, entry_monitors
 from .renewal import RenewalResult, RenewalScheduler
 
 PARALLEL_UPDATES = 0
@@ -78,6 +86,60 @@ RENEWAL_SENSORS: tuple[RenewalSensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class CertificateSensorDescription(SensorEntityDescription):
+    """A sensor that shows one value of a certificate's status."""
+
+    value_fn: Callable[[CertificateStatus], datetime | int | None]
+
+
+def _not_after(status: CertificateStatus) -> datetime | None:
+    return status.info.not_after if status.info is not None else None
+
+
+def _days_remaining(status: CertificateStatus) -> int | None:
+    return status.days_remaining
+
+
+def _expiry(translation_key: str) -> CertificateSensorDescription:
+    return CertificateSensorDescription(
+        key="certificate_expiry",
+        translation_key=translation_key,
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=_not_after,
+    )
+
+
+def _days(translation_key: str) -> CertificateSensorDescription:
+    return CertificateSensorDescription(
+        key="certificate_days_remaining",
+        translation_key=translation_key,
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.DAYS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=_days_remaining,
+    )
+
+
+# Translation keys per kind, so that names read "Managed certificate expiry" on
+# the entry's device and "Certificate expiry" on an endpoint's own device.
+CERTIFICATE_SENSORS: dict[CertificateKind, tuple[CertificateSensorDescription, ...]] = {
+    CertificateKind.MANAGED: (
+        _expiry("managed_certificate_expiry"),
+        _days("managed_certificate_days_remaining"),
+    ),
+    CertificateKind.SERVED: (
+        _expiry("served_certificate_expiry"),
+        _days("served_certificate_days_remaining"),
+    ),
+    CertificateKind.ENDPOINT: (
+        _expiry("certificate_expiry"),
+        _days("certificate_days_remaining"),
+    ),
+}
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: SecureRemoteAccessConfigEntry,
@@ -93,6 +155,19 @@ async def async_setup_entry(
             RenewalSensor(renewal, entry, description)
             for description in RENEWAL_SENSORS
         )
+    via_device_id = async_entry_device_id(hass, entry)
+    async_add_entities(
+        CertificateSensor(
+            monitor,
+            entry,
+            source,
+            description,
+            certificate_device_info(entry, source, via_device_id),
+        )
+        for monitor in entry_monitors(entry.runtime_data)
+        for source in monitor.sources.values()
+        for description in CERTIFICATE_SENSORS[source.kind]
+    )
 
 
 class DnsSensor(SecureRemoteAccessEntity[DnsCoordinator], SensorEntity):
@@ -156,3 +231,16 @@ class RenewalSensor(SensorEntity):
             return None
         state = self._scheduler.state
         return {"last_error": state.last_error, "failures": state.failures}
+
+
+class CertificateSensor(CertificateEntity, SensorEntity):
+    """When a certificate expires, or how many whole days it has left."""
+
+    entity_description: CertificateSensorDescription
+
+    @property
+    def native_value(self) -> datetime | int | None:
+        """The current value; None before the first check or without a certificate."""
+        if (status := self.status) is None:
+            return None
+        return self.entity_description.value_fn(status)
