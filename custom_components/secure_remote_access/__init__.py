@@ -7,6 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
+from .checklist.issues import async_delete_checklist_issues
+from .checklist.runner import async_get_runner
 from .const import DOMAIN
 from .coordinator import DnsCoordinator
 from .helpers import duckdns_client
@@ -37,6 +39,9 @@ async def async_setup_entry(
     entry.async_on_unload(
         dns.async_add_listener(lambda: async_check_duplicate_updater(hass, entry))
     )
+    checklist = async_get_runner(hass)
+    checklist.async_add_entry(entry)
+    entry.async_on_unload(lambda: checklist.async_remove_entry(entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -51,5 +56,10 @@ async def async_unload_entry(
 async def async_remove_entry(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> None:
-    """Forget the entry's Repairs issues when it is deleted."""
+    """Forget the entry's Repairs issues when it is deleted.
+
+    The checklist's issues belong to the installation: they go with the last entry.
+    """
     ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
+    if not hass.config_entries.async_entries(DOMAIN):
+        async_delete_checklist_issues(hass)

@@ -26,7 +26,9 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
+from .checklist.checks import CHECK_IDS
 from .const import (
+    CONF_DISABLED_CHECKS,
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
     CONF_IPV6_ADDRESS,
@@ -217,7 +219,44 @@ class OptionsFlowHandler(OptionsFlowWithReload):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Pick what to change."""
-        return self.async_show_menu(step_id="init", menu_options=["dns"])
+        return self.async_show_menu(step_id="init", menu_options=["dns", "checks"])
+
+    async def async_step_checks(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Turn individual security checks off."""
+        if user_input is not None:
+            disabled = [
+                check_id
+                for check_id in CHECK_IDS
+                if check_id in user_input.get(CONF_DISABLED_CHECKS, [])
+            ]
+            return self.async_create_entry(
+                data={**self.config_entry.options, CONF_DISABLED_CHECKS: disabled}
+            )
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_DISABLED_CHECKS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(CHECK_IDS),
+                        multiple=True,
+                        mode=SelectSelectorMode.LIST,
+                        translation_key="check_ids",
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="checks",
+            data_schema=self.add_suggested_values_to_schema(
+                schema,
+                {
+                    CONF_DISABLED_CHECKS: self.config_entry.options.get(
+                        CONF_DISABLED_CHECKS, []
+                    )
+                },
+            ),
+        )
 
     async def async_step_dns(
         self, user_input: dict[str, Any] | None = None

@@ -47,3 +47,7 @@ CORE_DUCKDNS_DOMAIN: Final = "duckdns"
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 SERVICE_UPDATE_DNS: Final = "update_dns"
+
+# Security checklist.
+CONF_DISABLED_CHECKS: Final = "disabled_checks"
+SERVICE_RUN_SECURITY_CHECKS: Final = "run_security_checks"

@@ -14,10 +14,17 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 import probatio as vol
 
-from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, SERVICE_UPDATE_DNS
+from .checklist.runner import DATA_CHECKLIST
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    DOMAIN,
+    SERVICE_RUN_SECURITY_CHECKS,
+    SERVICE_UPDATE_DNS,
+)
 from .models import SecureRemoteAccessConfigEntry
 
 ENTRY_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
+NO_FIELDS_SCHEMA = vol.Schema({})
 
 
 def loaded_entry(call: ServiceCall) -> SecureRemoteAccessConfigEntry:
@@ -47,6 +54,26 @@ async def _update_dns(call: ServiceCall) -> ServiceResponse:
     return {"ipv4": state.ipv4, "ipv6": state.ipv6, "changed": state.changed}
 
 
+async def _run_security_checks(call: ServiceCall) -> ServiceResponse:
+    """Run the checklist now; the summaries are English and never hold secrets."""
+    if (runner := call.hass.data.get(DATA_CHECKLIST)) is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="no_entry_loaded"
+        )
+    result = await runner.async_run()
+    return {
+        "findings": [
+            {
+                "id": finding.check_id,
+                "severity": finding.severity.value,
+                "summary": finding.summary,
+            }
+            for finding in result.findings
+        ],
+        "passed": list(result.passed),
+    }
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
@@ -56,4 +83,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _update_dns,
         schema=ENTRY_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_RUN_SECURITY_CHECKS,
+        _run_security_checks,
+        schema=NO_FIELDS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )
