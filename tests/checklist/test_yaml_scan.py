@@ -116,3 +116,17 @@ def test_scan_outside_config_dir(tmp_path: Path) -> None:
     )
     scan = scan_configuration(config)
     assert scan.files == ("creds.yaml",)
+
+
+def test_scan_survives_loops_and_missing_folders(tmp_path: Path) -> None:
+    """Symlink loops, missing include folders and huge files are skipped."""
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    config = _write(
+        tmp_path / "configuration.yaml",
+        "a: !include a.yaml\nb: !include_dir_named nowhere\nc: !include big.yaml\n",
+    )
+    _write(tmp_path / "big.yaml", "password: x\n" + "#" * (5 * 1024 * 1024))
+    scan = scan_configuration(config)
+    assert scan.inline == 0
+    assert scan.scanned_files == 1

@@ -15,7 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
+# PyYAML has no inline types and the project's environment has no stubs for it.
+import yaml  # type: ignore[import-untyped]
 
 from .models import SecretsScan
 
@@ -116,7 +117,7 @@ def _yaml_files(directory: Path) -> Iterator[Path]:
 def _loader_for(base_dir: Path, found: list[Path]) -> type[yaml.SafeLoader]:
     """A safe loader that records includes instead of following them."""
 
-    class ScanLoader(yaml.SafeLoader):
+    class ScanLoader(yaml.SafeLoader):  # type: ignore[misc]
         """Safe loader with Home Assistant's tags reduced to references."""
 
     def include(loader: yaml.SafeLoader, node: yaml.Node) -> _Reference:
@@ -158,10 +159,7 @@ def scan_configuration(config_file: Path) -> SecretsScan:
     files: list[str] = []
     while queue and len(visited) < MAX_FILES:
         path = queue.pop(0)
-        try:
-            resolved = path.resolve()
-        except OSError:
-            continue
+        resolved = path.resolve()
         if resolved in visited or path.name == SECRETS_FILE:
             continue
         visited.add(resolved)
