@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+import json
+from pathlib import Path
+import re
 
 import pytest
 
@@ -10,6 +13,7 @@ from custom_components.secure_remote_access.checklist.checks import (
     ADVISORIES,
     CHECK_IDS,
     CHECKS,
+    CHECKS_BY_ID,
     check_admin_without_mfa,
     check_core_version_vulnerable,
     check_external_url_not_https,
@@ -40,6 +44,10 @@ from custom_components.secure_remote_access.checklist.models import (
     UserInfo,
 )
 
+EN_JSON = (
+    Path(__file__).parents[2]
+    / "custom_components/secure_remote_access/translations/en.json"
+)
 SAFE_HTTP = HttpSettings(
     ssl_certificate="/ssl/fullchain.pem",
     ssl_key="/ssl/privkey.pem",
@@ -339,3 +347,56 @@ def test_x_frame_options_disabled() -> None:
     http = replace(SAFE_HTTP, use_x_frame_options=False)
     assert check_x_frame_options_disabled(replace(SAFE, http=http)) is not None
     assert check_x_frame_options_disabled(replace(SAFE, http=None)) is None
+
+
+FAILING: dict[str, Snapshot] = {
+    "http_without_tls": replace(
+        SAFE, http=replace(SAFE_HTTP, ssl_certificate=None)
+    ),
+    "external_url_not_https": replace(SAFE, external_url="http://x.duckdns.org"),
+    "login_ban_disabled": replace(
+        SAFE, http=replace(SAFE_HTTP, login_attempts_threshold=-1)
+    ),
+    "trusted_networks_bypass_login": replace(
+        SAFE, trusted_networks=(TrustedNetworksProvider(True, ("10.0.0.0/8",)),)
+    ),
+    "trusted_networks_public_range": replace(
+        SAFE, trusted_networks=(TrustedNetworksProvider(False, ("0.0.0.0/0",)),)
+    ),
+    "trusted_proxies_too_broad": replace(
+        SAFE, http=replace(SAFE_HTTP, trusted_proxies=("0.0.0.0/0",))
+    ),
+    "admin_without_mfa": replace(
+        SAFE, users=(UserInfo("Zoe", is_admin=True, is_active=True, system_generated=False),)
+    ),
+    "running_as_root": replace(SAFE, installation_type="Home Assistant Core"),
+    "ssh_password_login": replace(SAFE, ssh_addons=(_ssh(password_login=True),)),
+    "ssh_root_login": replace(SAFE, ssh_addons=(_ssh(root_login=True),)),
+    "secrets_inline": replace(SAFE, secrets=SecretsScan(1, ("configuration.yaml",))),
+    "core_version_vulnerable": replace(SAFE, version="2023.1.0"),
+    "private_key_world_readable": replace(SAFE, key_files=(KeyFile("/k", 0o644),)),
+    "x_frame_options_disabled": replace(
+        SAFE, http=replace(SAFE_HTTP, use_x_frame_options=False)
+    ),
+}  # fmt: skip
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"{(\w+)}", text))
+
+
+@pytest.mark.parametrize("check_id", CHECK_IDS)
+def test_texts_match_the_finding(check_id: str) -> None:
+    """Every check has its texts, and they use exactly the finding's placeholders."""
+    finding = CHECKS_BY_ID[check_id].check(FAILING[check_id])
+    assert finding is not None
+    assert finding.check_id == check_id
+    strings = json.loads(EN_JSON.read_text(encoding="utf-8"))
+    issue = strings["issues"][check_id]
+    confirm = issue["fix_flow"]["step"]["confirm"]
+    assert issue["title"]
+    assert confirm["title"]
+    assert set(issue["fix_flow"]["abort"]) == {"still_failing", "no_entry_loaded"}
+    assert _placeholders(issue["description"]) == set(finding.placeholders)
+    assert _placeholders(confirm["description"]) <= set(finding.placeholders)
+    assert strings["selector"]["check_ids"]["options"][check_id]
