@@ -126,6 +126,7 @@ def _code_translation_keys() -> dict[str, set[str]]:
         "exceptions": set(),
         "issues": set(),
         "entity": set(),
+        "selector": set(),
     }
     for source in PACKAGE.rglob("*.py"):
         tree = ast.parse(source.read_text(encoding="utf-8"))
@@ -163,6 +164,8 @@ def _code_translation_keys() -> dict[str, set[str]]:
                 elif keyword.arg == "translation_key":
                     if name == "async_create_issue":
                         found["issues"].add(value)
+                    elif name == "SelectSelectorConfig":
+                        found["selector"].add(value)
                     elif name.endswith("Description"):
                         found["entity"].add(value)
                     else:
@@ -174,6 +177,12 @@ def test_every_translation_key_used_in_code_has_text() -> None:
     """A key the code uses without an English text fails here, not in the UI."""
     strings = _strings()
     flows = [strings.get("config", {}), strings.get("options", {})]
+    # Repairs fix flows keep their steps and aborts under issues.<key>.fix_flow.
+    flows.extend(
+        issue["fix_flow"]
+        for issue in strings.get("issues", {}).values()
+        if "fix_flow" in issue
+    )
     used = _code_translation_keys()
     missing: list[str] = []
     for category in ("error", "abort", "step"):
@@ -191,6 +200,11 @@ def test_every_translation_key_used_in_code_has_text() -> None:
         f"issues.{key}"
         for key in used["issues"]
         if "title" not in strings.get("issues", {}).get(key, {})
+    )
+    missing.extend(
+        f"selector.{key}"
+        for key in used["selector"]
+        if not strings.get("selector", {}).get(key, {}).get("options")
     )
     entities = strings.get("entity", {})
     missing.extend(

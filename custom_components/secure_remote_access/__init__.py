@@ -15,6 +15,8 @@ from homeassistant.helpers import (
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager, CertificateSettings, RenewalOutcome
+from .checklist.issues import async_delete_checklist_issues
+from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
 from .coordinator import DnsCoordinator
 from .entity import endpoint_device_identifier
@@ -89,6 +91,9 @@ async def async_setup_entry(
         dns.async_add_listener(lambda: async_check_duplicate_updater(hass, entry))
     )
     _async_setup_monitoring(hass, entry)
+    checklist = async_get_runner(hass)
+    checklist.async_add_entry(entry)
+    entry.async_on_unload(lambda: checklist.async_remove_entry(entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if endpoints.sources:
         # Handshakes can take seconds: the first check runs after setup.
@@ -167,12 +172,18 @@ async def async_unload_entry(
 async def async_remove_entry(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> None:
-    """Forget the entry's Repairs issues when it is deleted."""
+    """Forget the entry's Repairs issues when it is deleted.
+
+    The checklist's issues belong to the installation: they go with the last entry.
+    """
     ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, restart_issue_id(entry.entry_id))
     await async_remove_renewal_state(hass, entry.entry_id)
     async_delete_certificate_issues(hass, entry.entry_id)
+
+    if not hass.config_entries.async_entries(DOMAIN):
+        async_delete_checklist_issues(hass)
 
 
 async def async_remove_config_entry_device(

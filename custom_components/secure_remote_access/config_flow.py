@@ -27,8 +27,10 @@ from homeassistant.helpers.selector import (
 import probatio as vol
 
 from .certificate_flow import CERTIFICATE_KEYS, CertificateSteps, async_defaults
+from .checklist.checks import CHECK_IDS
 from .const import (
     CONF_ACME_DIRECTORY,
+    CONF_DISABLED_CHECKS,
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
     CONF_ENDPOINTS,
@@ -267,7 +269,7 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Pick what to change."""
-        menu = ["dns", "certificate", "endpoints"]
+        menu = ["dns", "certificate", "endpoints", "checks"]
         if self.config_entry.options.get(CONF_ACME_DIRECTORY):
             menu.append("certificate_off")
         return self.async_show_menu(step_id="init", menu_options=menu)
@@ -299,6 +301,43 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
         if user_input is not None:
             return self.async_create_entry(data=self._other_options())
         return self.async_show_form(step_id="certificate_off")
+
+    async def async_step_checks(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Turn individual security checks off."""
+        if user_input is not None:
+            disabled = [
+                check_id
+                for check_id in CHECK_IDS
+                if check_id in user_input.get(CONF_DISABLED_CHECKS, [])
+            ]
+            return self.async_create_entry(
+                data={**self.config_entry.options, CONF_DISABLED_CHECKS: disabled}
+            )
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_DISABLED_CHECKS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(CHECK_IDS),
+                        multiple=True,
+                        mode=SelectSelectorMode.LIST,
+                        translation_key="check_ids",
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="checks",
+            data_schema=self.add_suggested_values_to_schema(
+                schema,
+                {
+                    CONF_DISABLED_CHECKS: self.config_entry.options.get(
+                        CONF_DISABLED_CHECKS, []
+                    )
+                },
+            ),
+        )
 
     async def async_step_dns(
         self, user_input: dict[str, Any] | None = None

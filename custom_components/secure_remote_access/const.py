@@ -91,3 +91,7 @@ LOCAL_CHECK_INTERVAL: Final = timedelta(hours=1)
 MTIME_POLL_INTERVAL: Final = timedelta(minutes=1)
 ENDPOINT_CHECK_INTERVAL: Final = timedelta(hours=6)
 ENDPOINT_CONCURRENCY: Final = 10
+
+# Security checklist.
+CONF_DISABLED_CHECKS: Final = "disabled_checks"
+SERVICE_RUN_SECURITY_CHECKS: Final = "run_security_checks"

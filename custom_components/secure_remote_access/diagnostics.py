@@ -9,6 +9,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 
+from .checklist.runner import DATA_CHECKLIST
 from .models import SecureRemoteAccessConfigEntry
 from .monitor import entry_monitors, status_diagnostics
 
@@ -21,6 +22,7 @@ async def async_get_config_entry_diagnostics(
     """Return diagnostics for a config entry."""
     dns = entry.runtime_data.dns
     return {
+        "checklist": _checklist(hass),
         "entry": {
             "title": entry.title,
             "data": async_redact_data(dict(entry.data), TO_REDACT),
@@ -47,4 +49,17 @@ async def async_get_config_entry_diagnostics(
             }
             for monitor in entry_monitors(entry.runtime_data)
         ],
+    }
+
+
+def _checklist(hass: HomeAssistant) -> dict[str, Any] | None:
+    """The last checklist run: ids and severities only, never placeholders."""
+    runner = hass.data.get(DATA_CHECKLIST)
+    if runner is None or (result := runner.result) is None:
+        return None
+    return {
+        "last_run": runner.last_run.isoformat() if runner.last_run else None,
+        "failing": {f.check_id: f.severity.value for f in result.findings},
+        "passed": list(result.passed),
+        "disabled": list(result.disabled),
     }

@@ -17,6 +17,7 @@ from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .checklist.runner import DATA_CHECKLIST, ChecklistRunner
 from .const import Ipv6Mode
 from .coordinator import DnsCoordinator, DnsState
 from .entity import (
@@ -148,7 +149,10 @@ async def async_setup_entry(
     """Add the entry's sensors."""
     dns = entry.runtime_data.dns
     async_add_entities(
-        DnsSensor(dns, entry, description) for description in DNS_SENSORS
+        [
+            *(DnsSensor(dns, entry, description) for description in DNS_SENSORS),
+            SecurityFindingsSensor(hass.data[DATA_CHECKLIST], entry),
+        ]
     )
     if (renewal := entry.runtime_data.renewal) is not None:
         async_add_entities(
@@ -244,3 +248,40 @@ class CertificateSensor(CertificateEntity, SensorEntity):
         if (status := self.status) is None:
             return None
         return self.entity_description.value_fn(status)
+
+
+SECURITY_FINDINGS = SensorEntityDescription(
+    key="security_findings", translation_key="security_findings"
+)
+
+
+class SecurityFindingsSensor(SensorEntity):
+    """The number of failing security checks, from the shared checklist runner."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description = SECURITY_FINDINGS
+
+    def __init__(
+        self, runner: ChecklistRunner, entry: SecureRemoteAccessConfigEntry
+    ) -> None:
+        """Read the runner's latest result; it tells us when a run finished."""
+        self._runner = runner
+        self._attr_unique_id = f"{entry.entry_id}_{SECURITY_FINDINGS.key}"
+        self._attr_device_info = entry_device_info(entry)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the runner's results."""
+        self.async_on_remove(self._runner.async_add_listener(self.async_write_ha_state))
+
+    @property
+    def native_value(self) -> int | None:
+        """The number of failing enabled checks; unknown before the first run."""
+        result = self._runner.result
+        return None if result is None else len(result.findings)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, list[str]]:
+        """The ids of the failing checks."""
+        result = self._runner.result
+        return {"failing_checks": [] if result is None else result.failing_ids}

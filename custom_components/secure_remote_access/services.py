@@ -14,11 +14,13 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 import probatio as vol
 
+from .checklist.runner import DATA_CHECKLIST
 from .const import (
     ATTR_CONFIG_ENTRY_ID,
     ATTR_FORCE,
     DOMAIN,
     SERVICE_RENEW_CERTIFICATE,
+    SERVICE_RUN_SECURITY_CHECKS,
     SERVICE_UPDATE_DNS,
 )
 from .models import SecureRemoteAccessConfigEntry
@@ -30,6 +32,8 @@ RENEW_SCHEMA = vol.Schema(
         vol.Optional(ATTR_FORCE, default=False): cv.boolean,
     }
 )
+
+NO_FIELDS_SCHEMA = vol.Schema({})
 
 
 def loaded_entry(call: ServiceCall) -> SecureRemoteAccessConfigEntry:
@@ -72,6 +76,26 @@ async def _renew_certificate(call: ServiceCall) -> ServiceResponse:
     return outcome.as_response()
 
 
+async def _run_security_checks(call: ServiceCall) -> ServiceResponse:
+    """Run the checklist now; the summaries are English and never hold secrets."""
+    if (runner := call.hass.data.get(DATA_CHECKLIST)) is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="no_entry_loaded"
+        )
+    result = await runner.async_run()
+    return {
+        "findings": [
+            {
+                "id": finding.check_id,
+                "severity": finding.severity.value,
+                "summary": finding.summary,
+            }
+            for finding in result.findings
+        ],
+        "passed": list(result.passed),
+    }
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
@@ -88,4 +112,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _renew_certificate,
         schema=RENEW_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_RUN_SECURITY_CHECKS,
+        _run_security_checks,
+        schema=NO_FIELDS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )

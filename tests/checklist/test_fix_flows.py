@@ -1,0 +1,215 @@
+"""Fix flows end to end through the repairs HTTP API."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.secure_remote_access.const import DOMAIN
+
+from .conftest import Installation
+
+FIX_URL = "/api/repairs/issues/fix"
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant,
+    installation: Installation,
+    entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> TestClient:
+    """An admin's client of the repairs API."""
+    assert await async_setup_component(hass, "repairs", {})
+    return await hass_client()
+
+
+async def _start(client: TestClient, issue_id: str) -> dict[str, Any]:
+    resp = await client.post(FIX_URL, json={"handler": DOMAIN, "issue_id": issue_id})
+    assert resp.status == HTTPStatus.OK, await resp.text()
+    data: dict[str, Any] = await resp.json()
+    return data
+
+
+async def _submit(client: TestClient, flow_id: str) -> dict[str, Any]:
+    resp = await client.post(f"{FIX_URL}/{flow_id}", json={})
+    assert resp.status == HTTPStatus.OK, await resp.text()
+    data: dict[str, Any] = await resp.json()
+    return data
+
+
+def _issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+
+
+async def test_checklist_fix_flow_rechecks(
+    hass: HomeAssistant, installation: Installation, client: TestClient
+) -> None:
+    """The confirm step shows the steps; submit re-checks and keeps or clears."""
+    installation.key.chmod(0o644)
+    await installation.run()
+    assert _issue(hass, "private_key_world_readable") is not None
+
+    flow = await _start(client, "private_key_world_readable")
+    assert flow["type"] == "form"
+    assert flow["step_id"] == "confirm"
+    assert flow["description_placeholders"] == {
+        "paths": str(installation.key),
+        "modes": "0644",
+    }
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "abort"
+    assert result["reason"] == "still_failing"
+    assert _issue(hass, "private_key_world_readable") is not None
+
+    installation.key.chmod(0o600)
+    flow = await _start(client, "private_key_world_readable")
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "create_entry"
+    assert _issue(hass, "private_key_world_readable") is None
+
+
+async def test_checklist_fix_flow_without_entry(
+    hass: HomeAssistant,
+    installation: Installation,
+    entry: MockConfigEntry,
+    client: TestClient,
+) -> None:
+    """An issue left after the entries unloaded cannot re-check: it aborts."""
+    installation.key.chmod(0o644)
+    await installation.run()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    flow = await _start(client, "private_key_world_readable")
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "abort"
+    assert result["reason"] == "no_entry_loaded"
+    assert _issue(hass, "private_key_world_readable") is not None
+
+
+async def test_restart_fix_flow(hass: HomeAssistant, client: TestClient) -> None:
+    """restart_required restarts Home Assistant once confirmed."""
+    calls: list[ServiceCall] = []
+
+    async def restart(call: ServiceCall) -> None:
+        calls.append(call)
+
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        "restart_required",
+        is_fixable=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="restart_required",
+    )
+    flow = await _start(client, "restart_required")
+    assert flow["step_id"] == "confirm"
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "abort"
+    assert result["reason"] == "restart_unavailable"
+    assert _issue(hass, "restart_required") is not None
+
+    hass.services.async_register("homeassistant", "restart", restart)
+    flow = await _start(client, "restart_required")
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "create_entry"
+    assert len(calls) == 1
+    assert _issue(hass, "restart_required") is None
+
+
+@pytest.mark.parametrize(
+    ("issue_id", "key", "data"),
+    [
+        ("certificate_expiring", "certificate_expiring", "entry_id"),
+        ("renewal_failed", "renewal_failed", "config_entry_id"),
+        ("certificate_expiring_{entry_id}", "certificate_expiring", None),
+    ],
+)
+async def test_renew_fix_flow(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    client: TestClient,
+    issue_id: str,
+    key: str,
+    data: str | None,
+) -> None:
+    """Renew now calls renew_certificate for the issue's entry."""
+    calls: list[ServiceCall] = []
+
+    async def renew(call: ServiceCall) -> None:
+        calls.append(call)
+        if len(calls) == 1:
+            raise HomeAssistantError("DuckDNS answered KO")
+
+    issue_id = issue_id.format(entry_id=entry.entry_id)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        data={data: entry.entry_id} if data else None,
+        is_fixable=True,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=key,
+    )
+    flow = await _start(client, issue_id)
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "abort"
+    assert result["reason"] == "renew_unavailable"
+
+    hass.services.async_register(DOMAIN, "renew_certificate", renew)
+    flow = await _start(client, issue_id)
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "abort"
+    assert result["reason"] == "renew_failed"
+    assert result["description_placeholders"] == {"error": "DuckDNS answered KO"}
+    assert _issue(hass, issue_id) is not None
+
+    flow = await _start(client, issue_id)
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "create_entry"
+    assert [call.data for call in calls] == [{"config_entry_id": entry.entry_id}] * 2
+    assert _issue(hass, issue_id) is None
+
+
+async def test_renew_fix_flow_without_entry_id(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    """Without an entry id there is nothing to renew."""
+    hass.services.async_register(DOMAIN, "renew_certificate", lambda call: None)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        "renewal_failed",
+        is_fixable=True,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="renewal_failed",
+    )
+    flow = await _start(client, "renewal_failed")
+    result = await _submit(client, flow["flow_id"])
+    assert result["reason"] == "renew_unavailable"
+
+
+async def test_other_fixable_issue_gets_a_confirm_flow(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    """Unknown fixable issues fall back to Home Assistant's confirm flow."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        "something_else",
+        is_fixable=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="something_else",
+    )
+    flow = await _start(client, "something_else")
+    assert flow["step_id"] == "confirm"
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "create_entry"
