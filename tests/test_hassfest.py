@@ -252,3 +252,75 @@ def test_icons_cover_services(name: str) -> None:
     icons = _json(path)
     for service in _services():
         assert service in icons.get("services", {}), service
+
+
+RULES = {
+    "bronze": (
+        "action-setup appropriate-polling brands common-modules config-flow "
+        "config-flow-test-coverage dependency-transparency docs-actions "
+        "docs-high-level-description docs-installation-instructions "
+        "docs-removal-instructions entity-event-setup entity-unique-id "
+        "has-entity-name runtime-data test-before-configure test-before-setup "
+        "unique-config-entry"
+    ),
+    "silver": (
+        "action-exceptions config-entry-unloading docs-configuration-parameters "
+        "docs-installation-parameters entity-unavailable integration-owner "
+        "log-when-unavailable parallel-updates reauthentication-flow test-coverage"
+    ),
+    "gold": (
+        "devices diagnostics discovery discovery-update-info docs-data-update "
+        "docs-examples docs-known-limitations docs-supported-devices "
+        "docs-supported-functions docs-troubleshooting docs-use-cases "
+        "dynamic-devices entity-category entity-device-class "
+        "entity-disabled-by-default entity-translations exception-translations "
+        "icon-translations reconfiguration-flow repair-issues stale-devices"
+    ),
+    "platinum": "async-dependency inject-websession strict-typing",
+}
+
+
+def test_quality_scale_is_complete_and_honest() -> None:
+    """Every rule up to the claimed tier is done, or exempt with a reason."""
+    rules = yaml.safe_load(
+        (PACKAGE / "quality_scale.yaml").read_text(encoding="utf-8")
+    )["rules"]
+    claimed = _json(PACKAGE / "manifest.json").get("quality_scale")
+    tiers = list(RULES)
+    assert claimed in tiers
+    for tier in tiers[: tiers.index(claimed) + 1]:
+        for rule in RULES[tier].split():
+            assert rule in rules, rule
+            value = rules[rule]
+            status = value if isinstance(value, str) else value["status"]
+            assert status in ("done", "exempt"), rule
+            if status == "exempt":
+                assert value["comment"].strip(), rule
+
+
+def test_platforms_limit_parallel_updates() -> None:
+    """parallel-updates: every entity platform declares PARALLEL_UPDATES."""
+    for platform in ("sensor", "binary_sensor"):
+        source = (PACKAGE / f"{platform}.py").read_text(encoding="utf-8")
+        assert "PARALLEL_UPDATES = 0" in source, platform
+
+
+def test_release_zip_matches_hacs_json() -> None:
+    """The release workflow attaches the file hacs.json tells HACS to download."""
+    hacs = _json(ROOT / "hacs.json")
+    workflow = (ROOT / ".github" / "workflows" / "release.yaml").read_text(
+        encoding="utf-8"
+    )
+    assert hacs["zip_release"] is True
+    assert hacs["filename"] in workflow
+    assert "custom_components/secure_remote_access" in workflow
+
+
+def test_matrix_covers_the_oldest_claimed_version() -> None:
+    """The oldest Home Assistant hacs.json claims has a pin and a CI job."""
+    oldest = _json(ROOT / "hacs.json")["homeassistant"]
+    assert (ROOT / "requirements_matrix" / f"{oldest}.txt").is_file()
+    workflow = (ROOT / ".github" / "workflows" / "tests.yaml").read_text(
+        encoding="utf-8"
+    )
+    assert f'"{oldest}"' in workflow

@@ -10,10 +10,12 @@ from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 
 from .checklist.runner import DATA_CHECKLIST
+from .const import CONF_EAB_HMAC_KEY, CONF_EAB_KID, CONF_EMAIL
 from .models import SecureRemoteAccessConfigEntry
 from .monitor import entry_monitors, status_diagnostics
 
-TO_REDACT = {CONF_TOKEN}
+# Secrets, and what identifies the user: the e-mail address given to the CA.
+TO_REDACT = {CONF_TOKEN, CONF_EMAIL, CONF_EAB_HMAC_KEY, CONF_EAB_KID}
 
 
 async def async_get_config_entry_diagnostics(
@@ -34,6 +36,7 @@ async def async_get_config_entry_diagnostics(
             "ipv6_mode": dns.ipv6_mode,
             "state": asdict(dns.data) if dns.data else None,
         },
+        "renewal": _renewal(entry),
         "certificates": {
             status.source.key: status_diagnostics(status)
             for monitor in entry_monitors(entry.runtime_data)
@@ -62,4 +65,21 @@ def _checklist(hass: HomeAssistant) -> dict[str, Any] | None:
         "failing": {f.check_id: f.severity.value for f in result.findings},
         "passed": list(result.passed),
         "disabled": list(result.disabled),
+    }
+
+
+def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
+    """The renewal scheduler's state and the last outcome; no keys, no account."""
+    scheduler = entry.runtime_data.renewal
+    if scheduler is None:
+        return None
+    outcome = scheduler.manager.last_outcome
+    return {
+        "state": scheduler.state.to_json(),
+        "next_check": scheduler.next_check.isoformat()
+        if scheduler.next_check
+        else None,
+        "names": list(scheduler.manager.settings.names),
+        "key_type": scheduler.manager.settings.key_type,
+        "last_outcome": outcome.as_response() if outcome else None,
     }
