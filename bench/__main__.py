@@ -98,9 +98,34 @@ def main() -> None:
         log(f"    ({time.perf_counter() - t0:.0f} s)")
         print(f"\n## {title}\n\n{text}\n", flush=True)
 
-    from . import issuance
+    from . import endpoints, extra, issuance, renewal
 
     section("issuance", "1. Issuance latency", lambda: issuance.run(args.runs, log))
+    monitored: dict[str, float] = {}
+
+    def monitoring() -> tuple[str, dict[str, float]]:
+        text, numbers = endpoints.monitoring()
+        monitored.update(numbers)
+        return text, numbers
+
+    if wanted & {"loop", "monitoring", "footprint"}:
+        log("==> 100 TLS endpoints")
+        mon_text, _ = monitoring()
+    if "loop" in wanted:
+        section(
+            "loop",
+            "2. Event-loop health",
+            lambda: extra.loop_health(
+                extra.baseline(), renewal.run(), monitored["stall_monitor"]
+            ),
+        )
+    section("monitoring", "3. Monitoring at scale", lambda: (mon_text, {}))
+    section(
+        "footprint",
+        "4. Footprint",
+        lambda: extra.footprint(monitored["bytes_per_endpoint"]),
+    )
+    section("duckdns", "5. DuckDNS traffic", extra.duckdns)
 
     total = time.perf_counter() - started
     doc = [
