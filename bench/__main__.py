@@ -183,7 +183,7 @@ def main() -> None:
                 extra.baseline(), renewal.run(), monitored["stall_monitor"]
             ),
         )
-    section("monitoring", "3. Monitoring at scale", lambda: (mon_text, {}))
+    section("monitoring", "3. Monitoring at scale", lambda: (mon_text, monitored))
     section(
         "footprint",
         "4. Footprint",
