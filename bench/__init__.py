@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of Secure Remote Access (run with ``scripts/bench``; not a test suite)."""
