@@ -263,3 +263,19 @@ async def test_poll_delay_honours_retry_after() -> None:
             "%a, %d %b %Y %H:%M:%S GMT"
         )
         assert 8 < client._delay(_response(200, b"", {"Retry-After": later})) <= 10
+
+
+async def test_poll_delay_starts_short_and_backs_off() -> None:
+    """Without Retry-After: 0.5 s, then doubling up to the poll interval."""
+    async with aiohttp.ClientSession() as session:
+        client = AcmeClient(
+            session,
+            "https://ca.invalid/dir",
+            AccountKey.generate(),
+            user_agent="test",
+            poll_interval=2.0,
+        )
+        delays = [client._delay(_response(200, b""), attempt) for attempt in range(4)]
+        assert delays == [0.5, 1.0, 2.0, 2.0]
+        with_header = client._delay(_response(200, b"", {"Retry-After": "3"}), 0)
+        assert 2 < with_header <= 3

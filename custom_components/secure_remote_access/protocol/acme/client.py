@@ -63,6 +63,7 @@ from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
+FIRST_POLL_DELAY: Final = 0.5
 DEFAULT_POLL_TIMEOUT: Final = 180.0
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
@@ -304,21 +305,27 @@ class AcmeClient:
     ) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._poll_timeout
+        attempt = 0
         while True:
             response = await self._post(url, None)
             item = parse(url, response.json())
             if done(item):
                 return item
-            delay = self._delay(response)
+            delay = self._delay(response, attempt)
+            attempt += 1
             if loop.time() + delay > deadline:
                 raise PollTimeoutError(
                     f"{url} still {item.status} after {self._poll_timeout}s"
                 )
             await asyncio.sleep(delay)
 
-    def _delay(self, response: AcmeResponse) -> float:
-        """Seconds to the next poll: Retry-After if later than our interval, bounded."""
-        delay = self._poll_interval
+    def _delay(self, response: AcmeResponse, attempt: int = 0) -> float:
+        """Seconds to the next poll, never before the CA's Retry-After, bounded.
+
+        Without Retry-After the wait starts short and doubles up to the poll
+        interval: most CAs finish a validation or an order within a second.
+        """
+        delay = min(self._poll_interval, FIRST_POLL_DELAY * 2**attempt)
         if (retry_after := response.retry_after) is not None:
             delay = max(delay, (retry_after - datetime.now(UTC)).total_seconds())
         return min(delay, self._max_retry_after)
