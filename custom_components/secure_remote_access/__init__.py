@@ -33,6 +33,7 @@ from .monitor import (
 from .renewal import (
     RenewalScheduler,
     async_remove_renewal_state,
+    delegation_issue_id,
     renewal_failed_issue_id,
 )
 from .repairs import (
@@ -178,6 +179,7 @@ async def async_remove_entry(
     """
     ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry.entry_id))
+    ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, restart_issue_id(entry.entry_id))
     await async_remove_renewal_state(hass, entry.entry_id)
     async_delete_certificate_issues(hass, entry.entry_id)
