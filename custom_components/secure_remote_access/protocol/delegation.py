@@ -13,7 +13,7 @@ The CA then finds the dns-01 value of ``home.example.com`` (and of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 import re
 from typing import Final
@@ -170,14 +170,16 @@ async def _cname(
         raise
     finally:
         await resolver.close()
-    for record in result.answer:
-        if (
-            record.type == pycares.QUERY_TYPE_CNAME
+    return next(
+        (
+            _clean(record.data.cname)
+            for record in result.answer
+            if record.type == pycares.QUERY_TYPE_CNAME
             and isinstance(record.data, pycares.CNAMERecordData)
             and _clean(record.name) == name
-        ):
-            return _clean(record.data.cname)
-    return None
+        ),
+        None,
+    )
 
 
 async def resolve_delegation(
@@ -265,17 +267,10 @@ class MultipleDelegationError(DelegationError):
     @property
     def message(self) -> str:
         """Every error's detail."""
-        return "; ".join(error.message for error in getattr(self, "errors", ()))
+        return "; ".join(error.message for error in self.errors)
 
 
 def expected_records(error: DelegationError) -> list[str]:
     """The exact ``<record> CNAME <target>`` lines to create."""
     errors = error.errors if isinstance(error, MultipleDelegationError) else [error]
     return [item.expected for item in errors]
-
-
-def delegation_map_lookup(
-    identifier: str, delegations: Mapping[str, str]
-) -> str | None:
-    """The DuckDNS domain answering for ``identifier`` (``*.`` ignored), if delegated."""
-    return delegations.get(_clean(identifier).removeprefix("*."))
