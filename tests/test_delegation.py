@@ -305,3 +305,28 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
     assert result["renewed"] is True
     assert registry.async_get_issue(DOMAIN, issue_id) is None
     assert ((ssl_dir / "fullchain.pem").read_bytes()) != before[0]
+
+
+async def test_issue_goes_when_nothing_is_delegated(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """Without own names (or certificates) a left-over issue is removed at setup."""
+    _, url = duckdns
+    registry = ir.async_get(hass)
+    entry = await _entry(hass, url, _options(pebble, ssl_dir))
+    issue_id = delegation_issue_id(entry.entry_id)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="cname_delegation_broken",
+        translation_placeholders={"record": RECORD, "target": TARGET, "records": ""},
+    )
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert registry.async_get_issue(DOMAIN, issue_id) is None

@@ -65,6 +65,9 @@ async def async_setup_entry(
     settings = CertificateSettings.from_options(domains, entry.options)
     manager = None
     renewal = None
+    if settings is None or not settings.extra_names:
+        # Nothing is delegated any more: a left-over issue would never clear.
+        ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry.entry_id))
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
