@@ -246,7 +246,7 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
     delegated: None,
 ) -> None:
     """Renewal checks the CNAME first: repair issue, files untouched, then cleared."""
-    _, url = duckdns
+    fake, url = duckdns
     entry = await _entry(hass, url, _extra(pebble, ssl_dir))
     await _renew(hass, entry)
     before = (
@@ -296,11 +296,20 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
     assert result["renewed"] is False
     assert registry.async_get_issue(DOMAIN, issue_id) is None
 
-    # Broken again, then fixed and renewed: the renewal clears the issue.
+    # Broken again, then fixed: a renewal failing for another reason (after
+    # the delegation check passed) swaps the issue for renewal_failed.
     await pebble.clear_cname(RECORD)
     with pytest.raises(HomeAssistantError):
         await _renew(hass, entry, force=True)
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
     await pebble.set_cname(RECORD, TARGET)
+    fake.outage = "html"
+    with pytest.raises(HomeAssistantError) as err:
+        await _renew(hass, entry, force=True)
+    assert err.value.translation_key == "renewal_failed"
+    assert registry.async_get_issue(DOMAIN, issue_id) is None
+    assert registry.async_get_issue(DOMAIN, renewal_failed_issue_id(entry.entry_id))
+    fake.outage = None
     result = await _renew(hass, entry, force=True)
     assert result["renewed"] is True
     assert registry.async_get_issue(DOMAIN, issue_id) is None

@@ -185,6 +185,10 @@ class RenewalScheduler:
                 )
                 self._raise_delegation_issue(err)
             else:
+                # The delegations were checked before the order: they are fine.
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, delegation_issue_id(self.entry_id)
+                )
                 self._raise_failure_issue(err.detail)
             LOGGER.warning(
                 "Certificate renewal failed (%d in a row), next attempt at %s: %s",
