@@ -33,6 +33,7 @@ from .monitor import (
 from .renewal import (
     RenewalScheduler,
     async_remove_renewal_state,
+    delegation_issue_id,
     renewal_failed_issue_id,
 )
 from .repairs import (
@@ -64,6 +65,9 @@ async def async_setup_entry(
     settings = CertificateSettings.from_options(domains, entry.options)
     manager = None
     renewal = None
+    if settings is None or not settings.extra_names:
+        # Nothing is delegated any more: a left-over issue would never clear.
+        ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry.entry_id))
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
@@ -178,6 +182,7 @@ async def async_remove_entry(
     """
     ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry.entry_id))
+    ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, restart_issue_id(entry.entry_id))
     await async_remove_renewal_state(hass, entry.entry_id)
     async_delete_certificate_issues(hass, entry.entry_id)

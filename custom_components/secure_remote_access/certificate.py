@@ -27,6 +27,7 @@ from .const import (
     CONF_EAB_HMAC_KEY,
     CONF_EAB_KID,
     CONF_EMAIL,
+    CONF_EXTRA_NAMES,
     CONF_KEY_TYPE,
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
@@ -54,6 +55,7 @@ from .protocol.certificates import (
     CertificateInfo,
     read_certificate_file,
 )
+from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
 from .protocol.files import RecoveryStatus, recover_pair, write_certificate_pair
 from .protocol.schedule import RenewalDecision, RenewalReason, decide
@@ -79,6 +81,7 @@ class CertificateSettings:
     ca_bundle: str | None = None
     eab: ExternalAccountBinding | None = None
     dns_server: str | None = None
+    extra_names: tuple[str, ...] = ()
 
     @classmethod
     def from_options(
@@ -90,6 +93,8 @@ class CertificateSettings:
         names = list(domains)
         if options.get(CONF_WILDCARD):
             names += [f"*.{name}" for name in domains]
+        extra_names = tuple(options.get(CONF_EXTRA_NAMES) or ())
+        names += [name for name in extra_names if name not in names]
         eab = None
         if options.get(CONF_EAB_KID) and options.get(CONF_EAB_HMAC_KEY):
             eab = ExternalAccountBinding(
@@ -106,6 +111,7 @@ class CertificateSettings:
             ca_bundle=options.get(CONF_ACME_CA_BUNDLE) or None,
             eab=eab,
             dns_server=options.get(CONF_DNS_SERVER) or None,
+            extra_names=extra_names,
         )
 
 
@@ -182,30 +188,48 @@ async def async_register_account(
     return client
 
 
-def duckdns_domain_for(identifier: str, domains: list[str]) -> str:
-    """The DuckDNS name whose TXT record answers a challenge for ``identifier``."""
+def duckdns_domain_for(
+    identifier: str,
+    domains: list[str],
+    delegations: Mapping[str, str] | None = None,
+) -> str:
+    """The DuckDNS name whose TXT record answers a challenge for ``identifier``.
+
+    ``delegations`` maps names outside duckdns.org (without ``*.``) to the
+    DuckDNS name their ``_acme-challenge`` CNAME points to.
+    """
     name = identifier.lower().removeprefix("*.").rstrip(".")
     for domain in domains:
         if name == domain or name.endswith(f".{domain}"):
             return domain
+    if delegations and name in delegations:
+        return delegations[name]
     raise ValueError(f"{identifier} is not under {', '.join(domains)}")
 
 
 class DuckDnsSolver:
-    """Answers DNS-01 challenges through the one TXT value of each DuckDNS name."""
+    """Answers DNS-01 challenges through the one TXT value of each DuckDNS name.
+
+    Delegated names (``delegations``, set before every order) are answered
+    through the TXT value of the DuckDNS name their CNAME points to.
+    """
 
     def __init__(self, client: DuckDnsClient, domains: list[str]) -> None:
         """Solve for names under ``domains``."""
         self._client = client
         self._domains = domains
+        self.delegations: dict[str, str] = {}
+
+    def _domain(self, identifier: str) -> str:
+        return duckdns_domain_for(identifier, self._domains, self.delegations)
 
     async def set_txt(self, identifier: str, value: str) -> None:
         """Publish the challenge value."""
-        await self._client.set_txt(duckdns_domain_for(identifier, self._domains), value)
+        await self._client.set_txt(self._domain(identifier), value)
 
     async def clear_txt(self, identifier: str) -> None:
         """Remove the challenge value."""
-        await self._client.clear_txt(duckdns_domain_for(identifier, self._domains))
+        await self._client.clear_txt(self._domain(identifier))
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,15 +258,44 @@ class RenewalOutcome:
 class CertificateRenewalError(HomeAssistantError):
     """A renewal failed; carries the CA's or DNS's reason (translated)."""
 
-    def __init__(self, detail: str, retry_after: datetime | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        retry_after: datetime | None = None,
+        *,
+        translation_key: str = "renewal_failed",
+        placeholders: dict[str, str] | None = None,
+    ) -> None:
         """Wrap the reason for the user."""
         super().__init__(
             translation_domain=DOMAIN,
-            translation_key="renewal_failed",
-            translation_placeholders={"detail": detail},
+            translation_key=translation_key,
+            translation_placeholders={"detail": detail, **(placeholders or {})},
         )
         self.detail = detail
         self.retry_after = retry_after
+
+
+class CertificateDelegationError(CertificateRenewalError):
+    """A name outside duckdns.org is not delegated to DuckDNS by CNAME.
+
+    Raised before the order: nothing is asked of the CA, nothing is written.
+    """
+
+    def __init__(self, error: DelegationError) -> None:
+        """Name the exact record(s) to create."""
+        self.records = expected_records(error)
+        self.record = error.record
+        self.target = error.target
+        super().__init__(
+            error.message,
+            translation_key="cname_delegation_broken",
+            placeholders={
+                "record": error.record,
+                "target": error.target,
+                "records": ", ".join(self.records),
+            },
+        )
 
 
 def read_managed_certificate(settings: CertificateSettings) -> CertificateInfo:
@@ -265,6 +318,7 @@ class CertificateManager:
         self.hass = hass
         self.entry_id = entry_id
         self.settings = settings
+        self._domains = domains
         self._solver = DuckDnsSolver(duckdns, domains)
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[RenewalOutcome], None]] = []
@@ -368,8 +422,28 @@ class CertificateManager:
         client = await async_acme_client(self.hass, self.settings)
         return await client.renewal_info(pem)
 
+    async def async_check_delegations(self) -> dict[str, str]:
+        """Where each name outside duckdns.org delegates its challenge to.
+
+        Raises CertificateDelegationError naming the record(s) to create.
+        """
+        settings = self.settings
+        if not settings.extra_names:
+            return {}
+        try:
+            return await resolve_delegations(
+                settings.extra_names,
+                self._domains,
+                [settings.dns_server] if settings.dns_server else None,
+            )
+        except DelegationError as err:
+            LOGGER.warning("CNAME delegation broken: %s", err.message)
+            raise CertificateDelegationError(err) from err
+
     async def _issue(self, current: CertificateInfo | None) -> IssuedCertificate:
         settings = self.settings
+        # Before the order: a broken delegation never reaches the CA.
+        self._solver.delegations = await self.async_check_delegations()
         try:
             client = await async_acme_client(self.hass, settings)
             await self._ensure_account(client)

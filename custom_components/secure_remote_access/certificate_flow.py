@@ -32,6 +32,7 @@ from .const import (
     CONF_EAB_HMAC_KEY,
     CONF_EAB_KID,
     CONF_EMAIL,
+    CONF_EXTRA_NAMES,
     CONF_KEY_TYPE,
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
@@ -50,12 +51,22 @@ from .protocol.acme import (
     MalformedResponseError,
     UnauthorizedError,
 )
+from .protocol.delegation import (
+    MAX_CERTIFICATE_NAMES,
+    DelegationError,
+    DuckDnsNameError,
+    InvalidNameError,
+    expected_records,
+    parse_extra_names,
+    resolve_delegations,
+)
 
 CERTIFICATE_KEYS = (
     CONF_ACME_DIRECTORY,
     CONF_EMAIL,
     CONF_KEY_TYPE,
     CONF_WILDCARD,
+    CONF_EXTRA_NAMES,
     CONF_PROFILE,
     CONF_CERTIFICATE_PATH,
     CONF_PRIVATE_KEY_PATH,
@@ -75,6 +86,7 @@ class CertificateCheck:
     errors: dict[str, str] = field(default_factory=dict)
     terms_url: str = ""
     detail: str = ""
+    records: str = ""
 
 
 async def async_defaults(hass: HomeAssistant) -> dict[str, Any]:
@@ -111,6 +123,9 @@ def certificate_schema(advanced: bool) -> vol.Schema:
             )
         ),
         vol.Required(CONF_WILDCARD): BooleanSelector(),
+        vol.Optional(CONF_EXTRA_NAMES): TextSelector(
+            TextSelectorConfig(multiline=True)
+        ),
         vol.Optional(CONF_PROFILE): TextSelector(),
         vol.Required(CONF_CERTIFICATE_PATH): TextSelector(),
         vol.Required(CONF_PRIVATE_KEY_PATH): TextSelector(),
@@ -133,13 +148,18 @@ def terms_schema() -> vol.Schema:
 
 
 def suggested_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Values to prefill, without secrets."""
-    return {k: v for k, v in values.items() if k not in _SECRET_KEYS}
+    """Values to prefill, without secrets; stored name lists as text."""
+    suggested = {k: v for k, v in values.items() if k not in _SECRET_KEYS}
+    if isinstance(extra := suggested.get(CONF_EXTRA_NAMES), list | tuple):
+        suggested[CONF_EXTRA_NAMES] = ", ".join(extra)
+    return suggested
 
 
 def _clean(user_input: Mapping[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for key in CERTIFICATE_KEYS:
+        if key == CONF_EXTRA_NAMES:
+            continue  # parsed and checked by _check_extra_names
         value = user_input.get(key)
         if isinstance(value, str):
             value = value.strip()
@@ -189,12 +209,25 @@ async def async_check_certificate_input(
     email = options.get(CONF_EMAIL)
     if email is not None and ("@" not in email or " " in email):
         check.errors[CONF_EMAIL] = "invalid_email"
+    _check_extra_names(check, user_input.get(CONF_EXTRA_NAMES), domains)
     check.errors.update(await hass.async_add_executor_job(_check_paths, hass, options))
     if check.errors:
         return check
 
     settings = CertificateSettings.from_options(domains, options)
     assert settings is not None
+    if settings.extra_names:
+        try:
+            await resolve_delegations(
+                settings.extra_names,
+                domains,
+                [settings.dns_server] if settings.dns_server else None,
+            )
+        except DelegationError as err:
+            LOGGER.debug("CNAME delegation not in place: %s", err.message)
+            check.errors[CONF_EXTRA_NAMES] = "cname_missing"
+            check.records = ", ".join(expected_records(err))
+            return check
     try:
         client = await async_acme_client(hass, settings)
         directory = await client.directory()
@@ -215,6 +248,27 @@ async def async_check_certificate_input(
         check.errors[CONF_EAB_KID] = "eab_required"
     check.terms_url = directory.terms_of_service or ""
     return check
+
+
+def _check_extra_names(check: CertificateCheck, raw: Any, domains: list[str]) -> None:
+    """Parse the names outside duckdns.org into the options, or set a form error."""
+    try:
+        extra = parse_extra_names(raw or "")
+    except DuckDnsNameError as err:
+        check.errors[CONF_EXTRA_NAMES] = "extra_name_duckdns"
+        check.detail = err.name
+        return
+    except InvalidNameError as err:
+        check.errors[CONF_EXTRA_NAMES] = "invalid_extra_name"
+        check.detail = err.name
+        return
+    total = len(domains) * (2 if check.options[CONF_WILDCARD] else 1) + len(extra)
+    if total > MAX_CERTIFICATE_NAMES:
+        check.errors[CONF_EXTRA_NAMES] = "too_many_names"
+        check.detail = str(MAX_CERTIFICATE_NAMES)
+        return
+    if extra:
+        check.options[CONF_EXTRA_NAMES] = extra
 
 
 async def async_accept_terms(
@@ -264,7 +318,9 @@ class CertificateSteps(ConfigEntryBaseFlow):
             self.hass, user_input, self._certificate_domains()
         )
         if check.errors:
-            return self._certificate_form(user_input, check.errors, check.detail)
+            return self._certificate_form(
+                user_input, check.errors, check.detail, check.records
+            )
         self._certificate = check.options
         self._terms_url = check.terms_url
         return await self.async_step_terms()
@@ -305,6 +361,7 @@ class CertificateSteps(ConfigEntryBaseFlow):
         values: Mapping[str, Any],
         errors: dict[str, str] | None = None,
         detail: str = "",
+        records: str = "",
     ) -> ConfigFlowResult:
         return self.async_show_form(
             step_id="certificate",
@@ -316,5 +373,6 @@ class CertificateSteps(ConfigEntryBaseFlow):
             description_placeholders={
                 "names": ", ".join(self._certificate_domains()),
                 "detail": detail,
+                "records": records,
             },
         )

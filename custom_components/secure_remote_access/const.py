@@ -61,6 +61,7 @@ CONF_ACME_CA_BUNDLE: Final = "acme_ca_bundle"
 CONF_EAB_KID: Final = "eab_kid"
 CONF_EAB_HMAC_KEY: Final = "eab_hmac_key"
 CONF_DNS_SERVER: Final = "dns_server"
+CONF_EXTRA_NAMES: Final = "extra_names"
 
 LETSENCRYPT: Final = "letsencrypt"
 LETSENCRYPT_STAGING: Final = "letsencrypt_staging"

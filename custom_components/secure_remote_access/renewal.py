@@ -15,7 +15,12 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .certificate import CertificateManager, CertificateRenewalError, RenewalOutcome
+from .certificate import (
+    CertificateDelegationError,
+    CertificateManager,
+    CertificateRenewalError,
+    RenewalOutcome,
+)
 from .const import DOMAIN, LOGGER
 from .protocol.acme import AcmeError
 from .protocol.schedule import moment_in_window, next_retry
@@ -102,6 +107,11 @@ def renewal_failed_issue_id(entry_id: str) -> str:
     return f"renewal_failed_{entry_id}"
 
 
+def delegation_issue_id(entry_id: str) -> str:
+    """The Repairs issue raised while a CNAME delegation of an entry is broken."""
+    return f"cname_delegation_broken_{entry_id}"
+
+
 class RenewalScheduler:
     """Decides when an entry's certificate is renewed and runs the renewals."""
 
@@ -168,7 +178,18 @@ class RenewalScheduler:
                 last_error=err.detail,
                 last_check=now,
             )
-            self._raise_failure_issue(err.detail)
+            if isinstance(err, CertificateDelegationError):
+                # The delegation issue says exactly what to do; no second issue.
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, renewal_failed_issue_id(self.entry_id)
+                )
+                self._raise_delegation_issue(err)
+            else:
+                # The delegations were checked before the order: they are fine.
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, delegation_issue_id(self.entry_id)
+                )
+                self._raise_failure_issue(err.detail)
             LOGGER.warning(
                 "Certificate renewal failed (%d in a row), next attempt at %s: %s",
                 failures,
@@ -178,6 +199,7 @@ class RenewalScheduler:
             self._schedule(retry)
             raise
         ir.async_delete_issue(self.hass, DOMAIN, renewal_failed_issue_id(self.entry_id))
+        await self._async_sync_delegation_issue(outcome.renewed)
         decision_due_at = await self._async_due_at()
         updates: dict[str, Any] = {
             "failures": 0,
@@ -308,6 +330,37 @@ class RenewalScheduler:
                 "detail": detail,
             },
             data={"entry_id": self.entry_id},
+        )
+
+    async def _async_sync_delegation_issue(self, renewed: bool) -> None:
+        """After a run that did not fail: check the delegations, sync the issue.
+
+        A renewal checked them right before its order. A run that was not due
+        checks them too, so that a broken record shows well before the
+        certificate needs it, and a fixed one clears the issue.
+        """
+        if not renewed and self.manager.settings.extra_names:
+            try:
+                await self.manager.async_check_delegations()
+            except CertificateDelegationError as err:
+                self._raise_delegation_issue(err)
+                return
+        ir.async_delete_issue(self.hass, DOMAIN, delegation_issue_id(self.entry_id))
+
+    def _raise_delegation_issue(self, err: CertificateDelegationError) -> None:
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            delegation_issue_id(self.entry_id),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="cname_delegation_broken",
+            translation_placeholders={
+                "record": err.record,
+                "target": err.target,
+                "records": ", ".join(err.records),
+            },
         )
 
     async def _async_update(self, **changes: Any) -> None:

@@ -325,7 +325,7 @@ class AcmeClient:
         Without Retry-After the wait starts short and doubles up to the poll
         interval: most CAs finish a validation or an order within a second.
         """
-        delay = min(self._poll_interval, FIRST_POLL_DELAY * 2**attempt)
+        delay: float = min(self._poll_interval, FIRST_POLL_DELAY * 2.0**attempt)
         if (retry_after := response.retry_after) is not None:
             delay = max(delay, (retry_after - datetime.now(UTC)).total_seconds())
         return min(delay, self._max_retry_after)
