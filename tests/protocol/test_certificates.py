@@ -942,7 +942,7 @@ async def test_endpoint_without_certificate(
     socket_enabled: None, leaf: certs.IssuedCertificate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A handshake without a peer certificate is its own error."""
-    monkeypatch.setattr(c, "_peer_chain_der", lambda ssl_object: [])
+    monkeypatch.setattr(c, "_peer_chain", lambda ssl_object: [])
     async with tls_server(leaf) as server:
         with pytest.raises(c.EndpointNoCertificateError) as err:
             await c.inspect_endpoint("127.0.0.1", server.port)

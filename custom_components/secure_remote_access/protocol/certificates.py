@@ -1016,25 +1016,19 @@ async def _handshake(
     return transport
 
 
-def _peer_chain_der(ssl_object: ssl.SSLObject | None) -> list[bytes]:
-    """Return the chain as sent by the peer (leaf first, DER); empty if none."""
+def _peer_chain(ssl_object: ssl.SSLObject | None) -> list[x509.Certificate]:
+    """Return the chain as sent by the peer (leaf first); empty if none."""
     if ssl_object is None:
         return []
     chain: Sequence[bytes] = ssl_object.get_unverified_chain() or []
     if not chain and (leaf := ssl_object.getpeercert(binary_form=True)):
         chain = [leaf]
-    return [bytes(der) for der in chain]
-
-
-def _info_from_der(chain: Sequence[bytes]) -> CertificateInfo:
-    """Parse and judge a peer chain (CPU work: run it in the executor)."""
     try:
-        certificates = [x509.load_der_x509_certificate(der) for der in chain]
+        return [x509.load_der_x509_certificate(bytes(der)) for der in chain]
     except ValueError as err:
         raise CertificateFormatError(
             f"the peer sent an unparseable certificate: {err}"
         ) from err
-    return build_certificate_info(certificates)
 
 
 async def _close(transport: asyncio.Transport) -> None:
@@ -1064,7 +1058,7 @@ async def _inspect_address(
         transport = await _handshake(address, port, _fetch_context(), name)
     try:
         ssl_object = transport.get_extra_info("ssl_object")
-        chain = _peer_chain_der(ssl_object)
+        chain = _peer_chain(ssl_object)
         tls_version = ssl_object.version() if ssl_object is not None else None
         cipher_info = ssl_object.cipher() if ssl_object is not None else None
     finally:
@@ -1078,9 +1072,7 @@ async def _inspect_address(
         port=port,
         server_name=server_name,
         address=address,
-        certificate=await asyncio.get_running_loop().run_in_executor(
-            None, _info_from_der, chain
-        ),
+        certificate=build_certificate_info(chain),
         verification=status,
         verification_message=message,
         verification_code=code,
