@@ -352,12 +352,11 @@ Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this 
   DuckDNS stand-in  {values["duckdns_url"]}
 
 1. Open {sandbox.url}, create your user, finish onboarding.
-2. Profile (your name, bottom left) -> turn on "Advanced mode".
-3. Settings -> Devices & services -> Add integration -> Secure Remote Access:
+2. Settings -> Devices & services -> Add integration -> Secure Remote Access:
      DuckDNS names ............ {values["domain"]}
      Token .................... {values["token"]}
      DuckDNS update URL ....... {values["duckdns_url"]}
-   Then "Get a certificate":
+   Then "Obtain a certificate":
      Certificate authority .... {values["acme_directory"]}   (type it, then pick it)
      Certificate profile ...... {values["profile"]}
      Certificate file ......... {values["certificate_path"]}
