@@ -235,6 +235,9 @@ class PebbleServer:
     retry_after: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout: float = 15.0
+    #: Fixed ports instead of free ones: ACME, management, challtestsrv and its
+    #: DNS server listen on base_port .. base_port + 3 (the sandbox's stable values).
+    base_port: int | None = None
 
     acme_port: int = field(init=False, default=0)
     management_port: int = field(init=False, default=0)
@@ -300,10 +303,16 @@ class PebbleServer:
 
     def _start_once(self, cert_path: Path, key_path: Path) -> None:
         assert self.workdir is not None
-        self.acme_port = _free_port()
-        self.management_port = _free_port()
-        self.challtestsrv_port = _free_port()
-        self.dns_port = _free_port(udp_too=True)
+        if self.base_port is not None:
+            self.acme_port, self.management_port, self.challtestsrv_port = (
+                self.base_port + offset for offset in range(3)
+            )
+            self.dns_port = self.base_port + 3
+        else:
+            self.acme_port = _free_port()
+            self.management_port = _free_port()
+            self.challtestsrv_port = _free_port()
+            self.dns_port = _free_port(udp_too=True)
         config: dict[str, Any] = {
             "pebble": {
                 "listenAddress": f"{HOST}:{self.acme_port}",
