@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 import logging
 from pathlib import Path
-from unittest.mock import patch
+from typing import Any
+from unittest.mock import AsyncMock, patch
 
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
@@ -15,6 +16,12 @@ from custom_components.secure_remote_access.certificate import (
     CertificateManager,
     CertificateSettings,
     duckdns_domain_for,
+)
+from custom_components.secure_remote_access.const import (
+    CONF_ACME_DIRECTORY,
+    CONF_CERTIFICATE_PATH,
+    CONF_PRIVATE_KEY_PATH,
+    DOMAIN,
 )
 from custom_components.secure_remote_access.helpers import (
     default_certificate_dir,
@@ -26,9 +33,10 @@ from custom_components.secure_remote_access.protocol.certificates import (
 from custom_components.secure_remote_access.protocol.duckdns import DuckDnsClient
 from custom_components.secure_remote_access.protocol.files import RecoveryStatus
 from custom_components.secure_remote_access.protocol.schedule import RenewalReason
+from custom_components.secure_remote_access.renewal import RenewalScheduler
 from tests.fakes import certs
 
-from .common import TOKEN
+from .common import TOKEN, mock_entry
 
 
 def _manager(
@@ -158,3 +166,42 @@ async def test_allowed_paths(hass: HomeAssistant, tmp_path: Path) -> None:
     assert not await hass.async_add_executor_job(path_is_allowed, hass, "/etc/x.pem")
     directory = await hass.async_add_executor_job(default_certificate_dir, hass)
     assert directory in (Path("/ssl"), Path(hass.config.path("ssl")))
+
+
+async def test_checklist_audits_the_managed_key(
+    hass: HomeAssistant, tmp_path: Path, aioclient_mock: Any
+) -> None:
+    """A managed key readable by others is a security finding; 0600 passes."""
+    aioclient_mock.get(
+        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
+    )
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    pair = certs.issue(["myhome.duckdns.org"])
+    _, key_path = pair.write(tmp_path)
+    key_path.chmod(0o644)
+    entry = mock_entry()
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            CONF_ACME_DIRECTORY: "https://ca.invalid/dir",
+            CONF_CERTIFICATE_PATH: str(tmp_path / "fullchain.pem"),
+            CONF_PRIVATE_KEY_PATH: str(key_path),
+        },
+    )
+    with patch.object(RenewalScheduler, "_async_started", AsyncMock()):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        result = await hass.services.async_call(
+            DOMAIN, "run_security_checks", blocking=True, return_response=True
+        )
+        assert result is not None
+        failing = [finding["id"] for finding in result["findings"]]
+        assert "private_key_world_readable" in failing
+        key_path.chmod(0o600)
+        result = await hass.services.async_call(
+            DOMAIN, "run_security_checks", blocking=True, return_response=True
+        )
+        assert result is not None
+        assert "private_key_world_readable" in result["passed"]
+        await hass.config_entries.async_unload(entry.entry_id)

@@ -96,6 +96,11 @@ async def async_setup_entry(
     )
     _async_setup_monitoring(hass, entry)
     checklist = async_get_runner(hass)
+    if settings is not None:
+        # The checklist also audits the permissions of the key we write.
+        entry.async_on_unload(
+            checklist.async_add_key_file(str(settings.private_key_path))
+        )
     checklist.async_add_entry(entry)
     entry.async_on_unload(lambda: checklist.async_remove_entry(entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
