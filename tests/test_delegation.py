@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant import config_entries
 from homeassistant.const import CONF_TOKEN
@@ -21,6 +22,10 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
 )
 from custom_components.secure_remote_access.monitor import Problem
+from custom_components.secure_remote_access.protocol.acme import (
+    AcmeClient,
+    AcmeConnectionError,
+)
 from custom_components.secure_remote_access.renewal import (
     delegation_issue_id,
     renewal_failed_issue_id,
@@ -246,7 +251,7 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
     delegated: None,
 ) -> None:
     """Renewal checks the CNAME first: repair issue, files untouched, then cleared."""
-    fake, url = duckdns
+    _, url = duckdns
     entry = await _entry(hass, url, _extra(pebble, ssl_dir))
     await _renew(hass, entry)
     before = (
@@ -303,13 +308,20 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
         await _renew(hass, entry, force=True)
     assert registry.async_get_issue(DOMAIN, issue_id) is not None
     await pebble.set_cname(RECORD, TARGET)
-    fake.outage = "html"
-    with pytest.raises(HomeAssistantError) as err:
+    # The CA itself fails (a DuckDNS outage would not do: Pebble may reuse
+    # the valid authorizations and never ask for a TXT record).
+    with (
+        patch.object(
+            AcmeClient,
+            "issue_certificate",
+            side_effect=AcmeConnectionError("the CA is down"),
+        ),
+        pytest.raises(HomeAssistantError) as err,
+    ):
         await _renew(hass, entry, force=True)
     assert err.value.translation_key == "renewal_failed"
     assert registry.async_get_issue(DOMAIN, issue_id) is None
     assert registry.async_get_issue(DOMAIN, renewal_failed_issue_id(entry.entry_id))
-    fake.outage = None
     result = await _renew(hass, entry, force=True)
     assert result["renewed"] is True
     assert registry.async_get_issue(DOMAIN, issue_id) is None
