@@ -18,8 +18,6 @@ from __future__ import annotations
 import _socket  # the C socket: pytest-socket's guard must not hide our readiness probes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-import ipaddress
 import json
 import os
 from pathlib import Path
@@ -32,12 +30,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.fakes.certs import CertificateAuthority, generate_key, write_file
 
 HOST = "127.0.0.1"
+# Key slots of tests/fakes/certs.py reserved for the listener certificate.
+LISTENER_CA_KEY_SLOT = 98
+LISTENER_KEY_SLOT = 99
 #: The EAB credentials of an ``eab_required`` instance (key id -> base64url HMAC key).
 DEFAULT_EAB_KEYS: Mapping[str, str] = {
     "kid-1": "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
@@ -122,95 +121,21 @@ def _port_open(port: int) -> bool:
 
 def _write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
     """Create a throw-away CA and a server certificate for 127.0.0.1 and localhost."""
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, "Pebble test listener CA")]
+    # A hierarchy of its own: tests that trust (or distrust) the shared test
+    # CA must not accidentally trust Pebble's listener, or the reverse.
+    ca = CertificateAuthority.create_root(
+        "Pebble test listener CA", key=generate_key(slot=LISTENER_CA_KEY_SLOT)
     )
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
+    leaf = ca.issue(
+        ["localhost", HOST],
+        key=generate_key(slot=LISTENER_KEY_SLOT),
+        valid_days=30,
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca_path = ca.write_bundle(directory / "listener-ca.pem")
+    cert_path = write_file(
+        directory / "listener-cert.pem", leaf.fullchain_pem + ca.cert_pem
     )
-    ca_path = directory / "listener-ca.pem"
-    cert_path = directory / "listener-cert.pem"
-    key_path = directory / "listener-key.pem"
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + ca_cert.public_bytes(serialization.Encoding.PEM)
-    )
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_path = write_file(directory / "listener-key.pem", leaf.key_pem, 0o600)
     return ca_path, cert_path, key_path
 
 
