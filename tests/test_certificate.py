@@ -23,6 +23,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
+    CONF_ACME_DIRECTORY_URL,
     CONF_CERTIFICATE_PATH,
     CONF_DNS_SERVER,
     CONF_DOMAINS,
@@ -33,6 +34,7 @@ from custom_components.secure_remote_access.const import (
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
     CONF_WILDCARD,
+    CUSTOM_CA,
     DOMAIN,
     EVENT_CERTIFICATE_RENEWED,
 )
@@ -87,6 +89,15 @@ def _options(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any
         CONF_WILDCARD: False,
         CONF_DNS_SERVER: pebble.dns_server,
         **extra,
+    }
+
+
+def _form(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any]:
+    """What a user enters in the certificate form for Pebble: another CA's URL."""
+    return {
+        **_options(pebble, ssl_dir, **extra),
+        CONF_ACME_DIRECTORY: CUSTOM_CA,
+        CONF_ACME_DIRECTORY_URL: pebble.directory_url,
     }
 
 
@@ -394,17 +405,17 @@ async def test_config_flow_certificate_steps(
     result = await _user_step(hass, url)
     assert result["step_id"] == "certificate"
     flow_id = result["flow_id"]
-    options = _options(pebble, ssl_dir)
+    options = _form(pebble, ssl_dir)
 
     bad = {
         **options,
-        CONF_ACME_DIRECTORY: "ftp://ca.example/dir",
+        CONF_ACME_DIRECTORY_URL: "ftp://ca.example/dir",
         CONF_CERTIFICATE_PATH: "/etc/fullchain.pem",
         CONF_EAB_KID: "only-the-id",
     }
     result = await hass.config_entries.flow.async_configure(flow_id, bad)
     assert result["errors"] == {
-        CONF_ACME_DIRECTORY: "invalid_directory_url",
+        CONF_ACME_DIRECTORY_URL: "invalid_directory_url",
         CONF_CERTIFICATE_PATH: "path_not_allowed",
         CONF_EAB_KID: "eab_incomplete",
     }
@@ -413,7 +424,7 @@ async def test_config_flow_certificate_steps(
     )
     assert result["errors"] == {CONF_PROFILE: "unknown_profile"}
     result = await hass.config_entries.flow.async_configure(
-        flow_id, {**options, CONF_ACME_DIRECTORY: "https://127.0.0.1:9/dir"}
+        flow_id, {**options, CONF_ACME_DIRECTORY_URL: "https://127.0.0.1:9/dir"}
     )
     assert result["errors"] == {"base": "cannot_connect_ca"}
 
@@ -458,7 +469,7 @@ async def _eab_flow(
     hass.config.allowlist_external_dirs.add(str(pebble_eab.ca_bundle_path.parent))
     result = await _user_step(hass, url)
     flow_id = result["flow_id"]
-    options = _options(pebble_eab, ssl_dir)
+    options = _form(pebble_eab, ssl_dir)
     result = await hass.config_entries.flow.async_configure(flow_id, options)
     assert result["errors"] == {CONF_EAB_KID: "eab_required"}
     kid, hmac_key = next(iter(DEFAULT_EAB_KEYS.items()))
@@ -499,7 +510,7 @@ async def test_options_flow_certificate_on_and_off(
         result["flow_id"], {"next_step_id": "certificate"}
     )
     assert result["step_id"] == "certificate"
-    options = _options(pebble, ssl_dir)
+    options = _form(pebble, ssl_dir)
     (ssl_dir / "folder").mkdir()
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -538,8 +549,18 @@ async def test_options_flow_certificate_on_and_off(
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "certificate"}
     )
-    # The form starts from the stored settings, never showing secrets.
+    # The form starts from the stored settings, never showing secrets; the
+    # other CA stored as its URL comes back as "another CA" plus that URL.
     assert result["step_id"] == "certificate"
+    assert entry.options[CONF_ACME_DIRECTORY] == pebble.directory_url
+    suggested = {
+        key.schema: key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+    assert suggested[CONF_ACME_DIRECTORY] == CUSTOM_CA
+    assert suggested[CONF_ACME_DIRECTORY_URL] == pebble.directory_url
+    assert suggested["email"] == "me@example.org"
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "certificate_off"}

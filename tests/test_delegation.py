@@ -132,7 +132,7 @@ async def test_config_flow_form_error_names_the_record(
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"next_step_id": "certificate"}
         )
-        options = _options(pebble, ssl_dir)
+        options = base._form(pebble, ssl_dir)
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {**options, CONF_EXTRA_NAMES: f"*.{own}\n{own}"}
         )
@@ -185,7 +185,10 @@ async def test_options_flow_rejects_bad_names(
     )
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {**_options(pebble, ssl_dir, **{CONF_WILDCARD: True}), CONF_EXTRA_NAMES: text},
+        {
+            **base._form(pebble, ssl_dir, **{CONF_WILDCARD: True}),
+            CONF_EXTRA_NAMES: text,
+        },
     )
     assert result["errors"] == {CONF_EXTRA_NAMES: error}
     assert detail in result["description_placeholders"]["detail"]
@@ -208,7 +211,7 @@ async def test_options_flow_wrong_cname_then_fixed(
         result = await hass.config_entries.options.async_configure(
             result["flow_id"], {"next_step_id": "certificate"}
         )
-        options = _options(pebble, ssl_dir)
+        options = base._form(pebble, ssl_dir)
         result = await hass.config_entries.options.async_configure(
             result["flow_id"], {**options, CONF_EXTRA_NAMES: own}
         )

@@ -27,6 +27,7 @@ from .const import (
     CONF_ACCEPT_TERMS,
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
+    CONF_ACME_DIRECTORY_URL,
     CONF_CERTIFICATE_PATH,
     CONF_DNS_SERVER,
     CONF_EAB_HMAC_KEY,
@@ -37,6 +38,7 @@ from .const import (
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
     CONF_WILDCARD,
+    CUSTOM_CA,
     LETSENCRYPT,
     LOGGER,
     directory_url_for,
@@ -106,11 +108,13 @@ def certificate_schema(advanced: bool) -> vol.Schema:
     fields: dict[vol.Marker, Any] = {
         vol.Required(CONF_ACME_DIRECTORY): SelectSelector(
             SelectSelectorConfig(
-                options=list(ACME_DIRECTORIES),
-                custom_value=True,
+                options=[*ACME_DIRECTORIES, CUSTOM_CA],
                 mode=SelectSelectorMode.DROPDOWN,
                 translation_key=CONF_ACME_DIRECTORY,
             )
+        ),
+        vol.Optional(CONF_ACME_DIRECTORY_URL): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.URL)
         ),
         vol.Optional(CONF_EMAIL): TextSelector(
             TextSelectorConfig(type=TextSelectorType.EMAIL)
@@ -150,6 +154,11 @@ def terms_schema() -> vol.Schema:
 def suggested_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """Values to prefill, without secrets; stored name lists as text."""
     suggested = {k: v for k, v in values.items() if k not in _SECRET_KEYS}
+    directory = suggested.get(CONF_ACME_DIRECTORY)
+    if directory is not None and directory not in (*ACME_DIRECTORIES, CUSTOM_CA):
+        # Another CA is stored as its directory URL.
+        suggested[CONF_ACME_DIRECTORY] = CUSTOM_CA
+        suggested[CONF_ACME_DIRECTORY_URL] = directory
     if isinstance(extra := suggested.get(CONF_EXTRA_NAMES), list | tuple):
         suggested[CONF_EXTRA_NAMES] = ", ".join(extra)
     return suggested
@@ -166,6 +175,11 @@ def _clean(user_input: Mapping[str, Any]) -> dict[str, Any]:
         if value not in (None, ""):
             options[key] = value
     options[CONF_WILDCARD] = bool(user_input.get(CONF_WILDCARD, False))
+    if options.get(CONF_ACME_DIRECTORY) == CUSTOM_CA:
+        # Another CA is stored as its directory URL, the known ones by key.
+        options[CONF_ACME_DIRECTORY] = str(
+            user_input.get(CONF_ACME_DIRECTORY_URL) or ""
+        ).strip()
     return options
 
 
@@ -203,7 +217,7 @@ async def async_check_certificate_input(
     if directory_choice not in ACME_DIRECTORIES and not directory_choice.startswith(
         "https://"
     ):
-        check.errors[CONF_ACME_DIRECTORY] = "invalid_directory_url"
+        check.errors[CONF_ACME_DIRECTORY_URL] = "invalid_directory_url"
     if bool(options.get(CONF_EAB_KID)) != bool(options.get(CONF_EAB_HMAC_KEY)):
         check.errors[CONF_EAB_KID] = "eab_incomplete"
     email = options.get(CONF_EMAIL)

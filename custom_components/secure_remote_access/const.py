@@ -50,6 +50,7 @@ SERVICE_UPDATE_DNS: Final = "update_dns"
 
 # Certificates (entry options).
 CONF_ACME_DIRECTORY: Final = "acme_directory"
+CONF_ACME_DIRECTORY_URL: Final = "acme_directory_url"
 CONF_EMAIL: Final = "email"
 CONF_ACCEPT_TERMS: Final = "accept_terms"
 CONF_KEY_TYPE: Final = "key_type"
@@ -65,6 +66,7 @@ CONF_EXTRA_NAMES: Final = "extra_names"
 
 LETSENCRYPT: Final = "letsencrypt"
 LETSENCRYPT_STAGING: Final = "letsencrypt_staging"
+CUSTOM_CA: Final = "custom"
 ACME_DIRECTORIES: Final = {
     LETSENCRYPT: "https://acme-v02.api.letsencrypt.org/directory",
     LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",

@@ -196,6 +196,7 @@ async def add_integration(client: HassClient, sandbox: Sandbox) -> dict[str, Any
                 key: values[key]
                 for key in (
                     "acme_directory",
+                    "acme_directory_url",
                     "acme_ca_bundle",
                     "profile",
                     "certificate_path",

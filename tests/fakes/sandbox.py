@@ -215,7 +215,8 @@ class Sandbox:
             "domain": NAME,
             "token": TOKEN,
             "duckdns_url": self.duckdns_url,
-            "acme_directory": self.pebble.directory_url,
+            "acme_directory": "custom",
+            "acme_directory_url": self.pebble.directory_url,
             "acme_ca_bundle": str(self.ca_bundle_path),
             # Pebble picks a random profile for orders without one; "default"
             # gives 90 days (its "shortlived" 6 days would show as expiring soon).
@@ -347,7 +348,7 @@ def banner(sandbox: Sandbox) -> str:
 Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this machine.
 
   Home Assistant    {sandbox.url}   (configuration: {sandbox.config_dir})
-  Pebble (ACME)     {values["acme_directory"]}
+  Pebble (ACME)     {values["acme_directory_url"]}
   challtestsrv DNS  {values["dns_server"]}
   DuckDNS stand-in  {values["duckdns_url"]}
 
@@ -357,7 +358,8 @@ Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this 
      Token .................... {values["token"]}
      DuckDNS update URL ....... {values["duckdns_url"]}
    Then "Obtain a certificate":
-     Certificate authority .... {values["acme_directory"]}   (type it, then pick it)
+     Certificate authority .... Another ACME CA
+     Directory URL of the other CA  {values["acme_directory_url"]}
      Certificate profile ...... {values["profile"]}
      Certificate file ......... {values["certificate_path"]}
      Private key file ......... {values["private_key_path"]}
