@@ -37,6 +37,7 @@ from custom_components.secure_remote_access.const import (
     CUSTOM_CA,
     DOMAIN,
     EVENT_CERTIFICATE_RENEWED,
+    SECTION_TESTING,
 )
 from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
@@ -94,11 +95,13 @@ def _options(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any
 
 def _form(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any]:
     """What a user enters in the certificate form for Pebble: another CA's URL."""
-    return {
+    entered = {
         **_options(pebble, ssl_dir, **extra),
         CONF_ACME_DIRECTORY: CUSTOM_CA,
         CONF_ACME_DIRECTORY_URL: pebble.directory_url,
     }
+    entered[SECTION_TESTING] = {CONF_DNS_SERVER: entered.pop(CONF_DNS_SERVER)}
+    return entered
 
 
 async def _entry(
@@ -382,11 +385,15 @@ async def test_action_validation(
 async def _user_step(hass: HomeAssistant, url: str) -> dict[str, Any]:
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
-        context={"source": config_entries.SOURCE_USER, "show_advanced_options": True},
+        context={"source": config_entries.SOURCE_USER},
     )
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        {"domain": "myhome", CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: url},
+        {
+            "domain": "myhome",
+            CONF_TOKEN: TOKEN,
+            SECTION_TESTING: {CONF_DUCKDNS_URL: url},
+        },
     )
     assert result["type"] is FlowResultType.MENU
     return await hass.config_entries.flow.async_configure(
@@ -561,6 +568,16 @@ async def test_options_flow_certificate_on_and_off(
     assert suggested[CONF_ACME_DIRECTORY] == CUSTOM_CA
     assert suggested[CONF_ACME_DIRECTORY_URL] == pebble.directory_url
     assert suggested["email"] == "me@example.org"
+    testing = next(
+        value
+        for key, value in result["data_schema"].schema.items()
+        if key.schema == SECTION_TESTING
+    )
+    assert {
+        key.schema: key.description["suggested_value"]
+        for key in testing.schema.schema
+        if key.description and "suggested_value" in key.description
+    } == {CONF_DNS_SERVER: pebble.dns_server}
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "certificate_off"}

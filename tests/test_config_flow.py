@@ -16,6 +16,7 @@ from custom_components.secure_remote_access.const import (
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
     DOMAIN,
+    SECTION_TESTING,
 )
 
 from .common import TOKEN, mock_duckdns, mock_entry
@@ -30,8 +31,16 @@ async def _skip_certificate(hass: HomeAssistant, result: Any) -> Any:
     )
 
 
-async def _start(hass: HomeAssistant, advanced: bool = False) -> str:
-    context = {"source": config_entries.SOURCE_USER, "show_advanced_options": advanced}
+def _suggested(schema: dict[Any, Any]) -> dict[str, Any]:
+    return {
+        key.schema: key.description["suggested_value"]
+        for key in schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
+async def _start(hass: HomeAssistant) -> str:
+    context = {"source": config_entries.SOURCE_USER}
     result = await hass.config_entries.flow.async_init(DOMAIN, context=context)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
@@ -76,6 +85,8 @@ async def test_user_creates_entry(
     assert url.query["domains"] == sent
     assert url.query["token"] == TOKEN
     assert TOKEN not in caplog.text
+    # No deprecated flow API (show_advanced_options goes away in 2027.6).
+    assert "deprecated" not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -157,19 +168,34 @@ async def test_user_already_configured(
     assert result["reason"] == "already_configured"
 
 
-async def test_user_advanced_duckdns_url(
+async def test_user_testing_section_duckdns_url(
     hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
 ) -> None:
-    """Advanced mode lets a DuckDNS-compatible server stand in for DuckDNS."""
+    """The collapsed testing section lets a compatible server stand in for DuckDNS."""
     other = "http://127.0.0.1:8053/update"
     aioclient_mock.get(other, text="OK\n127.0.0.1\n\nUPDATED")
-    flow_id = await _start(hass, advanced=True)
+    flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
-        flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: "ftp://x"}
+        flow_id,
+        {
+            "domain": "myhome",
+            CONF_TOKEN: TOKEN,
+            SECTION_TESTING: {CONF_DUCKDNS_URL: "ftp://x"},
+        },
     )
-    assert result["errors"] == {CONF_DUCKDNS_URL: "invalid_url"}
+    assert result["errors"] == {"base": "invalid_url"}
+    # The form keeps what was typed, in its section, but never the token.
+    schema = result["data_schema"].schema
+    assert _suggested(schema) == {"domain": "myhome"}
+    testing = next(v for k, v in schema.items() if k.schema == SECTION_TESTING)
+    assert _suggested(testing.schema.schema) == {CONF_DUCKDNS_URL: "ftp://x"}
     result = await hass.config_entries.flow.async_configure(
-        flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: other}
+        flow_id,
+        {
+            "domain": "myhome",
+            CONF_TOKEN: TOKEN,
+            SECTION_TESTING: {CONF_DUCKDNS_URL: other},
+        },
     )
     result = await _skip_certificate(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY

@@ -20,6 +20,7 @@ from custom_components.secure_remote_access.const import (
     CONF_EXTRA_NAMES,
     CONF_WILDCARD,
     DOMAIN,
+    SECTION_TESTING,
 )
 from custom_components.secure_remote_access.monitor import Problem
 from custom_components.secure_remote_access.protocol.acme import (
@@ -120,14 +121,15 @@ async def test_config_flow_form_error_names_the_record(
     try:
         result = await hass.config_entries.flow.async_init(
             DOMAIN,
-            context={
-                "source": config_entries.SOURCE_USER,
-                "show_advanced_options": True,
-            },
+            context={"source": config_entries.SOURCE_USER},
         )
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"],
-            {"domain": "myhome", CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: url},
+            {
+                "domain": "myhome",
+                CONF_TOKEN: TOKEN,
+                SECTION_TESTING: {CONF_DUCKDNS_URL: url},
+            },
         )
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"next_step_id": "certificate"}

@@ -10,6 +10,7 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntryBaseFlow, ConfigFlowResult
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
     BooleanSelector,
     SelectSelector,
@@ -41,9 +42,10 @@ from .const import (
     CUSTOM_CA,
     LETSENCRYPT,
     LOGGER,
+    SECTION_TESTING,
     directory_url_for,
 )
-from .helpers import default_certificate_dir, path_is_allowed
+from .helpers import default_certificate_dir, flatten_sections, path_is_allowed
 from .protocol.acme import (
     AcmeConnectionError,
     AcmeError,
@@ -103,7 +105,7 @@ async def async_defaults(hass: HomeAssistant) -> dict[str, Any]:
     }
 
 
-def certificate_schema(advanced: bool) -> vol.Schema:
+def certificate_schema() -> vol.Schema:
     """The certificate form."""
     fields: dict[vol.Marker, Any] = {
         vol.Required(CONF_ACME_DIRECTORY): SelectSelector(
@@ -139,8 +141,10 @@ def certificate_schema(advanced: bool) -> vol.Schema:
             TextSelectorConfig(type=TextSelectorType.PASSWORD)
         ),
     }
-    if advanced:
-        fields[vol.Optional(CONF_DNS_SERVER)] = TextSelector()
+    fields[vol.Optional(SECTION_TESTING, default={})] = section(
+        vol.Schema({vol.Optional(CONF_DNS_SERVER): TextSelector()}),
+        {"collapsed": True},
+    )
     return vol.Schema(fields)
 
 
@@ -153,7 +157,11 @@ def terms_schema() -> vol.Schema:
 
 def suggested_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """Values to prefill, without secrets; stored name lists as text."""
-    suggested = {k: v for k, v in values.items() if k not in _SECRET_KEYS}
+    suggested = {
+        k: v for k, v in flatten_sections(values).items() if k not in _SECRET_KEYS
+    }
+    if CONF_DNS_SERVER in suggested:
+        suggested[SECTION_TESTING] = {CONF_DNS_SERVER: suggested.pop(CONF_DNS_SERVER)}
     directory = suggested.get(CONF_ACME_DIRECTORY)
     if directory is not None and directory not in (*ACME_DIRECTORIES, CUSTOM_CA):
         # Another CA is stored as its directory URL.
@@ -211,6 +219,7 @@ async def async_check_certificate_input(
     hass: HomeAssistant, user_input: Mapping[str, Any], domains: list[str]
 ) -> CertificateCheck:
     """Check the form, then ask the CA's directory about terms, profiles and EAB."""
+    user_input = flatten_sections(user_input)
     check = CertificateCheck(options=_clean(user_input))
     options = check.options
     directory_choice = options[CONF_ACME_DIRECTORY]
@@ -380,7 +389,7 @@ class CertificateSteps(ConfigEntryBaseFlow):
         return self.async_show_form(
             step_id="certificate",
             data_schema=self.add_suggested_values_to_schema(
-                certificate_schema(self.show_advanced_options),
+                certificate_schema(),
                 suggested_values(values),
             ),
             errors=errors or {},

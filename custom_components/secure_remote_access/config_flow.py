@@ -13,6 +13,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
@@ -49,9 +50,10 @@ from .const import (
     MAX_UPDATE_INTERVAL,
     MIN_EXPIRY_WARNING_DAYS,
     MIN_UPDATE_INTERVAL,
+    SECTION_TESTING,
     Ipv6Mode,
 )
-from .helpers import duckdns_client
+from .helpers import duckdns_client, flatten_sections
 from .monitor import check_endpoint_text, endpoints_from_options
 from .protocol.duckdns import (
     DEFAULT_UPDATE_URL,
@@ -86,7 +88,8 @@ async def validate_duckdns(
         errors[CONF_TOKEN] = "invalid_token_format"
     url = (user_input.get(CONF_DUCKDNS_URL) or DEFAULT_UPDATE_URL).strip()
     if not url.startswith(("https://", "http://")):
-        errors[CONF_DUCKDNS_URL] = "invalid_url"
+        # The field sits in a section, where the frontend shows no field errors.
+        errors["base"] = "invalid_url"
     if errors:
         return {}, errors
 
@@ -126,24 +129,33 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
         """Ask for the DuckDNS names and the account token."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            data, errors = await validate_duckdns(self.hass, user_input)
+            data, errors = await validate_duckdns(
+                self.hass, flatten_sections(user_input)
+            )
             if not errors:
                 await self.async_set_unique_id(",".join(data[CONF_DOMAINS]))
                 self._abort_if_unique_id_configured()
                 self._data = data
                 return await self.async_step_certificates()
 
-        fields: dict[vol.Marker, Any] = {
-            vol.Required(FIELD_DOMAIN): TextSelector(
-                TextSelectorConfig(type=TextSelectorType.TEXT)
-            ),
-            vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
-        }
-        if self.show_advanced_options:
-            fields[vol.Optional(CONF_DUCKDNS_URL, default=DEFAULT_UPDATE_URL)] = (
-                _URL_SELECTOR
-            )
-        schema = vol.Schema(fields)
+        schema = vol.Schema(
+            {
+                vol.Required(FIELD_DOMAIN): TextSelector(
+                    TextSelectorConfig(type=TextSelectorType.TEXT)
+                ),
+                vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
+                vol.Optional(SECTION_TESTING, default={}): section(
+                    vol.Schema(
+                        {
+                            vol.Optional(
+                                CONF_DUCKDNS_URL, default=DEFAULT_UPDATE_URL
+                            ): _URL_SELECTOR
+                        }
+                    ),
+                    {"collapsed": True},
+                ),
+            }
+        )
         if user_input is not None:
             schema = self.add_suggested_values_to_schema(
                 schema, {k: v for k, v in user_input.items() if k != CONF_TOKEN}

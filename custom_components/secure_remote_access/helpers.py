@@ -10,7 +10,7 @@ from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .const import CONF_DUCKDNS_URL
+from .const import CONF_DUCKDNS_URL, SECTION_TESTING
 from .protocol.duckdns import DEFAULT_UPDATE_URL, DuckDnsClient
 
 
@@ -21,6 +21,13 @@ def duckdns_client(hass: HomeAssistant, data: Mapping[str, Any]) -> DuckDnsClien
         data[CONF_TOKEN],
         base_url=data.get(CONF_DUCKDNS_URL) or DEFAULT_UPDATE_URL,
     )
+
+
+def flatten_sections(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Form input with the fields of its collapsed testing section at top level."""
+    flat = {k: v for k, v in values.items() if k != SECTION_TESTING}
+    flat.update(values.get(SECTION_TESTING) or {})
+    return flat
 
 
 SSL_DIR = Path("/ssl")

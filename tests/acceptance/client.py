@@ -158,21 +158,23 @@ def suggested(form: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def field_names(form: dict[str, Any]) -> list[str]:
-    """The form's fields."""
-    return [item["name"] for item in form["data_schema"]]
+def section_fields(form: dict[str, Any], name: str) -> list[str]:
+    """The fields of one of the form's sections, as the frontend receives them."""
+    for item in form["data_schema"]:
+        if item["name"] == name:
+            assert item["type"] == "expandable" and not item["expanded"], item
+            return [field["name"] for field in item["schema"]]
+    raise AssertionError(f"no section {name} in {form['data_schema']}")
 
 
 async def add_integration(client: HassClient, sandbox: Sandbox) -> dict[str, Any]:
-    """Run the config flow over REST as the frontend does (advanced mode on)."""
+    """Run the config flow over REST as the frontend does."""
     values = sandbox.values()
     form = await client.request(
-        "POST",
-        "/api/config/config_entries/flow",
-        {"handler": DOMAIN, "show_advanced_options": True},
+        "POST", "/api/config/config_entries/flow", {"handler": DOMAIN}
     )
     assert form["type"] == "form" and form["step_id"] == "user", form
-    assert "duckdns_url" in field_names(form), form
+    assert section_fields(form, "testing") == ["duckdns_url"], form
     flow_id = form["flow_id"]
     menu = await client.flow_step(
         flow_id,
@@ -180,14 +182,14 @@ async def add_integration(client: HassClient, sandbox: Sandbox) -> dict[str, Any
             **suggested(form),
             "domain": values["domain"],
             "token": values["token"],
-            "duckdns_url": values["duckdns_url"],
+            "testing": {"duckdns_url": values["duckdns_url"]},
         },
     )
     assert menu["type"] == "menu" and menu["step_id"] == "certificates", menu
     assert menu["menu_options"] == ["certificate", "skip_certificate"]
     form = await client.flow_step(flow_id, {"next_step_id": "certificate"})
     assert form["type"] == "form" and form["step_id"] == "certificate", form
-    assert "dns_server" in field_names(form), form
+    assert section_fields(form, "testing") == ["dns_server"], form
     terms = await client.flow_step(
         flow_id,
         {
@@ -201,9 +203,9 @@ async def add_integration(client: HassClient, sandbox: Sandbox) -> dict[str, Any
                     "profile",
                     "certificate_path",
                     "private_key_path",
-                    "dns_server",
                 )
             },
+            "testing": {"dns_server": values["dns_server"]},
         },
     )
     assert terms["type"] == "form" and terms["step_id"] == "terms", terms

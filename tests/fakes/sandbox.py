@@ -356,7 +356,7 @@ Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this 
 2. Settings -> Devices & services -> Add integration -> Secure Remote Access:
      DuckDNS names ............ {values["domain"]}
      Token .................... {values["token"]}
-     DuckDNS update URL ....... {values["duckdns_url"]}
+     For testing -> DuckDNS update URL  {values["duckdns_url"]}
    Then "Obtain a certificate":
      Certificate authority .... Another ACME CA
      Directory URL of the other CA  {values["acme_directory_url"]}
@@ -364,7 +364,7 @@ Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this 
      Certificate file ......... {values["certificate_path"]}
      Private key file ......... {values["private_key_path"]}
      CA bundle of the ACME server  {values["acme_ca_bundle"]}
-     DNS server for propagation checks  {values["dns_server"]}
+     For testing -> DNS server for propagation checks  {values["dns_server"]}
    Accept the terms: the first certificate is issued within a minute
    (or at once with the action secure_remote_access.renew_certificate).
 
