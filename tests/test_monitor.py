@@ -303,7 +303,11 @@ async def test_days_remaining_crosses_21_for_an_automation(
     """The guide's automation "below 21 days" fires when a day passes, no reread."""
     now = certs.now_utc()
     freezer.move_to(now)  # whole seconds, like certificate dates
-    leaf = certs.issue([NAME], not_after=now + timedelta(days=21, minutes=30))
+    leaf = certs.issue(
+        [NAME],
+        not_before=now - timedelta(days=68),
+        not_after=now + timedelta(days=21, minutes=30),
+    )
     cert, key = leaf.write(tmp_path)
     entry = await setup_entry(hass, aioclient_mock, managed_options(cert, key))
     days_entity = entity_id(hass, entry, MANAGED, DAYS)
@@ -358,7 +362,9 @@ async def test_repairs_appear_and_clear(
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """Expiring (at the configured threshold), then renewed: the issue goes."""
-    leaf = certs.issue([NAME], valid_days=20)
+    leaf = certs.issue(
+        [NAME], not_before=certs.now_utc() - timedelta(days=70), valid_days=20
+    )
     cert, key = leaf.write(tmp_path)
     entry = await setup_entry(
         hass,
@@ -454,7 +460,9 @@ async def test_renewal_refreshes_at_once(
     tmp_path: Path,
 ) -> None:
     """After a renewal the manager's listener makes the monitor read the files."""
-    cert, key = certs.issue([NAME], valid_days=10).write(tmp_path)
+    cert, key = certs.issue(
+        [NAME], not_before=certs.now_utc() - timedelta(days=80), valid_days=10
+    ).write(tmp_path)
     entry = await setup_entry(hass, aioclient_mock, managed_options(cert, key))
     assert state(hass, entry, MANAGED, PROBLEM).attributes["reason"] == "expiring"
     fresh = certs.issue([NAME], valid_days=90)

@@ -163,7 +163,11 @@ REMOTE_CASES: dict[str, RemoteCase] = {
         bundle=_pki_bundle(),
     ),
     "expiring": RemoteCase(
-        _served(lambda: certs.issue([HOST], valid_days=5)),
+        _served(
+            lambda: certs.issue(
+                [HOST], not_before=certs.now_utc() - timedelta(days=85), valid_days=5
+            )
+        ),
         "expiring",
         "certificate_expiring",
         bundle=_pki_bundle(),

@@ -140,7 +140,8 @@ def test_endpoint_labels_and_options() -> None:
 def _info(
     names: tuple[str, ...] = ("example.test",),
     *,
-    not_before: datetime = NOW - timedelta(days=10),
+    # Issued long ago, as a certificate near its expiry really is.
+    not_before: datetime = NOW - timedelta(days=70),
     not_after: datetime = NOW + timedelta(days=80),
     chain_valid: bool = True,
 ) -> CertificateInfo:
@@ -228,6 +229,34 @@ def test_evaluate_threshold_is_inclusive() -> None:
     later = NOW - timedelta(seconds=1)
     assert evaluate(_managed(), Observation(info=info), later, 14).problems == ()
     assert evaluate(_managed(), Observation(info=info), NOW, 13).problems == ()
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "warning_days", "expiring_from"),
+    [
+        (timedelta(days=90), 14, timedelta(days=14)),
+        (timedelta(days=45), 14, timedelta(days=14)),
+        # Let's Encrypt's shortlived profile: warned with 2 days left, not at issue.
+        (timedelta(days=6), 14, timedelta(days=2)),
+        (timedelta(days=6), 1, timedelta(days=1)),
+    ],
+)
+def test_short_lived_certificates_expire_at_a_third_of_their_life(
+    lifetime: timedelta, warning_days: int, expiring_from: timedelta
+) -> None:
+    """The warning never starts earlier than a third of the lifetime before expiry."""
+    info = _info(not_before=NOW, not_after=NOW + lifetime)
+    threshold = info.not_after - expiring_from
+    observation = Observation(info=info)
+    assert evaluate(_managed(), observation, NOW, warning_days).problems == ()
+    before = threshold - timedelta(seconds=1)
+    assert evaluate(_managed(), observation, before, warning_days).problems == ()
+    assert evaluate(_managed(), observation, threshold, warning_days).problems == (
+        Problem.EXPIRING,
+    )
+    # The sensors are re-judged exactly when the warning starts.
+    day_before = threshold - timedelta(hours=1)
+    assert next_transition([info], day_before, warning_days) == threshold
 
 
 def test_next_transition() -> None:

@@ -355,6 +355,15 @@ class CertificateStatus:
         return self.problems[0] if self.problems else None
 
 
+def warning_window(info: CertificateInfo, warning_days: int) -> timedelta:
+    """How long before expiry a certificate counts as expiring.
+
+    The configured days, but at most a third of the certificate's lifetime:
+    a 6-day certificate is not "expiring" from the moment it is issued.
+    """
+    return min(timedelta(days=warning_days), (info.not_after - info.not_before) / 3)
+
+
 def evaluate(
     source: CertificateSource,
     observation: Observation,
@@ -378,7 +387,7 @@ def evaluate(
         days = info.days_remaining(now)
         if info.is_expired(now):
             problems.add(Problem.EXPIRED)
-        elif info.remaining(now) <= timedelta(days=warning_days):
+        elif info.remaining(now) <= warning_window(info, warning_days):
             problems.add(Problem.EXPIRING)
         if info.is_not_yet_valid(now):
             problems.add(Problem.NOT_YET_VALID)
@@ -417,7 +426,7 @@ def next_transition(
         days = info.remaining(now).days
         candidates += (
             info.not_after - timedelta(days=days) + second,  # one day less
-            info.not_after - timedelta(days=warning_days),  # expiring
+            info.not_after - warning_window(info, warning_days),  # expiring
             info.not_after + second,  # expired
             info.not_before,  # valid
         )
