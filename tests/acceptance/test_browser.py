@@ -83,7 +83,10 @@ async def page(sandbox: Sandbox, socket_enabled: None) -> AsyncIterator[Page]:
 
 
 async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> None:
-    """Log in, add the integration, fill every step, see the certificate sensors."""
+    """Log in, add the integration, fill every step, see the certificate sensors.
+
+    On the device page first, then on the Overview dashboard.
+    """
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
     shots = Screenshots(page, SHOTS)
@@ -202,3 +205,10 @@ async def _check_device_page(page: Page, shots: Screenshots) -> None:
     ):
         await body.to_match_aria_snapshot(f"- list: /{row}/")
     await shots.take("device")
+
+    # The default Overview dashboard shows them under Devices (no area set).
+    await page.get_by_role("link", name="Overview").click()
+    # The tile's container sits above its label and takes the click.
+    await page.get_by_text("Devices", exact=True).click(force=True)
+    await expect(page.get_by_text("Managed certificate days remaining")).to_be_visible()
+    await shots.take("overview")
