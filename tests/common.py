@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from homeassistant.const import CONF_TOKEN
@@ -13,6 +14,20 @@ from custom_components.secure_remote_access.const import CONF_DOMAINS, DOMAIN
 UPDATE_URL = "https://www.duckdns.org/update"
 TOKEN = "a7c4d0ad-114e-40ef-ba1d-d217904a50f2"
 DOMAINS = ["myhome.duckdns.org"]
+
+
+def suggested(schema: Mapping[Any, Any]) -> dict[str, Any]:
+    """The values a form's schema (or one of its sections') pre-fills, by field."""
+    return {
+        str(key): key.description["suggested_value"]
+        for key in schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
+def section_schema(schema: Mapping[Any, Any], name: str) -> Mapping[Any, Any]:
+    """The fields of the form section called ``name``."""
+    return next(value.schema.schema for key, value in schema.items() if key == name)
 
 
 def duckdns_reply(

@@ -49,7 +49,7 @@ from custom_components.secure_remote_access.protocol.certificates import (
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.pebble import DEFAULT_EAB_KEYS, PebbleServer
 
-from .common import TOKEN
+from .common import TOKEN, section_schema, suggested
 from .conftest import REFUSED_NAME
 
 
@@ -560,24 +560,13 @@ async def test_options_flow_certificate_on_and_off(
     # other CA stored as its URL comes back as "another CA" plus that URL.
     assert result["step_id"] == "certificate"
     assert entry.options[CONF_ACME_DIRECTORY] == pebble.directory_url
-    suggested = {
-        key.schema: key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description and "suggested_value" in key.description
-    }
-    assert suggested[CONF_ACME_DIRECTORY] == CUSTOM_CA
-    assert suggested[CONF_ACME_DIRECTORY_URL] == pebble.directory_url
-    assert suggested["email"] == "me@example.org"
-    testing = next(
-        value
-        for key, value in result["data_schema"].schema.items()
-        if key.schema == SECTION_TESTING
-    )
-    assert {
-        key.schema: key.description["suggested_value"]
-        for key in testing.schema.schema
-        if key.description and "suggested_value" in key.description
-    } == {CONF_DNS_SERVER: pebble.dns_server}
+    schema = result["data_schema"].schema
+    prefilled = suggested(schema)
+    assert prefilled[CONF_ACME_DIRECTORY] == CUSTOM_CA
+    assert prefilled[CONF_ACME_DIRECTORY_URL] == pebble.directory_url
+    assert prefilled["email"] == "me@example.org"
+    testing = section_schema(schema, SECTION_TESTING)
+    assert suggested(testing) == {CONF_DNS_SERVER: pebble.dns_server}
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "certificate_off"}

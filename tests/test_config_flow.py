@@ -19,7 +19,7 @@ from custom_components.secure_remote_access.const import (
     SECTION_TESTING,
 )
 
-from .common import TOKEN, mock_duckdns, mock_entry
+from .common import TOKEN, mock_duckdns, mock_entry, section_schema, suggested
 
 
 async def _skip_certificate(hass: HomeAssistant, result: Any) -> Any:
@@ -29,14 +29,6 @@ async def _skip_certificate(hass: HomeAssistant, result: Any) -> Any:
     return await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "skip_certificate"}
     )
-
-
-def _suggested(schema: dict[Any, Any]) -> dict[str, Any]:
-    return {
-        key.schema: key.description["suggested_value"]
-        for key in schema
-        if key.description and "suggested_value" in key.description
-    }
 
 
 async def _start(hass: HomeAssistant) -> str:
@@ -186,9 +178,9 @@ async def test_user_testing_section_duckdns_url(
     assert result["errors"] == {"base": "invalid_url"}
     # The form keeps what was typed, in its section, but never the token.
     schema = result["data_schema"].schema
-    assert _suggested(schema) == {"domain": "myhome"}
-    testing = next(v for k, v in schema.items() if k.schema == SECTION_TESTING)
-    assert _suggested(testing.schema.schema) == {CONF_DUCKDNS_URL: "ftp://x"}
+    assert suggested(schema) == {"domain": "myhome"}
+    testing = section_schema(schema, SECTION_TESTING)
+    assert suggested(testing) == {CONF_DUCKDNS_URL: "ftp://x"}
     result = await hass.config_entries.flow.async_configure(
         flow_id,
         {

@@ -35,7 +35,7 @@ from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
 from . import test_certificate as base
-from .common import TOKEN
+from .common import TOKEN, suggested
 
 # The DuckDNS fake and the certificate directory of the certificate tests.
 duckdns = base.duckdns
@@ -238,12 +238,7 @@ async def test_options_flow_wrong_cname_then_fixed(
         )
         schema = result["data_schema"]
         assert schema is not None
-        suggested = {
-            str(key): key.description.get("suggested_value")
-            for key in schema.schema
-            if key.description
-        }
-        assert suggested[CONF_EXTRA_NAMES] == own
+        assert suggested(schema.schema)[CONF_EXTRA_NAMES] == own
     finally:
         await pebble.clear_cname(record)
 

@@ -43,6 +43,7 @@ from tests.fakes.tls_server import (
     tls_server,
 )
 
+from .common import suggested
 from .monitor_common import (
     DAYS,
     EXPIRY,
@@ -498,12 +499,9 @@ async def test_options_flow_adds_and_removes_endpoints(
         flow["flow_id"], {"next_step_id": "endpoints"}
     )
     schema = flow["data_schema"].schema
-    suggested = {
-        str(marker): (marker.description or {}).get("suggested_value")
-        for marker in schema
-    }
-    assert suggested[CONF_ENDPOINTS] == f"{HOST}:{port} ca={bundle}\n127.0.0.1:{port}"
-    assert suggested[CONF_EXPIRY_WARNING_DAYS] == 21
+    prefilled = suggested(schema)
+    assert prefilled[CONF_ENDPOINTS] == f"{HOST}:{port} ca={bundle}\n127.0.0.1:{port}"
+    assert prefilled[CONF_EXPIRY_WARNING_DAYS] == 21
     result = await hass.config_entries.options.async_configure(
         flow["flow_id"],
         {CONF_ENDPOINTS: f"{HOST}:{port} ca={bundle}", CONF_EXPIRY_WARNING_DAYS: 21},
