@@ -9,6 +9,7 @@ import pytest
 # Import the integration before any hass fixture runs, so that Home Assistant's
 # loader finds this repository's custom_components package, not the plugin's.
 from custom_components.secure_remote_access.const import DOMAIN  # noqa: F401
+from tests.blocking import detect_blocking_calls
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
 
 # A DuckDNS name the test CA refuses (Pebble's domain block list).
@@ -21,6 +22,16 @@ def auto_enable_custom_integrations(
 ) -> Generator[None]:
     """Let every test load custom integrations from this repository."""
     yield
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_in_the_loop() -> Generator[None]:
+    """Fail a test in which our code blocked the event loop (file, TLS, sleep...)."""
+    with detect_blocking_calls() as calls:
+        yield
+    assert not calls.found, "blocking calls in the event loop:\n" + "\n".join(
+        dict.fromkeys(calls.found)
+    )
 
 
 @pytest.fixture(scope="session")

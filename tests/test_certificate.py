@@ -601,11 +601,11 @@ async def test_already_replaced_orders_without_replaces(
     pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
-    """If the CA says the certificate was already replaced, order a fresh one."""
+    """If the CA refuses ``replaces`` (already replaced), order once without it."""
     _, url = duckdns
     entry = await _entry(hass, url, _options(pebble, ssl_dir))
     await _renew(hass, entry)
-    real = AcmeClient.issue_certificate
+    real = AcmeClient.new_order
     calls: list[str | None] = []
 
     async def first_already_replaced(
@@ -613,11 +613,14 @@ async def test_already_replaced_orders_without_replaces(
     ) -> Any:
         calls.append(kwargs.get("replaces"))
         if len(calls) == 1:
-            raise AlreadyReplacedError(AlreadyReplacedError.problem_type, "replaced")
+            raise AlreadyReplacedError(
+                AlreadyReplacedError.problem_type, "replaced", status=409
+            )
         return await real(self, *args, **kwargs)
 
-    with patch.object(AcmeClient, "issue_certificate", first_already_replaced):
+    with patch.object(AcmeClient, "new_order", first_already_replaced):
         result = await _renew(hass, entry, force=True)
     assert result["renewed"] is True
     assert calls[0] is not None
     assert calls[1] is None
+    assert len(calls) == 2

@@ -33,7 +33,7 @@ from custom_components.secure_remote_access.protocol.certificates import (
 from custom_components.secure_remote_access.protocol.duckdns import DuckDnsClient
 from custom_components.secure_remote_access.protocol.files import RecoveryStatus
 from custom_components.secure_remote_access.protocol.schedule import RenewalReason
-from custom_components.secure_remote_access.renewal import RenewalScheduler
+from custom_components.secure_remote_access.renewal import RenewalCoordinator
 from tests.fakes import certs
 
 from .common import TOKEN, mock_entry
@@ -62,7 +62,7 @@ def test_duckdns_domain_for() -> None:
 
 
 async def test_decisions(hass: HomeAssistant, tmp_path: Path) -> None:
-    """Missing, unreadable, wrong names, due by lifetime and fresh certificates."""
+    """Missing, unreadable, wrong names, wrong key, due by lifetime, ARI, fresh."""
     manager = _manager(hass, tmp_path, ["myhome.duckdns.org"])
     current = await manager.async_current()
     assert current is None
@@ -78,48 +78,41 @@ async def test_decisions(hass: HomeAssistant, tmp_path: Path) -> None:
     assert decision.reason is RenewalReason.NAMES_CHANGED
 
     now = dt_util.utcnow()
-    certs.issue(
+    old_pair = certs.issue(
         ["myhome.duckdns.org"],
+        key=certs.generate_key(slot=21),
         not_before=now - timedelta(days=80),
         not_after=now + timedelta(days=10),
-    ).write(tmp_path)
+    )
+    old_pair.write(tmp_path)
     old = await manager.async_current()
     assert old is not None
     assert (await manager.async_decide(old)).reason is RenewalReason.LIFETIME
-    assert (await manager.async_decide(old, force=True)).reason is RenewalReason.FORCED
 
-    certs.issue(
+    fresh_pair = certs.issue(
         ["myhome.duckdns.org"],
+        key=certs.generate_key(slot=22),
         not_before=now - timedelta(days=1),
         not_after=now + timedelta(days=89),
-    ).write(tmp_path)
+    )
+    fresh_pair.write(tmp_path)
     fresh = await manager.async_current()
     assert fresh is not None
+    assert fresh.key_matches
+    assert fresh.ari_id is not None
     decision = await manager.async_decide(fresh)
     assert not decision.due
-    assert decision.due_at == fresh.not_before + timedelta(days=60)
-    outcome = await manager.async_renew()
-    assert not outcome.renewed
-    assert outcome.serial == fresh.serial_number
+    assert decision.due_at == fresh.info.not_before + timedelta(days=60)
+    decision = await manager.async_decide(fresh, renew_at=now - timedelta(minutes=1))
+    assert decision.reason is RenewalReason.ARI_WINDOW
 
-    manager.renew_at = now - timedelta(minutes=1)
-    assert (await manager.async_decide(fresh)).reason is RenewalReason.ARI_WINDOW
-
-
-async def test_listeners(hass: HomeAssistant, tmp_path: Path) -> None:
-    """Listeners hear about every finished attempt until they unsubscribe."""
-    manager = _manager(hass, tmp_path, ["myhome.duckdns.org"])
-    now = dt_util.utcnow()
-    certs.issue(
-        ["myhome.duckdns.org"], not_before=now, not_after=now + timedelta(days=90)
-    ).write(tmp_path)
-    heard: list[bool] = []
-    remove = manager.async_add_listener(lambda outcome: heard.append(outcome.renewed))
-    await manager.async_renew()
-    remove()
-    await manager.async_renew()
-    assert heard == [False]
-    assert manager.last_outcome is not None
+    # Another tool replaced the certificate but not (yet) the key.
+    certs.write_file(tmp_path / "fullchain.pem", old_pair.fullchain_pem)
+    certs.write_file(tmp_path / "privkey.pem", fresh_pair.key_pem, 0o600)
+    broken = await manager.async_current()
+    assert broken is not None
+    assert not broken.key_matches
+    assert (await manager.async_decide(broken)).reason is RenewalReason.KEY_MISMATCH
 
 
 @pytest.mark.parametrize(
@@ -189,7 +182,7 @@ async def test_checklist_audits_the_managed_key(
             CONF_PRIVATE_KEY_PATH: str(key_path),
         },
     )
-    with patch.object(RenewalScheduler, "_async_started", AsyncMock()):
+    with patch.object(RenewalCoordinator, "_async_started", AsyncMock()):
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         result = await hass.services.async_call(

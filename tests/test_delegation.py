@@ -291,11 +291,23 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
         await _renew(hass, entry, force=True)
     assert registry.async_get_issue(DOMAIN, issue_id) is not None
 
-    # A check that is not due still looks at the record, and keeps the issue.
+    # After a failure an unforced run is the retry: it fails again, the issue stays.
+    with pytest.raises(HomeAssistantError):
+        await _renew(hass, entry)
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert entry.runtime_data.renewal.state.failures == 3
+
+    await pebble.set_cname(RECORD, TARGET)
+    result = await _renew(hass, entry)
+    assert (result["renewed"], result["reason"]) == (True, "retry")
+    assert registry.async_get_issue(DOMAIN, issue_id) is None
+
+    # With nothing failing, a check that is not due still looks at the record.
+    await pebble.clear_cname(RECORD)
     result = await _renew(hass, entry)
     assert result["renewed"] is False
     assert registry.async_get_issue(DOMAIN, issue_id) is not None
-
+    assert entry.runtime_data.renewal.state.failures == 0
     await pebble.set_cname(RECORD, TARGET)
     result = await _renew(hass, entry)
     assert result["renewed"] is False

@@ -112,7 +112,8 @@ async def test_diagnostics_hold_no_secrets(
     assert "PRIVATE KEY" not in dump
     # What a bug report needs is there.
     assert diagnostics["entry"]["options"][CONF_EMAIL] == "**REDACTED**"
-    assert diagnostics["renewal"]["last_outcome"]["serial"] == response["serial"]
+    renewal = diagnostics["renewal"]["state"]
+    assert renewal["last_outcome"]["serial"] == response["serial"]
     assert diagnostics["renewal"]["state"]["last_result"] == "renewed"
     assert diagnostics["certificates"]["managed"]
     assert diagnostics["checklist"] is not None

@@ -30,12 +30,14 @@ from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClien
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.secure_remote_access import monitor
-from custom_components.secure_remote_access.certificate import RenewalOutcome
 from custom_components.secure_remote_access.const import (
     CONF_EXPIRY_WARNING_DAYS,
     DOMAIN,
 )
-from custom_components.secure_remote_access.renewal import RenewalScheduler
+from custom_components.secure_remote_access.renewal import (
+    RenewalCoordinator,
+    RenewalOutcome,
+)
 from tests.fakes import certs
 
 from .monitor_common import (
@@ -71,7 +73,7 @@ class Case:
 @pytest.fixture(autouse=True)
 def no_automatic_renewal() -> Iterator[None]:
     """These tests watch files; the renewal scheduler (tested elsewhere) stays idle."""
-    with patch.object(RenewalScheduler, "_async_started", AsyncMock()):
+    with patch.object(RenewalCoordinator, "_async_started", AsyncMock()):
         yield
 
 
@@ -459,7 +461,7 @@ async def test_renewal_refreshes_at_once(
     aioclient_mock: AiohttpClientMocker,
     tmp_path: Path,
 ) -> None:
-    """After a renewal the manager's listener makes the monitor read the files."""
+    """After a renewal the coordinator's listener makes the monitor read the files."""
     cert, key = certs.issue(
         [NAME], not_before=certs.now_utc() - timedelta(days=80), valid_days=10
     ).write(tmp_path)
@@ -467,8 +469,8 @@ async def test_renewal_refreshes_at_once(
     assert state(hass, entry, MANAGED, PROBLEM).attributes["reason"] == "expiring"
     fresh = certs.issue([NAME], valid_days=90)
     await hass.async_add_executor_job(fresh.write, tmp_path)
-    manager = entry.runtime_data.certificate
-    assert manager is not None
+    renewal = entry.runtime_data.renewal
+    assert renewal is not None
     outcome = RenewalOutcome(
         renewed=True,
         reason="lifetime",
@@ -477,7 +479,7 @@ async def test_renewal_refreshes_at_once(
         serial=None,
         profile=None,
     )
-    for listener in list(manager._listeners):
+    for listener in list(renewal._renewed_listeners):
         listener(outcome)
     await hass.async_block_till_done()
     assert state(hass, entry, MANAGED, PROBLEM).state == STATE_OFF

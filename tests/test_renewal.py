@@ -41,10 +41,10 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
 )
 from custom_components.secure_remote_access.protocol.files import write_certificate_pair
-from custom_components.secure_remote_access.rotation import (
-    RotationResult,
-    async_check_served,
-    async_served_serial,
+from custom_components.secure_remote_access.served import (
+    SwapResult,
+    async_presented_serial,
+    served_certificate,
     served_files,
 )
 from tests.fakes import certs
@@ -113,9 +113,11 @@ class FakeCa:
         """Issue certificates of ``lifetime``."""
         self.lifetime = lifetime
         self.issued: list[tuple[Any, Any]] = []
-        self.failures: list[CertificateRenewalError] = []
+        self.failures: list[BaseException] = []
+        self.orders = 0
 
     async def issue(self, manager: CertificateManager, current: Any) -> Any:
+        self.orders += 1
         if self.failures:
             raise self.failures.pop(0)
         # Under freezegun, cryptography only accepts the patched datetime class.
@@ -156,14 +158,16 @@ def fake_ca() -> Generator[FakeCa]:
     """Patch issuance and ARI with a fake CA (90-day certificates by default)."""
     ca = FakeCa(timedelta(days=90))
 
-    async def issue(self: CertificateManager, current: Any) -> Any:
+    async def issue(
+        self: CertificateManager, current: Any, *, replaces: bool = True
+    ) -> Any:
         return await ca.issue(self, current)
 
-    async def no_ari(self: CertificateManager) -> None:
+    async def no_ari(self: CertificateManager, current: Any) -> None:
         return None
 
     with (
-        patch.object(CertificateManager, "_issue", issue),
+        patch.object(CertificateManager, "async_issue", issue),
         patch.object(CertificateManager, "async_renewal_info", no_ari),
     ):
         yield ca
@@ -434,7 +438,9 @@ async def test_rotation_after_renewal_without_restart(
     await _start_http(hass, cert_path, key_path)
     files = served_files(hass)
     assert files is not None
-    assert await async_served_serial(files) == format(_serial(cert_path), "x")
+    assert await async_presented_serial(files.host, files.port) == format(
+        _serial(cert_path), "x"
+    )
 
     entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
     await _setup(hass, entry)
@@ -446,29 +452,18 @@ async def test_rotation_after_renewal_without_restart(
         return_response=True,
     )
     assert response is not None
-    assert await async_served_serial(files) == response["serial"]
-    assert (
-        issue_registry.async_get_issue(DOMAIN, f"restart_required_{entry.entry_id}")
-        is None
-    )
+    assert await async_presented_serial(files.host, files.port) == response["serial"]
+    assert issue_registry.async_get_issue(DOMAIN, "restart_required") is None
 
     # A certificate replaced behind our back is picked up too.
     other = certs.issue([NAME], key=certs.generate_key(slot=7))
     other.write(tmp_path)
-    assert await async_check_served(hass, entry.entry_id) is RotationResult.ROTATED
-    assert await async_served_serial(files) == format(_serial(cert_path), "x")
-    assert await async_check_served(hass, entry.entry_id) is RotationResult.UP_TO_DATE
-
-    # Without a usable TLS context only a restart helps.
-    hass.http.context = None
-    certs.issue([NAME], key=certs.generate_key(slot=8)).write(tmp_path)
-    assert (
-        await async_check_served(hass, entry.entry_id)
-        is RotationResult.RESTART_REQUIRED
+    served = served_certificate(hass)
+    assert await served.async_check() is SwapResult.ROTATED
+    assert await async_presented_serial(files.host, files.port) == format(
+        _serial(cert_path), "x"
     )
-    issue = issue_registry.async_get_issue(DOMAIN, f"restart_required_{entry.entry_id}")
-    assert issue is not None
-    assert issue.is_fixable
+    assert await served.async_check() is SwapResult.UP_TO_DATE
     await hass.http.stop()
 
 
@@ -477,7 +472,7 @@ async def test_rotation_not_needed_without_tls(
 ) -> None:
     """Without TLS files in Home Assistant's server there is nothing to rotate."""
     assert served_files(hass) is None
-    assert await async_check_served(hass, "entry") is RotationResult.NOT_SERVED
+    assert await served_certificate(hass).async_check() is SwapResult.NOT_SERVED
 
 
 async def test_renewal_failure_raises_translated_error(

@@ -14,7 +14,7 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.typing import ConfigType
 
-from .certificate import CertificateManager, CertificateSettings, RenewalOutcome
+from .certificate import CertificateManager, CertificateSettings
 from .checklist.issues import async_delete_checklist_issues
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
@@ -31,7 +31,8 @@ from .monitor import (
     entry_monitors,
 )
 from .renewal import (
-    RenewalScheduler,
+    RenewalCoordinator,
+    RenewalOutcome,
     async_remove_renewal_state,
     delegation_issue_id,
     renewal_failed_issue_id,
@@ -41,7 +42,7 @@ from .repairs import (
     async_delete_certificate_issues,
     async_sync_certificate_issues,
 )
-from .rotation import async_watch_served_certificate, restart_issue_id
+from .served import RESTART_REQUIRED, served_certificate
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -71,7 +72,7 @@ async def async_setup_entry(
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
-        renewal = RenewalScheduler(hass, entry.entry_id, manager)
+        renewal = RenewalCoordinator(hass, entry, manager)
         await renewal.async_start()
         entry.async_on_unload(renewal.async_stop)
     certificates = LocalCertificateMonitor(
@@ -88,7 +89,7 @@ async def async_setup_entry(
         certificates=certificates,
         endpoints=endpoints,
     )
-    entry.async_on_unload(async_watch_served_certificate(hass, entry.entry_id))
+    entry.async_on_unload(served_certificate(hass).async_add_user())
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(
@@ -125,7 +126,7 @@ def _async_setup_monitoring(
     certificates = runtime.certificates
     assert certificates is not None
     certificates.async_watch_files()
-    if runtime.certificate is not None:
+    if runtime.renewal is not None:
 
         @callback
         def _renewed(_outcome: RenewalOutcome) -> None:
@@ -133,7 +134,7 @@ def _async_setup_monitoring(
                 hass, certificates.async_refresh(), "read the renewed certificate"
             )
 
-        entry.async_on_unload(runtime.certificate.async_add_listener(_renewed))
+        entry.async_on_unload(runtime.renewal.async_on_renewed(_renewed))
     _async_remove_stale_certificate_entries(hass, entry)
 
 
@@ -188,12 +189,12 @@ async def async_remove_entry(
     ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry.entry_id))
-    ir.async_delete_issue(hass, DOMAIN, restart_issue_id(entry.entry_id))
     await async_remove_renewal_state(hass, entry.entry_id)
     async_delete_certificate_issues(hass, entry.entry_id)
 
     if not hass.config_entries.async_entries(DOMAIN):
         async_delete_checklist_issues(hass)
+        ir.async_delete_issue(hass, DOMAIN, RESTART_REQUIRED)
 
 
 async def async_remove_config_entry_device(

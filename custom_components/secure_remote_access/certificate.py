@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from homeassistant.const import __version__ as ha_version
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -33,7 +34,6 @@ from .const import (
     CONF_PROFILE,
     CONF_WILDCARD,
     DOMAIN,
-    EVENT_CERTIFICATE_RENEWED,
     LOGGER,
     directory_url_for,
 )
@@ -42,22 +42,23 @@ from .protocol.acme import (
     AccountKey,
     AcmeClient,
     AcmeError,
-    AlreadyReplacedError,
     DnsPropagationChecker,
     ExternalAccountBinding,
     IssuedCertificate,
     KeyType,
     RenewalInfo,
     ari_cert_id,
+    is_nameserver,
 )
-from .protocol.certificates import (
-    CertificateError,
-    CertificateInfo,
-    read_certificate_file,
-)
+from .protocol.certificates import CertificateError, CertificateInfo, read_file_limited
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
-from .protocol.files import RecoveryStatus, recover_pair, write_certificate_pair
+from .protocol.files import (
+    RecoveryStatus,
+    read_certificate_pair,
+    recover_pair,
+    write_certificate_pair,
+)
 from .protocol.schedule import RenewalDecision, RenewalReason, decide
 
 STORAGE_VERSION: Final = 1
@@ -232,29 +233,6 @@ class DuckDnsSolver:
         await self._client.clear_txt(self._domain(identifier))
 
 
-@dataclass(frozen=True, slots=True)
-class RenewalOutcome:
-    """What a renewal attempt did; also the action's response."""
-
-    renewed: bool
-    reason: str
-    names: tuple[str, ...]
-    not_after: datetime | None
-    serial: str | None
-    profile: str | None
-
-    def as_response(self) -> dict[str, Any]:
-        """The renew_certificate action's response."""
-        return {
-            "renewed": self.renewed,
-            "reason": self.reason,
-            "names": list(self.names),
-            "not_after": self.not_after.isoformat() if self.not_after else None,
-            "serial": self.serial,
-            "profile": self.profile,
-        }
-
-
 class CertificateRenewalError(HomeAssistantError):
     """A renewal failed; carries the CA's or DNS's reason (translated)."""
 
@@ -298,13 +276,41 @@ class CertificateDelegationError(CertificateRenewalError):
         )
 
 
-def read_managed_certificate(settings: CertificateSettings) -> CertificateInfo:
-    """Inspect the managed certificate file (blocking)."""
-    return read_certificate_file(settings.certificate_path)
+@dataclass(frozen=True, slots=True)
+class CurrentCertificate:
+    """The managed pair as it is on disk now (no secrets)."""
+
+    info: CertificateInfo
+    key_matches: bool
+    ari_id: str | None
+    leaf_pem: str
+
+    @property
+    def serial(self) -> str:
+        """The leaf's serial number (lower-case hex)."""
+        return self.info.serial_number
+
+
+def read_current_certificate(settings: CertificateSettings) -> CurrentCertificate:
+    """Read the managed pair (blocking); CertificateError when the certificate is unusable."""
+    pair = read_certificate_pair(settings.certificate_path, settings.private_key_path)
+    leaf = x509.load_pem_x509_certificates(
+        read_file_limited(settings.certificate_path)
+    )[0]
+    return CurrentCertificate(
+        info=pair.certificate,
+        key_matches=pair.key_matches,
+        ari_id=ari_cert_id(leaf),
+        leaf_pem=leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    )
 
 
 class CertificateManager:
-    """Obtains and renews one entry's certificate; one order at a time."""
+    """Orders and writes one entry's certificate; it holds no renewal state.
+
+    When and whether to renew is the renewal coordinator's decision
+    (renewal.py); this class only reads the pair, asks the CA and writes.
+    """
 
     def __init__(
         self,
@@ -320,19 +326,7 @@ class CertificateManager:
         self.settings = settings
         self._domains = domains
         self._solver = DuckDnsSolver(duckdns, domains)
-        self._lock = asyncio.Lock()
-        self._listeners: list[Callable[[RenewalOutcome], None]] = []
-        self.last_outcome: RenewalOutcome | None = None
-        self.renew_at: datetime | None = None
         self.propagation_timeout = DEFAULT_PROPAGATION_TIMEOUT
-
-    @callback
-    def async_add_listener(
-        self, listener: Callable[[RenewalOutcome], None]
-    ) -> Callable[[], None]:
-        """Call ``listener`` after every renewal attempt that finished."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
 
     async def async_recover(self) -> None:
         """Finish or undo a certificate install that a crash interrupted."""
@@ -348,22 +342,28 @@ class CertificateManager:
         if status not in (RecoveryStatus.INTACT, RecoveryStatus.ABSENT):
             LOGGER.warning("Repaired an interrupted certificate install: %s", status)
 
-    async def async_current(self) -> CertificateInfo | None:
-        """The certificate on disk, or None when missing or unreadable."""
+    async def async_current(self) -> CurrentCertificate | None:
+        """The pair on disk, or None when the certificate is missing or unreadable."""
         try:
             return await self.hass.async_add_executor_job(
-                read_managed_certificate, self.settings
+                read_current_certificate, self.settings
             )
-        except CertificateError as err:
+        except (CertificateError, ValueError) as err:
             LOGGER.debug("Managed certificate not usable: %s", err)
             return None
 
     async def async_decide(
-        self, current: CertificateInfo | None, force: bool = False
+        self,
+        current: CurrentCertificate | None,
+        *,
+        renew_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> RenewalDecision:
-        """Whether the certificate on disk needs renewing now."""
-        if force:
-            return RenewalDecision(True, RenewalReason.FORCED)
+        """Whether the pair on disk needs renewing at ``now``.
+
+        ``renew_at`` is the moment picked in the CA's ARI window for this
+        very certificate (the caller checks the serial).
+        """
         if current is None:
             exists = await self.hass.async_add_executor_job(
                 self.settings.certificate_path.exists
@@ -372,55 +372,23 @@ class CertificateManager:
                 RenewalReason.UNREADABLE if exists else RenewalReason.NO_CERTIFICATE
             )
             return RenewalDecision(True, reason)
-        if current.missing_names(self.settings.names):
+        if current.info.missing_names(self.settings.names):
             return RenewalDecision(True, RenewalReason.NAMES_CHANGED)
+        if not current.key_matches:
+            return RenewalDecision(True, RenewalReason.KEY_MISMATCH)
         return decide(
-            dt_util.utcnow(),
-            current.not_before,
-            current.not_after,
-            renew_at=self.renew_at,
+            now or dt_util.utcnow(),
+            current.info.not_before,
+            current.info.not_after,
+            renew_at=renew_at,
         )
 
-    async def async_renew(self, force: bool = False) -> RenewalOutcome:
-        """Renew when due (or forced); write the new pair atomically."""
-        async with self._lock:
-            current = await self.async_current()
-            decision = await self.async_decide(current, force)
-            if not decision.due:
-                outcome = RenewalOutcome(
-                    renewed=False,
-                    reason=decision.reason,
-                    names=self.settings.names,
-                    not_after=current.not_after if current else None,
-                    serial=current.serial_number if current else None,
-                    profile=self.settings.profile,
-                )
-            else:
-                issued = await self._issue(current)
-                outcome = RenewalOutcome(
-                    renewed=True,
-                    reason=decision.reason,
-                    names=issued.names,
-                    not_after=issued.not_after,
-                    serial=issued.serial_hex,
-                    profile=issued.profile,
-                )
-                self.hass.bus.async_fire(
-                    EVENT_CERTIFICATE_RENEWED,
-                    {"config_entry_id": self.entry_id, **outcome.as_response()},
-                )
-            self.last_outcome = outcome
-        for listener in list(self._listeners):
-            listener(outcome)
-        return outcome
-
-    async def async_renewal_info(self) -> RenewalInfo | None:
+    async def async_renewal_info(
+        self, current: CurrentCertificate
+    ) -> RenewalInfo | None:
         """The CA's ARI window for the certificate on disk (None without ARI)."""
-        pem = await self.hass.async_add_executor_job(
-            self.settings.certificate_path.read_text
-        )
         client = await async_acme_client(self.hass, self.settings)
-        return await client.renewal_info(pem)
+        return await client.renewal_info(current.leaf_pem)
 
     async def async_check_delegations(self) -> dict[str, str]:
         """Where each name outside duckdns.org delegates its challenge to.
@@ -440,42 +408,46 @@ class CertificateManager:
             LOGGER.warning("CNAME delegation broken: %s", err.message)
             raise CertificateDelegationError(err) from err
 
-    async def _issue(self, current: CertificateInfo | None) -> IssuedCertificate:
+    async def async_issue(
+        self, current: CurrentCertificate | None, *, replaces: bool = True
+    ) -> IssuedCertificate:
+        """Order a certificate, answer the challenges, verify and write the pair.
+
+        ``replaces``: name the current certificate in the order (ARI). Every
+        expected failure becomes a CertificateRenewalError with a reason for
+        the user; the pair on disk is either the old or the new one.
+        """
         settings = self.settings
+        if settings.dns_server and not is_nameserver(settings.dns_server):
+            raise CertificateRenewalError(
+                f"the DNS server for propagation checks ({settings.dns_server}) "
+                "is not an IP address or IP:port"
+            )
         # Before the order: a broken delegation never reaches the CA.
         self._solver.delegations = await self.async_check_delegations()
         try:
             client = await async_acme_client(self.hass, settings)
             await self._ensure_account(client)
-            replaces = await self._replaces(current)
             checker = DnsPropagationChecker(
                 [settings.dns_server] if settings.dns_server else None
             )
-            try:
-                issued = await client.issue_certificate(
-                    settings.names,
-                    self._solver,
-                    checker,
-                    key_type=settings.key_type,
-                    profile=settings.profile,
-                    replaces=replaces,
-                    propagation_timeout=self.propagation_timeout,
-                )
-            except AlreadyReplacedError:
-                issued = await client.issue_certificate(
-                    settings.names,
-                    self._solver,
-                    checker,
-                    key_type=settings.key_type,
-                    profile=settings.profile,
-                    propagation_timeout=self.propagation_timeout,
-                )
+            issued = await client.issue_certificate(
+                settings.names,
+                self._solver,
+                checker,
+                key_type=settings.key_type,
+                profile=settings.profile,
+                replaces=self._replaces(current) if replaces else None,
+                propagation_timeout=self.propagation_timeout,
+            )
         except AcmeError as err:
             raise CertificateRenewalError(
                 str(err), getattr(err, "retry_after", None)
             ) from err
         except DuckDnsError as err:
             raise CertificateRenewalError(str(err)) from err
+        except OSError as err:  # a CA bundle or DNS server that cannot be used
+            raise CertificateRenewalError(_os_error_detail(err)) from err
         try:
             await self.hass.async_add_executor_job(
                 partial(
@@ -511,14 +483,13 @@ class CertificateManager:
             self.settings.directory_url, account.url
         )
 
-    async def _replaces(self, current: CertificateInfo | None) -> str | None:
-        if current is None or current.missing_names(self.settings.names):
+    def _replaces(self, current: CurrentCertificate | None) -> str | None:
+        if current is None or current.info.missing_names(self.settings.names):
             return None
-        return await self.hass.async_add_executor_job(self._current_ari_id)
+        return current.ari_id
 
-    def _current_ari_id(self) -> str | None:
-        try:
-            pem = self.settings.certificate_path.read_bytes()
-            return ari_cert_id(x509.load_pem_x509_certificate(pem))
-        except OSError, ValueError:
-            return None
+
+def _os_error_detail(err: OSError) -> str:
+    """An OSError as a sentence without Python's formatting."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{err.filename}: {reason}" if err.filename else reason

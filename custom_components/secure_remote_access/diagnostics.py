@@ -69,17 +69,13 @@ def _checklist(hass: HomeAssistant) -> dict[str, Any] | None:
 
 
 def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
-    """The renewal scheduler's state and the last outcome; no keys, no account."""
-    scheduler = entry.runtime_data.renewal
-    if scheduler is None:
+    """The renewal coordinator's one state (last outcome included); no keys, no account."""
+    renewal = entry.runtime_data.renewal
+    if renewal is None:
         return None
-    outcome = scheduler.manager.last_outcome
     return {
-        "state": scheduler.state.to_json(),
-        "next_check": scheduler.next_check.isoformat()
-        if scheduler.next_check
-        else None,
-        "names": list(scheduler.manager.settings.names),
-        "key_type": scheduler.manager.settings.key_type,
-        "last_outcome": outcome.as_response() if outcome else None,
+        "state": renewal.state.to_json(),
+        "next_check": renewal.next_check.isoformat() if renewal.next_check else None,
+        "names": list(renewal.manager.settings.names),
+        "key_type": renewal.manager.settings.key_type,
     }

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .coordinator import DnsCoordinator
     from .monitor import EndpointMonitor, LocalCertificateMonitor
     from .protocol.duckdns import DuckDnsClient
-    from .renewal import RenewalScheduler
+    from .renewal import RenewalCoordinator
 
 
 @dataclass(slots=True)
@@ -22,7 +22,7 @@ class RuntimeData:
     duckdns: DuckDnsClient
     dns: DnsCoordinator
     certificate: CertificateManager | None = None
-    renewal: RenewalScheduler | None = None
+    renewal: RenewalCoordinator | None = None
     certificates: LocalCertificateMonitor | None = None
     endpoints: EndpointMonitor | None = None
 

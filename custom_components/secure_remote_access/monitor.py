@@ -55,6 +55,7 @@ from .protocol.certificates import (
     inspect_endpoints,
 )
 from .protocol.files import read_certificate_pair
+from .served import same_file
 
 if TYPE_CHECKING:
     from .certificate import CertificateManager
@@ -541,11 +542,6 @@ def read_local_certificates(
     )
 
 
-def _same_file(first: str, second: str) -> bool:
-    """True when both paths lead to the same file. Blocking."""
-    return os.path.realpath(first) == os.path.realpath(second)
-
-
 async def async_local_sources(
     hass: HomeAssistant, manager: CertificateManager | None
 ) -> list[CertificateSource]:
@@ -560,7 +556,7 @@ async def async_local_sources(
         managed_cert = str(settings.certificate_path)
         if served_cert is not None:
             same = await hass.async_add_executor_job(
-                _same_file, managed_cert, served_cert
+                same_file, managed_cert, served_cert
             )
         sources.append(
             CertificateSource(

@@ -26,6 +26,7 @@ from .const import ATTR_CONFIG_ENTRY_ID, CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMA
 from .models import SecureRemoteAccessConfigEntry
 from .monitor import CertificateKind, CertificateStatus, Problem, entry_monitors
 from .protocol.duckdns import InvalidDomainError, normalize_domain
+from .served import RESTART_REQUIRED
 
 
 @callback
@@ -200,7 +201,6 @@ def async_delete_certificate_issues(hass: HomeAssistant, entry_id: str) -> None:
 
 SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
 RENEW_ISSUES: Final = ("certificate_expiring", "renewal_failed")
-RESTART_ISSUE: Final = "restart_required"
 SERVICE_HOMEASSISTANT_RESTART: Final = "restart"
 
 
@@ -217,7 +217,7 @@ async def async_create_fix_flow(
     """Pick the fix flow of an issue."""
     if issue_id in CHECKS_BY_ID:
         return ChecklistRepairFlow()
-    if _matches(issue_id, RESTART_ISSUE):
+    if _matches(issue_id, RESTART_REQUIRED):
         return RestartRepairFlow()
     for base in RENEW_ISSUES:
         if _matches(issue_id, base):

@@ -29,7 +29,7 @@ from .entity import (
 )
 from .models import SecureRemoteAccessConfigEntry
 from .monitor import CertificateKind, CertificateStatus, entry_monitors
-from .renewal import RenewalResult, RenewalScheduler
+from .renewal import RenewalCoordinator, RenewalResult
 
 PARALLEL_UPDATES = 0
 
@@ -66,7 +66,7 @@ DNS_SENSORS: tuple[DnsSensorDescription, ...] = (
 class RenewalSensorDescription(SensorEntityDescription):
     """A sensor that shows one value of the renewal scheduler."""
 
-    value_fn: Callable[[RenewalScheduler], str | datetime | None]
+    value_fn: Callable[[RenewalCoordinator], str | datetime | None]
 
 
 RENEWAL_SENSORS: tuple[RenewalSensorDescription, ...] = (
@@ -207,7 +207,7 @@ class RenewalSensor(SensorEntity):
 
     def __init__(
         self,
-        scheduler: RenewalScheduler,
+        scheduler: RenewalCoordinator,
         entry: SecureRemoteAccessConfigEntry,
         description: RenewalSensorDescription,
     ) -> None:

@@ -12,6 +12,7 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.service import async_register_admin_service
 import probatio as vol
 
 from .checklist.runner import DATA_CHECKLIST
@@ -98,22 +99,29 @@ async def _run_security_checks(call: ServiceCall) -> ServiceResponse:
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the integration's actions."""
-    hass.services.async_register(
+    """Register the integration's actions; all of them are for administrators.
+
+    Renewing burns the CA's rate limits, the checklist reveals the security
+    findings and a DNS update talks to DuckDNS with the account's token.
+    """
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_UPDATE_DNS,
         _update_dns,
         schema=ENTRY_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
-    hass.services.async_register(
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_RENEW_CERTIFICATE,
         _renew_certificate,
         schema=RENEW_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
-    hass.services.async_register(
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_RUN_SECURITY_CHECKS,
         _run_security_checks,

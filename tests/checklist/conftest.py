@@ -33,6 +33,7 @@ from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClien
 from custom_components.secure_remote_access.checklist.models import ChecklistResult
 from custom_components.secure_remote_access.checklist.runner import DATA_CHECKLIST
 from custom_components.secure_remote_access.const import DOMAIN
+from custom_components.secure_remote_access.served import SwapResult
 from tests.common import mock_duckdns, mock_entry
 
 SYSTEM_INFO = (
@@ -258,7 +259,7 @@ async def entry(
 def no_served_certificate_handshakes() -> Generator[None]:
     """The http server is never started here: skip the hourly served-certificate check."""
     with patch(
-        "custom_components.secure_remote_access.rotation.async_check_served"
+        "custom_components.secure_remote_access.served.ServedCertificate.async_check"
     ) as check:
-        check.return_value = None
+        check.return_value = SwapResult.NOT_SERVED
         yield

@@ -122,6 +122,18 @@ def _http_status(url: str) -> int | None:
     return status
 
 
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGTERM (Linux /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 class DuckDnsThread:
     """:class:`FakeDuckDns` served from an event loop in a daemon thread."""
 
@@ -297,8 +309,29 @@ class Sandbox:
                 raise RuntimeError(f"hass did not answer in time:\n{self.log_tail()}")
             time.sleep(0.25)
 
+    def wait_running(self, timeout: float | None = None) -> None:
+        """Wait until ``hass`` handles SIGTERM, i.e. until its start-up finished.
+
+        Home Assistant attaches its signal handlers only after ``async_start``
+        returns (the core state is then RUNNING); a SIGTERM before that kills
+        the process with -15. The handler shows in the kernel's ``SigCgt`` mask.
+        """
+        assert self.hass_process is not None
+        deadline = time.monotonic() + (timeout or self.boot_timeout)
+        while not _catches_sigterm(self.hass_process.pid):
+            if self.hass_process.poll() is not None:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"hass did not finish starting:\n{self.log_tail()}")
+            time.sleep(0.1)
+
     def stop_hass(self, timeout: float = 60.0) -> int | None:
-        """Stop ``hass`` with SIGTERM (SIGKILL after ``timeout``); return its exit code."""
+        """Stop ``hass`` with SIGTERM (SIGKILL after ``timeout``); return its exit code.
+
+        Waits for the end of start-up first, so that the stop is a clean one.
+        """
+        if self.hass_process is not None and self.hass_process.poll() is None:
+            self.wait_running()
         process, self.hass_process = self.hass_process, None
         if process is None:
             return None

@@ -10,6 +10,7 @@ import pytest
 from custom_components.secure_remote_access.protocol.schedule import (
     RenewalReason,
     decide,
+    emergency_renewal_time,
     lifetime_renewal_time,
     moment_in_window,
     next_retry,
@@ -58,7 +59,26 @@ def test_decide_ari() -> None:
     assert decision.due
     assert decision.reason is RenewalReason.ARI_WINDOW
     late = decide(T0, T0, not_after, renew_at=not_after + timedelta(days=5))
-    assert late.due_at == not_after
+    assert late.due_at == not_after - timedelta(days=4.5)
+
+
+@pytest.mark.parametrize(
+    "lifetime", [timedelta(days=90), timedelta(days=45), timedelta(days=6)]
+)
+def test_emergency_floor_wins_over_ari(lifetime: timedelta) -> None:
+    """Whatever ARI says, a twentieth of the lifetime left makes the renewal due."""
+    not_after = T0 + lifetime
+    floor = not_after - lifetime / 20
+    assert emergency_renewal_time(T0, not_after) == floor
+    renew_at = not_after + timedelta(days=30)
+    assert not decide(
+        floor - timedelta(seconds=1), T0, not_after, renew_at=renew_at
+    ).due
+    decision = decide(floor, T0, not_after, renew_at=renew_at)
+    assert (decision.due, decision.reason) == (True, RenewalReason.EMERGENCY)
+    # An ARI moment before the floor is followed as it is.
+    early = decide(T0 + lifetime / 2, T0, not_after, renew_at=T0 + lifetime / 2)
+    assert (early.due, early.reason) == (True, RenewalReason.ARI_WINDOW)
 
 
 def test_moment_in_window() -> None:
@@ -82,3 +102,13 @@ def test_retries() -> None:
     assert next_retry(T0, 1) == T0 + timedelta(minutes=1)
     assert next_retry(T0, 1, T0 + timedelta(hours=3)) == T0 + timedelta(hours=3)
     assert next_retry(T0, 4, T0 + timedelta(hours=3)) == T0 + timedelta(days=1)
+
+
+def test_retries_of_short_lived_certificates() -> None:
+    """A 6-day certificate is retried at least every 6 hours, never faster than 1 min."""
+    six_days = timedelta(days=6)
+    assert retry_delay(4, six_days) == timedelta(hours=6)
+    assert retry_delay(3, six_days) == timedelta(minutes=100)
+    assert retry_delay(9, timedelta(minutes=10)) == timedelta(minutes=1)
+    assert retry_delay(9, timedelta(days=90)) == timedelta(days=1)
+    assert next_retry(T0, 5, None, six_days) == T0 + timedelta(hours=6)

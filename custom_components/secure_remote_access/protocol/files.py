@@ -9,28 +9,32 @@ Files, for ``cert_path=/ssl/fullchain.pem`` and ``key_path=/ssl/privkey.pem``:
 * ``fullchain.pem.previous`` / ``privkey.pem.previous``: the pair that was
   live before the last install, kept only when it matched (a broken live pair
   never overwrites a good backup). Key copies are always mode 0600.
-* ``<name>.new`` (also ``<name>.previous.new``): staging files, complete and
-  fsynced before they are renamed into place; present only during an install
-  or after a crash; `recover_pair` removes stale ones.
+* ``<name>.<run>.new`` (also ``<name>.previous.<run>.new``): staging files of
+  one install (``run`` is random per install, so two writers never share a
+  staging file), complete and fsynced before they are renamed into place;
+  present only during an install or after a crash; `recover_pair` removes
+  stale ones.
 
-Install sequence of `write_certificate_pair`:
+Install sequence of `write_certificate_pair` (one install at a time per process):
 
 1. verify the new pair in memory (key matches the leaf, chain links, names
    covered, dates sane); on failure raise and touch nothing;
-2. read the live pair; if it matches, copy it to the ``.previous`` names;
-3. write ``privkey.pem.new`` (created 0600 via ``os.open``) and
-   ``fullchain.pem.new``, fsync both and the directories;
+2. read the live pair; if it matches, install it as the ``.previous`` pair
+   the same way as step 3 and 4 (stage both, then rename key, then certificate);
+3. write ``privkey.pem.<run>.new`` (created 0600 via ``os.open``) and
+   ``fullchain.pem.<run>.new``, fsync both and the directories;
 4. commit: ``os.replace`` the key, then the certificate; fsync the directories.
 
-Invariant: *the live pair always matches, or* `recover_pair` *makes it match*.
-Before step 4 the live files are untouched. Between the two renames of step 4
-the live key is new and the certificate old, and ``fullchain.pem.new`` (complete
-and fsynced) completes the new pair: `recover_pair` rolls forward with one
-atomic rename. If a rename raises in-process, the writer rolls back at once to
-the previous bytes (kept in memory) and raises `PairWriteError`; only if that
-rollback also fails is ``recovery_needed`` set, and `recover_pair` then
-restores a matching pair (roll forward, else the ``.previous`` copies).
-Call `recover_pair` at start-up (it is cheap when nothing is wrong).
+Invariant: *each pair (live and* ``.previous``*) matches, or* `recover_pair`
+*makes it match*. Before step 4 the live files are untouched. Between the two
+renames of a pair its key is new and its certificate old, and the staged
+certificate (complete and fsynced) completes the new pair: `recover_pair`
+rolls forward with one atomic rename. If a rename raises in-process, the
+writer rolls back at once to the previous bytes (kept in memory) and raises
+`PairWriteError`; only if that rollback also fails is ``recovery_needed`` set,
+and `recover_pair` then restores a matching pair (roll forward, else the
+``.previous`` copies). Call `recover_pair` at start-up (it is cheap when
+nothing is wrong).
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ from enum import StrEnum
 import logging
 import os
 from pathlib import Path
+import re
+import secrets
 import stat
+import threading
 from typing import Final
 
 from .certificates import (
@@ -51,12 +58,14 @@ from .certificates import (
     MAX_FILE_SIZE,
     CertificateError,
     CertificateInfo,
+    KeyMismatchError,
     StrPath,
     build_certificate_info,
     key_matches_certificate,
     parse_certificates,
     parse_private_key,
     read_certificates,
+    read_file_limited,
     read_private_key_file,
     verify_certificate_pair,
 )
@@ -70,6 +79,9 @@ DEFAULT_CERT_MODE: Final = 0o644
 KEY_DIRECTORY_MODE: Final = 0o700
 CERT_DIRECTORY_MODE: Final = 0o755
 _MAX_EXISTING_SIZE: Final = 4 * MAX_FILE_SIZE
+_RUN_PATTERN: Final = "[0-9a-f]{8}"
+# One install or recovery at a time in this process, whatever the entry.
+_PAIR_LOCK: Final = threading.Lock()
 
 
 class PairWriteError(CertificateError):
@@ -138,9 +150,35 @@ def previous_path(path: StrPath) -> Path:
     return Path(f"{os.fspath(path)}{PREVIOUS_SUFFIX}")
 
 
-def pending_path(path: StrPath) -> Path:
-    """Return the staging file renamed onto ``path`` when complete."""
-    return Path(f"{os.fspath(path)}{PENDING_SUFFIX}")
+def pending_path(path: StrPath, run: str = "") -> Path:
+    """Return the staging file of install ``run`` renamed onto ``path`` when complete."""
+    middle = f".{run}" if run else ""
+    return Path(f"{os.fspath(path)}{middle}{PENDING_SUFFIX}")
+
+
+def _new_run() -> str:
+    return secrets.token_hex(4)
+
+
+def staged_files(path: StrPath) -> list[Path]:
+    """Every staging file of ``path`` (any install), newest first."""
+    target = Path(os.fspath(path))
+    pattern = re.compile(
+        rf"{re.escape(target.name)}(?:\.{_RUN_PATTERN})?{re.escape(PENDING_SUFFIX)}"
+    )
+    found: list[tuple[float, Path]] = []
+    try:
+        with os.scandir(target.parent) as entries:
+            for entry in entries:
+                if pattern.fullmatch(entry.name):
+                    try:
+                        mtime = entry.stat(follow_symlinks=False).st_mtime
+                    except OSError:
+                        mtime = 0.0
+                    found.append((mtime, Path(entry.path)))
+    except OSError:
+        return []
+    return [path for _, path in sorted(found, key=lambda item: -item[0])]
 
 
 # ------------------------------------------------------------ low-level I/O
@@ -207,11 +245,31 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
-def _install_file(path: Path, data: bytes, mode: int) -> None:
+def _install_file(path: Path, data: bytes, mode: int, run: str) -> None:
     """Atomically replace ``path`` with ``data`` through its staging file."""
-    staging = pending_path(path)
+    staging = pending_path(path, run)
     _write_file(staging, data, mode)
     os.replace(staging, path)
+
+
+def _install_previous(
+    cert: Path, key: Path, cert_data: bytes, key_data: bytes, mode: int, run: str
+) -> None:
+    """Make ``(cert_data, key_data)`` the ``.previous`` pair: stage both, then rename.
+
+    On an error, a half-replaced ``.previous`` pair is removed: no backup is
+    better than a backup whose halves do not belong together.
+    """
+    previous_cert, previous_key = previous_path(cert), previous_path(key)
+    try:
+        _write_file(pending_path(previous_key, run), key_data, KEY_MODE)
+        _write_file(pending_path(previous_cert, run), cert_data, mode)
+        os.replace(pending_path(previous_key, run), previous_key)
+        os.replace(pending_path(previous_cert, run), previous_cert)
+    except OSError:
+        if not _pair_matches(_read_quietly(previous_cert), _read_quietly(previous_key)):
+            _remove_stale(previous_cert, previous_key)
+        raise
 
 
 def _fsync_directories(*paths: Path) -> None:
@@ -255,12 +313,20 @@ def _remove_stale(*paths: Path) -> None:
             _LOGGER.warning("Cannot remove stale file %s: %s", path, err)
 
 
-def _staging_files(cert: Path, key: Path) -> tuple[Path, ...]:
-    return (
-        pending_path(cert),
-        pending_path(key),
-        pending_path(previous_path(cert)),
-        pending_path(previous_path(key)),
+def _staging_files(cert: Path, key: Path) -> list[Path]:
+    """The staging files of every install of this pair."""
+    return [
+        staged
+        for path in (cert, key, previous_path(cert), previous_path(key))
+        for staged in staged_files(path)
+    ]
+
+
+def _run_staging_files(cert: Path, key: Path, run: str) -> tuple[Path, ...]:
+    """The staging files of one install."""
+    return tuple(
+        pending_path(path, run)
+        for path in (cert, key, previous_path(cert), previous_path(key))
     )
 
 
@@ -310,6 +376,20 @@ def write_certificate_pair(
         clock_skew=clock_skew,
     )
     cert, key = _pair_paths(cert_path, key_path)
+    with _PAIR_LOCK:
+        previous_kept = _install_pair(cert, key, fullchain_pem, key_pem, _new_run())
+    return PairWriteResult(
+        certificate=info,
+        cert_path=os.fspath(cert),
+        key_path=os.fspath(key),
+        previous_kept=previous_kept,
+    )
+
+
+def _install_pair(
+    cert: Path, key: Path, fullchain_pem: bytes, key_pem: bytes, run: str
+) -> bool:
+    """Steps 2 to 4 of the install; True when the old pair was kept as .previous."""
     try:
         old_cert = _read_existing(cert)
         old_key = _read_existing(key)
@@ -325,27 +405,26 @@ def write_certificate_pair(
         _ensure_directory(cert.parent, CERT_DIRECTORY_MODE)
         if _pair_matches(old_cert, old_key):
             assert old_cert is not None and old_key is not None
-            _install_file(previous_path(key), old_key, KEY_MODE)
-            _install_file(previous_path(cert), old_cert, cert_mode)
+            _install_previous(cert, key, old_cert, old_key, cert_mode, run)
             previous_kept = True
-        _write_file(pending_path(key), key_pem, KEY_MODE)
-        _write_file(pending_path(cert), fullchain_pem, cert_mode)
+        _write_file(pending_path(key, run), key_pem, KEY_MODE)
+        _write_file(pending_path(cert, run), fullchain_pem, cert_mode)
         _fsync_directories(cert, key)  # staged files durable before any rename
     except OSError as err:
-        _remove_stale(*_staging_files(cert, key))
+        _remove_stale(*_run_staging_files(cert, key, run))
         raise PairWriteError(
             f"cannot write the new pair: {err.strerror or err}", path=err.filename
         ) from err
 
     replaced: list[tuple[Path, bytes | None, int]] = []
     try:
-        os.replace(pending_path(key), key)
+        os.replace(pending_path(key, run), key)
         replaced.append((key, old_key, KEY_MODE))
-        os.replace(pending_path(cert), cert)
+        os.replace(pending_path(cert, run), cert)
     except OSError as err:
-        rolled_back = _roll_back(replaced)
+        rolled_back = _roll_back(replaced, run)
         if rolled_back:  # else keep them: recover_pair may roll forward with them
-            _remove_stale(*_staging_files(cert, key))
+            _remove_stale(*_run_staging_files(cert, key, run))
         raise PairWriteError(
             f"cannot put the new pair in place: {err.strerror or err}"
             + ("" if rolled_back else "; the old pair could not be restored"),
@@ -353,26 +432,55 @@ def write_certificate_pair(
             recovery_needed=not rolled_back,
         ) from err
     _fsync_directories(cert, key)
-    return PairWriteResult(
-        certificate=info,
-        cert_path=os.fspath(cert),
-        key_path=os.fspath(key),
-        previous_kept=previous_kept,
-    )
+    return previous_kept
 
 
-def _roll_back(replaced: list[tuple[Path, bytes | None, int]]) -> bool:
+def _roll_back(replaced: list[tuple[Path, bytes | None, int]], run: str) -> bool:
     """Put the old bytes back where a new file was renamed in; True on success."""
     try:
         for path, old, mode in reversed(replaced):
             if old is None:
                 os.unlink(path)
             else:
-                _install_file(path, old, mode)
+                _install_file(path, old, mode, run)
     except OSError as err:
         _LOGGER.error("Rolling back %s failed: %s", replaced, err)
         return False
     return True
+
+
+def _roll_forward(
+    cert: Path, key: Path, live_cert: bytes | None, live_key: bytes | None
+) -> bool:
+    """Complete an interrupted install of a pair with one staged file; True if done."""
+    for staged in staged_files(cert):
+        if _pair_matches(_read_quietly(staged), live_key, require_chain=True):
+            os.replace(staged, cert)
+            return True
+    for staged in staged_files(key):
+        if _pair_matches(live_cert, _read_quietly(staged), require_chain=True):
+            os.replace(staged, key)
+            return True
+    return False
+
+
+def _recover_previous(cert: Path, key: Path) -> None:
+    """Complete an interrupted install of the .previous pair; drop a mismatched one."""
+    previous_cert, previous_key = previous_path(cert), previous_path(key)
+    old_cert, old_key = _read_quietly(previous_cert), _read_quietly(previous_key)
+    if old_cert is None and old_key is None:
+        return
+    if _pair_matches(old_cert, old_key):
+        return
+    if _roll_forward(previous_cert, previous_key, old_cert, old_key):
+        _LOGGER.warning("Completed the interrupted backup %s", previous_cert)
+        return
+    _LOGGER.warning(
+        "Removing the backup %s / %s: its certificate and key do not match",
+        previous_cert,
+        previous_key,
+    )
+    _remove_stale(previous_cert, previous_key)
 
 
 def recover_pair(cert_path: StrPath, key_path: StrPath) -> RecoveryStatus:
@@ -382,24 +490,23 @@ def recover_pair(cert_path: StrPath, key_path: StrPath) -> RecoveryStatus:
     completes a matching pair with the other live file is renamed in
     (ROLLED_FORWARD); with no live file at all nothing is done (ABSENT);
     otherwise a matching ``.previous`` pair is copied back (RESTORED_PREVIOUS).
-    Stale staging files are removed. Raises `PairRecoveryError` when no
-    matching pair can be found or written.
+    The ``.previous`` pair is completed the same way, or removed when its
+    halves do not match. Stale staging files are removed. Raises
+    `PairRecoveryError` when no matching pair can be found or written.
     """
     cert, key = _pair_paths(cert_path, key_path)
+    with _PAIR_LOCK:
+        return _recover(cert, key)
+
+
+def _recover(cert: Path, key: Path) -> RecoveryStatus:
     live_cert, live_key = _read_quietly(cert), _read_quietly(key)
     status: RecoveryStatus | None = None
     try:
+        _recover_previous(cert, key)
         if _pair_matches(live_cert, live_key):
             status = RecoveryStatus.INTACT
-        elif _pair_matches(
-            _read_quietly(pending_path(cert)), live_key, require_chain=True
-        ):
-            os.replace(pending_path(cert), cert)
-            status = RecoveryStatus.ROLLED_FORWARD
-        elif _pair_matches(
-            live_cert, _read_quietly(pending_path(key)), require_chain=True
-        ):
-            os.replace(pending_path(key), key)
+        elif _roll_forward(cert, key, live_cert, live_key):
             status = RecoveryStatus.ROLLED_FORWARD
         elif (
             live_cert is None
@@ -418,10 +525,11 @@ def recover_pair(cert_path: StrPath, key_path: StrPath) -> RecoveryStatus:
                 )
             assert old_cert is not None and old_key is not None
             cert_mode = _existing_mode(previous_path(cert)) or DEFAULT_CERT_MODE
-            _write_file(pending_path(key), old_key, KEY_MODE)
-            _write_file(pending_path(cert), old_cert, cert_mode)
-            os.replace(pending_path(key), key)
-            os.replace(pending_path(cert), cert)
+            run = _new_run()
+            _write_file(pending_path(key, run), old_key, KEY_MODE)
+            _write_file(pending_path(cert, run), old_cert, cert_mode)
+            os.replace(pending_path(key, run), key)
+            os.replace(pending_path(cert, run), cert)
             status = RecoveryStatus.RESTORED_PREVIOUS
     except OSError as err:
         raise PairRecoveryError(
@@ -457,3 +565,37 @@ def read_certificate_pair(cert_path: StrPath, key_path: StrPath) -> PairInfo:
         )
     info = build_certificate_info(certificates, key)
     return PairInfo(certificate=info, key_matches=bool(info.key_matches))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchingPair:
+    """A certificate chain and the key that belongs to it, as read from disk."""
+
+    certificate_pem: bytes
+    key_pem: bytes
+    certificate: CertificateInfo
+
+
+def read_matching_pair(cert_path: StrPath, key_path: StrPath) -> MatchingPair:
+    """Read a pair for serving (blocking): both parse and the key belongs to the leaf.
+
+    ``key_path`` may be ``cert_path`` (a combined PEM file). Raises a
+    `CertificateError` subclass, `KeyMismatchError` when the key belongs to
+    another certificate (for example while another tool is half-way through
+    copying a new pair).
+    """
+    cert_data = read_file_limited(cert_path)
+    key_data = cert_data if os.fspath(key_path) == os.fspath(cert_path) else None
+    if key_data is None:
+        key_data = read_file_limited(key_path)
+    certificates = parse_certificates(cert_data)
+    key = parse_private_key(key_data)
+    if not key_matches_certificate(key, certificates[0]):
+        raise KeyMismatchError(
+            "the private key does not belong to the certificate", path=key_path
+        )
+    return MatchingPair(
+        certificate_pem=cert_data,
+        key_pem=key_data,
+        certificate=build_certificate_info(certificates, key),
+    )

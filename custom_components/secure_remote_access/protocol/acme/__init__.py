@@ -12,7 +12,7 @@ from .crypto import (
     generate_private_key,
     load_pem_chain,
 )
-from .dns import Dns01Solver, DnsPropagationChecker, PropagationChecker
+from .dns import Dns01Solver, DnsPropagationChecker, PropagationChecker, is_nameserver
 from .errors import (
     AccountDoesNotExistError,
     AcmeConnectionError,
@@ -95,6 +95,7 @@ __all__ = [
     "challenge_record_name",
     "dns01_txt_value",
     "generate_private_key",
+    "is_nameserver",
     "jwk_thumbprint",
     "load_pem_chain",
     "normalize_names",

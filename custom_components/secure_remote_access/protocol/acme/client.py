@@ -34,13 +34,16 @@ from .crypto import (
 from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
 from .errors import (
     AcmeError,
+    AcmeProblemError,
     AuthorizationInvalidError,
+    BadNonceError,
     ExternalAccountRequiredError,
     InvalidProfileError,
     MalformedResponseError,
     NoDns01ChallengeError,
     OrderInvalidError,
     PollTimeoutError,
+    RateLimitedError,
 )
 from .jws import AccountKey, ExternalAccountBinding, b64url
 from .messages import (
@@ -66,6 +69,8 @@ DEFAULT_POLL_INTERVAL: Final = 2.0
 FIRST_POLL_DELAY: Final = 0.5
 DEFAULT_POLL_TIMEOUT: Final = 180.0
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+# A CA offers one or two alternate chains; never follow an endless list.
+MAX_ALTERNATE_CHAINS: Final = 3
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
 
 
@@ -277,7 +282,7 @@ class AcmeClient:
         default = self._pem_chain(response)
         if not preferred_chain or _matches(default, preferred_chain):
             return default
-        for alternate_url in response.links("alternate"):
+        for alternate_url in response.links("alternate")[:MAX_ALTERNATE_CHAINS]:
             alternate = self._pem_chain(await self._post(alternate_url, None))
             if _matches(alternate, preferred_chain):
                 return alternate
@@ -352,7 +357,7 @@ class AcmeClient:
         cleared at the end, also after errors and cancellation.
         """
         clean = normalize_names(names)
-        order = await self.new_order(clean, profile=profile, replaces=replaces)
+        order, replaces = await self._new_replacement_order(clean, profile, replaces)
         published: list[str] = []
         try:
             for authz_url in order.authorizations:
@@ -402,7 +407,30 @@ class AcmeClient:
             profile=order.profile,
             account_url=await self._kid(),
             certificate_url=order.certificate,
+            replaced=replaces,
         )
+
+    async def _new_replacement_order(
+        self, names: tuple[str, ...], profile: str | None, replaces: str | None
+    ) -> tuple[Order, str | None]:
+        """Order with ``replaces``; when the CA refuses that, order once without.
+
+        ``replaces`` is a hint: Boulder refuses it for another account's or
+        another CA's certificate (403, 404) or one already replaced (409).
+        Returns the order and the ``replaces`` value it was accepted with.
+        """
+        try:
+            return await self.new_order(
+                names, profile=profile, replaces=replaces
+            ), replaces
+        except AcmeProblemError as err:
+            if replaces is None or not refuses_replaces(err):
+                raise
+            _LOGGER.info(
+                "The CA refused the order as a replacement (%s); ordering without it",
+                err,
+            )
+        return await self.new_order(names, profile=profile), None
 
     async def _authorize(
         self,
@@ -454,6 +482,17 @@ class AcmeClient:
             f"{directory.renewal_info.rstrip('/')}/{cert_id}"
         )
         return RenewalInfo.from_json(response.json(), response.retry_after)
+
+
+def refuses_replaces(error: AcmeProblemError) -> bool:
+    """Whether an order refusal may be about ``replaces`` (worth one retry without).
+
+    Rate limits, bad nonces, server errors and errors the client raised
+    itself before asking are not.
+    """
+    if isinstance(error, (RateLimitedError, BadNonceError)):
+        return False
+    return error.status is not None and 400 <= error.status < 500
 
 
 def _matches(chain_pem: str, issuer_cn: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+import ipaddress
 import logging
 from typing import Final, Protocol
 
@@ -86,6 +87,23 @@ def _cname_target(result: pycares.DNSResult, name: str) -> str | None:
         ),
         None,
     )
+
+
+def is_nameserver(text: str) -> bool:
+    """Whether ``text`` is a DNS server c-ares accepts: ``ip``, ``ip:port``, ``[ipv6]:port``."""
+    host, port = text.strip(), None
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = (
+            rest.removeprefix(":") if rest.startswith(":") else ("" if rest else None)
+        )
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return port is None or (port.isdigit() and 0 < int(port) < 65536)
 
 
 class DnsPropagationChecker:

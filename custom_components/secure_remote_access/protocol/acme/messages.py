@@ -286,3 +286,5 @@ class IssuedCertificate:
     profile: str | None
     account_url: str
     certificate_url: str
+    replaced: str | None = None
+    """The ARI identifier the order replaced (None: a new order, not a renewal)."""

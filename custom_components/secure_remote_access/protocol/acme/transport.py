@@ -2,7 +2,8 @@
 
 It uses an injected ``aiohttp.ClientSession`` (never closed here), sends a
 ``User-Agent`` on every request, applies a per-request timeout, keeps the
-``Replay-Nonce`` of every response and retries ``badNonce`` rejections.
+``Replay-Nonce`` of every response, retries ``badNonce`` rejections and caps
+the size of response bodies.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_REQUEST_TIMEOUT: Final = 30.0
 MAX_BAD_NONCE_TRIES: Final = 5
+# Certificate chains and ACME objects are a few kilobytes; more is not ACME.
+MAX_RESPONSE_BYTES: Final = 1024 * 1024
 JOSE_CONTENT_TYPE: Final = "application/jose+json"
 _NONCE_RE: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 _LINK_RE: Final = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
@@ -91,6 +94,20 @@ class AcmeResponse:
                     if rel in relations:
                         found.append(urljoin(self.url, match.group(1)))
         return found
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, what: str) -> bytes:
+    """The whole body, or MalformedResponseError beyond MAX_RESPONSE_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise MalformedResponseError(
+                f"{what} returned more than {MAX_RESPONSE_BYTES} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def error_from_response(response: AcmeResponse) -> AcmeProblemError:
@@ -171,7 +188,7 @@ class AcmeTransport:
                 timeout=self._timeout,
                 ssl=ssl_setting,
             ) as resp:
-                payload = await resp.read()
+                payload = await _read_capped(resp, f"{method} {url}")
                 response = AcmeResponse(
                     resp.status,
                     str(resp.url),
