@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from datetime import timedelta
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
 # Import the integration before any hass fixture runs, so that Home Assistant's
 # loader finds this repository's custom_components package, not the plugin's.
+from custom_components.secure_remote_access.certificate import CertificateManager
 from custom_components.secure_remote_access.const import DOMAIN  # noqa: F401
 from tests.blocking import detect_blocking_calls
+from tests.fakes import certs
+from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
+
+# Build the test CA before any test freezes time (cryptography rejects
+# datetimes of the real class while freezegun's class is patched in).
+certs.shared_pki()
 
 # A DuckDNS name the test CA refuses (Pebble's domain block list).
 REFUSED_NAME = "refused.duckdns.org"
@@ -46,3 +56,23 @@ def pebble_eab() -> Iterator[PebbleServer]:
     """A Pebble that requires External Account Binding (keys: DEFAULT_EAB_KEYS)."""
     with PebbleServer(eab_required=True) as server:
         yield server
+
+
+@pytest.fixture
+def fake_ca() -> Generator[FakeCa]:
+    """Patch the manager's order and ARI with a fake CA (90-day certificates)."""
+    ca = FakeCa(timedelta(days=90))
+
+    async def issue(
+        self: CertificateManager, current: Any, *, replaces: bool = True
+    ) -> Any:
+        return await ca.issue(self, current, replaces)
+
+    async def renewal_info(self: CertificateManager, current: Any) -> Any:
+        return await ca.renewal_info(current)
+
+    with (
+        patch.object(CertificateManager, "async_issue", issue),
+        patch.object(CertificateManager, "async_renewal_info", renewal_info),
+    ):
+        yield ca

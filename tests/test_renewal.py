@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Generator
-import datetime as dt
 from datetime import timedelta
 from pathlib import Path
-import socket
 from typing import Any
-from unittest.mock import patch
 
 from cryptography import x509
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import CONF_TOKEN, EVENT_HOMEASSISTANT_STARTED
-from homeassistant.core import CoreState, HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.core import Context, CoreState, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    MockUser,
     async_fire_time_changed,
 )
 
-from custom_components.secure_remote_access.certificate import (
-    CertificateManager,
-    CertificateRenewalError,
-)
+from custom_components.secure_remote_access.certificate import CertificateRenewalError
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
@@ -40,23 +35,14 @@ from custom_components.secure_remote_access.const import (
     CONF_PROFILE,
     DOMAIN,
 )
-from custom_components.secure_remote_access.protocol.files import write_certificate_pair
-from custom_components.secure_remote_access.served import (
-    SwapResult,
-    async_presented_serial,
-    served_certificate,
-    served_files,
-)
-from tests.fakes import certs
+from custom_components.secure_remote_access.protocol.acme import RenewalInfo
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
+from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import PebbleServer
 
 from .common import TOKEN
 
 NAME = "myhome.duckdns.org"
-# Build the test CA before any test freezes time (cryptography rejects
-# datetimes of the real class while freezegun's class is patched in).
-certs.shared_pki()
 NEXT = "sensor.myhome_duckdns_org_next_certificate_renewal"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
 
@@ -101,76 +87,6 @@ async def _advance(hass: HomeAssistant, freezer: Any, delta: timedelta) -> None:
 
 def _serial(path: Path) -> int:
     return x509.load_pem_x509_certificates(path.read_bytes())[0].serial_number
-
-
-# --- A fake CA for long simulations: certificates valid from "now" ----------------
-
-
-class FakeCa:
-    """Stands in for issuance: writes a fresh pair valid from the frozen now."""
-
-    def __init__(self, lifetime: timedelta) -> None:
-        """Issue certificates of ``lifetime``."""
-        self.lifetime = lifetime
-        self.issued: list[tuple[Any, Any]] = []
-        self.failures: list[BaseException] = []
-        self.orders = 0
-
-    async def issue(self, manager: CertificateManager, current: Any) -> Any:
-        self.orders += 1
-        if self.failures:
-            raise self.failures.pop(0)
-        # Under freezegun, cryptography only accepts the patched datetime class.
-        now = dt.datetime.fromtimestamp(dt_util.utcnow().timestamp(), dt.UTC)
-        pair = certs.issue(
-            list(manager.settings.names),
-            not_before=now,
-            not_after=now + self.lifetime,
-            key=certs.generate_key(slot=len(self.issued) % 3),
-        )
-        await manager.hass.async_add_executor_job(
-            lambda: write_certificate_pair(
-                manager.settings.certificate_path,
-                manager.settings.private_key_path,
-                pair.fullchain_pem,
-                pair.key_pem,
-                expected_names=manager.settings.names,
-                now=now,
-            )
-        )
-        self.issued.append((now, now + self.lifetime))
-        return _Issued(pair, now, now + self.lifetime, manager.settings.names)
-
-
-class _Issued:
-    def __init__(self, pair: Any, not_before: Any, not_after: Any, names: Any) -> None:
-        self.names = names
-        self.not_before = not_before
-        self.not_after = not_after
-        self.serial_hex = format(
-            x509.load_pem_x509_certificate(pair.fullchain_pem).serial_number, "x"
-        )
-        self.profile = None
-
-
-@pytest.fixture
-def fake_ca() -> Generator[FakeCa]:
-    """Patch issuance and ARI with a fake CA (90-day certificates by default)."""
-    ca = FakeCa(timedelta(days=90))
-
-    async def issue(
-        self: CertificateManager, current: Any, *, replaces: bool = True
-    ) -> Any:
-        return await ca.issue(self, current)
-
-    async def no_ari(self: CertificateManager, current: Any) -> None:
-        return None
-
-    with (
-        patch.object(CertificateManager, "async_issue", issue),
-        patch.object(CertificateManager, "async_renewal_info", no_ari),
-    ):
-        yield ca
 
 
 @pytest.mark.parametrize(
@@ -299,6 +215,288 @@ async def test_nothing_runs_before_start(
     assert len(ca.issued) == 1
 
 
+def _mock_duckdns(aioclient_mock: Any) -> None:
+    aioclient_mock.get(
+        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
+    )
+
+
+def _failed_issue(
+    issue_registry: ir.IssueRegistry, entry: MockConfigEntry
+) -> ir.IssueEntry | None:
+    return issue_registry.async_get_issue(DOMAIN, f"renewal_failed_{entry.entry_id}")
+
+
+async def test_unexpected_error_is_a_visible_failure_and_retried(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any exception: counted, shown, logged once with its traceback, retried."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.failures = [RuntimeError("boom"), KeyError("x")]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert fake_ca.orders == 1
+    assert hass.states.get(RESULT).state == "failed"
+    issue = _failed_issue(issue_registry, entry)
+    assert issue is not None
+    assert "unexpected error (RuntimeError)" in issue.translation_placeholders["detail"]
+    assert "boom" not in issue.translation_placeholders["detail"]
+    # The timer was re-armed: the retry runs a minute later, and fails again.
+    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    assert fake_ca.orders == 2
+    assert entry.runtime_data.renewal.state.failures == 2
+    unexpected = [r for r in caplog.records if "Unexpected error" in r.getMessage()]
+    assert len(unexpected) == 1
+    assert unexpected[0].exc_info is not None
+    await _advance(hass, freezer, timedelta(minutes=10, seconds=1))
+    assert fake_ca.orders == 3
+    assert hass.states.get(RESULT).state == "renewed"
+    assert _failed_issue(issue_registry, entry) is None
+
+
+async def test_slow_failure_is_retried_from_when_it_ended(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A failure after a 120 s DNS wait stays visible; the retry comes a minute later."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.freezer = freezer
+    fake_ca.delay = timedelta(seconds=120)
+    fake_ca.failures = [CertificateRenewalError("TXT record not visible in time")]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    ended = dt_util.utcnow()
+    state = entry.runtime_data.renewal.state
+    assert (state.failures, state.last_check) == (1, ended)
+    assert state.next_attempt == ended + timedelta(minutes=1)
+    await hass.async_block_till_done()
+    assert fake_ca.orders == 1, "retried at once"
+    assert hass.states.get(RESULT).state == "failed"
+    assert _failed_issue(issue_registry, entry) is not None
+    fake_ca.delay = None
+    await _advance(hass, freezer, timedelta(seconds=59))
+    assert fake_ca.orders == 1
+    await _advance(hass, freezer, timedelta(seconds=2))
+    assert fake_ca.orders == 2
+    assert hass.states.get(RESULT).state == "renewed"
+
+
+async def test_replaces_is_sent_on_the_first_attempt_only(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """A retry never names the old certificate again (certmagic's rule)."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.failures = [CertificateRenewalError("HTTP 500")]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    assert fake_ca.replaces == [True, False]
+    await hass.services.async_call(
+        DOMAIN,
+        "renew_certificate",
+        {"config_entry_id": entry.entry_id, "force": True},
+        blocking=True,
+    )
+    assert fake_ca.replaces == [True, False, True]
+
+
+async def test_ari_window_of_another_certificate_is_ignored(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """After an ARI renewal, restarts never order again for the old window."""
+    _mock_duckdns(aioclient_mock)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert fake_ca.orders == 1
+    first = format(_serial(tmp_path / "fullchain.pem"), "x")
+    now = dt_util.utcnow()
+    fake_ca.windows[first] = RenewalInfo(
+        start=now - timedelta(days=2), end=now - timedelta(days=1)
+    )
+    await _advance(hass, freezer, timedelta(days=1, hours=1))
+    assert fake_ca.orders == 2, "the CA's window was not followed"
+    renewal = entry.runtime_data.renewal
+    assert renewal.state.ari_serial != first
+    # A crash right after the write would leave the old window in storage.
+    await renewal._async_update(
+        ari_serial=first,
+        ari_start=now - timedelta(days=2),
+        ari_end=now - timedelta(days=1),
+        renew_at=now - timedelta(days=1, hours=12),
+        ari_next_poll=now + timedelta(days=30),
+    )
+    for _ in range(3):
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await _advance(hass, freezer, timedelta(minutes=2))
+    assert fake_ca.orders == 2
+    assert hass.states.get(RESULT).state == "not_due"
+
+
+async def test_emergency_floor_beats_a_late_ari_window(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """An ARI window after expiry is overruled when 1/20 of the lifetime is left."""
+    _mock_duckdns(aioclient_mock)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    not_before, not_after = fake_ca.issued[0]
+    serial = format(_serial(tmp_path / "fullchain.pem"), "x")
+    fake_ca.windows[serial] = RenewalInfo(
+        start=not_after + timedelta(days=10), end=not_after + timedelta(days=11)
+    )
+    floor = not_after - (not_after - not_before) / 20
+    while dt_util.utcnow() < floor - timedelta(hours=13):
+        await _advance(hass, freezer, timedelta(hours=12))
+    assert fake_ca.orders == 1, "renewed before the floor although ARI said later"
+    await _advance(hass, freezer, floor - dt_util.utcnow() + timedelta(seconds=1))
+    assert fake_ca.orders == 2
+    outcome = entry.runtime_data.renewal.state.last_outcome
+    assert outcome is not None
+    assert outcome["reason"] == "emergency"
+
+
+async def test_nothing_is_sent_before_the_cas_retry_after(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """A rate limit stops orders and ARI polls, forced ones too, until Retry-After."""
+    _mock_duckdns(aioclient_mock)
+    retry_after = dt_util.utcnow() + timedelta(hours=3)
+    fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert fake_ca.orders == 1
+    ari_calls = fake_ca.ari_calls
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "renew_certificate",
+            {"config_entry_id": entry.entry_id, "force": True},
+            blocking=True,
+        )
+    assert err.value.translation_key == "renewal_waiting"
+    assert entry.runtime_data.renewal.state.failures == 1, "a refusal is no failure"
+    await _advance(hass, freezer, retry_after - dt_util.utcnow() - timedelta(minutes=1))
+    assert (fake_ca.orders, fake_ca.ari_calls) == (1, ari_calls)
+    await _advance(hass, freezer, timedelta(minutes=2))
+    assert fake_ca.orders == 2
+    assert hass.states.get(RESULT).state == "renewed"
+
+
+async def test_actions_are_for_administrators(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    hass_read_only_user: MockUser,
+) -> None:
+    """A non-admin user can neither renew, nor update DNS, nor read the findings."""
+    _mock_duckdns(aioclient_mock)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    context = Context(user_id=hass_read_only_user.id)
+    for service, data in (
+        ("renew_certificate", {"config_entry_id": entry.entry_id, "force": True}),
+        ("update_dns", {"config_entry_id": entry.entry_id}),
+        ("run_security_checks", {}),
+    ):
+        with pytest.raises(Unauthorized):
+            await hass.services.async_call(
+                DOMAIN,
+                service,
+                data,
+                blocking=True,
+                context=context,
+                return_response=service == "run_security_checks",
+            )
+    assert fake_ca.orders == 0
+
+
+async def test_unload_cancels_the_running_order(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """A reload while an order runs cancels it; the reloaded entry orders alone."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.gate = asyncio.Event()
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    freezer.tick(timedelta(minutes=1))
+    async_fire_time_changed(hass)
+    while fake_ca.running == 0:  # the order has started and waits at the gate
+        await asyncio.sleep(0)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    assert fake_ca.cancelled == 1
+    fake_ca.gate.set()
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert fake_ca.orders == 2
+    assert fake_ca.max_running == 1
+    assert len(fake_ca.issued) == 1
+    assert hass.states.get(RESULT).state == "renewed"
+
+
+async def test_action_reports_a_cancelled_renewal(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """The action waiting on an order the entry's unload cancelled gets a clear error."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.gate = asyncio.Event()
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    hass.set_state(CoreState.starting)  # no timer-driven check in the way
+    await _setup(hass, entry)
+    call = hass.async_create_task(
+        hass.services.async_call(
+            DOMAIN,
+            "renew_certificate",
+            {"config_entry_id": entry.entry_id, "force": True},
+            blocking=True,
+        )
+    )
+    while fake_ca.running == 0:
+        await asyncio.sleep(0)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    with pytest.raises(HomeAssistantError) as err:
+        await call
+    assert err.value.translation_key == "renewal_cancelled"
+
+
 # --- Against Pebble: short-lived certificates and ARI ------------------------------
 
 
@@ -385,94 +583,6 @@ async def test_ari_window_moves_renewal(
     await _advance(hass, freezer, timedelta(hours=13))
     assert _serial(cert_path) != first
     assert hass.states.get(RESULT).state == "renewed"
-
-
-# --- Rotation into the running server --------------------------------------------
-
-
-@pytest.fixture
-def disable_http_server() -> Generator[None]:
-    """Let these tests run Home Assistant's real web server."""
-    yield
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _start_http(hass: HomeAssistant, cert: Path, key: Path) -> int:
-    port = _free_port()
-    assert await async_setup_component(
-        hass,
-        "http",
-        {
-            "http": {
-                "server_host": ["127.0.0.1"],
-                "server_port": port,
-                "ssl_certificate": str(cert),
-                "ssl_key": str(key),
-            }
-        },
-    )
-    await hass.http.start()
-    return port
-
-
-async def test_rotation_after_renewal_without_restart(
-    hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
-    tmp_path: Path,
-    fake_ca: FakeCa,
-    aioclient_mock: Any,
-    socket_enabled: None,
-    issue_registry: ir.IssueRegistry,
-) -> None:
-    """The running server presents the renewed certificate at once."""
-    aioclient_mock.get(
-        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
-    )
-    old = certs.issue([NAME])
-    cert_path, key_path = old.write(tmp_path)
-    await _start_http(hass, cert_path, key_path)
-    files = served_files(hass)
-    assert files is not None
-    assert await async_presented_serial(files.host, files.port) == format(
-        _serial(cert_path), "x"
-    )
-
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    response = await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": entry.entry_id, "force": True},
-        blocking=True,
-        return_response=True,
-    )
-    assert response is not None
-    assert await async_presented_serial(files.host, files.port) == response["serial"]
-    assert issue_registry.async_get_issue(DOMAIN, "restart_required") is None
-
-    # A certificate replaced behind our back is picked up too.
-    other = certs.issue([NAME], key=certs.generate_key(slot=7))
-    other.write(tmp_path)
-    served = served_certificate(hass)
-    assert await served.async_check() is SwapResult.ROTATED
-    assert await async_presented_serial(files.host, files.port) == format(
-        _serial(cert_path), "x"
-    )
-    assert await served.async_check() is SwapResult.UP_TO_DATE
-    await hass.http.stop()
-
-
-async def test_rotation_not_needed_without_tls(
-    hass: HomeAssistant, tmp_path: Path
-) -> None:
-    """Without TLS files in Home Assistant's server there is nothing to rotate."""
-    assert served_files(hass) is None
-    assert await served_certificate(hass).async_check() is SwapResult.NOT_SERVED
 
 
 async def test_renewal_failure_raises_translated_error(

@@ -85,11 +85,13 @@ class RenewalState:
     The ARI window (``ari_start`` .. ``ari_end``, the moment ``renew_at``
     picked in it and when to ask again) belongs to the certificate
     ``ari_serial``; for any other certificate it is ignored. ``next_attempt``
-    is when a failed attempt is retried, ``retry_after`` the CA's own
-    "not before" time: no request is sent to the CA before it.
+    is when a failed attempt is retried (``failed_serial`` is the certificate
+    that was on disk then), ``retry_after`` the CA's own "not before" time:
+    no request is sent to the CA before it.
     """
 
     failures: int = 0
+    failed_serial: str | None = None
     next_attempt: datetime | None = None
     retry_after: datetime | None = None
     last_result: str | None = None
@@ -342,7 +344,7 @@ class RenewalCoordinator:
         due = decision.due
         if force:
             due, reason = True, RenewalReason.FORCED
-        elif not due and self.state.failures:
+        elif not due and self.state.failures and not self._failure_is_over(current):
             due, reason = True, RenewalReason.RETRY
         if due and waiting:
             assert self.state.retry_after is not None
@@ -371,6 +373,11 @@ class RenewalCoordinator:
             current, replaces=self.state.failures == 0
         )
         return await self._async_renewed(issued, reason)
+
+    def _failure_is_over(self, current: CurrentCertificate | None) -> bool:
+        """A new certificate arrived since the failure (written before a crash, by hand)."""
+        serial = current.serial if current else None
+        return serial is not None and serial != self.state.failed_serial
 
     async def _async_renewed(
         self, issued: IssuedCertificate, reason: str
@@ -415,6 +422,7 @@ class RenewalCoordinator:
         ir.async_delete_issue(self.hass, DOMAIN, renewal_failed_issue_id(self.entry_id))
         await self._async_update(
             failures=0,
+            failed_serial=None,
             next_attempt=None,
             retry_after=None,
             last_result=RenewalResult.RENEWED
@@ -444,6 +452,7 @@ class RenewalCoordinator:
         )
         await self._async_update(
             failures=failures,
+            failed_serial=current.serial if current else None,
             next_attempt=retry if retry_after is None else max(retry, retry_after),
             retry_after=retry_after,
             last_result=RenewalResult.FAILED,

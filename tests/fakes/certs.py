@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -240,7 +241,7 @@ def _general_names(names: Sequence[str]) -> list[x509.GeneralName]:
 
 def _leaf_builder(
     names: Sequence[str],
-    key: CertificateIssuerPrivateKeyTypes,
+    public_key: CertificateIssuerPublicKeyTypes,
     *,
     common_name: str | None,
     not_before: datetime,
@@ -251,13 +252,13 @@ def _leaf_builder(
     """Return a leaf builder; ``issuer`` None makes it self-issued."""
     if common_name is None:
         common_name = next((n for n in names if not _is_ip(n) and len(n) <= 64), None)
-    key_usage_encipherment = isinstance(key, rsa.RSAPrivateKey)
+    key_usage_encipherment = isinstance(public_key, rsa.RSAPublicKey)
     subject = _name(common_name)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer or subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(serial if serial is not None else x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
@@ -283,7 +284,7 @@ def _leaf_builder(
             critical=False,
         )
         .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
         )
     )
     if names:
@@ -458,7 +459,7 @@ class CertificateAuthority:
         )
         builder = _leaf_builder(
             names,
-            key,
+            key.public_key(),
             common_name=common_name,
             not_before=start,
             not_after=end,
@@ -468,6 +469,31 @@ class CertificateAuthority:
         certificate = builder.sign(self.key, _hash_for(self.key))
         intermediates = (self.certificate, *self.parents)[:-1]
         return IssuedCertificate(certificate, key, intermediates, self.root)
+
+    def issue_for_public_key(
+        self,
+        names: Sequence[str],
+        public_key: CertificateIssuerPublicKeyTypes,
+        *,
+        not_before: datetime,
+        not_after: datetime,
+    ) -> tuple[x509.Certificate, bytes]:
+        """Sign a leaf for someone else's key (a CSR's); return it and the full chain PEM."""
+        certificate = (
+            _leaf_builder(
+                names,
+                public_key,
+                common_name=None,
+                not_before=not_before,
+                not_after=not_after,
+                serial=None,
+                issuer=self.certificate.subject,
+            )
+            .add_extension(self._authority_key_id(), critical=False)
+            .sign(self.key, _hash_for(self.key))
+        )
+        chain = (certificate, self.certificate, *self.parents)[:-1]
+        return certificate, to_pem(chain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,7 +585,7 @@ def self_signed(
     )
     builder = _leaf_builder(
         names,
-        key,
+        key.public_key(),
         common_name=common_name,
         not_before=start,
         not_after=end,

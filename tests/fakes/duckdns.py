@@ -15,6 +15,7 @@ sees them in DNS.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,7 +45,12 @@ class FakeDuckDns:
     records: dict[str, DomainRecord] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)
     outage: Outage = None
+    #: An outage met only by the next request that sets a TXT value (one-shot).
+    txt_outage: Outage = None
     detected_ipv4: str | None = None
+    #: How many requests the ``hang`` outages hold; ``on_hang`` hears of each.
+    hanging: int = 0
+    on_hang: Callable[[], None] | None = None
 
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -68,17 +74,23 @@ class FakeDuckDns:
         """Answer one update request like DuckDNS does."""
         query = dict(request.query)
         self.requests.append(query)
-        if self.outage == "hang":
+        outage = self.outage
+        if self.txt_outage and query.get("txt") and query.get("clear") != "true":
+            outage, self.txt_outage = self.txt_outage, None
+        if outage == "hang":
+            self.hanging += 1
+            if self.on_hang is not None:
+                self.on_hang()
             await self._released.wait()
-        if self.outage == "html":
+        if outage == "html":
             return web.Response(
                 text="<html><body><h1>502 Bad Gateway</h1></body></html>",
                 content_type="text/html",
             )
-        if self.outage == "garbage":
+        if outage == "garbage":
             return web.Response(text="maintenance")
-        if self.outage in ("404", "500", "503"):
-            return web.Response(status=int(self.outage), text="error")
+        if outage in ("404", "500", "503"):
+            return web.Response(status=int(outage), text="error")
 
         verbose = query.get("verbose", "").lower() == "true"
         names = [_label(name) for name in query.get("domains", "").split(",") if name]
@@ -144,10 +156,18 @@ def _label(name: str) -> str:
 
 
 async def start_fake_duckdns(
-    fake: FakeDuckDns, host: str = "127.0.0.1", port: int = 0
+    fake: FakeDuckDns,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    access_log: bool = True,
 ) -> tuple[web.AppRunner, str]:
     """Serve ``fake`` and return the runner and its ``/update`` URL."""
-    runner = web.AppRunner(fake.app())
+    runner = (
+        web.AppRunner(fake.app())
+        if access_log
+        else web.AppRunner(fake.app(), access_log=None)
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 import re
 import stat
+import threading
 from typing import Any
 
 import pytest
@@ -658,3 +659,147 @@ def test_read_certificate_pair(
     cert_path.unlink()
     with pytest.raises(c.CertificateFileNotFoundError):
         f.read_certificate_pair(cert_path, key_path)
+
+
+# ------------------------------------------------- the backup pair, two writers
+
+
+def test_backup_pair_is_never_left_mismatched(
+    tmp_path: Path, old: certs.IssuedCertificate, new: certs.IssuedCertificate
+) -> None:
+    """A crash at any step of an install: the .previous halves still belong together."""
+    newer = certs.issue(NAMES, key=certs.generate_key(slot=12))
+    step = 0
+    while True:
+        folder = tmp_path / f"run{step}"
+        old.write(folder)
+        _install(folder, new)  # .previous = old
+        with fail_at(step, lambda name, args: SimulatedCrash(name)):
+            try:
+                _install(folder, newer)
+            except SimulatedCrash:
+                crashed = True
+            else:
+                crashed = False
+        cert_path, key_path = folder / "fullchain.pem", folder / "privkey.pem"
+        f.recover_pair(cert_path, key_path)
+        backup = (_read(f.previous_path(cert_path)), _read(f.previous_path(key_path)))
+        assert backup in {
+            (old.fullchain_pem, old.key_pem),
+            (new.fullchain_pem, new.key_pem),
+            (None, None),
+        }, step
+        assert _staging_left(folder) == []
+        if not crashed:
+            break
+        step += 1
+    assert step > 15
+
+
+def test_recovery_drops_a_backup_whose_halves_differ(
+    tmp_path: Path,
+    old: certs.IssuedCertificate,
+    new: certs.IssuedCertificate,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A mismatched .previous pair (edited by hand) is removed, the live pair kept."""
+    cert_path, key_path = new.write(tmp_path)
+    certs.write_file(f.previous_path(cert_path), old.fullchain_pem)
+    certs.write_file(f.previous_path(key_path), new.key_pem, 0o600)
+    with caplog.at_level(logging.WARNING):
+        assert f.recover_pair(cert_path, key_path) is RecoveryStatus.INTACT
+    assert not f.previous_path(cert_path).exists()
+    assert not f.previous_path(key_path).exists()
+    assert "do not match" in caplog.text
+
+
+def test_failed_backup_write_leaves_no_half_backup(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    old: certs.IssuedCertificate,
+    new: certs.IssuedCertificate,
+) -> None:
+    """An I/O error between the backup renames removes the half-replaced backup."""
+    cert_path, key_path = old.write(tmp_path)
+    _install(tmp_path, new)  # .previous = old
+    newer = certs.issue(NAMES, key=certs.generate_key(slot=12))
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst) == f.previous_path(cert_path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(f.PairWriteError, match="No space"):
+        _install(tmp_path, newer)
+    monkeypatch.undo()
+    assert (cert_path.read_bytes(), key_path.read_bytes()) == (
+        new.fullchain_pem,
+        new.key_pem,
+    )
+    assert not f.previous_path(cert_path).exists()
+    assert not f.previous_path(key_path).exists()
+    assert _staging_left(tmp_path) == []
+
+
+def test_two_writers_never_share_staging_files(
+    tmp_path: Path, old: certs.IssuedCertificate, new: certs.IssuedCertificate
+) -> None:
+    """Concurrent installs of the same pair: each completes, the result matches."""
+    pairs = [
+        certs.issue(NAMES, key=certs.generate_key(slot=40 + index))
+        for index in range(6)
+    ]
+    errors: list[BaseException] = []
+
+    def write(pair: certs.IssuedCertificate) -> None:
+        try:
+            _install(tmp_path, pair)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(pair,)) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    live = (
+        (tmp_path / "fullchain.pem").read_bytes(),
+        (tmp_path / "privkey.pem").read_bytes(),
+    )
+    assert live in {(pair.fullchain_pem, pair.key_pem) for pair in pairs}
+    assert _staging_left(tmp_path) == []
+
+
+def test_recovery_picks_the_staged_file_that_completes_the_pair(
+    tmp_path: Path, old: certs.IssuedCertificate, new: certs.IssuedCertificate
+) -> None:
+    """Several crashed installs left staging files: the matching one wins."""
+    cert_path, key_path = old.write(tmp_path)
+    certs.write_file(key_path, new.key_pem, 0o600)
+    certs.write_file(f.pending_path(cert_path, "0000aaaa"), b"half-written")
+    certs.write_file(f.pending_path(cert_path, "0000bbbb"), new.fullchain_pem)
+    certs.write_file(f.pending_path(cert_path, "0000cccc"), old.fullchain_pem)
+    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.ROLLED_FORWARD
+    assert cert_path.read_bytes() == new.fullchain_pem
+    assert _staging_left(tmp_path) == []
+    # Names that only look like staging files are not touched.
+    other = certs.write_file(tmp_path / "fullchain.pem.backup.new", b"mine")
+    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.INTACT
+    assert other.read_bytes() == b"mine"
+
+
+def test_read_matching_pair(
+    tmp_path: Path, old: certs.IssuedCertificate, new: certs.IssuedCertificate
+) -> None:
+    """Serving reads both files once and refuses a key of another certificate."""
+    cert_path, key_path = old.write(tmp_path)
+    pair = f.read_matching_pair(cert_path, key_path)
+    assert (pair.certificate_pem, pair.key_pem) == (old.fullchain_pem, old.key_pem)
+    combined = certs.write_file(tmp_path / "both.pem", old.fullchain_pem + old.key_pem)
+    assert f.read_matching_pair(combined, combined).certificate.key_matches is True
+    certs.write_file(key_path, new.key_pem, 0o600)
+    with pytest.raises(c.KeyMismatchError):
+        f.read_matching_pair(cert_path, key_path)

@@ -36,6 +36,7 @@ from custom_components.secure_remote_access.protocol.acme import (
     load_pem_chain,
     normalize_names,
 )
+from custom_components.secure_remote_access.protocol.acme.client import refuses_replaces
 from custom_components.secure_remote_access.protocol.acme.crypto import (
     top_issuer_common_name,
 )
@@ -653,3 +654,79 @@ async def test_renewal_info_http_error(
     assert caught.value.status == 404
     assert caught.value.short_type == "malformed"
     assert [r.path for r in ca.requests] == ["dir", f"ari/{cert_id}"]
+
+
+async def test_alternate_chains_are_followed_a_few_times_only(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """A certificate answer with endless alternates costs at most three requests."""
+    default = certs.issue([NAME]).fullchain_pem
+    links = ", ".join(f'<{ca.url(f"alt/{i}")}>;rel="alternate"' for i in range(20))
+    ca.on("cert/1", cert_reply(default, Link=links))
+    for i in range(20):
+        ca.on(f"alt/{i}", cert_reply(default))
+    chosen = await make().download_certificate(
+        ca.url("cert/1"), preferred_chain="No Such Root"
+    )
+    assert chosen == default.decode()
+    assert sum(1 for r in ca.requests if r.path.startswith("alt/")) == 3
+
+
+async def test_oversized_response_is_refused(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """A body beyond 1 MiB is not ACME: refused before it fills memory."""
+    ca.on("cert/1", cert_reply(b"-" * (1024 * 1024 + 1)))
+    with pytest.raises(MalformedResponseError, match="more than"):
+        await make().download_certificate(ca.url("cert/1"))
+
+
+def _problem(status: int, kind: str, detail: str = "") -> Reply:
+    return Reply(
+        status,
+        json={"type": f"urn:ietf:params:acme:error:{kind}", "detail": detail},
+        content_type="application/problem+json",
+    )
+
+
+@pytest.mark.parametrize(
+    ("refusal", "retried"),
+    [
+        (
+            _problem(
+                403,
+                "unauthorized",
+                "requester account did not request the certificate being replaced",
+            ),
+            True,
+        ),
+        (_problem(404, "malformed", "unknown serial"), True),
+        (_problem(409, "alreadyReplaced", "already replaced"), True),
+        (_problem(429, "rateLimited", "too many"), False),
+        (_problem(500, "serverInternal", "oops"), False),
+        (_problem(503, "serverInternal", "busy"), False),
+    ],
+)
+async def test_replaces_is_a_hint(
+    ca: ScriptedAcme,
+    make: Callable[..., AcmeClient],
+    refusal: Reply,
+    retried: bool,
+) -> None:
+    """A refusal about ``replaces`` is retried once without it; rate limits and 5xx not."""
+    ca.on("new-order", refusal, _problem(400, "malformed", "second order"))
+    with pytest.raises(AcmeProblemError) as err:
+        await make().issue_certificate(
+            [NAME], RecordingSolver(), Visible(), replaces="a.b"
+        )
+    orders = ca.posted("new-order")
+    assert [o.payload.get("replaces") for o in orders] == (
+        ["a.b", None] if retried else ["a.b"]
+    )
+    assert err.value.detail == ("second order" if retried else refusal.json["detail"])
+
+
+def test_refuses_replaces_classification() -> None:
+    """Errors raised by the client itself (no HTTP status) are never about replaces."""
+    assert not refuses_replaces(AcmeProblemError("about:blank", "x"))
+    assert refuses_replaces(AcmeProblemError("about:blank", "x", status=404))

@@ -12,6 +12,7 @@ import pytest
 from custom_components.secure_remote_access.protocol.acme import (
     DnsPropagationChecker,
     DnsPropagationTimeoutError,
+    is_nameserver,
 )
 from tests.fakes.pebble import PebbleServer
 
@@ -309,3 +310,24 @@ async def test_walk_without_reachable_name_servers_uses_the_system_resolver(
     assert fake.txt_servers() == [None]
     ns_queries = [name for name, qtype, _ in fake.asked if qtype == "NS"]
     assert ns_queries == [RECORD, "home.example.com", "example.com"]
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.1:8053", True),
+        ("::1", True),
+        ("[::1]:53", True),
+        ("[2001:db8::1]", True),
+        ("dns.example.com", False),
+        ("127.0.0.1:", False),
+        ("127.0.0.1:99999", False),
+        ("300.1.1.1", False),
+        ("[::1]x", False),
+        ("", False),
+    ],
+)
+def test_is_nameserver(text: str, valid: bool) -> None:
+    """Only what c-ares accepts as a server address passes."""
+    assert is_nameserver(text) is valid

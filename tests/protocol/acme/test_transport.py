@@ -24,7 +24,10 @@ from custom_components.secure_remote_access.protocol.acme import (
     RateLimitedError,
 )
 from custom_components.secure_remote_access.protocol.acme.jws import b64url_decode
-from custom_components.secure_remote_access.protocol.acme.transport import AcmeTransport
+from custom_components.secure_remote_access.protocol.acme.transport import (
+    MAX_BAD_NONCE_TRIES,
+    AcmeTransport,
+)
 
 from .conftest import USER_AGENT
 
@@ -154,11 +157,11 @@ async def test_bad_nonce_is_retried_with_the_fresh_nonce(
 async def test_bad_nonce_retries_are_bounded(
     scripted: ScriptedCa, scripted_client: Callable[..., AcmeClient]
 ) -> None:
-    """After five badNonce answers the error surfaces."""
-    scripted.account_replies = [(400, BAD_NONCE)] * 6
+    """After MAX_BAD_NONCE_TRIES badNonce answers the error surfaces."""
+    scripted.account_replies = [(400, BAD_NONCE)] * (MAX_BAD_NONCE_TRIES + 1)
     with pytest.raises(BadNonceError):
         await scripted_client().register_account(terms_of_service_agreed=True)
-    assert len(scripted.used_nonces) == 5
+    assert len(scripted.used_nonces) == MAX_BAD_NONCE_TRIES == 20
 
 
 async def test_rate_limit_problem_is_typed(

@@ -1,0 +1,105 @@
+"""A stand-in for the certificate manager's order step, for scheduler tests.
+
+It writes a fresh pair valid from Home Assistant's (possibly frozen) now,
+through the real verified writer, and answers ARI from ``windows``. The
+simulated year of faults uses a real ACME server stand-in instead
+(``tests/faults``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from datetime import timedelta
+from typing import Any
+
+from cryptography import x509
+from homeassistant.util import dt as dt_util
+
+from custom_components.secure_remote_access.certificate import CertificateManager
+from custom_components.secure_remote_access.protocol.acme import RenewalInfo
+from custom_components.secure_remote_access.protocol.files import write_certificate_pair
+from tests.fakes import certs
+
+
+class FakeCa:
+    """Stands in for issuance: writes a fresh pair valid from the frozen now.
+
+    ``failures`` are raised by the next orders, one each; ``windows`` are the
+    ARI windows by serial; ``delay`` is how long (simulated) each order takes;
+    ``gate``, when set, holds every order until it is set.
+    """
+
+    def __init__(self, lifetime: timedelta) -> None:
+        """Issue certificates of ``lifetime``."""
+        self.lifetime = lifetime
+        self.issued: list[tuple[Any, Any]] = []
+        self.failures: list[BaseException] = []
+        self.orders = 0
+        self.replaces: list[bool] = []
+        self.windows: dict[str, RenewalInfo] = {}
+        self.ari_calls = 0
+        self.delay: timedelta | None = None
+        self.freezer: Any = None
+        self.gate: asyncio.Event | None = None
+        self.running = 0
+        self.max_running = 0
+        self.cancelled = 0
+
+    async def issue(
+        self, manager: CertificateManager, current: Any, replaces: bool
+    ) -> Any:
+        self.orders += 1
+        self.replaces.append(replaces)
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.delay is not None:
+                self.freezer.tick(self.delay)
+            if self.failures:
+                raise self.failures.pop(0)
+            return await self._write(manager)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.running -= 1
+
+    async def _write(self, manager: CertificateManager) -> Any:
+        # Under freezegun, cryptography only accepts the patched datetime class.
+        now = dt.datetime.fromtimestamp(dt_util.utcnow().timestamp(), dt.UTC)
+        pair = certs.issue(
+            list(manager.settings.names),
+            not_before=now,
+            not_after=now + self.lifetime,
+            key=certs.generate_key(slot=len(self.issued) % 3),
+        )
+        await manager.hass.async_add_executor_job(
+            lambda: write_certificate_pair(
+                manager.settings.certificate_path,
+                manager.settings.private_key_path,
+                pair.fullchain_pem,
+                pair.key_pem,
+                expected_names=manager.settings.names,
+                now=now,
+            )
+        )
+        self.issued.append((now, now + self.lifetime))
+        return _Issued(pair, now, now + self.lifetime, manager.settings.names)
+
+    async def renewal_info(self, current: Any) -> RenewalInfo | None:
+        self.ari_calls += 1
+        return self.windows.get(current.serial)
+
+
+class _Issued:
+    def __init__(self, pair: Any, not_before: Any, not_after: Any, names: Any) -> None:
+        self.names = names
+        self.not_before = not_before
+        self.not_after = not_after
+        self.serial_hex = format(
+            x509.load_pem_x509_certificate(pair.fullchain_pem).serial_number, "x"
+        )
+        self.profile = None
