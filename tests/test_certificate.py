@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+import json
 import os
 from pathlib import Path
 import stat
@@ -17,6 +18,7 @@ from homeassistant.const import CONF_TOKEN
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -136,6 +138,17 @@ async def _renew(
     )
     assert isinstance(response, dict)
     return response
+
+
+def _step_text(step: str) -> str:
+    """The English description of a config flow step."""
+    strings = json.loads(
+        (
+            Path(__file__).parents[1]
+            / "custom_components/secure_remote_access/translations/en.json"
+        ).read_text()
+    )
+    return str(strings["config"]["step"][step]["description"])
 
 
 def _leaf(path: Path) -> x509.Certificate:
@@ -426,6 +439,16 @@ async def test_config_flow_certificate_steps(
         CONF_CERTIFICATE_PATH: "path_not_allowed",
         CONF_EAB_KID: "eab_incomplete",
     }
+    # The path error names this installation's allowed directories.
+    allowed = result["description_placeholders"]["allowed"]
+    assert hass.config.config_dir in allowed
+    assert str(ssl_dir.parent) in allowed
+    # Everything typed stays, the testing section too.
+    schema = result["data_schema"].schema
+    assert suggested(schema)[CONF_CERTIFICATE_PATH] == "/etc/fullchain.pem"
+    testing = section_schema(schema, SECTION_TESTING)
+    assert suggested(testing) == {CONF_DNS_SERVER: pebble.dns_server}
+
     result = await hass.config_entries.flow.async_configure(
         flow_id, {**options, CONF_PROFILE: "nonexistent"}
     )
@@ -434,10 +457,40 @@ async def test_config_flow_certificate_steps(
         flow_id, {**options, CONF_ACME_DIRECTORY_URL: "https://127.0.0.1:9/dir"}
     )
     assert result["errors"] == {"base": "cannot_connect_ca"}
+    detail = result["description_placeholders"]["detail"]
+    assert detail == "127.0.0.1:9: connection refused"
+    assert "{detail}" not in _step_text("certificate")
+
+    # A file that is no certificate as the CA bundle is a field error, not a crash.
+    garbage = ssl_dir / "configuration.yaml"
+    garbage.write_text("homeassistant:\n  name: Home\n")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {**options, CONF_ACME_CA_BUNDLE: str(garbage)}
+    )
+    assert result["errors"] == {CONF_ACME_CA_BUNDLE: "ca_bundle_invalid"}
+    assert result["description_placeholders"]["detail"] == str(garbage)
+    # Without the bundle Pebble's own CA is not trusted: the error points there.
+    without_bundle = {k: v for k, v in options.items() if k != CONF_ACME_CA_BUNDLE}
+    result = await hass.config_entries.flow.async_configure(flow_id, without_bundle)
+    assert result["errors"] == {CONF_ACME_CA_BUNDLE: "ca_untrusted"}
+    detail = result["description_placeholders"]["detail"]
+    assert "certificate is not trusted" in detail
+    assert "SSLContext" not in detail and "object at" not in detail
+    # A mistyped EAB HMAC key and a DNS server that is no address.
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {**options, CONF_EAB_KID: "kid", CONF_EAB_HMAC_KEY: "not base64!"}
+    )
+    assert result["errors"] == {CONF_EAB_HMAC_KEY: "invalid_eab_key"}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {**options, SECTION_TESTING: {CONF_DNS_SERVER: "dns.example"}}
+    )
+    assert result["errors"] == {"base": "invalid_dns_server"}
+    assert result["description_placeholders"]["detail"] == "dns.example"
 
     result = await hass.config_entries.flow.async_configure(flow_id, options)
     assert result["step_id"] == "terms"
-    assert result["description_placeholders"]["terms_url"].startswith("data:")
+    # Pebble's terms are inline text (a data: URL): shown as text.
+    assert result["description_placeholders"]["terms_url"] == "“Do what thou wilt”"
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"accept_terms": False}
     )
@@ -567,6 +620,26 @@ async def test_options_flow_certificate_on_and_off(
     assert prefilled["email"] == "me@example.org"
     testing = section_schema(schema, SECTION_TESTING)
     assert suggested(testing) == {CONF_DNS_SERVER: pebble.dns_server}
+    # Submitted unchanged, even by a client that leaves the collapsed section
+    # out, the stored DNS server stays (renewals would time out without it).
+    unchanged = {k: v for k, v in options.items() if k != SECTION_TESTING}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**unchanged, "email": "me@example.org"}
+    )
+    assert result["step_id"] == "terms"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"accept_terms": True}
+    )
+    await hass.async_block_till_done()
+    assert entry.options[CONF_DNS_SERVER] == pebble.dns_server
+    registry = er.async_get(hass)
+    renewal_sensors = {
+        entity.unique_id
+        for entity in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if entity.unique_id.endswith(("_next_renewal", "_last_renewal_result"))
+    }
+    assert len(renewal_sensors) == 2
+
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "certificate_off"}
@@ -575,6 +648,11 @@ async def test_options_flow_certificate_on_and_off(
     await hass.async_block_till_done()
     assert entry.options == {"update_interval": 7}
     assert entry.runtime_data.certificate is None
+    # No orphans: the renewal sensors went with the certificate.
+    assert not any(
+        entity.unique_id in renewal_sensors
+        for entity in er.async_entries_for_config_entry(registry, entry.entry_id)
+    )
 
 
 async def test_duckdns_outage_during_issuance(

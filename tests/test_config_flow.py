@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from homeassistant import config_entries
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
@@ -20,6 +23,11 @@ from custom_components.secure_remote_access.const import (
 )
 
 from .common import TOKEN, mock_duckdns, mock_entry, section_schema, suggested
+
+TRANSLATIONS = (
+    Path(__file__).parents[1]
+    / "custom_components/secure_remote_access/translations/en.json"
+)
 
 
 async def _skip_certificate(hass: HomeAssistant, result: Any) -> Any:
@@ -82,15 +90,24 @@ async def test_user_creates_entry(
 
 
 @pytest.mark.parametrize(
-    ("domain", "token", "errors"),
+    ("domain", "token", "errors", "name"),
     [
-        ("myhome.example.com", TOKEN, {"domain": "invalid_domain"}),
-        ("a,b,c,d,e,f", TOKEN, {"domain": "invalid_domain"}),
-        ("myhome", "secret", {CONF_TOKEN: "invalid_token_format"}),
+        ("my home", TOKEN, {"domain": "invalid_domain_space"}, "my home"),
+        (
+            "myhome, foo.example.com",
+            TOKEN,
+            {"domain": "invalid_domain_not_duckdns"},
+            "foo.example.com",
+        ),
+        ("a,b,c,d,e,f", TOKEN, {"domain": "invalid_domain_too_many"}, "6"),
+        (" , ", TOKEN, {"domain": "invalid_domain_empty"}, ""),
+        ("-home-", TOKEN, {"domain": "invalid_domain_invalid"}, "-home-"),
+        ("myhome", "secret", {CONF_TOKEN: "invalid_token_format"}, ""),
         (
             "my_home",
             "x",
-            {"domain": "invalid_domain", CONF_TOKEN: "invalid_token_format"},
+            {"domain": "invalid_domain_invalid", CONF_TOKEN: "invalid_token_format"},
+            "my_home",
         ),
     ],
 )
@@ -100,8 +117,9 @@ async def test_user_format_errors_make_no_request(
     domain: str,
     token: str,
     errors: dict[str, str],
+    name: str,
 ) -> None:
-    """Malformed names or tokens get a form error without any network call."""
+    """Malformed names or tokens: an error naming the name, no network call, nothing lost."""
     mock_duckdns(aioclient_mock)
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
@@ -109,7 +127,24 @@ async def test_user_format_errors_make_no_request(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
+    assert result["description_placeholders"]["name"] == name
+    assert suggested(result["data_schema"].schema) == {
+        "domain": domain,
+        CONF_TOKEN: token,
+    }
     assert aioclient_mock.call_count == 0
+
+
+def test_every_name_error_is_translated() -> None:
+    """Each reason a name is refused for has its own text, naming the name."""
+    strings = json.loads(TRANSLATIONS.read_text(encoding="utf-8"))
+    errors = strings["config"]["error"]
+    for reason in ("empty", "space", "not_duckdns", "invalid", "too_many"):
+        assert errors[f"invalid_domain_{reason}"]
+        if reason != "empty":
+            assert "{name}" in errors[f"invalid_domain_{reason}"]
+    assert "{duckdns_url}" in errors["cannot_connect"]
+    assert "{error}" in errors["cannot_connect"]
 
 
 @pytest.mark.parametrize(
@@ -137,6 +172,16 @@ async def test_user_service_errors_then_recover(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": error}
+    placeholders = result["description_placeholders"]
+    assert placeholders["duckdns_url"] == "https://www.duckdns.org/update"
+    if error == "cannot_connect":
+        assert placeholders["error"]
+        assert "Error" not in placeholders["error"]  # no Python class names
+    # Nothing to type again: the names and the token stay.
+    assert suggested(result["data_schema"].schema) == {
+        "domain": "myhome",
+        CONF_TOKEN: TOKEN,
+    }
 
     mock_duckdns(aioclient_mock)
     result = await hass.config_entries.flow.async_configure(
@@ -158,6 +203,7 @@ async def test_user_already_configured(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+    assert aioclient_mock.call_count == 0, "DuckDNS was updated before the check"
 
 
 async def test_user_testing_section_duckdns_url(
@@ -176,11 +222,15 @@ async def test_user_testing_section_duckdns_url(
         },
     )
     assert result["errors"] == {"base": "invalid_url"}
-    # The form keeps what was typed, in its section, but never the token.
+    # The form keeps what was typed, in its section and the token too.
     schema = result["data_schema"].schema
-    assert suggested(schema) == {"domain": "myhome"}
+    assert suggested(schema) == {"domain": "myhome", CONF_TOKEN: TOKEN}
     testing = section_schema(schema, SECTION_TESTING)
     assert suggested(testing) == {CONF_DUCKDNS_URL: "ftp://x"}
+    # The section has no default of its own: the frontend would use it
+    # ({}) instead of the suggested values inside, and lose the URL.
+    section_key = next(key for key in schema if key == SECTION_TESTING)
+    assert section_key.default is vol.UNDEFINED
     result = await hass.config_entries.flow.async_configure(
         flow_id,
         {
@@ -234,7 +284,8 @@ async def test_reconfigure_names_and_token(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"domain": "bad name", CONF_TOKEN: TOKEN}
     )
-    assert result["errors"] == {"domain": "invalid_domain"}
+    assert result["errors"] == {"domain": "invalid_domain_space"}
+    assert suggested(result["data_schema"].schema)["domain"] == "bad name"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"domain": "cabin,myhome", CONF_TOKEN: TOKEN}
     )
@@ -260,3 +311,4 @@ async def test_reconfigure_onto_other_entry_aborts(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert entry.data[CONF_DOMAINS] == ["myhome.duckdns.org"]
+    assert aioclient_mock.call_count == 0, "DuckDNS was updated before the check"

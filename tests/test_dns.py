@@ -33,7 +33,7 @@ from custom_components.secure_remote_access.const import (
 )
 from custom_components.secure_remote_access.protocol.ipv6 import AddressFlags
 
-from .common import TOKEN, duckdns_reply, mock_duckdns, mock_entry
+from .common import TOKEN, duckdns_reply, mock_duckdns, mock_entry, suggested
 
 IPV4 = "sensor.myhome_duckdns_org_public_ipv4_address"
 IPV6 = "sensor.myhome_duckdns_org_public_ipv6_address"
@@ -335,6 +335,14 @@ async def test_options_apply_without_restart(
         },
     )
     assert result["errors"] == {CONF_IPV6_ADDRESS: "invalid_ipv6"}
+    # An emptied or odd interval is a translated error, not "Value 0.0 is too small".
+    for interval in (0, 61, 2.5):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            {CONF_UPDATE_INTERVAL: interval, CONF_IPV6_MODE: "off"},
+        )
+        assert result["errors"] == {CONF_UPDATE_INTERVAL: "invalid_update_interval"}
+        assert suggested(result["data_schema"].schema)[CONF_UPDATE_INTERVAL] == interval
     mock_duckdns(aioclient_mock, duckdns_reply("203.0.113.7", "2a01:4f8::5"))
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],

@@ -148,6 +148,13 @@ def _code_translation_keys() -> dict[str, set[str]]:
                 if isinstance(func, ast.Attribute)
                 else getattr(func, "id", "")
             )
+            if (
+                name == "fail"
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+            ):
+                found["error"].add(node.args[1].value)  # CertificateCheck.fail
             for keyword in node.keywords:
                 if not isinstance(keyword.value, ast.Constant) or not isinstance(
                     keyword.value.value, str

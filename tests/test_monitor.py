@@ -112,18 +112,18 @@ def _broken_chain() -> bytes:
 
 
 CASES: dict[str, Case] = {
-    "valid_ec": _case(lambda: certs.issue([NAME]), None),
+    "valid_ec": _case(lambda: certs.issue([NAME]), "ok"),
     "valid_ec_p384": _case(
-        lambda: certs.issue([NAME], key_type=certs.KeyType.EC_P384), None
+        lambda: certs.issue([NAME], key_type=certs.KeyType.EC_P384), "ok"
     ),
     "valid_rsa": _case(
-        lambda: certs.issue([NAME], key_type=certs.KeyType.RSA_2048), None
+        lambda: certs.issue([NAME], key_type=certs.KeyType.RSA_2048), "ok"
     ),
-    "der": _case(lambda: certs.issue([NAME]), None, der=True),
-    "self_signed": _case(lambda: certs.self_signed([NAME]), None),
-    "wildcard_parent": _case(lambda: certs.issue(["*.duckdns.org"]), None),
+    "der": _case(lambda: certs.issue([NAME]), "ok", der=True),
+    "self_signed": _case(lambda: certs.self_signed([NAME]), "ok"),
+    "wildcard_parent": _case(lambda: certs.issue(["*.duckdns.org"]), "ok"),
     "wildcard_option": _case(
-        lambda: certs.issue([NAME, f"*.{NAME}"]), None, wildcard=True
+        lambda: certs.issue([NAME, f"*.{NAME}"]), "ok", wildcard=True
     ),
     "wildcard_missing": _case(
         lambda: certs.issue([NAME]),
@@ -177,7 +177,10 @@ CASES: dict[str, Case] = {
         key=lambda: certs.issue([NAME]).key_pem,
         reason="chain_invalid",
     ),
-    "not_issued_yet": Case(cert=lambda: None, key=lambda: None, reason="not_found"),
+    # Not a problem: the renewal is about to obtain it.
+    "not_issued_yet": Case(
+        cert=lambda: None, key=lambda: None, reason="not_issued_yet"
+    ),
 }
 
 
@@ -204,12 +207,13 @@ async def test_managed_certificate(
         hass, aioclient_mock, managed_options(cert, key, wildcard=case.wildcard)
     )
     problem = state(hass, entry, MANAGED, PROBLEM)
-    assert problem.state == (STATE_ON if case.reason else STATE_OFF)
+    healthy = case.reason in ("ok", "not_issued_yet")
+    assert problem.state == (STATE_OFF if healthy else STATE_ON)
     assert problem.attributes["reason"] == case.reason
     assert problem.attributes["path"] == str(cert)
     expiry = state(hass, entry, MANAGED, EXPIRY)
     days = state(hass, entry, MANAGED, DAYS)
-    if case.reason in ("invalid_format", "empty", "not_found"):
+    if case.reason in ("invalid_format", "empty", "not_issued_yet"):
         assert expiry.state == days.state == "unknown"
         assert "error" in problem.attributes
         assert "subject" not in problem.attributes
@@ -436,7 +440,11 @@ async def test_file_change_is_picked_up_within_a_minute(
     # A deleted file is noticed too.
     await hass.async_add_executor_job(cert.unlink)
     await tick(hass, freezer, timedelta(minutes=1))
-    assert state(hass, entry, MANAGED, PROBLEM).attributes["reason"] == "not_found"
+    problem = state(hass, entry, MANAGED, PROBLEM)
+    assert (problem.state, problem.attributes["reason"]) == (
+        STATE_OFF,
+        "not_issued_yet",
+    )
     assert state(hass, entry, MANAGED, EXPIRY).state == "unknown"
 
 

@@ -231,7 +231,7 @@ async def test_remote_endpoint(
     entry, key = await _check_remote(hass, aioclient_mock, tmp_path, case)
     problem = state(hass, entry, key, PROBLEM)
     assert problem.state == (STATE_ON if case.reason else STATE_OFF)
-    assert problem.attributes["reason"] == case.reason
+    assert problem.attributes["reason"] == (case.reason or "ok")
     expiry = state(hass, entry, key, EXPIRY)
     days = state(hass, entry, key, DAYS)
     if case.has_certificate:
@@ -519,8 +519,8 @@ async def test_options_flow_adds_and_removes_endpoints(
 @pytest.mark.parametrize(
     ("text", "error", "detail"),
     [
-        ("https://example.test/", "invalid_endpoint", "https://example.test/"),
-        ("example.test:0", "invalid_endpoint", "example.test:0"),
+        ("http://example.test/", "invalid_endpoint", "1: “http://example.test/”"),
+        ("ok.test\nexample.test:0", "invalid_endpoint", "2: “example.test:0”"),
         ("example.test:65536", "invalid_endpoint", "example.test:65536"),
         ("example.test:https", "invalid_endpoint", "example.test:https"),
         ("exa mple.test", "invalid_endpoint", "exa mple.test"),
@@ -542,7 +542,7 @@ async def test_options_flow_errors(
     error: str,
     detail: str,
 ) -> None:
-    """Bad lines, too many endpoints and unusable CA bundles are form errors."""
+    """Bad lines (each with its number), too many endpoints and unusable CA bundles."""
     hass.config.allowlist_external_dirs = {str(tmp_path)}
     certs.write_file(tmp_path / "garbage.pem", certs.GARBAGE)
     entry = await setup_entry(hass, aioclient_mock)
@@ -558,6 +558,10 @@ async def test_options_flow_errors(
     assert result["errors"] == {CONF_ENDPOINTS: error}
     assert detail in result["description_placeholders"]["detail"]
     assert CONF_ENDPOINTS not in entry.options
+    # What was typed stays in the form.
+    assert suggested(result["data_schema"].schema)[CONF_ENDPOINTS] == text.replace(
+        "{tmp}", str(tmp_path)
+    )
 
 
 async def test_options_flow_with_no_endpoints(

@@ -11,23 +11,19 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.secure_remote_access.const import DOMAIN, MAX_ENDPOINTS
+from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.monitor import (
+    REASON_NOT_ISSUED_YET,
+    REASON_OK,
     CertificateKind,
     CertificateSource,
-    EndpointOption,
-    InvalidEndpointError,
     Observation,
     Problem,
     endpoint_observation,
     endpoint_source,
-    endpoints_from_options,
     evaluate,
     file_signatures,
     next_transition,
-    normalize_host,
-    parse_endpoint,
-    parse_endpoints,
     status_attributes,
     status_diagnostics,
 )
@@ -42,6 +38,7 @@ from custom_components.secure_remote_access.protocol.certificates import (
     VerificationStatus,
     inspect_certificate_bytes,
 )
+from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
 from custom_components.secure_remote_access.repairs import (
     CERTIFICATE_ISSUE_KEYS,
     CERTIFICATE_ISSUES,
@@ -57,84 +54,6 @@ TRANSLATIONS = (
     / "translations"
     / "en.json"
 )
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        ("example.test", EndpointOption("example.test", 443)),
-        ("Example.TEST.:8443", EndpointOption("example.test", 8443)),
-        ("nas", EndpointOption("nas", 443)),
-        ("my_host.lan:1", EndpointOption("my_host.lan", 1)),
-        ("bücher.example", EndpointOption("xn--bcher-kva.example", 443)),
-        ("192.0.2.1:65535", EndpointOption("192.0.2.1", 65535)),
-        ("2001:DB8::1", EndpointOption("2001:db8::1", 443)),
-        ("[2001:db8::1]:8443", EndpointOption("2001:db8::1", 8443)),
-        ("[::1]", EndpointOption("::1", 443)),
-        (
-            "example.test:993 CA=/ssl/ca.pem",
-            EndpointOption("example.test", 993, "/ssl/ca.pem"),
-        ),
-    ],
-)
-def test_parse_endpoint(line: str, expected: EndpointOption) -> None:
-    """Host names, IPv4 and IPv6 addresses, ports and CA bundles."""
-    assert parse_endpoint(line) == expected
-    assert parse_endpoint(expected.to_line()) == expected
-    assert EndpointOption.from_option(expected.as_option()) == expected
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        "",
-        "example.test:",
-        "example.test:00000443",
-        "example.test:-1",
-        "example.test:٤٤٣",
-        "[2001:db8::1",
-        "[2001:db8::1]:",
-        "[192.0.2.1]:443",
-        "*.example.test",
-        "example..test",
-        "10.1",
-        "1.2.3",
-        f"{'a' * 64}.test",
-        f"{'a.' * 127}test",
-        "example.test ca=/a.pem ca=/b.pem",
-        "example.test sni=other.test",
-    ],
-)
-def test_parse_endpoint_rejects(line: str) -> None:
-    """Anything else is refused with the offending line."""
-    with pytest.raises(InvalidEndpointError) as caught:
-        parse_endpoint(line)
-    assert caught.value.line == line
-
-
-def test_parse_endpoints_skips_blanks_and_repeats() -> None:
-    """Blank lines go; the first of two lines for the same endpoint wins."""
-    text = "\n  a.test  \n\r\na.test:443 ca=/x.pem\nb.test:8443\n"
-    assert parse_endpoints(text) == [
-        EndpointOption("a.test"),
-        EndpointOption("b.test", 8443),
-    ]
-    assert len(parse_endpoints("\n".join(f"h{n}.test" for n in range(99)))) == 99
-    assert MAX_ENDPOINTS == 50
-
-
-def test_endpoint_labels_and_options() -> None:
-    """Labels bracket IPv6 addresses; options round-trip."""
-    assert EndpointOption("2001:db8::1", 443).label == "[2001:db8::1]:443"
-    assert EndpointOption("a.test", 8443, "/ca.pem").key == "endpoint_a.test:8443"
-    options = {"endpoints": [{"host": "a.test"}, {"host": "b.test", "port": 1}]}
-    assert endpoints_from_options(options) == [
-        EndpointOption("a.test"),
-        EndpointOption("b.test", 1),
-    ]
-    assert endpoints_from_options({}) == []
-    assert normalize_host("") is None
-    assert normalize_host(".") is None
 
 
 def _info(
@@ -336,8 +255,10 @@ def test_attributes_and_diagnostics() -> None:
         NOW,
         14,
     )
+    # The managed certificate: not obtained yet, not a problem.
+    assert unread.problems == ()
     assert status_attributes(unread) == {
-        "reason": "not_found",
+        "reason": "not_issued_yet",
         "days_remaining": None,
         "path": "/ssl/fullchain.pem",
         "error": "/ssl/fullchain.pem: not found",
@@ -364,7 +285,10 @@ def test_every_reason_and_issue_is_translated() -> None:
         attributes = entity["binary_sensor"][f"{prefix}certificate_problem"][
             "state_attributes"
         ]
-        assert set(attributes["reason"]["state"]) == {p.value for p in Problem}
+        assert set(attributes["reason"]["state"]) == {p.value for p in Problem} | {
+            REASON_OK,
+            REASON_NOT_ISSUED_YET,
+        }
         for name in status_attributes(
             evaluate(REMOTE, Observation(info=_info()), NOW, 14)
         ):

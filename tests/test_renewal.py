@@ -14,7 +14,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import CONF_TOKEN, EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import Context, CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, Unauthorized
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -225,6 +225,40 @@ def _failed_issue(
     issue_registry: ir.IssueRegistry, entry: MockConfigEntry
 ) -> ir.IssueEntry | None:
     return issue_registry.async_get_issue(DOMAIN, f"renewal_failed_{entry.entry_id}")
+
+
+async def test_the_first_minute_looks_pending_not_broken(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """Before the first certificate: no problem, and the time of the first attempt."""
+    _mock_duckdns(aioclient_mock)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    status = hass.states.get(
+        "binary_sensor.myhome_duckdns_org_managed_certificate_status"
+    )
+    assert status is not None
+    assert (status.state, status.attributes["reason"]) == ("off", "not_issued_yet")
+    first = entry.runtime_data.renewal.next_check
+    assert first is not None
+    assert dt_util.parse_datetime(hass.states.get(NEXT).state) == first.replace(
+        microsecond=0
+    )
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, entry.entry_id), entry.entry_id
+    )
+    assert device is not None
+    assert device.model == "DuckDNS and x"
+    await _advance(hass, freezer, timedelta(minutes=1))
+    status = hass.states.get(
+        "binary_sensor.myhome_duckdns_org_managed_certificate_status"
+    )
+    assert (status.state, status.attributes["reason"]) == ("off", "ok")
 
 
 async def test_unexpected_error_is_a_visible_failure_and_retried(

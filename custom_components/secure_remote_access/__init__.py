@@ -42,6 +42,7 @@ from .repairs import (
     async_delete_certificate_issues,
     async_sync_certificate_issues,
 )
+from .sensor import RENEWAL_SENSORS
 from .served import RESTART_REQUIRED, served_certificate
 from .services import async_setup_services
 
@@ -157,18 +158,24 @@ def _async_remove_stale_certificate_entries(
         }
         if entry.entry_id in identifiers or identifiers & wanted or not identifiers:
             continue
-        device_registry.async_update_device(
-            device.id, remove_config_entry_id=entry.entry_id
-        )
+        device_registry.async_remove_device(device.id)
     local = runtime.certificates.sources if runtime.certificates else {}
     stale_prefixes = tuple(
         f"{entry.entry_id}_{kind.value}_certificate_"
         for kind in (CertificateKind.MANAGED, CertificateKind.SERVED)
         if kind.value not in local
     )
+    # Without a managed certificate the renewal sensors have nothing to show.
+    stale_ids = (
+        {f"{entry.entry_id}_{description.key}" for description in RENEWAL_SENSORS}
+        if runtime.renewal is None
+        else set()
+    )
     entity_registry = er.async_get(hass)
     for entity in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
-        if stale_prefixes and entity.unique_id.startswith(stale_prefixes):
+        if entity.unique_id in stale_ids or (
+            stale_prefixes and entity.unique_id.startswith(stale_prefixes)
+        ):
             entity_registry.async_remove(entity.entity_id)
 
 

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
+import ssl
 from typing import Any
+from urllib.parse import unquote
 
 from homeassistant.config_entries import ConfigEntryBaseFlow, ConfigFlowResult
 from homeassistant.core import HomeAssistant
@@ -45,8 +47,10 @@ from .const import (
     SECTION_TESTING,
     directory_url_for,
 )
-from .helpers import default_certificate_dir, flatten_sections, path_is_allowed
+from .helpers import SSL_DIR, default_certificate_dir, flatten_sections, path_is_allowed
 from .protocol.acme import (
+    AcmeCaBundleError,
+    AcmeCertificateError,
     AcmeConnectionError,
     AcmeError,
     AcmeProblemError,
@@ -54,7 +58,9 @@ from .protocol.acme import (
     KeyType,
     MalformedResponseError,
     UnauthorizedError,
+    is_nameserver,
 )
+from .protocol.acme.jws import is_b64url
 from .protocol.delegation import (
     MAX_CERTIFICATE_NAMES,
     DelegationError,
@@ -84,13 +90,25 @@ _SECRET_KEYS = (CONF_EAB_HMAC_KEY,)
 
 @dataclass(slots=True)
 class CertificateCheck:
-    """The outcome of checking the certificate form."""
+    """The outcome of checking the certificate form.
+
+    ``placeholders`` fill the error messages: ``detail`` (a reason or a
+    value), ``records`` (CNAME records to create) and ``allowed`` (the
+    directories certificates may be written to).
+    """
 
     options: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     terms_url: str = ""
-    detail: str = ""
-    records: str = ""
+    placeholders: dict[str, str] = field(
+        default_factory=lambda: {"detail": "", "records": "", "allowed": ""}
+    )
+
+    def fail(self, key: str, error: str, detail: str = "") -> None:
+        """Set an error on a field (``base`` for the form), with its detail."""
+        self.errors[key] = error
+        if detail:
+            self.placeholders["detail"] = detail
 
 
 async def async_defaults(hass: HomeAssistant) -> dict[str, Any]:
@@ -141,11 +159,23 @@ def certificate_schema() -> vol.Schema:
             TextSelectorConfig(type=TextSelectorType.PASSWORD)
         ),
     }
-    fields[vol.Optional(SECTION_TESTING, default={})] = section(
+    # No default on the section: the frontend would take the default ({})
+    # instead of the suggested values inside it, and drop the stored ones.
+    fields[vol.Optional(SECTION_TESTING)] = section(
         vol.Schema({vol.Optional(CONF_DNS_SERVER): TextSelector()}),
         {"collapsed": True},
     )
     return vol.Schema(fields)
+
+
+def terms_for_display(url: str) -> str:
+    """The terms as a link; terms given inline (a ``data:`` URL) as their text."""
+    if not url:
+        return "-"
+    if url.startswith("data:"):
+        _, _, payload = url.partition(",")
+        return f"“{unquote(payload).strip()}”"
+    return f"[{url}]({url})"
 
 
 def terms_schema() -> vol.Schema:
@@ -191,28 +221,66 @@ def _clean(user_input: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _check_paths(hass: HomeAssistant, options: dict[str, Any]) -> dict[str, str]:
-    """Blocking: the paths must be allowed, distinct, and the CA bundle readable."""
-    errors: dict[str, str] = {}
+def allowed_directories(hass: HomeAssistant) -> str:
+    """The directories this installation lets certificates be written to."""
+    directories = [hass.config.config_dir]
+    if SSL_DIR.is_dir():
+        directories.append(str(SSL_DIR))
+    directories += sorted(hass.config.allowlist_external_dirs)
+    return ", ".join(dict.fromkeys(directories))
+
+
+def _check_paths(hass: HomeAssistant, check: CertificateCheck) -> None:
+    """Blocking: the paths must be allowed and distinct, the CA bundle a certificate."""
+    options = check.options
     for key in (CONF_CERTIFICATE_PATH, CONF_PRIVATE_KEY_PATH):
         if not path_is_allowed(hass, options[key]):
-            errors[key] = "path_not_allowed"
+            check.fail(key, "path_not_allowed")
+            check.placeholders["allowed"] = allowed_directories(hass)
         elif Path(options[key]).is_dir():
-            errors[key] = "path_is_directory"
+            check.fail(key, "path_is_directory")
     if (
-        not errors
+        CONF_CERTIFICATE_PATH not in check.errors
+        and CONF_PRIVATE_KEY_PATH not in check.errors
         and Path(options[CONF_CERTIFICATE_PATH]).resolve()
         == Path(options[CONF_PRIVATE_KEY_PATH]).resolve()
     ):
-        errors[CONF_PRIVATE_KEY_PATH] = "same_path"
+        check.fail(CONF_PRIVATE_KEY_PATH, "same_path")
     bundle = options.get(CONF_ACME_CA_BUNDLE)
-    if bundle is not None and (
+    if bundle is None:
+        return
+    if (
         not path_is_allowed(hass, bundle)
         or not Path(bundle).is_file()
         or not os.access(bundle, os.R_OK)
     ):
-        errors[CONF_ACME_CA_BUNDLE] = "ca_bundle_unreadable"
-    return errors
+        check.fail(CONF_ACME_CA_BUNDLE, "ca_bundle_unreadable")
+        return
+    try:
+        ssl.create_default_context(cafile=bundle)
+    except ssl.SSLError, OSError:
+        check.fail(CONF_ACME_CA_BUNDLE, "ca_bundle_invalid", bundle)
+
+
+def _check_fields(check: CertificateCheck) -> None:
+    """The checks that need neither the file system nor the network."""
+    options = check.options
+    directory_choice = options[CONF_ACME_DIRECTORY]
+    if directory_choice not in ACME_DIRECTORIES and not directory_choice.startswith(
+        "https://"
+    ):
+        check.fail(CONF_ACME_DIRECTORY_URL, "invalid_directory_url")
+    if bool(options.get(CONF_EAB_KID)) != bool(options.get(CONF_EAB_HMAC_KEY)):
+        check.fail(CONF_EAB_KID, "eab_incomplete")
+    elif options.get(CONF_EAB_HMAC_KEY) and not is_b64url(options[CONF_EAB_HMAC_KEY]):
+        check.fail(CONF_EAB_HMAC_KEY, "invalid_eab_key")
+    email = options.get(CONF_EMAIL)
+    if email is not None and ("@" not in email or " " in email):
+        check.fail(CONF_EMAIL, "invalid_email")
+    dns_server = options.get(CONF_DNS_SERVER)
+    if dns_server is not None and not is_nameserver(dns_server):
+        # The field sits in a section, where the frontend shows no field errors.
+        check.fail("base", "invalid_dns_server", dns_server)
 
 
 async def async_check_certificate_input(
@@ -222,18 +290,9 @@ async def async_check_certificate_input(
     user_input = flatten_sections(user_input)
     check = CertificateCheck(options=_clean(user_input))
     options = check.options
-    directory_choice = options[CONF_ACME_DIRECTORY]
-    if directory_choice not in ACME_DIRECTORIES and not directory_choice.startswith(
-        "https://"
-    ):
-        check.errors[CONF_ACME_DIRECTORY_URL] = "invalid_directory_url"
-    if bool(options.get(CONF_EAB_KID)) != bool(options.get(CONF_EAB_HMAC_KEY)):
-        check.errors[CONF_EAB_KID] = "eab_incomplete"
-    email = options.get(CONF_EMAIL)
-    if email is not None and ("@" not in email or " " in email):
-        check.errors[CONF_EMAIL] = "invalid_email"
+    _check_fields(check)
     _check_extra_names(check, user_input.get(CONF_EXTRA_NAMES), domains)
-    check.errors.update(await hass.async_add_executor_job(_check_paths, hass, options))
+    await hass.async_add_executor_job(_check_paths, hass, check)
     if check.errors:
         return check
 
@@ -248,27 +307,38 @@ async def async_check_certificate_input(
             )
         except DelegationError as err:
             LOGGER.debug("CNAME delegation not in place: %s", err.message)
-            check.errors[CONF_EXTRA_NAMES] = "cname_missing"
-            check.records = ", ".join(expected_records(err))
+            check.fail(CONF_EXTRA_NAMES, "cname_missing")
+            check.placeholders["records"] = ", ".join(expected_records(err))
             return check
     try:
         client = await async_acme_client(hass, settings)
         directory = await client.directory()
+    except AcmeCaBundleError as err:
+        check.fail(
+            CONF_ACME_CA_BUNDLE, "ca_bundle_invalid", options[CONF_ACME_CA_BUNDLE]
+        )
+        LOGGER.debug("CA bundle not usable: %s", err)
+        return check
+    except AcmeCertificateError as err:
+        # A private CA (Pebble, step-ca): its root goes in the CA bundle field.
+        check.fail(CONF_ACME_CA_BUNDLE, "ca_untrusted", str(err))
+        return check
     except (AcmeConnectionError, MalformedResponseError) as err:
         LOGGER.debug("ACME directory %s not usable: %s", settings.directory_url, err)
-        check.errors["base"] = "cannot_connect_ca"
-        check.detail = str(err)
+        check.fail("base", "cannot_connect_ca", str(err))
         return check
     except AcmeError as err:
-        check.errors["base"] = "acme_error"
-        check.detail = str(err)
+        check.fail("base", "acme_error", str(err))
         return check
     profile = options.get(CONF_PROFILE)
     if profile and profile not in directory.profiles:
-        check.errors[CONF_PROFILE] = "unknown_profile"
-        check.detail = ", ".join(sorted(directory.profiles)) or "-"
+        check.fail(
+            CONF_PROFILE,
+            "unknown_profile",
+            ", ".join(sorted(directory.profiles)) or "-",
+        )
     if directory.external_account_required and not options.get(CONF_EAB_KID):
-        check.errors[CONF_EAB_KID] = "eab_required"
+        check.fail(CONF_EAB_KID, "eab_required")
     check.terms_url = directory.terms_of_service or ""
     return check
 
@@ -278,17 +348,14 @@ def _check_extra_names(check: CertificateCheck, raw: Any, domains: list[str]) ->
     try:
         extra = parse_extra_names(raw or "")
     except DuckDnsNameError as err:
-        check.errors[CONF_EXTRA_NAMES] = "extra_name_duckdns"
-        check.detail = err.name
+        check.fail(CONF_EXTRA_NAMES, "extra_name_duckdns", err.name)
         return
     except InvalidNameError as err:
-        check.errors[CONF_EXTRA_NAMES] = "invalid_extra_name"
-        check.detail = err.name
+        check.fail(CONF_EXTRA_NAMES, "invalid_extra_name", err.name)
         return
     total = len(domains) * (2 if check.options[CONF_WILDCARD] else 1) + len(extra)
     if total > MAX_CERTIFICATE_NAMES:
-        check.errors[CONF_EXTRA_NAMES] = "too_many_names"
-        check.detail = str(MAX_CERTIFICATE_NAMES)
+        check.fail(CONF_EXTRA_NAMES, "too_many_names", str(MAX_CERTIFICATE_NAMES))
         return
     if extra:
         check.options[CONF_EXTRA_NAMES] = extra
@@ -308,6 +375,8 @@ async def async_accept_terms(
         return {"base": "acme_error"}, err.detail or str(err)
     except AcmeError as err:
         return {"base": "cannot_connect_ca"}, str(err)
+    except ValueError as err:  # pragma: no cover - the form checks the HMAC key
+        return {"base": "invalid_eab"}, str(err)
     return {}, ""
 
 
@@ -335,15 +404,20 @@ class CertificateSteps(ConfigEntryBaseFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Choose the CA, the key and where the certificate goes."""
+        stored = await self._async_certificate_values()
         if user_input is None:
-            return self._certificate_form(await self._async_certificate_values())
+            return self._certificate_form(stored)
+        if SECTION_TESTING not in user_input and stored.get(CONF_DNS_SERVER):
+            # A client that leaves the section out keeps what is stored.
+            user_input = {
+                **user_input,
+                SECTION_TESTING: {CONF_DNS_SERVER: stored[CONF_DNS_SERVER]},
+            }
         check = await async_check_certificate_input(
             self.hass, user_input, self._certificate_domains()
         )
         if check.errors:
-            return self._certificate_form(
-                user_input, check.errors, check.detail, check.records
-            )
+            return self._certificate_form(user_input, check.errors, check.placeholders)
         self._certificate = check.options
         self._terms_url = check.terms_url
         return await self.async_step_terms()
@@ -364,7 +438,9 @@ class CertificateSteps(ConfigEntryBaseFlow):
                 if errors.get("base") == "invalid_eab":
                     # Only the certificate form can correct the credentials.
                     return self._certificate_form(
-                        self._certificate, {CONF_EAB_HMAC_KEY: "invalid_eab"}, detail
+                        self._certificate,
+                        {CONF_EAB_HMAC_KEY: "invalid_eab"},
+                        {"detail": detail},
                     )
                 if not errors:
                     return await self._async_certificate_done(self._certificate)
@@ -373,7 +449,7 @@ class CertificateSteps(ConfigEntryBaseFlow):
             data_schema=terms_schema(),
             errors=errors,
             description_placeholders={
-                "terms_url": self._terms_url or "-",
+                "terms_url": terms_for_display(self._terms_url),
                 "directory": directory_url_for(self._certificate[CONF_ACME_DIRECTORY]),
                 "detail": detail,
             },
@@ -383,8 +459,7 @@ class CertificateSteps(ConfigEntryBaseFlow):
         self,
         values: Mapping[str, Any],
         errors: dict[str, str] | None = None,
-        detail: str = "",
-        records: str = "",
+        placeholders: Mapping[str, str] | None = None,
     ) -> ConfigFlowResult:
         return self.async_show_form(
             step_id="certificate",
@@ -395,7 +470,7 @@ class CertificateSteps(ConfigEntryBaseFlow):
             errors=errors or {},
             description_placeholders={
                 "names": ", ".join(self._certificate_domains()),
-                "detail": detail,
-                "records": records,
+                **CertificateCheck().placeholders,
+                **(placeholders or {}),
             },
         )

@@ -70,18 +70,26 @@ _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD
 _URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 
 
-async def validate_duckdns(
-    hass: HomeAssistant, user_input: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Check the DuckDNS names and token; return entry data and form errors.
+#: Placeholders the DuckDNS errors use; the form always sends all of them.
+_NO_DETAIL: dict[str, str] = {"name": "", "duckdns_url": "", "error": ""}
 
-    The format checks run first, so a malformed token never reaches the network.
+
+def parse_duckdns_input(
+    user_input: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Check the names, the token and the URL without the network.
+
+    Returns the entry data, the form errors and the errors' placeholders.
     """
     errors: dict[str, str] = {}
+    placeholders = dict(_NO_DETAIL)
+    domains: list[str] = []
     try:
         domains = parse_domains(user_input[FIELD_DOMAIN])
-    except InvalidDomainError:
-        errors[FIELD_DOMAIN] = "invalid_domain"
+    except InvalidDomainError as err:
+        errors[FIELD_DOMAIN] = f"invalid_domain_{err.reason}"
+        placeholders["name"] = err.name
+    token = ""
     try:
         token = normalize_token(user_input[CONF_TOKEN])
     except InvalidTokenError:
@@ -90,20 +98,63 @@ async def validate_duckdns(
     if not url.startswith(("https://", "http://")):
         # The field sits in a section, where the frontend shows no field errors.
         errors["base"] = "invalid_url"
-    if errors:
-        return {}, errors
-
     data: dict[str, Any] = {CONF_DOMAINS: domains, CONF_TOKEN: token}
     if url != DEFAULT_UPDATE_URL:
         data[CONF_DUCKDNS_URL] = url
+    return data, errors, placeholders
+
+
+async def async_check_duckdns(
+    hass: HomeAssistant, data: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Ask DuckDNS whether the names and the token work; errors and placeholders."""
+    placeholders = {
+        **_NO_DETAIL,
+        "duckdns_url": data.get(CONF_DUCKDNS_URL) or DEFAULT_UPDATE_URL,
+    }
     try:
-        await duckdns_client(hass, data).update(domains)
+        await duckdns_client(hass, data).update(data[CONF_DOMAINS])
     except DuckDnsAuthError:
-        errors["base"] = "invalid_auth"
+        return {"base": "invalid_auth"}, placeholders
     except DuckDnsError as err:
         LOGGER.debug("DuckDNS check failed: %s", err)
-        errors["base"] = "cannot_connect"
-    return data, errors
+        placeholders["error"] = str(err)
+        return {"base": "cannot_connect"}, placeholders
+    return {}, placeholders
+
+
+async def validate_duckdns(
+    hass: HomeAssistant, user_input: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Format checks, then DuckDNS itself; data, errors and placeholders."""
+    data, errors, placeholders = parse_duckdns_input(user_input)
+    if errors:
+        return data, errors, placeholders
+    errors, placeholders = await async_check_duckdns(hass, data)
+    return data, errors, placeholders
+
+
+def _duckdns_schema() -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(FIELD_DOMAIN): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.TEXT)
+            ),
+            vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
+            # No default on the section: the frontend would take the default
+            # ({}) instead of the suggested values inside it.
+            vol.Optional(SECTION_TESTING): section(
+                vol.Schema(
+                    {
+                        vol.Optional(
+                            CONF_DUCKDNS_URL, default=DEFAULT_UPDATE_URL
+                        ): _URL_SELECTOR
+                    }
+                ),
+                {"collapsed": True},
+            ),
+        }
+    )
 
 
 class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
@@ -128,43 +179,28 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Ask for the DuckDNS names and the account token."""
         errors: dict[str, str] = {}
+        placeholders = dict(_NO_DETAIL)
         if user_input is not None:
-            data, errors = await validate_duckdns(
-                self.hass, flatten_sections(user_input)
+            data, errors, placeholders = parse_duckdns_input(
+                flatten_sections(user_input)
             )
             if not errors:
+                # Before anything is sent: the names may be configured already.
                 await self.async_set_unique_id(",".join(data[CONF_DOMAINS]))
                 self._abort_if_unique_id_configured()
+                errors, placeholders = await async_check_duckdns(self.hass, data)
+            if not errors:
                 self._data = data
                 return await self.async_step_certificates()
-
-        schema = vol.Schema(
-            {
-                vol.Required(FIELD_DOMAIN): TextSelector(
-                    TextSelectorConfig(type=TextSelectorType.TEXT)
-                ),
-                vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
-                vol.Optional(SECTION_TESTING, default={}): section(
-                    vol.Schema(
-                        {
-                            vol.Optional(
-                                CONF_DUCKDNS_URL, default=DEFAULT_UPDATE_URL
-                            ): _URL_SELECTOR
-                        }
-                    ),
-                    {"collapsed": True},
-                ),
-            }
-        )
+        schema = _duckdns_schema()
         if user_input is not None:
-            schema = self.add_suggested_values_to_schema(
-                schema, {k: v for k, v in user_input.items() if k != CONF_TOKEN}
-            )
+            # Everything entered stays, the token and the testing section too.
+            schema = self.add_suggested_values_to_schema(schema, user_input)
         return self.async_show_form(
             step_id="user",
             data_schema=schema,
             errors=errors,
-            description_placeholders={"token_url": DUCKDNS_ACCOUNT_URL},
+            description_placeholders={"token_url": DUCKDNS_ACCOUNT_URL, **placeholders},
         )
 
     async def async_step_certificates(
@@ -208,8 +244,9 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
         """Check and store a new token for the same names."""
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
+        placeholders = dict(_NO_DETAIL)
         if user_input is not None:
-            data, errors = await validate_duckdns(
+            data, errors, placeholders = await validate_duckdns(
                 self.hass,
                 {
                     **entry.data,
@@ -221,13 +258,15 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
                 return self.async_update_reload_and_abort(
                     entry, data_updates={CONF_TOKEN: data[CONF_TOKEN]}
                 )
+        schema = vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR})
         return self.async_show_form(
             step_id="reauth_confirm",
-            data_schema=vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
             description_placeholders={
                 "names": ", ".join(entry.data[CONF_DOMAINS]),
                 "token_url": DUCKDNS_ACCOUNT_URL,
+                **placeholders,
             },
         )
 
@@ -237,18 +276,21 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
         """Change the names or the token of an entry."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
+        placeholders = dict(_NO_DETAIL)
         if user_input is not None:
-            data, errors = await validate_duckdns(
-                self.hass, {**entry.data, **user_input}
+            data, errors, placeholders = parse_duckdns_input(
+                {**entry.data, **user_input}
             )
+            if not errors and any(
+                other.unique_id == ",".join(data[CONF_DOMAINS])
+                for other in self._async_current_entries(include_ignore=False)
+                if other.entry_id != entry.entry_id
+            ):
+                return self.async_abort(reason="already_configured")
+            if not errors:
+                errors, placeholders = await async_check_duckdns(self.hass, data)
             if not errors:
                 unique_id = ",".join(data[CONF_DOMAINS])
-                if any(
-                    other.unique_id == unique_id
-                    for other in self._async_current_entries(include_ignore=False)
-                    if other.entry_id != entry.entry_id
-                ):
-                    return self.async_abort(reason="already_configured")
                 return self.async_update_reload_and_abort(
                     entry,
                     unique_id=unique_id,
@@ -262,10 +304,13 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
                     vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
                 }
             ),
-            {FIELD_DOMAIN: ", ".join(entry.data[CONF_DOMAINS])},
+            user_input or {FIELD_DOMAIN: ", ".join(entry.data[CONF_DOMAINS])},
         )
         return self.async_show_form(
-            step_id="reconfigure", data_schema=schema, errors=errors
+            step_id="reconfigure",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=placeholders,
         )
 
 
@@ -358,7 +403,15 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
         errors: dict[str, str] = {}
         if user_input is not None:
             options = {**self.config_entry.options, **user_input}
-            options[CONF_UPDATE_INTERVAL] = int(user_input[CONF_UPDATE_INTERVAL])
+            interval = user_input.get(CONF_UPDATE_INTERVAL)
+            if (
+                not isinstance(interval, int | float)
+                or interval != int(interval)
+                or not MIN_UPDATE_INTERVAL <= interval <= MAX_UPDATE_INTERVAL
+            ):
+                errors[CONF_UPDATE_INTERVAL] = "invalid_update_interval"
+            else:
+                options[CONF_UPDATE_INTERVAL] = int(interval)
             address = (user_input.get(CONF_IPV6_ADDRESS) or "").strip()
             if user_input[CONF_IPV6_MODE] == Ipv6Mode.FIXED:
                 if not is_public_ipv6(address):
@@ -371,13 +424,11 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
 
         schema = vol.Schema(
             {
+                # No min/max in the selector: its error ("Value 0.0 is too
+                # small") would not be translated; the step checks the range.
                 vol.Required(CONF_UPDATE_INTERVAL): NumberSelector(
                     NumberSelectorConfig(
-                        min=MIN_UPDATE_INTERVAL,
-                        max=MAX_UPDATE_INTERVAL,
-                        step=1,
-                        mode=NumberSelectorMode.BOX,
-                        unit_of_measurement="min",
+                        step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min"
                     )
                 ),
                 vol.Required(CONF_IPV6_MODE): SelectSelector(
@@ -412,10 +463,17 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
             check = await self.hass.async_add_executor_job(
                 check_endpoint_text, self.hass, user_input.get(CONF_ENDPOINTS) or ""
             )
+            days = user_input.get(CONF_EXPIRY_WARNING_DAYS)
+            if (
+                not isinstance(days, int | float)
+                or days != int(days)
+                or not MIN_EXPIRY_WARNING_DAYS <= days <= MAX_EXPIRY_WARNING_DAYS
+            ):
+                errors[CONF_EXPIRY_WARNING_DAYS] = "invalid_warning_days"
             if check.error is not None:
                 errors[CONF_ENDPOINTS] = check.error
                 detail = check.detail
-            else:
+            elif not errors:
                 return self.async_create_entry(
                     data={
                         **self.config_entry.options,
@@ -434,11 +492,7 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
                 ),
                 vol.Required(CONF_EXPIRY_WARNING_DAYS): NumberSelector(
                     NumberSelectorConfig(
-                        min=MIN_EXPIRY_WARNING_DAYS,
-                        max=MAX_EXPIRY_WARNING_DAYS,
-                        step=1,
-                        mode=NumberSelectorMode.BOX,
-                        unit_of_measurement="days",
+                        step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="days"
                     )
                 ),
             }

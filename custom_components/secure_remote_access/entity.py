@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
@@ -13,9 +15,21 @@ from homeassistant.helpers.update_coordinator import (
     DataUpdateCoordinator,
 )
 
-from .const import DOMAIN
+from .const import CONF_ACME_DIRECTORY, DOMAIN, LETSENCRYPT, LETSENCRYPT_STAGING
 from .models import SecureRemoteAccessConfigEntry
 from .monitor import CertificateMonitor, CertificateSource, CertificateStatus
+
+
+def entry_model(options: Mapping[str, Any]) -> str:
+    """The device model: DuckDNS, and the CA when a certificate is managed."""
+    directory = options.get(CONF_ACME_DIRECTORY)
+    if not directory:
+        return "DuckDNS"
+    if directory == LETSENCRYPT:
+        return "DuckDNS and Let's Encrypt"
+    if directory == LETSENCRYPT_STAGING:
+        return "DuckDNS and Let's Encrypt (staging)"
+    return f"DuckDNS and {urlsplit(directory).hostname or directory}"
 
 
 def entry_device_info(entry: SecureRemoteAccessConfigEntry) -> DeviceInfo:
@@ -24,7 +38,7 @@ def entry_device_info(entry: SecureRemoteAccessConfigEntry) -> DeviceInfo:
         identifiers={(DOMAIN, entry.entry_id)},
         name=entry.title,
         manufacturer="Secure Remote Access",
-        model="DuckDNS and Let's Encrypt",
+        model=entry_model(entry.options),
         entry_type=DeviceEntryType.SERVICE,
         configuration_url="https://www.duckdns.org/",
     )

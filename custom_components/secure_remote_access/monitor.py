@@ -16,9 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-import ipaddress
 import os
-import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
@@ -32,7 +30,6 @@ from homeassistant.util import dt as dt_util
 from .const import (
     CONF_ENDPOINTS,
     CONF_EXPIRY_WARNING_DAYS,
-    DEFAULT_ENDPOINT_PORT,
     DEFAULT_EXPIRY_WARNING_DAYS,
     ENDPOINT_CHECK_INTERVAL,
     ENDPOINT_CONCURRENCY,
@@ -53,6 +50,11 @@ from .protocol.certificates import (
     VerificationStatus,
     build_verify_context,
     inspect_endpoints,
+)
+from .protocol.endpoint_list import (
+    EndpointOption,
+    InvalidEndpointListError,
+    parse_endpoints,
 )
 from .protocol.files import read_certificate_pair
 from .served import same_file
@@ -104,6 +106,10 @@ class Problem(StrEnum):
     EXPIRING = "expiring"
 
 
+#: The ``reason`` attribute while nothing is wrong, and while the managed
+#: certificate is being obtained for the first time.
+REASON_OK = "ok"
+REASON_NOT_ISSUED_YET = "not_issued_yet"
 _PRIORITY = {problem: index for index, problem in enumerate(Problem)}
 _FILE_PROBLEMS = {
     "not_found": Problem.NOT_FOUND,
@@ -135,133 +141,6 @@ _VERIFICATION_PROBLEMS = {
 
 # ------------------------------------------------------------------ endpoints
 
-_HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)", re.ASCII)
-_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
-_BRACKETED = re.compile(r"\[([^\]]+)\](?::([^:]*))?")
-
-
-class InvalidEndpointError(ValueError):
-    """A line of the endpoint list is not ``host[:port] [ca=/path]``."""
-
-    def __init__(self, line: str) -> None:
-        """Remember the offending line."""
-        super().__init__(f"not an endpoint: {line!r}")
-        self.line = line
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointOption:
-    """A remote endpoint as stored in the entry's options."""
-
-    host: str
-    port: int = DEFAULT_ENDPOINT_PORT
-    ca_bundle: str | None = None
-
-    @property
-    def label(self) -> str:
-        """``host:port``, with brackets around an IPv6 address."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
-    def key(self) -> str:
-        """The certificate key used in unique IDs and issue IDs."""
-        return f"endpoint_{self.label}"
-
-    def to_line(self) -> str:
-        """The line of the options form that gives this endpoint."""
-        return f"{self.label} ca={self.ca_bundle}" if self.ca_bundle else self.label
-
-    def as_option(self) -> dict[str, Any]:
-        """The JSON-friendly form kept in the entry's options."""
-        option: dict[str, Any] = {"host": self.host, "port": self.port}
-        if self.ca_bundle:
-            option["ca_bundle"] = self.ca_bundle
-        return option
-
-    @classmethod
-    def from_option(cls, option: Mapping[str, Any]) -> EndpointOption:
-        """Read back what `as_option` stored."""
-        return cls(
-            str(option["host"]),
-            int(option.get("port", DEFAULT_ENDPOINT_PORT)),
-            option.get("ca_bundle") or None,
-        )
-
-
-def normalize_host(host: str) -> str | None:
-    """An IP address or a lower-case ASCII (IDNA) host name; None when invalid."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    name = host.removesuffix(".")
-    if not name or len(name) > 253:
-        return None
-    try:
-        name = name.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-    labels = name.split(".")
-    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        return None
-    if labels[-1].isdigit():  # 10.1 or 1.2.3: a malformed address, not a name
-        return None
-    return name
-
-
-def _split_host_port(target: str, line: str) -> tuple[str, int]:
-    port_text: str | None = None
-    if target.startswith("["):
-        if not (match := _BRACKETED.fullmatch(target)):
-            raise InvalidEndpointError(line)
-        host_text, port_text = match[1], match[2]
-        try:
-            ipaddress.IPv6Address(host_text)
-        except ValueError as err:
-            raise InvalidEndpointError(line) from err
-    elif target.count(":") > 1:
-        host_text = target  # a bare IPv6 address: no port
-    elif ":" in target:
-        host_text, port_text = target.rsplit(":", 1)
-    else:
-        host_text = target
-    port = DEFAULT_ENDPOINT_PORT
-    if port_text is not None:
-        if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
-            raise InvalidEndpointError(line)
-        port = int(port_text)
-    host = normalize_host(host_text)
-    if host is None:
-        raise InvalidEndpointError(line)
-    return host, port
-
-
-def parse_endpoint(line: str) -> EndpointOption:
-    """Parse ``host``, ``host:port`` or ``[IPv6]:port``, then ``ca=/path``."""
-    tokens = line.split()
-    if not tokens:
-        raise InvalidEndpointError(line)
-    host, port = _split_host_port(tokens[0], line)
-    ca_bundle: str | None = None
-    for token in tokens[1:]:
-        name, separator, value = token.partition("=")
-        if name.lower() != "ca" or not separator or not value or ca_bundle:
-            raise InvalidEndpointError(line)
-        ca_bundle = value
-    return EndpointOption(host, port, ca_bundle)
-
-
-def parse_endpoints(text: str) -> list[EndpointOption]:
-    """Parse one endpoint per line; blank lines are skipped, repeats dropped."""
-    endpoints: dict[tuple[str, int], EndpointOption] = {}
-    for raw in text.splitlines():
-        if not raw.strip():
-            continue
-        endpoint = parse_endpoint(raw.strip())
-        endpoints.setdefault((endpoint.host, endpoint.port), endpoint)
-    return list(endpoints.values())
-
 
 def endpoints_from_options(options: Mapping[str, Any]) -> list[EndpointOption]:
     """The endpoints an entry's options list."""
@@ -283,8 +162,9 @@ def check_endpoint_text(hass: HomeAssistant, text: str) -> EndpointCheck:
     """Parse the list and check every CA bundle. Blocking: run in the executor."""
     try:
         endpoints = parse_endpoints(text)
-    except InvalidEndpointError as err:
-        return EndpointCheck([], "invalid_endpoint", err.line)
+    except InvalidEndpointListError as err:
+        lines = "; ".join(f"{number}: “{line}”" for number, line in err.lines)
+        return EndpointCheck([], "invalid_endpoint", lines)
     if len(endpoints) > MAX_ENDPOINTS:
         return EndpointCheck([], "too_many_endpoints", str(len(endpoints)))
     for endpoint in endpoints:
@@ -337,13 +217,18 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class CertificateStatus:
-    """An observation judged at one instant."""
+    """An observation judged at one instant.
+
+    ``pending`` is true while the managed certificate has not been obtained
+    yet: not a problem, the renewal is about to obtain it.
+    """
 
     source: CertificateSource
     observation: Observation
     problems: tuple[Problem, ...]
     days_remaining: int | None
     missing_names: tuple[str, ...] = ()
+    pending: bool = False
 
     @property
     def info(self) -> CertificateInfo | None:
@@ -373,7 +258,11 @@ def evaluate(
 ) -> CertificateStatus:
     """Judge an observation at ``now``."""
     problems: set[Problem] = set()
-    if observation.error is not None:
+    pending = (
+        source.kind is CertificateKind.MANAGED
+        and observation.error is Problem.NOT_FOUND
+    )
+    if observation.error is not None and not pending:
         problems.add(observation.error)
     if observation.key_matches is False:
         problems.add(
@@ -414,6 +303,7 @@ def evaluate(
         tuple(sorted(problems, key=_PRIORITY.__getitem__)),
         days,
         missing,
+        pending,
     )
 
 
@@ -438,7 +328,11 @@ def status_attributes(status: CertificateStatus) -> dict[str, Any]:
     """The problem binary sensor's attributes: no secrets, dates in ISO 8601."""
     source, observation, info = status.source, status.observation, status.info
     attributes: dict[str, Any] = {
-        "reason": status.reason.value if status.reason else None,
+        "reason": status.reason.value
+        if status.reason
+        else REASON_NOT_ISSUED_YET
+        if status.pending
+        else REASON_OK,
         "days_remaining": status.days_remaining,
     }
     if source.endpoint is not None:

@@ -216,6 +216,15 @@ class RenewalCoordinator:
         self._unexpected_logged = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
+    @property
+    def next_renewal(self) -> datetime | None:
+        """When the certificate is renewed (or retried) next.
+
+        Before the first check knows a due time (no certificate yet), the
+        time of that first check, when the first certificate is obtained.
+        """
+        return self.state.next_renewal or self.next_check
+
     # --- life cycle -------------------------------------------------------------
 
     @callback

@@ -74,7 +74,7 @@ RENEWAL_SENSORS: tuple[RenewalSensorDescription, ...] = (
         key="next_renewal",
         translation_key="next_renewal",
         device_class=SensorDeviceClass.TIMESTAMP,
-        value_fn=lambda scheduler: scheduler.state.next_renewal,
+        value_fn=lambda renewal: renewal.next_renewal,
     ),
     RenewalSensorDescription(
         key="last_renewal_result",

@@ -13,6 +13,7 @@ succeeds or does nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,8 +39,14 @@ from .protocol.files import MatchingPair, read_matching_pair
 HANDSHAKE_TIMEOUT: Final = 10.0
 SERVED_CHECK_INTERVAL: Final = timedelta(hours=1)
 RESTART_REQUIRED: Final = "restart_required"
-# Home Assistant's http ssl_profile values.
+# Home Assistant's http ssl_profile values; 2026.11 names them by guideline
+# version and reads the old names as the version 4 ones.
+SSL_MODERN: Final = "modern"
 SSL_INTERMEDIATE: Final = "intermediate"
+_UNVERSIONED_PROFILES: Final = {
+    SSL_MODERN: "modern_v4",
+    SSL_INTERMEDIATE: "intermediate_v4",
+}
 DATA_SERVED: HassKey[ServedCertificate] = HassKey(f"{DOMAIN}_served")
 
 
@@ -92,6 +99,23 @@ def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> 
     return os.path.realpath(first) == os.path.realpath(second)
 
 
+def server_context_for(profile: str | None) -> ssl.SSLContext:
+    """An empty server context for an http ``ssl_profile``, as Home Assistant makes it.
+
+    Home Assistant 2026.11 has ``server_context(profile)`` for its versioned
+    profiles; 2026.10 has one function per profile.
+    """
+    make: Callable[[Any], ssl.SSLContext] | None = getattr(
+        ssl_util, "server_context", None
+    )
+    if make is not None:
+        name = profile or SSL_MODERN
+        return make(_UNVERSIONED_PROFILES.get(name, name))
+    if profile == SSL_INTERMEDIATE:
+        return ssl_util.server_context_intermediate()
+    return ssl_util.server_context_modern()
+
+
 def build_server_context(
     pair: MatchingPair, profile: str | None, peer_certificate: str | None
 ) -> ssl.SSLContext:
@@ -100,11 +124,7 @@ def build_server_context(
     The key only ever touches a private temporary directory, for the moment
     OpenSSL needs a file name.
     """
-    context = (
-        ssl_util.server_context_intermediate()
-        if profile == SSL_INTERMEDIATE
-        else ssl_util.server_context_modern()
-    )
+    context = server_context_for(profile)
     with tempfile.TemporaryDirectory(prefix="sra-swap-") as directory:
         cert_file = Path(directory, "fullchain.pem")
         key_file = Path(directory, "privkey.pem")

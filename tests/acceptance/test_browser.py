@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 import os
 from pathlib import Path
+import re
 import shutil
 
 import aiohttp
@@ -95,6 +96,9 @@ async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> 
         await _log_in(page, sandbox.url, shots)
         await _add_integration(page, sandbox.url, values, shots)
         await _check_device_page(page, shots)
+        await _fix_an_endpoint_list(page, sandbox.url, shots)
+        await _open_a_repair(page, shots)
+        await _find_the_actions(page, shots)
     except Exception:
         await shots.take("failure")
         raise
@@ -125,15 +129,26 @@ async def _add_integration(
     await shots.take("search")
     await page.get_by_text("Secure Remote Access", exact=True).first.click()
 
-    # DuckDNS.
-    await page.get_by_role("textbox", name="DuckDNS names").fill(values["domain"])
-    await page.get_by_role("textbox", name="Token").fill(values["token"])
+    # DuckDNS, first with a mistyped token: the error names it, nothing is lost.
+    names = page.get_by_role("textbox", name="DuckDNS names")
+    token = page.get_by_role("textbox", name="Token")
+    await names.fill(values["domain"])
+    await token.fill(values["token"][:-4])
     # The sandbox's DuckDNS stand-in goes in the collapsed testing section.
     url_field = page.get_by_role("textbox", name="DuckDNS update URL")
     await expect(url_field).to_be_hidden()
     await page.get_by_text("For testing").click()
     await url_field.fill(values["duckdns_url"])
     await shots.take("duckdns")
+    await page.get_by_role("button", name="Submit").click()
+    await expect(page.get_by_text("A DuckDNS token looks like")).to_be_visible()
+    await expect(names).to_have_value(values["domain"])
+    await expect(token).to_have_value(values["token"][:-4])
+    if not await url_field.is_visible():
+        await page.get_by_text("For testing").click()
+    await expect(url_field).to_have_value(values["duckdns_url"])
+    await shots.take("duckdns-error")
+    await token.fill(values["token"])
     await page.get_by_role("button", name="Submit").click()
 
     # The flow checked the token with DuckDNS and offers a certificate.
@@ -166,6 +181,20 @@ async def _add_integration(
     await dns_server.fill(values["dns_server"])
     await dns_server.scroll_into_view_if_needed()
     await shots.take("certificate-form")
+    # A file that is no certificate as the CA bundle: an error on that field.
+    bundle = page.get_by_role("textbox", name="CA bundle of the ACME server")
+    await bundle.fill(str(Path(values["acme_ca_bundle"]).parent / "hass.log"))
+    await page.get_by_role("button", name="Submit").click()
+    await expect(page.get_by_text("holds no certificate")).to_be_visible()
+    await shots.take("certificate-error")
+    # Only the bundle is corrected: the other fields, the section too, kept.
+    await expect(
+        page.get_by_role("textbox", name="Directory URL of the other CA")
+    ).to_have_value(values["acme_directory_url"])
+    if not await dns_server.is_visible():
+        await page.get_by_text("For testing").click()
+    await expect(dns_server).to_have_value(values["dns_server"])
+    await bundle.fill(values["acme_ca_bundle"])
     await page.get_by_role("button", name="Submit").click()
 
     # The CA's terms; accepting them creates the ACME account.
@@ -212,3 +241,53 @@ async def _check_device_page(page: Page, shots: Screenshots) -> None:
     await page.get_by_text("Devices", exact=True).click(force=True)
     await expect(page.get_by_text("Managed certificate days remaining")).to_be_visible()
     await shots.take("overview")
+
+
+async def _settings(page: Page, *path: str) -> None:
+    """Follow the README's navigation: **Settings → ... → ...** by menu names."""
+    await page.get_by_role("link", name="Settings").first.click()
+    for name in path:
+        await page.get_by_role("link", name=name).first.click()
+
+
+async def _fix_an_endpoint_list(page: Page, url: str, shots: Screenshots) -> None:
+    """Configure → Certificate monitoring: every bad line named, nothing retyped."""
+    await _settings(page, "Devices & services")
+    await page.wait_for_url(f"{url}/config/integrations/dashboard")
+    await page.get_by_role("link", name="Secure Remote Access").click()
+    await page.get_by_role("button", name="Configure").first.click()
+    await page.get_by_text("Certificate monitoring").click()
+    endpoints = page.get_by_role("textbox", name="Endpoints")
+    await endpoints.fill("127.0.0.1:8123\nmy router\nhttps://127.0.0.1:9/")
+    await page.get_by_role("button", name="Submit").click()
+    await expect(page.get_by_text("2: “my router”")).to_be_visible()
+    await shots.take("endpoints-error")
+    await expect(endpoints).to_have_value(
+        "127.0.0.1:8123\nmy router\nhttps://127.0.0.1:9/"
+    )
+    await endpoints.fill("127.0.0.1:8123\nhttps://127.0.0.1:9/")
+    await page.get_by_role("button", name="Submit").click()
+    await expect(page.get_by_text("Options successfully saved")).to_be_visible()
+    await shots.take("endpoints-saved")
+    await page.get_by_role("button", name="Finish").click()
+
+
+async def _open_a_repair(page: Page, shots: Screenshots) -> None:
+    """**Settings → System → Repairs**: a finding explains why it matters first."""
+    await _settings(page, "System", "Repairs")
+    await page.get_by_text("Failed logins never ban anyone").click()
+    await expect(page.get_by_text("Why it matters:")).to_be_visible()
+    await shots.take("repair")
+    await page.keyboard.press("Escape")
+
+
+async def _find_the_actions(page: Page, shots: Screenshots) -> None:
+    """**Settings → Tools → Actions** has the renew action."""
+    await _settings(page, "Tools", "Actions")
+    await page.get_by_text("Action", exact=True).last.click()
+    # The picker's own search field (typing elsewhere triggers shortcuts).
+    await page.get_by_placeholder(re.compile("^Search")).last.fill("Renew certificate")
+    await expect(
+        page.get_by_text("secure_remote_access.renew_certificate")
+    ).to_be_visible()
+    await shots.take("actions")

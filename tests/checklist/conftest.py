@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import importlib
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -40,6 +41,8 @@ SYSTEM_INFO = (
     "custom_components.secure_remote_access.checklist.snapshot.async_get_system_info"
 )
 IS_HASSIO = "custom_components.secure_remote_access.checklist.snapshot.is_hassio"
+# Imported here so that patching it works before anything else imported it.
+importlib.import_module("homeassistant.components.hassio")
 SUPERVISOR_CLIENT = "homeassistant.components.hassio.get_supervisor_client"
 EXTERNAL_URL = "https://myhome.duckdns.org"
 SAFE_HTTP: dict[str, Any] = {

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.secure_remote_access.checklist.checks import CHECK_IDS
 from custom_components.secure_remote_access.const import DOMAIN
 
 from .conftest import Installation
@@ -47,6 +51,36 @@ async def _submit(client: TestClient, flow_id: str) -> dict[str, Any]:
     return data
 
 
+async def _step_text(hass: HomeAssistant, issue_id: str, flow: dict[str, Any]) -> str:
+    """The English text of a fix flow's step, placeholders filled in."""
+    strings = await async_get_translations(hass, "en", "issues", [DOMAIN])
+    key = (
+        f"component.{DOMAIN}.issues.{issue_id}.fix_flow.step."
+        f"{flow['step_id']}.description"
+    )
+    return strings[key].format(**flow["description_placeholders"])
+
+
+def test_every_fix_flow_starts_with_why_it_matters() -> None:
+    """The why of each checklist issue is on the first (only) step of its fix."""
+    strings = json.loads(
+        (
+            Path(__file__).parents[2]
+            / "custom_components/secure_remote_access/translations/en.json"
+        ).read_text()
+    )
+    for check_id in CHECK_IDS:
+        issue = strings["issues"][check_id]
+        why = issue["description"].split("\n\n")[0]
+        step = issue["fix_flow"]["step"]["confirm"]["description"]
+        assert step.startswith("Why it matters: "), check_id
+        assert why[1:] in step, check_id
+        # The check's label in the options is the issue's title: one wording.
+        assert strings["selector"]["check_ids"]["options"][check_id] == issue["title"]
+    mfa = strings["issues"]["admin_without_mfa"]["fix_flow"]["step"]["confirm"]
+    assert "For each of" not in mfa["description"]
+
+
 def _issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
     return ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
 
@@ -66,6 +100,10 @@ async def test_checklist_fix_flow_rechecks(
         "paths": str(installation.key),
         "modes": "0644",
     }
+    # The first step a user sees says why it matters, then how to fix it.
+    text = await _step_text(hass, "private_key_world_readable", flow)
+    assert text.startswith("Why it matters: The private key")
+    assert f"chmod 600 on {installation.key}" in text
     result = await _submit(client, flow["flow_id"])
     assert result["type"] == "abort"
     assert result["reason"] == "still_failing"

@@ -15,6 +15,8 @@ import uuid
 
 import aiohttp
 
+from .connection import describe_connection_error
+
 DEFAULT_UPDATE_URL: Final = "https://www.duckdns.org/update"
 DUCKDNS_SUFFIX: Final = ".duckdns.org"
 MAX_DOMAINS: Final = 5
@@ -39,7 +41,18 @@ class DuckDnsConnectionError(DuckDnsError):
 
 
 class InvalidDomainError(ValueError):
-    """A name that is not a DuckDNS sub-domain."""
+    """A name that is not a DuckDNS sub-domain; ``reason`` says why.
+
+    Reasons: ``empty`` (nothing entered), ``space`` (a space inside a name),
+    ``not_duckdns`` (a name under another domain), ``invalid`` (characters or
+    length), ``too_many`` (``name`` is then the number of names).
+    """
+
+    def __init__(self, name: str, reason: str = "invalid") -> None:
+        """Remember the name and why it is refused."""
+        super().__init__(f"{name!r}: {reason}")
+        self.name = name
+        self.reason = reason
 
 
 class InvalidTokenError(ValueError):
@@ -65,10 +78,16 @@ class TxtUpdateResult:
 
 def normalize_domain(name: str) -> str:
     """Return the full lower-case DuckDNS name for ``myhome`` or ``myhome.duckdns.org``."""
-    candidate = name.strip().lower().rstrip(".")
-    candidate = candidate.removesuffix(DUCKDNS_SUFFIX)
+    shown = name.strip()
+    candidate = shown.lower().rstrip(".").removesuffix(DUCKDNS_SUFFIX)
+    if not candidate:
+        raise InvalidDomainError(shown, "empty")
+    if any(character.isspace() for character in candidate):
+        raise InvalidDomainError(shown, "space")
+    if "." in candidate:
+        raise InvalidDomainError(shown, "not_duckdns")
     if not _LABEL.match(candidate):
-        raise InvalidDomainError(name)
+        raise InvalidDomainError(shown, "invalid")
     return f"{candidate}{DUCKDNS_SUFFIX}"
 
 
@@ -76,10 +95,10 @@ def parse_domains(text: str) -> list[str]:
     """Parse up to five comma-separated DuckDNS names into sorted, unique full names."""
     parts = [part for part in text.split(",") if part.strip()]
     if not parts:
-        raise InvalidDomainError(text)
+        raise InvalidDomainError("", "empty")
     names = sorted({normalize_domain(part) for part in parts})
     if len(names) > MAX_DOMAINS:
-        raise InvalidDomainError(text)
+        raise InvalidDomainError(str(len(names)), "too_many")
     return names
 
 
@@ -197,7 +216,7 @@ class DuckDnsClient:
                     raw = await response.content.read(_MAX_BODY)
             except (aiohttp.ClientError, TimeoutError) as err:
                 raise DuckDnsConnectionError(
-                    f"cannot reach DuckDNS: {type(err).__name__}"
+                    f"cannot reach DuckDNS: {describe_connection_error(err)}"
                 ) from err
         body = raw.decode("utf-8", errors="replace").strip()
         lines = [line.strip() for line in body.splitlines()]

@@ -703,8 +703,9 @@ def _problem(status: int, kind: str, detail: str = "") -> Reply:
         (_problem(404, "malformed", "unknown serial"), True),
         (_problem(409, "alreadyReplaced", "already replaced"), True),
         (_problem(429, "rateLimited", "too many"), False),
-        (_problem(500, "serverInternal", "oops"), False),
+        (_problem(500, "serverInternal", "no order for that certificate"), True),
         (_problem(503, "serverInternal", "busy"), False),
+        (_problem(502, "serverInternal", "bad gateway"), False),
     ],
 )
 async def test_replaces_is_a_hint(
@@ -713,7 +714,7 @@ async def test_replaces_is_a_hint(
     refusal: Reply,
     retried: bool,
 ) -> None:
-    """A refusal about ``replaces`` is retried once without it; rate limits and 5xx not."""
+    """A refusal about ``replaces`` is retried once without it; rate limits and outages not."""
     ca.on("new-order", refusal, _problem(400, "malformed", "second order"))
     with pytest.raises(AcmeProblemError) as err:
         await make().issue_certificate(

@@ -15,6 +15,8 @@ from .crypto import (
 from .dns import Dns01Solver, DnsPropagationChecker, PropagationChecker, is_nameserver
 from .errors import (
     AccountDoesNotExistError,
+    AcmeCaBundleError,
+    AcmeCertificateError,
     AcmeConnectionError,
     AcmeError,
     AcmeProblemError,
@@ -55,6 +57,8 @@ __all__ = [
     "Account",
     "AccountDoesNotExistError",
     "AccountKey",
+    "AcmeCaBundleError",
+    "AcmeCertificateError",
     "AcmeClient",
     "AcmeConnectionError",
     "AcmeError",

@@ -416,7 +416,8 @@ class AcmeClient:
         """Order with ``replaces``; when the CA refuses that, order once without.
 
         ``replaces`` is a hint: Boulder refuses it for another account's or
-        another CA's certificate (403, 404) or one already replaced (409).
+        another CA's certificate (403, 404) or one already replaced (409);
+        Pebble answers 500 when it cannot find the replaced certificate.
         Returns the order and the ``replaces`` value it was accepted with.
         """
         try:
@@ -487,12 +488,16 @@ class AcmeClient:
 def refuses_replaces(error: AcmeProblemError) -> bool:
     """Whether an order refusal may be about ``replaces`` (worth one retry without).
 
-    Rate limits, bad nonces, server errors and errors the client raised
-    itself before asking are not.
+    4xx refusals other than rate limits and bad nonces are; so is HTTP 500,
+    which Pebble (like other CAs) answers when it cannot find the replaced
+    certificate's order. An overloaded or unavailable CA (502, 503, 504) and
+    errors the client raised itself before asking are not.
     """
     if isinstance(error, (RateLimitedError, BadNonceError)):
         return False
-    return error.status is not None and 400 <= error.status < 500
+    return error.status is not None and (
+        400 <= error.status < 500 or error.status == 500
+    )
 
 
 def _matches(chain_pem: str, issuer_cn: str) -> bool:

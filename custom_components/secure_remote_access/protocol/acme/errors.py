@@ -49,6 +49,14 @@ class AcmeTimeoutError(AcmeConnectionError):
     """A request to the ACME server did not finish in time."""
 
 
+class AcmeCertificateError(AcmeConnectionError):
+    """The ACME server's TLS certificate is not trusted (a private CA: set a CA bundle)."""
+
+
+class AcmeCaBundleError(AcmeConnectionError):
+    """The CA bundle given for the ACME server cannot be read or holds no certificate."""
+
+
 class MalformedResponseError(AcmeError):
     """The ACME server sent a reply that does not follow RFC 8555."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import hashlib
 import hmac
 import json
+import re
 from typing import Any, Final
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,6 +40,14 @@ def b64url(data: bytes) -> str:
 def b64url_decode(text: str) -> bytes:
     """Decode base64url with or without padding."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_B64URL: Final = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
+def is_b64url(text: str) -> bool:
+    """Whether ``text`` is non-empty base64url (what CAs hand out as EAB HMAC keys)."""
+    return bool(_B64URL.fullmatch(text)) and len(text.rstrip("=")) % 4 != 1
 
 
 def _json_bytes(value: Any) -> bytes:

@@ -18,12 +18,19 @@ import os
 import re
 import ssl
 from typing import Any, Final
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from custom_components.secure_remote_access.protocol.connection import (
+    describe_connection_error,
+    is_certificate_error,
+)
+
 from .errors import (
+    AcmeCaBundleError,
+    AcmeCertificateError,
     AcmeConnectionError,
     AcmeError,
     AcmeProblemError,
@@ -98,6 +105,12 @@ class AcmeResponse:
         return found
 
 
+def _where(url: str) -> str:
+    """``host:port`` of a URL, for messages."""
+    parsed = urlsplit(url)
+    return parsed.netloc or url
+
+
 async def _read_capped(resp: aiohttp.ClientResponse, what: str) -> bytes:
     """The whole body, or MalformedResponseError beyond MAX_RESPONSE_BYTES."""
     chunks: list[bytes] = []
@@ -163,9 +176,18 @@ class AcmeTransport:
         if self._ssl_context is None and self._ca_bundle is not None:
             cafile = os.fspath(self._ca_bundle)
             loop = asyncio.get_running_loop()
-            self._ssl_context = await loop.run_in_executor(
-                None, lambda: ssl.create_default_context(cafile=cafile)
-            )
+            try:
+                self._ssl_context = await loop.run_in_executor(
+                    None, lambda: ssl.create_default_context(cafile=cafile)
+                )
+            except ssl.SSLError as err:
+                raise AcmeCaBundleError(
+                    f"the CA bundle {cafile} holds no usable certificate"
+                ) from err
+            except OSError as err:
+                raise AcmeCaBundleError(
+                    f"the CA bundle {cafile} cannot be read: {err.strerror or err}"
+                ) from err
         return self._ssl_context if self._ssl_context is not None else True
 
     async def request(
@@ -198,9 +220,14 @@ class AcmeTransport:
                     payload,
                 )
         except TimeoutError as err:
-            raise AcmeTimeoutError(f"{method} {url} timed out") from err
+            raise AcmeTimeoutError(f"{_where(url)}: no answer in time") from err
         except aiohttp.ClientError as err:
-            raise AcmeConnectionError(f"{method} {url} failed: {err}") from err
+            error = (
+                AcmeCertificateError
+                if is_certificate_error(err)
+                else AcmeConnectionError
+            )
+            raise error(f"{_where(url)}: {describe_connection_error(err)}") from err
         nonce = response.headers.get("Replay-Nonce")
         if nonce and _NONCE_RE.match(nonce):
             self._nonces.append(nonce)
