@@ -72,7 +72,7 @@ def fake_ca() -> Generator[FakeCa]:
         return await ca.renewal_info(current)
 
     with (
-        patch.object(CertificateManager, "async_issue", issue),
+        patch.object(CertificateManager, "async_order", issue),
         patch.object(CertificateManager, "async_renewal_info", renewal_info),
     ):
         yield ca

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Generator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from cryptography import x509
 from freezegun import freeze_time
@@ -23,7 +24,11 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.secure_remote_access.certificate import CertificateRenewalError
+from custom_components.secure_remote_access import certificate as certificate_module
+from custom_components.secure_remote_access.certificate import (
+    CertificateManager,
+    CertificateRenewalError,
+)
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
@@ -35,7 +40,9 @@ from custom_components.secure_remote_access.const import (
     CONF_PROFILE,
     DOMAIN,
 )
+from custom_components.secure_remote_access.protocol import files as files_module
 from custom_components.secure_remote_access.protocol.acme import RenewalInfo
+from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import PebbleServer
@@ -501,6 +508,240 @@ async def test_unload_cancels_the_running_order(
     assert fake_ca.max_running == 1
     assert len(fake_ca.issued) == 1
     assert hass.states.get(RESULT).state == "renewed"
+
+
+async def test_a_failed_write_never_costs_a_new_order(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The certificate the CA issued is kept and written by the retry, not ordered again."""
+    _mock_duckdns(aioclient_mock)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    real_write = files_module.write_certificate_pair
+    disk_full = [True, True]
+
+    def write(*args: Any, **kwargs: Any) -> Any:
+        if disk_full:
+            disk_full.pop()
+            raise files_module.PairWriteError(
+                "cannot write the new pair: No space left"
+            )
+        return real_write(*args, **kwargs)
+
+    with patch.object(certificate_module, "write_certificate_pair", write):
+        await _setup(hass, entry)
+        await _advance(hass, freezer, timedelta(minutes=1))
+        assert fake_ca.orders == 1
+        assert hass.states.get(RESULT).state == "failed"
+        assert (
+            "No space left"
+            in _failed_issue(issue_registry, entry).translation_placeholders["detail"]
+        )
+        await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+        assert fake_ca.orders == 1, "ordered again instead of writing the kept one"
+        assert hass.states.get(RESULT).state == "failed"
+        # A restart in between: the certificate is kept in private storage.
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await _advance(hass, freezer, timedelta(minutes=11))
+    assert fake_ca.orders == 1
+    assert hass.states.get(RESULT).state == "renewed"
+    assert len(fake_ca.issued) == 1
+    assert _serial(tmp_path / "fullchain.pem") is not None
+    assert not await entry.runtime_data.renewal._stash.async_load()
+
+
+async def test_nothing_is_ordered_when_the_pair_cannot_be_written(
+    hass: HomeAssistant, tmp_path: Path, aioclient_mock: Any
+) -> None:
+    """A file where the key's directory should be: an error before any CA request."""
+    _mock_duckdns(aioclient_mock)
+    (tmp_path / "keys").write_text("not a directory")
+    entry = _entry(
+        "https://www.duckdns.org/update",
+        tmp_path,
+        acme_directory="https://127.0.0.1:9/dir",
+        private_key_path=str(tmp_path / "keys" / "privkey.pem"),
+    )
+    hass.set_state(CoreState.starting)  # no timer-driven check in the way
+    await _setup(hass, entry)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "renew_certificate",
+            {"config_entry_id": entry.entry_id},
+            blocking=True,
+        )
+    detail = err.value.translation_placeholders["detail"]
+    assert "keys" in detail and "connection refused" not in detail
+
+
+async def test_a_clock_behind_the_ca_does_not_lose_the_certificate(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A certificate valid from the CA's now, a day ahead of ours, is written."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.clock_ahead = timedelta(days=1)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert (fake_ca.orders, hass.states.get(RESULT).state) == (1, "renewed")
+    assert "clock is 1440 minutes behind" in caplog.text
+
+
+async def test_a_timer_waiting_behind_an_action_keeps_the_backoff(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """The retry timer fires while a manual retry runs; it does not order again at once."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.failures = [
+        CertificateRenewalError("HTTP 500"),
+        CertificateRenewalError("HTTP 500"),
+    ]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert fake_ca.orders == 1
+    fake_ca.gate = asyncio.Event()
+    action = hass.async_create_task(
+        hass.services.async_call(
+            DOMAIN,
+            "renew_certificate",
+            {"config_entry_id": entry.entry_id},
+            blocking=True,
+        )
+    )
+    while fake_ca.running == 0:
+        await asyncio.sleep(0)
+    freezer.tick(timedelta(minutes=1, seconds=1))  # the retry timer's time
+    async_fire_time_changed(hass)
+    await asyncio.sleep(0)
+    fake_ca.gate.set()
+    with pytest.raises(HomeAssistantError):
+        await action
+    await hass.async_block_till_done()
+    assert fake_ca.orders == 2, (
+        "the queued timer ordered at the instant the action failed"
+    )
+    assert entry.runtime_data.renewal.state.failures == 2
+
+
+async def test_a_clock_that_was_a_year_ahead_does_not_stall_renewal(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """A failure while the clock was ahead: after the correction, retries resume."""
+    _mock_duckdns(aioclient_mock)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    hass.set_state(CoreState.starting)
+    await _setup(hass, entry)
+    year = dt_util.utcnow() + timedelta(days=365)
+    renewal = entry.runtime_data.renewal
+    await renewal._async_update(
+        failures=1, failed_order=True, next_attempt=year, retry_after=year
+    )
+    hass.set_state(CoreState.running)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
+    # The first check finds the far times and resets them; the retry follows.
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert renewal.next_check is not None
+    assert renewal.next_check <= dt_util.utcnow() + timedelta(minutes=1)
+    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    assert fake_ca.orders == 1
+    assert hass.states.get(RESULT).state == "renewed"
+
+
+async def test_broken_stored_dates_do_not_stop_renewal(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A hand-edited state file with dates without a zone or impossible ones."""
+    _mock_duckdns(aioclient_mock)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    hass_storage[f"{DOMAIN}.renewal_{entry.entry_id}"] = {
+        "version": 1,
+        "key": f"{DOMAIN}.renewal_{entry.entry_id}",
+        "data": {
+            "failures": 1,
+            "next_attempt": "2020-01-01T00:00:00",
+            "ari_next_poll": "2025-13-01T00:00:00",
+        },
+    }
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert fake_ca.orders == 1
+    assert hass.states.get(RESULT).state == "renewed"
+
+
+async def test_retry_after_survives_a_certificate_copied_in(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """A rate limit, then someone copies a good certificate in: still no request early."""
+    _mock_duckdns(aioclient_mock)
+    retry_after = dt_util.utcnow() + timedelta(days=2)
+    fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    certs.issue([NAME], key=certs.generate_key(slot=23)).write(tmp_path)
+    ari_calls = fake_ca.ari_calls
+    response = await hass.services.async_call(
+        DOMAIN,
+        "renew_certificate",
+        {"config_entry_id": entry.entry_id},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["renewed"] is False
+    state = entry.runtime_data.renewal.state
+    assert state.retry_after == retry_after
+    assert fake_ca.ari_calls == ari_calls, "asked the CA inside its Retry-After"
+
+
+async def test_a_failed_check_that_was_not_due_orders_nothing(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """An error while checking a certificate that is not due: its retry only checks."""
+    _mock_duckdns(aioclient_mock)
+    certs.issue([NAME], key=certs.generate_key(slot=24)).write(tmp_path)
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    with patch.object(
+        CertificateManager, "async_decide", side_effect=RuntimeError("resolver broke")
+    ):
+        await _setup(hass, entry)
+        await _advance(hass, freezer, timedelta(minutes=1))
+    assert hass.states.get(RESULT).state == "failed"
+    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    assert fake_ca.orders == 0
+    assert hass.states.get(RESULT).state == "not_due"
 
 
 async def test_action_reports_a_cancelled_renewal(

@@ -48,13 +48,20 @@ from .protocol.acme import (
     KeyType,
     RenewalInfo,
     ari_cert_id,
+    describe_acme_error,
     is_nameserver,
 )
-from .protocol.certificates import CertificateError, CertificateInfo, read_file_limited
+from .protocol.certificates import (
+    DEFAULT_CLOCK_SKEW,
+    CertificateError,
+    CertificateInfo,
+    read_file_limited,
+)
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
 from .protocol.files import (
     RecoveryStatus,
+    check_pair_writable,
     read_certificate_pair,
     recover_pair,
     write_certificate_pair,
@@ -408,14 +415,15 @@ class CertificateManager:
             LOGGER.warning("CNAME delegation broken: %s", err.message)
             raise CertificateDelegationError(err) from err
 
-    async def async_issue(
+    async def async_order(
         self, current: CurrentCertificate | None, *, replaces: bool = True
     ) -> IssuedCertificate:
-        """Order a certificate, answer the challenges, verify and write the pair.
+        """Order a certificate and answer the challenges; nothing is written.
 
-        ``replaces``: name the current certificate in the order (ARI). Every
-        expected failure becomes a CertificateRenewalError with a reason for
-        the user; the pair on disk is either the old or the new one.
+        ``replaces``: name the current certificate in the order (ARI). Before
+        anything is asked of the CA, the pair's paths must be writable: a
+        certificate that could not be written would be ordered again and
+        again. Every expected failure is a CertificateRenewalError.
         """
         settings = self.settings
         if settings.dns_server and not is_nameserver(settings.dns_server):
@@ -423,6 +431,14 @@ class CertificateManager:
                 f"the DNS server for propagation checks ({settings.dns_server}) "
                 "is not an IP address or IP:port"
             )
+        try:
+            await self.hass.async_add_executor_job(
+                check_pair_writable,
+                settings.certificate_path,
+                settings.private_key_path,
+            )
+        except CertificateError as err:
+            raise CertificateRenewalError(str(err)) from err
         # Before the order: a broken delegation never reaches the CA.
         self._solver.delegations = await self.async_check_delegations()
         try:
@@ -431,7 +447,7 @@ class CertificateManager:
             checker = DnsPropagationChecker(
                 [settings.dns_server] if settings.dns_server else None
             )
-            issued = await client.issue_certificate(
+            return await client.issue_certificate(
                 settings.names,
                 self._solver,
                 checker,
@@ -442,12 +458,29 @@ class CertificateManager:
             )
         except AcmeError as err:
             raise CertificateRenewalError(
-                str(err), getattr(err, "retry_after", None)
+                describe_acme_error(err), getattr(err, "retry_after", None)
             ) from err
         except DuckDnsError as err:
             raise CertificateRenewalError(str(err)) from err
         except OSError as err:  # a CA bundle or DNS server that cannot be used
             raise CertificateRenewalError(_os_error_detail(err)) from err
+
+    async def async_write(self, issued: IssuedCertificate) -> None:
+        """Verify the issued pair and install it atomically.
+
+        Verified at the CA's own notBefore when this clock is behind: a fresh
+        certificate is never thrown away because of the local clock.
+        """
+        settings = self.settings
+        now = dt_util.utcnow()
+        if issued.not_before > now:
+            if issued.not_before - now > DEFAULT_CLOCK_SKEW:
+                LOGGER.warning(
+                    "This system's clock is %d minutes behind the certificate "
+                    "authority's: check its time synchronisation",
+                    round((issued.not_before - now).total_seconds() / 60),
+                )
+            now = issued.not_before
         try:
             await self.hass.async_add_executor_job(
                 partial(
@@ -457,6 +490,7 @@ class CertificateManager:
                     issued.fullchain_pem.encode(),
                     issued.private_key_pem.encode(),
                     expected_names=settings.names,
+                    now=now,
                 )
             )
         except CertificateError as err:
@@ -466,7 +500,6 @@ class CertificateManager:
             ", ".join(issued.names),
             issued.not_after.isoformat(),
         )
-        return issued
 
     async def _ensure_account(self, client: AcmeClient) -> None:
         if client.account_url is not None:

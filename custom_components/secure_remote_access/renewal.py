@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 import random
 from typing import Any, Final
@@ -33,155 +33,34 @@ from .const import DOMAIN, EVENT_CERTIFICATE_RENEWED, LOGGER
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.acme import AcmeError, IssuedCertificate
 from .protocol.schedule import RenewalReason, decide, moment_in_window, next_retry
+from .renewal_state import (
+    _NO_ARI,
+    ARI_DEFAULT_POLL,
+    ARI_MAX_POLL,
+    ARI_MIN_POLL,
+    RenewalOutcome,
+    RenewalResult,
+    RenewalState,
+    delegation_issue_id,
+    renewal_failed_issue_id,
+)
 from .served import async_swap_after_renewal
+
+__all__ = [
+    "RenewalCoordinator",
+    "RenewalOutcome",
+    "RenewalResult",
+    "RenewalState",
+    "async_remove_renewal_state",
+    "delegation_issue_id",
+    "renewal_failed_issue_id",
+]
 
 STORAGE_VERSION: Final = 1
 # At least two checks a day, at jittered times.
 CHECK_INTERVAL: Final = timedelta(hours=12)
 CHECK_JITTER: Final = timedelta(hours=1)
 FIRST_CHECK_DELAY: Final = (10.0, 60.0)
-# Ask the CA for its ARI window at most this often unless it says otherwise.
-ARI_DEFAULT_POLL: Final = timedelta(hours=6)
-ARI_MIN_POLL: Final = timedelta(minutes=1)
-ARI_MAX_POLL: Final = timedelta(days=1)
-
-
-class RenewalResult:
-    """States of the last renewal result sensor."""
-
-    RENEWED: Final = "renewed"
-    NOT_DUE: Final = "not_due"
-    FAILED: Final = "failed"
-    OPTIONS: Final = [RENEWED, NOT_DUE, FAILED]
-
-
-@dataclass(frozen=True, slots=True)
-class RenewalOutcome:
-    """What a renewal attempt did; also the action's response and the event."""
-
-    renewed: bool
-    reason: str
-    names: tuple[str, ...]
-    not_after: datetime | None
-    serial: str | None
-    profile: str | None
-
-    def as_response(self) -> dict[str, Any]:
-        """The renew_certificate action's response."""
-        return {
-            "renewed": self.renewed,
-            "reason": self.reason,
-            "names": list(self.names),
-            "not_after": self.not_after.isoformat() if self.not_after else None,
-            "serial": self.serial,
-            "profile": self.profile,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RenewalState:
-    """Everything renewal knows, persisted across restarts.
-
-    The ARI window (``ari_start`` .. ``ari_end``, the moment ``renew_at``
-    picked in it and when to ask again) belongs to the certificate
-    ``ari_serial``; for any other certificate it is ignored. ``next_attempt``
-    is when a failed attempt is retried (``failed_serial`` is the certificate
-    that was on disk then), ``retry_after`` the CA's own "not before" time:
-    no request is sent to the CA before it.
-    """
-
-    failures: int = 0
-    failed_serial: str | None = None
-    next_attempt: datetime | None = None
-    retry_after: datetime | None = None
-    last_result: str | None = None
-    last_error: str | None = None
-    last_check: datetime | None = None
-    due_at: datetime | None = None
-    ari_serial: str | None = None
-    ari_start: datetime | None = None
-    ari_end: datetime | None = None
-    renew_at: datetime | None = None
-    ari_next_poll: datetime | None = None
-    last_outcome: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Serialisable form for storage."""
-        return {
-            key: value.isoformat() if isinstance(value, datetime) else value
-            for key, value in asdict(self).items()
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> RenewalState:
-        """Read stored state; unknown or broken values fall back to defaults."""
-        if not isinstance(data, dict):
-            return cls()
-        values: dict[str, Any] = {}
-        for key in cls.__dataclass_fields__:
-            value = data.get(key)
-            if key in _DATETIME_FIELDS:
-                value = (
-                    dt_util.parse_datetime(value) if isinstance(value, str) else None
-                )
-            elif key == "failures":
-                value = value if isinstance(value, int) and value >= 0 else None
-            elif key == "last_outcome":
-                value = value if isinstance(value, dict) else None
-            elif value is not None and not isinstance(value, str):
-                value = None
-            if value is not None:
-                values[key] = value
-        return cls(**values)
-
-    def ari_moment(self, serial: str | None) -> datetime | None:
-        """The moment picked in the ARI window, when it belongs to ``serial``."""
-        if serial is None or serial != self.ari_serial:
-            return None
-        return self.renew_at
-
-    def not_before(self) -> datetime | None:
-        """The earliest time the next automatic attempt may run."""
-        moments = [self.retry_after]
-        if self.failures:
-            moments.append(self.next_attempt)
-        present = [moment for moment in moments if moment is not None]
-        return max(present) if present else None
-
-    @property
-    def next_renewal(self) -> datetime | None:
-        """When the certificate will be renewed (or retried) next."""
-        if self.failures and self.next_attempt is not None:
-            return self.next_attempt
-        return self.due_at
-
-
-_DATETIME_FIELDS: Final = {
-    "next_attempt",
-    "retry_after",
-    "last_check",
-    "due_at",
-    "ari_start",
-    "ari_end",
-    "renew_at",
-    "ari_next_poll",
-}
-_NO_ARI: Final[dict[str, Any]] = {
-    "ari_serial": None,
-    "ari_start": None,
-    "ari_end": None,
-    "renew_at": None,
-}
-
-
-def renewal_failed_issue_id(entry_id: str) -> str:
-    """The Repairs issue raised while renewals of an entry fail."""
-    return f"renewal_failed_{entry_id}"
-
-
-def delegation_issue_id(entry_id: str) -> str:
-    """The Repairs issue raised while a CNAME delegation of an entry is broken."""
-    return f"cname_delegation_broken_{entry_id}"
 
 
 class RenewalCoordinator:
@@ -206,6 +85,15 @@ class RenewalCoordinator:
             f"{DOMAIN}.renewal_{entry.entry_id}",
             atomic_writes=True,
         )
+        # A certificate the CA issued that is not written yet (key material).
+        self._stash: Store[dict[str, Any]] = Store(
+            hass,
+            STORAGE_VERSION,
+            f"{DOMAIN}.issued_{entry.entry_id}",
+            private=True,
+            atomic_writes=True,
+        )
+        self._ordering = False
         self._lock = asyncio.Lock()
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._unsub_started: CALLBACK_TYPE | None = None
@@ -263,11 +151,10 @@ class RenewalCoordinator:
 
     async def _async_started(self, _hass: HomeAssistant) -> None:
         self._unsub_started = None
-        first = dt_util.utcnow() + timedelta(
-            seconds=self._rng.uniform(*FIRST_CHECK_DELAY)
-        )
-        if (not_before := self.state.not_before()) is not None:
-            first = max(first, not_before)
+        now = dt_util.utcnow()
+        first = now + timedelta(seconds=self._rng.uniform(*FIRST_CHECK_DELAY))
+        if (not_before := self.state.sanitized(now).not_before()) is not None:
+            first = min(max(first, not_before), now + CHECK_INTERVAL)
         self._schedule(first)
 
     # --- running ----------------------------------------------------------------
@@ -279,7 +166,7 @@ class RenewalCoordinator:
         """
         task = self._start(self._async_attempt(force), f"{DOMAIN} renewal")
         try:
-            return await task
+            outcome = await task
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -287,6 +174,8 @@ class RenewalCoordinator:
             raise CertificateRenewalError(
                 "cancelled", translation_key="renewal_cancelled"
             ) from None
+        assert outcome is not None
+        return outcome
 
     @callback
     def _async_timer(self, _now: datetime) -> None:
@@ -303,20 +192,32 @@ class RenewalCoordinator:
         return task
 
     async def _async_scheduled_check(self) -> None:
-        not_before = self.state.not_before()
-        if not_before is not None and dt_util.utcnow() < not_before:
-            self._schedule(not_before)
-            return
         try:
-            await self._async_attempt(force=False)
+            await self._async_attempt(force=False, scheduled=True)
         except CertificateRenewalError:
             return  # recorded, shown and rescheduled by the attempt
 
-    async def _async_attempt(self, force: bool) -> RenewalOutcome:
-        """One check (and renewal when due); every failure is recorded, then raised."""
+    async def _async_attempt(
+        self, force: bool, scheduled: bool = False
+    ) -> RenewalOutcome | None:
+        """One check (and renewal when due); every failure is recorded, then raised.
+
+        A scheduled check that finds the backoff not over (an action failed
+        while it waited for the lock) only reschedules: it returns None.
+        """
         async with self._lock:
             current: CurrentCertificate | None = None
             try:
+                now = dt_util.utcnow()
+                if (sane := self.state.sanitized(now)) is not self.state:
+                    LOGGER.warning(
+                        "Renewal times far in the future reset: the clock jumped"
+                    )
+                    await self._async_update(**asdict(sane))
+                not_before = self.state.not_before()
+                if scheduled and not_before is not None and now < not_before:
+                    return None
+                self._ordering = False
                 current = await self.manager.async_current()
                 return await self._async_check_and_renew(current, force)
             except CertificateRenewalError as err:
@@ -353,7 +254,12 @@ class RenewalCoordinator:
         due = decision.due
         if force:
             due, reason = True, RenewalReason.FORCED
-        elif not due and self.state.failures and not self._failure_is_over(current):
+        elif (
+            not due
+            and self.state.failures
+            and self.state.failed_order
+            and not self._failure_is_over(current)
+        ):
             due, reason = True, RenewalReason.RETRY
         if due and waiting:
             assert self.state.retry_after is not None
@@ -378,10 +284,45 @@ class RenewalCoordinator:
             )
             await self._async_succeeded(outcome, due_at=decision.due_at)
             return outcome
-        issued = await self.manager.async_issue(
-            current, replaces=self.state.failures == 0
-        )
+        self._ordering = True
+        if (issued := await self._async_stashed(current)) is None:
+            issued = await self.manager.async_order(
+                current, replaces=self.state.failures == 0
+            )
+            # Kept until written: a failed write or a crash never costs a new order.
+            await self._stash.async_save(issued.to_json())
+        await self.manager.async_write(issued)
+        await self._stash.async_save({})  # the key is not kept a moment longer
         return await self._async_renewed(issued, reason)
+
+    async def _async_stashed(
+        self, current: CurrentCertificate | None
+    ) -> IssuedCertificate | None:
+        """A certificate obtained earlier but not written yet, when it is still good."""
+        data = await self._stash.async_load()
+        if not data:  # nothing kept ({} once written)
+            return None
+        try:
+            issued = IssuedCertificate.from_json(data)
+        except (KeyError, TypeError, ValueError) as err:
+            LOGGER.warning(
+                "Dropped an unreadable certificate kept for writing: %s", err
+            )
+            await self._stash.async_remove()
+            return None
+        settings = self.manager.settings
+        if (
+            issued.not_after <= dt_util.utcnow()
+            or set(issued.names) != set(settings.names)
+            or (current is not None and current.serial == issued.serial_hex)
+        ):
+            await self._stash.async_save({})
+            return None
+        LOGGER.info(
+            "Writing certificate %s, obtained before the last attempt failed",
+            issued.serial_hex,
+        )
+        return issued
 
     def _failure_is_over(self, current: CurrentCertificate | None) -> bool:
         """A new certificate arrived since the failure (written before a crash, by hand)."""
@@ -429,11 +370,17 @@ class RenewalCoordinator:
             )
         self._unexpected_logged = False
         ir.async_delete_issue(self.hass, DOMAIN, renewal_failed_issue_id(self.entry_id))
+        retry_after = self.state.retry_after
+        if outcome.renewed or (
+            retry_after is not None and retry_after <= dt_util.utcnow()
+        ):
+            retry_after = None
         await self._async_update(
             failures=0,
             failed_serial=None,
+            failed_order=False,
             next_attempt=None,
-            retry_after=None,
+            retry_after=retry_after,
             last_result=RenewalResult.RENEWED
             if outcome.renewed
             else RenewalResult.NOT_DUE,
@@ -462,6 +409,7 @@ class RenewalCoordinator:
         await self._async_update(
             failures=failures,
             failed_serial=current.serial if current else None,
+            failed_order=self._ordering,
             next_attempt=retry if retry_after is None else max(retry, retry_after),
             retry_after=retry_after,
             last_result=RenewalResult.FAILED,
@@ -547,7 +495,9 @@ class RenewalCoordinator:
             when = min(candidates)
         if state.retry_after is not None:
             when = max(when, state.retry_after)
-        return when
+        # Whatever is stored, a check runs at least every CHECK_INTERVAL: it
+        # finds a clock that jumped back (see RenewalState.sanitized).
+        return min(when, now + CHECK_INTERVAL)
 
     def _schedule(self, when: datetime) -> None:
         if self._stopped:
@@ -627,8 +577,7 @@ class RenewalCoordinator:
 
 
 async def async_remove_renewal_state(hass: HomeAssistant, entry_id: str) -> None:
-    """Delete an entry's stored renewal state."""
-    store: Store[dict[str, Any]] = Store(
-        hass, STORAGE_VERSION, f"{DOMAIN}.renewal_{entry_id}"
-    )
-    await store.async_remove()
+    """Delete an entry's stored renewal state and any certificate kept for writing."""
+    for key in (f"{DOMAIN}.renewal_{entry_id}", f"{DOMAIN}.issued_{entry_id}"):
+        store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, key)
+        await store.async_remove()

@@ -41,6 +41,13 @@ from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns
 
 ERROR = "urn:ietf:params:acme:error:"
+#: Where in a certificate's lifetime its ARI window lies (fractions).
+WINDOW = (0.70, 0.75)
+#: Every LATE_EVERY-th certificate gets a window after its expiry.
+LATE_EVERY = 4
+#: Let's Encrypt: at most 5 certificates for the same set of names in 7 days.
+DUPLICATE_LIMIT = 5
+DUPLICATE_PERIOD = timedelta(days=7)
 
 
 def simulated_now() -> datetime:
@@ -58,12 +65,19 @@ class Issued:
     not_before: datetime
     not_after: datetime
     replaced: bool = False
+    #: The CA suggests renewing only after expiry (an ARI mistake): the
+    #: client's emergency floor has to step in.
+    late: bool = False
 
     def window(self) -> tuple[datetime, datetime]:
-        """The ARI window: around two thirds of the lifetime, 1/30 of it wide."""
+        """The ARI window, later than the lifetime rule (so ignoring ARI shows)."""
         lifetime = self.not_after - self.not_before
-        middle = self.not_before + lifetime * 2 / 3
-        return middle - lifetime / 60, middle + lifetime / 60
+        if self.late:
+            return self.not_after + lifetime / 10, self.not_after + lifetime / 5
+        return (
+            self.not_before + lifetime * WINDOW[0],
+            self.not_before + lifetime * WINDOW[1],
+        )
 
 
 @dataclass
@@ -121,6 +135,8 @@ class SimulatedCa:
     holding: bool = False
     release: asyncio.Event = field(default_factory=asyncio.Event)
     _fault_for_order: dict[int, str | None] = field(default_factory=dict)
+    issued_times: list[tuple[frozenset[str], datetime]] = field(default_factory=list)
+    duplicate_refusals: int = 0
     _next: int = 0
 
     # --- plumbing -------------------------------------------------------------
@@ -184,6 +200,30 @@ class SimulatedCa:
         )
         response.content_type = "application/problem+json"
         return response
+
+    def issued_for(self, names: list[str], now: datetime) -> list[datetime]:
+        """When certificates for exactly ``names`` were issued in the last 7 days."""
+        wanted = frozenset(names)
+        return [
+            at
+            for issued_names, at in self.issued_times
+            if issued_names == wanted and now - at < DUPLICATE_PERIOD
+        ]
+
+    def max_issued_in_a_period(self) -> int:
+        """The most certificates issued within any 7 days (the duplicate limit's count)."""
+        times = sorted(at for _, at in self.issued_times)
+        return max(
+            (
+                sum(
+                    1
+                    for other in times
+                    if timedelta(0) <= other - at < DUPLICATE_PERIOD
+                )
+                for at in times
+            ),
+            default=0,
+        )
 
     # --- unauthenticated ----------------------------------------------------------
 
@@ -305,6 +345,16 @@ class SimulatedCa:
                 "too many certificates (5) already issued for this exact set of identifiers",
                 timedelta(hours=2),
             )
+        duplicates = self.issued_for(names, order.placed)
+        if len(duplicates) >= DUPLICATE_LIMIT:
+            self.duplicate_refusals += 1
+            return self.problem(
+                429,
+                "rateLimited",
+                "too many certificates (5) already issued for this exact set of "
+                "identifiers in the last 168h0m0s",
+                min(duplicates) + DUPLICATE_PERIOD - order.placed,
+            )
         if replaces is not None:
             replaced = next(
                 (i for i in self.issued.values() if i.ari_id == replaces), None
@@ -359,7 +409,8 @@ class SimulatedCa:
         if order.status != "ready":
             return self.problem(403, "orderNotReady", f"order is {order.status}")
         csr = x509.load_der_x509_csr(b64url_decode(payload["csr"]))
-        now = simulated_now()
+        # Whole seconds, as X.509 dates them.
+        now = simulated_now().replace(microsecond=0)
         leaf, chain = certs.shared_pki().intermediate.issue_for_public_key(
             order.names, csr.public_key(), not_before=now, not_after=now + self.lifetime
         )
@@ -372,7 +423,9 @@ class SimulatedCa:
             order.account,
             now,
             now + self.lifetime,
+            late=len(self.issued) % LATE_EVERY == LATE_EVERY - 1,
         )
+        self.issued_times.append((frozenset(order.names), now))
         if order.replaces is not None:
             for issued in self.issued.values():
                 if issued.ari_id == order.replaces:

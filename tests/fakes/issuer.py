@@ -13,17 +13,18 @@ import datetime as dt
 from datetime import timedelta
 from typing import Any
 
-from cryptography import x509
 from homeassistant.util import dt as dt_util
 
 from custom_components.secure_remote_access.certificate import CertificateManager
-from custom_components.secure_remote_access.protocol.acme import RenewalInfo
-from custom_components.secure_remote_access.protocol.files import write_certificate_pair
+from custom_components.secure_remote_access.protocol.acme import (
+    IssuedCertificate,
+    RenewalInfo,
+)
 from tests.fakes import certs
 
 
 class FakeCa:
-    """Stands in for issuance: writes a fresh pair valid from the frozen now.
+    """Stands in for the order: a fresh pair valid from the frozen now.
 
     ``failures`` are raised by the next orders, one each; ``windows`` are the
     ARI windows by serial; ``delay`` is how long (simulated) each order takes;
@@ -45,6 +46,8 @@ class FakeCa:
         self.running = 0
         self.max_running = 0
         self.cancelled = 0
+        #: How far the CA's clock is ahead of Home Assistant's.
+        self.clock_ahead = timedelta(0)
 
     async def issue(
         self, manager: CertificateManager, current: Any, replaces: bool
@@ -67,39 +70,28 @@ class FakeCa:
         finally:
             self.running -= 1
 
-    async def _write(self, manager: CertificateManager) -> Any:
+    async def _write(self, manager: CertificateManager) -> IssuedCertificate:
+        """The CA's answer: a pair valid from now (the coordinator writes it)."""
         # Under freezegun, cryptography only accepts the patched datetime class.
-        now = dt.datetime.fromtimestamp(dt_util.utcnow().timestamp(), dt.UTC)
+        now = (
+            dt.datetime.fromtimestamp(dt_util.utcnow().timestamp(), dt.UTC)
+            + self.clock_ahead
+        )
         pair = certs.issue(
             list(manager.settings.names),
             not_before=now,
             not_after=now + self.lifetime,
             key=certs.generate_key(slot=len(self.issued) % 3),
         )
-        await manager.hass.async_add_executor_job(
-            lambda: write_certificate_pair(
-                manager.settings.certificate_path,
-                manager.settings.private_key_path,
-                pair.fullchain_pem,
-                pair.key_pem,
-                expected_names=manager.settings.names,
-                now=now,
-            )
-        )
         self.issued.append((now, now + self.lifetime))
-        return _Issued(pair, now, now + self.lifetime, manager.settings.names)
+        return IssuedCertificate.from_json(
+            {
+                "fullchain_pem": pair.fullchain_pem.decode(),
+                "private_key_pem": pair.key_pem.decode(),
+                "names": list(manager.settings.names),
+            }
+        )
 
     async def renewal_info(self, current: Any) -> RenewalInfo | None:
         self.ari_calls += 1
         return self.windows.get(current.serial)
-
-
-class _Issued:
-    def __init__(self, pair: Any, not_before: Any, not_after: Any, names: Any) -> None:
-        self.names = names
-        self.not_before = not_before
-        self.not_after = not_after
-        self.serial_hex = format(
-            x509.load_pem_x509_certificate(pair.fullchain_pem).serial_number, "x"
-        )
-        self.profile = None

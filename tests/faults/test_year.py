@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 import random
 import ssl
+import threading
 from typing import Any
 from unittest.mock import patch
 
@@ -54,12 +55,22 @@ from custom_components.secure_remote_access.protocol.certificates import (
 )
 from custom_components.secure_remote_access.protocol.files import read_matching_pair
 from custom_components.secure_remote_access.protocol.schedule import (
+    EMERGENCY_FRACTION,
+    emergency_renewal_time,
     lifetime_renewal_time,
 )
 from custom_components.secure_remote_access.served import build_server_context
 from tests.common import TOKEN
 from tests.fakes import certs
-from tests.fakes.acme_ca import OrderRecord, SimulatedCa, simulated_now
+from tests.fakes.acme_ca import (
+    DUPLICATE_LIMIT,
+    LATE_EVERY,
+    WINDOW,
+    Issued,
+    OrderRecord,
+    SimulatedCa,
+    simulated_now,
+)
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.pebble import PebbleServer
 
@@ -119,6 +130,7 @@ class Tally:
     early: int = 0
     invisible: int = 0
     restart_unsafe: int = 0
+    stale_served: int = 0
     restarts: int = 0
     kinds: set[str] = field(default_factory=set)
 
@@ -163,6 +175,7 @@ class Year:
         loop = asyncio.get_running_loop()
         self.faulty_os = FaultyOs(lambda: loop.call_soon_threadsafe(self.signal.set))
         self.queue: list[Fault] = []
+        self._queue_lock = threading.Lock()
         self._runners: list[web.AppRunner] = []
         self._patches: list[Any] = []
         self.entry: MockConfigEntry | None = None
@@ -197,6 +210,7 @@ class Year:
         write = certificate_module.write_certificate_pair
 
         def counted_write(*args: Any, **kwargs: Any) -> Any:
+            self._arm_write_fault()
             with self.faulty_os.writing():
                 return write(*args, **kwargs)
 
@@ -276,10 +290,16 @@ class Year:
         A fault *fails* the attempt (retried with backoff), *repeats* it (a
         restart orders again) or *ends* it (the certificate is installed
         anyway). The 6-day year meets every step; the longer ones have fewer
-        renewal windows than steps that end an attempt, so they meet a sample.
+        renewal windows than steps of a write, so they meet a sample.
         """
-        failing = [Fault(kind, "fails") for kind in FAILING]
-        failing += [Fault("write_error", "fails", step) for step in range(commit + 1)]
+        failing = [Fault("write_error", "fails", step) for step in range(commit + 1)]
+        self.rng.shuffle(failing)
+        if self.lifetime >= timedelta(days=10):
+            low = _renewal_bounds(self.lifetime)[0]
+            windows = low - low // LATE_EVERY - 1
+            room = windows * FAILING_PER_WINDOW[self.lifetime.days] - len(FAILING)
+            failing = failing[:room]
+        failing += [Fault(kind, "fails") for kind in FAILING]
         repeating = [Fault("restart_mid_order", "repeats")]
         repeating += [Fault("write_crash", "repeats", step) for step in range(commit)]
         ending = [
@@ -310,41 +330,74 @@ class Year:
     # --- faults -------------------------------------------------------------------
 
     def _fault_for(self, order: OrderRecord) -> str | None:
-        """The CA asks at each newOrder: which fault does this attempt meet?
+        """The CA asks at each newOrder: which fault does this order meet?
 
         Within a renewal window the faults come in this order: a refused
         ``replaces`` (when the order has one), failing ones up to the
-        window's budget, repeating ones, then one that ends the window.
+        window's budget, then repeating ones. Faults in writing the files
+        are met when the certificate is written (`_arm_write_fault`).
         """
-        fault = self._pick(order)
+        fault = self._pick(order=order)
         self.attempts.append(Attempt(order, fault.kind if fault else None))
-        if fault is None:
-            return None
+        if fault is not None:
+            self._take(fault)
+        return fault.kind if fault else None
+
+    def _arm_write_fault(self) -> None:
+        """The certificate is about to be written (from a fresh order or one
+        kept from a failed write): plan the next fault in writing, if any."""
+        with self._queue_lock:
+            fault = self._pick(order=None)
+            order = self.attempts[-1].order
+            self.attempts.append(Attempt(order, fault.kind if fault else None))
+            if fault is None:
+                return
+            self._take(fault)
+            assert fault.step is not None
+            kind = "error" if fault.kind == "write_error" else "crash"
+            self.faulty_os.plan = Plan(fault.step, kind)
+
+    def _take(self, fault: Fault) -> None:
         self.queue.remove(fault)
         self.tally.faults += 1
         self.tally.kinds.add(fault.kind)
         if fault.effect == "fails":
             self.window_failures += 1
-        if fault.step is not None:
-            kind = "error" if fault.kind == "write_error" else "crash"
-            self.faulty_os.plan = Plan(fault.step, kind)
-            return None
-        return fault.kind
 
-    def _pick(self, order: OrderRecord) -> Fault | None:
+    def _pick(self, order: OrderRecord | None) -> Fault | None:
+        """The next fault for an order (``order``) or for a write (None)."""
+        writing = order is None
+
         def first(effect: str) -> Fault | None:
-            return next((f for f in self.queue if f.effect == effect), None)
+            return next(
+                (
+                    f
+                    for f in self.queue
+                    if f.effect == effect and (f.step is not None) == writing
+                ),
+                None,
+            )
 
-        if fault := first("first"):
+        if order is not None and (fault := first("first")):
             return fault
-        if order.replaces is not None and (fault := first("continues")):
+        replacing = order is not None and order.replaces is not None
+        if replacing and (fault := first("continues")):
             return fault
         if self.window_failures < self._budget() and (fault := first("fails")):
             return fault
         return first("repeats") or first("ends")
 
     def _budget(self) -> int:
+        """Failing faults this window may still take: none while the emergency
+        floor is all that stands between the certificate and its expiry."""
+        issued = self._issued_on_disk()
+        if issued is not None and issued.late:
+            return 0
         return FAILING_PER_WINDOW[self.lifetime.days]
+
+    def _issued_on_disk(self) -> Issued | None:
+        serial = self._disk_serial()
+        return next((i for i in self.ca.issued.values() if i.serial == serial), None)
 
     def _order_needed(self) -> bool:
         """Whether a client that knows the CA's windows would order now."""
@@ -361,7 +414,8 @@ class Year:
         )
         if issued is None:
             return now >= lifetime_renewal_time(info.not_before, info.not_after)
-        return now >= issued.window()[0]
+        floor = emergency_renewal_time(issued.not_before, issued.not_after)
+        return now >= min(issued.window()[0], floor)
 
     def inject_other_tool(self) -> None:
         """Another tool copies its certificate over ours and not (yet) its key."""
@@ -451,6 +505,7 @@ class Year:
     async def check(self) -> None:
         """After every step: served, on disk, visible, nothing early."""
         now = simulated_now()
+        presented: x509.Certificate | None = None
         try:
             presented = await _presented_certificate(self.hass)
         except OSError, ssl.SSLError:
@@ -485,6 +540,13 @@ class Year:
                 self.tally.renewals += 1
                 self.window_failures = 0
                 self.foreign_pending = False
+            if (
+                presented is not None
+                and format(presented.serial_number, "x") != serial
+                and pair.certificate.key_matches
+            ):
+                # A good pair on disk that the running server does not present.
+                self.tally.stale_served += 1
         self._check_attempts(self._disk_serial())
         self.tally.early = len(self.ca.early_requests)
 
@@ -516,7 +578,15 @@ class Year:
         issue = ir.async_get(self.hass).async_get_issue(
             DOMAIN, f"renewal_failed_{self.entry.entry_id}"
         )
-        if state is None or state.state != "failed" or issue is None:
+        recorded = self.entry.runtime_data.renewal.state.last_check
+        if (
+            state is None
+            or state.state != "failed"
+            or issue is None
+            # The failure shown must be this attempt's, not an older one's.
+            or recorded is None
+            or recorded < last.order.placed
+        ):
             self.tally.invisible += 1
 
     def summary(self) -> str:
@@ -529,20 +599,33 @@ class Year:
         return (
             f"year {self.lifetime.days}d: {tally.renewals} renewals (min {low}, max {high}), "
             f"{tally.orders} orders ({tally.unneeded} unneeded), "
+            f"{len(self.ca.issued)} certificates issued (at most "
+            f"{self.ca.max_issued_in_a_period()} in 7 days), "
             f"{tally.faults} faults injected ({len(tally.kinds)} kinds), "
             f"{tally.restarts} restarts, {tally.expiries} expiries, "
-            f"{tally.tls_failures} TLS failures, {tally.early} early retries, "
+            f"{tally.tls_failures} TLS failures, {tally.stale_served} stale served, "
+            f"{tally.restart_unsafe} unsafe restarts, {tally.early} early retries, "
             f"{tally.invisible} invisible failures"
         )
 
 
 def _renewal_bounds(lifetime: timedelta) -> tuple[int, int]:
-    """Renewals a client following the windows would make: latest and earliest."""
-    first = lifetime / 2 if lifetime < timedelta(days=10) else lifetime * 2 / 3
-    latest, earliest = (
-        int((YEAR - first) / (lifetime * (2 / 3 + side / 60))) + 1 for side in (1, -1)
-    )
-    return latest, earliest
+    """Certificates a client following the CA's windows obtains in the year.
+
+    The fewest when it renews at each window's end, the most at its start;
+    every LATE_EVERY-th certificate is renewed at the emergency floor.
+    """
+    seed_due = lifetime / 2 if lifetime < timedelta(days=10) else lifetime * 2 / 3
+    floor = 1 - 1 / EMERGENCY_FRACTION
+    counts = []
+    for fraction in (WINDOW[1], WINDOW[0]):
+        moment, count = seed_due, 0
+        while moment < YEAR:
+            late = count % LATE_EVERY == LATE_EVERY - 1
+            count += 1
+            moment += lifetime * (floor if late else fraction)
+        counts.append(count)
+    return counts[0], counts[1]
 
 
 def _free_port() -> int:
@@ -600,6 +683,10 @@ async def test_a_year_of_faults(
     assert year.queue == [], f"faults never met: {year.queue}"
     assert (tally.expiries, tally.tls_failures, tally.early) == (0, 0, 0), line
     assert (tally.unneeded, tally.invisible, tally.restart_unsafe) == (0, 0, 0), line
+    assert tally.stale_served == 0, line
+    # Let's Encrypt's duplicate-certificate limit is never reached.
+    assert year.ca.max_issued_in_a_period() < DUPLICATE_LIMIT, line
+    assert year.ca.duplicate_refusals == 0, line
     low, high = _renewal_bounds(lifetime)
     # Each certificate copied in by another tool needs one renewal more.
     assert tally.renewals <= high + year.other_tool_events, line

@@ -803,3 +803,41 @@ def test_read_matching_pair(
     certs.write_file(key_path, new.key_pem, 0o600)
     with pytest.raises(c.KeyMismatchError):
         f.read_matching_pair(cert_path, key_path)
+
+
+def test_a_symlinked_pair_updates_the_files_the_links_point_to(
+    tmp_path: Path, old: certs.IssuedCertificate, new: certs.IssuedCertificate
+) -> None:
+    """certbot's live/ links into archive/: the targets change, the links stay."""
+    archive, live = tmp_path / "archive", tmp_path / "live"
+    archive.mkdir()
+    live.mkdir()
+    old.write(archive, cert_name="fullchain1.pem", key_name="privkey1.pem")
+    (live / "fullchain.pem").symlink_to(archive / "fullchain1.pem")
+    (live / "privkey.pem").symlink_to(archive / "privkey1.pem")
+    result = f.write_certificate_pair(
+        live / "fullchain.pem",
+        live / "privkey.pem",
+        new.fullchain_pem,
+        new.key_pem,
+        expected_names=NAMES,
+    )
+    assert (live / "fullchain.pem").is_symlink()
+    assert (live / "privkey.pem").is_symlink()
+    assert (live / "fullchain.pem").read_bytes() == new.fullchain_pem
+    assert (archive / "fullchain1.pem").read_bytes() == new.fullchain_pem
+    assert result.previous_kept
+    assert f.recover_pair(live / "fullchain.pem", live / "privkey.pem") is (
+        RecoveryStatus.INTACT
+    )
+
+
+def test_writability_is_checked_before_anything_is_ordered(tmp_path: Path) -> None:
+    """A file where a directory must go, or a directory where the key must go."""
+    f.check_pair_writable(tmp_path / "new" / "fullchain.pem", tmp_path / "privkey.pem")
+    (tmp_path / "keys").write_text("a file")
+    with pytest.raises(f.PairWriteError, match=r"is a file|Not a directory"):
+        f.check_pair_writable(tmp_path / "fullchain.pem", tmp_path / "keys" / "k.pem")
+    (tmp_path / "dir.pem").mkdir()
+    with pytest.raises(f.PairWriteError, match="cannot read the current file"):
+        f.check_pair_writable(tmp_path / "dir.pem", tmp_path / "privkey.pem")

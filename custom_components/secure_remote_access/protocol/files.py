@@ -185,10 +185,52 @@ def staged_files(path: StrPath) -> list[Path]:
 
 
 def _pair_paths(cert_path: StrPath, key_path: StrPath) -> tuple[Path, Path]:
-    cert, key = Path(os.fspath(cert_path)), Path(os.fspath(key_path))
-    if os.path.abspath(cert) == os.path.abspath(key):
+    """The real files of the pair: a symbolic link (certbot's live/) is followed,
+    so that the file it points to is the one replaced, not the link."""
+    cert = Path(os.path.realpath(os.fspath(cert_path)))
+    key = Path(os.path.realpath(os.fspath(key_path)))
+    if cert == key:
         raise ValueError("the certificate and the key need different paths")
     return cert, key
+
+
+def check_pair_writable(cert_path: StrPath, key_path: StrPath) -> None:
+    """Raise `PairWriteError` unless the pair can be installed at these paths. Blocking.
+
+    Run before anything is ordered: an existing file must be readable (it is
+    kept as the backup) and its directory, or the nearest existing parent of
+    a missing one, writable.
+    """
+    for path in _pair_paths(cert_path, key_path):
+        try:
+            _read_existing(path)
+        except OSError as err:
+            raise PairWriteError(
+                f"cannot read the current file to keep it: {err.strerror or err}",
+                path=path,
+            ) from err
+        directory = path.parent
+        while not directory.exists() and directory.parent != directory:
+            directory = directory.parent
+        if not directory.is_dir():
+            raise PairWriteError(
+                f"cannot create the directory {path.parent}: {directory} is a file",
+                path=path,
+            )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            reason = (
+                "the file system is read-only"
+                if _read_only(directory)
+                else "permission denied"
+            )
+            raise PairWriteError(f"cannot write in {directory}: {reason}", path=path)
+
+
+def _read_only(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _read_existing(path: Path) -> bytes | None:

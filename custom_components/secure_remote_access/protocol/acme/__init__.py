@@ -39,6 +39,7 @@ from .errors import (
     Subproblem,
     UnauthorizedError,
     UserActionRequiredError,
+    describe_acme_error,
     parse_retry_after,
 )
 from .jws import AccountKey, ExternalAccountBinding, jwk_thumbprint
@@ -97,6 +98,7 @@ __all__ = [
     "ari_cert_id",
     "build_csr",
     "challenge_record_name",
+    "describe_acme_error",
     "dns01_txt_value",
     "generate_private_key",
     "is_nameserver",

@@ -237,6 +237,19 @@ class OrderInvalidError(AcmeError):
         self.problem = problem
 
 
+def describe_acme_error(error: AcmeError) -> str:
+    """The reason of an error in words for a person: the CA's detail, then its type.
+
+    ``too many certificates ... (rateLimited)`` rather than the raw
+    ``urn:ietf:params:acme:error:rateLimited: too many certificates ...``.
+    """
+    if isinstance(error, AcmeProblemError):
+        if error.detail:
+            return f"{error.detail} ({error.short_type})"
+        return error.short_type
+    return str(error)
+
+
 _PROBLEM_CLASSES: Final[dict[str, type[AcmeProblemError]]] = {
     cls.problem_type: cls
     for cls in (

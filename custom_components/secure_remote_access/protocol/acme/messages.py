@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from cryptography import x509
+
+from .crypto import ari_cert_id
 from .errors import AcmeProblemError, MalformedResponseError, problem_from_json
 
 STATUS_PENDING: Final = "pending"
@@ -288,3 +291,34 @@ class IssuedCertificate:
     certificate_url: str
     replaced: str | None = None
     """The ARI identifier the order replaced (None: a new order, not a renewal)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """What must survive until the pair is written: the chain, the key, the order's facts."""
+        return {
+            "fullchain_pem": self.fullchain_pem,
+            "private_key_pem": self.private_key_pem,
+            "names": list(self.names),
+            "profile": self.profile,
+            "account_url": self.account_url,
+            "certificate_url": self.certificate_url,
+            "replaced": self.replaced,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IssuedCertificate:
+        """Read back `to_json`; the certificate facts come from the chain itself."""
+        chain = x509.load_pem_x509_certificates(str(data["fullchain_pem"]).encode())
+        leaf = chain[0]
+        return cls(
+            fullchain_pem=str(data["fullchain_pem"]),
+            private_key_pem=str(data["private_key_pem"]),
+            serial_hex=format(leaf.serial_number, "x"),
+            not_before=leaf.not_valid_before_utc,
+            not_after=leaf.not_valid_after_utc,
+            names=tuple(str(name) for name in data["names"]),
+            ari_cert_id=ari_cert_id(leaf),
+            profile=data.get("profile"),
+            account_url=str(data.get("account_url") or ""),
+            certificate_url=str(data.get("certificate_url") or ""),
+            replaced=data.get("replaced"),
+        )

@@ -1,0 +1,191 @@
+"""What renewal knows: the persisted state, outcomes, results and issue ids.
+
+The renewal coordinator (renewal.py) is its only writer; entities, the
+action, diagnostics and Repairs read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from homeassistant.util import dt as dt_util
+
+from .protocol.schedule import MIN_RETRY_DELAY, RETRY_DELAYS
+
+# Ask the CA for its ARI window at most this often unless it says otherwise.
+ARI_DEFAULT_POLL: Final = timedelta(hours=6)
+ARI_MIN_POLL: Final = timedelta(minutes=1)
+ARI_MAX_POLL: Final = timedelta(days=1)
+# Longer waits than these are a clock that jumped, not a CA's request.
+MAX_RETRY_DELAY: Final = RETRY_DELAYS[-1] + timedelta(hours=1)
+MAX_RETRY_AFTER: Final = timedelta(days=8)
+
+
+class RenewalResult:
+    """States of the last renewal result sensor."""
+
+    RENEWED: Final = "renewed"
+    NOT_DUE: Final = "not_due"
+    FAILED: Final = "failed"
+    OPTIONS: Final = [RENEWED, NOT_DUE, FAILED]
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalOutcome:
+    """What a renewal attempt did; also the action's response and the event."""
+
+    renewed: bool
+    reason: str
+    names: tuple[str, ...]
+    not_after: datetime | None
+    serial: str | None
+    profile: str | None
+
+    def as_response(self) -> dict[str, Any]:
+        """The renew_certificate action's response."""
+        return {
+            "renewed": self.renewed,
+            "reason": self.reason,
+            "names": list(self.names),
+            "not_after": self.not_after.isoformat() if self.not_after else None,
+            "serial": self.serial,
+            "profile": self.profile,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalState:
+    """Everything renewal knows, persisted across restarts.
+
+    The ARI window (``ari_start`` .. ``ari_end``, the moment ``renew_at``
+    picked in it and when to ask again) belongs to the certificate
+    ``ari_serial``; for any other certificate it is ignored. ``next_attempt``
+    is when a failed attempt is retried (``failed_serial`` is the certificate
+    that was on disk then, ``failed_order`` whether the attempt was going to
+    order one), ``retry_after`` the CA's own "not before" time: no request is
+    sent to the CA before it.
+    """
+
+    failures: int = 0
+    failed_serial: str | None = None
+    failed_order: bool = False
+    next_attempt: datetime | None = None
+    retry_after: datetime | None = None
+    last_result: str | None = None
+    last_error: str | None = None
+    last_check: datetime | None = None
+    due_at: datetime | None = None
+    ari_serial: str | None = None
+    ari_start: datetime | None = None
+    ari_end: datetime | None = None
+    renew_at: datetime | None = None
+    ari_next_poll: datetime | None = None
+    last_outcome: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialisable form for storage."""
+        return {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in asdict(self).items()
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RenewalState:
+        """Read stored state; unknown or broken values fall back to defaults."""
+        if not isinstance(data, dict):
+            return cls()
+        values: dict[str, Any] = {}
+        for key in cls.__dataclass_fields__:
+            value = data.get(key)
+            if key in _DATETIME_FIELDS:
+                value = _parse_time(value)
+            elif key == "failures":
+                value = value if type(value) is int and value >= 0 else None
+            elif key == "failed_order":
+                value = value if isinstance(value, bool) else None
+            elif key == "last_outcome":
+                value = value if isinstance(value, dict) else None
+            elif value is not None and not isinstance(value, str):
+                value = None
+            if value is not None:
+                values[key] = value
+        return cls(**values)
+
+    def sanitized(self, now: datetime) -> RenewalState:
+        """This state with times no clock could have meant; after the clock jumped back.
+
+        A retry is never more than a day away, the CA's Retry-After never more
+        than ``MAX_RETRY_AFTER``, an ARI poll never more than ``ARI_MAX_POLL``.
+        """
+        changes: dict[str, Any] = {}
+        if self.next_attempt is not None and self.next_attempt > now + MAX_RETRY_DELAY:
+            changes["next_attempt"] = now + MIN_RETRY_DELAY
+        if self.retry_after is not None and self.retry_after > now + MAX_RETRY_AFTER:
+            changes["retry_after"] = None
+        if self.ari_next_poll is not None and self.ari_next_poll > now + ARI_MAX_POLL:
+            changes["ari_next_poll"] = now
+        return replace(self, **changes) if changes else self
+
+    def ari_moment(self, serial: str | None) -> datetime | None:
+        """The moment picked in the ARI window, when it belongs to ``serial``."""
+        if serial is None or serial != self.ari_serial:
+            return None
+        return self.renew_at
+
+    def not_before(self) -> datetime | None:
+        """The earliest time the next automatic attempt may run."""
+        moments = [self.retry_after]
+        if self.failures:
+            moments.append(self.next_attempt)
+        present = [moment for moment in moments if moment is not None]
+        return max(present) if present else None
+
+    @property
+    def next_renewal(self) -> datetime | None:
+        """When the certificate will be renewed (or retried) next."""
+        if self.failures and self.next_attempt is not None:
+            return self.next_attempt
+        return self.due_at
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A stored time, None when it is broken; a time without a zone is UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt_util.parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+_DATETIME_FIELDS: Final = {
+    "next_attempt",
+    "retry_after",
+    "last_check",
+    "due_at",
+    "ari_start",
+    "ari_end",
+    "renew_at",
+    "ari_next_poll",
+}
+_NO_ARI: Final[dict[str, Any]] = {
+    "ari_serial": None,
+    "ari_start": None,
+    "ari_end": None,
+    "renew_at": None,
+}
+
+
+def renewal_failed_issue_id(entry_id: str) -> str:
+    """The Repairs issue raised while renewals of an entry fail."""
+    return f"renewal_failed_{entry_id}"
+
+
+def delegation_issue_id(entry_id: str) -> str:
+    """The Repairs issue raised while a CNAME delegation of an entry is broken."""
+    return f"cname_delegation_broken_{entry_id}"

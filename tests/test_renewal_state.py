@@ -1,0 +1,69 @@
+"""The persisted renewal state: broken files and clocks that jumped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from custom_components.secure_remote_access.renewal_state import (
+    MAX_RETRY_AFTER,
+    RenewalState,
+)
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        # A time without a zone is UTC.
+        (
+            {"failures": 1, "next_attempt": "2026-12-01T13:00:00"},
+            RenewalState(failures=1, next_attempt=NOW + timedelta(hours=1)),
+        ),
+        # Impossible dates and wrong types fall back to defaults.
+        ({"next_attempt": "2025-13-01T00:00:00+00:00"}, RenewalState()),
+        ({"ari_next_poll": 12}, RenewalState()),
+        ({"failures": -3, "failed_order": "yes"}, RenewalState()),
+        ({"failures": True}, RenewalState()),
+        ({"last_outcome": ["x"], "last_error": 5}, RenewalState()),
+        ([1, 2, 3], RenewalState()),
+        (None, RenewalState()),
+    ],
+)
+def test_broken_state_files(stored: object, expected: RenewalState) -> None:
+    """Whatever is in the file, loading never raises and never keeps nonsense."""
+    assert RenewalState.from_json(stored) == expected  # type: ignore[arg-type]
+
+
+def test_round_trip() -> None:
+    """What is saved is what is loaded."""
+    state = RenewalState(
+        failures=2,
+        failed_serial="ab",
+        failed_order=True,
+        next_attempt=NOW,
+        retry_after=NOW + timedelta(hours=2),
+        last_outcome={"renewed": False},
+    )
+    assert RenewalState.from_json(state.to_json()) == state
+
+
+def test_times_from_a_clock_that_jumped_back_are_reset() -> None:
+    """A retry a year away or a Retry-After beyond any CA's are not kept."""
+    ahead = RenewalState(
+        failures=1,
+        next_attempt=NOW + timedelta(days=365),
+        retry_after=NOW + timedelta(days=365),
+        ari_next_poll=NOW + timedelta(days=365),
+    )
+    sane = ahead.sanitized(NOW)
+    assert sane.next_attempt is not None
+    assert sane.next_attempt <= NOW + timedelta(minutes=1)
+    assert sane.retry_after is None
+    assert sane.ari_next_poll == NOW
+    # A week-long rate limit is a real one: kept.
+    week = RenewalState(retry_after=NOW + timedelta(days=7))
+    assert week.sanitized(NOW) is week
+    assert timedelta(days=7) < MAX_RETRY_AFTER
