@@ -27,7 +27,7 @@ from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     AcmeConnectionError,
 )
-from custom_components.secure_remote_access.renewal import (
+from custom_components.secure_remote_access.renewal_issues import (
     delegation_issue_id,
     renewal_failed_issue_id,
 )

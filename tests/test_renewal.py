@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from custom_components.secure_remote_access.const import (
 )
 from custom_components.secure_remote_access.protocol import files as files_module
 from custom_components.secure_remote_access.protocol.acme import RenewalInfo
+from custom_components.secure_remote_access.renewal_state import IssuedStash
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.issuer import FakeCa
@@ -228,6 +230,31 @@ def _mock_duckdns(aioclient_mock: Any) -> None:
     )
 
 
+def _fake_ca_entry(aioclient_mock: Any, ssl_dir: Path) -> MockConfigEntry:
+    """An entry whose DuckDNS answers OK and whose CA is the `fake_ca` fixture."""
+    _mock_duckdns(aioclient_mock)
+    return _entry("https://www.duckdns.org/update", ssl_dir, acme_directory="x")
+
+
+@contextmanager
+def _disk_full(writes: int | None = None) -> Iterator[None]:
+    """The next ``writes`` writes of the pair (all when None) fail: disk full."""
+    real_write = files_module.write_certificate_pair
+    failed = 0
+
+    def write(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failed
+        if writes is None or failed < writes:
+            failed += 1
+            raise files_module.PairWriteError(
+                "cannot write the new pair: No space left"
+            )
+        return real_write(*args, **kwargs)
+
+    with patch.object(certificate_module, "write_certificate_pair", write):
+        yield
+
+
 def _failed_issue(
     issue_registry: ir.IssueRegistry, entry: MockConfigEntry
 ) -> ir.IssueEntry | None:
@@ -243,8 +270,7 @@ async def test_the_first_minute_looks_pending_not_broken(
     device_registry: dr.DeviceRegistry,
 ) -> None:
     """Before the first certificate: no problem, and the time of the first attempt."""
-    _mock_duckdns(aioclient_mock)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
     await _setup(hass, entry)
     status = hass.states.get(
         "binary_sensor.myhome_duckdns_org_managed_certificate_status"
@@ -366,8 +392,7 @@ async def test_ari_window_of_another_certificate_is_ignored(
     aioclient_mock: Any,
 ) -> None:
     """After an ARI renewal, restarts never order again for the old window."""
-    _mock_duckdns(aioclient_mock)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
     await _setup(hass, entry)
     await _advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 1
@@ -403,8 +428,7 @@ async def test_emergency_floor_beats_a_late_ari_window(
     aioclient_mock: Any,
 ) -> None:
     """An ARI window after expiry is overruled when 1/20 of the lifetime is left."""
-    _mock_duckdns(aioclient_mock)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
     await _setup(hass, entry)
     await _advance(hass, freezer, timedelta(minutes=1))
     not_before, not_after = fake_ca.issued[0]
@@ -463,8 +487,7 @@ async def test_actions_are_for_administrators(
     hass_read_only_user: MockUser,
 ) -> None:
     """A non-admin user can neither renew, nor update DNS, nor read the findings."""
-    _mock_duckdns(aioclient_mock)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
     await _setup(hass, entry)
     context = Context(user_id=hass_read_only_user.id)
     for service, data in (
@@ -519,20 +542,8 @@ async def test_a_failed_write_never_costs_a_new_order(
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """The certificate the CA issued is kept and written by the retry, not ordered again."""
-    _mock_duckdns(aioclient_mock)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    real_write = files_module.write_certificate_pair
-    disk_full = [True, True]
-
-    def write(*args: Any, **kwargs: Any) -> Any:
-        if disk_full:
-            disk_full.pop()
-            raise files_module.PairWriteError(
-                "cannot write the new pair: No space left"
-            )
-        return real_write(*args, **kwargs)
-
-    with patch.object(certificate_module, "write_certificate_pair", write):
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    with _disk_full(writes=2):
         await _setup(hass, entry)
         await _advance(hass, freezer, timedelta(minutes=1))
         assert fake_ca.orders == 1
@@ -552,6 +563,25 @@ async def test_a_failed_write_never_costs_a_new_order(
     assert len(fake_ca.issued) == 1
     assert _serial(tmp_path / "fullchain.pem") is not None
     assert not await entry.runtime_data.renewal._stash.async_load()
+
+
+async def test_deleting_the_entry_deletes_a_kept_certificate(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """A certificate kept for writing (it holds a private key) goes with its entry."""
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    with _disk_full():
+        await _setup(hass, entry)
+        await _advance(hass, freezer, timedelta(minutes=1))
+    assert hass.states.get(RESULT).state == "failed"
+    assert await IssuedStash(hass, entry.entry_id).async_load() is not None
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert await IssuedStash(hass, entry.entry_id).async_load() is None
 
 
 async def test_nothing_is_ordered_when_the_pair_cannot_be_written(
@@ -646,8 +676,7 @@ async def test_a_clock_that_was_a_year_ahead_does_not_stall_renewal(
     aioclient_mock: Any,
 ) -> None:
     """A failure while the clock was ahead: after the correction, retries resume."""
-    _mock_duckdns(aioclient_mock)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
     hass.set_state(CoreState.starting)
     await _setup(hass, entry)
     year = dt_util.utcnow() + timedelta(days=365)
@@ -675,8 +704,7 @@ async def test_broken_stored_dates_do_not_stop_renewal(
     hass_storage: dict[str, Any],
 ) -> None:
     """A hand-edited state file with dates without a zone or impossible ones."""
-    _mock_duckdns(aioclient_mock)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
     hass_storage[f"{DOMAIN}.renewal_{entry.entry_id}"] = {
         "version": 1,
         "key": f"{DOMAIN}.renewal_{entry.entry_id}",

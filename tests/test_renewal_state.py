@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from custom_components.secure_remote_access.renewal_state import (
+    CHECK_INTERVAL,
     MAX_RETRY_AFTER,
     RenewalState,
 )
@@ -67,3 +68,44 @@ def test_times_from_a_clock_that_jumped_back_are_reset() -> None:
     week = RenewalState(retry_after=NOW + timedelta(days=7))
     assert week.sanitized(NOW) is week
     assert timedelta(days=7) < MAX_RETRY_AFTER
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        # Nothing due: twice a day, a little earlier by the jitter.
+        (RenewalState(), NOW + CHECK_INTERVAL - timedelta(minutes=10)),
+        # Due soon, or the ARI window is polled again soon.
+        (RenewalState(due_at=NOW + timedelta(hours=2)), NOW + timedelta(hours=2)),
+        (
+            RenewalState(ari_next_poll=NOW + timedelta(hours=3)),
+            NOW + timedelta(hours=3),
+        ),
+        # A due time already passed does not make the check run now again.
+        (
+            RenewalState(due_at=NOW - timedelta(hours=2)),
+            NOW + CHECK_INTERVAL - timedelta(minutes=10),
+        ),
+        # After a failure, the retry; never before the CA's Retry-After.
+        (
+            RenewalState(failures=2, next_attempt=NOW + timedelta(minutes=5)),
+            NOW + timedelta(minutes=5),
+        ),
+        (
+            RenewalState(
+                failures=1,
+                next_attempt=NOW + timedelta(minutes=5),
+                retry_after=NOW + timedelta(hours=1),
+            ),
+            NOW + timedelta(hours=1),
+        ),
+        # Still, at least twice a day: a clock that jumped back is found.
+        (
+            RenewalState(failures=1, next_attempt=NOW + timedelta(days=3)),
+            NOW + CHECK_INTERVAL,
+        ),
+    ],
+)
+def test_next_check_time(state: RenewalState, expected: datetime) -> None:
+    """The next check: retries, due moments, Retry-After and the twice-daily cap."""
+    assert state.next_check_time(NOW, timedelta(minutes=10)) == expected

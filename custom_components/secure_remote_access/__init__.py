@@ -30,13 +30,9 @@ from .monitor import (
     endpoints_from_options,
     entry_monitors,
 )
-from .renewal import (
-    RenewalCoordinator,
-    RenewalOutcome,
-    async_remove_renewal_state,
-    delegation_issue_id,
-    renewal_failed_issue_id,
-)
+from .renewal import RenewalCoordinator, RenewalOutcome
+from .renewal_issues import async_clear_renewal_issues
+from .renewal_state import async_remove_renewal_state
 from .repairs import (
     async_check_duplicate_updater,
     async_delete_certificate_issues,
@@ -69,7 +65,7 @@ async def async_setup_entry(
     renewal = None
     if settings is None or not settings.extra_names:
         # Nothing is delegated any more: a left-over issue would never clear.
-        ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry.entry_id))
+        async_clear_renewal_issues(hass, entry.entry_id, failed=False, delegation=True)
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
@@ -194,8 +190,7 @@ async def async_remove_entry(
     The checklist's issues belong to the installation: they go with the last entry.
     """
     ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
-    ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry.entry_id))
-    ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry.entry_id))
+    async_clear_renewal_issues(hass, entry.entry_id, failed=True, delegation=True)
     await async_remove_renewal_state(hass, entry.entry_id)
     async_delete_certificate_issues(hass, entry.entry_id)
 

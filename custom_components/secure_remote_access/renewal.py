@@ -17,10 +17,8 @@ import random
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.start import async_at_started
-from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .certificate import (
@@ -33,33 +31,28 @@ from .const import DOMAIN, EVENT_CERTIFICATE_RENEWED, LOGGER
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.acme import AcmeError, IssuedCertificate
 from .protocol.schedule import RenewalReason, decide, moment_in_window, next_retry
+from .renewal_issues import (
+    async_clear_renewal_issues,
+    async_raise_delegation_broken,
+    async_raise_renewal_failed,
+)
 from .renewal_state import (
     _NO_ARI,
     ARI_DEFAULT_POLL,
     ARI_MAX_POLL,
     ARI_MIN_POLL,
+    CHECK_INTERVAL,
+    IssuedStash,
     RenewalOutcome,
     RenewalResult,
     RenewalState,
-    delegation_issue_id,
-    renewal_failed_issue_id,
+    renewal_store,
 )
 from .served import async_swap_after_renewal
 
-__all__ = [
-    "RenewalCoordinator",
-    "RenewalOutcome",
-    "RenewalResult",
-    "RenewalState",
-    "async_remove_renewal_state",
-    "delegation_issue_id",
-    "renewal_failed_issue_id",
-]
+__all__ = ["RenewalCoordinator", "RenewalOutcome", "RenewalResult", "RenewalState"]
 
-STORAGE_VERSION: Final = 1
-# At least two checks a day, at jittered times.
-CHECK_INTERVAL: Final = timedelta(hours=12)
-CHECK_JITTER: Final = timedelta(hours=1)
+CHECK_JITTER_SECONDS: Final = 3600.0
 FIRST_CHECK_DELAY: Final = (10.0, 60.0)
 
 
@@ -79,20 +72,8 @@ class RenewalCoordinator:
         self.manager = manager
         self.state = RenewalState()
         self.next_check: datetime | None = None
-        self._store: Store[dict[str, Any]] = Store(
-            hass,
-            STORAGE_VERSION,
-            f"{DOMAIN}.renewal_{entry.entry_id}",
-            atomic_writes=True,
-        )
-        # A certificate the CA issued that is not written yet (key material).
-        self._stash: Store[dict[str, Any]] = Store(
-            hass,
-            STORAGE_VERSION,
-            f"{DOMAIN}.issued_{entry.entry_id}",
-            private=True,
-            atomic_writes=True,
-        )
+        self._store = renewal_store(hass, entry.entry_id)
+        self._stash = IssuedStash(hass, entry.entry_id)
         self._ordering = False
         self._lock = asyncio.Lock()
         self._unsub_timer: CALLBACK_TYPE | None = None
@@ -236,7 +217,8 @@ class RenewalCoordinator:
                 await self._async_failed(failure, current)
                 raise failure from err
             finally:
-                self._schedule(self._next_check_time(dt_util.utcnow()))
+                jitter = timedelta(seconds=self._rng.uniform(0, CHECK_JITTER_SECONDS))
+                self._schedule(self.state.next_check_time(dt_util.utcnow(), jitter))
 
     async def _async_check_and_renew(
         self, current: CurrentCertificate | None, force: bool
@@ -289,26 +271,16 @@ class RenewalCoordinator:
             issued = await self.manager.async_order(
                 current, replaces=self.state.failures == 0
             )
-            # Kept until written: a failed write or a crash never costs a new order.
-            await self._stash.async_save(issued.to_json())
+            await self._stash.async_keep(issued)
         await self.manager.async_write(issued)
-        await self._stash.async_save({})  # the key is not kept a moment longer
+        await self._stash.async_clear()  # the key is not kept a moment longer
         return await self._async_renewed(issued, reason)
 
     async def _async_stashed(
         self, current: CurrentCertificate | None
     ) -> IssuedCertificate | None:
         """A certificate obtained earlier but not written yet, when it is still good."""
-        data = await self._stash.async_load()
-        if not data:  # nothing kept ({} once written)
-            return None
-        try:
-            issued = IssuedCertificate.from_json(data)
-        except (KeyError, TypeError, ValueError) as err:
-            LOGGER.warning(
-                "Dropped an unreadable certificate kept for writing: %s", err
-            )
-            await self._stash.async_remove()
+        if (issued := await self._stash.async_load()) is None:
             return None
         settings = self.manager.settings
         if (
@@ -316,7 +288,7 @@ class RenewalCoordinator:
             or set(issued.names) != set(settings.names)
             or (current is not None and current.serial == issued.serial_hex)
         ):
-            await self._stash.async_save({})
+            await self._stash.async_clear()
             return None
         LOGGER.info(
             "Writing certificate %s, obtained before the last attempt failed",
@@ -349,7 +321,9 @@ class RenewalCoordinator:
             EVENT_CERTIFICATE_RENEWED,
             {"config_entry_id": self.entry_id, **outcome.as_response()},
         )
-        ir.async_delete_issue(self.hass, DOMAIN, delegation_issue_id(self.entry_id))
+        async_clear_renewal_issues(
+            self.hass, self.entry_id, failed=False, delegation=True
+        )
         for listener in list(self._renewed_listeners):
             listener(outcome)
         settings = self.manager.settings
@@ -369,7 +343,9 @@ class RenewalCoordinator:
                 ", ".join(self.manager.settings.names),
             )
         self._unexpected_logged = False
-        ir.async_delete_issue(self.hass, DOMAIN, renewal_failed_issue_id(self.entry_id))
+        async_clear_renewal_issues(
+            self.hass, self.entry_id, failed=True, delegation=False
+        )
         retry_after = self.state.retry_after
         if outcome.renewed or (
             retry_after is not None and retry_after <= dt_util.utcnow()
@@ -417,15 +393,17 @@ class RenewalCoordinator:
             last_check=ended,
         )
         retry = max(retry, retry_after) if retry_after else retry
+        delegation = isinstance(err, CertificateDelegationError)
+        # The delegation issue says exactly what to do; never both issues.
+        async_clear_renewal_issues(
+            self.hass, self.entry_id, failed=delegation, delegation=not delegation
+        )
         if isinstance(err, CertificateDelegationError):
-            # The delegation issue says exactly what to do; no second issue.
-            ir.async_delete_issue(
-                self.hass, DOMAIN, renewal_failed_issue_id(self.entry_id)
-            )
-            self._raise_delegation_issue(err)
+            async_raise_delegation_broken(self.hass, self.entry_id, err)
         else:
-            ir.async_delete_issue(self.hass, DOMAIN, delegation_issue_id(self.entry_id))
-            self._raise_failure_issue(err.detail, retry)
+            async_raise_renewal_failed(
+                self.hass, self.entry_id, self.manager.settings.names, err.detail, retry
+            )
         log = LOGGER.warning if failures == 1 else LOGGER.debug
         log(
             "Certificate renewal failed (%d in a row), next attempt at %s: %s",
@@ -480,25 +458,6 @@ class RenewalCoordinator:
 
     # --- scheduling ---------------------------------------------------------------
 
-    def _next_check_time(self, now: datetime) -> datetime:
-        state = self.state
-        if state.failures and state.next_attempt is not None:
-            when = state.next_attempt
-        else:
-            jitter = self._rng.uniform(0, CHECK_JITTER.total_seconds())
-            candidates = [now + CHECK_INTERVAL - timedelta(seconds=jitter)]
-            candidates.extend(
-                moment
-                for moment in (state.due_at, state.ari_next_poll)
-                if moment is not None and moment > now
-            )
-            when = min(candidates)
-        if state.retry_after is not None:
-            when = max(when, state.retry_after)
-        # Whatever is stored, a check runs at least every CHECK_INTERVAL: it
-        # finds a clock that jumped back (see RenewalState.sanitized).
-        return min(when, now + CHECK_INTERVAL)
-
     def _schedule(self, when: datetime) -> None:
         if self._stopped:
             return
@@ -516,23 +475,6 @@ class RenewalCoordinator:
 
     # --- Repairs --------------------------------------------------------------------
 
-    def _raise_failure_issue(self, detail: str, retry: datetime) -> None:
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            renewal_failed_issue_id(self.entry_id),
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="renewal_failed",
-            translation_placeholders={
-                "names": ", ".join(self.manager.settings.names),
-                "detail": detail,
-                "next_attempt": dt_util.as_local(retry).strftime("%Y-%m-%d %H:%M"),
-            },
-            data={"entry_id": self.entry_id},
-        )
-
     async def _async_sync_delegation_issue(self, renewed: bool) -> None:
         """After a run that did not fail: check the delegations, sync the issue.
 
@@ -544,24 +486,10 @@ class RenewalCoordinator:
             try:
                 await self.manager.async_check_delegations()
             except CertificateDelegationError as err:
-                self._raise_delegation_issue(err)
+                async_raise_delegation_broken(self.hass, self.entry_id, err)
                 return
-        ir.async_delete_issue(self.hass, DOMAIN, delegation_issue_id(self.entry_id))
-
-    def _raise_delegation_issue(self, err: CertificateDelegationError) -> None:
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            delegation_issue_id(self.entry_id),
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="cname_delegation_broken",
-            translation_placeholders={
-                "record": err.record,
-                "target": err.target,
-                "records": ", ".join(err.records),
-            },
+        async_clear_renewal_issues(
+            self.hass, self.entry_id, failed=False, delegation=True
         )
 
     # --- state ------------------------------------------------------------------------
@@ -574,10 +502,3 @@ class RenewalCoordinator:
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener()
-
-
-async def async_remove_renewal_state(hass: HomeAssistant, entry_id: str) -> None:
-    """Delete an entry's stored renewal state and any certificate kept for writing."""
-    for key in (f"{DOMAIN}.renewal_{entry_id}", f"{DOMAIN}.issued_{entry_id}"):
-        store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, key)
-        await store.async_remove()

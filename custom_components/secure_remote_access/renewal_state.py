@@ -10,14 +10,20 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
+from .const import DOMAIN, LOGGER
+from .protocol.acme import IssuedCertificate
 from .protocol.schedule import MIN_RETRY_DELAY, RETRY_DELAYS
 
 # Ask the CA for its ARI window at most this often unless it says otherwise.
 ARI_DEFAULT_POLL: Final = timedelta(hours=6)
 ARI_MIN_POLL: Final = timedelta(minutes=1)
 ARI_MAX_POLL: Final = timedelta(days=1)
+# At least two checks a day (at jittered times).
+CHECK_INTERVAL: Final = timedelta(hours=12)
 # Longer waits than these are a clock that jumped, not a CA's request.
 MAX_RETRY_DELAY: Final = RETRY_DELAYS[-1] + timedelta(hours=1)
 MAX_RETRY_AFTER: Final = timedelta(days=8)
@@ -149,6 +155,26 @@ class RenewalState:
             return self.next_attempt
         return self.due_at
 
+    def next_check_time(self, now: datetime, jitter: timedelta) -> datetime:
+        """When the coordinator checks next: the retry, else the next due moment.
+
+        Whatever is stored, a check runs at least every CHECK_INTERVAL: it
+        finds a clock that jumped back (see `sanitized`).
+        """
+        if self.failures and self.next_attempt is not None:
+            when = self.next_attempt
+        else:
+            candidates = [now + CHECK_INTERVAL - jitter]
+            candidates.extend(
+                moment
+                for moment in (self.due_at, self.ari_next_poll)
+                if moment is not None and moment > now
+            )
+            when = min(candidates)
+        if self.retry_after is not None:
+            when = max(when, self.retry_after)
+        return min(when, now + CHECK_INTERVAL)
+
 
 def _parse_time(value: Any) -> datetime | None:
     """A stored time, None when it is broken; a time without a zone is UTC."""
@@ -181,11 +207,61 @@ _NO_ARI: Final[dict[str, Any]] = {
 }
 
 
-def renewal_failed_issue_id(entry_id: str) -> str:
-    """The Repairs issue raised while renewals of an entry fail."""
-    return f"renewal_failed_{entry_id}"
+STORAGE_VERSION: Final = 1
 
 
-def delegation_issue_id(entry_id: str) -> str:
-    """The Repairs issue raised while a CNAME delegation of an entry is broken."""
-    return f"cname_delegation_broken_{entry_id}"
+def renewal_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    """Where an entry's renewal state is kept."""
+    return Store(
+        hass, STORAGE_VERSION, f"{DOMAIN}.renewal_{entry_id}", atomic_writes=True
+    )
+
+
+class IssuedStash:
+    """A certificate the CA issued that is not written yet (its key included).
+
+    Kept until written, so that a failed write or a crash never costs a new
+    order (Let's Encrypt allows five of the same names in seven days).
+    """
+
+    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+        """Bind the stash to its entry (a private store: it holds a key)."""
+        self._store: Store[dict[str, Any]] = Store(
+            hass,
+            STORAGE_VERSION,
+            f"{DOMAIN}.issued_{entry_id}",
+            private=True,
+            atomic_writes=True,
+        )
+
+    async def async_keep(self, issued: IssuedCertificate) -> None:
+        """Keep ``issued`` until `async_clear`."""
+        await self._store.async_save(issued.to_json())
+
+    async def async_clear(self) -> None:
+        """Forget the certificate: it is written, or no longer wanted."""
+        await self._store.async_save({})
+
+    async def async_load(self) -> IssuedCertificate | None:
+        """The kept certificate; None when there is none or it is unreadable."""
+        data = await self._store.async_load()
+        if not data:  # nothing kept ({} once written)
+            return None
+        try:
+            return IssuedCertificate.from_json(data)
+        except (KeyError, TypeError, ValueError) as err:
+            LOGGER.warning(
+                "Dropped an unreadable certificate kept for writing: %s", err
+            )
+            await self.async_clear()
+            return None
+
+    async def async_remove(self) -> None:
+        """Delete the store itself (the entry is removed)."""
+        await self._store.async_remove()
+
+
+async def async_remove_renewal_state(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete an entry's stored renewal state and any certificate kept for writing."""
+    await renewal_store(hass, entry_id).async_remove()
+    await IssuedStash(hass, entry_id).async_remove()
