@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import CONF_TOKEN, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
 
 # Import the integration before any hass fixture runs, so that Home Assistant's
 # loader finds this repository's custom_components package, not the plugin's.
 from custom_components.secure_remote_access.certificate import CertificateManager
-from custom_components.secure_remote_access.const import DOMAIN  # noqa: F401
+from custom_components.secure_remote_access.const import CONF_DOMAINS, DOMAIN
+from custom_components.secure_remote_access.renewal import FIRST_CHECK_DELAY
 from tests.blocking import detect_blocking_calls
 from tests.fakes import certs
 from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
+
+from .common import DOMAINS, TOKEN, mock_duckdns
+from .monitor_common import managed_options
 
 # Build the test CA before any test freezes time (cryptography rejects
 # datetimes of the real class while freezegun's class is patched in).
@@ -32,6 +49,12 @@ def auto_enable_custom_integrations(
 ) -> Generator[None]:
     """Let every test load custom integrations from this repository."""
     yield
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in Home Assistant's format (the plugin's own override loses to syrupy's)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +99,70 @@ def fake_ca() -> Generator[FakeCa]:
         patch.object(CertificateManager, "async_renewal_info", renewal_info),
     ):
         yield ca
+
+
+# Registry entry fields that not every supported Home Assistant version has.
+REGISTRY_FIELDS_SINCE_2026_11 = ("compat_name",)
+SNAPSHOT_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def assert_platform_snapshot(
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    entity_registry: er.EntityRegistry,
+    freezer: FrozenDateTimeFactory,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    snapshot: SnapshotAssertion,
+) -> Callable[[Platform], Awaitable[None]]:
+    """Set up an entry managing a 30-day-old certificate; snapshot one platform.
+
+    Like core's ``snapshot_platform``, except that the certificate's file path
+    (a per-test temporary directory) is left out of the states, and registry
+    fields that only newer Home Assistant versions have are left out.
+    """
+
+    async def check(platform: Platform) -> None:
+        freezer.move_to(SNAPSHOT_TIME)
+        cert, key = certs.issue(
+            DOMAINS,
+            not_before=SNAPSHOT_TIME - timedelta(days=30),
+            not_after=SNAPSHOT_TIME + timedelta(days=60),
+            serial=0x5A5A5A5A,
+        ).write(tmp_path)
+        mock_duckdns(aioclient_mock)
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            entry_id="01JSNAPSHOTENTRY00000000000",
+            title=DOMAINS[0],
+            unique_id=DOMAINS[0],
+            data={CONF_DOMAINS: DOMAINS, CONF_TOKEN: TOKEN},
+            options=managed_options(cert, key),
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        # The first renewal check (within a minute of start) knows the due time.
+        freezer.tick(timedelta(seconds=FIRST_CHECK_DELAY[1]))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+        entries = [
+            entity_entry
+            for entity_entry in er.async_entries_for_config_entry(
+                entity_registry, entry.entry_id
+            )
+            if entity_entry.domain == platform
+        ]
+        assert entries
+        for entity_entry in entries:
+            assert entity_entry == snapshot(
+                name=f"{entity_entry.entity_id}-entry",
+                exclude=props(*REGISTRY_FIELDS_SINCE_2026_11),
+            )
+            assert hass.states.get(entity_entry.entity_id) == snapshot(
+                name=f"{entity_entry.entity_id}-state", exclude=props("path")
+            )
+
+    return check
