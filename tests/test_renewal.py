@@ -17,16 +17,20 @@ from homeassistant.const import CONF_TOKEN, EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import Context, CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
+from homeassistant.util.file import WriteError
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
+    async_capture_events,
     async_fire_time_changed,
 )
 
 from custom_components.secure_remote_access import certificate as certificate_module
 from custom_components.secure_remote_access.certificate import (
+    CertificateDelegationError,
     CertificateManager,
     CertificateRenewalError,
 )
@@ -37,12 +41,19 @@ from custom_components.secure_remote_access.const import (
     CONF_DNS_SERVER,
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
+    CONF_EXTRA_NAMES,
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
     DOMAIN,
+    EVENT_CERTIFICATE_RENEWED,
 )
 from custom_components.secure_remote_access.protocol import files as files_module
 from custom_components.secure_remote_access.protocol.acme import RenewalInfo
+from custom_components.secure_remote_access.protocol.delegation import (
+    DelegationError,
+    DelegationProblem,
+)
+from custom_components.secure_remote_access.renewal_issues import delegation_issue_id
 from custom_components.secure_remote_access.renewal_state import IssuedStash
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
@@ -912,3 +923,241 @@ async def test_renewal_failure_raises_translated_error(
         )
     assert err.value.translation_placeholders == {"detail": "rejectedIdentifier"}
     assert entry.runtime_data.renewal.state.failures == 1
+
+
+# --- the certificate kept for writing, and the issues around failures ---
+
+
+def _leaf(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
+async def test_kept_certificate_of_another_ca_is_not_installed(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """Staging CA, the write fails; the user switches to the production CA.
+
+    The certificate kept from the staging CA must not be installed for the
+    production CA (it would be served, untrusted, for 60 days).
+    """
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)  # acme_directory "x"
+    with _disk_full():
+        await _setup(hass, entry)
+        await _advance(hass, freezer, timedelta(minutes=1))
+    assert fake_ca.orders == 1
+    assert await IssuedStash(hass, entry.entry_id).async_load() is not None
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_ACME_DIRECTORY: "https://prod/dir"}
+    )
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await _advance(hass, freezer, timedelta(minutes=2))
+    assert hass.states.get(RESULT).state == "renewed"
+    assert fake_ca.orders == 2, "installed the certificate of the previous CA"
+
+
+async def test_kept_certificate_older_than_the_one_on_disk_is_not_installed(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """The write fails, the user copies a newer certificate in by hand.
+
+    When that one is due, the old kept certificate (which expires sooner than
+    the one it replaces) must not be installed over it.
+    """
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    with _disk_full():
+        await _setup(hass, entry)
+        await _advance(hass, freezer, timedelta(minutes=1))
+        kept = await IssuedStash(hass, entry.entry_id).async_load()
+        assert kept is not None
+        # By hand: a 100-day certificate, due after ~67 days, outliving the kept one.
+        hand = certs.issue([NAME], key=certs.generate_key(slot=25), valid_days=100)
+        hand.write(tmp_path)
+    hand_not_after = _leaf(tmp_path / "fullchain.pem").not_valid_after_utc
+    await _advance(hass, freezer, timedelta(minutes=2))
+    assert hass.states.get(RESULT).state == "not_due"
+    renewed = async_capture_events(hass, EVENT_CERTIFICATE_RENEWED)
+    while not renewed:
+        await _advance(hass, freezer, timedelta(hours=6))
+    first = renewed[0].data
+    assert first["serial"] != kept.issued.serial_hex, (
+        f"installed the kept certificate (until {kept.issued.not_after}) over one "
+        f"valid until {hand_not_after}"
+    )
+
+
+async def test_a_kept_certificate_that_cannot_be_saved_is_not_ordered_again(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+) -> None:
+    """A real full disk: neither the pair nor .storage can be written.
+
+    Home Assistant's Store logs a WriteError and returns: the kept
+    certificate is silently lost, and every retry orders a new one.
+    """
+    real_write = Store._async_write_data
+
+    async def write_data(store: Store, data: dict[str, Any]) -> None:
+        if store.key.startswith(f"{DOMAIN}.issued_"):
+            raise WriteError(OSError(28, "No space left on device"))
+        await real_write(store, data)
+
+    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    with _disk_full(), patch.object(Store, "_async_write_data", write_data):
+        await _setup(hass, entry)
+        await _advance(hass, freezer, timedelta(minutes=1))
+        assert fake_ca.orders == 1
+        await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+        await _advance(hass, freezer, timedelta(minutes=10, seconds=1))
+        await _advance(hass, freezer, timedelta(minutes=100, seconds=1))
+    assert hass.states.get(RESULT).state == "failed"
+    assert fake_ca.orders == 1, (
+        f"{fake_ca.orders} certificates issued for one renewal (5 per week allowed)"
+    )
+
+
+async def test_renewal_failed_issue_is_shown_again_after_a_restart(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A rate limit for three days, then Home Assistant restarts.
+
+    The next attempt (which would raise the issue again) is three days away:
+    meanwhile Repairs must still say that renewing fails.
+    """
+    _mock_duckdns(aioclient_mock)
+    retry_after = dt_util.utcnow() + timedelta(days=3)
+    fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert _failed_issue(issue_registry, entry) is not None
+    # A restart: the registry is saved and loaded again, then the entry set up.
+    await issue_registry._store.async_save(issue_registry._data_to_save())
+    await issue_registry._async_load()
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await _advance(hass, freezer, timedelta(minutes=2))
+    assert entry.runtime_data.renewal.state.failures == 1
+    assert hass.states.get(RESULT).state == "failed"
+    issue = _failed_issue(issue_registry, entry)
+    assert issue is not None and issue.active, (
+        "renewals fail, but Repairs shows nothing until the retry in three days"
+    )
+
+
+async def test_a_long_retry_after_is_not_taken_for_a_clock_jump(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    caplog: Any,
+) -> None:
+    """Retry-After of 3 days (Let's Encrypt sends such): next_attempt is 3 days out.
+
+    `sanitized` caps next_attempt at 25 h, so the next check "resets" it to
+    now + 1 min: a false "clock jumped" warning, and the next-renewal sensor
+    shows a time 3 days too early.
+    """
+    _mock_duckdns(aioclient_mock)
+    retry_after = dt_util.utcnow() + timedelta(days=3)
+    fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    renewal = entry.runtime_data.renewal
+    assert renewal.state.next_attempt == retry_after
+    await _advance(hass, freezer, timedelta(hours=13))  # one scheduled check
+    assert fake_ca.orders == 1
+    assert "clock jumped" not in caplog.text
+    assert renewal.next_renewal == retry_after, (
+        f"next renewal shown as {renewal.next_renewal}, really {retry_after}"
+    )
+
+
+async def test_turning_certificates_off_clears_the_renewal_failed_issue(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """No certificate managed any more: its failing-renewal issue must go."""
+    _mock_duckdns(aioclient_mock)
+    fake_ca.failures = [CertificateRenewalError("HTTP 500")]
+    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    await _setup(hass, entry)
+    await _advance(hass, freezer, timedelta(minutes=1))
+    assert _failed_issue(issue_registry, entry) is not None
+    options = {k: v for k, v in entry.options.items() if k != CONF_ACME_DIRECTORY}
+    hass.config_entries.async_update_entry(entry, options=options)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.renewal is None
+    assert _failed_issue(issue_registry, entry) is None, (
+        "renewal_failed issue left for an entry that renews nothing"
+    )
+
+
+async def test_an_unrelated_failure_does_not_hide_a_broken_delegation(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    aioclient_mock: Any,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The CNAME is broken (issue shown); then a run fails before it checks the
+    delegation at all. `_async_failed` deletes the delegation issue anyway."""
+    own = "home.example.com"
+    _mock_duckdns(aioclient_mock)
+    certs.issue([NAME, own], key=certs.generate_key(slot=26)).write(tmp_path)
+    entry = _entry(
+        "https://www.duckdns.org/update",
+        tmp_path,
+        acme_directory="x",
+        **{CONF_EXTRA_NAMES: [own]},
+    )
+    hass.set_state(CoreState.starting)  # only the calls below run
+    broken = CertificateDelegationError(
+        DelegationError(
+            f"_acme-challenge.{own}",
+            "_acme-challenge.myhome.duckdns.org",
+            None,
+            DelegationProblem.MISSING,
+        )
+    )
+    with patch.object(
+        CertificateManager, "async_check_delegations", side_effect=broken
+    ):
+        await _setup(hass, entry)
+        renewal = entry.runtime_data.renewal
+        outcome = await renewal.async_run()
+        assert outcome.renewed is False
+        issue_id = delegation_issue_id(entry.entry_id)
+        assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+        # A transient failure before any delegation check (reading the pair).
+        with (
+            patch.object(
+                CertificateManager, "async_decide", side_effect=OSError("EIO")
+            ),
+            pytest.raises(CertificateRenewalError),
+        ):
+            await renewal.async_run()
+        assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None, (
+            "the delegation is still broken, but its issue was deleted"
+        )

@@ -63,8 +63,12 @@ async def async_setup_entry(
     settings = CertificateSettings.from_options(domains, entry.options)
     manager = None
     renewal = None
-    if settings is None or not settings.extra_names:
-        # Nothing is delegated any more: a left-over issue would never clear.
+    if settings is None:
+        # Nothing is renewed any more: left-over issues would never clear, and
+        # a certificate kept for writing holds a private key.
+        async_clear_renewal_issues(hass, entry.entry_id, failed=True, delegation=True)
+        await async_remove_renewal_state(hass, entry.entry_id)
+    elif not settings.extra_names:
         async_clear_renewal_issues(hass, entry.entry_id, failed=False, delegation=True)
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)

@@ -334,6 +334,8 @@ class CertificateManager:
         self._domains = domains
         self._solver = DuckDnsSolver(duckdns, domains)
         self.propagation_timeout = DEFAULT_PROPAGATION_TIMEOUT
+        # The latest delegation check: True passed, False broken, None not run yet.
+        self.delegations_verified: bool | None = None
 
     async def async_recover(self) -> None:
         """Finish or undo a certificate install that a crash interrupted."""
@@ -406,14 +408,17 @@ class CertificateManager:
         if not settings.extra_names:
             return {}
         try:
-            return await resolve_delegations(
+            delegations = await resolve_delegations(
                 settings.extra_names,
                 self._domains,
                 [settings.dns_server] if settings.dns_server else None,
             )
         except DelegationError as err:
+            self.delegations_verified = False
             LOGGER.warning("CNAME delegation broken: %s", err.message)
             raise CertificateDelegationError(err) from err
+        self.delegations_verified = True
+        return delegations
 
     async def async_order(
         self, current: CurrentCertificate | None, *, replaces: bool = True

@@ -25,6 +25,7 @@ from .certificate import (
     CertificateDelegationError,
     CertificateManager,
     CertificateRenewalError,
+    CertificateSettings,
     CurrentCertificate,
 )
 from .const import DOMAIN, EVENT_CERTIFICATE_RENEWED, LOGGER
@@ -255,6 +256,9 @@ class RenewalCoordinator:
                 },
             )
         if not due:
+            if await self._stash.async_load() is not None:
+                # The failure it was kept for is over (a newer pair arrived).
+                await self._stash.async_clear()
             await self._async_sync_delegation_issue(renewed=False)
             outcome = RenewalOutcome(
                 renewed=False,
@@ -271,7 +275,7 @@ class RenewalCoordinator:
             issued = await self.manager.async_order(
                 current, replaces=self.state.failures == 0
             )
-            await self._stash.async_keep(issued)
+            await self._stash.async_keep(issued, _ordered_for(self.manager.settings))
         await self.manager.async_write(issued)
         await self._stash.async_clear()  # the key is not kept a moment longer
         return await self._async_renewed(issued, reason)
@@ -279,14 +283,25 @@ class RenewalCoordinator:
     async def _async_stashed(
         self, current: CurrentCertificate | None
     ) -> IssuedCertificate | None:
-        """A certificate obtained earlier but not written yet, when it is still good."""
-        if (issued := await self._stash.async_load()) is None:
+        """A certificate obtained earlier but not written yet, when it is still good.
+
+        Good: ordered with today's settings (CA, key type, profile, names), not
+        due itself, and newer than the pair on disk.
+        """
+        if (kept := await self._stash.async_load()) is None:
             return None
-        settings = self.manager.settings
+        issued, settings = kept.issued, self.manager.settings
         if (
-            issued.not_after <= dt_util.utcnow()
+            kept.ordered_for != _ordered_for(settings)
             or set(issued.names) != set(settings.names)
-            or (current is not None and current.serial == issued.serial_hex)
+            or decide(dt_util.utcnow(), issued.not_before, issued.not_after).due
+            or (
+                current is not None
+                and (
+                    current.serial == issued.serial_hex
+                    or issued.not_after <= current.info.not_after
+                )
+            )
         ):
             await self._stash.async_clear()
             return None
@@ -327,11 +342,15 @@ class RenewalCoordinator:
         for listener in list(self._renewed_listeners):
             listener(outcome)
         settings = self.manager.settings
-        await async_swap_after_renewal(
-            self.hass, settings.certificate_path, settings.private_key_path
-        )
-        if (current := await self.manager.async_current()) is not None:
-            await self._async_refresh_ari(dt_util.utcnow(), current)
+        try:
+            await async_swap_after_renewal(
+                self.hass, settings.certificate_path, settings.private_key_path
+            )
+            if (current := await self.manager.async_current()) is not None:
+                await self._async_refresh_ari(dt_util.utcnow(), current)
+        except Exception:  # noqa: BLE001 - the renewal itself succeeded
+            # The hourly served-certificate check swaps later; ARI is polled again.
+            LOGGER.exception("After renewing %s", ", ".join(settings.names))
         return outcome
 
     async def _async_succeeded(
@@ -393,14 +412,18 @@ class RenewalCoordinator:
             last_check=ended,
         )
         retry = max(retry, retry_after) if retry_after else retry
-        delegation = isinstance(err, CertificateDelegationError)
-        # The delegation issue says exactly what to do; never both issues.
-        async_clear_renewal_issues(
-            self.hass, self.entry_id, failed=delegation, delegation=not delegation
-        )
         if isinstance(err, CertificateDelegationError):
+            # The delegation issue says exactly what to do; never both issues.
+            async_clear_renewal_issues(
+                self.hass, self.entry_id, failed=True, delegation=False
+            )
             async_raise_delegation_broken(self.hass, self.entry_id, err)
         else:
+            # A failure before the delegation check says nothing about it.
+            if self.manager.delegations_verified:
+                async_clear_renewal_issues(
+                    self.hass, self.entry_id, failed=False, delegation=True
+                )
             async_raise_renewal_failed(
                 self.hass, self.entry_id, self.manager.settings.names, err.detail, retry
             )
@@ -502,3 +525,8 @@ class RenewalCoordinator:
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener()
+
+
+def _ordered_for(settings: CertificateSettings) -> str:
+    """The settings a kept certificate must have been ordered with to be written."""
+    return f"{settings.directory_url} {settings.key_type} {settings.profile or ''}"

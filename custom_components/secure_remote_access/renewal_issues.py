@@ -1,4 +1,8 @@
-"""The Repairs issues of certificate renewal: renewals failing, a broken delegation."""
+"""The Repairs issues of certificate renewal: renewals failing, a broken delegation.
+
+Both persist over a restart: the next attempt that would show them again may
+be a day away. The renewal coordinator deletes them when they no longer hold.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def async_raise_renewal_failed(
         DOMAIN,
         renewal_failed_issue_id(entry_id),
         is_fixable=True,
-        is_persistent=False,
+        is_persistent=True,
         severity=ir.IssueSeverity.ERROR,
         translation_key="renewal_failed",
         translation_placeholders={
@@ -59,7 +63,7 @@ def async_raise_delegation_broken(
         DOMAIN,
         delegation_issue_id(entry_id),
         is_fixable=False,
-        is_persistent=False,
+        is_persistent=True,
         severity=ir.IssueSeverity.ERROR,
         translation_key="cname_delegation_broken",
         translation_placeholders={

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
@@ -122,14 +122,18 @@ class RenewalState:
     def sanitized(self, now: datetime) -> RenewalState:
         """This state with times no clock could have meant; after the clock jumped back.
 
-        A retry is never more than a day away, the CA's Retry-After never more
-        than ``MAX_RETRY_AFTER``, an ARI poll never more than ``ARI_MAX_POLL``.
+        A retry is never more than a day away (or than the CA's Retry-After),
+        the CA's Retry-After never more than ``MAX_RETRY_AFTER``, an ARI poll
+        never more than ``ARI_MAX_POLL``.
         """
         changes: dict[str, Any] = {}
-        if self.next_attempt is not None and self.next_attempt > now + MAX_RETRY_DELAY:
+        retry_after = self.retry_after
+        if retry_after is not None and retry_after > now + MAX_RETRY_AFTER:
+            changes["retry_after"] = retry_after = None
+        # A retry waits for the CA's Retry-After, however long that is.
+        latest_attempt = max(now + MAX_RETRY_DELAY, retry_after or now)
+        if self.next_attempt is not None and self.next_attempt > latest_attempt:
             changes["next_attempt"] = now + MIN_RETRY_DELAY
-        if self.retry_after is not None and self.retry_after > now + MAX_RETRY_AFTER:
-            changes["retry_after"] = None
         if self.ari_next_poll is not None and self.ari_next_poll > now + ARI_MAX_POLL:
             changes["ari_next_poll"] = now
         return replace(self, **changes) if changes else self
@@ -217,11 +221,19 @@ def renewal_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
     )
 
 
+class KeptCertificate(NamedTuple):
+    """A certificate kept for writing, and the settings it was ordered with."""
+
+    issued: IssuedCertificate
+    ordered_for: str
+
+
 class IssuedStash:
     """A certificate the CA issued that is not written yet (its key included).
 
     Kept until written, so that a failed write or a crash never costs a new
-    order (Let's Encrypt allows five of the same names in seven days).
+    order (Let's Encrypt allows five of the same names in seven days). Held in
+    memory too: Home Assistant's store only logs a save the disk refused.
     """
 
     def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
@@ -233,32 +245,45 @@ class IssuedStash:
             private=True,
             atomic_writes=True,
         )
+        self._kept: KeptCertificate | None = None
+        self._loaded = False
 
-    async def async_keep(self, issued: IssuedCertificate) -> None:
-        """Keep ``issued`` until `async_clear`."""
-        await self._store.async_save(issued.to_json())
+    async def async_keep(self, issued: IssuedCertificate, ordered_for: str) -> None:
+        """Keep ``issued``, ordered with the settings ``ordered_for``, until cleared."""
+        self._kept, self._loaded = KeptCertificate(issued, ordered_for), True
+        await self._store.async_save({**issued.to_json(), _ORDERED_FOR: ordered_for})
 
     async def async_clear(self) -> None:
         """Forget the certificate: it is written, or no longer wanted."""
+        self._kept, self._loaded = None, True
         await self._store.async_save({})
 
-    async def async_load(self) -> IssuedCertificate | None:
+    async def async_load(self) -> KeptCertificate | None:
         """The kept certificate; None when there is none or it is unreadable."""
+        if self._loaded:
+            return self._kept
         data = await self._store.async_load()
+        self._loaded = True
         if not data:  # nothing kept ({} once written)
             return None
         try:
-            return IssuedCertificate.from_json(data)
+            issued = IssuedCertificate.from_json(data)
         except (KeyError, TypeError, ValueError) as err:
             LOGGER.warning(
                 "Dropped an unreadable certificate kept for writing: %s", err
             )
             await self.async_clear()
             return None
+        self._kept = KeptCertificate(issued, str(data.get(_ORDERED_FOR, "")))
+        return self._kept
 
     async def async_remove(self) -> None:
         """Delete the store itself (the entry is removed)."""
+        self._kept, self._loaded = None, True
         await self._store.async_remove()
+
+
+_ORDERED_FOR: Final = "ordered_for"
 
 
 async def async_remove_renewal_state(hass: HomeAssistant, entry_id: str) -> None:
