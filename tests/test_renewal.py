@@ -41,7 +41,7 @@ from custom_components.secure_remote_access.const import (
     CONF_PROFILE,
     DOMAIN,
 )
-from custom_components.secure_remote_access.protocol import files as files_module
+from custom_components.secure_remote_access.protocol import pairfiles as files_module
 from custom_components.secure_remote_access.protocol.acme import RenewalInfo
 from custom_components.secure_remote_access.renewal_state import IssuedStash
 from tests.fakes import certs

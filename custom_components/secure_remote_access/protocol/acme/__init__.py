@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from custom_components.secure_remote_access.protocol.names import challenge_record_name
+
 from .client import AcmeClient, normalize_names
 from .crypto import (
     KeyType,
     ari_cert_id,
     build_csr,
-    challenge_record_name,
     dns01_txt_value,
     generate_private_key,
     load_pem_chain,

@@ -23,6 +23,8 @@ import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from custom_components.secure_remote_access.protocol.names import clean_name
+
 from .crypto import (
     KeyType,
     ari_cert_id,
@@ -78,7 +80,7 @@ def normalize_names(names: Sequence[str]) -> tuple[str, ...]:
     """Lower-case, strip trailing dots and drop duplicates, keeping the order."""
     result: list[str] = []
     for name in names:
-        clean = name.strip().rstrip(".").lower()
+        clean = clean_name(name)
         if not clean:
             raise ValueError("empty name")
         if clean not in result:
