@@ -14,12 +14,8 @@ import secrets
 import stat
 from typing import Final
 
-from custom_components.secure_remote_access.protocol.x509.errors import StrPath
-from custom_components.secure_remote_access.protocol.x509.read import (
-    MAX_FILE_SIZE,
-    READ_FLAGS,
-    read_at_most,
-)
+from .x509.errors import StrPath
+from .x509.read import MAX_FILE_SIZE, READ_FLAGS, read_at_most
 
 _LOGGER = logging.getLogger(__name__)
 

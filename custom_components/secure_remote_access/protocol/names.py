@@ -157,31 +157,31 @@ def challenge_record_name(identifier: str) -> str:
     return CHALLENGE_PREFIX + clean_name(identifier).removeprefix(WILDCARD_PREFIX)
 
 
+def _idna2003_lower(name: str) -> str | None:
+    """A non-empty name of at most 253 characters in lower-case ASCII, or None."""
+    if not name or len(name) > MAX_NAME_LENGTH:
+        return None
+    ascii_name = idna_ascii(name, uts46=False)
+    return None if ascii_name is None else ascii_name.lower()
+
+
 def normalize_endpoint_host(host: str) -> str | None:
     """An IP address or a lower-case ASCII (IDNA) host name; None when invalid."""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    name = host.removesuffix(".")
-    if not name or len(name) > MAX_NAME_LENGTH:
-        return None
-    ascii_name = idna_ascii(name, uts46=False)
+    ascii_name = _idna2003_lower(host.removesuffix("."))
     if ascii_name is None:
         return None
-    ascii_name = ascii_name.lower()
     return ascii_name if _labels_valid(ascii_name, HOST_LABEL) else None
 
 
 def normalize_san_name(name: str) -> str | None:
     """A certificate name in lower-case ASCII (IDNA) without trailing dot, or None."""
-    name = name.strip().rstrip(".")
-    if not name or len(name) > MAX_NAME_LENGTH:
-        return None
-    ascii_name = idna_ascii(name, uts46=False)
+    ascii_name = _idna2003_lower(name.strip().rstrip("."))
     if ascii_name is None:
         return None
-    ascii_name = ascii_name.lower()
     if any(
         not label or len(label) > MAX_LABEL_LENGTH for label in ascii_name.split(".")
     ):

@@ -49,18 +49,6 @@ from pathlib import Path
 import threading
 from typing import Final
 
-from custom_components.secure_remote_access.protocol.x509 import (
-    DEFAULT_CLOCK_SKEW,
-    CertificateError,
-    CertificateInfo,
-    StrPath,
-    build_certificate_info,
-    key_matches_certificate,
-    parse_certificates,
-    parse_private_key,
-    verify_certificate_pair,
-)
-
 from .fileops import (
     CERT_DIRECTORY_MODE,
     DEFAULT_CERT_MODE,
@@ -78,6 +66,17 @@ from .fileops import (
     remove_stale,
     staged_files,
     write_file,
+)
+from .x509 import (
+    DEFAULT_CLOCK_SKEW,
+    CertificateError,
+    CertificateInfo,
+    StrPath,
+    build_certificate_info,
+    key_matches_certificate,
+    parse_certificates,
+    parse_private_key,
+    verify_certificate_pair,
 )
 
 _LOGGER = logging.getLogger(__name__)

@@ -5,6 +5,8 @@ blocking parts (reading a CA bundle, loading trust stores) in the loop's
 default executor.
 """
 
+from __future__ import annotations
+
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass

@@ -34,7 +34,7 @@ from .errors import (
     PrivateKeyFormatError,
     StrPath,
 )
-from .model import CertificateInfo, ChainEntry, key_type_and_size
+from .model import CertificateInfo, ChainEntry, key_type_and_size, require_aware
 from .pair import DEFAULT_CLOCK_SKEW, verify_certificate_pair
 from .parse import (
     build_certificate_info,
@@ -124,6 +124,7 @@ __all__ = [
     "read_file_limited",
     "read_matching_pair",
     "read_private_key_file",
+    "require_aware",
     "subject_alt_names",
     "verification_status_for",
     "verify_certificate_pair",

@@ -4,6 +4,8 @@ Every one derives from `CertificateError`, whose ``reason`` is a stable
 snake_case code suitable for translation keys and diagnostics.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 import os
 from typing import ClassVar

@@ -1,5 +1,7 @@
 """What a certificate says (no secrets): `CertificateInfo` and its chain."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +19,8 @@ from custom_components.secure_remote_access.protocol.names import (
 )
 
 
-def _require_aware(now: datetime) -> datetime:
+def require_aware(now: datetime) -> datetime:
+    """Return ``now``; raise ValueError for a naive datetime."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be an aware datetime")
     return now
@@ -73,7 +76,7 @@ class CertificateInfo:
 
     def remaining(self, now: datetime) -> timedelta:
         """Return the time left until ``not_after`` (negative once expired)."""
-        return self.not_after - _require_aware(now)
+        return self.not_after - require_aware(now)
 
     def days_remaining(self, now: datetime) -> int:
         """Return whole days left, rounded down (-1 just after expiry)."""
@@ -81,11 +84,11 @@ class CertificateInfo:
 
     def is_expired(self, now: datetime) -> bool:
         """Return True after ``not_after`` (RFC 5280: ``not_after`` is inclusive)."""
-        return _require_aware(now) > self.not_after
+        return require_aware(now) > self.not_after
 
     def is_not_yet_valid(self, now: datetime) -> bool:
         """Return True before ``not_before``."""
-        return _require_aware(now) < self.not_before
+        return require_aware(now) < self.not_before
 
     def is_valid_at(self, now: datetime) -> bool:
         """Return True within the validity period."""

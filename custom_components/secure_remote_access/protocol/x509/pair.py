@@ -1,5 +1,7 @@
 """Verifying a certificate + key pair in memory before it is installed."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -11,7 +13,7 @@ from .errors import (
     KeyMismatchError,
     NamesNotCoveredError,
 )
-from .model import CertificateInfo, _require_aware
+from .model import CertificateInfo, require_aware
 from .parse import inspect_pem
 
 DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
@@ -32,7 +34,7 @@ def verify_certificate_pair(
     ``not_before <= now + clock_skew < not_after``. Raises `CertificateFormatError`,
     `PrivateKeyFormatError` or a `PairVerificationError` subclass.
     """
-    now = _require_aware(now or datetime.now(UTC))
+    now = require_aware(now or datetime.now(UTC))
     info = inspect_pem(fullchain_pem, key_pem=key_pem)
     if not info.key_matches:
         raise KeyMismatchError("the private key does not match the certificate")

@@ -1,5 +1,7 @@
 """Parsing PEM and DER certificates and keys in memory, and describing them."""
 
+from __future__ import annotations
+
 import base64
 import binascii
 from collections.abc import Sequence

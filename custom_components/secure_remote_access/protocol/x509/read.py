@@ -1,5 +1,7 @@
 """Bounded, blocking reads of certificate, key and CA bundle files."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 import os
 import stat

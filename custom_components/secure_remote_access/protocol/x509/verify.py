@@ -1,5 +1,7 @@
 """Checks on parsed certificates: key match, signatures, chain, OpenSSL verdicts."""
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Final
