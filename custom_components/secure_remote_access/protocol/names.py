@@ -69,6 +69,20 @@ def clean_name(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
+def normalize_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Names for an order: cleaned (`clean_name`), unique, in order; ValueError if none or empty."""
+    result: list[str] = []
+    for name in names:
+        clean = clean_name(name)
+        if not clean:
+            raise ValueError("empty name")
+        if clean not in result:
+            result.append(clean)
+    if not result:
+        raise ValueError("at least one name is required")
+    return tuple(result)
+
+
 def idna_ascii(name: str, *, uts46: bool = True) -> str | None:
     """The ASCII form of ``name``: IDNA 2008 with UTS 46 mapping, or IDNA 2003.
 

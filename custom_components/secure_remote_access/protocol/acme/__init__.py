@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from custom_components.secure_remote_access.protocol.names import challenge_record_name
+from custom_components.secure_remote_access.protocol.names import (
+    challenge_record_name,
+    normalize_names,
+)
 
-from .client import AcmeClient, normalize_names
+from .client import AcmeClient
 from .crypto import (
     KeyType,
     ari_cert_id,
