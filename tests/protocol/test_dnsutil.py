@@ -142,30 +142,41 @@ async def test_find_authoritative_servers_walks_up_and_prefers_ipv4() -> None:
     assert await dnsutil.find_authoritative_servers("nowhere.test", query) is None
 
 
-@pytest.mark.parametrize("answer", [True, False])
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (None, "result"),
+        (aiodns.error.ARES_ENOTFOUND, "empty"),
+        (aiodns.error.ARES_ENODATA, "empty"),
+        (aiodns.error.ARES_ETIMEOUT, "raises"),
+    ],
+)
 async def test_fresh_query_closes_its_channel(
-    monkeypatch: pytest.MonkeyPatch, answer: bool
+    monkeypatch: pytest.MonkeyPatch, error: int | None, outcome: str
 ) -> None:
-    """One channel per query, closed whether the query answers or raises."""
+    """One channel per query, always closed; no data is an empty result."""
     closed: list[bool] = []
+    answer = _result(
+        _record("x.test", pycares.QUERY_TYPE_TXT, pycares.TXTRecordData(b"v"))
+    )
 
     class FakeResolver:
         def __init__(self, **kwargs: object) -> None:
             assert kwargs == {"nameservers": ["192.0.2.53"], "timeout": 1.5, "tries": 2}
 
         async def query_dns(self, name: str, qtype: str) -> pycares.DNSResult:
-            if not answer:
-                raise aiodns.error.DNSError(aiodns.error.ARES_ETIMEOUT, "timeout")
-            return dnsutil.EMPTY_RESULT
+            if error is not None:
+                raise aiodns.error.DNSError(error, "failed")
+            return answer
 
         async def close(self) -> None:
             closed.append(True)
 
     monkeypatch.setattr(dnsutil.aiodns, "DNSResolver", FakeResolver)
-    if answer:
-        result = await dnsutil.fresh_query("x.test", "TXT", ["192.0.2.53"], 1.5)
-        assert result is dnsutil.EMPTY_RESULT
-    else:
+    if outcome == "raises":
         with pytest.raises(aiodns.error.DNSError):
             await dnsutil.fresh_query("x.test", "TXT", ["192.0.2.53"], 1.5)
+    else:
+        result = await dnsutil.fresh_query("x.test", "TXT", ["192.0.2.53"], 1.5)
+        assert result is (answer if outcome == "result" else dnsutil.EMPTY_RESULT)
     assert closed == [True]

@@ -27,7 +27,6 @@ from .dnsutil import (
     cname_target,
     follow_cnames,
     fresh_query,
-    is_no_data,
 )
 from .names import (
     CHALLENGE_PREFIX,
@@ -109,12 +108,7 @@ async def _cname(
 
     Raises aiodns.error.DNSError when the server does not answer.
     """
-    try:
-        result = await fresh_query(name, "CNAME", nameservers, query_timeout)
-    except aiodns.error.DNSError as err:
-        if is_no_data(err):
-            return None
-        raise
+    result = await fresh_query(name, "CNAME", nameservers, query_timeout)
     return cname_target(result, name)
 
 

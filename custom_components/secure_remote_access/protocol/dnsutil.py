@@ -37,9 +37,11 @@ async def fresh_query(
     name: str, qtype: str, nameservers: Sequence[str] | None, query_timeout: float
 ) -> pycares.DNSResult:
     """One query with a fresh channel: c-ares caches answers per channel, and
-    a record the user just fixed must be seen. Raises aiodns.error.DNSError.
+    a record the user just fixed must be seen.
 
     ``nameservers`` are ``"ip"`` or ``"ip:port"``; None uses the system resolver.
+    NXDOMAIN and NODATA give `EMPTY_RESULT`; raises aiodns.error.DNSError when
+    no server answers.
     """
     resolver = aiodns.DNSResolver(
         nameservers=list(nameservers) if nameservers else None,
@@ -48,6 +50,10 @@ async def fresh_query(
     )
     try:
         return await resolver.query_dns(name, qtype)
+    except aiodns.error.DNSError as err:
+        if is_no_data(err):
+            return EMPTY_RESULT
+        raise
     finally:
         await resolver.close()
 

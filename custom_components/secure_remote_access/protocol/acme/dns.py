@@ -21,13 +21,11 @@ import pycares
 
 from custom_components.secure_remote_access.protocol.dnsutil import (
     DEFAULT_QUERY_TIMEOUT,
-    EMPTY_RESULT,
     CnameHop,
     cname_target,
     find_authoritative_servers,
     follow_cnames,
     fresh_query,
-    is_no_data,
 )
 from custom_components.secure_remote_access.protocol.names import (
     challenge_record_name,
@@ -171,7 +169,7 @@ class DnsPropagationChecker:
             return await fresh_query(name, qtype, servers, self._query_timeout)
         except aiodns.error.DNSError as err:
             _LOGGER.debug("%s query for %s failed: %s", qtype, name, err)
-            return EMPTY_RESULT if is_no_data(err) else None
+            return None
 
     async def _authoritative_servers(self, name: str) -> list[str] | None:
         """Addresses of the name servers of the zone holding ``name`` (None: system resolver)."""
