@@ -34,7 +34,7 @@ from .x509.errors import (
 )
 from .x509.model import CertificateInfo
 from .x509.parse import build_certificate_info, parse_certificates
-from .x509.read import read_file_limited
+from .x509.read import parse_file
 from .x509.verify import VerificationStatus, verification_status_for
 
 type Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -126,12 +126,9 @@ def build_verify_context(ca_bundle: StrPath | None = None) -> ssl.SSLContext:
     _fetch_context()
     if ca_bundle is None:
         return _system_verify_context()
-    data = read_file_limited(ca_bundle, max_size=MAX_CA_BUNDLE_SIZE)
-    try:
-        certificates = parse_certificates(data)
-    except CertificateError as err:
-        err.path = os.fspath(ca_bundle)
-        raise
+    certificates = parse_file(
+        ca_bundle, parse_certificates, max_size=MAX_CA_BUNDLE_SIZE
+    )
     pem = "".join(
         cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
         for cert in certificates

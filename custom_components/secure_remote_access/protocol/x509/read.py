@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 import os
 import stat
@@ -104,24 +105,26 @@ def read_certificate_file(
     return build_certificate_info(certificates, key)
 
 
-def read_certificates(path: StrPath) -> list[x509.Certificate]:
-    """Load the certificates of a PEM or DER file, leaf first. Blocking."""
-    data = read_file_limited(path)
+def parse_file[T](
+    path: StrPath, parse: Callable[[bytes], T], *, max_size: int = MAX_FILE_SIZE
+) -> T:
+    """Read ``path`` (bounded) and parse its bytes; errors name the file. Blocking."""
+    data = read_file_limited(path, max_size=max_size)
     try:
-        return parse_certificates(data)
+        return parse(data)
     except CertificateError as err:
         err.path = os.fspath(path)
         raise
+
+
+def read_certificates(path: StrPath) -> list[x509.Certificate]:
+    """Load the certificates of a PEM or DER file, leaf first. Blocking."""
+    return parse_file(path, parse_certificates)
 
 
 def read_private_key_file(path: StrPath) -> PrivateKeyTypes:
     """Load an unencrypted private key file (PEM or DER). Blocking."""
-    data = read_file_limited(path)
-    try:
-        return parse_private_key(data)
-    except CertificateError as err:
-        err.path = os.fspath(path)
-        raise
+    return parse_file(path, parse_private_key)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
