@@ -17,7 +17,7 @@ import tracemalloc
 from types import SimpleNamespace
 from typing import Any
 
-from custom_components.secure_remote_access.protocol.certificates import (
+from custom_components.secure_remote_access.protocol.tls import (
     Endpoint,
     inspect_endpoints,
 )

@@ -45,9 +45,7 @@ from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     AlreadyReplacedError,
 )
-from custom_components.secure_remote_access.protocol.certificates import (
-    PairVerificationError,
-)
+from custom_components.secure_remote_access.protocol.x509 import PairVerificationError
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.pebble import DEFAULT_EAB_KEYS, PebbleServer
 
@@ -336,7 +334,7 @@ async def test_crash_while_writing_keeps_old_pair(
 
     with (
         patch(
-            "custom_components.secure_remote_access.protocol.files.os.replace",
+            "custom_components.secure_remote_access.protocol.pairfiles.os.replace",
             side_effect=crash_on_certificate,
         ),
         pytest.raises(HomeAssistantError),

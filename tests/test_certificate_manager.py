@@ -27,12 +27,10 @@ from custom_components.secure_remote_access.helpers import (
     default_certificate_dir,
     path_is_allowed,
 )
-from custom_components.secure_remote_access.protocol.certificates import (
-    CertificateFileError,
-)
 from custom_components.secure_remote_access.protocol.duckdns import DuckDnsClient
-from custom_components.secure_remote_access.protocol.files import RecoveryStatus
+from custom_components.secure_remote_access.protocol.pairfiles import RecoveryStatus
 from custom_components.secure_remote_access.protocol.schedule import RenewalReason
+from custom_components.secure_remote_access.protocol.x509 import CertificateFileError
 from custom_components.secure_remote_access.renewal import RenewalCoordinator
 from tests.fakes import certs
 

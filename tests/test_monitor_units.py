@@ -27,18 +27,18 @@ from custom_components.secure_remote_access.monitor import (
     status_attributes,
     status_diagnostics,
 )
-from custom_components.secure_remote_access.protocol.certificates import (
+from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
+from custom_components.secure_remote_access.protocol.tls import EndpointCertificate
+from custom_components.secure_remote_access.protocol.x509 import (
     CertificateFileNotFoundError,
     CertificateFormatError,
     CertificateInfo,
-    EndpointCertificate,
     EndpointConnectionRefusedError,
     EndpointError,
     EndpointTimeoutError,
     VerificationStatus,
     inspect_certificate_bytes,
 )
-from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
 from custom_components.secure_remote_access.repairs import (
     CERTIFICATE_ISSUE_KEYS,
     CERTIFICATE_ISSUES,

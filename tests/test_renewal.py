@@ -47,7 +47,7 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
     EVENT_CERTIFICATE_RENEWED,
 )
-from custom_components.secure_remote_access.protocol import files as files_module
+from custom_components.secure_remote_access.protocol import pairfiles as files_module
 from custom_components.secure_remote_access.protocol.acme import RenewalInfo
 from custom_components.secure_remote_access.protocol.delegation import (
     DelegationError,

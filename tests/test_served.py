@@ -27,7 +27,7 @@ from custom_components.secure_remote_access.const import (
     CONF_PRIVATE_KEY_PATH,
     DOMAIN,
 )
-from custom_components.secure_remote_access.protocol.files import read_matching_pair
+from custom_components.secure_remote_access.protocol.x509 import read_matching_pair
 from custom_components.secure_remote_access.served import (
     ServedFiles,
     SwapResult,

@@ -51,22 +51,22 @@ from .protocol.acme import (
     describe_acme_error,
     is_nameserver,
 )
-from .protocol.certificates import (
-    DEFAULT_CLOCK_SKEW,
-    CertificateError,
-    CertificateInfo,
-    read_file_limited,
-)
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
-from .protocol.files import (
+from .protocol.pairfiles import (
     RecoveryStatus,
     check_pair_writable,
-    read_certificate_pair,
     recover_pair,
     write_certificate_pair,
 )
 from .protocol.schedule import RenewalDecision, RenewalReason, decide
+from .protocol.x509 import (
+    DEFAULT_CLOCK_SKEW,
+    CertificateError,
+    CertificateInfo,
+    read_certificate_pair,
+    read_file_limited,
+)
 
 STORAGE_VERSION: Final = 1
 STORAGE_KEY: Final = f"{DOMAIN}.acme_accounts"

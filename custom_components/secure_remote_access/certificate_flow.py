@@ -64,12 +64,11 @@ from .protocol.acme.jws import is_b64url
 from .protocol.delegation import (
     MAX_CERTIFICATE_NAMES,
     DelegationError,
-    DuckDnsNameError,
-    InvalidNameError,
     expected_records,
     parse_extra_names,
     resolve_delegations,
 )
+from .protocol.names import DuckDnsNameError, InvalidNameError
 
 CERTIFICATE_KEYS = (
     CONF_ACME_DIRECTORY,

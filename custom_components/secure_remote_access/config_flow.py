@@ -59,12 +59,12 @@ from .protocol.duckdns import (
     DEFAULT_UPDATE_URL,
     DuckDnsAuthError,
     DuckDnsError,
-    InvalidDomainError,
     InvalidTokenError,
     normalize_token,
     parse_domains,
 )
 from .protocol.ipv6 import is_public_ipv6
+from .protocol.names import InvalidDomainError
 
 _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))

@@ -39,24 +39,26 @@ from .const import (
     MTIME_POLL_INTERVAL,
 )
 from .helpers import path_is_allowed
-from .protocol.certificates import (
-    DEFAULT_TIMEOUT,
-    CertificateError,
-    CertificateInfo,
-    Endpoint,
-    EndpointCertificate,
-    EndpointError,
-    Resolver,
-    VerificationStatus,
-    build_verify_context,
-    inspect_endpoints,
-)
 from .protocol.endpoint_list import (
     EndpointOption,
     InvalidEndpointListError,
     parse_endpoints,
 )
-from .protocol.files import read_certificate_pair
+from .protocol.tls import (
+    DEFAULT_TIMEOUT,
+    Endpoint,
+    EndpointCertificate,
+    Resolver,
+    build_verify_context,
+    inspect_endpoints,
+)
+from .protocol.x509 import (
+    CertificateError,
+    CertificateInfo,
+    EndpointError,
+    VerificationStatus,
+    read_certificate_pair,
+)
 from .served import same_file
 
 if TYPE_CHECKING:

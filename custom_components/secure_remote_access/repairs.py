@@ -25,7 +25,7 @@ from .checklist.runner import DATA_CHECKLIST
 from .const import ATTR_CONFIG_ENTRY_ID, CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
 from .models import SecureRemoteAccessConfigEntry
 from .monitor import CertificateKind, CertificateStatus, Problem, entry_monitors
-from .protocol.duckdns import InvalidDomainError, normalize_domain
+from .protocol.names import InvalidDomainError, normalize_duckdns_domain
 from .served import RESTART_REQUIRED
 
 
@@ -39,7 +39,7 @@ def async_check_duplicate_updater(
     for other in hass.config_entries.async_entries(CORE_DUCKDNS_DOMAIN):
         raw = str(other.data.get("domain", ""))
         try:
-            name = normalize_domain(raw)
+            name = normalize_duckdns_domain(raw)
         except InvalidDomainError:
             continue
         if name in ours:

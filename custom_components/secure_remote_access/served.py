@@ -33,8 +33,12 @@ from homeassistant.util import ssl as ssl_util
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN, LOGGER
-from .protocol.certificates import CertificateError, KeyMismatchError
-from .protocol.files import MatchingPair, read_matching_pair
+from .protocol.x509 import (
+    CertificateError,
+    KeyMismatchError,
+    MatchingPair,
+    read_matching_pair,
+)
 
 HANDSHAKE_TIMEOUT: Final = 10.0
 SERVED_CHECK_INTERVAL: Final = timedelta(hours=1)

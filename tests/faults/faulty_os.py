@@ -1,6 +1,6 @@
 """Faults in the middle of writing the certificate files: an error or a crash at step k.
 
-`FaultyOs` stands in for the ``os`` module of ``protocol/files.py``. Only in
+`FaultyOs` stands in for the ``os`` module of ``protocol/pairfiles.py`` and ``protocol/fileops.py``. Only in
 a thread that is writing a pair (`FaultyOs.writing`), each call of a
 file-changing function is one *step*; a plan makes step ``k`` raise
 ``OSError(EIO)`` or *crash*: the thread stops right there (as if the process

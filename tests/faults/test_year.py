@@ -49,15 +49,18 @@ from custom_components.secure_remote_access.const import (
     CONF_PRIVATE_KEY_PATH,
     DOMAIN,
 )
-from custom_components.secure_remote_access.protocol import files as files_module
-from custom_components.secure_remote_access.protocol.certificates import (
-    CertificateError,
+from custom_components.secure_remote_access.protocol import (
+    fileops as fileops_module,
+    pairfiles as files_module,
 )
-from custom_components.secure_remote_access.protocol.files import read_matching_pair
 from custom_components.secure_remote_access.protocol.schedule import (
     EMERGENCY_FRACTION,
     emergency_renewal_time,
     lifetime_renewal_time,
+)
+from custom_components.secure_remote_access.protocol.x509 import (
+    CertificateError,
+    read_matching_pair,
 )
 from custom_components.secure_remote_access.served import build_server_context
 from tests.common import TOKEN
@@ -216,6 +219,7 @@ class Year:
 
         self._patches = [
             patch.object(files_module, "os", self.faulty_os),
+            patch.object(fileops_module, "os", self.faulty_os),
             patch.object(certificate_module, "write_certificate_pair", counted_write),
         ]
         for active in self._patches:

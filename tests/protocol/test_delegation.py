@@ -13,15 +13,17 @@ from custom_components.secure_remote_access.protocol.acme import DnsPropagationC
 from custom_components.secure_remote_access.protocol.delegation import (
     DelegationError,
     DelegationProblem,
-    DuckDnsNameError,
-    InvalidNameError,
     MultipleDelegationError,
-    challenge_record,
     expected_records,
-    normalize_name,
     parse_extra_names,
     resolve_delegation,
     resolve_delegations,
+)
+from custom_components.secure_remote_access.protocol.names import (
+    DuckDnsNameError,
+    InvalidNameError,
+    challenge_record_name,
+    normalize_dns_name,
 )
 from tests.fakes.pebble import PebbleServer
 
@@ -200,7 +202,7 @@ async def test_propagation_checker_follows_the_delegation(
 )
 def test_normalize_name(raw: str, name: str) -> None:
     """Lower case, IDNA, trailing dot removed, wildcard kept."""
-    assert normalize_name(raw) == name
+    assert normalize_dns_name(raw) == name
 
 
 @pytest.mark.parametrize(
@@ -224,7 +226,7 @@ def test_normalize_name(raw: str, name: str) -> None:
 def test_invalid_names(raw: str) -> None:
     """Anything but RFC 1123 labels (and one leading *.) is refused."""
     with pytest.raises(InvalidNameError) as err:
-        normalize_name(raw)
+        normalize_dns_name(raw)
     assert not isinstance(err.value, DuckDnsNameError)
     assert err.value.name == raw
 
@@ -235,7 +237,7 @@ def test_invalid_names(raw: str) -> None:
 def test_duckdns_names_are_refused(raw: str) -> None:
     """DuckDNS names belong in the DuckDNS step."""
     with pytest.raises(DuckDnsNameError):
-        normalize_name(raw)
+        normalize_dns_name(raw)
 
 
 def test_parse_extra_names() -> None:
@@ -252,7 +254,10 @@ def test_parse_extra_names() -> None:
 
 def test_challenge_record_and_solver_mapping() -> None:
     """Delegated names are answered through the DuckDNS name they point to."""
-    assert challenge_record("*.Home.Example.com.") == "_acme-challenge.home.example.com"
+    assert (
+        challenge_record_name("*.Home.Example.com.")
+        == "_acme-challenge.home.example.com"
+    )
     delegations = {"home.example.com": "myhome.duckdns.org"}
     assert (
         duckdns_domain_for("*.home.example.com", DUCK, delegations)

@@ -15,12 +15,14 @@ from custom_components.secure_remote_access.protocol.duckdns import (
     DuckDnsAuthError,
     DuckDnsClient,
     DuckDnsConnectionError,
-    InvalidDomainError,
     InvalidTokenError,
-    normalize_domain,
     normalize_token,
     parse_domains,
-    sub_name,
+)
+from custom_components.secure_remote_access.protocol.names import (
+    InvalidDomainError,
+    duckdns_label,
+    normalize_duckdns_domain,
 )
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 
@@ -88,8 +90,8 @@ def test_token_format() -> None:
 
 def test_names() -> None:
     """Full names are what we store; sub-names are what DuckDNS is sent."""
-    assert normalize_domain("MyHome.duckdns.org.") == "myhome.duckdns.org"
-    assert sub_name("myhome.duckdns.org") == "myhome"
+    assert normalize_duckdns_domain("MyHome.duckdns.org.") == "myhome.duckdns.org"
+    assert duckdns_label("myhome.duckdns.org") == "myhome"
 
 
 async def test_update_ipv4_detected(

@@ -10,9 +10,11 @@ from custom_components.secure_remote_access.protocol.endpoint_list import (
     EndpointOption,
     InvalidEndpointError,
     InvalidEndpointListError,
-    normalize_host,
     parse_endpoint,
     parse_endpoints,
+)
+from custom_components.secure_remote_access.protocol.names import (
+    normalize_endpoint_host,
 )
 
 
@@ -100,8 +102,8 @@ def test_endpoint_labels_and_options() -> None:
         EndpointOption("b.test", 1),
     ]
     assert endpoints_from_options({}) == []
-    assert normalize_host("") is None
-    assert normalize_host(".") is None
+    assert normalize_endpoint_host("") is None
+    assert normalize_endpoint_host(".") is None
 
 
 def test_every_bad_line_is_named_with_its_number() -> None:

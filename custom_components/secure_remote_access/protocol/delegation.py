@@ -19,32 +19,28 @@ import re
 from typing import Final
 
 import aiodns
-import idna
-import pycares
 
-CHALLENGE_PREFIX: Final = "_acme-challenge."
-DUCKDNS_SUFFIX: Final = ".duckdns.org"
-MAX_CNAME_DEPTH: Final = 8
-DEFAULT_QUERY_TIMEOUT: Final = 3.0
+from .dnsutil import (
+    DEFAULT_QUERY_TIMEOUT,
+    MAX_CNAME_DEPTH,
+    CnameHop,
+    cname_target,
+    follow_cnames,
+    fresh_query,
+)
+from .names import (
+    CHALLENGE_PREFIX,
+    WILDCARD_PREFIX,
+    challenge_record_name,
+    clean_name,
+    duckdns_parent,
+    normalize_dns_name,
+)
+
 #: Let's Encrypt accepts at most 100 names in one certificate.
 MAX_CERTIFICATE_NAMES: Final = 100
 
-_LABEL: Final = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SEPARATORS: Final = re.compile(r"[,\s]+")
-_NO_DATA: Final = frozenset({aiodns.error.ARES_ENOTFOUND, aiodns.error.ARES_ENODATA})
-
-
-class InvalidNameError(ValueError):
-    """A name that cannot go into a certificate (``name`` is as entered)."""
-
-    def __init__(self, name: str) -> None:
-        """Remember the offending name."""
-        super().__init__(f"not a valid host name: {name}")
-        self.name = name
-
-
-class DuckDnsNameError(InvalidNameError):
-    """A duckdns.org name among the extra names (those belong in the DuckDNS step)."""
 
 
 class DelegationProblem(StrEnum):
@@ -95,57 +91,14 @@ class DelegationError(Exception):
         return f"{self.record} has no CNAME; {text}"
 
 
-def normalize_name(raw: str) -> str:
-    """A host name (optionally ``*.``-prefixed) in lower-case ASCII (IDNA).
-
-    Raises InvalidNameError for anything that is not RFC 1123 labels, and
-    DuckDnsNameError for names under duckdns.org.
-    """
-    text = raw.strip().rstrip(".").lower()
-    wildcard = text.startswith("*.")
-    base = text.removeprefix("*.")
-    try:
-        ascii_name = idna.encode(base, uts46=True).decode("ascii") if base else ""
-    except idna.IDNAError, UnicodeError:
-        raise InvalidNameError(raw) from None
-    labels = ascii_name.split(".")
-    if (
-        len(labels) < 2
-        or len(ascii_name) > 253 - (2 if wildcard else 0)
-        or not all(_LABEL.match(label) for label in labels)
-        or labels[-1].isdigit()
-    ):
-        raise InvalidNameError(raw)
-    if ascii_name == DUCKDNS_SUFFIX[1:] or ascii_name.endswith(DUCKDNS_SUFFIX):
-        raise DuckDnsNameError(raw)
-    return f"*.{ascii_name}" if wildcard else ascii_name
-
-
 def parse_extra_names(value: str | Iterable[str]) -> list[str]:
     """Names separated by commas, spaces or new lines: normalized, unique, in order."""
     parts = _SEPARATORS.split(value) if isinstance(value, str) else list(value)
     names: list[str] = []
     for part in parts:
-        if part.strip() and (name := normalize_name(part)) not in names:
+        if part.strip() and (name := normalize_dns_name(part)) not in names:
             names.append(name)
     return names
-
-
-def challenge_record(name: str) -> str:
-    """``_acme-challenge.`` + the name without its ``*.`` prefix."""
-    return CHALLENGE_PREFIX + _clean(name).removeprefix("*.")
-
-
-def _clean(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def _duckdns_domain(name: str, domains: Sequence[str]) -> str | None:
-    """The DuckDNS domain ``name`` is, or is under (``_acme-challenge.`` included)."""
-    for domain in domains:
-        if name == domain or name.endswith(f".{domain}"):
-            return domain
-    return None
 
 
 async def _cname(
@@ -153,33 +106,10 @@ async def _cname(
 ) -> str | None:
     """The CNAME target of ``name``, None when it has none.
 
-    A fresh channel per query: c-ares caches answers per channel, and a record
-    the user just fixed must be seen. Raises aiodns.error.DNSError when the
-    server does not answer.
+    Raises aiodns.error.DNSError when the server does not answer.
     """
-    resolver = aiodns.DNSResolver(
-        nameservers=list(nameservers) if nameservers else None,
-        timeout=query_timeout,
-        tries=2,
-    )
-    try:
-        result = await resolver.query_dns(name, "CNAME")
-    except aiodns.error.DNSError as err:
-        if err.args and err.args[0] in _NO_DATA:
-            return None
-        raise
-    finally:
-        await resolver.close()
-    return next(
-        (
-            _clean(record.data.cname)
-            for record in result.answer
-            if record.type == pycares.QUERY_TYPE_CNAME
-            and isinstance(record.data, pycares.CNAMERecordData)
-            and _clean(record.name) == name
-        ),
-        None,
-    )
+    result = await fresh_query(name, "CNAME", nameservers, query_timeout)
+    return cname_target(result, name)
 
 
 async def resolve_delegation(
@@ -195,12 +125,11 @@ async def resolve_delegation(
     ``nameservers`` are ``"ip"`` or ``"ip:port"``; None uses the system
     resolver. Raises DelegationError naming the record to create.
     """
-    domains = [_clean(domain) for domain in duckdns_domains]
-    record = challenge_record(name)
+    domains = [clean_name(domain) for domain in duckdns_domains]
+    record = challenge_record_name(name)
     expected_target = CHALLENGE_PREFIX + domains[0]
-    current = record
-    seen = {record}
-    for _ in range(max_depth):
+
+    async def step(current: str) -> str | CnameHop:
         try:
             target = await _cname(current, nameservers, query_timeout)
         except aiodns.error.DNSError:
@@ -218,13 +147,16 @@ async def resolve_delegation(
             raise DelegationError(
                 record, expected_target, current, DelegationProblem.ELSEWHERE
             )
-        if (domain := _duckdns_domain(target, domains)) is not None:
+        if (domain := duckdns_parent(target, domains)) is not None:
             return domain
-        if target in seen:
-            break
-        seen.add(target)
-        current = target
-    raise DelegationError(record, expected_target, current, DelegationProblem.LOOP)
+        return CnameHop(target)
+
+    def loop(current: str) -> str:
+        raise DelegationError(record, expected_target, current, DelegationProblem.LOOP)
+
+    return await follow_cnames(
+        record, step, loop, stop_at_loop=True, max_depth=max_depth
+    )
 
 
 async def resolve_delegations(
@@ -241,7 +173,9 @@ async def resolve_delegations(
     """
     delegations: dict[str, str] = {}
     errors: list[DelegationError] = []
-    for base in dict.fromkeys(_clean(name).removeprefix("*.") for name in names):
+    for base in dict.fromkeys(
+        clean_name(name).removeprefix(WILDCARD_PREFIX) for name in names
+    ):
         try:
             delegations[base] = await resolve_delegation(
                 base, duckdns_domains, nameservers, query_timeout=query_timeout

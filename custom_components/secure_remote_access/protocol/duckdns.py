@@ -9,22 +9,20 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 import ipaddress
-import re
 from typing import Final
 import uuid
 
 import aiohttp
 
 from .connection import describe_connection_error
+from .names import InvalidDomainError, duckdns_label, normalize_duckdns_domain
 
 DEFAULT_UPDATE_URL: Final = "https://www.duckdns.org/update"
-DUCKDNS_SUFFIX: Final = ".duckdns.org"
 MAX_DOMAINS: Final = 5
 DEFAULT_TIMEOUT: Final = 15.0
 # DuckDNS clears the TXT record when asked with this value and clear=true.
 CLEARED_TXT: Final = "removed"
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _MAX_BODY = 4096
 
 
@@ -38,21 +36,6 @@ class DuckDnsAuthError(DuckDnsError):
 
 class DuckDnsConnectionError(DuckDnsError):
     """DuckDNS could not be reached or gave an answer that is neither OK nor KO."""
-
-
-class InvalidDomainError(ValueError):
-    """A name that is not a DuckDNS sub-domain; ``reason`` says why.
-
-    Reasons: ``empty`` (nothing entered), ``space`` (a space inside a name),
-    ``not_duckdns`` (a name under another domain), ``invalid`` (characters or
-    length), ``too_many`` (``name`` is then the number of names).
-    """
-
-    def __init__(self, name: str, reason: str = "invalid") -> None:
-        """Remember the name and why it is refused."""
-        super().__init__(f"{name!r}: {reason}")
-        self.name = name
-        self.reason = reason
 
 
 class InvalidTokenError(ValueError):
@@ -76,27 +59,12 @@ class TxtUpdateResult:
     changed: bool
 
 
-def normalize_domain(name: str) -> str:
-    """Return the full lower-case DuckDNS name for ``myhome`` or ``myhome.duckdns.org``."""
-    shown = name.strip()
-    candidate = shown.lower().rstrip(".").removesuffix(DUCKDNS_SUFFIX)
-    if not candidate:
-        raise InvalidDomainError(shown, "empty")
-    if any(character.isspace() for character in candidate):
-        raise InvalidDomainError(shown, "space")
-    if "." in candidate:
-        raise InvalidDomainError(shown, "not_duckdns")
-    if not _LABEL.match(candidate):
-        raise InvalidDomainError(shown, "invalid")
-    return f"{candidate}{DUCKDNS_SUFFIX}"
-
-
 def parse_domains(text: str) -> list[str]:
     """Parse up to five comma-separated DuckDNS names into sorted, unique full names."""
     parts = [part for part in text.split(",") if part.strip()]
     if not parts:
         raise InvalidDomainError("", "empty")
-    names = sorted({normalize_domain(part) for part in parts})
+    names = sorted({normalize_duckdns_domain(part) for part in parts})
     if len(names) > MAX_DOMAINS:
         raise InvalidDomainError(str(len(names)), "too_many")
     return names
@@ -112,11 +80,6 @@ def normalize_token(token: str) -> str:
     if str(parsed) != candidate.lower():
         raise InvalidTokenError("token is not a UUID")
     return str(parsed)
-
-
-def sub_name(domain: str) -> str:
-    """Return the label DuckDNS expects in ``domains=`` (``myhome`` for ``myhome.duckdns.org``)."""
-    return normalize_domain(domain).removesuffix(DUCKDNS_SUFFIX)
 
 
 class DuckDnsClient:
@@ -193,7 +156,7 @@ class DuckDnsClient:
     async def _txt_request(
         self, domain: str, extra: Mapping[str, str]
     ) -> TxtUpdateResult:
-        lines = await self._request({"domains": sub_name(domain), **extra})
+        lines = await self._request({"domains": duckdns_label(domain), **extra})
         # Verbose reply: OK, TXT, UPDATED|NOCHANGE.
         if len(lines) < 3 or lines[2] not in ("UPDATED", "NOCHANGE"):
             raise DuckDnsConnectionError("unexpected reply to a TXT request")
@@ -229,7 +192,7 @@ class DuckDnsClient:
 
 
 def _domains_param(domains: Iterable[str]) -> str:
-    names = [sub_name(domain) for domain in domains]
+    names = [duckdns_label(domain) for domain in domains]
     if not names:
         raise InvalidDomainError("no domain")
     return ",".join(names)

@@ -12,8 +12,9 @@ import ipaddress
 import re
 from typing import Any, Final
 
+from .names import normalize_endpoint_host
+
 DEFAULT_ENDPOINT_PORT: Final = 443
-_HOST_LABEL: Final = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)", re.ASCII)
 _PORT: Final = re.compile(r"[0-9]{1,5}", re.ASCII)
 _BRACKETED: Final = re.compile(r"\[([^\]]+)\](?::([^:]*))?")
 _SCHEME: Final = re.compile(r"([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
@@ -77,27 +78,6 @@ class EndpointOption:
         )
 
 
-def normalize_host(host: str) -> str | None:
-    """An IP address or a lower-case ASCII (IDNA) host name; None when invalid."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    name = host.removesuffix(".")
-    if not name or len(name) > 253:
-        return None
-    try:
-        name = name.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-    labels = name.split(".")
-    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        return None
-    if labels[-1].isdigit():  # 10.1 or 1.2.3: a malformed address, not a name
-        return None
-    return name
-
-
 def _strip_url(target: str, line: str) -> str:
     """``https://host:port/path`` -> ``host:port``; other schemes are refused."""
     if not (match := _SCHEME.match(target)):
@@ -129,7 +109,7 @@ def _split_host_port(target: str, line: str) -> tuple[str, int]:
         if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
             raise InvalidEndpointError(line)
         port = int(port_text)
-    host = normalize_host(host_text)
+    host = normalize_endpoint_host(host_text)
     if host is None:
         raise InvalidEndpointError(line)
     return host, port

@@ -16,14 +16,14 @@ from custom_components.secure_remote_access.protocol.acme.crypto import (
     KeyType,
     ari_cert_id,
     build_csr,
-    certificate_names,
-    challenge_record_name,
     dns01_txt_value,
     generate_key_and_csr,
     generate_private_key,
     serial_der_bytes,
     top_issuer_common_name,
 )
+from custom_components.secure_remote_access.protocol.names import challenge_record_name
+from custom_components.secure_remote_access.protocol.x509 import certificate_names
 
 # RFC 9773 Appendix A: the example certificate and its identifier.
 RFC9773_CERT = """-----BEGIN CERTIFICATE-----

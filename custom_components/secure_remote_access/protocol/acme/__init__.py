@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from .client import AcmeClient, normalize_names
+from custom_components.secure_remote_access.protocol.names import (
+    challenge_record_name,
+    normalize_names,
+)
+
+from .client import AcmeClient
 from .crypto import (
     KeyType,
     ari_cert_id,
     build_csr,
-    challenge_record_name,
     dns01_txt_value,
     generate_private_key,
     load_pem_chain,

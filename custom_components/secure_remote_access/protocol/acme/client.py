@@ -23,6 +23,8 @@ import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from custom_components.secure_remote_access.protocol.names import normalize_names
+
 from .crypto import (
     KeyType,
     ari_cert_id,
@@ -72,20 +74,6 @@ DEFAULT_MAX_RETRY_AFTER: Final = 60.0
 # A CA offers one or two alternate chains; never follow an endless list.
 MAX_ALTERNATE_CHAINS: Final = 3
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
-
-
-def normalize_names(names: Sequence[str]) -> tuple[str, ...]:
-    """Lower-case, strip trailing dots and drop duplicates, keeping the order."""
-    result: list[str] = []
-    for name in names:
-        clean = name.strip().rstrip(".").lower()
-        if not clean:
-            raise ValueError("empty name")
-        if clean not in result:
-            result.append(clean)
-    if not result:
-        raise ValueError("at least one name is required")
-    return tuple(result)
 
 
 class AcmeClient:

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from custom_components.secure_remote_access.protocol.x509.parse import common_name
+
 from .jws import b64url
 
 type CertificateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -100,11 +102,6 @@ def dns01_txt_value(token: str, account_thumbprint: str) -> str:
     return b64url(hashlib.sha256(key_authorization.encode("ascii")).digest())
 
 
-def challenge_record_name(identifier: str) -> str:
-    """The TXT record name for an identifier: ``_acme-challenge.`` + name without ``*.``."""
-    return "_acme-challenge." + identifier.removeprefix("*.").rstrip(".").lower()
-
-
 def serial_der_bytes(serial: int) -> bytes:
     """The content octets of the DER INTEGER encoding a certificate serial number."""
     return serial.to_bytes(serial.bit_length() // 8 + 1, "big", signed=True)
@@ -131,19 +128,4 @@ def load_pem_chain(pem: str | bytes) -> list[x509.Certificate]:
 
 def top_issuer_common_name(chain: Sequence[x509.Certificate]) -> str | None:
     """The issuer CN of the last certificate of a chain (the root it leads to)."""
-    if not chain:
-        return None
-    attrs = chain[-1].issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not attrs:
-        return None
-    value = attrs[0].value
-    return value if isinstance(value, str) else value.decode("utf-8", "replace")
-
-
-def certificate_names(cert: x509.Certificate) -> list[str]:
-    """The DNS names in a certificate's SAN extension."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return san.get_values_for_type(x509.DNSName)
+    return common_name(chain[-1].issuer) if chain else None

@@ -19,21 +19,26 @@ from typing import Final, Protocol
 import aiodns
 import pycares
 
-from .crypto import challenge_record_name
+from custom_components.secure_remote_access.protocol.dnsutil import (
+    DEFAULT_QUERY_TIMEOUT,
+    CnameHop,
+    cname_target,
+    find_authoritative_servers,
+    follow_cnames,
+    fresh_query,
+)
+from custom_components.secure_remote_access.protocol.names import (
+    challenge_record_name,
+    clean_name,
+)
+
 from .errors import DnsPropagationTimeoutError
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PROPAGATION_TIMEOUT: Final = 120.0
 DEFAULT_POLL_INTERVAL: Final = 2.0
-DEFAULT_QUERY_TIMEOUT: Final = 3.0
-MAX_CNAME_DEPTH: Final = 8
-
-_TYPE_A: Final = pycares.QUERY_TYPE_A
-_TYPE_AAAA: Final = pycares.QUERY_TYPE_AAAA
-_TYPE_CNAME: Final = pycares.QUERY_TYPE_CNAME
-_TYPE_NS: Final = pycares.QUERY_TYPE_NS
-_TYPE_TXT: Final = pycares.QUERY_TYPE_TXT
+ZONE_CACHE_SECONDS: Final = 600.0
 
 
 class Dns01Solver(Protocol):
@@ -57,35 +62,12 @@ class PropagationChecker(Protocol):
         """Return once visible; raise DnsPropagationTimeoutError at ``deadline`` (loop time)."""
 
 
-def _normalize(name: str) -> str:
-    return name.rstrip(".").lower()
-
-
-_EMPTY_ANSWER_ERRORS: Final = frozenset(
-    {aiodns.error.ARES_ENOTFOUND, aiodns.error.ARES_ENODATA}
-)
-_EMPTY: Final = pycares.DNSResult(answer=[], authority=[], additional=[])
-ZONE_CACHE_SECONDS: Final = 600.0
-
-
 def _texts(result: pycares.DNSResult) -> tuple[str, ...]:
     return tuple(
         record.data.data.decode("utf-8", "replace")
         for record in result.answer
-        if record.type == _TYPE_TXT and isinstance(record.data, pycares.TXTRecordData)
-    )
-
-
-def _cname_target(result: pycares.DNSResult, name: str) -> str | None:
-    return next(
-        (
-            _normalize(record.data.cname)
-            for record in result.answer
-            if record.type == _TYPE_CNAME
-            and isinstance(record.data, pycares.CNAMERecordData)
-            and _normalize(record.name) == name
-        ),
-        None,
+        if record.type == pycares.QUERY_TYPE_TXT
+        and isinstance(record.data, pycares.TXTRecordData)
     )
 
 
@@ -155,8 +137,8 @@ class DnsPropagationChecker:
 
     async def _answers(self, name: str) -> list[tuple[str, ...]]:
         """The TXT strings of ``name`` per answering server, following CNAMEs."""
-        current = _normalize(name)
-        for _ in range(MAX_CNAME_DEPTH):
+
+        async def step(current: str) -> list[tuple[str, ...]] | CnameHop:
             servers = self._nameservers or await self._authoritative_servers(current)
             groups: list[list[str] | None] = (
                 [[server] for server in servers] if servers else [None]
@@ -169,13 +151,12 @@ class DnsPropagationChecker:
             if any(per_server):
                 return per_server
             target = next(
-                (t for result in answered if (t := _cname_target(result, current))),
+                (t for result in answered if (t := cname_target(result, current))),
                 None,
             )
-            if target is None:
-                return per_server
-            current = target
-        return []
+            return per_server if target is None else CnameHop(target)
+
+        return await follow_cnames(clean_name(name), step, lambda _: [])
 
     async def _query(
         self, name: str, qtype: str, servers: Sequence[str] | None
@@ -184,19 +165,11 @@ class DnsPropagationChecker:
 
         NXDOMAIN and NODATA give an empty result; no answer at all gives None.
         """
-        resolver = aiodns.DNSResolver(
-            nameservers=list(servers) if servers else None,
-            timeout=self._query_timeout,
-            tries=2,
-        )
         try:
-            return await resolver.query_dns(name, qtype)
+            return await fresh_query(name, qtype, servers, self._query_timeout)
         except aiodns.error.DNSError as err:
             _LOGGER.debug("%s query for %s failed: %s", qtype, name, err)
-            code = err.args[0] if err.args else None
-            return _EMPTY if code in _EMPTY_ANSWER_ERRORS else None
-        finally:
-            await resolver.close()
+            return None
 
     async def _authoritative_servers(self, name: str) -> list[str] | None:
         """Addresses of the name servers of the zone holding ``name`` (None: system resolver)."""
@@ -204,42 +177,6 @@ class DnsPropagationChecker:
         cached = self._zone_cache.get(name)
         if cached is not None and now - cached[0] < ZONE_CACHE_SECONDS:
             return cached[1]
-        servers = await self._find_authoritative_servers(name)
+        servers = await find_authoritative_servers(name, self._query)
         self._zone_cache[name] = (now, servers)
         return servers
-
-    async def _find_authoritative_servers(self, name: str) -> list[str] | None:
-        labels = name.split(".")
-        for index in range(len(labels) - 1):
-            zone = ".".join(labels[index:])
-            result = await self._query(zone, "NS", None)
-            if result is None:
-                continue
-            hosts = [
-                record.data.nsdname
-                for record in result.answer
-                if record.type == _TYPE_NS
-                and isinstance(record.data, pycares.NSRecordData)
-                and _normalize(record.name) == zone
-            ]
-            if not hosts:
-                continue
-            addresses: list[str] = []
-            for qtype in ("A", "AAAA"):  # IPv6 only when no server has an IPv4 address
-                for host in hosts:
-                    answer = await self._query(host, qtype, None)
-                    if answer is None:
-                        continue
-                    addresses.extend(
-                        record.data.addr
-                        for record in answer.answer
-                        if record.type in (_TYPE_A, _TYPE_AAAA)
-                        and isinstance(
-                            record.data, pycares.ARecordData | pycares.AAAARecordData
-                        )
-                    )
-                if addresses:
-                    break
-            if addresses:
-                return addresses
-        return None

@@ -40,46 +40,47 @@ nothing is wrong).
 from __future__ import annotations
 
 from collections.abc import Iterable
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 import logging
 import os
 from pathlib import Path
-import re
-import secrets
-import stat
 import threading
 from typing import Final
 
-from .certificates import (
+from .fileops import (
+    CERT_DIRECTORY_MODE,
+    DEFAULT_CERT_MODE,
+    KEY_DIRECTORY_MODE,
+    KEY_MODE,
+    ensure_directory,
+    existing_mode,
+    fsync_directories,
+    install_file,
+    new_run,
+    pending_path,
+    previous_path,
+    read_existing,
+    read_quietly,
+    remove_stale,
+    staged_files,
+    write_file,
+)
+from .x509 import (
     DEFAULT_CLOCK_SKEW,
-    MAX_FILE_SIZE,
     CertificateError,
     CertificateInfo,
-    KeyMismatchError,
     StrPath,
     build_certificate_info,
     key_matches_certificate,
     parse_certificates,
     parse_private_key,
-    read_certificates,
-    read_file_limited,
-    read_private_key_file,
     verify_certificate_pair,
 )
 
 _LOGGER = logging.getLogger(__name__)
 
-PREVIOUS_SUFFIX: Final = ".previous"
-PENDING_SUFFIX: Final = ".new"
-KEY_MODE: Final = 0o600
-DEFAULT_CERT_MODE: Final = 0o644
-KEY_DIRECTORY_MODE: Final = 0o700
-CERT_DIRECTORY_MODE: Final = 0o755
-_MAX_EXISTING_SIZE: Final = 4 * MAX_FILE_SIZE
-_RUN_PATTERN: Final = "[0-9a-f]{8}"
 # One install or recovery at a time in this process, whatever the entry.
 _PAIR_LOCK: Final = threading.Lock()
 
@@ -132,55 +133,6 @@ class PairWriteResult:
     """True when the replaced pair was saved under the ``.previous`` names."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PairInfo:
-    """A live pair read back for monitoring (no secrets).
-
-    ``key_problem`` is the `CertificateError.reason` when the key file could
-    not be used (``not_found``, ``invalid_key``...); ``key_matches`` is then False.
-    """
-
-    certificate: CertificateInfo
-    key_matches: bool
-    key_problem: str | None = None
-
-
-def previous_path(path: StrPath) -> Path:
-    """Return where the previous version of ``path`` is kept."""
-    return Path(f"{os.fspath(path)}{PREVIOUS_SUFFIX}")
-
-
-def pending_path(path: StrPath, run: str = "") -> Path:
-    """Return the staging file of install ``run`` renamed onto ``path`` when complete."""
-    middle = f".{run}" if run else ""
-    return Path(f"{os.fspath(path)}{middle}{PENDING_SUFFIX}")
-
-
-def _new_run() -> str:
-    return secrets.token_hex(4)
-
-
-def staged_files(path: StrPath) -> list[Path]:
-    """Every staging file of ``path`` (any install), newest first."""
-    target = Path(os.fspath(path))
-    pattern = re.compile(
-        rf"{re.escape(target.name)}(?:\.{_RUN_PATTERN})?{re.escape(PENDING_SUFFIX)}"
-    )
-    found: list[tuple[float, Path]] = []
-    try:
-        with os.scandir(target.parent) as entries:
-            for entry in entries:
-                if pattern.fullmatch(entry.name):
-                    try:
-                        mtime = entry.stat(follow_symlinks=False).st_mtime
-                    except OSError:
-                        mtime = 0.0
-                    found.append((mtime, Path(entry.path)))
-    except OSError:
-        return []
-    return [path for _, path in sorted(found, key=lambda item: -item[0])]
-
-
 # ------------------------------------------------------------ low-level I/O
 
 
@@ -203,7 +155,7 @@ def check_pair_writable(cert_path: StrPath, key_path: StrPath) -> None:
     """
     for path in _pair_paths(cert_path, key_path):
         try:
-            _read_existing(path)
+            read_existing(path)
         except OSError as err:
             raise PairWriteError(
                 f"cannot read the current file to keep it: {err.strerror or err}",
@@ -233,67 +185,6 @@ def _read_only(directory: Path) -> bool:
         return False
 
 
-def _read_existing(path: Path) -> bytes | None:
-    """Return a file's bytes, None when it does not exist; OSError otherwise."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise IsADirectoryError(21, "not a regular file", os.fspath(path))
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, _MAX_EXISTING_SIZE + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > _MAX_EXISTING_SIZE:
-                raise OSError(27, "file too large", os.fspath(path))
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
-def _read_quietly(path: Path) -> bytes | None:
-    """Return a file's bytes, or None when it is missing or unreadable."""
-    try:
-        return _read_existing(path)
-    except OSError:
-        return None
-
-
-def _existing_mode(path: Path) -> int | None:
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        return None
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` afresh with ``mode`` from the first instant, write, fsync."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = os.open(path, flags, mode)
-    try:
-        os.fchmod(fd, mode)  # exact mode whatever the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _install_file(path: Path, data: bytes, mode: int, run: str) -> None:
-    """Atomically replace ``path`` with ``data`` through its staging file."""
-    staging = pending_path(path, run)
-    _write_file(staging, data, mode)
-    os.replace(staging, path)
-
-
 def _install_previous(
     cert: Path, key: Path, cert_data: bytes, key_data: bytes, mode: int, run: str
 ) -> None:
@@ -304,55 +195,14 @@ def _install_previous(
     """
     previous_cert, previous_key = previous_path(cert), previous_path(key)
     try:
-        _write_file(pending_path(previous_key, run), key_data, KEY_MODE)
-        _write_file(pending_path(previous_cert, run), cert_data, mode)
+        write_file(pending_path(previous_key, run), key_data, KEY_MODE)
+        write_file(pending_path(previous_cert, run), cert_data, mode)
         os.replace(pending_path(previous_key, run), previous_key)
         os.replace(pending_path(previous_cert, run), previous_cert)
     except OSError:
-        if not _pair_matches(_read_quietly(previous_cert), _read_quietly(previous_key)):
-            _remove_stale(previous_cert, previous_key)
+        if not _pair_matches(read_quietly(previous_cert), read_quietly(previous_key)):
+            remove_stale(previous_cert, previous_key)
         raise
-
-
-def _fsync_directories(*paths: Path) -> None:
-    """Make renames durable; best effort (some file systems refuse)."""
-    for directory in dict.fromkeys(path.parent for path in paths):
-        try:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as err:
-            _LOGGER.debug("Cannot fsync directory %s: %s", directory, err)
-
-
-def _ensure_directory(directory: Path, mode: int) -> None:
-    """Create ``directory`` (``mode``) and missing parents (0755)."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for folder in reversed(missing):
-        folder_mode = mode if folder == directory else CERT_DIRECTORY_MODE
-        try:
-            os.mkdir(folder, folder_mode)
-        except FileExistsError:
-            continue
-        os.chmod(folder, folder_mode)
-
-
-def _remove_stale(*paths: Path) -> None:
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            _LOGGER.warning("Cannot remove stale file %s: %s", path, err)
 
 
 def _staging_files(cert: Path, key: Path) -> list[Path]:
@@ -419,7 +269,7 @@ def write_certificate_pair(
     )
     cert, key = _pair_paths(cert_path, key_path)
     with _PAIR_LOCK:
-        previous_kept = _install_pair(cert, key, fullchain_pem, key_pem, _new_run())
+        previous_kept = _install_pair(cert, key, fullchain_pem, key_pem, new_run())
     return PairWriteResult(
         certificate=info,
         cert_path=os.fspath(cert),
@@ -433,27 +283,27 @@ def _install_pair(
 ) -> bool:
     """Steps 2 to 4 of the install; True when the old pair was kept as .previous."""
     try:
-        old_cert = _read_existing(cert)
-        old_key = _read_existing(key)
+        old_cert = read_existing(cert)
+        old_key = read_existing(key)
     except OSError as err:
         raise PairWriteError(
             f"cannot read the current file to keep it: {err.strerror or err}",
             path=err.filename,
         ) from err
-    cert_mode = _existing_mode(cert) or DEFAULT_CERT_MODE
+    cert_mode = existing_mode(cert) or DEFAULT_CERT_MODE
     previous_kept = False
     try:
-        _ensure_directory(key.parent, KEY_DIRECTORY_MODE)
-        _ensure_directory(cert.parent, CERT_DIRECTORY_MODE)
+        ensure_directory(key.parent, KEY_DIRECTORY_MODE)
+        ensure_directory(cert.parent, CERT_DIRECTORY_MODE)
         if _pair_matches(old_cert, old_key):
             assert old_cert is not None and old_key is not None
             _install_previous(cert, key, old_cert, old_key, cert_mode, run)
             previous_kept = True
-        _write_file(pending_path(key, run), key_pem, KEY_MODE)
-        _write_file(pending_path(cert, run), fullchain_pem, cert_mode)
-        _fsync_directories(cert, key)  # staged files durable before any rename
+        write_file(pending_path(key, run), key_pem, KEY_MODE)
+        write_file(pending_path(cert, run), fullchain_pem, cert_mode)
+        fsync_directories(cert, key)  # staged files durable before any rename
     except OSError as err:
-        _remove_stale(*_run_staging_files(cert, key, run))
+        remove_stale(*_run_staging_files(cert, key, run))
         raise PairWriteError(
             f"cannot write the new pair: {err.strerror or err}", path=err.filename
         ) from err
@@ -466,14 +316,14 @@ def _install_pair(
     except OSError as err:
         rolled_back = _roll_back(replaced, run)
         if rolled_back:  # else keep them: recover_pair may roll forward with them
-            _remove_stale(*_run_staging_files(cert, key, run))
+            remove_stale(*_run_staging_files(cert, key, run))
         raise PairWriteError(
             f"cannot put the new pair in place: {err.strerror or err}"
             + ("" if rolled_back else "; the old pair could not be restored"),
             path=err.filename,
             recovery_needed=not rolled_back,
         ) from err
-    _fsync_directories(cert, key)
+    fsync_directories(cert, key)
     return previous_kept
 
 
@@ -484,7 +334,7 @@ def _roll_back(replaced: list[tuple[Path, bytes | None, int]], run: str) -> bool
             if old is None:
                 os.unlink(path)
             else:
-                _install_file(path, old, mode, run)
+                install_file(path, old, mode, run)
     except OSError as err:
         _LOGGER.error("Rolling back %s failed: %s", replaced, err)
         return False
@@ -496,11 +346,11 @@ def _roll_forward(
 ) -> bool:
     """Complete an interrupted install of a pair with one staged file; True if done."""
     for staged in staged_files(cert):
-        if _pair_matches(_read_quietly(staged), live_key, require_chain=True):
+        if _pair_matches(read_quietly(staged), live_key, require_chain=True):
             os.replace(staged, cert)
             return True
     for staged in staged_files(key):
-        if _pair_matches(live_cert, _read_quietly(staged), require_chain=True):
+        if _pair_matches(live_cert, read_quietly(staged), require_chain=True):
             os.replace(staged, key)
             return True
     return False
@@ -509,7 +359,7 @@ def _roll_forward(
 def _recover_previous(cert: Path, key: Path) -> None:
     """Complete an interrupted install of the .previous pair; drop a mismatched one."""
     previous_cert, previous_key = previous_path(cert), previous_path(key)
-    old_cert, old_key = _read_quietly(previous_cert), _read_quietly(previous_key)
+    old_cert, old_key = read_quietly(previous_cert), read_quietly(previous_key)
     if old_cert is None and old_key is None:
         return
     if _pair_matches(old_cert, old_key):
@@ -522,7 +372,7 @@ def _recover_previous(cert: Path, key: Path) -> None:
         previous_cert,
         previous_key,
     )
-    _remove_stale(previous_cert, previous_key)
+    remove_stale(previous_cert, previous_key)
 
 
 def recover_pair(cert_path: StrPath, key_path: StrPath) -> RecoveryStatus:
@@ -542,7 +392,7 @@ def recover_pair(cert_path: StrPath, key_path: StrPath) -> RecoveryStatus:
 
 
 def _recover(cert: Path, key: Path) -> RecoveryStatus:
-    live_cert, live_key = _read_quietly(cert), _read_quietly(key)
+    live_cert, live_key = read_quietly(cert), read_quietly(key)
     status: RecoveryStatus | None = None
     try:
         _recover_previous(cert, key)
@@ -557,8 +407,8 @@ def _recover(cert: Path, key: Path) -> RecoveryStatus:
         ):
             status = RecoveryStatus.ABSENT
         else:
-            old_cert = _read_quietly(previous_path(cert))
-            old_key = _read_quietly(previous_path(key))
+            old_cert = read_quietly(previous_path(cert))
+            old_key = read_quietly(previous_path(key))
             if not _pair_matches(old_cert, old_key, require_chain=True):
                 raise PairRecoveryError(
                     "the live pair does not match and no matching previous pair "
@@ -566,10 +416,10 @@ def _recover(cert: Path, key: Path) -> RecoveryStatus:
                     path=cert,
                 )
             assert old_cert is not None and old_key is not None
-            cert_mode = _existing_mode(previous_path(cert)) or DEFAULT_CERT_MODE
-            run = _new_run()
-            _write_file(pending_path(key, run), old_key, KEY_MODE)
-            _write_file(pending_path(cert, run), old_cert, cert_mode)
+            cert_mode = existing_mode(previous_path(cert)) or DEFAULT_CERT_MODE
+            run = new_run()
+            write_file(pending_path(key, run), old_key, KEY_MODE)
+            write_file(pending_path(cert, run), old_cert, cert_mode)
             os.replace(pending_path(key, run), key)
             os.replace(pending_path(cert, run), cert)
             status = RecoveryStatus.RESTORED_PREVIOUS
@@ -583,61 +433,8 @@ def _recover(cert: Path, key: Path) -> RecoveryStatus:
         RecoveryStatus.RESTORED_PREVIOUS,
     )
     if changed:
-        _fsync_directories(cert, key)
-    _remove_stale(*_staging_files(cert, key))
+        fsync_directories(cert, key)
+    remove_stale(*_staging_files(cert, key))
     if changed:
         _LOGGER.warning("Certificate pair %s / %s: %s", cert, key, status.value)
     return status
-
-
-def read_certificate_pair(cert_path: StrPath, key_path: StrPath) -> PairInfo:
-    """Read the live pair back for monitoring. Blocking.
-
-    Certificate problems raise `CertificateError` subclasses; key problems are
-    reported in the result (``key_matches`` False, ``key_problem`` set).
-    """
-    certificates = read_certificates(cert_path)
-    try:
-        key = read_private_key_file(key_path)
-    except CertificateError as err:
-        return PairInfo(
-            certificate=build_certificate_info(certificates),
-            key_matches=False,
-            key_problem=err.reason,
-        )
-    info = build_certificate_info(certificates, key)
-    return PairInfo(certificate=info, key_matches=bool(info.key_matches))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MatchingPair:
-    """A certificate chain and the key that belongs to it, as read from disk."""
-
-    certificate_pem: bytes
-    key_pem: bytes
-    certificate: CertificateInfo
-
-
-def read_matching_pair(cert_path: StrPath, key_path: StrPath) -> MatchingPair:
-    """Read a pair for serving (blocking): both parse and the key belongs to the leaf.
-
-    ``key_path`` may be ``cert_path`` (a combined PEM file). Raises a
-    `CertificateError` subclass, `KeyMismatchError` when the key belongs to
-    another certificate (for example while another tool is half-way through
-    copying a new pair).
-    """
-    cert_data = read_file_limited(cert_path)
-    key_data = cert_data if os.fspath(key_path) == os.fspath(cert_path) else None
-    if key_data is None:
-        key_data = read_file_limited(key_path)
-    certificates = parse_certificates(cert_data)
-    key = parse_private_key(key_data)
-    if not key_matches_certificate(key, certificates[0]):
-        raise KeyMismatchError(
-            "the private key does not belong to the certificate", path=key_path
-        )
-    return MatchingPair(
-        certificate_pem=cert_data,
-        key_pem=key_data,
-        certificate=build_certificate_info(certificates, key),
-    )

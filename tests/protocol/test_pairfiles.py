@@ -1,4 +1,4 @@
-"""Tests for protocol/files.py: verified, atomic certificate + key installs."""
+"""Tests for protocol/pairfiles.py: verified, atomic certificate + key installs."""
 
 from __future__ import annotations
 
@@ -16,11 +16,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.secure_remote_access.protocol import (
-    certificates as c,
-    files as f,
-)
-from custom_components.secure_remote_access.protocol.files import RecoveryStatus
+from custom_components.secure_remote_access.protocol import pairfiles as f, x509 as c
+from custom_components.secure_remote_access.protocol.pairfiles import RecoveryStatus
 from tests.fakes import certs
 
 NAMES = ["example.test", "www.example.test"]
@@ -174,7 +171,7 @@ def test_replace_keeps_previous_pair(
         "privkey.pem",
         "privkey.pem.previous",
     ]
-    info = f.read_certificate_pair(cert_path, key_path)
+    info = c.read_certificate_pair(cert_path, key_path)
     assert info.key_matches is True
     assert info.certificate.fingerprint_sha256 == new.fingerprint_sha256
 
@@ -638,27 +635,27 @@ def test_read_certificate_pair(
 ) -> None:
     """Monitoring gets the info and the key match, key problems as reasons."""
     cert_path, key_path = old.write(tmp_path)
-    info = f.read_certificate_pair(cert_path, key_path)
+    info = c.read_certificate_pair(cert_path, key_path)
     assert (info.key_matches, info.key_problem) == (True, None)
     assert info.certificate.key_matches is True
     assert info.certificate.dns_names == tuple(NAMES)
 
     certs.write_file(key_path, new.key_pem, 0o600)
-    info = f.read_certificate_pair(cert_path, key_path)
+    info = c.read_certificate_pair(cert_path, key_path)
     assert (info.key_matches, info.key_problem) == (False, None)
     assert info.certificate.key_matches is False
 
     certs.write_file(key_path, certs.GARBAGE, 0o600)
-    info = f.read_certificate_pair(cert_path, key_path)
+    info = c.read_certificate_pair(cert_path, key_path)
     assert (info.key_matches, info.key_problem) == (False, "invalid_key")
     assert info.certificate.key_matches is None
 
     key_path.unlink()
-    assert f.read_certificate_pair(cert_path, key_path).key_problem == "not_found"
+    assert c.read_certificate_pair(cert_path, key_path).key_problem == "not_found"
 
     cert_path.unlink()
     with pytest.raises(c.CertificateFileNotFoundError):
-        f.read_certificate_pair(cert_path, key_path)
+        c.read_certificate_pair(cert_path, key_path)
 
 
 # ------------------------------------------------- the backup pair, two writers
@@ -796,13 +793,13 @@ def test_read_matching_pair(
 ) -> None:
     """Serving reads both files once and refuses a key of another certificate."""
     cert_path, key_path = old.write(tmp_path)
-    pair = f.read_matching_pair(cert_path, key_path)
+    pair = c.read_matching_pair(cert_path, key_path)
     assert (pair.certificate_pem, pair.key_pem) == (old.fullchain_pem, old.key_pem)
     combined = certs.write_file(tmp_path / "both.pem", old.fullchain_pem + old.key_pem)
-    assert f.read_matching_pair(combined, combined).certificate.key_matches is True
+    assert c.read_matching_pair(combined, combined).certificate.key_matches is True
     certs.write_file(key_path, new.key_pem, 0o600)
     with pytest.raises(c.KeyMismatchError):
-        f.read_matching_pair(cert_path, key_path)
+        c.read_matching_pair(cert_path, key_path)
 
 
 def test_a_symlinked_pair_updates_the_files_the_links_point_to(
