@@ -22,7 +22,6 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
     SECTION_TESTING,
 )
-from custom_components.secure_remote_access.monitor import Problem
 from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     AcmeConnectionError,
@@ -31,6 +30,7 @@ from custom_components.secure_remote_access.renewal_issues import (
     delegation_issue_id,
     renewal_failed_issue_id,
 )
+from custom_components.secure_remote_access.status import Problem
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 

@@ -18,18 +18,16 @@ from .certificate import CertificateManager, CertificateSettings
 from .checklist.issues import async_delete_checklist_issues
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
-from .coordinator import DnsCoordinator
-from .entity import endpoint_device_identifier
-from .helpers import duckdns_client
-from .models import RuntimeData, SecureRemoteAccessConfigEntry
-from .monitor import (
-    CertificateKind,
+from .coordinator import (
+    DnsCoordinator,
     EndpointMonitor,
     LocalCertificateMonitor,
     async_local_sources,
-    endpoints_from_options,
     entry_monitors,
 )
+from .entity import endpoint_device_identifier
+from .helpers import duckdns_client, endpoints_from_options
+from .models import RuntimeData, SecureRemoteAccessConfigEntry
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_issues import async_clear_renewal_issues
 from .renewal_state import async_remove_renewal_state
@@ -41,6 +39,7 @@ from .repairs import (
 from .sensor import RENEWAL_SENSORS
 from .served import RESTART_REQUIRED, served_certificate
 from .services import async_setup_services
+from .status import CertificateKind
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]

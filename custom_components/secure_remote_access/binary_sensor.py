@@ -12,7 +12,7 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import DnsCoordinator
+from .coordinator import DnsCoordinator, entry_monitors
 from .entity import (
     CertificateEntity,
     SecureRemoteAccessEntity,
@@ -20,7 +20,7 @@ from .entity import (
     certificate_device_info,
 )
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import CertificateKind, entry_monitors, status_attributes
+from .status import CertificateKind, status_attributes
 
 PARALLEL_UPDATES = 0
 

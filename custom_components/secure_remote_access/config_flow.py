@@ -53,8 +53,12 @@ from .const import (
     SECTION_TESTING,
     Ipv6Mode,
 )
-from .helpers import duckdns_client, flatten_sections
-from .monitor import check_endpoint_text, endpoints_from_options
+from .helpers import (
+    check_endpoint_text,
+    duckdns_client,
+    endpoints_from_options,
+    flatten_sections,
+)
 from .protocol.duckdns import (
     DEFAULT_UPDATE_URL,
     DuckDnsAuthError,

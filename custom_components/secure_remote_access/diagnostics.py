@@ -11,8 +11,9 @@ from homeassistant.core import HomeAssistant
 
 from .checklist.runner import DATA_CHECKLIST
 from .const import CONF_EAB_HMAC_KEY, CONF_EAB_KID, CONF_EMAIL
+from .coordinator import entry_monitors
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import entry_monitors, status_diagnostics
+from .status import status_diagnostics
 
 # Secrets, and what identifies the user: the e-mail address given to the CA.
 TO_REDACT = {CONF_TOKEN, CONF_EMAIL, CONF_EAB_HMAC_KEY, CONF_EAB_KID}

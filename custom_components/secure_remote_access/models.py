@@ -9,8 +9,7 @@ from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
     from .certificate import CertificateManager
-    from .coordinator import DnsCoordinator
-    from .monitor import EndpointMonitor, LocalCertificateMonitor
+    from .coordinator import DnsCoordinator, EndpointMonitor, LocalCertificateMonitor
     from .protocol.duckdns import DuckDnsClient
     from .renewal import RenewalCoordinator
 

@@ -23,10 +23,11 @@ import probatio as vol
 from .checklist.checks import CHECKS_BY_ID
 from .checklist.runner import DATA_CHECKLIST
 from .const import ATTR_CONFIG_ENTRY_ID, CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
+from .coordinator import entry_monitors
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import CertificateKind, CertificateStatus, Problem, entry_monitors
 from .protocol.duckdns import InvalidDomainError, normalize_domain
 from .served import RESTART_REQUIRED
+from .status import CertificateKind, CertificateStatus, Problem
 
 
 @callback

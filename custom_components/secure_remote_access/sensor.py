@@ -19,7 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .checklist.runner import DATA_CHECKLIST, ChecklistRunner
 from .const import Ipv6Mode
-from .coordinator import DnsCoordinator, DnsState
+from .coordinator import DnsCoordinator, DnsState, entry_monitors
 from .entity import (
     CertificateEntity,
     SecureRemoteAccessEntity,
@@ -28,8 +28,8 @@ from .entity import (
     entry_device_info,
 )
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import CertificateKind, CertificateStatus, entry_monitors
 from .renewal import RenewalCoordinator, RenewalResult
+from .status import CertificateKind, CertificateStatus
 
 PARALLEL_UPDATES = 0
 

@@ -33,6 +33,7 @@ from homeassistant.util import ssl as ssl_util
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN, LOGGER
+from .helpers import same_file
 from .protocol.certificates import CertificateError, KeyMismatchError
 from .protocol.files import MatchingPair, read_matching_pair
 
@@ -92,11 +93,6 @@ def served_files(hass: HomeAssistant) -> ServedFiles | None:
         profile=getattr(http, "ssl_profile", None),
         peer_certificate=getattr(http, "ssl_peer_certificate", None) or None,
     )
-
-
-def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
-    """True when both paths lead to the same file (blocking)."""
-    return os.path.realpath(first) == os.path.realpath(second)
 
 
 def server_context_for(profile: str | None) -> ssl.SSLContext:
