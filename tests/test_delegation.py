@@ -22,13 +22,13 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
     SECTION_TESTING,
 )
+from custom_components.secure_remote_access.issues import (
+    delegation_issue_id,
+    renewal_failed_issue_id,
+)
 from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     AcmeConnectionError,
-)
-from custom_components.secure_remote_access.renewal_issues import (
-    delegation_issue_id,
-    renewal_failed_issue_id,
 )
 from custom_components.secure_remote_access.status import Problem
 from tests.fakes.duckdns import FakeDuckDns

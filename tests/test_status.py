@@ -15,6 +15,11 @@ from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.coordinator.certificates import (
     file_signatures,
 )
+from custom_components.secure_remote_access.issues import (
+    CERTIFICATE_ISSUE_KEYS,
+    CERTIFICATE_ISSUES,
+    _issue_for,
+)
 from custom_components.secure_remote_access.protocol.certificates import (
     CertificateFileNotFoundError,
     CertificateFormatError,
@@ -27,11 +32,6 @@ from custom_components.secure_remote_access.protocol.certificates import (
     inspect_certificate_bytes,
 )
 from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
-from custom_components.secure_remote_access.repairs import (
-    CERTIFICATE_ISSUE_KEYS,
-    CERTIFICATE_ISSUES,
-    _issue_for,
-)
 from custom_components.secure_remote_access.status import (
     REASON_NOT_ISSUED_YET,
     REASON_OK,

@@ -10,12 +10,10 @@ from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
     entity_registry as er,
-    issue_registry as ir,
 )
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager, CertificateSettings
-from .checklist.issues import async_delete_checklist_issues
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
 from .coordinator import (
@@ -27,17 +25,18 @@ from .coordinator import (
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
-from .models import RuntimeData, SecureRemoteAccessConfigEntry
-from .renewal import RenewalCoordinator, RenewalOutcome
-from .renewal_issues import async_clear_renewal_issues
-from .renewal_state import async_remove_renewal_state
-from .repairs import (
+from .issues import (
     async_check_duplicate_updater,
-    async_delete_certificate_issues,
+    async_delete_delegation_issue,
+    async_delete_entry_issues,
+    async_delete_installation_issues,
     async_sync_certificate_issues,
 )
+from .models import RuntimeData, SecureRemoteAccessConfigEntry
+from .renewal import RenewalCoordinator, RenewalOutcome
+from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
-from .served import RESTART_REQUIRED, served_certificate
+from .served import served_certificate
 from .services import async_setup_services
 from .status import CertificateKind
 
@@ -64,7 +63,7 @@ async def async_setup_entry(
     renewal = None
     if settings is None or not settings.extra_names:
         # Nothing is delegated any more: a left-over issue would never clear.
-        async_clear_renewal_issues(hass, entry.entry_id, failed=False, delegation=True)
+        async_delete_delegation_issue(hass, entry.entry_id)
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
@@ -188,14 +187,10 @@ async def async_remove_entry(
 
     The checklist's issues belong to the installation: they go with the last entry.
     """
-    ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
-    async_clear_renewal_issues(hass, entry.entry_id, failed=True, delegation=True)
+    async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
-    async_delete_certificate_issues(hass, entry.entry_id)
-
     if not hass.config_entries.async_entries(DOMAIN):
-        async_delete_checklist_issues(hass)
-        ir.async_delete_issue(hass, DOMAIN, RESTART_REQUIRED)
+        async_delete_installation_issues(hass)
 
 
 async def async_remove_config_entry_device(
