@@ -483,7 +483,7 @@ async def test_renewal_refreshes_at_once(
     assert state(hass, entry, MANAGED, PROBLEM).attributes["reason"] == "expiring"
     fresh = certs.issue([NAME], valid_days=90)
     await hass.async_add_executor_job(fresh.write, tmp_path)
-    renewal = entry.runtime_data.renewal
+    renewal = entry.runtime_data.managed.renewal
     assert renewal is not None
     outcome = RenewalOutcome(
         renewed=True,

@@ -21,7 +21,6 @@ from .coordinator import (
     EndpointMonitor,
     LocalCertificateMonitor,
     async_local_sources,
-    entry_monitors,
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
@@ -32,7 +31,7 @@ from .issues import (
     async_delete_installation_issues,
     async_sync_certificate_issues,
 )
-from .models import RuntimeData, SecureRemoteAccessConfigEntry
+from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
@@ -59,19 +58,20 @@ async def async_setup_entry(
     await dns.async_config_entry_first_refresh()
     domains: list[str] = list(entry.data[CONF_DOMAINS])
     settings = CertificateSettings.from_options(domains, entry.options)
-    manager = None
-    renewal = None
+    managed = None
     if settings is None or not settings.extra_names:
         # Nothing is delegated any more: a left-over issue would never clear.
         async_delete_delegation_issue(hass, entry.entry_id)
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
-        renewal = RenewalCoordinator(hass, entry, manager)
-        await renewal.async_start()
-        entry.async_on_unload(renewal.async_stop)
+        managed = ManagedCertificate(manager, RenewalCoordinator(hass, entry, manager))
+        await managed.renewal.async_start()
+        entry.async_on_unload(managed.renewal.async_stop)
     certificates = LocalCertificateMonitor(
-        hass, entry, await async_local_sources(hass, manager)
+        hass,
+        entry,
+        await async_local_sources(hass, managed.manager if managed else None),
     )
     # Never fails the entry: a broken file is an observation, a bug a log line.
     await certificates.async_refresh()
@@ -79,10 +79,9 @@ async def async_setup_entry(
     entry.runtime_data = RuntimeData(
         duckdns=client,
         dns=dns,
-        certificate=manager,
-        renewal=renewal,
         certificates=certificates,
         endpoints=endpoints,
+        managed=managed,
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
 
@@ -115,13 +114,12 @@ def _async_setup_monitoring(
     """Wire the certificate monitors: Repairs, file watch, renewals, stale devices."""
     runtime = entry.runtime_data
     sync = partial(async_sync_certificate_issues, hass, entry)
-    for monitor in entry_monitors(runtime):
+    for monitor in runtime.monitors:
         entry.async_on_unload(monitor.async_add_listener(sync))
     sync()
     certificates = runtime.certificates
-    assert certificates is not None
     certificates.async_watch_files()
-    if runtime.renewal is not None:
+    if runtime.managed is not None:
 
         @callback
         def _renewed(_outcome: RenewalOutcome) -> None:
@@ -129,7 +127,7 @@ def _async_setup_monitoring(
                 hass, certificates.async_refresh(), "read the renewed certificate"
             )
 
-        entry.async_on_unload(runtime.renewal.async_on_renewed(_renewed))
+        entry.async_on_unload(runtime.managed.renewal.async_on_renewed(_renewed))
     _async_remove_stale_certificate_entries(hass, entry)
 
 
@@ -139,10 +137,9 @@ def _async_remove_stale_certificate_entries(
 ) -> None:
     """Remove devices of endpoints and entities of local certificates now gone."""
     runtime = entry.runtime_data
-    endpoints = runtime.endpoints.sources.values() if runtime.endpoints else ()
     wanted = {
         endpoint_device_identifier(entry.entry_id, source.endpoint.label)
-        for source in endpoints
+        for source in runtime.endpoints.sources.values()
         if source.endpoint is not None
     }
     device_registry = dr.async_get(hass)
@@ -153,7 +150,7 @@ def _async_remove_stale_certificate_entries(
         if entry.entry_id in identifiers or identifiers & wanted or not identifiers:
             continue
         device_registry.async_remove_device(device.id)
-    local = runtime.certificates.sources if runtime.certificates else {}
+    local = runtime.certificates.sources
     stale_prefixes = tuple(
         f"{entry.entry_id}_{kind.value}_certificate_"
         for kind in (CertificateKind.MANAGED, CertificateKind.SERVED)
@@ -162,7 +159,7 @@ def _async_remove_stale_certificate_entries(
     # Without a managed certificate the renewal sensors have nothing to show.
     stale_ids = (
         {f"{entry.entry_id}_{description.key}" for description in RENEWAL_SENSORS}
-        if runtime.renewal is None
+        if runtime.managed is None
         else set()
     )
     entity_registry = er.async_get(hass)

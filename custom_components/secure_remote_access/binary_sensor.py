@@ -12,7 +12,7 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import DnsCoordinator, entry_monitors
+from .coordinator import DnsCoordinator
 from .entity import (
     CertificateEntity,
     SecureRemoteAccessEntity,
@@ -65,7 +65,7 @@ async def async_setup_entry(
             CERTIFICATE_PROBLEMS[source.kind],
             certificate_device_info(entry, source, via_device_id),
         )
-        for monitor in entry_monitors(entry.runtime_data)
+        for monitor in entry.runtime_data.monitors
         for source in monitor.sources.values()
     )
 

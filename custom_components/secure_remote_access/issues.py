@@ -20,7 +20,6 @@ from .certificate import CertificateDelegationError, CertificateRenewalError
 from .checklist.checks import CHECK_IDS, CHECKS
 from .checklist.models import ChecklistResult
 from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
-from .coordinator import entry_monitors
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.duckdns import InvalidDomainError, normalize_domain
 from .status import CertificateKind, CertificateStatus, Problem
@@ -341,7 +340,7 @@ def async_sync_certificate_issues(
     now = dt_util.utcnow()
     wanted: dict[str, tuple[str, _IssueSpec]] = {}
     keep: set[str] = set()
-    for monitor in entry_monitors(entry.runtime_data):
+    for monitor in entry.runtime_data.monitors:
         for key in monitor.sources:
             if (status := monitor.status(key, now)) is None:
                 keep |= {

@@ -5,7 +5,6 @@ from .certificates import (
     EndpointMonitor,
     LocalCertificateMonitor,
     async_local_sources,
-    entry_monitors,
 )
 from .dns import DnsCoordinator, DnsState, DnsUpdateError
 
@@ -17,5 +16,4 @@ __all__ = [
     "EndpointMonitor",
     "LocalCertificateMonitor",
     "async_local_sources",
-    "entry_monitors",
 ]

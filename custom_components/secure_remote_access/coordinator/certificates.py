@@ -57,7 +57,6 @@ from custom_components.secure_remote_access.status import (
 if TYPE_CHECKING:
     from custom_components.secure_remote_access.certificate import CertificateManager
     from custom_components.secure_remote_access.models import (
-        RuntimeData,
         SecureRemoteAccessConfigEntry,
     )
 
@@ -340,12 +339,3 @@ class EndpointMonitor(CertificateMonitor):
             source.key: endpoint_observation(result)
             for source, result in zip(sources, results, strict=True)
         }
-
-
-def entry_monitors(runtime: RuntimeData) -> list[CertificateMonitor]:
-    """The certificate monitors of a loaded entry."""
-    return [
-        monitor
-        for monitor in (runtime.certificates, runtime.endpoints)
-        if monitor is not None
-    ]
