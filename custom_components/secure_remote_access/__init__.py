@@ -13,7 +13,8 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.typing import ConfigType
 
-from .certificate import CertificateManager, CertificateSettings
+from .certificate import CertificateManager
+from .certificate_settings import CertificateSettings
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
 from .coordinator import (

@@ -27,7 +27,8 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .certificate_flow import CERTIFICATE_KEYS, CertificateSteps, async_defaults
+from .certificate_flow import CertificateSteps, async_defaults
+from .certificate_settings import other_options
 from .checklist.checks import CHECK_IDS
 from .const import (
     CONF_ACME_DIRECTORY,
@@ -349,11 +350,7 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
 
     def _other_options(self) -> dict[str, Any]:
         """The entry's options that are not about certificates."""
-        return {
-            k: v
-            for k, v in self.config_entry.options.items()
-            if k not in CERTIFICATE_KEYS
-        }
+        return other_options(self.config_entry.options)
 
     async def async_step_certificate_off(
         self, user_input: dict[str, Any] | None = None
