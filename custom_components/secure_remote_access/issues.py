@@ -73,6 +73,35 @@ def issue_entry_id(issue_id: str, kind: str) -> str | None:
     return issue_id.removeprefix(prefix) if issue_id.startswith(prefix) else None
 
 
+# --------------------------------------------------------- create, delete
+
+
+def _async_create(
+    hass: HomeAssistant,
+    issue_id: str,
+    translation_key: str,
+    severity: ir.IssueSeverity,
+    placeholders: dict[str, str],
+    *,
+    fixable: bool = False,
+    data: dict[str, str | int | float | None] | None = None,
+    learn_more_url: str | None = None,
+) -> None:
+    """Create or update an issue; one that the user ignored stays ignored."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=fixable,
+        is_persistent=False,
+        learn_more_url=learn_more_url,
+        severity=severity,
+        translation_key=translation_key,
+        translation_placeholders=placeholders,
+        data=data,
+    )
+
+
 # ------------------------------------------------------------------- entries
 
 
@@ -115,14 +144,12 @@ def async_check_duplicate_updater(
             shared.add(name)
     issue_id = duplicate_updater_issue_id(entry.entry_id)
     if shared:
-        ir.async_create_issue(
+        _async_create(
             hass,
-            DOMAIN,
             issue_id,
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=DUPLICATE_DUCKDNS_UPDATER,
-            translation_placeholders={"names": ", ".join(sorted(shared))},
+            DUPLICATE_DUCKDNS_UPDATER,
+            ir.IssueSeverity.WARNING,
+            {"names": ", ".join(sorted(shared))},
         )
     else:
         ir.async_delete_issue(hass, DOMAIN, issue_id)
@@ -148,15 +175,12 @@ def async_raise_renewal_issue(
         async_raise_delegation_broken(hass, entry_id, err)
         return
     async_delete_delegation_issue(hass, entry_id)
-    ir.async_create_issue(
+    _async_create(
         hass,
-        DOMAIN,
         renewal_failed_issue_id(entry_id),
-        is_fixable=True,
-        is_persistent=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key=RENEWAL_FAILED,
-        translation_placeholders={
+        RENEWAL_FAILED,
+        ir.IssueSeverity.ERROR,
+        {
             "names": ", ".join(names),
             "detail": err.detail,
             "next_attempt": dt_util.as_local(next_attempt).strftime("%Y-%m-%d %H:%M"),
@@ -170,19 +194,12 @@ def async_raise_delegation_broken(
     hass: HomeAssistant, entry_id: str, err: CertificateDelegationError
 ) -> None:
     """Show which CNAME record is wrong and what it must point to."""
-    ir.async_create_issue(
+    _async_create(
         hass,
-        DOMAIN,
         delegation_issue_id(entry_id),
-        is_fixable=False,
-        is_persistent=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key=CNAME_DELEGATION_BROKEN,
-        translation_placeholders={
-            "record": err.record,
-            "target": err.target,
-            "records": ", ".join(err.records),
-        },
+        CNAME_DELEGATION_BROKEN,
+        ir.IssueSeverity.ERROR,
+        {"record": err.record, "target": err.target, "records": ", ".join(err.records)},
     )
 
 
@@ -204,15 +221,13 @@ def async_delete_delegation_issue(hass: HomeAssistant, entry_id: str) -> None:
 @callback
 def async_raise_restart_required(hass: HomeAssistant, path: str) -> None:
     """The served certificate changed and only a restart serves it (fixable)."""
-    ir.async_create_issue(
+    _async_create(
         hass,
-        DOMAIN,
         RESTART_REQUIRED,
-        is_fixable=True,
-        is_persistent=False,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key=RESTART_REQUIRED,
-        translation_placeholders={"path": path},
+        RESTART_REQUIRED,
+        ir.IssueSeverity.WARNING,
+        {"path": path},
+        fixable=True,
     )
 
 
@@ -238,16 +253,14 @@ def async_sync_checklist_issues(hass: HomeAssistant, result: ChecklistResult) ->
         if finding is None:
             ir.async_delete_issue(hass, DOMAIN, spec.check_id)
             continue
-        ir.async_create_issue(
+        _async_create(
             hass,
-            DOMAIN,
             spec.check_id,
-            is_fixable=True,
-            is_persistent=False,
+            spec.check_id,
+            ir.IssueSeverity(finding.severity.value),
+            dict(finding.placeholders),
+            fixable=True,
             learn_more_url=spec.learn_more_url,
-            severity=ir.IssueSeverity(finding.severity.value),
-            translation_key=spec.check_id,
-            translation_placeholders=dict(finding.placeholders),
         )
 
 
@@ -356,14 +369,13 @@ def async_sync_certificate_issues(
         if issue_id not in wanted and issue_id not in keep:
             ir.async_delete_issue(hass, DOMAIN, issue_id)
     for issue_id, (key, spec) in wanted.items():
-        ir.async_create_issue(
+        _async_create(
             hass,
-            DOMAIN,
             issue_id,
-            is_fixable=spec.fixable,
-            severity=spec.severity,
-            translation_key=spec.translation_key,
-            translation_placeholders=spec.placeholders,
+            spec.translation_key,
+            spec.severity,
+            spec.placeholders,
+            fixable=spec.fixable,
             data={"entry_id": entry.entry_id, "certificate": key}
             if spec.fixable
             else None,
