@@ -42,6 +42,7 @@ from custom_components.secure_remote_access.protocol.certificates import (
 )
 from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
 from custom_components.secure_remote_access.protocol.files import read_certificate_pair
+from custom_components.secure_remote_access.served import served_files
 from custom_components.secure_remote_access.status import (
     CertificateKind,
     CertificateSource,
@@ -112,9 +113,8 @@ async def async_local_sources(
     hass: HomeAssistant, manager: CertificateManager | None
 ) -> list[CertificateSource]:
     """The managed certificate and the one Home Assistant serves, once each."""
-    http = getattr(hass, "http", None)
-    served_cert: str | None = getattr(http, "ssl_certificate", None) or None
-    served_key: str | None = getattr(http, "ssl_key", None) or None
+    served = served_files(hass)
+    served_cert = served.certificate if served else None
     sources: list[CertificateSource] = []
     same = False
     if manager is not None:
@@ -135,15 +135,14 @@ async def async_local_sources(
                 served=same,
             )
         )
-    if served_cert is not None and not same:
+    if served is not None and not same:
         sources.append(
             CertificateSource(
                 key=CertificateKind.SERVED.value,
                 kind=CertificateKind.SERVED,
-                name=served_cert,
-                certificate_path=served_cert,
-                # Without ssl_key, Home Assistant reads the key from the same file.
-                key_path=served_key or served_cert,
+                name=served.certificate,
+                certificate_path=served.certificate,
+                key_path=served.key,
             )
         )
     return sources
