@@ -1,4 +1,4 @@
-"""Managed certificates: ACME account storage, DNS-01 through DuckDNS, renewal."""
+"""Managed certificates: ACME account store, DNS-01 through DuckDNS, order and verified write."""
 
 from __future__ import annotations
 
