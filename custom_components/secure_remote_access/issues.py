@@ -185,6 +185,7 @@ def async_raise_renewal_issue(
             "detail": err.detail,
             "next_attempt": dt_util.as_local(next_attempt).strftime("%Y-%m-%d %H:%M"),
         },
+        fixable=True,
         data={"entry_id": entry_id},
     )
 
