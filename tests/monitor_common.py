@@ -29,7 +29,7 @@ from custom_components.secure_remote_access.const import (
     CONF_WILDCARD,
     DOMAIN,
 )
-from custom_components.secure_remote_access.repairs import CERTIFICATE_ISSUE_KEYS
+from custom_components.secure_remote_access.issues import CERTIFICATE_ISSUE_KEYS
 from tests.fakes import certs
 
 from .common import mock_duckdns, mock_entry

@@ -297,7 +297,7 @@ async def test_dns_that_never_shows_the_record(
     try:
         (ssl_dir / "fullchain.pem").write_text("old certificate")
         entry = await _entry(hass, url, _options(pebble, ssl_dir))
-        entry.runtime_data.certificate.propagation_timeout = 1.5
+        entry.runtime_data.managed.manager.propagation_timeout = 1.5
         with pytest.raises(HomeAssistantError) as err:
             await _renew(hass, entry)
         assert err.value.translation_key == "renewal_failed"
@@ -600,7 +600,7 @@ async def test_options_flow_certificate_on_and_off(
     await hass.async_block_till_done()
     assert entry.options["update_interval"] == 7
     assert entry.options["email"] == "me@example.org"
-    assert entry.runtime_data.certificate is not None
+    assert entry.runtime_data.managed is not None
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert "certificate_off" in result["menu_options"]
@@ -645,7 +645,7 @@ async def test_options_flow_certificate_on_and_off(
     result = await hass.config_entries.options.async_configure(result["flow_id"], {})
     await hass.async_block_till_done()
     assert entry.options == {"update_interval": 7}
-    assert entry.runtime_data.certificate is None
+    assert entry.runtime_data.managed is None
     # No orphans: the renewal sensors went with the certificate.
     assert not any(
         entity.unique_id in renewal_sensors

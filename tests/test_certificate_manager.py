@@ -14,8 +14,10 @@ import pytest
 
 from custom_components.secure_remote_access.certificate import (
     CertificateManager,
-    CertificateSettings,
     duckdns_domain_for,
+)
+from custom_components.secure_remote_access.certificate_settings import (
+    CertificateSettings,
 )
 from custom_components.secure_remote_access.const import (
     CONF_ACME_DIRECTORY,

@@ -22,15 +22,15 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
     SECTION_TESTING,
 )
-from custom_components.secure_remote_access.monitor import Problem
+from custom_components.secure_remote_access.issues import (
+    delegation_issue_id,
+    renewal_failed_issue_id,
+)
 from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     AcmeConnectionError,
 )
-from custom_components.secure_remote_access.renewal_issues import (
-    delegation_issue_id,
-    renewal_failed_issue_id,
-)
+from custom_components.secure_remote_access.status import Problem
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
@@ -263,7 +263,7 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
 
     await pebble.clear_cname(RECORD)
     with pytest.raises(HomeAssistantError) as err:
-        await entry.runtime_data.renewal.async_run(force=True)
+        await entry.runtime_data.managed.renewal.async_run(force=True)
     assert err.value.translation_key == "cname_delegation_broken"
     assert err.value.translation_placeholders["record"] == RECORD
     issue = registry.async_get_issue(DOMAIN, issue_id)
@@ -283,7 +283,7 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
         (ssl_dir / "privkey.pem").read_bytes(),
     )
     assert after == before
-    assert entry.runtime_data.renewal.state.failures == 1
+    assert entry.runtime_data.managed.renewal.state.failures == 1
 
     # A CNAME to a DuckDNS name of another account is just as broken.
     await pebble.set_cname(RECORD, "_acme-challenge.cabin.duckdns.org")
@@ -295,7 +295,7 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
     with pytest.raises(HomeAssistantError):
         await _renew(hass, entry)
     assert registry.async_get_issue(DOMAIN, issue_id) is not None
-    assert entry.runtime_data.renewal.state.failures == 3
+    assert entry.runtime_data.managed.renewal.state.failures == 3
 
     await pebble.set_cname(RECORD, TARGET)
     result = await _renew(hass, entry)
@@ -307,7 +307,7 @@ async def test_broken_delegation_on_renewal_keeps_certificate(
     result = await _renew(hass, entry)
     assert result["renewed"] is False
     assert registry.async_get_issue(DOMAIN, issue_id) is not None
-    assert entry.runtime_data.renewal.state.failures == 0
+    assert entry.runtime_data.managed.renewal.state.failures == 0
     await pebble.set_cname(RECORD, TARGET)
     result = await _renew(hass, entry)
     assert result["renewed"] is False

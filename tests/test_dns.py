@@ -170,11 +170,11 @@ async def test_automatic_ipv6_picks_a_stable_global_address(
     hass.config_entries.async_update_entry(entry, options={CONF_IPV6_MODE: "automatic"})
     with (
         patch(
-            "custom_components.secure_remote_access.coordinator.network.async_get_adapters",
+            "custom_components.secure_remote_access.coordinator.dns.network.async_get_adapters",
             return_value=adapters,
         ),
         patch(
-            "custom_components.secure_remote_access.coordinator.read_address_flags",
+            "custom_components.secure_remote_access.coordinator.dns.read_address_flags",
             return_value=flags,
         ),
     ):
@@ -193,11 +193,11 @@ async def test_automatic_ipv6_without_public_address(
     hass.config_entries.async_update_entry(entry, options={CONF_IPV6_MODE: "automatic"})
     with (
         patch(
-            "custom_components.secure_remote_access.coordinator.network.async_get_adapters",
+            "custom_components.secure_remote_access.coordinator.dns.network.async_get_adapters",
             return_value=[_adapter("fe80::1")],
         ),
         patch(
-            "custom_components.secure_remote_access.coordinator.read_address_flags",
+            "custom_components.secure_remote_access.coordinator.dns.read_address_flags",
             return_value={},
         ),
     ):

@@ -29,11 +29,11 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.secure_remote_access import monitor
 from custom_components.secure_remote_access.const import (
     CONF_EXPIRY_WARNING_DAYS,
     DOMAIN,
 )
+from custom_components.secure_remote_access.coordinator import certificates
 from custom_components.secure_remote_access.renewal import (
     RenewalCoordinator,
     RenewalOutcome,
@@ -334,7 +334,9 @@ async def test_days_remaining_crosses_21_for_an_automation(
         },
     )
     with patch.object(
-        monitor, "read_local_certificate", wraps=monitor.read_local_certificate
+        certificates,
+        "read_local_certificate",
+        wraps=certificates.read_local_certificate,
     ) as reads:
         await tick(hass, freezer, timedelta(minutes=29))
         assert hass.states.get(days_entity).state == "21"
@@ -428,7 +430,9 @@ async def test_file_change_is_picked_up_within_a_minute(
     entry = await setup_entry(hass, aioclient_mock, managed_options(cert, key))
     assert state(hass, entry, MANAGED, DAYS).state == "49"
     with patch.object(
-        monitor, "read_local_certificate", wraps=monitor.read_local_certificate
+        certificates,
+        "read_local_certificate",
+        wraps=certificates.read_local_certificate,
     ) as reads:
         await tick(hass, freezer, timedelta(minutes=1))
         assert reads.call_count == 0
@@ -458,7 +462,9 @@ async def test_hourly_reread_without_changes(
     cert, key = certs.issue([NAME]).write(tmp_path)
     await setup_entry(hass, aioclient_mock, managed_options(cert, key))
     with patch.object(
-        monitor, "read_local_certificate", wraps=monitor.read_local_certificate
+        certificates,
+        "read_local_certificate",
+        wraps=certificates.read_local_certificate,
     ) as reads:
         await tick(hass, freezer, timedelta(minutes=61))
         assert reads.call_count == 1
@@ -477,7 +483,7 @@ async def test_renewal_refreshes_at_once(
     assert state(hass, entry, MANAGED, PROBLEM).attributes["reason"] == "expiring"
     fresh = certs.issue([NAME], valid_days=90)
     await hass.async_add_executor_job(fresh.write, tmp_path)
-    renewal = entry.runtime_data.renewal
+    renewal = entry.runtime_data.managed.renewal
     assert renewal is not None
     outcome = RenewalOutcome(
         renewed=True,
@@ -623,7 +629,7 @@ async def test_unexpected_error_makes_entities_unavailable(
     """Only a bug (not a bad file) makes the entities unavailable."""
     cert, key = certs.issue([NAME]).write(tmp_path)
     entry = await setup_entry(hass, aioclient_mock, managed_options(cert, key))
-    with patch.object(monitor, "read_local_certificate", side_effect=RuntimeError):
+    with patch.object(certificates, "read_local_certificate", side_effect=RuntimeError):
         await tick(hass, freezer, timedelta(minutes=61))
     assert state(hass, entry, MANAGED, EXPIRY).state == STATE_UNAVAILABLE
     await tick(hass, freezer, timedelta(minutes=61))
@@ -637,7 +643,7 @@ async def test_monitoring_bug_does_not_stop_dns_updating(
 ) -> None:
     """An unexpected error at setup leaves the entry loaded, certificates unavailable."""
     cert, key = certs.issue([NAME]).write(tmp_path)
-    with patch.object(monitor, "read_local_certificate", side_effect=RuntimeError):
+    with patch.object(certificates, "read_local_certificate", side_effect=RuntimeError):
         entry = await setup_entry(hass, aioclient_mock, managed_options(cert, key))
     assert entry.state is ConfigEntryState.LOADED
     assert state(hass, entry, MANAGED, PROBLEM).state == STATE_UNAVAILABLE

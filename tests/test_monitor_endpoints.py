@@ -26,13 +26,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.secure_remote_access import monitor
 from custom_components.secure_remote_access.const import (
     CONF_ENDPOINTS,
     CONF_EXPIRY_WARNING_DAYS,
     DOMAIN,
 )
-from custom_components.secure_remote_access.monitor import EndpointMonitor
+from custom_components.secure_remote_access.coordinator import (
+    EndpointMonitor,
+    certificates,
+)
 from tests.fakes import certs
 from tests.fakes.tls_server import (
     FakeServer,
@@ -361,7 +363,7 @@ async def test_endpoints_checked_every_6_hours(
     bundle = certs.shared_pki().write_bundle(tmp_path / "ca.pem")
     async with tls_server(certs.issue([HOST])) as server:
         with patch.object(
-            monitor, "inspect_endpoints", wraps=monitor.inspect_endpoints
+            certificates, "inspect_endpoints", wraps=certificates.inspect_endpoints
         ) as inspect:
             entry = await setup_entry(
                 hass,

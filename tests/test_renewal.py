@@ -47,13 +47,13 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
     EVENT_CERTIFICATE_RENEWED,
 )
+from custom_components.secure_remote_access.issues import delegation_issue_id
 from custom_components.secure_remote_access.protocol import pairfiles as files_module
 from custom_components.secure_remote_access.protocol.acme import RenewalInfo
 from custom_components.secure_remote_access.protocol.delegation import (
     DelegationError,
     DelegationProblem,
 )
-from custom_components.secure_remote_access.renewal_issues import delegation_issue_id
 from custom_components.secure_remote_access.renewal_state import IssuedStash
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
@@ -170,7 +170,7 @@ async def test_failures_back_off_across_restart(
     entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
     await _setup(hass, entry)
     await _advance(hass, freezer, timedelta(minutes=1))
-    scheduler = entry.runtime_data.renewal
+    scheduler = entry.runtime_data.managed.renewal
     assert scheduler is not None
     assert scheduler.state.failures == 1
     assert scheduler.state.next_attempt == now + timedelta(hours=3)
@@ -188,7 +188,7 @@ async def test_failures_back_off_across_restart(
     # A restart keeps the failure count and the next attempt.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    scheduler = entry.runtime_data.renewal
+    scheduler = entry.runtime_data.managed.renewal
     assert scheduler is not None
     assert scheduler.state.failures == 1
     await _advance(hass, freezer, timedelta(hours=2))
@@ -288,7 +288,7 @@ async def test_the_first_minute_looks_pending_not_broken(
     )
     assert status is not None
     assert (status.state, status.attributes["reason"]) == ("off", "not_issued_yet")
-    first = entry.runtime_data.renewal.next_check
+    first = entry.runtime_data.managed.renewal.next_check
     assert first is not None
     assert dt_util.parse_datetime(hass.states.get(NEXT).state) == first.replace(
         microsecond=0
@@ -329,7 +329,7 @@ async def test_unexpected_error_is_a_visible_failure_and_retried(
     # The timer was re-armed: the retry runs a minute later, and fails again.
     await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert fake_ca.orders == 2
-    assert entry.runtime_data.renewal.state.failures == 2
+    assert entry.runtime_data.managed.renewal.state.failures == 2
     unexpected = [r for r in caplog.records if "Unexpected error" in r.getMessage()]
     assert len(unexpected) == 1
     assert unexpected[0].exc_info is not None
@@ -356,7 +356,7 @@ async def test_slow_failure_is_retried_from_when_it_ended(
     await _setup(hass, entry)
     await _advance(hass, freezer, timedelta(minutes=1))
     ended = dt_util.utcnow()
-    state = entry.runtime_data.renewal.state
+    state = entry.runtime_data.managed.renewal.state
     assert (state.failures, state.last_check) == (1, ended)
     assert state.next_attempt == ended + timedelta(minutes=1)
     await hass.async_block_till_done()
@@ -414,7 +414,7 @@ async def test_ari_window_of_another_certificate_is_ignored(
     )
     await _advance(hass, freezer, timedelta(days=1, hours=1))
     assert fake_ca.orders == 2, "the CA's window was not followed"
-    renewal = entry.runtime_data.renewal
+    renewal = entry.runtime_data.managed.renewal
     assert renewal.state.ari_serial != first
     # A crash right after the write would leave the old window in storage.
     await renewal._async_update(
@@ -453,7 +453,7 @@ async def test_emergency_floor_beats_a_late_ari_window(
     assert fake_ca.orders == 1, "renewed before the floor although ARI said later"
     await _advance(hass, freezer, floor - dt_util.utcnow() + timedelta(seconds=1))
     assert fake_ca.orders == 2
-    outcome = entry.runtime_data.renewal.state.last_outcome
+    outcome = entry.runtime_data.managed.renewal.state.last_outcome
     assert outcome is not None
     assert outcome["reason"] == "emergency"
 
@@ -482,7 +482,9 @@ async def test_nothing_is_sent_before_the_cas_retry_after(
             blocking=True,
         )
     assert err.value.translation_key == "renewal_waiting"
-    assert entry.runtime_data.renewal.state.failures == 1, "a refusal is no failure"
+    assert entry.runtime_data.managed.renewal.state.failures == 1, (
+        "a refusal is no failure"
+    )
     await _advance(hass, freezer, retry_after - dt_util.utcnow() - timedelta(minutes=1))
     assert (fake_ca.orders, fake_ca.ari_calls) == (1, ari_calls)
     await _advance(hass, freezer, timedelta(minutes=2))
@@ -573,7 +575,7 @@ async def test_a_failed_write_never_costs_a_new_order(
     assert hass.states.get(RESULT).state == "renewed"
     assert len(fake_ca.issued) == 1
     assert _serial(tmp_path / "fullchain.pem") is not None
-    assert not await entry.runtime_data.renewal._stash.async_load()
+    assert not await entry.runtime_data.managed.renewal._stash.async_load()
 
 
 async def test_deleting_the_entry_deletes_a_kept_certificate(
@@ -676,7 +678,7 @@ async def test_a_timer_waiting_behind_an_action_keeps_the_backoff(
     assert fake_ca.orders == 2, (
         "the queued timer ordered at the instant the action failed"
     )
-    assert entry.runtime_data.renewal.state.failures == 2
+    assert entry.runtime_data.managed.renewal.state.failures == 2
 
 
 async def test_a_clock_that_was_a_year_ahead_does_not_stall_renewal(
@@ -691,7 +693,7 @@ async def test_a_clock_that_was_a_year_ahead_does_not_stall_renewal(
     hass.set_state(CoreState.starting)
     await _setup(hass, entry)
     year = dt_util.utcnow() + timedelta(days=365)
-    renewal = entry.runtime_data.renewal
+    renewal = entry.runtime_data.managed.renewal
     await renewal._async_update(
         failures=1, failed_order=True, next_attempt=year, retry_after=year
     )
@@ -756,7 +758,7 @@ async def test_retry_after_survives_a_certificate_copied_in(
     )
     assert response is not None
     assert response["renewed"] is False
-    state = entry.runtime_data.renewal.state
+    state = entry.runtime_data.managed.renewal.state
     assert state.retry_after == retry_after
     assert fake_ca.ari_calls == ari_calls, "asked the CA inside its Retry-After"
 
@@ -878,7 +880,7 @@ async def test_ari_window_moves_renewal(
     await _advance(hass, freezer, timedelta(minutes=1))
     cert_path = tmp_path / "fullchain.pem"
     first = _serial(cert_path)
-    scheduler = entry.runtime_data.renewal
+    scheduler = entry.runtime_data.managed.renewal
     assert scheduler is not None
     await _advance(hass, freezer, timedelta(hours=1))
     assert _serial(cert_path) == first, "a 90-day certificate is not due yet"
@@ -922,7 +924,7 @@ async def test_renewal_failure_raises_translated_error(
             return_response=True,
         )
     assert err.value.translation_placeholders == {"detail": "rejectedIdentifier"}
-    assert entry.runtime_data.renewal.state.failures == 1
+    assert entry.runtime_data.managed.renewal.state.failures == 1
 
 
 # --- the certificate kept for writing, and the issues around failures ---
@@ -1051,7 +1053,7 @@ async def test_renewal_failed_issue_is_shown_again_after_a_restart(
     await issue_registry._async_load()
     assert await hass.config_entries.async_reload(entry.entry_id)
     await _advance(hass, freezer, timedelta(minutes=2))
-    assert entry.runtime_data.renewal.state.failures == 1
+    assert entry.runtime_data.managed.renewal.state.failures == 1
     assert hass.states.get(RESULT).state == "failed"
     issue = _failed_issue(issue_registry, entry)
     assert issue is not None and issue.active, (
@@ -1079,7 +1081,7 @@ async def test_a_long_retry_after_is_not_taken_for_a_clock_jump(
     entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
     await _setup(hass, entry)
     await _advance(hass, freezer, timedelta(minutes=1))
-    renewal = entry.runtime_data.renewal
+    renewal = entry.runtime_data.managed.renewal
     assert renewal.state.next_attempt == retry_after
     await _advance(hass, freezer, timedelta(hours=13))  # one scheduled check
     assert fake_ca.orders == 1
@@ -1108,7 +1110,7 @@ async def test_turning_certificates_off_clears_the_renewal_failed_issue(
     hass.config_entries.async_update_entry(entry, options=options)
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.runtime_data.renewal is None
+    assert entry.runtime_data.managed is None
     assert _failed_issue(issue_registry, entry) is None, (
         "renewal_failed issue left for an entry that renews nothing"
     )
@@ -1145,7 +1147,7 @@ async def test_an_unrelated_failure_does_not_hide_a_broken_delegation(
         CertificateManager, "async_check_delegations", side_effect=broken
     ):
         await _setup(hass, entry)
-        renewal = entry.runtime_data.renewal
+        renewal = entry.runtime_data.managed.renewal
         outcome = await renewal.async_run()
         assert outcome.renewed is False
         issue_id = delegation_issue_id(entry.entry_id)

@@ -10,37 +10,36 @@ from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
     entity_registry as er,
-    issue_registry as ir,
 )
 from homeassistant.helpers.typing import ConfigType
 
-from .certificate import CertificateManager, CertificateSettings
-from .checklist.issues import async_delete_checklist_issues
+from .certificate import CertificateManager
+from .certificate_settings import CertificateSettings
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
-from .coordinator import DnsCoordinator
-from .entity import endpoint_device_identifier
-from .helpers import duckdns_client
-from .models import RuntimeData, SecureRemoteAccessConfigEntry
-from .monitor import (
-    CertificateKind,
+from .coordinator import (
+    DnsCoordinator,
     EndpointMonitor,
     LocalCertificateMonitor,
     async_local_sources,
-    endpoints_from_options,
-    entry_monitors,
 )
-from .renewal import RenewalCoordinator, RenewalOutcome
-from .renewal_issues import async_clear_renewal_issues
-from .renewal_state import async_remove_renewal_state
-from .repairs import (
+from .entity import endpoint_device_identifier
+from .helpers import duckdns_client, endpoints_from_options
+from .issues import (
     async_check_duplicate_updater,
-    async_delete_certificate_issues,
+    async_delete_delegation_issue,
+    async_delete_entry_issues,
+    async_delete_installation_issues,
+    async_delete_renewal_failed_issue,
     async_sync_certificate_issues,
 )
+from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
+from .renewal import RenewalCoordinator, RenewalOutcome
+from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
-from .served import RESTART_REQUIRED, served_certificate
+from .served import served_certificate
 from .services import async_setup_services
+from .status import CertificateKind
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
@@ -61,23 +60,25 @@ async def async_setup_entry(
     await dns.async_config_entry_first_refresh()
     domains: list[str] = list(entry.data[CONF_DOMAINS])
     settings = CertificateSettings.from_options(domains, entry.options)
-    manager = None
-    renewal = None
+    managed = None
     if settings is None:
         # Nothing is renewed any more: left-over issues would never clear, and
         # a certificate kept for writing holds a private key.
-        async_clear_renewal_issues(hass, entry.entry_id, failed=True, delegation=True)
+        async_delete_renewal_failed_issue(hass, entry.entry_id)
+        async_delete_delegation_issue(hass, entry.entry_id)
         await async_remove_renewal_state(hass, entry.entry_id)
     elif not settings.extra_names:
-        async_clear_renewal_issues(hass, entry.entry_id, failed=False, delegation=True)
+        async_delete_delegation_issue(hass, entry.entry_id)
     if settings is not None:
         manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
         await manager.async_recover()
-        renewal = RenewalCoordinator(hass, entry, manager)
-        await renewal.async_start()
-        entry.async_on_unload(renewal.async_stop)
+        managed = ManagedCertificate(manager, RenewalCoordinator(hass, entry, manager))
+        await managed.renewal.async_start()
+        entry.async_on_unload(managed.renewal.async_stop)
     certificates = LocalCertificateMonitor(
-        hass, entry, await async_local_sources(hass, manager)
+        hass,
+        entry,
+        await async_local_sources(hass, managed.manager if managed else None),
     )
     # Never fails the entry: a broken file is an observation, a bug a log line.
     await certificates.async_refresh()
@@ -85,10 +86,9 @@ async def async_setup_entry(
     entry.runtime_data = RuntimeData(
         duckdns=client,
         dns=dns,
-        certificate=manager,
-        renewal=renewal,
         certificates=certificates,
         endpoints=endpoints,
+        managed=managed,
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
 
@@ -121,13 +121,12 @@ def _async_setup_monitoring(
     """Wire the certificate monitors: Repairs, file watch, renewals, stale devices."""
     runtime = entry.runtime_data
     sync = partial(async_sync_certificate_issues, hass, entry)
-    for monitor in entry_monitors(runtime):
+    for monitor in runtime.monitors:
         entry.async_on_unload(monitor.async_add_listener(sync))
     sync()
     certificates = runtime.certificates
-    assert certificates is not None
     certificates.async_watch_files()
-    if runtime.renewal is not None:
+    if runtime.managed is not None:
 
         @callback
         def _renewed(_outcome: RenewalOutcome) -> None:
@@ -135,7 +134,7 @@ def _async_setup_monitoring(
                 hass, certificates.async_refresh(), "read the renewed certificate"
             )
 
-        entry.async_on_unload(runtime.renewal.async_on_renewed(_renewed))
+        entry.async_on_unload(runtime.managed.renewal.async_on_renewed(_renewed))
     _async_remove_stale_certificate_entries(hass, entry)
 
 
@@ -145,10 +144,9 @@ def _async_remove_stale_certificate_entries(
 ) -> None:
     """Remove devices of endpoints and entities of local certificates now gone."""
     runtime = entry.runtime_data
-    endpoints = runtime.endpoints.sources.values() if runtime.endpoints else ()
     wanted = {
         endpoint_device_identifier(entry.entry_id, source.endpoint.label)
-        for source in endpoints
+        for source in runtime.endpoints.sources.values()
         if source.endpoint is not None
     }
     device_registry = dr.async_get(hass)
@@ -159,7 +157,7 @@ def _async_remove_stale_certificate_entries(
         if entry.entry_id in identifiers or identifiers & wanted or not identifiers:
             continue
         device_registry.async_remove_device(device.id)
-    local = runtime.certificates.sources if runtime.certificates else {}
+    local = runtime.certificates.sources
     stale_prefixes = tuple(
         f"{entry.entry_id}_{kind.value}_certificate_"
         for kind in (CertificateKind.MANAGED, CertificateKind.SERVED)
@@ -168,7 +166,7 @@ def _async_remove_stale_certificate_entries(
     # Without a managed certificate the renewal sensors have nothing to show.
     stale_ids = (
         {f"{entry.entry_id}_{description.key}" for description in RENEWAL_SENSORS}
-        if runtime.renewal is None
+        if runtime.managed is None
         else set()
     )
     entity_registry = er.async_get(hass)
@@ -193,14 +191,10 @@ async def async_remove_entry(
 
     The checklist's issues belong to the installation: they go with the last entry.
     """
-    ir.async_delete_issue(hass, DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}")
-    async_clear_renewal_issues(hass, entry.entry_id, failed=True, delegation=True)
+    async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
-    async_delete_certificate_issues(hass, entry.entry_id)
-
     if not hass.config_entries.async_entries(DOMAIN):
-        async_delete_checklist_issues(hass)
-        ir.async_delete_issue(hass, DOMAIN, RESTART_REQUIRED)
+        async_delete_installation_issues(hass)
 
 
 async def async_remove_config_entry_device(

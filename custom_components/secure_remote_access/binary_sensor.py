@@ -20,7 +20,7 @@ from .entity import (
     certificate_device_info,
 )
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import CertificateKind, entry_monitors, status_attributes
+from .status import CertificateKind, status_attributes
 
 PARALLEL_UPDATES = 0
 
@@ -65,7 +65,7 @@ async def async_setup_entry(
             CERTIFICATE_PROBLEMS[source.kind],
             certificate_device_info(entry, source, via_device_id),
         )
-        for monitor in entry_monitors(entry.runtime_data)
+        for monitor in entry.runtime_data.monitors
         for source in monitor.sources.values()
     )
 

@@ -1,4 +1,4 @@
-"""Managed certificates: ACME account storage, DNS-01 through DuckDNS, renewal."""
+"""Managed certificates: ACME account store, DNS-01 through DuckDNS, order and verified write."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -20,32 +19,15 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
-from .const import (
-    CONF_ACME_CA_BUNDLE,
-    CONF_ACME_DIRECTORY,
-    CONF_CERTIFICATE_PATH,
-    CONF_DNS_SERVER,
-    CONF_EAB_HMAC_KEY,
-    CONF_EAB_KID,
-    CONF_EMAIL,
-    CONF_EXTRA_NAMES,
-    CONF_KEY_TYPE,
-    CONF_PRIVATE_KEY_PATH,
-    CONF_PROFILE,
-    CONF_WILDCARD,
-    DOMAIN,
-    LOGGER,
-    directory_url_for,
-)
+from .certificate_settings import CertificateSettings
+from .const import DOMAIN, LOGGER
 from .protocol.acme import (
     AccountDoesNotExistError,
     AccountKey,
     AcmeClient,
     AcmeError,
     DnsPropagationChecker,
-    ExternalAccountBinding,
     IssuedCertificate,
-    KeyType,
     RenewalInfo,
     ari_cert_id,
     describe_acme_error,
@@ -73,54 +55,6 @@ STORAGE_KEY: Final = f"{DOMAIN}.acme_accounts"
 DATA_ACCOUNT_STORE: HassKey[AcmeAccountStore] = HassKey(f"{DOMAIN}_acme_accounts")
 DEFAULT_PROPAGATION_TIMEOUT: Final = 120.0
 USER_AGENT: Final = f"secure-remote-access/0.1 HomeAssistant/{ha_version}"
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateSettings:
-    """What to obtain, from which CA, and where to write it."""
-
-    directory_url: str
-    names: tuple[str, ...]
-    certificate_path: Path
-    private_key_path: Path
-    key_type: KeyType = KeyType.EC_P256
-    email: str | None = None
-    profile: str | None = None
-    ca_bundle: str | None = None
-    eab: ExternalAccountBinding | None = None
-    dns_server: str | None = None
-    extra_names: tuple[str, ...] = ()
-
-    @classmethod
-    def from_options(
-        cls, domains: list[str], options: Mapping[str, Any]
-    ) -> CertificateSettings | None:
-        """Settings from an entry's options, or None when certificates are off."""
-        if not options.get(CONF_ACME_DIRECTORY):
-            return None
-        names = list(domains)
-        if options.get(CONF_WILDCARD):
-            names += [f"*.{name}" for name in domains]
-        extra_names = tuple(options.get(CONF_EXTRA_NAMES) or ())
-        names += [name for name in extra_names if name not in names]
-        eab = None
-        if options.get(CONF_EAB_KID) and options.get(CONF_EAB_HMAC_KEY):
-            eab = ExternalAccountBinding(
-                options[CONF_EAB_KID], options[CONF_EAB_HMAC_KEY]
-            )
-        return cls(
-            directory_url=directory_url_for(options[CONF_ACME_DIRECTORY]),
-            names=tuple(names),
-            certificate_path=Path(options[CONF_CERTIFICATE_PATH]),
-            private_key_path=Path(options[CONF_PRIVATE_KEY_PATH]),
-            key_type=KeyType(options.get(CONF_KEY_TYPE, KeyType.EC_P256)),
-            email=options.get(CONF_EMAIL) or None,
-            profile=options.get(CONF_PROFILE) or None,
-            ca_bundle=options.get(CONF_ACME_CA_BUNDLE) or None,
-            eab=eab,
-            dns_server=options.get(CONF_DNS_SERVER) or None,
-            extra_names=extra_names,
-        )
 
 
 class AcmeAccountStore:

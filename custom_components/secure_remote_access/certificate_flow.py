@@ -24,7 +24,8 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .certificate import CertificateSettings, async_acme_client, async_register_account
+from .certificate import async_acme_client, async_register_account
+from .certificate_settings import CertificateSettings, certificate_options
 from .const import (
     ACME_DIRECTORIES,
     CONF_ACCEPT_TERMS,
@@ -47,7 +48,13 @@ from .const import (
     SECTION_TESTING,
     directory_url_for,
 )
-from .helpers import SSL_DIR, default_certificate_dir, flatten_sections, path_is_allowed
+from .helpers import (
+    SSL_DIR,
+    default_certificate_dir,
+    flatten_sections,
+    path_is_allowed,
+    same_file,
+)
 from .protocol.acme import (
     AcmeCaBundleError,
     AcmeCertificateError,
@@ -70,20 +77,6 @@ from .protocol.delegation import (
 )
 from .protocol.names import DuckDnsNameError, InvalidNameError
 
-CERTIFICATE_KEYS = (
-    CONF_ACME_DIRECTORY,
-    CONF_EMAIL,
-    CONF_KEY_TYPE,
-    CONF_WILDCARD,
-    CONF_EXTRA_NAMES,
-    CONF_PROFILE,
-    CONF_CERTIFICATE_PATH,
-    CONF_PRIVATE_KEY_PATH,
-    CONF_ACME_CA_BUNDLE,
-    CONF_EAB_KID,
-    CONF_EAB_HMAC_KEY,
-    CONF_DNS_SERVER,
-)
 _SECRET_KEYS = (CONF_EAB_HMAC_KEY,)
 
 
@@ -201,25 +194,6 @@ def suggested_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return suggested
 
 
-def _clean(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key in CERTIFICATE_KEYS:
-        if key == CONF_EXTRA_NAMES:
-            continue  # parsed and checked by _check_extra_names
-        value = user_input.get(key)
-        if isinstance(value, str):
-            value = value.strip()
-        if value not in (None, ""):
-            options[key] = value
-    options[CONF_WILDCARD] = bool(user_input.get(CONF_WILDCARD, False))
-    if options.get(CONF_ACME_DIRECTORY) == CUSTOM_CA:
-        # Another CA is stored as its directory URL, the known ones by key.
-        options[CONF_ACME_DIRECTORY] = str(
-            user_input.get(CONF_ACME_DIRECTORY_URL) or ""
-        ).strip()
-    return options
-
-
 def allowed_directories(hass: HomeAssistant) -> str:
     """The directories this installation lets certificates be written to."""
     directories = [hass.config.config_dir]
@@ -241,8 +215,7 @@ def _check_paths(hass: HomeAssistant, check: CertificateCheck) -> None:
     if (
         CONF_CERTIFICATE_PATH not in check.errors
         and CONF_PRIVATE_KEY_PATH not in check.errors
-        and Path(options[CONF_CERTIFICATE_PATH]).resolve()
-        == Path(options[CONF_PRIVATE_KEY_PATH]).resolve()
+        and same_file(options[CONF_CERTIFICATE_PATH], options[CONF_PRIVATE_KEY_PATH])
     ):
         check.fail(CONF_PRIVATE_KEY_PATH, "same_path")
     bundle = options.get(CONF_ACME_CA_BUNDLE)
@@ -287,7 +260,7 @@ async def async_check_certificate_input(
 ) -> CertificateCheck:
     """Check the form, then ask the CA's directory about terms, profiles and EAB."""
     user_input = flatten_sections(user_input)
-    check = CertificateCheck(options=_clean(user_input))
+    check = CertificateCheck(options=certificate_options(user_input))
     options = check.options
     _check_fields(check)
     _check_extra_names(check, user_input.get(CONF_EXTRA_NAMES), domains)
@@ -295,8 +268,7 @@ async def async_check_certificate_input(
     if check.errors:
         return check
 
-    settings = CertificateSettings.from_options(domains, options)
-    assert settings is not None
+    settings = CertificateSettings.parse(domains, options)
     if settings.extra_names:
         try:
             await resolve_delegations(
@@ -364,8 +336,7 @@ async def async_accept_terms(
     hass: HomeAssistant, options: Mapping[str, Any], domains: list[str]
 ) -> tuple[dict[str, str], str]:
     """Register (or find) the ACME account; return form errors and a detail."""
-    settings = CertificateSettings.from_options(domains, options)
-    assert settings is not None
+    settings = CertificateSettings.parse(domains, options)
     try:
         await async_register_account(hass, settings)
     except (ExternalAccountRequiredError, UnauthorizedError) as err:

@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from .checklist.runner import DATA_CHECKLIST
 from .const import CONF_EAB_HMAC_KEY, CONF_EAB_KID, CONF_EMAIL
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import entry_monitors, status_diagnostics
+from .status import status_diagnostics
 
 # Secrets, and what identifies the user: the e-mail address given to the CA.
 TO_REDACT = {CONF_TOKEN, CONF_EMAIL, CONF_EAB_HMAC_KEY, CONF_EAB_KID}
@@ -39,7 +39,7 @@ async def async_get_config_entry_diagnostics(
         "renewal": _renewal(entry),
         "certificates": {
             status.source.key: status_diagnostics(status)
-            for monitor in entry_monitors(entry.runtime_data)
+            for monitor in entry.runtime_data.monitors
             for status in monitor.statuses()
         },
         "certificate_monitors": [
@@ -50,7 +50,7 @@ async def async_get_config_entry_diagnostics(
                 "warning_days": monitor.warning_days,
                 "sources": list(monitor.sources),
             }
-            for monitor in entry_monitors(entry.runtime_data)
+            for monitor in entry.runtime_data.monitors
         ],
     }
 
@@ -70,9 +70,9 @@ def _checklist(hass: HomeAssistant) -> dict[str, Any] | None:
 
 def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
     """The renewal coordinator's one state (last outcome included); no keys, no account."""
-    renewal = entry.runtime_data.renewal
-    if renewal is None:
+    if (managed := entry.runtime_data.managed) is None:
         return None
+    renewal = managed.renewal
     return {
         "state": renewal.state.to_json(),
         "next_check": renewal.next_check.isoformat() if renewal.next_check else None,

@@ -16,8 +16,9 @@ from homeassistant.helpers.update_coordinator import (
 )
 
 from .const import CONF_ACME_DIRECTORY, DOMAIN, LETSENCRYPT, LETSENCRYPT_STAGING
+from .coordinator import CertificateMonitor
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import CertificateMonitor, CertificateSource, CertificateStatus
+from .status import CertificateSource, CertificateStatus
 
 
 def entry_model(options: Mapping[str, Any]) -> str:

@@ -1,8 +1,10 @@
-"""Small Home Assistant helpers shared by the flows and the entry setup."""
+"""Small Home Assistant helpers shared by the flows, the entry setup and coordinators."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,21 @@ from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .const import CONF_DUCKDNS_URL, SECTION_TESTING
+from .const import (
+    CONF_DUCKDNS_URL,
+    CONF_ENDPOINTS,
+    LOGGER,
+    MAX_ENDPOINTS,
+    SECTION_TESTING,
+)
 from .protocol.duckdns import DEFAULT_UPDATE_URL, DuckDnsClient
+from .protocol.endpoint_list import (
+    EndpointOption,
+    InvalidEndpointListError,
+    parse_endpoints,
+)
+from .protocol.tls import build_verify_context
+from .protocol.x509 import CertificateError
 
 
 def duckdns_client(hass: HomeAssistant, data: Mapping[str, Any]) -> DuckDnsClient:
@@ -59,3 +74,46 @@ def default_certificate_dir(hass: HomeAssistant) -> Path:
     if SSL_DIR.is_dir():
         return SSL_DIR
     return Path(hass.config.path("ssl"))
+
+
+def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
+    """True when both paths lead to the same file (blocking)."""
+    return os.path.realpath(first) == os.path.realpath(second)
+
+
+def endpoints_from_options(options: Mapping[str, Any]) -> list[EndpointOption]:
+    """The endpoints an entry's options list."""
+    return [
+        EndpointOption.from_option(item) for item in options.get(CONF_ENDPOINTS, [])
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCheck:
+    """The options form's endpoint list, checked."""
+
+    endpoints: list[EndpointOption]
+    error: str | None = None
+    detail: str = ""
+
+
+def check_endpoint_text(hass: HomeAssistant, text: str) -> EndpointCheck:
+    """Parse the list and check every CA bundle. Blocking: run in the executor."""
+    try:
+        endpoints = parse_endpoints(text)
+    except InvalidEndpointListError as err:
+        lines = "; ".join(f"{number}: “{line}”" for number, line in err.lines)
+        return EndpointCheck([], "invalid_endpoint", lines)
+    if len(endpoints) > MAX_ENDPOINTS:
+        return EndpointCheck([], "too_many_endpoints", str(len(endpoints)))
+    for endpoint in endpoints:
+        if endpoint.ca_bundle is None:
+            continue
+        if not path_is_allowed(hass, endpoint.ca_bundle):
+            return EndpointCheck([], "path_not_allowed", endpoint.ca_bundle)
+        try:
+            build_verify_context(endpoint.ca_bundle)
+        except CertificateError as err:
+            LOGGER.debug("CA bundle %s not usable: %s", endpoint.ca_bundle, err)
+            return EndpointCheck([], "ca_bundle_unreadable", endpoint.ca_bundle)
+    return EndpointCheck(endpoints)

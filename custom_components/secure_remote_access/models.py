@@ -9,22 +9,39 @@ from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
     from .certificate import CertificateManager
-    from .coordinator import DnsCoordinator
-    from .monitor import EndpointMonitor, LocalCertificateMonitor
+    from .coordinator import (
+        CertificateMonitor,
+        DnsCoordinator,
+        EndpointMonitor,
+        LocalCertificateMonitor,
+    )
     from .protocol.duckdns import DuckDnsClient
     from .renewal import RenewalCoordinator
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class ManagedCertificate:
+    """What exists only while the entry obtains a certificate."""
+
+    manager: CertificateManager
+    renewal: RenewalCoordinator
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeData:
     """What a loaded config entry holds while it runs."""
 
     duckdns: DuckDnsClient
     dns: DnsCoordinator
-    certificate: CertificateManager | None = None
-    renewal: RenewalCoordinator | None = None
-    certificates: LocalCertificateMonitor | None = None
-    endpoints: EndpointMonitor | None = None
+    certificates: LocalCertificateMonitor
+    """The managed and the served certificate files (either may be absent)."""
+    endpoints: EndpointMonitor
+    managed: ManagedCertificate | None
+
+    @property
+    def monitors(self) -> tuple[CertificateMonitor, ...]:
+        """Both certificate monitors."""
+        return (self.certificates, self.endpoints)
 
 
 type SecureRemoteAccessConfigEntry = ConfigEntry[RuntimeData]

@@ -25,18 +25,19 @@ from .certificate import (
     CertificateDelegationError,
     CertificateManager,
     CertificateRenewalError,
-    CertificateSettings,
     CurrentCertificate,
 )
+from .certificate_settings import CertificateSettings
 from .const import DOMAIN, EVENT_CERTIFICATE_RENEWED, LOGGER
+from .issues import (
+    async_delete_delegation_issue,
+    async_delete_renewal_failed_issue,
+    async_raise_delegation_broken,
+    async_raise_renewal_issue,
+)
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.acme import AcmeError, IssuedCertificate
 from .protocol.schedule import RenewalReason, decide, moment_in_window, next_retry
-from .renewal_issues import (
-    async_clear_renewal_issues,
-    async_raise_delegation_broken,
-    async_raise_renewal_failed,
-)
 from .renewal_state import (
     _NO_ARI,
     ARI_DEFAULT_POLL,
@@ -336,9 +337,7 @@ class RenewalCoordinator:
             EVENT_CERTIFICATE_RENEWED,
             {"config_entry_id": self.entry_id, **outcome.as_response()},
         )
-        async_clear_renewal_issues(
-            self.hass, self.entry_id, failed=False, delegation=True
-        )
+        async_delete_delegation_issue(self.hass, self.entry_id)
         for listener in list(self._renewed_listeners):
             listener(outcome)
         settings = self.manager.settings
@@ -362,9 +361,7 @@ class RenewalCoordinator:
                 ", ".join(self.manager.settings.names),
             )
         self._unexpected_logged = False
-        async_clear_renewal_issues(
-            self.hass, self.entry_id, failed=True, delegation=False
-        )
+        async_delete_renewal_failed_issue(self.hass, self.entry_id)
         retry_after = self.state.retry_after
         if outcome.renewed or (
             retry_after is not None and retry_after <= dt_util.utcnow()
@@ -412,21 +409,14 @@ class RenewalCoordinator:
             last_check=ended,
         )
         retry = max(retry, retry_after) if retry_after else retry
-        if isinstance(err, CertificateDelegationError):
-            # The delegation issue says exactly what to do; never both issues.
-            async_clear_renewal_issues(
-                self.hass, self.entry_id, failed=True, delegation=False
-            )
-            async_raise_delegation_broken(self.hass, self.entry_id, err)
-        else:
-            # A failure before the delegation check says nothing about it.
-            if self.manager.delegations_verified:
-                async_clear_renewal_issues(
-                    self.hass, self.entry_id, failed=False, delegation=True
-                )
-            async_raise_renewal_failed(
-                self.hass, self.entry_id, self.manager.settings.names, err.detail, retry
-            )
+        async_raise_renewal_issue(
+            self.hass,
+            self.entry_id,
+            err,
+            self.manager.settings.names,
+            retry,
+            delegations_verified=self.manager.delegations_verified,
+        )
         log = LOGGER.warning if failures == 1 else LOGGER.debug
         log(
             "Certificate renewal failed (%d in a row), next attempt at %s: %s",
@@ -511,9 +501,7 @@ class RenewalCoordinator:
             except CertificateDelegationError as err:
                 async_raise_delegation_broken(self.hass, self.entry_id, err)
                 return
-        async_clear_renewal_issues(
-            self.hass, self.entry_id, failed=False, delegation=True
-        )
+        async_delete_delegation_issue(self.hass, self.entry_id)
 
     # --- state ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What renewal knows: the persisted state, outcomes, results and issue ids.
+"""What renewal knows: the persisted state, outcomes, results and the issued stash.
 
 The renewal coordinator (renewal.py) is its only writer; entities, the
 action, diagnostics and Repairs read it.

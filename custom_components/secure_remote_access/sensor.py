@@ -28,8 +28,8 @@ from .entity import (
     entry_device_info,
 )
 from .models import SecureRemoteAccessConfigEntry
-from .monitor import CertificateKind, CertificateStatus, entry_monitors
 from .renewal import RenewalCoordinator, RenewalResult
+from .status import CertificateKind, CertificateStatus
 
 PARALLEL_UPDATES = 0
 
@@ -154,9 +154,9 @@ async def async_setup_entry(
             SecurityFindingsSensor(hass.data[DATA_CHECKLIST], entry),
         ]
     )
-    if (renewal := entry.runtime_data.renewal) is not None:
+    if (managed := entry.runtime_data.managed) is not None:
         async_add_entities(
-            RenewalSensor(renewal, entry, description)
+            RenewalSensor(managed.renewal, entry, description)
             for description in RENEWAL_SENSORS
         )
     via_device_id = async_entry_device_id(hass, entry)
@@ -168,7 +168,7 @@ async def async_setup_entry(
             description,
             certificate_device_info(entry, source, via_device_id),
         )
-        for monitor in entry_monitors(entry.runtime_data)
+        for monitor in entry.runtime_data.monitors
         for source in monitor.sources.values()
         for description in CERTIFICATE_SENSORS[source.kind]
     )

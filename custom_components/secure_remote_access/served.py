@@ -26,13 +26,14 @@ from typing import Any, Final
 
 from cryptography import x509
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.start import async_at_started
 from homeassistant.util import ssl as ssl_util
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN, LOGGER
+from .helpers import same_file
+from .issues import async_delete_restart_required, async_raise_restart_required
 from .protocol.x509 import (
     CertificateError,
     KeyMismatchError,
@@ -42,7 +43,6 @@ from .protocol.x509 import (
 
 HANDSHAKE_TIMEOUT: Final = 10.0
 SERVED_CHECK_INTERVAL: Final = timedelta(hours=1)
-RESTART_REQUIRED: Final = "restart_required"
 # Home Assistant's http ssl_profile values; 2026.11 names them by guideline
 # version and reads the old names as the version 4 ones.
 SSL_MODERN: Final = "modern"
@@ -96,11 +96,6 @@ def served_files(hass: HomeAssistant) -> ServedFiles | None:
         profile=getattr(http, "ssl_profile", None),
         peer_certificate=getattr(http, "ssl_peer_certificate", None) or None,
     )
-
-
-def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
-    """True when both paths lead to the same file (blocking)."""
-    return os.path.realpath(first) == os.path.realpath(second)
 
 
 def server_context_for(profile: str | None) -> ssl.SSLContext:
@@ -311,18 +306,9 @@ def served_certificate(hass: HomeAssistant) -> ServedCertificate:
 def async_report(hass: HomeAssistant, result: SwapResult, path: str) -> None:
     """Raise or clear the restart_required issue after a swap or check."""
     if result is SwapResult.RESTART_REQUIRED:
-        ir.async_create_issue(
-            hass,
-            DOMAIN,
-            RESTART_REQUIRED,
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=RESTART_REQUIRED,
-            translation_placeholders={"path": path},
-        )
+        async_raise_restart_required(hass, path)
     elif result is not SwapResult.KEY_MISMATCH:
-        ir.async_delete_issue(hass, DOMAIN, RESTART_REQUIRED)
+        async_delete_restart_required(hass)
 
 
 async def async_swap_after_renewal(

@@ -66,14 +66,13 @@ async def _update_dns(call: ServiceCall) -> ServiceResponse:
 
 async def _renew_certificate(call: ServiceCall) -> ServiceResponse:
     entry = loaded_entry(call)
-    renewal = entry.runtime_data.renewal
-    if renewal is None:
+    if (managed := entry.runtime_data.managed) is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="certificate_not_configured",
             translation_placeholders={"title": entry.title},
         )
-    outcome = await renewal.async_run(force=call.data[ATTR_FORCE])
+    outcome = await managed.renewal.async_run(force=call.data[ATTR_FORCE])
     return outcome.as_response()
 
 

@@ -488,7 +488,7 @@ class Year:
         """The next moment anything is due: a check, another tool, the year's end."""
         assert self.entry is not None
         moments = [now + MAX_STEP, self.start + YEAR, *self._other_tool_times]
-        if (renewal := self.entry.runtime_data.renewal).next_check is not None:
+        if (renewal := self.entry.runtime_data.managed.renewal).next_check is not None:
             moments.append(renewal.next_check)
         return max(min(moments), now + timedelta(seconds=1))
 
@@ -582,7 +582,7 @@ class Year:
         issue = ir.async_get(self.hass).async_get_issue(
             DOMAIN, f"renewal_failed_{self.entry.entry_id}"
         )
-        recorded = self.entry.runtime_data.renewal.state.last_check
+        recorded = self.entry.runtime_data.managed.renewal.state.last_check
         if (
             state is None
             or state.state != "failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from custom_components.secure_remote_access.const import MAX_ENDPOINTS
-from custom_components.secure_remote_access.monitor import endpoints_from_options
+from custom_components.secure_remote_access.helpers import endpoints_from_options
 from custom_components.secure_remote_access.protocol.endpoint_list import (
     EndpointOption,
     InvalidEndpointError,

@@ -27,9 +27,9 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
     LOGGER,
 )
+from custom_components.secure_remote_access.issues import async_sync_checklist_issues
 
 from .checks import CHECK_IDS, evaluate
-from .issues import async_sync_issues
 from .models import ChecklistResult
 from .snapshot import async_collect_snapshot
 
@@ -142,7 +142,7 @@ class ChecklistRunner:
             result = evaluate(snapshot, self.disabled_checks)
             self.result = result
             self.last_run = dt_util.utcnow()
-            async_sync_issues(self.hass, result)
+            async_sync_checklist_issues(self.hass, result)
         LOGGER.debug(
             "Security checklist: %d failing (%s), %d passed",
             len(result.findings),

@@ -12,20 +12,13 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.secure_remote_access.const import DOMAIN
-from custom_components.secure_remote_access.monitor import (
-    REASON_NOT_ISSUED_YET,
-    REASON_OK,
-    CertificateKind,
-    CertificateSource,
-    Observation,
-    Problem,
-    endpoint_observation,
-    endpoint_source,
-    evaluate,
+from custom_components.secure_remote_access.coordinator.certificates import (
     file_signatures,
-    next_transition,
-    status_attributes,
-    status_diagnostics,
+)
+from custom_components.secure_remote_access.issues import (
+    CERTIFICATE_ISSUE_KEYS,
+    CERTIFICATE_ISSUES,
+    _issue_for,
 )
 from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
 from custom_components.secure_remote_access.protocol.tls import EndpointCertificate
@@ -39,10 +32,19 @@ from custom_components.secure_remote_access.protocol.x509 import (
     VerificationStatus,
     inspect_certificate_bytes,
 )
-from custom_components.secure_remote_access.repairs import (
-    CERTIFICATE_ISSUE_KEYS,
-    CERTIFICATE_ISSUES,
-    _issue_for,
+from custom_components.secure_remote_access.status import (
+    REASON_NOT_ISSUED_YET,
+    REASON_OK,
+    CertificateKind,
+    CertificateSource,
+    Observation,
+    Problem,
+    endpoint_observation,
+    endpoint_source,
+    evaluate,
+    next_transition,
+    status_attributes,
+    status_diagnostics,
 )
 from tests.fakes import certs
 

@@ -1,4 +1,4 @@
-"""Coordinators: one per data source of a config entry."""
+"""The DuckDNS coordinator: keeps the entry's names pointing at the home."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from .const import (
+from custom_components.secure_remote_access.const import (
     CONF_DOMAINS,
     CONF_IPV6_ADDRESS,
     CONF_IPV6_MODE,
@@ -23,11 +23,20 @@ from .const import (
     LOGGER,
     Ipv6Mode,
 )
-from .protocol.duckdns import DuckDnsAuthError, DuckDnsClient, DuckDnsError
-from .protocol.ipv6 import choose_public_ipv6, read_address_flags
+from custom_components.secure_remote_access.protocol.duckdns import (
+    DuckDnsAuthError,
+    DuckDnsClient,
+    DuckDnsError,
+)
+from custom_components.secure_remote_access.protocol.ipv6 import (
+    choose_public_ipv6,
+    read_address_flags,
+)
 
 if TYPE_CHECKING:
-    from .models import SecureRemoteAccessConfigEntry
+    from custom_components.secure_remote_access.models import (
+        SecureRemoteAccessConfigEntry,
+    )
 
 
 @dataclass(frozen=True, slots=True)

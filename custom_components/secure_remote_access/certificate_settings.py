@@ -1,0 +1,127 @@
+"""The certificate settings of an entry: its option keys, mapped in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .const import (
+    CONF_ACME_CA_BUNDLE,
+    CONF_ACME_DIRECTORY,
+    CONF_ACME_DIRECTORY_URL,
+    CONF_CERTIFICATE_PATH,
+    CONF_DNS_SERVER,
+    CONF_EAB_HMAC_KEY,
+    CONF_EAB_KID,
+    CONF_EMAIL,
+    CONF_EXTRA_NAMES,
+    CONF_KEY_TYPE,
+    CONF_PRIVATE_KEY_PATH,
+    CONF_PROFILE,
+    CONF_WILDCARD,
+    CUSTOM_CA,
+    directory_url_for,
+)
+from .protocol.acme import ExternalAccountBinding, KeyType
+
+CERTIFICATE_KEYS: Final = (
+    CONF_ACME_DIRECTORY,
+    CONF_EMAIL,
+    CONF_KEY_TYPE,
+    CONF_WILDCARD,
+    CONF_EXTRA_NAMES,
+    CONF_PROFILE,
+    CONF_CERTIFICATE_PATH,
+    CONF_PRIVATE_KEY_PATH,
+    CONF_ACME_CA_BUNDLE,
+    CONF_EAB_KID,
+    CONF_EAB_HMAC_KEY,
+    CONF_DNS_SERVER,
+)
+"""Every entry option that belongs to the certificate settings."""
+
+
+def other_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's options without its certificate settings."""
+    return {k: v for k, v in options.items() if k not in CERTIFICATE_KEYS}
+
+
+def certificate_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The certificate options to store from form values (without extra names).
+
+    Text is stripped and empty fields are left out; another CA than the known
+    ones is stored as its directory URL, the known ones by key. The extra
+    names need the DuckDNS names to be checked: the flow parses them.
+    """
+    options: dict[str, Any] = {}
+    for key in CERTIFICATE_KEYS:
+        if key == CONF_EXTRA_NAMES:
+            continue
+        value = values.get(key)
+        if isinstance(value, str):
+            value = value.strip()
+        if value not in (None, ""):
+            options[key] = value
+    options[CONF_WILDCARD] = bool(values.get(CONF_WILDCARD, False))
+    if options.get(CONF_ACME_DIRECTORY) == CUSTOM_CA:
+        options[CONF_ACME_DIRECTORY] = str(
+            values.get(CONF_ACME_DIRECTORY_URL) or ""
+        ).strip()
+    return options
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSettings:
+    """What to obtain, from which CA, and where to write it."""
+
+    directory_url: str
+    names: tuple[str, ...]
+    certificate_path: Path
+    private_key_path: Path
+    key_type: KeyType = KeyType.EC_P256
+    email: str | None = None
+    profile: str | None = None
+    ca_bundle: str | None = None
+    eab: ExternalAccountBinding | None = None
+    dns_server: str | None = None
+    extra_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(
+        cls, domains: list[str], options: Mapping[str, Any]
+    ) -> CertificateSettings | None:
+        """Settings from an entry's options, or None when certificates are off."""
+        if not options.get(CONF_ACME_DIRECTORY):
+            return None
+        return cls.parse(domains, options)
+
+    @classmethod
+    def parse(
+        cls, domains: list[str], options: Mapping[str, Any]
+    ) -> CertificateSettings:
+        """Settings from certificate options that name a CA."""
+        names = list(domains)
+        if options.get(CONF_WILDCARD):
+            names += [f"*.{name}" for name in domains]
+        extra_names = tuple(options.get(CONF_EXTRA_NAMES) or ())
+        names += [name for name in extra_names if name not in names]
+        eab = None
+        if options.get(CONF_EAB_KID) and options.get(CONF_EAB_HMAC_KEY):
+            eab = ExternalAccountBinding(
+                options[CONF_EAB_KID], options[CONF_EAB_HMAC_KEY]
+            )
+        return cls(
+            directory_url=directory_url_for(options[CONF_ACME_DIRECTORY]),
+            names=tuple(names),
+            certificate_path=Path(options[CONF_CERTIFICATE_PATH]),
+            private_key_path=Path(options[CONF_PRIVATE_KEY_PATH]),
+            key_type=KeyType(options.get(CONF_KEY_TYPE, KeyType.EC_P256)),
+            email=options.get(CONF_EMAIL) or None,
+            profile=options.get(CONF_PROFILE) or None,
+            ca_bundle=options.get(CONF_ACME_CA_BUNDLE) or None,
+            eab=eab,
+            dns_server=options.get(CONF_DNS_SERVER) or None,
+            extra_names=extra_names,
+        )

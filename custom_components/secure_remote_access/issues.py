@@ -1,0 +1,409 @@
+"""Every Repairs issue the integration raises: ids, create, delete.
+
+Issue ids are persisted in users' issue registries (a dismissed issue stays
+dismissed by id): never change how one is built. Each kind's translation key
+is also the start of its id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+
+from .certificate import CertificateDelegationError, CertificateRenewalError
+from .checklist.checks import CHECK_IDS, CHECKS
+from .checklist.models import ChecklistResult
+from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
+from .models import SecureRemoteAccessConfigEntry
+from .protocol.names import InvalidDomainError, normalize_duckdns_domain
+from .status import CertificateKind, CertificateStatus, Problem
+
+RENEWAL_FAILED: Final = "renewal_failed"
+CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
+DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
+RESTART_REQUIRED: Final = "restart_required"
+CERTIFICATE_UNREADABLE: Final = "certificate_unreadable"
+CERTIFICATE_KEY_MISMATCH: Final = "certificate_key_mismatch"
+CERTIFICATE_EXPIRED: Final = "certificate_expired"
+CERTIFICATE_NAME_MISMATCH: Final = "certificate_name_mismatch"
+CERTIFICATE_EXPIRING: Final = "certificate_expiring"
+
+
+# ------------------------------------------------------------------------ ids
+
+
+def _entry_issue_id(kind: str, entry_id: str) -> str:
+    return f"{kind}_{entry_id}"
+
+
+def renewal_failed_issue_id(entry_id: str) -> str:
+    """The issue raised while renewals of an entry fail."""
+    return _entry_issue_id(RENEWAL_FAILED, entry_id)
+
+
+def delegation_issue_id(entry_id: str) -> str:
+    """The issue raised while a CNAME delegation of an entry is broken."""
+    return _entry_issue_id(CNAME_DELEGATION_BROKEN, entry_id)
+
+
+def duplicate_updater_issue_id(entry_id: str) -> str:
+    """The issue raised while core's duckdns updates one of the entry's names."""
+    return _entry_issue_id(DUPLICATE_DUCKDNS_UPDATER, entry_id)
+
+
+def certificate_issue_id(translation_key: str, entry_id: str, key: str) -> str:
+    """The issue of one kind about one certificate (``key``) of an entry."""
+    return f"{_entry_issue_id(translation_key, entry_id)}_{key}"
+
+
+def issue_entry_id(issue_id: str, kind: str) -> str | None:
+    """The entry id in an issue id of ``kind``; None for another kind.
+
+    ``kind`` itself (an id without entry) gives an empty string.
+    """
+    if issue_id == kind:
+        return ""
+    prefix = f"{kind}_"
+    return issue_id.removeprefix(prefix) if issue_id.startswith(prefix) else None
+
+
+# --------------------------------------------------------- create, delete
+
+
+def _async_create(
+    hass: HomeAssistant,
+    issue_id: str,
+    translation_key: str,
+    severity: ir.IssueSeverity,
+    placeholders: dict[str, str],
+    *,
+    fixable: bool = False,
+    persistent: bool = False,
+    data: dict[str, str | int | float | None] | None = None,
+    learn_more_url: str | None = None,
+) -> None:
+    """Create or update an issue; one that the user ignored stays ignored.
+
+    ``persistent``: restored after a restart, for issues whose next check may
+    be a day away; the code that raises them deletes them when they no longer
+    hold.
+    """
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=fixable,
+        is_persistent=persistent,
+        learn_more_url=learn_more_url,
+        severity=severity,
+        translation_key=translation_key,
+        translation_placeholders=placeholders,
+        data=data,
+    )
+
+
+# ------------------------------------------------------------------- entries
+
+
+@callback
+def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete every issue of one entry (it was removed)."""
+    for issue_id in (
+        duplicate_updater_issue_id(entry_id),
+        renewal_failed_issue_id(entry_id),
+        delegation_issue_id(entry_id),
+        *_certificate_issue_ids(hass, entry_id),
+    ):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+@callback
+def async_delete_installation_issues(hass: HomeAssistant) -> None:
+    """Delete the installation's issues (the last entry was removed)."""
+    for issue_id in (*CHECK_IDS, RESTART_REQUIRED):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+# ------------------------------------------------------------------ DuckDNS
+
+
+@callback
+def async_check_duplicate_updater(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> None:
+    """Warn when core's duckdns integration updates one of the entry's names too."""
+    ours = set(entry.data[CONF_DOMAINS])
+    shared: set[str] = set()
+    for other in hass.config_entries.async_entries(CORE_DUCKDNS_DOMAIN):
+        raw = str(other.data.get("domain", ""))
+        try:
+            name = normalize_duckdns_domain(raw)
+        except InvalidDomainError:
+            continue
+        if name in ours:
+            shared.add(name)
+    issue_id = duplicate_updater_issue_id(entry.entry_id)
+    if shared:
+        _async_create(
+            hass,
+            issue_id,
+            DUPLICATE_DUCKDNS_UPDATER,
+            ir.IssueSeverity.WARNING,
+            {"names": ", ".join(sorted(shared))},
+        )
+    else:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+# ------------------------------------------------------------------ renewal
+
+
+@callback
+def async_raise_renewal_issue(
+    hass: HomeAssistant,
+    entry_id: str,
+    err: CertificateRenewalError,
+    names: Sequence[str],
+    next_attempt: datetime,
+    *,
+    delegations_verified: bool | None,
+) -> None:
+    """Show a failed renewal: a broken delegation says exactly what to do.
+
+    A broken delegation replaces the renewal_failed issue. Any other failure
+    deletes the delegation issue only when the latest delegation check
+    (``delegations_verified``) passed: a failure before it says nothing.
+    """
+    if isinstance(err, CertificateDelegationError):
+        async_delete_renewal_failed_issue(hass, entry_id)
+        async_raise_delegation_broken(hass, entry_id, err)
+        return
+    if delegations_verified:
+        async_delete_delegation_issue(hass, entry_id)
+    _async_create(
+        hass,
+        renewal_failed_issue_id(entry_id),
+        RENEWAL_FAILED,
+        ir.IssueSeverity.ERROR,
+        {
+            "names": ", ".join(names),
+            "detail": err.detail,
+            "next_attempt": dt_util.as_local(next_attempt).strftime("%Y-%m-%d %H:%M"),
+        },
+        fixable=True,
+        persistent=True,
+        data={"entry_id": entry_id},
+    )
+
+
+@callback
+def async_raise_delegation_broken(
+    hass: HomeAssistant, entry_id: str, err: CertificateDelegationError
+) -> None:
+    """Show which CNAME record is wrong and what it must point to."""
+    _async_create(
+        hass,
+        delegation_issue_id(entry_id),
+        CNAME_DELEGATION_BROKEN,
+        ir.IssueSeverity.ERROR,
+        {"record": err.record, "target": err.target, "records": ", ".join(err.records)},
+        persistent=True,
+    )
+
+
+@callback
+def async_delete_renewal_failed_issue(hass: HomeAssistant, entry_id: str) -> None:
+    """Renewing works (again)."""
+    ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry_id))
+
+
+@callback
+def async_delete_delegation_issue(hass: HomeAssistant, entry_id: str) -> None:
+    """The delegations work, or nothing is delegated any more."""
+    ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry_id))
+
+
+# ------------------------------------------------------------------ serving
+
+
+@callback
+def async_raise_restart_required(hass: HomeAssistant, path: str) -> None:
+    """The served certificate changed and only a restart serves it (fixable)."""
+    _async_create(
+        hass,
+        RESTART_REQUIRED,
+        RESTART_REQUIRED,
+        ir.IssueSeverity.WARNING,
+        {"path": path},
+        fixable=True,
+    )
+
+
+@callback
+def async_delete_restart_required(hass: HomeAssistant) -> None:
+    """The server presents the certificate on disk."""
+    ir.async_delete_issue(hass, DOMAIN, RESTART_REQUIRED)
+
+
+# -------------------------------------------------------------- checklist
+
+
+@callback
+def async_sync_checklist_issues(hass: HomeAssistant, result: ChecklistResult) -> None:
+    """Create, update or delete the issue of every registered check.
+
+    The issue id is the check id. Re-creating an issue keeps the
+    ``dismissed_version`` the registry stored, so an issue the user ignored
+    stays ignored while the finding persists.
+    """
+    for spec in CHECKS:
+        finding = result.finding(spec.check_id)
+        if finding is None:
+            ir.async_delete_issue(hass, DOMAIN, spec.check_id)
+            continue
+        _async_create(
+            hass,
+            spec.check_id,
+            spec.check_id,
+            ir.IssueSeverity(finding.severity.value),
+            dict(finding.placeholders),
+            fixable=True,
+            learn_more_url=spec.learn_more_url,
+        )
+
+
+# ----------------------------------------------------------- certificates
+
+# At most one issue per certificate, the first of its problems that has an
+# issue. Problems missing here (unreachable endpoints, untrusted chains...)
+# show on the certificate's problem binary sensor only.
+CERTIFICATE_ISSUES: dict[Problem, tuple[str, ir.IssueSeverity]] = {
+    Problem.NOT_FOUND: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
+    Problem.PERMISSION_DENIED: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
+    Problem.EMPTY: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
+    Problem.INVALID_FORMAT: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
+    Problem.UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
+    Problem.KEY_UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
+    Problem.KEY_MISMATCH: (CERTIFICATE_KEY_MISMATCH, ir.IssueSeverity.ERROR),
+    Problem.EXPIRED: (CERTIFICATE_EXPIRED, ir.IssueSeverity.CRITICAL),
+    Problem.NAME_MISMATCH: (CERTIFICATE_NAME_MISMATCH, ir.IssueSeverity.ERROR),
+    Problem.EXPIRING: (CERTIFICATE_EXPIRING, ir.IssueSeverity.WARNING),
+}
+CERTIFICATE_ISSUE_KEYS = (
+    CERTIFICATE_UNREADABLE,
+    CERTIFICATE_KEY_MISMATCH,
+    CERTIFICATE_EXPIRED,
+    CERTIFICATE_NAME_MISMATCH,
+    CERTIFICATE_EXPIRING,
+)
+_LOCAL_ONLY = frozenset(
+    {
+        Problem.NOT_FOUND,
+        Problem.PERMISSION_DENIED,
+        Problem.EMPTY,
+        Problem.INVALID_FORMAT,
+        Problem.UNREADABLE,
+        Problem.KEY_UNREADABLE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _IssueSpec:
+    translation_key: str
+    severity: ir.IssueSeverity
+    placeholders: dict[str, str]
+    fixable: bool
+
+
+def _issue_for(
+    entry: SecureRemoteAccessConfigEntry, status: CertificateStatus
+) -> _IssueSpec | None:
+    source = status.source
+    for problem in status.problems:
+        if problem not in CERTIFICATE_ISSUES:
+            continue
+        if source.kind is CertificateKind.ENDPOINT and problem in _LOCAL_ONLY:
+            continue
+        if source.kind is CertificateKind.MANAGED and problem is Problem.NOT_FOUND:
+            continue  # not issued yet: obtaining it is the renewal's job
+        translation_key, severity = CERTIFICATE_ISSUES[problem]
+        info = status.info
+        placeholders = {
+            "certificate": source.name,
+            "entry": entry.title,
+            "date": f"{info.not_after:%Y-%m-%d %H:%M} UTC" if info else "-",
+            "days": str(status.days_remaining) if info else "-",
+            "names": ", ".join(status.missing_names) or "-",
+            "key": source.key_path or "-",
+            "detail": status.observation.detail or problem.value,
+        }
+        return _IssueSpec(
+            translation_key,
+            severity,
+            placeholders,
+            fixable=(
+                problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
+            ),
+        )
+    return None
+
+
+@callback
+def async_sync_certificate_issues(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> None:
+    """Create, update and delete the entry's certificate issues in one place.
+
+    Certificates not observed yet keep their issues; issues of certificates
+    that are no longer monitored go away.
+    """
+    now = dt_util.utcnow()
+    wanted: dict[str, tuple[str, _IssueSpec]] = {}
+    keep: set[str] = set()
+    for monitor in entry.runtime_data.monitors:
+        for key in monitor.sources:
+            if (status := monitor.status(key, now)) is None:
+                keep |= {
+                    certificate_issue_id(translation_key, entry.entry_id, key)
+                    for translation_key in CERTIFICATE_ISSUE_KEYS
+                }
+            elif (spec := _issue_for(entry, status)) is not None:
+                issue_id = certificate_issue_id(
+                    spec.translation_key, entry.entry_id, key
+                )
+                wanted[issue_id] = (key, spec)
+    for issue_id in _certificate_issue_ids(hass, entry.entry_id):
+        if issue_id not in wanted and issue_id not in keep:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+    for issue_id, (key, spec) in wanted.items():
+        _async_create(
+            hass,
+            issue_id,
+            spec.translation_key,
+            spec.severity,
+            spec.placeholders,
+            fixable=spec.fixable,
+            data={"entry_id": entry.entry_id, "certificate": key}
+            if spec.fixable
+            else None,
+        )
+
+
+def _certificate_issue_ids(hass: HomeAssistant, entry_id: str) -> list[str]:
+    """The certificate issues of an entry in the registry, whatever their key."""
+    prefixes = tuple(
+        certificate_issue_id(translation_key, entry_id, "")
+        for translation_key in CERTIFICATE_ISSUE_KEYS
+    )
+    return [
+        issue_id
+        for domain, issue_id in ir.async_get(hass).issues
+        if domain == DOMAIN and issue_id.startswith(prefixes)
+    ]

@@ -1,0 +1,242 @@
+"""Options flow for Secure Remote Access: DNS, certificate, endpoints, checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.config_entries import ConfigFlowResult, OptionsFlowWithReload
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+)
+import probatio as vol
+
+from .certificate_flow import CertificateSteps, async_defaults
+from .certificate_settings import other_options
+from .checklist.checks import CHECK_IDS
+from .const import (
+    CONF_ACME_DIRECTORY,
+    CONF_DISABLED_CHECKS,
+    CONF_DOMAINS,
+    CONF_ENDPOINTS,
+    CONF_EXPIRY_WARNING_DAYS,
+    CONF_IPV6_ADDRESS,
+    CONF_IPV6_MODE,
+    CONF_UPDATE_INTERVAL,
+    DEFAULT_EXPIRY_WARNING_DAYS,
+    DEFAULT_UPDATE_INTERVAL,
+    MAX_ENDPOINTS,
+    MAX_EXPIRY_WARNING_DAYS,
+    MAX_UPDATE_INTERVAL,
+    MIN_EXPIRY_WARNING_DAYS,
+    MIN_UPDATE_INTERVAL,
+    Ipv6Mode,
+)
+from .helpers import check_endpoint_text, endpoints_from_options
+from .protocol.ipv6 import is_public_ipv6
+
+
+class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
+    """Change how the entry works; the entry reloads with the new options."""
+
+    def __init__(self) -> None:
+        """Start with nothing entered."""
+        self._certificate: dict[str, Any] = {}
+        self._terms_url = ""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick what to change."""
+        menu = ["dns", "certificate", "endpoints", "checks"]
+        if self.config_entry.options.get(CONF_ACME_DIRECTORY):
+            menu.append("certificate_off")
+        return self.async_show_menu(step_id="init", menu_options=menu)
+
+    def _certificate_domains(self) -> list[str]:
+        domains: list[str] = self.config_entry.data[CONF_DOMAINS]
+        return domains
+
+    async def _async_certificate_values(self) -> dict[str, Any]:
+        return {**await async_defaults(self.hass), **self.config_entry.options}
+
+    async def _async_certificate_done(
+        self, options: dict[str, Any]
+    ) -> ConfigFlowResult:
+        return self.async_create_entry(data={**self._other_options(), **options})
+
+    def _other_options(self) -> dict[str, Any]:
+        """The entry's options that are not about certificates."""
+        return other_options(self.config_entry.options)
+
+    async def async_step_certificate_off(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Stop managing a certificate; the files on disk stay where they are."""
+        if user_input is not None:
+            return self.async_create_entry(data=self._other_options())
+        return self.async_show_form(step_id="certificate_off")
+
+    async def async_step_checks(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Turn individual security checks off."""
+        if user_input is not None:
+            disabled = [
+                check_id
+                for check_id in CHECK_IDS
+                if check_id in user_input.get(CONF_DISABLED_CHECKS, [])
+            ]
+            return self.async_create_entry(
+                data={**self.config_entry.options, CONF_DISABLED_CHECKS: disabled}
+            )
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_DISABLED_CHECKS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(CHECK_IDS),
+                        multiple=True,
+                        mode=SelectSelectorMode.LIST,
+                        translation_key="check_ids",
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="checks",
+            data_schema=self.add_suggested_values_to_schema(
+                schema,
+                {
+                    CONF_DISABLED_CHECKS: self.config_entry.options.get(
+                        CONF_DISABLED_CHECKS, []
+                    )
+                },
+            ),
+        )
+
+    async def async_step_dns(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Update interval and IPv6."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options = {**self.config_entry.options, **user_input}
+            interval = user_input.get(CONF_UPDATE_INTERVAL)
+            if (
+                not isinstance(interval, int | float)
+                or interval != int(interval)
+                or not MIN_UPDATE_INTERVAL <= interval <= MAX_UPDATE_INTERVAL
+            ):
+                errors[CONF_UPDATE_INTERVAL] = "invalid_update_interval"
+            else:
+                options[CONF_UPDATE_INTERVAL] = int(interval)
+            address = (user_input.get(CONF_IPV6_ADDRESS) or "").strip()
+            if user_input[CONF_IPV6_MODE] == Ipv6Mode.FIXED:
+                if not is_public_ipv6(address):
+                    errors[CONF_IPV6_ADDRESS] = "invalid_ipv6"
+                options[CONF_IPV6_ADDRESS] = address
+            else:
+                options.pop(CONF_IPV6_ADDRESS, None)
+            if not errors:
+                return self.async_create_entry(data=options)
+
+        schema = vol.Schema(
+            {
+                # No min/max in the selector: its error ("Value 0.0 is too
+                # small") would not be translated; the step checks the range.
+                vol.Required(CONF_UPDATE_INTERVAL): NumberSelector(
+                    NumberSelectorConfig(
+                        step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min"
+                    )
+                ),
+                vol.Required(CONF_IPV6_MODE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[mode.value for mode in Ipv6Mode],
+                        mode=SelectSelectorMode.LIST,
+                        translation_key=CONF_IPV6_MODE,
+                    )
+                ),
+                vol.Optional(CONF_IPV6_ADDRESS): TextSelector(),
+            }
+        )
+        current = {
+            CONF_UPDATE_INTERVAL: DEFAULT_UPDATE_INTERVAL,
+            CONF_IPV6_MODE: Ipv6Mode.OFF.value,
+            **self.config_entry.options,
+            **(user_input or {}),
+        }
+        return self.async_show_form(
+            step_id="dns",
+            data_schema=self.add_suggested_values_to_schema(schema, current),
+            errors=errors,
+        )
+
+    async def async_step_endpoints(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Certificate monitoring: remote endpoints and the warning threshold."""
+        errors: dict[str, str] = {}
+        detail = ""
+        if user_input is not None:
+            check = await self.hass.async_add_executor_job(
+                check_endpoint_text, self.hass, user_input.get(CONF_ENDPOINTS) or ""
+            )
+            days = user_input.get(CONF_EXPIRY_WARNING_DAYS)
+            if (
+                not isinstance(days, int | float)
+                or days != int(days)
+                or not MIN_EXPIRY_WARNING_DAYS <= days <= MAX_EXPIRY_WARNING_DAYS
+            ):
+                errors[CONF_EXPIRY_WARNING_DAYS] = "invalid_warning_days"
+            if check.error is not None:
+                errors[CONF_ENDPOINTS] = check.error
+                detail = check.detail
+            elif not errors:
+                return self.async_create_entry(
+                    data={
+                        **self.config_entry.options,
+                        CONF_ENDPOINTS: [
+                            endpoint.as_option() for endpoint in check.endpoints
+                        ],
+                        CONF_EXPIRY_WARNING_DAYS: int(
+                            user_input[CONF_EXPIRY_WARNING_DAYS]
+                        ),
+                    }
+                )
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_ENDPOINTS): TextSelector(
+                    TextSelectorConfig(multiline=True)
+                ),
+                vol.Required(CONF_EXPIRY_WARNING_DAYS): NumberSelector(
+                    NumberSelectorConfig(
+                        step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="days"
+                    )
+                ),
+            }
+        )
+        current = {
+            CONF_ENDPOINTS: "\n".join(
+                endpoint.to_line()
+                for endpoint in endpoints_from_options(self.config_entry.options)
+            ),
+            CONF_EXPIRY_WARNING_DAYS: self.config_entry.options.get(
+                CONF_EXPIRY_WARNING_DAYS, DEFAULT_EXPIRY_WARNING_DAYS
+            ),
+            **(user_input or {}),
+        }
+        return self.async_show_form(
+            step_id="endpoints",
+            data_schema=self.add_suggested_values_to_schema(schema, current),
+            errors=errors,
+            description_placeholders={
+                "max_endpoints": str(MAX_ENDPOINTS),
+                "detail": detail,
+            },
+        )
