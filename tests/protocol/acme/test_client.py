@@ -33,14 +33,16 @@ from custom_components.secure_remote_access.protocol.acme import (
     ServiceUnavailableError,
     ari_cert_id,
     dns01_txt_value,
-    load_pem_chain,
     normalize_names,
 )
-from custom_components.secure_remote_access.protocol.acme.client import refuses_replaces
 from custom_components.secure_remote_access.protocol.acme.crypto import (
     top_issuer_common_name,
 )
+from custom_components.secure_remote_access.protocol.acme.errors import refuses_replaces
 from custom_components.secure_remote_access.protocol.acme.jws import b64url_decode
+from custom_components.secure_remote_access.protocol.x509.parse import (
+    parse_pem_certificates,
+)
 from tests.fakes import certs
 
 from .conftest import USER_AGENT
@@ -515,7 +517,7 @@ async def test_empty_name_list_orders_nothing(
 
 
 def _chain_root(pem: str) -> str | None:
-    return top_issuer_common_name(load_pem_chain(pem))
+    return top_issuer_common_name(parse_pem_certificates(pem))
 
 
 async def test_preferred_chain_not_offered_falls_back_to_default(

@@ -12,8 +12,8 @@ import pytest
 from custom_components.secure_remote_access.protocol.acme import (
     DnsPropagationChecker,
     DnsPropagationTimeoutError,
-    is_nameserver,
 )
+from custom_components.secure_remote_access.protocol.dnsutil import is_nameserver
 from tests.fakes.pebble import PebbleServer
 
 
