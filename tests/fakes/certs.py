@@ -343,6 +343,36 @@ def _validity(
     return start, end
 
 
+def bare_certificate(
+    subject: x509.Name,
+    issuer: x509.Name | None = None,
+    *,
+    key: CertificateIssuerPrivateKeyTypes | None = None,
+    serial: int = 1,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    extensions: Sequence[x509.ExtensionType] = (),
+) -> x509.Certificate:
+    """A certificate with only these fields (non-critical ``extensions``), signed by ``key``.
+
+    Default: a fresh EC P-256 key, the subject as issuer, valid from now for a day.
+    """
+    key = key or new_key()
+    start = not_before or now_utc()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(not_after or start + timedelta(days=1))
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(key, _hash_for(key))
+
+
 class LeafOptions(TypedDict, total=False):
     """How a leaf is made: its key, names and validity (see `CertificateAuthority.issue`)."""
 
