@@ -6,7 +6,7 @@ each URL from a script: odd order states, malformed replies, HTTP errors.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import json
@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from cryptography import x509
 import pytest
 
@@ -141,23 +140,13 @@ class ScriptedAcme:
 
 
 @pytest.fixture
-async def ca(socket_enabled: None) -> AsyncIterator[ScriptedAcme]:
+async def ca(serve: Callable[[web.Application], Awaitable[str]]) -> ScriptedAcme:
     """Run the scripted CA on 127.0.0.1."""
     scripted = ScriptedAcme()
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", scripted.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    scripted.base = str(server.make_url("")).rstrip("/")
-    yield scripted
-    await server.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
+    scripted.base = await serve(app)
+    return scripted
 
 
 @pytest.fixture
