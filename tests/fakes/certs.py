@@ -304,10 +304,34 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def _ca_extensions(
-    builder: x509.CertificateBuilder, path_length: int | None
-) -> x509.CertificateBuilder:
-    return builder.add_extension(
+def _ca_certificate(
+    subject: x509.Name,
+    key: CertificateIssuerPrivateKeyTypes,
+    *,
+    signer: CertificateIssuerPrivateKeyTypes,
+    issuer: x509.Name,
+    not_before: datetime,
+    not_after: datetime,
+    path_length: int | None,
+    authority_key_id: x509.AuthorityKeyIdentifier | None,
+) -> x509.Certificate:
+    """A CA certificate for ``key``, signed by ``signer`` (itself for a root)."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            critical=False,
+        )
+    )
+    if authority_key_id is not None:
+        builder = builder.add_extension(authority_key_id, critical=False)
+    builder = builder.add_extension(
         x509.BasicConstraints(ca=True, path_length=path_length), critical=True
     ).add_extension(
         x509.KeyUsage(
@@ -323,6 +347,7 @@ def _ca_extensions(
         ),
         critical=True,
     )
+    return builder.sign(signer, _hash_for(signer))
 
 
 def _validity(
@@ -470,20 +495,16 @@ class CertificateAuthority:
         """Create a self-signed root CA."""
         key = key or generate_key(key_type, slot=100)
         subject = _name(common_name)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                critical=False,
-            )
+        certificate = _ca_certificate(
+            subject,
+            key,
+            signer=key,
+            issuer=subject,
+            not_before=not_before,
+            not_after=not_after,
+            path_length=None,
+            authority_key_id=None,
         )
-        certificate = _ca_extensions(builder, None).sign(key, _hash_for(key))
         return cls(certificate, key)
 
     @property
@@ -519,21 +540,16 @@ class CertificateAuthority:
     ) -> CertificateAuthority:
         """Create a sub-CA signed by this CA."""
         key = key or generate_key(key_type, slot=101 + len(self.parents))
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                critical=False,
-            )
-            .add_extension(self._authority_key_id(), critical=False)
+        certificate = _ca_certificate(
+            _name(common_name),
+            key,
+            signer=self.key,
+            issuer=self.certificate.subject,
+            not_before=not_before,
+            not_after=not_after,
+            path_length=0,
+            authority_key_id=self._authority_key_id(),
         )
-        certificate = _ca_extensions(builder, 0).sign(self.key, _hash_for(self.key))
         return CertificateAuthority(certificate, key, (self.certificate, *self.parents))
 
     def issue(
