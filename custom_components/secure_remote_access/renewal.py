@@ -28,6 +28,7 @@ from .certificate import (
     CurrentCertificate,
 )
 from .const import DOMAIN, EVENT_CERTIFICATE_RENEWED, LOGGER
+from .helpers import cancel_callback
 from .issues import (
     async_delete_delegation_issue,
     async_delete_renewal_failed_issue,
@@ -126,9 +127,8 @@ class RenewalCoordinator:
         is set up again, so two runs never overlap.
         """
         self._stopped = True
-        if self._unsub_started is not None:
-            self._unsub_started()
-            self._unsub_started = None
+        cancel_callback(self._unsub_started)
+        self._unsub_started = None
         self._cancel_timer()
         for task in list(self._tasks):
             task.cancel(f"{DOMAIN} entry unloading")
@@ -453,9 +453,8 @@ class RenewalCoordinator:
         self._notify()
 
     def _cancel_timer(self) -> None:
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
+        cancel_callback(self._unsub_timer)
+        self._unsub_timer = None
 
     # --- Repairs --------------------------------------------------------------------
 
