@@ -9,7 +9,6 @@ from datetime import datetime
 from functools import partial
 from typing import Final
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from homeassistant.const import __version__ as ha_version
 from homeassistant.core import HomeAssistant, callback
@@ -31,10 +30,12 @@ from .protocol.acme import (
     RenewalInfo,
     ari_cert_id,
     describe_acme_error,
-    is_nameserver,
 )
+from .protocol.acme.dns import DEFAULT_PROPAGATION_TIMEOUT
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
+from .protocol.dnsutil import is_nameserver
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
+from .protocol.names import WILDCARD_PREFIX, clean_name, duckdns_parent
 from .protocol.pairfiles import (
     RecoveryStatus,
     check_pair_writable,
@@ -47,13 +48,12 @@ from .protocol.x509 import (
     CertificateError,
     CertificateInfo,
     read_certificate_pair,
-    read_file_limited,
+    read_certificates,
 )
 
 STORAGE_VERSION: Final = 1
 STORAGE_KEY: Final = f"{DOMAIN}.acme_accounts"
 DATA_ACCOUNT_STORE: HassKey[AcmeAccountStore] = HassKey(f"{DOMAIN}_acme_accounts")
-DEFAULT_PROPAGATION_TIMEOUT: Final = 120.0
 USER_AGENT: Final = f"secure-remote-access/0.1 HomeAssistant/{ha_version}"
 
 
@@ -140,10 +140,9 @@ def duckdns_domain_for(
     ``delegations`` maps names outside duckdns.org (without ``*.``) to the
     DuckDNS name their ``_acme-challenge`` CNAME points to.
     """
-    name = identifier.lower().removeprefix("*.").rstrip(".")
-    for domain in domains:
-        if name == domain or name.endswith(f".{domain}"):
-            return domain
+    name = clean_name(identifier).removeprefix(WILDCARD_PREFIX)
+    if (domain := duckdns_parent(name, domains)) is not None:
+        return domain
     if delegations and name in delegations:
         return delegations[name]
     raise ValueError(f"{identifier} is not under {', '.join(domains)}")
@@ -235,9 +234,7 @@ class CurrentCertificate:
 def read_current_certificate(settings: CertificateSettings) -> CurrentCertificate:
     """Read the managed pair (blocking); CertificateError when the certificate is unusable."""
     pair = read_certificate_pair(settings.certificate_path, settings.private_key_path)
-    leaf = x509.load_pem_x509_certificates(
-        read_file_limited(settings.certificate_path)
-    )[0]
+    leaf = read_certificates(settings.certificate_path)[0]
     return CurrentCertificate(
         info=pair.certificate,
         key_matches=pair.key_matches,

@@ -65,7 +65,6 @@ from .protocol.acme import (
     KeyType,
     MalformedResponseError,
     UnauthorizedError,
-    is_nameserver,
 )
 from .protocol.acme.jws import is_b64url
 from .protocol.delegation import (
@@ -75,6 +74,7 @@ from .protocol.delegation import (
     parse_extra_names,
     resolve_delegations,
 )
+from .protocol.dnsutil import is_nameserver
 from .protocol.names import DuckDnsNameError, InvalidNameError
 
 _SECRET_KEYS = (CONF_EAB_HMAC_KEY,)

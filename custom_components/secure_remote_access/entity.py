@@ -15,7 +15,13 @@ from homeassistant.helpers.update_coordinator import (
     DataUpdateCoordinator,
 )
 
-from .const import CONF_ACME_DIRECTORY, DOMAIN, LETSENCRYPT, LETSENCRYPT_STAGING
+from .const import (
+    CONF_ACME_DIRECTORY,
+    DOMAIN,
+    DUCKDNS_ACCOUNT_URL,
+    LETSENCRYPT,
+    LETSENCRYPT_STAGING,
+)
 from .coordinator import CertificateMonitor
 from .models import SecureRemoteAccessConfigEntry
 from .status import CertificateSource, CertificateStatus
@@ -41,7 +47,7 @@ def entry_device_info(entry: SecureRemoteAccessConfigEntry) -> DeviceInfo:
         manufacturer="Secure Remote Access",
         model=entry_model(entry.options),
         entry_type=DeviceEntryType.SERVICE,
-        configuration_url="https://www.duckdns.org/",
+        configuration_url=DUCKDNS_ACCOUNT_URL,
     )
 
 

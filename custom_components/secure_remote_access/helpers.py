@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.const import CONF_TOKEN
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import (
@@ -117,3 +117,9 @@ def check_endpoint_text(hass: HomeAssistant, text: str) -> EndpointCheck:
             LOGGER.debug("CA bundle %s not usable: %s", endpoint.ca_bundle, err)
             return EndpointCheck([], "ca_bundle_unreadable", endpoint.ca_bundle)
     return EndpointCheck(endpoints)
+
+
+def cancel_callback(unsubscribe: CALLBACK_TYPE | None) -> None:
+    """Stop a timer or listener, if there is one."""
+    if unsubscribe is not None:
+        unsubscribe()

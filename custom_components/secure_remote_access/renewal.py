@@ -27,8 +27,8 @@ from .certificate import (
     CertificateRenewalError,
     CurrentCertificate,
 )
-from .certificate_settings import CertificateSettings
 from .const import DOMAIN, EVENT_CERTIFICATE_RENEWED, LOGGER
+from .helpers import cancel_callback
 from .issues import (
     async_delete_delegation_issue,
     async_delete_renewal_failed_issue,
@@ -38,6 +38,7 @@ from .issues import (
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.acme import AcmeError, IssuedCertificate
 from .protocol.schedule import RenewalReason, decide, moment_in_window, next_retry
+from .protocol.x509 import CertificateError
 from .renewal_state import (
     _NO_ARI,
     ARI_DEFAULT_POLL,
@@ -48,6 +49,7 @@ from .renewal_state import (
     RenewalOutcome,
     RenewalResult,
     RenewalState,
+    ordered_for,
     renewal_store,
 )
 from .served import async_swap_after_renewal
@@ -125,9 +127,8 @@ class RenewalCoordinator:
         is set up again, so two runs never overlap.
         """
         self._stopped = True
-        if self._unsub_started is not None:
-            self._unsub_started()
-            self._unsub_started = None
+        cancel_callback(self._unsub_started)
+        self._unsub_started = None
         self._cancel_timer()
         for task in list(self._tasks):
             task.cancel(f"{DOMAIN} entry unloading")
@@ -272,45 +273,15 @@ class RenewalCoordinator:
             await self._async_succeeded(outcome, due_at=decision.due_at)
             return outcome
         self._ordering = True
-        if (issued := await self._async_stashed(current)) is None:
+        settings = self.manager.settings
+        if (issued := await self._stash.async_usable(settings, current)) is None:
             issued = await self.manager.async_order(
                 current, replaces=self.state.failures == 0
             )
-            await self._stash.async_keep(issued, _ordered_for(self.manager.settings))
+            await self._stash.async_keep(issued, ordered_for(settings))
         await self.manager.async_write(issued)
         await self._stash.async_clear()  # the key is not kept a moment longer
         return await self._async_renewed(issued, reason)
-
-    async def _async_stashed(
-        self, current: CurrentCertificate | None
-    ) -> IssuedCertificate | None:
-        """A certificate obtained earlier but not written yet, when it is still good.
-
-        Good: ordered with today's settings (CA, key type, profile, names), not
-        due itself, and newer than the pair on disk.
-        """
-        if (kept := await self._stash.async_load()) is None:
-            return None
-        issued, settings = kept.issued, self.manager.settings
-        if (
-            kept.ordered_for != _ordered_for(settings)
-            or set(issued.names) != set(settings.names)
-            or decide(dt_util.utcnow(), issued.not_before, issued.not_after).due
-            or (
-                current is not None
-                and (
-                    current.serial == issued.serial_hex
-                    or issued.not_after <= current.info.not_after
-                )
-            )
-        ):
-            await self._stash.async_clear()
-            return None
-        LOGGER.info(
-            "Writing certificate %s, obtained before the last attempt failed",
-            issued.serial_hex,
-        )
-        return issued
 
     def _failure_is_over(self, current: CurrentCertificate | None) -> bool:
         """A new certificate arrived since the failure (written before a crash, by hand)."""
@@ -435,7 +406,7 @@ class RenewalCoordinator:
             return
         try:
             info = await self.manager.async_renewal_info(current)
-        except (AcmeError, OSError, ValueError) as err:
+        except (AcmeError, CertificateError, OSError, ValueError) as err:
             LOGGER.debug("Renewal information not available: %s", err)
             changes: dict[str, Any] = {} if same else dict(_NO_ARI)
             await self._async_update(**changes, ari_next_poll=now + ARI_DEFAULT_POLL)
@@ -482,9 +453,8 @@ class RenewalCoordinator:
         self._notify()
 
     def _cancel_timer(self) -> None:
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
+        cancel_callback(self._unsub_timer)
+        self._unsub_timer = None
 
     # --- Repairs --------------------------------------------------------------------
 
@@ -513,8 +483,3 @@ class RenewalCoordinator:
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener()
-
-
-def _ordered_for(settings: CertificateSettings) -> str:
-    """The settings a kept certificate must have been ordered with to be written."""
-    return f"{settings.directory_url} {settings.key_type} {settings.profile or ''}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
@@ -16,7 +16,12 @@ from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
 from .protocol.acme import IssuedCertificate
-from .protocol.schedule import MIN_RETRY_DELAY, RETRY_DELAYS
+from .protocol.schedule import MIN_RETRY_DELAY, RETRY_DELAYS, decide
+from .protocol.x509 import CertificateError
+
+if TYPE_CHECKING:
+    from .certificate import CurrentCertificate
+    from .certificate_settings import CertificateSettings
 
 # Ask the CA for its ARI window at most this often unless it says otherwise.
 ARI_DEFAULT_POLL: Final = timedelta(hours=6)
@@ -268,7 +273,7 @@ class IssuedStash:
             return None
         try:
             issued = IssuedCertificate.from_json(data)
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, CertificateError) as err:
             LOGGER.warning(
                 "Dropped an unreadable certificate kept for writing: %s", err
             )
@@ -277,6 +282,37 @@ class IssuedStash:
         self._kept = KeptCertificate(issued, str(data.get(_ORDERED_FOR, "")))
         return self._kept
 
+    async def async_usable(
+        self, settings: CertificateSettings, current: CurrentCertificate | None
+    ) -> IssuedCertificate | None:
+        """The kept certificate when it is still good to write; otherwise it is dropped.
+
+        Good: ordered with today's settings (CA, key type, profile, names), not
+        due itself, and newer than the pair on disk.
+        """
+        if (kept := await self.async_load()) is None:
+            return None
+        issued = kept.issued
+        if (
+            kept.ordered_for != ordered_for(settings)
+            or set(issued.names) != set(settings.names)
+            or decide(dt_util.utcnow(), issued.not_before, issued.not_after).due
+            or (
+                current is not None
+                and (
+                    current.serial == issued.serial_hex
+                    or issued.not_after <= current.info.not_after
+                )
+            )
+        ):
+            await self.async_clear()
+            return None
+        LOGGER.info(
+            "Writing certificate %s, obtained before the last attempt failed",
+            issued.serial_hex,
+        )
+        return issued
+
     async def async_remove(self) -> None:
         """Delete the store itself (the entry is removed)."""
         self._kept, self._loaded = None, True
@@ -284,6 +320,11 @@ class IssuedStash:
 
 
 _ORDERED_FOR: Final = "ordered_for"
+
+
+def ordered_for(settings: CertificateSettings) -> str:
+    """The settings a kept certificate must have been ordered with to be written."""
+    return f"{settings.directory_url} {settings.key_type} {settings.profile or ''}"
 
 
 async def async_remove_renewal_state(hass: HomeAssistant, entry_id: str) -> None:

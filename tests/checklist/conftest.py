@@ -12,7 +12,7 @@ from unittest.mock import patch
 
 from aiohasupervisor import SupervisorNotFoundError
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from homeassistant.auth.const import GROUP_ID_ADMIN
@@ -36,6 +36,7 @@ from custom_components.secure_remote_access.checklist.runner import DATA_CHECKLI
 from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.served import SwapResult
 from tests.common import mock_duckdns, mock_entry
+from tests.fakes import certs
 
 SYSTEM_INFO = (
     "custom_components.secure_remote_access.checklist.snapshot.async_get_system_info"
@@ -58,15 +59,12 @@ def write_certificate(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "myhome.duckdns.org")])
     now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=60))
-        .sign(key, hashes.SHA256())
+    cert = certs.bare_certificate(
+        name,
+        key=key,
+        serial=x509.random_serial_number(),
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=60),
     )
     cert_path = directory / "fullchain.pem"
     key_path = directory / "privkey.pem"

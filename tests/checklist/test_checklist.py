@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 import json
 import logging
@@ -242,32 +243,36 @@ async def test_issue_appears_and_clears(
     assert hass.states.get(SENSOR).state == "0"
 
 
-async def test_world_readable_key_placeholders(
-    hass: HomeAssistant, installation: Installation, entry: MockConfigEntry
+@pytest.mark.parametrize(
+    ("break_it", "check_id", "placeholders"),
+    [
+        (
+            _break_key,
+            "private_key_world_readable",
+            lambda installation: {"paths": str(installation.key), "modes": "0644"},
+        ),
+        (
+            _break_ban_off,
+            "login_ban_disabled",
+            lambda _: {"ip_ban_enabled": "false", "login_attempts_threshold": "5"},
+        ),
+    ],
+    ids=["world_readable_key", "ban_off"],
+)
+async def test_issue_placeholders(
+    hass: HomeAssistant,
+    installation: Installation,
+    entry: MockConfigEntry,
+    break_it: Callable[[Installation], Awaitable[None]],
+    check_id: str,
+    placeholders: Callable[[Installation], dict[str, str]],
 ) -> None:
-    """The key's path and mode are shown."""
-    await _break_key(installation)
+    """The key's path and mode are shown; IP banning off is as bad as a threshold of -1."""
+    await break_it(installation)
     await installation.run()
-    issue = installation.issue("private_key_world_readable")
+    issue = installation.issue(check_id)
     assert issue is not None
-    assert issue.translation_placeholders == {
-        "paths": str(installation.key),
-        "modes": "0644",
-    }
-
-
-async def test_ban_off_fails_too(
-    hass: HomeAssistant, installation: Installation, entry: MockConfigEntry
-) -> None:
-    """IP banning off is as bad as a threshold of -1."""
-    await _break_ban_off(installation)
-    await installation.run()
-    issue = installation.issue("login_ban_disabled")
-    assert issue is not None
-    assert issue.translation_placeholders == {
-        "ip_ban_enabled": "false",
-        "login_attempts_threshold": "5",
-    }
+    assert issue.translation_placeholders == placeholders(installation)
 
 
 async def test_trusted_networks(

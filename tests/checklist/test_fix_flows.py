@@ -81,6 +81,26 @@ def test_every_fix_flow_starts_with_why_it_matters() -> None:
     assert "For each of" not in mfa["description"]
 
 
+def _create_fixable(
+    hass: HomeAssistant,
+    issue_id: str,
+    *,
+    key: str | None = None,
+    severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
+    data: dict[str, str] | None = None,
+) -> None:
+    """Create a fixable issue of this domain (translation key: ``key`` or the id)."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        data=data,
+        is_fixable=True,
+        severity=severity,
+        translation_key=key or issue_id,
+    )
+
+
 def _issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
     return ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
 
@@ -140,14 +160,7 @@ async def test_restart_fix_flow(hass: HomeAssistant, client: TestClient) -> None
     async def restart(call: ServiceCall) -> None:
         calls.append(call)
 
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        "restart_required",
-        is_fixable=True,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key="restart_required",
-    )
+    _create_fixable(hass, "restart_required")
     flow = await _start(client, "restart_required")
     assert flow["step_id"] == "confirm"
     result = await _submit(client, flow["flow_id"])
@@ -188,14 +201,12 @@ async def test_renew_fix_flow(
             raise HomeAssistantError("DuckDNS answered KO")
 
     issue_id = issue_id.format(entry_id=entry.entry_id)
-    ir.async_create_issue(
+    _create_fixable(
         hass,
-        DOMAIN,
         issue_id,
-        data={data: entry.entry_id} if data else None,
-        is_fixable=True,
+        key=key,
         severity=ir.IssueSeverity.ERROR,
-        translation_key=key,
+        data={data: entry.entry_id} if data else None,
     )
     flow = await _start(client, issue_id)
     result = await _submit(client, flow["flow_id"])
@@ -222,14 +233,7 @@ async def test_renew_fix_flow_without_entry_id(
 ) -> None:
     """Without an entry id there is nothing to renew."""
     hass.services.async_register(DOMAIN, "renew_certificate", lambda call: None)
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        "renewal_failed",
-        is_fixable=True,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key="renewal_failed",
-    )
+    _create_fixable(hass, "renewal_failed", severity=ir.IssueSeverity.ERROR)
     flow = await _start(client, "renewal_failed")
     result = await _submit(client, flow["flow_id"])
     assert result["reason"] == "renew_unavailable"
@@ -239,14 +243,7 @@ async def test_other_fixable_issue_gets_a_confirm_flow(
     hass: HomeAssistant, client: TestClient
 ) -> None:
     """Unknown fixable issues fall back to Home Assistant's confirm flow."""
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        "something_else",
-        is_fixable=True,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key="something_else",
-    )
+    _create_fixable(hass, "something_else")
     flow = await _start(client, "something_else")
     assert flow["step_id"] == "confirm"
     result = await _submit(client, flow["flow_id"])

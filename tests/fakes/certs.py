@@ -29,6 +29,7 @@ import functools
 import ipaddress
 import os
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -303,10 +304,34 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def _ca_extensions(
-    builder: x509.CertificateBuilder, path_length: int | None
-) -> x509.CertificateBuilder:
-    return builder.add_extension(
+def _ca_certificate(
+    subject: x509.Name,
+    key: CertificateIssuerPrivateKeyTypes,
+    *,
+    signer: CertificateIssuerPrivateKeyTypes,
+    issuer: x509.Name,
+    not_before: datetime,
+    not_after: datetime,
+    path_length: int | None,
+    authority_key_id: x509.AuthorityKeyIdentifier | None,
+) -> x509.Certificate:
+    """A CA certificate for ``key``, signed by ``signer`` (itself for a root)."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            critical=False,
+        )
+    )
+    if authority_key_id is not None:
+        builder = builder.add_extension(authority_key_id, critical=False)
+    builder = builder.add_extension(
         x509.BasicConstraints(ca=True, path_length=path_length), critical=True
     ).add_extension(
         x509.KeyUsage(
@@ -322,6 +347,7 @@ def _ca_extensions(
         ),
         critical=True,
     )
+    return builder.sign(signer, _hash_for(signer))
 
 
 def _validity(
@@ -340,6 +366,111 @@ def _validity(
     start = not_before if not_before is not None else now - timedelta(hours=1)
     end = not_after if not_after is not None else now + timedelta(days=valid_days)
     return start, end
+
+
+def bare_certificate(
+    subject: x509.Name,
+    issuer: x509.Name | None = None,
+    *,
+    key: CertificateIssuerPrivateKeyTypes | None = None,
+    serial: int = 1,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    extensions: Sequence[x509.ExtensionType] = (),
+) -> x509.Certificate:
+    """A certificate with only these fields (non-critical ``extensions``), signed by ``key``.
+
+    Default: a fresh EC P-256 key, the subject as issuer, valid from now for a day.
+    """
+    key = key or new_key()
+    start = not_before or now_utc()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(not_after or start + timedelta(days=1))
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(key, _hash_for(key))
+
+
+class LeafOptions(TypedDict, total=False):
+    """How a leaf is made: its key, names and validity (see `CertificateAuthority.issue`)."""
+
+    key: CertificateIssuerPrivateKeyTypes | None
+    key_type: KeyType
+    common_name: str | None
+    not_before: datetime | None
+    not_after: datetime | None
+    valid_days: float
+    expired: bool
+    not_yet_valid: bool
+    serial: int | None
+
+
+def _make_leaf(
+    names: Sequence[str],
+    options: LeafOptions,
+    *,
+    key_slot: int,
+    ca: CertificateAuthority | None,
+) -> IssuedCertificate:
+    """A leaf signed by ``ca`` (the chain up to its root), or self-signed without one."""
+    key = options.get("key") or generate_key(
+        options.get("key_type", KeyType.EC_P256), slot=key_slot
+    )
+    start, end = _validity(
+        not_before=options.get("not_before"),
+        not_after=options.get("not_after"),
+        valid_days=options.get("valid_days", 90),
+        expired=options.get("expired", False),
+        not_yet_valid=options.get("not_yet_valid", False),
+    )
+    if ca is None:
+        certificate = _signed_leaf(
+            names, key.public_key(), key, None, options.get("common_name"), start, end
+        )
+        return IssuedCertificate(certificate, key)
+    certificate = ca.sign_leaf(
+        names,
+        key.public_key(),
+        common_name=options.get("common_name"),
+        not_before=start,
+        not_after=end,
+        serial=options.get("serial"),
+    )
+    intermediates = (ca.certificate, *ca.parents)[:-1]
+    return IssuedCertificate(certificate, key, intermediates, ca.root)
+
+
+def _signed_leaf(
+    names: Sequence[str],
+    public_key: CertificateIssuerPublicKeyTypes,
+    signer: CertificateIssuerPrivateKeyTypes,
+    issuer: x509.Name | None,
+    common_name: str | None,
+    not_before: datetime,
+    not_after: datetime,
+    *,
+    serial: int | None = None,
+    authority_key_id: x509.AuthorityKeyIdentifier | None = None,
+) -> x509.Certificate:
+    builder = _leaf_builder(
+        names,
+        public_key,
+        common_name=common_name,
+        not_before=not_before,
+        not_after=not_after,
+        serial=serial,
+        issuer=issuer,
+    )
+    if authority_key_id is not None:
+        builder = builder.add_extension(authority_key_id, critical=False)
+    return builder.sign(signer, _hash_for(signer))
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,20 +495,16 @@ class CertificateAuthority:
         """Create a self-signed root CA."""
         key = key or generate_key(key_type, slot=100)
         subject = _name(common_name)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                critical=False,
-            )
+        certificate = _ca_certificate(
+            subject,
+            key,
+            signer=key,
+            issuer=subject,
+            not_before=not_before,
+            not_after=not_after,
+            path_length=None,
+            authority_key_id=None,
         )
-        certificate = _ca_extensions(builder, None).sign(key, _hash_for(key))
         return cls(certificate, key)
 
     @property
@@ -413,62 +540,53 @@ class CertificateAuthority:
     ) -> CertificateAuthority:
         """Create a sub-CA signed by this CA."""
         key = key or generate_key(key_type, slot=101 + len(self.parents))
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                critical=False,
-            )
-            .add_extension(self._authority_key_id(), critical=False)
+        certificate = _ca_certificate(
+            _name(common_name),
+            key,
+            signer=self.key,
+            issuer=self.certificate.subject,
+            not_before=not_before,
+            not_after=not_after,
+            path_length=0,
+            authority_key_id=self._authority_key_id(),
         )
-        certificate = _ca_extensions(builder, 0).sign(self.key, _hash_for(self.key))
         return CertificateAuthority(certificate, key, (self.certificate, *self.parents))
 
     def issue(
         self,
         names: Sequence[str] = ("example.test",),
-        *,
-        key: CertificateIssuerPrivateKeyTypes | None = None,
-        key_type: KeyType = KeyType.EC_P256,
-        common_name: str | None = None,
-        not_before: datetime | None = None,
-        not_after: datetime | None = None,
-        valid_days: float = 90,
-        expired: bool = False,
-        not_yet_valid: bool = False,
-        serial: int | None = None,
+        **options: Unpack[LeafOptions],
     ) -> IssuedCertificate:
         """Issue a leaf for ``names`` (DNS names, wildcards or IP addresses).
 
         The issued chain holds this CA and its parents except the root.
-        Default validity: from an hour ago for ``valid_days`` days.
+        Default validity: from an hour ago for ``valid_days`` (90) days;
+        ``expired`` and ``not_yet_valid`` move it out of today.
         """
-        key = key or generate_key(key_type)
-        start, end = _validity(
-            not_before=not_before,
-            not_after=not_after,
-            valid_days=valid_days,
-            expired=expired,
-            not_yet_valid=not_yet_valid,
-        )
-        builder = _leaf_builder(
+        return _make_leaf(names, options, key_slot=0, ca=self)
+
+    def sign_leaf(
+        self,
+        names: Sequence[str],
+        public_key: CertificateIssuerPublicKeyTypes,
+        *,
+        common_name: str | None,
+        not_before: datetime,
+        not_after: datetime,
+        serial: int | None = None,
+    ) -> x509.Certificate:
+        """Sign a leaf certificate for ``public_key``."""
+        return _signed_leaf(
             names,
-            key.public_key(),
-            common_name=common_name,
-            not_before=start,
-            not_after=end,
+            public_key,
+            self.key,
+            self.certificate.subject,
+            common_name,
+            not_before,
+            not_after,
             serial=serial,
-            issuer=self.certificate.subject,
-        ).add_extension(self._authority_key_id(), critical=False)
-        certificate = builder.sign(self.key, _hash_for(self.key))
-        intermediates = (self.certificate, *self.parents)[:-1]
-        return IssuedCertificate(certificate, key, intermediates, self.root)
+            authority_key_id=self._authority_key_id(),
+        )
 
     def issue_for_public_key(
         self,
@@ -479,18 +597,12 @@ class CertificateAuthority:
         not_after: datetime,
     ) -> tuple[x509.Certificate, bytes]:
         """Sign a leaf for someone else's key (a CSR's); return it and the full chain PEM."""
-        certificate = (
-            _leaf_builder(
-                names,
-                public_key,
-                common_name=None,
-                not_before=not_before,
-                not_after=not_after,
-                serial=None,
-                issuer=self.certificate.subject,
-            )
-            .add_extension(self._authority_key_id(), critical=False)
-            .sign(self.key, _hash_for(self.key))
+        certificate = self.sign_leaf(
+            names,
+            public_key,
+            common_name=None,
+            not_before=not_before,
+            not_after=not_after,
         )
         chain = (certificate, self.certificate, *self.parents)[:-1]
         return certificate, to_pem(chain)
@@ -535,62 +647,14 @@ def other_pki() -> Pki:
 
 
 def issue(
-    names: Sequence[str] = ("example.test",),
-    *,
-    key: CertificateIssuerPrivateKeyTypes | None = None,
-    key_type: KeyType = KeyType.EC_P256,
-    common_name: str | None = None,
-    not_before: datetime | None = None,
-    not_after: datetime | None = None,
-    valid_days: float = 90,
-    expired: bool = False,
-    not_yet_valid: bool = False,
-    serial: int | None = None,
+    names: Sequence[str] = ("example.test",), **options: Unpack[LeafOptions]
 ) -> IssuedCertificate:
     """Issue a leaf from the shared intermediate (see `CertificateAuthority.issue`)."""
-    return shared_pki().intermediate.issue(
-        names,
-        key=key,
-        key_type=key_type,
-        common_name=common_name,
-        not_before=not_before,
-        not_after=not_after,
-        valid_days=valid_days,
-        expired=expired,
-        not_yet_valid=not_yet_valid,
-        serial=serial,
-    )
+    return shared_pki().intermediate.issue(names, **options)
 
 
 def self_signed(
-    names: Sequence[str] = ("example.test",),
-    *,
-    key: CertificateIssuerPrivateKeyTypes | None = None,
-    key_type: KeyType = KeyType.EC_P256,
-    common_name: str | None = None,
-    not_before: datetime | None = None,
-    not_after: datetime | None = None,
-    valid_days: float = 90,
-    expired: bool = False,
-    not_yet_valid: bool = False,
+    names: Sequence[str] = ("example.test",), **options: Unpack[LeafOptions]
 ) -> IssuedCertificate:
     """Return a self-signed leaf (not a CA) for ``names``."""
-    key = key or generate_key(key_type, slot=50)
-    start, end = _validity(
-        not_before=not_before,
-        not_after=not_after,
-        valid_days=valid_days,
-        expired=expired,
-        not_yet_valid=not_yet_valid,
-    )
-    builder = _leaf_builder(
-        names,
-        key.public_key(),
-        common_name=common_name,
-        not_before=start,
-        not_after=end,
-        serial=None,
-        issuer=None,
-    )
-    certificate = builder.sign(key, _hash_for(key))
-    return IssuedCertificate(certificate, key)
+    return _make_leaf(names, options, key_slot=50, ca=None)

@@ -26,12 +26,12 @@ import ssl
 import subprocess
 import tempfile
 import time
-from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 
 from tests.fakes.certs import CertificateAuthority, generate_key, write_file
+from tests.fakes.service import Service
 
 HOST = "127.0.0.1"
 # Key slots of tests/fakes/certs.py reserved for the listener certificate.
@@ -140,7 +140,7 @@ def _write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 @dataclass
-class PebbleServer:
+class PebbleServer(Service):
     """Pebble + challtestsrv on free 127.0.0.1 ports, in a temporary directory.
 
     ``eab_required`` makes newAccount demand External Account Binding with
@@ -364,19 +364,6 @@ class PebbleServer:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-    def __enter__(self) -> Self:
-        """Start on entering a ``with`` block."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop on leaving a ``with`` block."""
-        self.stop()
 
     # --- helpers (async, aiohttp; pass a session or one is made per call) -------
 

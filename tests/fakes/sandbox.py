@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Self
 import urllib.error
 import urllib.request
@@ -40,6 +40,7 @@ from aiohttp import web
 
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.pebble import HOST, PebbleServer, _port_open
+from tests.fakes.service import Service
 
 REPO = Path(__file__).resolve().parents[2]
 #: The DuckDNS account of the sandbox: a fixed token and one name.
@@ -176,7 +177,7 @@ class DuckDnsThread:
 
 
 @dataclass
-class Sandbox:
+class Sandbox(Service):
     """The sandbox services and, on request, Home Assistant.
 
     With ``base_port`` the services listen on fixed ports (the values the README
@@ -276,6 +277,8 @@ class Sandbox:
         shutil.copyfile(self.pebble.ca_bundle_path, self.ca_bundle_path)
         self.certificate_path.parent.mkdir(exist_ok=True)
 
+    start = start_services  # what ``with sandbox:`` starts
+
     def start_hass(self) -> None:
         """Start ``hass`` and wait until its HTTP API answers."""
         if _port_open(self.hass_port):
@@ -359,19 +362,6 @@ class Sandbox:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
-
-    def __enter__(self) -> Self:
-        """Start the services on entering a ``with`` block."""
-        return self.start_services()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop everything on leaving it."""
-        self.stop()
 
 
 def banner(sandbox: Sandbox) -> str:

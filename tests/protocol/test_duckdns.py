@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 import pytest
 
 from custom_components.secure_remote_access.protocol.duckdns import (
@@ -233,7 +232,9 @@ async def test_requests_never_interleave(
 
 
 @pytest.fixture
-async def scripted(socket_enabled: None) -> AsyncGenerator[tuple[list[str], str]]:
+async def scripted(
+    serve: Callable[[web.Application], Awaitable[str]],
+) -> tuple[list[str], str]:
     """A server answering every request with the next scripted body."""
     replies: list[str] = []
 
@@ -242,10 +243,7 @@ async def scripted(socket_enabled: None) -> AsyncGenerator[tuple[list[str], str]
 
     app = web.Application()
     app.router.add_get("/update", handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield replies, str(server.make_url("/update"))
-    await server.close()
+    return replies, f"{await serve(app)}/update"
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,13 @@ def _staging_left(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".new"))
 
 
+def _assert_no_leftovers(folder: Path, cert_path: Path, key_path: Path) -> None:
+    """Neither a kept previous pair nor a staging file is left behind."""
+    assert not f.previous_path(cert_path).exists()
+    assert not f.previous_path(key_path).exists()
+    assert _staging_left(folder) == []
+
+
 def _install(
     folder: Path, pair: certs.IssuedCertificate, **kwargs: Any
 ) -> f.PairWriteResult:
@@ -141,9 +148,7 @@ def test_first_install_creates_directories_and_modes(
     assert result.key_path == str(key_path)
     assert result.certificate.fingerprint_sha256 == new.fingerprint_sha256
     assert result.certificate.key_matches is True
-    assert not f.previous_path(cert_path).exists()
-    assert not f.previous_path(key_path).exists()
-    assert _staging_left(tmp_path) == []
+    _assert_no_leftovers(tmp_path, cert_path, key_path)
 
 
 def test_replace_keeps_previous_pair(
@@ -735,9 +740,7 @@ def test_failed_backup_write_leaves_no_half_backup(
         new.fullchain_pem,
         new.key_pem,
     )
-    assert not f.previous_path(cert_path).exists()
-    assert not f.previous_path(key_path).exists()
-    assert _staging_left(tmp_path) == []
+    _assert_no_leftovers(tmp_path, cert_path, key_path)
 
 
 def test_two_writers_never_share_staging_files(

@@ -88,6 +88,16 @@ def _names(items: list[str] | tuple[str, ...]) -> str:
     return ", ".join(items)
 
 
+def _listing(
+    check_id: str, severity: Severity, key: str, items: list[str], sentence: str
+) -> Finding | None:
+    """A finding that lists ``items`` (under ``key`` and in ``sentence``'s ``{}``), or None."""
+    if not items:
+        return None
+    listed = _names(items)
+    return Finding(check_id, severity, sentence.format(listed), {key: listed})
+
+
 def check_http_without_tls(snapshot: Snapshot) -> Finding | None:
     """Plain HTTP with an external URL, no trusted proxy and no Home Assistant Cloud."""
     http = snapshot.http
@@ -163,13 +173,12 @@ def check_trusted_networks_public_range(snapshot: Snapshot) -> Finding | None:
         for network in provider.networks
         if is_public_or_catch_all(network)
     ]
-    if not networks:
-        return None
-    return Finding(
+    return _listing(
         "trusted_networks_public_range",
         Severity.CRITICAL,
-        f"The trusted networks login trusts public ranges: {_names(networks)}.",
-        {"networks": _names(networks)},
+        "networks",
+        networks,
+        "The trusted networks login trusts public ranges: {}.",
     )
 
 
@@ -182,13 +191,12 @@ def check_trusted_proxies_too_broad(snapshot: Snapshot) -> Finding | None:
         for proxy in snapshot.http.trusted_proxies
         if is_public_or_catch_all(proxy)
     ]
-    if not networks:
-        return None
-    return Finding(
+    return _listing(
         "trusted_proxies_too_broad",
         Severity.ERROR,
-        f"trusted_proxies contains public ranges: {_names(networks)}.",
-        {"networks": _names(networks)},
+        "networks",
+        networks,
+        "trusted_proxies contains public ranges: {}.",
     )
 
 
@@ -228,6 +236,7 @@ def check_running_as_root(snapshot: Snapshot) -> Finding | None:
 
 
 def _ssh_addons(snapshot: Snapshot, *, root: bool) -> list[str]:
+    """The running SSH add-ons with an open port that accept root (or password) logins."""
     return [
         addon.name
         for addon in snapshot.ssh_addons
@@ -239,25 +248,23 @@ def _ssh_addons(snapshot: Snapshot, *, root: bool) -> list[str]:
 
 def check_ssh_password_login(snapshot: Snapshot) -> Finding | None:
     """A running SSH add-on with an open port that accepts passwords."""
-    if not (addons := _ssh_addons(snapshot, root=False)):
-        return None
-    return Finding(
+    return _listing(
         "ssh_password_login",
         Severity.WARNING,
-        f"The SSH add-on {_names(addons)} accepts password logins.",
-        {"addons": _names(addons)},
+        "addons",
+        _ssh_addons(snapshot, root=False),
+        "The SSH add-on {} accepts password logins.",
     )
 
 
 def check_ssh_root_login(snapshot: Snapshot) -> Finding | None:
     """A running SSH add-on with an open port that logs users in as root."""
-    if not (addons := _ssh_addons(snapshot, root=True)):
-        return None
-    return Finding(
+    return _listing(
         "ssh_root_login",
         Severity.ERROR,
-        f"The SSH add-on {_names(addons)} accepts logins as root.",
-        {"addons": _names(addons)},
+        "addons",
+        _ssh_addons(snapshot, root=True),
+        "The SSH add-on {} accepts logins as root.",
     )
 
 

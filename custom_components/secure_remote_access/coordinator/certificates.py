@@ -32,7 +32,7 @@ from custom_components.secure_remote_access.const import (
     LOGGER,
     MTIME_POLL_INTERVAL,
 )
-from custom_components.secure_remote_access.helpers import same_file
+from custom_components.secure_remote_access.helpers import cancel_callback, same_file
 from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
 from custom_components.secure_remote_access.protocol.tls import (
     DEFAULT_TIMEOUT,
@@ -210,9 +210,8 @@ class CertificateMonitor(DataUpdateCoordinator[dict[str, Observation]]):
 
     @callback
     def _schedule_transition(self) -> None:
-        if self._unsub_transition is not None:
-            self._unsub_transition()
-            self._unsub_transition = None
+        cancel_callback(self._unsub_transition)
+        self._unsub_transition = None
         if self._shutdown_requested or not self.data:
             return
         infos = [obs.info for obs in self.data.values() if obs.info is not None]
@@ -232,9 +231,8 @@ class CertificateMonitor(DataUpdateCoordinator[dict[str, Observation]]):
     async def async_shutdown(self) -> None:
         """Stop every timer."""
         await super().async_shutdown()
-        if self._unsub_transition is not None:
-            self._unsub_transition()
-            self._unsub_transition = None
+        cancel_callback(self._unsub_transition)
+        self._unsub_transition = None
 
 
 class LocalCertificateMonitor(CertificateMonitor):
@@ -290,9 +288,8 @@ class LocalCertificateMonitor(CertificateMonitor):
     async def async_shutdown(self) -> None:
         """Stop the file watch too."""
         await super().async_shutdown()
-        if self._unsub_poll is not None:
-            self._unsub_poll()
-            self._unsub_poll = None
+        cancel_callback(self._unsub_poll)
+        self._unsub_poll = None
 
 
 class EndpointMonitor(CertificateMonitor):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+import ipaddress
 from typing import Final
 
 import aiodns
@@ -143,3 +144,20 @@ async def find_authoritative_servers(name: str, query: Query) -> list[str] | Non
         if addresses:
             return addresses
     return None
+
+
+def is_nameserver(text: str) -> bool:
+    """Whether ``text`` is a DNS server c-ares accepts: ``ip``, ``ip:port``, ``[ipv6]:port``."""
+    host, port = text.strip(), None
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = (
+            rest.removeprefix(":") if rest.startswith(":") else ("" if rest else None)
+        )
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return port is None or (port.isdigit() and 0 < int(port) < 65536)

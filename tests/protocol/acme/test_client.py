@@ -6,7 +6,7 @@ each URL from a script: odd order states, malformed replies, HTTP errors.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import json
@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from cryptography import x509
 import pytest
 
@@ -33,14 +32,16 @@ from custom_components.secure_remote_access.protocol.acme import (
     ServiceUnavailableError,
     ari_cert_id,
     dns01_txt_value,
-    load_pem_chain,
     normalize_names,
 )
-from custom_components.secure_remote_access.protocol.acme.client import refuses_replaces
 from custom_components.secure_remote_access.protocol.acme.crypto import (
     top_issuer_common_name,
 )
+from custom_components.secure_remote_access.protocol.acme.errors import refuses_replaces
 from custom_components.secure_remote_access.protocol.acme.jws import b64url_decode
+from custom_components.secure_remote_access.protocol.x509.parse import (
+    parse_pem_certificates,
+)
 from tests.fakes import certs
 
 from .conftest import USER_AGENT
@@ -139,23 +140,13 @@ class ScriptedAcme:
 
 
 @pytest.fixture
-async def ca(socket_enabled: None) -> AsyncIterator[ScriptedAcme]:
+async def ca(serve: Callable[[web.Application], Awaitable[str]]) -> ScriptedAcme:
     """Run the scripted CA on 127.0.0.1."""
     scripted = ScriptedAcme()
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", scripted.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    scripted.base = str(server.make_url("")).rstrip("/")
-    yield scripted
-    await server.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
+    scripted.base = await serve(app)
+    return scripted
 
 
 @pytest.fixture
@@ -515,7 +506,7 @@ async def test_empty_name_list_orders_nothing(
 
 
 def _chain_root(pem: str) -> str | None:
-    return top_issuer_common_name(load_pem_chain(pem))
+    return top_issuer_common_name(parse_pem_certificates(pem))
 
 
 async def test_preferred_chain_not_offered_falls_back_to_default(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
 import hashlib
 
 from cryptography import x509
@@ -24,6 +23,7 @@ from custom_components.secure_remote_access.protocol.acme.crypto import (
 )
 from custom_components.secure_remote_access.protocol.names import challenge_record_name
 from custom_components.secure_remote_access.protocol.x509 import certificate_names
+from tests.fakes import certs
 
 # RFC 9773 Appendix A: the example certificate and its identifier.
 RFC9773_CERT = """-----BEGIN CERTIFICATE-----
@@ -70,23 +70,13 @@ def test_serial_der_bytes(serial: int, octets: bytes) -> None:
 
 def _self_signed(with_aki: bool) -> x509.Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Root")])
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(0x80FF)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+    return certs.bare_certificate(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Root")]),
+        key=key,
+        serial=0x80FF,
+        extensions=[aki] if with_aki else [],
     )
-    if with_aki:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
-            critical=False,
-        )
-    return builder.sign(key, hashes.SHA256())
 
 
 def test_ari_cert_id_of_generated_certificate_and_without_aki() -> None:
@@ -162,20 +152,9 @@ def _certificate(
     issuer: x509.Name,
     extensions: list[x509.ExtensionType] | None = None,
 ) -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
+    return certs.bare_certificate(
+        subject, issuer, serial=7, extensions=extensions or []
     )
-    for extension in extensions or []:
-        builder = builder.add_extension(extension, critical=False)
-    return builder.sign(key, hashes.SHA256())
 
 
 def test_ari_cert_id_needs_a_key_identifier() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 import socket
 
 import pycares
@@ -12,9 +12,26 @@ import pytest
 from custom_components.secure_remote_access.protocol.acme import (
     DnsPropagationChecker,
     DnsPropagationTimeoutError,
-    is_nameserver,
 )
+from custom_components.secure_remote_access.protocol.dnsutil import is_nameserver
 from tests.fakes.pebble import PebbleServer
+
+
+def _answer_queries(
+    monkeypatch: pytest.MonkeyPatch,
+    answer: Callable[[str, str, Sequence[str] | None], pycares.DNSResult | None],
+) -> None:
+    """Let ``answer(name, qtype, servers)`` stand in for every DNS query of the checker."""
+
+    async def fake_query(
+        self: DnsPropagationChecker,
+        name: str,
+        qtype: str,
+        servers: Sequence[str] | None,
+    ) -> pycares.DNSResult | None:
+        return answer(name, qtype, servers)
+
+    monkeypatch.setattr(DnsPropagationChecker, "_query", fake_query)
 
 
 async def test_wait_until_visible(
@@ -95,11 +112,8 @@ async def test_authoritative_servers_walk_and_cname(
     zones = {"example.com": ["ns1.example.net"], "duckdns.org": ["ns1.duckdns.org"]}
     addresses = {"ns1.example.net": "192.0.2.1", "ns1.duckdns.org": "192.0.2.2"}
 
-    async def fake_query(
-        self: DnsPropagationChecker,
-        name: str,
-        qtype: str,
-        servers: Sequence[str] | None,
+    def answer(
+        name: str, qtype: str, servers: Sequence[str] | None
     ) -> pycares.DNSResult | None:
         asked.append((name, qtype, tuple(servers) if servers else None))
         answer: list[pycares.DNSRecord] = []
@@ -129,7 +143,7 @@ async def test_authoritative_servers_walk_and_cname(
             else None
         )
 
-    monkeypatch.setattr(DnsPropagationChecker, "_query", fake_query)
+    _answer_queries(monkeypatch, answer)
     checker = DnsPropagationChecker()
     assert await checker.lookup_txt("_acme-challenge.home.example.com") == (
         "token-value",
@@ -147,11 +161,8 @@ async def test_every_answering_server_must_show_the_value(
     """One lagging server keeps the value invisible; a silent server is ignored."""
     replies: dict[str, pycares.DNSResult | None] = {}
 
-    async def fake_query(
-        self: DnsPropagationChecker,
-        name: str,
-        qtype: str,
-        servers: Sequence[str] | None,
+    def answer(
+        name: str, qtype: str, servers: Sequence[str] | None
     ) -> pycares.DNSResult | None:
         assert servers is not None
         return replies[servers[0]]
@@ -164,7 +175,7 @@ async def test_every_answering_server_must_show_the_value(
         )
         return pycares.DNSResult(answer=[record], authority=[], additional=[])
 
-    monkeypatch.setattr(DnsPropagationChecker, "_query", fake_query)
+    _answer_queries(monkeypatch, answer)
     checker = DnsPropagationChecker(["192.0.2.1", "192.0.2.2:5353"], interval=0.05)
     loop = asyncio.get_running_loop()
 

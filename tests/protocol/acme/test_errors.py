@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -243,18 +244,21 @@ def test_renewal_info_parsing() -> None:
         )
 
 
+def _offline_client(session: aiohttp.ClientSession, **options: Any) -> AcmeClient:
+    """A client that is never asked to send anything (its poll delays only)."""
+    return AcmeClient(
+        session,
+        "https://ca.invalid/dir",
+        AccountKey.generate(),
+        user_agent="test",
+        **options,
+    )
+
+
 async def test_poll_delay_honours_retry_after() -> None:
     """Polling waits for Retry-After when later than the interval, capped by max_retry_after."""
-
     async with aiohttp.ClientSession() as session:
-        client = AcmeClient(
-            session,
-            "https://127.0.0.1/dir",
-            AccountKey.generate(),
-            user_agent="t",
-            poll_interval=0.5,
-            max_retry_after=30,
-        )
+        client = _offline_client(session, poll_interval=0.5, max_retry_after=30)
         assert client._delay(_response(200, b"")) == 0.5
         assert 4 < client._delay(_response(200, b"", {"Retry-After": "5"})) <= 5
         assert client._delay(_response(200, b"", {"Retry-After": "0"})) == 0.5
@@ -268,13 +272,7 @@ async def test_poll_delay_honours_retry_after() -> None:
 async def test_poll_delay_starts_short_and_backs_off() -> None:
     """Without Retry-After: 0.5 s, then doubling up to the poll interval."""
     async with aiohttp.ClientSession() as session:
-        client = AcmeClient(
-            session,
-            "https://ca.invalid/dir",
-            AccountKey.generate(),
-            user_agent="test",
-            poll_interval=2.0,
-        )
+        client = _offline_client(session, poll_interval=2.0)
         delays = [client._delay(_response(200, b""), attempt) for attempt in range(4)]
         assert delays == [0.5, 1.0, 2.0, 2.0]
         with_header = client._delay(_response(200, b"", {"Retry-After": "3"}), 0)

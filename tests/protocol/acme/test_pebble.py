@@ -32,12 +32,14 @@ from custom_components.secure_remote_access.protocol.acme import (
     RejectedIdentifierError,
     UnauthorizedError,
     dns01_txt_value,
-    load_pem_chain,
 )
 from custom_components.secure_remote_access.protocol.acme.crypto import (
     top_issuer_common_name,
 )
 from custom_components.secure_remote_access.protocol.acme.messages import STATUS_VALID
+from custom_components.secure_remote_access.protocol.x509.parse import (
+    parse_pem_certificates,
+)
 from tests.fakes.pebble import DEFAULT_EAB_KEYS, DuckDnsLikeSolver, PebbleServer
 
 pytestmark = pytest.mark.pebble
@@ -48,7 +50,7 @@ async def _verify_chain(
 ) -> None:
     """The chain verifies, for every name, up to Pebble's root ``root_index``."""
     root = x509.load_pem_x509_certificate((await pebble.root_pem(root_index)).encode())
-    leaf, *intermediates = load_pem_chain(issued.fullchain_pem)
+    leaf, *intermediates = parse_pem_certificates(issued.fullchain_pem)
     builder = PolicyBuilder().store(Store([root])).time(datetime.now(UTC))
     for name in issued.names:
         host = name.replace("*", "host", 1)  # a wildcard covers one concrete label
@@ -58,7 +60,7 @@ async def _verify_chain(
 
 
 def _leaf(issued: IssuedCertificate) -> x509.Certificate:
-    return load_pem_chain(issued.fullchain_pem)[0]
+    return parse_pem_certificates(issued.fullchain_pem)[0]
 
 
 async def test_directory_meta_and_account_lookup(
@@ -393,7 +395,7 @@ async def test_preferred_chain(
     issued = await client.issue_certificate(
         ["chain.duckdns.org"], solver, checker, preferred_chain=name
     )
-    assert top_issuer_common_name(load_pem_chain(issued.fullchain_pem)) == name
+    assert top_issuer_common_name(parse_pem_certificates(issued.fullchain_pem)) == name
     await _verify_chain(pebble, issued, root_index=1)
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 import json
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 import pytest
 
 from custom_components.secure_remote_access.protocol.acme import (
@@ -100,25 +99,15 @@ class ScriptedCa:
 
 
 @pytest.fixture
-async def scripted(socket_enabled: None) -> AsyncIterator[ScriptedCa]:
+async def scripted(serve: Callable[[web.Application], Awaitable[str]]) -> ScriptedCa:
     """Run the scripted CA on 127.0.0.1."""
     ca = ScriptedCa()
     app = web.Application()
     app.router.add_get("/dir", ca.directory)
     app.router.add_route("HEAD", "/nonce", ca.nonce)
     app.router.add_post("/account", ca.account)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    ca.base = str(server.make_url("")).rstrip("/")
-    yield ca
-    await server.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
+    ca.base = await serve(app)
+    return ca
 
 
 @pytest.fixture

@@ -188,15 +188,11 @@ def test_leaf_without_common_name_or_basic_constraints() -> None:
     name = crypto_x509.Name(
         [crypto_x509.NameAttribute(NameOID.ORGANIZATION_NAME, "No CN")]
     )
-    bare = (
-        crypto_x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(certs.CA_NOT_BEFORE)
-        .not_valid_after(certs.CA_NOT_AFTER)
-        .sign(key, hashes.SHA256())
+    bare = certs.bare_certificate(
+        name,
+        key=key,
+        not_before=certs.CA_NOT_BEFORE,
+        not_after=certs.CA_NOT_AFTER,
     )
     info = x509.inspect_pem(certs.to_pem([bare]))
     assert info.is_ca is False

@@ -14,9 +14,8 @@ from .crypto import (
     build_csr,
     dns01_txt_value,
     generate_private_key,
-    load_pem_chain,
 )
-from .dns import Dns01Solver, DnsPropagationChecker, PropagationChecker, is_nameserver
+from .dns import Dns01Solver, DnsPropagationChecker, PropagationChecker
 from .errors import (
     AccountDoesNotExistError,
     AcmeCaBundleError,
@@ -105,9 +104,7 @@ __all__ = [
     "describe_acme_error",
     "dns01_txt_value",
     "generate_private_key",
-    "is_nameserver",
     "jwk_thumbprint",
-    "load_pem_chain",
     "normalize_names",
     "parse_retry_after",
 ]

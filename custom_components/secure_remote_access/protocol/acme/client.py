@@ -24,13 +24,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from custom_components.secure_remote_access.protocol.names import normalize_names
+from custom_components.secure_remote_access.protocol.x509.errors import (
+    CertificateFormatError,
+)
+from custom_components.secure_remote_access.protocol.x509.parse import (
+    parse_pem_certificates,
+)
 
 from .crypto import (
     KeyType,
     ari_cert_id,
     dns01_txt_value,
     generate_key_and_csr,
-    load_pem_chain,
     top_issuer_common_name,
 )
 from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
@@ -38,14 +43,13 @@ from .errors import (
     AcmeError,
     AcmeProblemError,
     AuthorizationInvalidError,
-    BadNonceError,
     ExternalAccountRequiredError,
     InvalidProfileError,
     MalformedResponseError,
     NoDns01ChallengeError,
     OrderInvalidError,
     PollTimeoutError,
-    RateLimitedError,
+    refuses_replaces,
 )
 from .jws import AccountKey, ExternalAccountBinding, b64url
 from .messages import (
@@ -285,8 +289,8 @@ class AcmeClient:
             )
         text = response.body.decode("ascii", "replace")
         try:
-            load_pem_chain(text)
-        except ValueError as err:
+            parse_pem_certificates(text)
+        except CertificateFormatError as err:
             raise MalformedResponseError("certificate is not a PEM chain") from err
         return text
 
@@ -383,7 +387,7 @@ class AcmeClient:
         chain_pem = await self.download_certificate(
             order.certificate, preferred_chain=preferred_chain
         )
-        leaf = load_pem_chain(chain_pem)[0]
+        leaf = parse_pem_certificates(chain_pem)[0]
         return IssuedCertificate(
             fullchain_pem=chain_pem,
             private_key_pem=key_pem,
@@ -459,7 +463,7 @@ class AcmeClient:
     ) -> RenewalInfo | None:
         """The CA's suggested renewal window, or None without ARI support or AKI."""
         cert = (
-            load_pem_chain(certificate)[0]
+            parse_pem_certificates(certificate)[0]
             if isinstance(certificate, str)
             else certificate
         )
@@ -473,23 +477,8 @@ class AcmeClient:
         return RenewalInfo.from_json(response.json(), response.retry_after)
 
 
-def refuses_replaces(error: AcmeProblemError) -> bool:
-    """Whether an order refusal may be about ``replaces`` (worth one retry without).
-
-    4xx refusals other than rate limits and bad nonces are; so is HTTP 500,
-    which Pebble (like other CAs) answers when it cannot find the replaced
-    certificate's order. An overloaded or unavailable CA (502, 503, 504) and
-    errors the client raised itself before asking are not.
-    """
-    if isinstance(error, (RateLimitedError, BadNonceError)):
-        return False
-    return error.status is not None and (
-        400 <= error.status < 500 or error.status == 500
-    )
-
-
 def _matches(chain_pem: str, issuer_cn: str) -> bool:
-    top = top_issuer_common_name(load_pem_chain(chain_pem))
+    top = top_issuer_common_name(parse_pem_certificates(chain_pem))
     return top is not None and top.strip().casefold() == issuer_cn.strip().casefold()
 
 

@@ -120,12 +120,6 @@ def ari_cert_id(cert: x509.Certificate) -> str | None:
     )
 
 
-def load_pem_chain(pem: str | bytes) -> list[x509.Certificate]:
-    """Parse a PEM certificate chain (leaf first)."""
-    data = pem.encode("ascii") if isinstance(pem, str) else pem
-    return x509.load_pem_x509_certificates(data)
-
-
 def top_issuer_common_name(chain: Sequence[x509.Certificate]) -> str | None:
     """The issuer CN of the last certificate of a chain (the root it leads to)."""
     return common_name(chain[-1].issuer) if chain else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-import ipaddress
 import logging
 from typing import Final, Protocol
 
@@ -69,23 +68,6 @@ def _texts(result: pycares.DNSResult) -> tuple[str, ...]:
         if record.type == pycares.QUERY_TYPE_TXT
         and isinstance(record.data, pycares.TXTRecordData)
     )
-
-
-def is_nameserver(text: str) -> bool:
-    """Whether ``text`` is a DNS server c-ares accepts: ``ip``, ``ip:port``, ``[ipv6]:port``."""
-    host, port = text.strip(), None
-    if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
-        port = (
-            rest.removeprefix(":") if rest.startswith(":") else ("" if rest else None)
-        )
-    elif host.count(":") == 1:
-        host, port = host.split(":")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return port is None or (port.isdigit() and 0 < int(port) < 65536)
 
 
 class DnsPropagationChecker:

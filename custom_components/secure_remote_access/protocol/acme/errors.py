@@ -294,3 +294,18 @@ def problem_from_json(
         retry_after=retry_after,
         instance=str(instance) if instance is not None else None,
     )
+
+
+def refuses_replaces(error: AcmeProblemError) -> bool:
+    """Whether an order refusal may be about ``replaces`` (worth one retry without).
+
+    4xx refusals other than rate limits and bad nonces are; so is HTTP 500,
+    which Pebble (like other CAs) answers when it cannot find the replaced
+    certificate's order. An overloaded or unavailable CA (502, 503, 504) and
+    errors the client raised itself before asking are not.
+    """
+    if isinstance(error, (RateLimitedError, BadNonceError)):
+        return False
+    return error.status is not None and (
+        400 <= error.status < 500 or error.status == 500
+    )

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from cryptography import x509
+from custom_components.secure_remote_access.protocol.x509.parse import (
+    parse_pem_certificates,
+)
 
 from .crypto import ari_cert_id
 from .errors import AcmeProblemError, MalformedResponseError, problem_from_json
@@ -307,8 +309,7 @@ class IssuedCertificate:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> IssuedCertificate:
         """Read back `to_json`; the certificate facts come from the chain itself."""
-        chain = x509.load_pem_x509_certificates(str(data["fullchain_pem"]).encode())
-        leaf = chain[0]
+        leaf = parse_pem_certificates(str(data["fullchain_pem"]))[0]
         return cls(
             fullchain_pem=str(data["fullchain_pem"]),
             private_key_pem=str(data["private_key_pem"]),

@@ -233,15 +233,18 @@ def inspect_certificate_bytes(
     data: bytes | str, *, key_data: bytes | str | None = None
 ) -> CertificateInfo:
     """Inspect PEM or DER certificate data in memory (and optional key data)."""
-    certificates = parse_certificates(data)
-    key = parse_private_key(key_data) if key_data is not None else None
-    return build_certificate_info(certificates, key)
+    return _inspect(parse_certificates(data), key_data)
 
 
 def inspect_pem(
     pem: bytes | str, *, key_pem: bytes | str | None = None
 ) -> CertificateInfo:
     """Inspect PEM certificates (leaf first) in memory (and an optional key)."""
-    certificates = parse_pem_certificates(pem)
-    key = parse_private_key(key_pem) if key_pem is not None else None
+    return _inspect(parse_pem_certificates(pem), key_pem)
+
+
+def _inspect(
+    certificates: list[x509.Certificate], key_data: bytes | str | None
+) -> CertificateInfo:
+    key = parse_private_key(key_data) if key_data is not None else None
     return build_certificate_info(certificates, key)
