@@ -89,6 +89,10 @@ def reply_duckdns(
     )
 
 
+# The old name, still used by tests/checklist (its conftest and test_runner).
+mock_duckdns = reply_duckdns
+
+
 def mock_entry(options: dict[str, Any] | None = None, **data: Any) -> MockConfigEntry:
     """A config entry for one DuckDNS name (``data`` adds to or replaces its data)."""
     entry_data: dict[str, Any] = {CONF_DOMAINS: DOMAINS, CONF_TOKEN: TOKEN, **data}
