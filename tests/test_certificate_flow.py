@@ -341,21 +341,7 @@ async def test_config_flow_form_error_names_the_record(
     if cname:
         await pebble.set_cname(record, cname)
     try:
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN,
-            context={"source": config_entries.SOURCE_USER},
-        )
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"],
-            {
-                "domain": "myhome",
-                CONF_TOKEN: TOKEN,
-                SECTION_TESTING: {CONF_DUCKDNS_URL: url},
-            },
-        )
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {"next_step_id": "certificate"}
-        )
+        result = await _user_step(hass, url)
         options = _form(pebble, ssl_dir)
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {**options, CONF_EXTRA_NAMES: f"*.{own}\n{own}"}

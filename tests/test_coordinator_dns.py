@@ -135,24 +135,42 @@ def _adapter(*addresses: str, enabled: bool = True) -> dict[str, Any]:
     }
 
 
-async def test_automatic_ipv6_picks_a_stable_global_address(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
-) -> None:
-    """Link-local, unique-local, deprecated and temporary addresses are passed over."""
-    reply_duckdns(aioclient_mock)
-    adapters = [
-        _adapter(
-            "fe80::1", "fd00::5", "2a01:4f8:1::dead", "2a01:4f8:1::7", "2a01:4f8:1::9"
+@pytest.mark.parametrize(
+    ("adapters", "flags", "sent"),
+    [
+        pytest.param(
+            [
+                _adapter(
+                    "fe80::1",
+                    "fd00::5",
+                    "2a01:4f8:1::dead",
+                    "2a01:4f8:1::7",
+                    "2a01:4f8:1::9",
+                ),
+                _adapter("2a01:4f8:2::1", enabled=False),
+            ],
+            {
+                "2a01:4f8:1::dead": AddressFlags(temporary=False, unusable=True),
+                "2a01:4f8:1::7": AddressFlags(temporary=True, unusable=False),
+            },
+            [None, "2a01:4f8:1::9"],
+            id="stable_global_address",
         ),
-        _adapter("2a01:4f8:2::1", enabled=False),
-    ]
-    flags = {
-        "2a01:4f8:1::dead": AddressFlags(temporary=False, unusable=True),
-        "2a01:4f8:1::7": AddressFlags(temporary=True, unusable=False),
-    }
-    entry = mock_entry()
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options={CONF_IPV6_MODE: "automatic"})
+        pytest.param([_adapter("fe80::1")], {}, [None], id="no_public_address"),
+    ],
+)
+async def test_automatic_ipv6(
+    hass: HomeAssistant,
+    mock_duckdns: AiohttpClientMocker,
+    adapters: list[dict[str, Any]],
+    flags: dict[str, AddressFlags],
+    sent: list[str | None],
+) -> None:
+    """A stable global address goes in its own request; without one only IPv4's.
+
+    Link-local, unique-local, deprecated and temporary addresses are passed over.
+    """
+    entry = mock_entry(options={CONF_IPV6_MODE: "automatic"})
     with (
         patch(
             "custom_components.secure_remote_access.coordinator.dns.network.async_get_adapters",
@@ -164,30 +182,7 @@ async def test_automatic_ipv6_picks_a_stable_global_address(
         ),
     ):
         await setup_integration(hass, entry)
-    queries = _queries(aioclient_mock)
-    assert [q.get("ipv6") for q in queries] == [None, "2a01:4f8:1::9"]
-
-
-async def test_automatic_ipv6_without_public_address(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
-) -> None:
-    """Without a global address only the IPv4 request is sent."""
-    reply_duckdns(aioclient_mock)
-    entry = mock_entry()
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options={CONF_IPV6_MODE: "automatic"})
-    with (
-        patch(
-            "custom_components.secure_remote_access.coordinator.dns.network.async_get_adapters",
-            return_value=[_adapter("fe80::1")],
-        ),
-        patch(
-            "custom_components.secure_remote_access.coordinator.dns.read_address_flags",
-            return_value={},
-        ),
-    ):
-        await setup_integration(hass, entry)
-    assert len(_queries(aioclient_mock)) == 1
+    assert [q.get("ipv6") for q in _queries(mock_duckdns)] == sent
 
 
 @pytest.mark.usefixtures("init_integration")
