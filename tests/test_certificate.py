@@ -61,7 +61,7 @@ from custom_components.secure_remote_access.protocol.x509 import (
 from custom_components.secure_remote_access.renewal import RenewalCoordinator
 from custom_components.secure_remote_access.status import Problem
 from tests.fakes import certs
-from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
+from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
 from .common import (
@@ -70,6 +70,7 @@ from .common import (
     REFUSED_NAME,
     TARGET,
     TOKEN,
+    StartDuckDns,
     dns_names,
     mock_entry,
     pebble_options,
@@ -215,26 +216,22 @@ async def test_dns_that_never_shows_the_record(
     hass: HomeAssistant,
     pebble: PebbleServer,
     ssl_dir: Path,
-    socket_enabled: None,
+    start_duckdns: StartDuckDns,
 ) -> None:
     """Propagation times out with a clear error; the TXT is cleared; files stay."""
-    fake = FakeDuckDns(token=TOKEN, domains=["myhome"])  # never reaches DNS
-    runner, url = await start_fake_duckdns(fake)
-    try:
-        (ssl_dir / "fullchain.pem").write_text("old certificate")
-        entry = await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
-        entry.runtime_data.managed.manager.propagation_timeout = 1.5
-        with pytest.raises(HomeAssistantError) as err:
-            await renew(hass, entry)
-        assert err.value.translation_key == "renewal_failed"
-        assert "_acme-challenge.myhome.duckdns.org" in str(
-            err.value.translation_placeholders
-        )
-        assert fake.records["myhome"].txt == ""
-        assert fake.requests[-1].get("clear") == "true"
-        assert (ssl_dir / "fullchain.pem").read_text() == "old certificate"
-    finally:
-        await stop_fake_duckdns(fake, runner)
+    fake, url = await start_duckdns(None)  # its TXT values never reach DNS
+    (ssl_dir / "fullchain.pem").write_text("old certificate")
+    entry = await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
+    entry.runtime_data.managed.manager.propagation_timeout = 1.5
+    with pytest.raises(HomeAssistantError) as err:
+        await renew(hass, entry)
+    assert err.value.translation_key == "renewal_failed"
+    assert "_acme-challenge.myhome.duckdns.org" in str(
+        err.value.translation_placeholders
+    )
+    assert fake.records["myhome"].txt == ""
+    assert fake.requests[-1].get("clear") == "true"
+    assert (ssl_dir / "fullchain.pem").read_text() == "old certificate"
 
 
 async def test_crash_while_writing_keeps_old_pair(

@@ -30,12 +30,13 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
     SECTION_TESTING,
 )
-from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
+from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import DEFAULT_EAB_KEYS, PebbleServer
 
 from .common import (
     TARGET,
     TOKEN,
+    StartDuckDns,
     pebble_options,
     renew,
     section_schema,
@@ -181,17 +182,11 @@ async def test_config_flow_with_eab(
     hass: HomeAssistant,
     pebble_eab: PebbleServer,
     ssl_dir: Path,
-    socket_enabled: None,
+    start_duckdns: StartDuckDns,
 ) -> None:
     """A CA that requires External Account Binding asks for it, then issues."""
-    fake = FakeDuckDns(
-        token=TOKEN, domains=["myhome"], challtestsrv_url=pebble_eab.challtestsrv_url
-    )
-    runner, url = await start_fake_duckdns(fake)
-    try:
-        await _eab_flow(hass, url, pebble_eab, ssl_dir)
-    finally:
-        await stop_fake_duckdns(fake, runner)
+    _, url = await start_duckdns(pebble_eab)
+    await _eab_flow(hass, url, pebble_eab, ssl_dir)
 
 
 async def _eab_flow(

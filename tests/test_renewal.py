@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -57,13 +57,21 @@ from custom_components.secure_remote_access.protocol.delegation import (
 )
 from custom_components.secure_remote_access.renewal_state import IssuedStash
 from tests.fakes import certs
-from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import PebbleServer
 
-from .common import TOKEN, UPDATE_URL, advance, duckdns_reply, renew, setup_integration
+from .common import (
+    NAME,
+    TOKEN,
+    UPDATE_URL,
+    StartDuckDns,
+    advance,
+    duckdns_reply,
+    read_leaf,
+    renew,
+    setup_integration,
+)
 
-NAME = "myhome.duckdns.org"
 NEXT = "sensor.myhome_duckdns_org_next_certificate_renewal"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
 
@@ -83,14 +91,10 @@ def fake_ca_entry(
 
 
 @pytest.fixture
-async def duckdns_url(socket_enabled: None, pebble: PebbleServer) -> AsyncIterator[str]:
+async def duckdns_url(start_duckdns: StartDuckDns, pebble: PebbleServer) -> str:
     """A DuckDNS stand-in publishing TXT values through challtestsrv."""
-    fake = FakeDuckDns(
-        token=TOKEN, domains=["myhome"], challtestsrv_url=pebble.challtestsrv_url
-    )
-    runner, url = await start_fake_duckdns(fake)
-    yield url
-    await stop_fake_duckdns(fake, runner)
+    _, url = await start_duckdns(pebble)
+    return url
 
 
 def _entry(url: str, ssl_dir: Path, **options: Any) -> MockConfigEntry:
@@ -858,10 +862,6 @@ async def test_renewal_failure_raises_translated_error(
 # --- the certificate kept for writing, and the issues around failures ---
 
 
-def _leaf(path: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificates(path.read_bytes())[0]
-
-
 async def test_kept_certificate_of_another_ca_is_not_installed(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -910,7 +910,7 @@ async def test_kept_certificate_older_than_the_one_on_disk_is_not_installed(
         # By hand: a 100-day certificate, due after ~67 days, outliving the kept one.
         hand = certs.issue([NAME], key=certs.generate_key(slot=25), valid_days=100)
         hand.write(tmp_path)
-    hand_not_after = _leaf(tmp_path / "fullchain.pem").not_valid_after_utc
+    hand_not_after = read_leaf(tmp_path / "fullchain.pem").not_valid_after_utc
     await advance(hass, freezer, timedelta(minutes=2))
     assert hass.states.get(RESULT).state == "not_due"
     renewed = async_capture_events(hass, EVENT_CERTIFICATE_RENEWED)
