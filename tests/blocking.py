@@ -13,9 +13,12 @@ import asyncio
 from collections.abc import Callable, Iterator
 import contextlib
 from dataclasses import dataclass, field
+import os
+from pathlib import Path
 import sys
 import threading
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant import block_async_io
 
@@ -82,3 +85,41 @@ def detect_blocking_calls() -> Iterator[BlockingCalls]:
     finally:
         for obj, function, original in reversed(installed):
             setattr(obj, function, original)
+
+
+@contextlib.contextmanager
+def guard_event_loop(watched: Path) -> Iterator[list[str]]:
+    """Enable Home Assistant's blocking-call detection and watch ``os`` calls.
+
+    Inside, a blocking ``open``, ``Path.read_bytes``, ``SSLContext.load_*``...
+    in the event loop thread raises. Yields the list of ``os.open`` /
+    ``os.stat`` calls on paths under ``watched`` made in the event loop
+    thread (those are not covered by the detection; it must stay empty).
+    Write test files before entering, or through the executor.
+    """
+    block_async_io.enable()
+    loop_thread = threading.get_ident()
+    calls: list[str] = []
+    prefix = str(watched)
+
+    def guarded(real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == loop_thread and os.fspath(path).startswith(
+                prefix
+            ):
+                calls.append(f"{real.__name__}({path})")
+            return real(path, *args, **kwargs)
+
+        return wrapper
+
+    try:
+        with (
+            patch("os.open", guarded(os.open)),
+            patch("os.stat", guarded(os.stat)),
+        ):
+            yield calls
+    finally:
+        blocked = block_async_io._BLOCKED_CALLS.calls
+        for call in blocked:
+            setattr(call.object, call.function, call.original_func)
+        blocked.clear()

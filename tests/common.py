@@ -1,19 +1,61 @@
-"""Helpers shared by the Home Assistant level tests."""
+"""Plain helpers for the Home Assistant level tests (set-up is in conftest.py).
+
+Like ``tests/components/<domain>/__init__.py`` in Home Assistant core: values,
+builders and queries that tests call with their own arguments.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import CONF_TOKEN
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
-from custom_components.secure_remote_access.const import CONF_DOMAINS, DOMAIN
+from custom_components.secure_remote_access.const import (
+    CONF_ACME_CA_BUNDLE,
+    CONF_ACME_DIRECTORY,
+    CONF_CERTIFICATE_PATH,
+    CONF_DNS_SERVER,
+    CONF_DOMAINS,
+    CONF_DUCKDNS_URL,
+    CONF_ENDPOINTS,
+    CONF_KEY_TYPE,
+    CONF_PRIVATE_KEY_PATH,
+    CONF_WILDCARD,
+    DOMAIN,
+)
+from custom_components.secure_remote_access.issues import CERTIFICATE_ISSUE_KEYS
+from tests.fakes.duckdns import FakeDuckDns
+from tests.fakes.pebble import PebbleServer
 
 UPDATE_URL = "https://www.duckdns.org/update"
 TOKEN = "a7c4d0ad-114e-40ef-ba1d-d217904a50f2"
-DOMAINS = ["myhome.duckdns.org"]
+NAME = "myhome.duckdns.org"
+DOMAINS = [NAME]
+EXPIRY = "certificate_expiry"
+DAYS = "certificate_days_remaining"
+PROBLEM = "certificate_problem"
+# A DuckDNS name the test CA refuses (Pebble's domain block list).
+REFUSED_NAME = "refused.duckdns.org"
+# A name of one's own whose challenge record delegates to a DuckDNS name.
+OWN = "home.dlg-e2e.example.com"
+RECORD = f"_acme-challenge.{OWN}"
+TARGET = "_acme-challenge.myhome.duckdns.org"
+
+# What the ``setup_entry`` and ``start_duckdns`` fixtures (conftest.py) return.
+type SetupEntry = Callable[..., Awaitable[MockConfigEntry]]
+type StartDuckDns = Callable[..., Awaitable[tuple[FakeDuckDns, str]]]
 
 
 def suggested(schema: Mapping[Any, Any]) -> dict[str, Any]:
@@ -37,22 +79,183 @@ def duckdns_reply(
     return f"OK\n{ipv4}\n{ipv6}\n{'UPDATED' if changed else 'NOCHANGE'}"
 
 
-def mock_duckdns(
+def reply_duckdns(
     aioclient_mock: AiohttpClientMocker, text: str | None = None, **kwargs: Any
 ) -> None:
-    """Answer every DuckDNS update request with ``text`` (default: OK, updated)."""
+    """From now on answer every DuckDNS update with ``text`` (default: OK, updated)."""
     aioclient_mock.clear_requests()
     aioclient_mock.get(
         UPDATE_URL, text=duckdns_reply() if text is None else text, **kwargs
     )
 
 
-def mock_entry(**data: Any) -> MockConfigEntry:
-    """A config entry for one DuckDNS name."""
+# The old name, still used by tests/checklist (its conftest and test_runner).
+mock_duckdns = reply_duckdns
+
+
+def mock_entry(options: dict[str, Any] | None = None, **data: Any) -> MockConfigEntry:
+    """A config entry for one DuckDNS name (``data`` adds to or replaces its data)."""
     entry_data: dict[str, Any] = {CONF_DOMAINS: DOMAINS, CONF_TOKEN: TOKEN, **data}
     return MockConfigEntry(
         domain=DOMAIN,
         title=entry_data[CONF_DOMAINS][0],
         unique_id=",".join(entry_data[CONF_DOMAINS]),
         data=entry_data,
+        options=options or {},
+    )
+
+
+async def setup_integration(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Add ``entry`` (unless it is there) and set it up."""
+    if hass.config_entries.async_get_entry(entry.entry_id) is None:
+        entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def setup_duckdns_entry(
+    hass: HomeAssistant,
+    url: str,
+    options: dict[str, Any],
+    domains: list[str] | None = None,
+) -> MockConfigEntry:
+    """Set up an entry for ``domains`` that updates through the DuckDNS at ``url``."""
+    entry = mock_entry(
+        options, **{CONF_DOMAINS: domains or DOMAINS, CONF_DUCKDNS_URL: url}
+    )
+    await setup_integration(hass, entry)
+    return entry
+
+
+async def renew(
+    hass: HomeAssistant, entry: MockConfigEntry, **data: Any
+) -> dict[str, Any]:
+    """Call ``renew_certificate`` for ``entry`` and return its response."""
+    response = await hass.services.async_call(
+        DOMAIN,
+        "renew_certificate",
+        {"config_entry_id": entry.entry_id, **data},
+        blocking=True,
+        return_response=True,
+    )
+    assert isinstance(response, dict)
+    return response
+
+
+async def advance(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    delta: timedelta,
+    *,
+    background: bool = False,
+) -> None:
+    """Move the clock and run what became due (with background tasks if asked)."""
+    freezer.tick(delta)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=background)
+
+
+async def tick(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta
+) -> None:
+    """Move the clock and run what became due, background tasks included."""
+    await advance(hass, freezer, delta, background=True)
+
+
+def pebble_options(
+    pebble: PebbleServer, ssl_dir: Path | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Entry options that get certificates from ``pebble`` (into ``ssl_dir``)."""
+    options: dict[str, Any] = {
+        CONF_ACME_DIRECTORY: pebble.directory_url,
+        CONF_ACME_CA_BUNDLE: str(pebble.ca_bundle_path),
+    }
+    if ssl_dir is not None:
+        options |= {
+            CONF_CERTIFICATE_PATH: str(ssl_dir / "fullchain.pem"),
+            CONF_PRIVATE_KEY_PATH: str(ssl_dir / "privkey.pem"),
+            CONF_KEY_TYPE: "ec-p256",
+            CONF_WILDCARD: False,
+        }
+    return {**options, CONF_DNS_SERVER: pebble.dns_server, **extra}
+
+
+def managed_options(
+    cert: Path, key: Path, *, wildcard: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """Entry options that manage a certificate at ``cert`` / ``key``."""
+    return {
+        CONF_ACME_DIRECTORY: "https://ca.invalid/directory",
+        CONF_CERTIFICATE_PATH: str(cert),
+        CONF_PRIVATE_KEY_PATH: str(key),
+        CONF_WILDCARD: wildcard,
+        **extra,
+    }
+
+
+def endpoint_options(*endpoints: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Entry options that only watch remote endpoints."""
+    return {CONF_ENDPOINTS: list(endpoints), **extra}
+
+
+def entity_id(
+    hass: HomeAssistant, entry: MockConfigEntry, source_key: str, description: str
+) -> str:
+    """The entity ID of one certificate entity, found by its unique ID."""
+    platform = "binary_sensor" if description == PROBLEM else "sensor"
+    found = er.async_get(hass).async_get_entity_id(
+        platform, DOMAIN, f"{entry.entry_id}_{source_key}_{description}"
+    )
+    assert found is not None, (source_key, description)
+    return found
+
+
+def state(
+    hass: HomeAssistant, entry: MockConfigEntry, source_key: str, description: str
+) -> State:
+    """The state of one certificate entity."""
+    current = hass.states.get(entity_id(hass, entry, source_key, description))
+    assert current is not None
+    return current
+
+
+def certificate_issues(hass: HomeAssistant, entry_id: str) -> dict[str, ir.IssueEntry]:
+    """The entry's certificate issues, keyed ``<translation key>:<certificate key>``."""
+    found: dict[str, ir.IssueEntry] = {}
+    for (domain, issue_id), issue in ir.async_get(hass).issues.items():
+        for key in CERTIFICATE_ISSUE_KEYS:
+            prefix = f"{key}_{entry_id}_"
+            if domain == DOMAIN and issue_id.startswith(prefix):
+                found[f"{key}:{issue_id.removeprefix(prefix)}"] = issue
+    return found
+
+
+def write_executor(path: Path, data: bytes) -> Callable[[], None]:
+    """A job that writes ``data`` to ``path`` (for the executor)."""
+
+    def write() -> None:
+        path.write_bytes(data)
+
+    return write
+
+
+def read_leaf(path: Path) -> x509.Certificate:
+    """The first certificate in the PEM file at ``path``."""
+    return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
+def dns_names(cert: x509.Certificate) -> set[str]:
+    """The DNS names a certificate is for."""
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return set(san.value.get_values_for_type(x509.DNSName))
+
+
+async def update_dns(hass: HomeAssistant, entry_id: str) -> dict[str, Any] | None:
+    """Call ``update_dns`` for the entry ``entry_id`` and return its response."""
+    return await hass.services.async_call(
+        DOMAIN,
+        "update_dns",
+        {"config_entry_id": entry_id},
+        blocking=True,
+        return_response=True,
     )

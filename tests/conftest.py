@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,7 @@ from homeassistant.const import CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from syrupy.assertion import SnapshotAssertion
@@ -29,18 +26,32 @@ from custom_components.secure_remote_access.const import CONF_DOMAINS, DOMAIN
 from custom_components.secure_remote_access.renewal import FIRST_CHECK_DELAY
 from tests.blocking import detect_blocking_calls
 from tests.fakes import certs
+from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
 
-from .common import DOMAINS, TOKEN, mock_duckdns
-from .monitor_common import managed_options
+from .common import (
+    DOMAINS,
+    RECORD,
+    REFUSED_NAME,
+    TARGET,
+    TOKEN,
+    UPDATE_URL,
+    SetupEntry,
+    StartDuckDns,
+    advance,
+    duckdns_reply,
+    managed_options,
+    mock_entry,
+    pebble_options,
+    setup_duckdns_entry,
+    setup_integration,
+)
 
-# Build the test CA before any test freezes time (cryptography rejects
+# Build the test CAs before any test freezes time (cryptography rejects
 # datetimes of the real class while freezegun's class is patched in).
 certs.shared_pki()
-
-# A DuckDNS name the test CA refuses (Pebble's domain block list).
-REFUSED_NAME = "refused.duckdns.org"
+certs.other_pki()
 
 
 @pytest.fixture(autouse=True)
@@ -67,11 +78,124 @@ def no_blocking_calls_in_the_loop() -> Generator[None]:
     )
 
 
+@pytest.fixture
+def duckdns_response() -> dict[str, Any]:
+    """How the mocked DuckDNS answers updates (beyond OK); parametrize for others."""
+    return {}
+
+
+@pytest.fixture
+def mock_duckdns(
+    aioclient_mock: AiohttpClientMocker, duckdns_response: dict[str, Any]
+) -> AiohttpClientMocker:
+    """DuckDNS answers every address update with ``duckdns_response``."""
+    aioclient_mock.get(UPDATE_URL, **{"text": duckdns_reply(), **duckdns_response})
+    return aioclient_mock
+
+
+@pytest.fixture
+def config_entry() -> MockConfigEntry:
+    """A config entry for one DuckDNS name (not yet added)."""
+    return mock_entry()
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant,
+    mock_duckdns: AiohttpClientMocker,
+    config_entry: MockConfigEntry,
+) -> MockConfigEntry:
+    """The ``config_entry``, set up against the mocked DuckDNS."""
+    await setup_integration(hass, config_entry)
+    return config_entry
+
+
+@pytest.fixture
+def setup_entry(hass: HomeAssistant, mock_duckdns: AiohttpClientMocker) -> SetupEntry:
+    """Set up an entry with the given options (background tasks awaited)."""
+
+    async def setup(
+        options: dict[str, Any] | None = None, *, wait_background: bool = True
+    ) -> MockConfigEntry:
+        entry = mock_entry()
+        entry.add_to_hass(hass)
+        if options:
+            hass.config_entries.async_update_entry(entry, options=options)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=wait_background)
+        return entry
+
+    return setup
+
+
+@pytest.fixture
+async def start_duckdns(socket_enabled: None) -> AsyncIterator[StartDuckDns]:
+    """Start DuckDNS stand-ins whose TXT records show up in a Pebble's DNS (or none)."""
+    started: list[tuple[FakeDuckDns, Any]] = []
+
+    async def start(
+        pebble: PebbleServer | None, domains: list[str] | None = None, **kwargs: Any
+    ) -> tuple[FakeDuckDns, str]:
+        fake = FakeDuckDns(
+            token=TOKEN,
+            domains=domains or ["myhome"],
+            # Without a Pebble the TXT values never reach any DNS.
+            challtestsrv_url=pebble.challtestsrv_url if pebble else None,
+        )
+        runner, url = await start_fake_duckdns(fake, **kwargs)
+        started.append((fake, runner))
+        return fake, url
+
+    yield start
+    for fake, runner in started:
+        await stop_fake_duckdns(fake, runner)
+
+
+@pytest.fixture
+async def duckdns(
+    start_duckdns: StartDuckDns, pebble: PebbleServer
+) -> tuple[FakeDuckDns, str]:
+    """A DuckDNS stand-in for the session's Pebble, and its URL."""
+    return await start_duckdns(pebble, ["myhome", "cabin", "refused"])
+
+
+@pytest.fixture
+def ssl_dir(hass: HomeAssistant, tmp_path: Path, pebble: PebbleServer) -> Path:
+    """A certificate directory Home Assistant may write to."""
+    directory = tmp_path / "ssl"
+    directory.mkdir()
+    hass.config.allowlist_external_dirs = {
+        str(tmp_path),
+        str(pebble.ca_bundle_path.parent),
+    }
+    return directory
+
+
+@pytest.fixture
+async def pebble_entry(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> MockConfigEntry:
+    """An entry set up to get its certificate from Pebble into ``ssl_dir``."""
+    _, url = duckdns
+    return await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
+
+
 @pytest.fixture(scope="session")
 def pebble() -> Iterator[PebbleServer]:
     """A Pebble + challtestsrv pair shared by the whole session."""
     with PebbleServer(domain_blocklist=(*DEFAULT_BLOCKLIST, REFUSED_NAME)) as server:
         yield server
+
+
+@pytest.fixture
+async def delegated(pebble: PebbleServer) -> AsyncIterator[None]:
+    """``_acme-challenge.home.…`` delegates to myhome.duckdns.org; removed after."""
+    await pebble.set_cname(RECORD, TARGET)
+    yield
+    await pebble.clear_cname(RECORD)
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +239,7 @@ def assert_platform_snapshot(
     fake_ca: FakeCa,
     tmp_path: Path,
     snapshot: SnapshotAssertion,
+    mock_duckdns: AiohttpClientMocker,
 ) -> Callable[[Platform], Awaitable[None]]:
     """Set up an entry managing a 30-day-old certificate; snapshot one platform.
 
@@ -131,7 +256,6 @@ def assert_platform_snapshot(
             not_after=SNAPSHOT_TIME + timedelta(days=60),
             serial=0x5A5A5A5A,
         ).write(tmp_path)
-        mock_duckdns(aioclient_mock)
         entry = MockConfigEntry(
             domain=DOMAIN,
             entry_id="01JSNAPSHOTENTRY00000000000",
@@ -144,9 +268,12 @@ def assert_platform_snapshot(
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done(wait_background_tasks=True)
         # The first renewal check (within a minute of start) knows the due time.
-        freezer.tick(timedelta(seconds=FIRST_CHECK_DELAY[1]))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
+        await advance(
+            hass,
+            freezer,
+            timedelta(seconds=FIRST_CHECK_DELAY[1]),
+            background=True,
+        )
 
         entries = [
             entity_entry

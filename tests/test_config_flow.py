@@ -22,7 +22,7 @@ from custom_components.secure_remote_access.const import (
     SECTION_TESTING,
 )
 
-from .common import TOKEN, mock_duckdns, mock_entry, section_schema, suggested
+from .common import TOKEN, mock_entry, reply_duckdns, section_schema, suggested
 
 TRANSLATIONS = (
     Path(__file__).parents[1]
@@ -48,6 +48,7 @@ async def _start(hass: HomeAssistant) -> str:
     return result["flow_id"]
 
 
+@pytest.mark.usefixtures("mock_duckdns")
 @pytest.mark.parametrize(
     ("entered", "stored", "sent"),
     [
@@ -70,7 +71,6 @@ async def test_user_creates_entry(
 ) -> None:
     """Valid names and token create an entry after one real update request."""
     caplog.set_level(logging.DEBUG)
-    mock_duckdns(aioclient_mock)
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"domain": entered, CONF_TOKEN: f" {TOKEN.upper()} "}
@@ -89,6 +89,7 @@ async def test_user_creates_entry(
     assert "deprecated" not in caplog.text
 
 
+@pytest.mark.usefixtures("mock_duckdns")
 @pytest.mark.parametrize(
     ("domain", "token", "errors", "name"),
     [
@@ -120,7 +121,6 @@ async def test_user_format_errors_make_no_request(
     name: str,
 ) -> None:
     """Malformed names or tokens: an error naming the name, no network call, nothing lost."""
-    mock_duckdns(aioclient_mock)
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"domain": domain, CONF_TOKEN: token}
@@ -165,7 +165,7 @@ async def test_user_service_errors_then_recover(
     error: str,
 ) -> None:
     """KO is a bad token; outages are connection errors; the form keeps the names."""
-    mock_duckdns(aioclient_mock, **reply)  # type: ignore[arg-type]
+    reply_duckdns(aioclient_mock, **reply)  # type: ignore[arg-type]
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN}
@@ -183,7 +183,7 @@ async def test_user_service_errors_then_recover(
         CONF_TOKEN: TOKEN,
     }
 
-    mock_duckdns(aioclient_mock)
+    reply_duckdns(aioclient_mock)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"domain": "myhome", CONF_TOKEN: TOKEN}
     )
@@ -191,11 +191,11 @@ async def test_user_service_errors_then_recover(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
+@pytest.mark.usefixtures("mock_duckdns")
 async def test_user_already_configured(
     hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
 ) -> None:
     """The same names twice abort, whatever order they were typed in."""
-    mock_duckdns(aioclient_mock)
     mock_entry(**{CONF_DOMAINS: ["a.duckdns.org", "b.duckdns.org"]}).add_to_hass(hass)
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
@@ -249,7 +249,7 @@ async def test_user_testing_section_duckdns_url(
 async def test_reauth(hass: HomeAssistant, aioclient_mock: AiohttpClientMocker) -> None:
     """A rejected token is replaced through the reauth flow and the entry reloads."""
     new_token = "0f0e0d0c-0b0a-4909-8807-060504030201"
-    mock_duckdns(aioclient_mock, text="KO")
+    reply_duckdns(aioclient_mock, text="KO")
     entry = mock_entry()
     entry.add_to_hass(hass)
     result = await entry.start_reauth_flow(hass)
@@ -262,7 +262,7 @@ async def test_reauth(hass: HomeAssistant, aioclient_mock: AiohttpClientMocker) 
         result["flow_id"], {CONF_TOKEN: new_token}
     )
     assert result["errors"] == {"base": "invalid_auth"}
-    mock_duckdns(aioclient_mock)
+    reply_duckdns(aioclient_mock)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_TOKEN: new_token}
     )
@@ -272,11 +272,11 @@ async def test_reauth(hass: HomeAssistant, aioclient_mock: AiohttpClientMocker) 
     assert entry.data[CONF_DOMAINS] == ["myhome.duckdns.org"]
 
 
+@pytest.mark.usefixtures("mock_duckdns")
 async def test_reconfigure_names_and_token(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+    hass: HomeAssistant,
 ) -> None:
     """Reconfigure validates like the first step and renames the entry."""
-    mock_duckdns(aioclient_mock)
     entry = mock_entry()
     entry.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
@@ -296,11 +296,11 @@ async def test_reconfigure_names_and_token(
     assert entry.title == "cabin.duckdns.org"
 
 
+@pytest.mark.usefixtures("mock_duckdns")
 async def test_reconfigure_onto_other_entry_aborts(
     hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
 ) -> None:
     """Two entries can never end up with the same names."""
-    mock_duckdns(aioclient_mock)
     entry = mock_entry()
     entry.add_to_hass(hass)
     mock_entry(**{CONF_DOMAINS: ["cabin.duckdns.org"]}).add_to_hass(hass)

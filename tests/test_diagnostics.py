@@ -5,32 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.secure_remote_access.const import (
-    CONF_ACME_CA_BUNDLE,
-    CONF_ACME_DIRECTORY,
     CONF_CERTIFICATE_PATH,
-    CONF_DNS_SERVER,
-    CONF_DOMAINS,
-    CONF_DUCKDNS_URL,
     CONF_EAB_HMAC_KEY,
     CONF_EAB_KID,
     CONF_EMAIL,
     CONF_PRIVATE_KEY_PATH,
     DOMAIN,
 )
-from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.pebble import DEFAULT_EAB_KEYS, PebbleServer
 
-from .common import TOKEN
+from .common import TOKEN, StartDuckDns, pebble_options, renew, setup_duckdns_entry
 
 EMAIL = "secret-person@example.org"
 
@@ -45,54 +37,29 @@ async def test_diagnostics_hold_no_secrets(
     hass_client: ClientSessionGenerator,
     pebble_eab: PebbleServer,
     tmp_path: Path,
-    socket_enabled: None,
+    start_duckdns: StartDuckDns,
 ) -> None:
     """Token, e-mail, EAB HMAC key, account key and private key never appear."""
     hass.config.allowlist_external_dirs = {str(tmp_path)}
     kid, hmac_key = next(iter(DEFAULT_EAB_KEYS.items()))
-    fake = FakeDuckDns(
-        token=TOKEN, domains=["myhome"], challtestsrv_url=pebble_eab.challtestsrv_url
+    _, url = await start_duckdns(pebble_eab)
+    options = pebble_options(
+        pebble_eab,
+        **{
+            CONF_CERTIFICATE_PATH: str(tmp_path / "fullchain.pem"),
+            CONF_PRIVATE_KEY_PATH: str(tmp_path / "privkey.pem"),
+            CONF_EMAIL: EMAIL,
+            CONF_EAB_KID: kid,
+            CONF_EAB_HMAC_KEY: hmac_key,
+        },
     )
-    runner, url = await start_fake_duckdns(fake)
-    try:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            title="myhome.duckdns.org",
-            unique_id="myhome.duckdns.org",
-            data={
-                CONF_DOMAINS: ["myhome.duckdns.org"],
-                CONF_TOKEN: TOKEN,
-                CONF_DUCKDNS_URL: url,
-            },
-            options={
-                CONF_ACME_DIRECTORY: pebble_eab.directory_url,
-                CONF_ACME_CA_BUNDLE: str(pebble_eab.ca_bundle_path),
-                CONF_DNS_SERVER: pebble_eab.dns_server,
-                CONF_CERTIFICATE_PATH: str(tmp_path / "fullchain.pem"),
-                CONF_PRIVATE_KEY_PATH: str(tmp_path / "privkey.pem"),
-                CONF_EMAIL: EMAIL,
-                CONF_EAB_KID: kid,
-                CONF_EAB_HMAC_KEY: hmac_key,
-            },
-        )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        response = await hass.services.async_call(
-            DOMAIN,
-            "renew_certificate",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-            return_response=True,
-        )
-        assert response is not None
-        assert response["renewed"] is True
-        await hass.services.async_call(
-            DOMAIN, "run_security_checks", blocking=True, return_response=True
-        )
-        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
-    finally:
-        await stop_fake_duckdns(fake, runner)
+    entry = await setup_duckdns_entry(hass, url, options)
+    response = await renew(hass, entry)
+    assert response["renewed"] is True
+    await hass.services.async_call(
+        DOMAIN, "run_security_checks", blocking=True, return_response=True
+    )
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
 
     dump = json.dumps(diagnostics)
     accounts = await Store[dict[str, dict[str, str]]](

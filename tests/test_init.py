@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.secure_remote_access.const import DOMAIN
 
-from .common import mock_duckdns, mock_entry
-
 
 async def test_setup_and_unload(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+    hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     """An entry sets up with a working DuckDNS account and unloads cleanly."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = init_integration
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.dns.domains == ["myhome.duckdns.org"]
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -29,29 +25,26 @@ async def test_setup_and_unload(
 
 
 @pytest.mark.parametrize(
-    "reply", [{"text": "<html>down</html>"}, {"status": 503}, {"exc": TimeoutError()}]
+    ("duckdns_response", "state"),
+    [
+        ({"text": "<html>down</html>"}, ConfigEntryState.SETUP_RETRY),
+        ({"status": 503}, ConfigEntryState.SETUP_RETRY),
+        ({"exc": TimeoutError()}, ConfigEntryState.SETUP_RETRY),
+        ({"text": "KO"}, ConfigEntryState.SETUP_ERROR),
+    ],
 )
-async def test_setup_retries_when_duckdns_is_down(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker, reply: dict[str, object]
+async def test_setup_fails(
+    hass: HomeAssistant,
+    mock_duckdns: Any,
+    config_entry: MockConfigEntry,
+    duckdns_response: dict[str, object],
+    state: ConfigEntryState,
 ) -> None:
-    """An outage at startup retries later instead of failing for good."""
-    mock_duckdns(aioclient_mock, **reply)  # type: ignore[arg-type]
-    entry = mock_entry()
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
+    """An outage at startup retries later; KO (a wrong token) asks for a new one."""
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_RETRY
-
-
-async def test_setup_ko_starts_reauth(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
-) -> None:
-    """KO at startup means the token is wrong: the user is asked for a new one."""
-    mock_duckdns(aioclient_mock, text="KO")
-    entry = mock_entry()
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert config_entry.state is state
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    reauth = [SOURCE_REAUTH] if state is ConfigEntryState.SETUP_ERROR else []
+    assert [flow["context"]["source"] for flow in flows] == reauth

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_time_changed,
 )
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
 from custom_components.secure_remote_access import certificate as certificate_module
 from custom_components.secure_remote_access.certificate import (
@@ -56,26 +57,44 @@ from custom_components.secure_remote_access.protocol.delegation import (
 )
 from custom_components.secure_remote_access.renewal_state import IssuedStash
 from tests.fakes import certs
-from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import PebbleServer
 
-from .common import TOKEN
+from .common import (
+    NAME,
+    TOKEN,
+    UPDATE_URL,
+    StartDuckDns,
+    advance,
+    duckdns_reply,
+    read_leaf,
+    renew,
+    setup_integration,
+)
 
-NAME = "myhome.duckdns.org"
 NEXT = "sensor.myhome_duckdns_org_next_certificate_renewal"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
 
 
 @pytest.fixture
-async def duckdns_url(socket_enabled: None, pebble: PebbleServer) -> AsyncIterator[str]:
+def duckdns_response() -> dict[str, Any]:
+    """The mocked DuckDNS finds the address unchanged."""
+    return {"text": duckdns_reply(changed=False)}
+
+
+@pytest.fixture
+def fake_ca_entry(
+    mock_duckdns: AiohttpClientMocker, fake_ca: FakeCa, tmp_path: Path
+) -> MockConfigEntry:
+    """An entry (not yet added) whose DuckDNS is mocked and whose CA is ``fake_ca``."""
+    return _entry(UPDATE_URL, tmp_path, acme_directory="x")
+
+
+@pytest.fixture
+async def duckdns_url(start_duckdns: StartDuckDns, pebble: PebbleServer) -> str:
     """A DuckDNS stand-in publishing TXT values through challtestsrv."""
-    fake = FakeDuckDns(
-        token=TOKEN, domains=["myhome"], challtestsrv_url=pebble.challtestsrv_url
-    )
-    runner, url = await start_fake_duckdns(fake)
-    yield url
-    await stop_fake_duckdns(fake, runner)
+    _, url = await start_duckdns(pebble)
+    return url
 
 
 def _entry(url: str, ssl_dir: Path, **options: Any) -> MockConfigEntry:
@@ -90,19 +109,6 @@ def _entry(url: str, ssl_dir: Path, **options: Any) -> MockConfigEntry:
             **options,
         },
     )
-
-
-async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    if hass.config_entries.async_get_entry(entry.entry_id) is None:
-        entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def _advance(hass: HomeAssistant, freezer: Any, delta: timedelta) -> None:
-    freezer.tick(delta)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
 
 
 def _serial(path: Path) -> int:
@@ -122,24 +128,21 @@ async def test_one_year_never_expires(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     lifetime: timedelta,
     expected: int,
 ) -> None:
     """A simulated year issues the expected number of certificates, none expires."""
-    aioclient_mock.get(
-        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
-    )
     ca = fake_ca
     ca.lifetime = lifetime
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
     start = dt_util.utcnow()
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(minutes=1))
     assert len(ca.issued) == 1
     step = timedelta(hours=6)
     while dt_util.utcnow() < start + timedelta(days=365):
-        await _advance(hass, freezer, step)
+        await advance(hass, freezer, step)
         now = dt_util.utcnow()
         assert any(nb <= now < na for nb, na in ca.issued[-1:]), "certificate expired"
     assert len(ca.issued) == expected
@@ -153,13 +156,10 @@ async def test_failures_back_off_across_restart(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """Rate limits push the retry to the CA's time; backoff survives a restart."""
-    aioclient_mock.get(
-        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
-    )
     ca = fake_ca
     now = dt_util.utcnow()
     ca.failures = [
@@ -167,9 +167,9 @@ async def test_failures_back_off_across_restart(
         CertificateRenewalError("DNS timeout"),
         CertificateRenewalError("DNS timeout"),
     ]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     scheduler = entry.runtime_data.managed.renewal
     assert scheduler is not None
     assert scheduler.state.failures == 1
@@ -191,18 +191,18 @@ async def test_failures_back_off_across_restart(
     scheduler = entry.runtime_data.managed.renewal
     assert scheduler is not None
     assert scheduler.state.failures == 1
-    await _advance(hass, freezer, timedelta(hours=2))
+    await advance(hass, freezer, timedelta(hours=2))
     assert len(ca.failures) == 2, "retried before the CA's retry time"
-    await _advance(hass, freezer, timedelta(hours=1, minutes=1))
+    await advance(hass, freezer, timedelta(hours=1, minutes=1))
     assert len(ca.failures) == 1
     assert scheduler.state.failures == 2
     # Then 10 minutes, as the backoff says (1 min was the first step).
-    await _advance(hass, freezer, timedelta(minutes=9))
+    await advance(hass, freezer, timedelta(minutes=9))
     assert len(ca.failures) == 1
-    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    await advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert not ca.failures
     assert scheduler.state.failures == 3
-    await _advance(hass, freezer, timedelta(minutes=100, seconds=1))
+    await advance(hass, freezer, timedelta(minutes=100, seconds=1))
     assert len(ca.issued) == 1
     assert scheduler.state.failures == 0
     assert hass.states.get(RESULT).state == "renewed"
@@ -217,34 +217,19 @@ async def test_nothing_runs_before_start(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """While Home Assistant starts, no renewal runs."""
-    aioclient_mock.get(
-        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
-    )
     ca = fake_ca
     hass.set_state(CoreState.starting)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(hours=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(hours=1))
     assert not ca.issued
     hass.set_state(CoreState.running)
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(minutes=1))
     assert len(ca.issued) == 1
-
-
-def _mock_duckdns(aioclient_mock: Any) -> None:
-    aioclient_mock.get(
-        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
-    )
-
-
-def _fake_ca_entry(aioclient_mock: Any, ssl_dir: Path) -> MockConfigEntry:
-    """An entry whose DuckDNS answers OK and whose CA is the `fake_ca` fixture."""
-    _mock_duckdns(aioclient_mock)
-    return _entry("https://www.duckdns.org/update", ssl_dir, acme_directory="x")
 
 
 @contextmanager
@@ -277,12 +262,12 @@ async def test_the_first_minute_looks_pending_not_broken(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
     """Before the first certificate: no problem, and the time of the first attempt."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
-    await _setup(hass, entry)
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
     status = hass.states.get(
         "binary_sensor.myhome_duckdns_org_managed_certificate_status"
     )
@@ -298,7 +283,7 @@ async def test_the_first_minute_looks_pending_not_broken(
     )
     assert device is not None
     assert device.model == "DuckDNS and x"
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(minutes=1))
     status = hass.states.get(
         "binary_sensor.myhome_duckdns_org_managed_certificate_status"
     )
@@ -310,16 +295,15 @@ async def test_unexpected_error_is_a_visible_failure_and_retried(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Any exception: counted, shown, logged once with its traceback, retried."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.failures = [RuntimeError("boom"), KeyError("x")]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 1
     assert hass.states.get(RESULT).state == "failed"
     issue = _failed_issue(issue_registry, entry)
@@ -327,13 +311,13 @@ async def test_unexpected_error_is_a_visible_failure_and_retried(
     assert "unexpected error (RuntimeError)" in issue.translation_placeholders["detail"]
     assert "boom" not in issue.translation_placeholders["detail"]
     # The timer was re-armed: the retry runs a minute later, and fails again.
-    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    await advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert fake_ca.orders == 2
     assert entry.runtime_data.managed.renewal.state.failures == 2
     unexpected = [r for r in caplog.records if "Unexpected error" in r.getMessage()]
     assert len(unexpected) == 1
     assert unexpected[0].exc_info is not None
-    await _advance(hass, freezer, timedelta(minutes=10, seconds=1))
+    await advance(hass, freezer, timedelta(minutes=10, seconds=1))
     assert fake_ca.orders == 3
     assert hass.states.get(RESULT).state == "renewed"
     assert _failed_issue(issue_registry, entry) is None
@@ -344,17 +328,16 @@ async def test_slow_failure_is_retried_from_when_it_ended(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """A failure after a 120 s DNS wait stays visible; the retry comes a minute later."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.freezer = freezer
     fake_ca.delay = timedelta(seconds=120)
     fake_ca.failures = [CertificateRenewalError("TXT record not visible in time")]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     ended = dt_util.utcnow()
     state = entry.runtime_data.managed.renewal.state
     assert (state.failures, state.last_check) == (1, ended)
@@ -364,9 +347,9 @@ async def test_slow_failure_is_retried_from_when_it_ended(
     assert hass.states.get(RESULT).state == "failed"
     assert _failed_issue(issue_registry, entry) is not None
     fake_ca.delay = None
-    await _advance(hass, freezer, timedelta(seconds=59))
+    await advance(hass, freezer, timedelta(seconds=59))
     assert fake_ca.orders == 1
-    await _advance(hass, freezer, timedelta(seconds=2))
+    await advance(hass, freezer, timedelta(seconds=2))
     assert fake_ca.orders == 2
     assert hass.states.get(RESULT).state == "renewed"
 
@@ -376,22 +359,16 @@ async def test_replaces_is_sent_on_the_first_attempt_only(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """A retry never names the old certificate again (certmagic's rule)."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.failures = [CertificateRenewalError("HTTP 500")]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
-    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert fake_ca.replaces == [True, False]
-    await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": entry.entry_id, "force": True},
-        blocking=True,
-    )
+    await renew(hass, entry, force=True)
     assert fake_ca.replaces == [True, False, True]
 
 
@@ -400,19 +377,19 @@ async def test_ari_window_of_another_certificate_is_ignored(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """After an ARI renewal, restarts never order again for the old window."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 1
     first = format(_serial(tmp_path / "fullchain.pem"), "x")
     now = dt_util.utcnow()
     fake_ca.windows[first] = RenewalInfo(
         start=now - timedelta(days=2), end=now - timedelta(days=1)
     )
-    await _advance(hass, freezer, timedelta(days=1, hours=1))
+    await advance(hass, freezer, timedelta(days=1, hours=1))
     assert fake_ca.orders == 2, "the CA's window was not followed"
     renewal = entry.runtime_data.managed.renewal
     assert renewal.state.ari_serial != first
@@ -426,7 +403,7 @@ async def test_ari_window_of_another_certificate_is_ignored(
     )
     for _ in range(3):
         assert await hass.config_entries.async_reload(entry.entry_id)
-        await _advance(hass, freezer, timedelta(minutes=2))
+        await advance(hass, freezer, timedelta(minutes=2))
     assert fake_ca.orders == 2
     assert hass.states.get(RESULT).state == "not_due"
 
@@ -436,12 +413,12 @@ async def test_emergency_floor_beats_a_late_ari_window(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """An ARI window after expiry is overruled when 1/20 of the lifetime is left."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     not_before, not_after = fake_ca.issued[0]
     serial = format(_serial(tmp_path / "fullchain.pem"), "x")
     fake_ca.windows[serial] = RenewalInfo(
@@ -449,9 +426,9 @@ async def test_emergency_floor_beats_a_late_ari_window(
     )
     floor = not_after - (not_after - not_before) / 20
     while dt_util.utcnow() < floor - timedelta(hours=13):
-        await _advance(hass, freezer, timedelta(hours=12))
+        await advance(hass, freezer, timedelta(hours=12))
     assert fake_ca.orders == 1, "renewed before the floor although ARI said later"
-    await _advance(hass, freezer, floor - dt_util.utcnow() + timedelta(seconds=1))
+    await advance(hass, freezer, floor - dt_util.utcnow() + timedelta(seconds=1))
     assert fake_ca.orders == 2
     outcome = entry.runtime_data.managed.renewal.state.last_outcome
     assert outcome is not None
@@ -463,31 +440,25 @@ async def test_nothing_is_sent_before_the_cas_retry_after(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """A rate limit stops orders and ARI polls, forced ones too, until Retry-After."""
-    _mock_duckdns(aioclient_mock)
     retry_after = dt_util.utcnow() + timedelta(hours=3)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 1
     ari_calls = fake_ca.ari_calls
     with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            DOMAIN,
-            "renew_certificate",
-            {"config_entry_id": entry.entry_id, "force": True},
-            blocking=True,
-        )
+        await renew(hass, entry, force=True)
     assert err.value.translation_key == "renewal_waiting"
     assert entry.runtime_data.managed.renewal.state.failures == 1, (
         "a refusal is no failure"
     )
-    await _advance(hass, freezer, retry_after - dt_util.utcnow() - timedelta(minutes=1))
+    await advance(hass, freezer, retry_after - dt_util.utcnow() - timedelta(minutes=1))
     assert (fake_ca.orders, fake_ca.ari_calls) == (1, ari_calls)
-    await _advance(hass, freezer, timedelta(minutes=2))
+    await advance(hass, freezer, timedelta(minutes=2))
     assert fake_ca.orders == 2
     assert hass.states.get(RESULT).state == "renewed"
 
@@ -496,12 +467,12 @@ async def test_actions_are_for_administrators(
     hass: HomeAssistant,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     hass_read_only_user: MockUser,
 ) -> None:
     """A non-admin user can neither renew, nor update DNS, nor read the findings."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
-    await _setup(hass, entry)
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
     context = Context(user_id=hass_read_only_user.id)
     for service, data in (
         ("renew_certificate", {"config_entry_id": entry.entry_id, "force": True}),
@@ -525,13 +496,12 @@ async def test_unload_cancels_the_running_order(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """A reload while an order runs cancels it; the reloaded entry orders alone."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.gate = asyncio.Event()
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
     freezer.tick(timedelta(minutes=1))
     async_fire_time_changed(hass)
     while fake_ca.running == 0:  # the order has started and waits at the gate
@@ -539,7 +509,7 @@ async def test_unload_cancels_the_running_order(
     assert await hass.config_entries.async_reload(entry.entry_id)
     assert fake_ca.cancelled == 1
     fake_ca.gate.set()
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 2
     assert fake_ca.max_running == 1
     assert len(fake_ca.issued) == 1
@@ -551,26 +521,26 @@ async def test_a_failed_write_never_costs_a_new_order(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """The certificate the CA issued is kept and written by the retry, not ordered again."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    entry = fake_ca_entry
     with _disk_full(writes=2):
-        await _setup(hass, entry)
-        await _advance(hass, freezer, timedelta(minutes=1))
+        await setup_integration(hass, entry)
+        await advance(hass, freezer, timedelta(minutes=1))
         assert fake_ca.orders == 1
         assert hass.states.get(RESULT).state == "failed"
         assert (
             "No space left"
             in _failed_issue(issue_registry, entry).translation_placeholders["detail"]
         )
-        await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+        await advance(hass, freezer, timedelta(minutes=1, seconds=1))
         assert fake_ca.orders == 1, "ordered again instead of writing the kept one"
         assert hass.states.get(RESULT).state == "failed"
         # A restart in between: the certificate is kept in private storage.
         assert await hass.config_entries.async_reload(entry.entry_id)
-        await _advance(hass, freezer, timedelta(minutes=11))
+        await advance(hass, freezer, timedelta(minutes=11))
     assert fake_ca.orders == 1
     assert hass.states.get(RESULT).state == "renewed"
     assert len(fake_ca.issued) == 1
@@ -583,13 +553,13 @@ async def test_deleting_the_entry_deletes_a_kept_certificate(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """A certificate kept for writing (it holds a private key) goes with its entry."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    entry = fake_ca_entry
     with _disk_full():
-        await _setup(hass, entry)
-        await _advance(hass, freezer, timedelta(minutes=1))
+        await setup_integration(hass, entry)
+        await advance(hass, freezer, timedelta(minutes=1))
     assert hass.states.get(RESULT).state == "failed"
     assert await IssuedStash(hass, entry.entry_id).async_load() is not None
     assert await hass.config_entries.async_remove(entry.entry_id)
@@ -597,27 +567,23 @@ async def test_deleting_the_entry_deletes_a_kept_certificate(
     assert await IssuedStash(hass, entry.entry_id).async_load() is None
 
 
+@pytest.mark.usefixtures("mock_duckdns")
 async def test_nothing_is_ordered_when_the_pair_cannot_be_written(
-    hass: HomeAssistant, tmp_path: Path, aioclient_mock: Any
+    hass: HomeAssistant,
+    tmp_path: Path,
 ) -> None:
     """A file where the key's directory should be: an error before any CA request."""
-    _mock_duckdns(aioclient_mock)
     (tmp_path / "keys").write_text("not a directory")
     entry = _entry(
-        "https://www.duckdns.org/update",
+        UPDATE_URL,
         tmp_path,
         acme_directory="https://127.0.0.1:9/dir",
         private_key_path=str(tmp_path / "keys" / "privkey.pem"),
     )
     hass.set_state(CoreState.starting)  # no timer-driven check in the way
-    await _setup(hass, entry)
+    await setup_integration(hass, entry)
     with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            DOMAIN,
-            "renew_certificate",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-        )
+        await renew(hass, entry)
     detail = err.value.translation_placeholders["detail"]
     assert "keys" in detail and "connection refused" not in detail
 
@@ -627,15 +593,14 @@ async def test_a_clock_behind_the_ca_does_not_lose_the_certificate(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A certificate valid from the CA's now, a day ahead of ours, is written."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.clock_ahead = timedelta(days=1)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert (fake_ca.orders, hass.states.get(RESULT).state) == (1, "renewed")
     assert "clock is 1440 minutes behind" in caplog.text
 
@@ -645,27 +610,19 @@ async def test_a_timer_waiting_behind_an_action_keeps_the_backoff(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """The retry timer fires while a manual retry runs; it does not order again at once."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.failures = [
         CertificateRenewalError("HTTP 500"),
         CertificateRenewalError("HTTP 500"),
     ]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 1
     fake_ca.gate = asyncio.Event()
-    action = hass.async_create_task(
-        hass.services.async_call(
-            DOMAIN,
-            "renew_certificate",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-        )
-    )
+    action = hass.async_create_task(renew(hass, entry))
     while fake_ca.running == 0:
         await asyncio.sleep(0)
     freezer.tick(timedelta(minutes=1, seconds=1))  # the retry timer's time
@@ -686,12 +643,12 @@ async def test_a_clock_that_was_a_year_ahead_does_not_stall_renewal(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """A failure while the clock was ahead: after the correction, retries resume."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    entry = fake_ca_entry
     hass.set_state(CoreState.starting)
-    await _setup(hass, entry)
+    await setup_integration(hass, entry)
     year = dt_util.utcnow() + timedelta(days=365)
     renewal = entry.runtime_data.managed.renewal
     await renewal._async_update(
@@ -700,10 +657,10 @@ async def test_a_clock_that_was_a_year_ahead_does_not_stall_renewal(
     hass.set_state(CoreState.running)
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
     # The first check finds the far times and resets them; the retry follows.
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(minutes=1))
     assert renewal.next_check is not None
     assert renewal.next_check <= dt_util.utcnow() + timedelta(minutes=1)
-    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    await advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert fake_ca.orders == 1
     assert hass.states.get(RESULT).state == "renewed"
 
@@ -713,11 +670,11 @@ async def test_broken_stored_dates_do_not_stop_renewal(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
     """A hand-edited state file with dates without a zone or impossible ones."""
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    entry = fake_ca_entry
     hass_storage[f"{DOMAIN}.renewal_{entry.entry_id}"] = {
         "version": 1,
         "key": f"{DOMAIN}.renewal_{entry.entry_id}",
@@ -727,8 +684,8 @@ async def test_broken_stored_dates_do_not_stop_renewal(
             "ari_next_poll": "2025-13-01T00:00:00",
         },
     }
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 1
     assert hass.states.get(RESULT).state == "renewed"
 
@@ -738,24 +695,17 @@ async def test_retry_after_survives_a_certificate_copied_in(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """A rate limit, then someone copies a good certificate in: still no request early."""
-    _mock_duckdns(aioclient_mock)
     retry_after = dt_util.utcnow() + timedelta(days=2)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     certs.issue([NAME], key=certs.generate_key(slot=23)).write(tmp_path)
     ari_calls = fake_ca.ari_calls
-    response = await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": entry.entry_id},
-        blocking=True,
-        return_response=True,
-    )
+    response = await renew(hass, entry)
     assert response is not None
     assert response["renewed"] is False
     state = entry.runtime_data.managed.renewal.state
@@ -768,19 +718,18 @@ async def test_a_failed_check_that_was_not_due_orders_nothing(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """An error while checking a certificate that is not due: its retry only checks."""
-    _mock_duckdns(aioclient_mock)
     certs.issue([NAME], key=certs.generate_key(slot=24)).write(tmp_path)
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = fake_ca_entry
     with patch.object(
         CertificateManager, "async_decide", side_effect=RuntimeError("resolver broke")
     ):
-        await _setup(hass, entry)
-        await _advance(hass, freezer, timedelta(minutes=1))
+        await setup_integration(hass, entry)
+        await advance(hass, freezer, timedelta(minutes=1))
     assert hass.states.get(RESULT).state == "failed"
-    await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    await advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert fake_ca.orders == 0
     assert hass.states.get(RESULT).state == "not_due"
 
@@ -789,22 +738,14 @@ async def test_action_reports_a_cancelled_renewal(
     hass: HomeAssistant,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """The action waiting on an order the entry's unload cancelled gets a clear error."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.gate = asyncio.Event()
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
+    entry = fake_ca_entry
     hass.set_state(CoreState.starting)  # no timer-driven check in the way
-    await _setup(hass, entry)
-    call = hass.async_create_task(
-        hass.services.async_call(
-            DOMAIN,
-            "renew_certificate",
-            {"config_entry_id": entry.entry_id, "force": True},
-            blocking=True,
-        )
-    )
+    await setup_integration(hass, entry)
+    call = hass.async_create_task(renew(hass, entry, force=True))
     while fake_ca.running == 0:
         await asyncio.sleep(0)
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -848,8 +789,8 @@ async def test_shortlived_certificate_renews_by_itself(
     entry = _entry(
         duckdns_url, tmp_path, **_pebble_options(pebble, **{CONF_PROFILE: "shortlived"})
     )
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     cert_path = tmp_path / "fullchain.pem"
     first = _serial(cert_path)
     leaf = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
@@ -860,7 +801,7 @@ async def test_shortlived_certificate_renews_by_itself(
     assert next_renewal < leaf.not_valid_after_utc
 
     # Jump to a day before expiry: the scheduler renews on its own.
-    await _advance(
+    await advance(
         hass, freezer, leaf.not_valid_after_utc - dt_util.utcnow() - timedelta(days=1)
     )
     assert _serial(cert_path) != first
@@ -876,13 +817,13 @@ async def test_ari_window_moves_renewal(
     """When the CA moves the ARI window into the past, the renewal follows it."""
     freezer = ticking
     entry = _entry(duckdns_url, tmp_path, **_pebble_options(pebble))
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     cert_path = tmp_path / "fullchain.pem"
     first = _serial(cert_path)
     scheduler = entry.runtime_data.managed.renewal
     assert scheduler is not None
-    await _advance(hass, freezer, timedelta(hours=1))
+    await advance(hass, freezer, timedelta(hours=1))
     assert _serial(cert_path) == first, "a 90-day certificate is not due yet"
 
     now = dt_util.utcnow()
@@ -896,7 +837,7 @@ async def test_ari_window_moves_renewal(
             "explanationURL": "https://ca.example/incident",
         },
     )
-    await _advance(hass, freezer, timedelta(hours=13))
+    await advance(hass, freezer, timedelta(hours=13))
     assert _serial(cert_path) != first
     assert hass.states.get(RESULT).state == "renewed"
 
@@ -905,24 +846,15 @@ async def test_renewal_failure_raises_translated_error(
     hass: HomeAssistant,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """The action surfaces the CA's reason and the scheduler records the failure."""
-    aioclient_mock.get(
-        "https://www.duckdns.org/update", text="OK\n203.0.113.7\n\nNOCHANGE"
-    )
     ca = fake_ca
     ca.failures = [CertificateRenewalError("rejectedIdentifier")]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
     with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            DOMAIN,
-            "renew_certificate",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-            return_response=True,
-        )
+        await renew(hass, entry)
     assert err.value.translation_placeholders == {"detail": "rejectedIdentifier"}
     assert entry.runtime_data.managed.renewal.state.failures == 1
 
@@ -930,33 +862,29 @@ async def test_renewal_failure_raises_translated_error(
 # --- the certificate kept for writing, and the issues around failures ---
 
 
-def _leaf(path: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificates(path.read_bytes())[0]
-
-
 async def test_kept_certificate_of_another_ca_is_not_installed(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """Staging CA, the write fails; the user switches to the production CA.
 
     The certificate kept from the staging CA must not be installed for the
     production CA (it would be served, untrusted, for 60 days).
     """
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)  # acme_directory "x"
+    entry = fake_ca_entry  # acme_directory "x"
     with _disk_full():
-        await _setup(hass, entry)
-        await _advance(hass, freezer, timedelta(minutes=1))
+        await setup_integration(hass, entry)
+        await advance(hass, freezer, timedelta(minutes=1))
     assert fake_ca.orders == 1
     assert await IssuedStash(hass, entry.entry_id).async_load() is not None
     hass.config_entries.async_update_entry(
         entry, options={**entry.options, CONF_ACME_DIRECTORY: "https://prod/dir"}
     )
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await _advance(hass, freezer, timedelta(minutes=2))
+    await advance(hass, freezer, timedelta(minutes=2))
     assert hass.states.get(RESULT).state == "renewed"
     assert fake_ca.orders == 2, "installed the certificate of the previous CA"
 
@@ -966,28 +894,28 @@ async def test_kept_certificate_older_than_the_one_on_disk_is_not_installed(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """The write fails, the user copies a newer certificate in by hand.
 
     When that one is due, the old kept certificate (which expires sooner than
     the one it replaces) must not be installed over it.
     """
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    entry = fake_ca_entry
     with _disk_full():
-        await _setup(hass, entry)
-        await _advance(hass, freezer, timedelta(minutes=1))
+        await setup_integration(hass, entry)
+        await advance(hass, freezer, timedelta(minutes=1))
         kept = await IssuedStash(hass, entry.entry_id).async_load()
         assert kept is not None
         # By hand: a 100-day certificate, due after ~67 days, outliving the kept one.
         hand = certs.issue([NAME], key=certs.generate_key(slot=25), valid_days=100)
         hand.write(tmp_path)
-    hand_not_after = _leaf(tmp_path / "fullchain.pem").not_valid_after_utc
-    await _advance(hass, freezer, timedelta(minutes=2))
+    hand_not_after = read_leaf(tmp_path / "fullchain.pem").not_valid_after_utc
+    await advance(hass, freezer, timedelta(minutes=2))
     assert hass.states.get(RESULT).state == "not_due"
     renewed = async_capture_events(hass, EVENT_CERTIFICATE_RENEWED)
     while not renewed:
-        await _advance(hass, freezer, timedelta(hours=6))
+        await advance(hass, freezer, timedelta(hours=6))
     first = renewed[0].data
     assert first["serial"] != kept.issued.serial_hex, (
         f"installed the kept certificate (until {kept.issued.not_after}) over one "
@@ -1000,7 +928,7 @@ async def test_a_kept_certificate_that_cannot_be_saved_is_not_ordered_again(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
 ) -> None:
     """A real full disk: neither the pair nor .storage can be written.
 
@@ -1014,14 +942,14 @@ async def test_a_kept_certificate_that_cannot_be_saved_is_not_ordered_again(
             raise WriteError(OSError(28, "No space left on device"))
         await real_write(store, data)
 
-    entry = _fake_ca_entry(aioclient_mock, tmp_path)
+    entry = fake_ca_entry
     with _disk_full(), patch.object(Store, "_async_write_data", write_data):
-        await _setup(hass, entry)
-        await _advance(hass, freezer, timedelta(minutes=1))
+        await setup_integration(hass, entry)
+        await advance(hass, freezer, timedelta(minutes=1))
         assert fake_ca.orders == 1
-        await _advance(hass, freezer, timedelta(minutes=1, seconds=1))
-        await _advance(hass, freezer, timedelta(minutes=10, seconds=1))
-        await _advance(hass, freezer, timedelta(minutes=100, seconds=1))
+        await advance(hass, freezer, timedelta(minutes=1, seconds=1))
+        await advance(hass, freezer, timedelta(minutes=10, seconds=1))
+        await advance(hass, freezer, timedelta(minutes=100, seconds=1))
     assert hass.states.get(RESULT).state == "failed"
     assert fake_ca.orders == 1, (
         f"{fake_ca.orders} certificates issued for one renewal (5 per week allowed)"
@@ -1033,7 +961,7 @@ async def test_renewal_failed_issue_is_shown_again_after_a_restart(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """A rate limit for three days, then Home Assistant restarts.
@@ -1041,18 +969,17 @@ async def test_renewal_failed_issue_is_shown_again_after_a_restart(
     The next attempt (which would raise the issue again) is three days away:
     meanwhile Repairs must still say that renewing fails.
     """
-    _mock_duckdns(aioclient_mock)
     retry_after = dt_util.utcnow() + timedelta(days=3)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert _failed_issue(issue_registry, entry) is not None
     # A restart: the registry is saved and loaded again, then the entry set up.
     await issue_registry._store.async_save(issue_registry._data_to_save())
     await issue_registry._async_load()
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await _advance(hass, freezer, timedelta(minutes=2))
+    await advance(hass, freezer, timedelta(minutes=2))
     assert entry.runtime_data.managed.renewal.state.failures == 1
     assert hass.states.get(RESULT).state == "failed"
     issue = _failed_issue(issue_registry, entry)
@@ -1066,7 +993,7 @@ async def test_a_long_retry_after_is_not_taken_for_a_clock_jump(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     caplog: Any,
 ) -> None:
     """Retry-After of 3 days (Let's Encrypt sends such): next_attempt is 3 days out.
@@ -1075,15 +1002,14 @@ async def test_a_long_retry_after_is_not_taken_for_a_clock_jump(
     now + 1 min: a false "clock jumped" warning, and the next-renewal sensor
     shows a time 3 days too early.
     """
-    _mock_duckdns(aioclient_mock)
     retry_after = dt_util.utcnow() + timedelta(days=3)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     renewal = entry.runtime_data.managed.renewal
     assert renewal.state.next_attempt == retry_after
-    await _advance(hass, freezer, timedelta(hours=13))  # one scheduled check
+    await advance(hass, freezer, timedelta(hours=13))  # one scheduled check
     assert fake_ca.orders == 1
     assert "clock jumped" not in caplog.text
     assert renewal.next_renewal == retry_after, (
@@ -1096,15 +1022,14 @@ async def test_turning_certificates_off_clears_the_renewal_failed_issue(
     freezer: FrozenDateTimeFactory,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
+    fake_ca_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """No certificate managed any more: its failing-renewal issue must go."""
-    _mock_duckdns(aioclient_mock)
     fake_ca.failures = [CertificateRenewalError("HTTP 500")]
-    entry = _entry("https://www.duckdns.org/update", tmp_path, acme_directory="x")
-    await _setup(hass, entry)
-    await _advance(hass, freezer, timedelta(minutes=1))
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1))
     assert _failed_issue(issue_registry, entry) is not None
     options = {k: v for k, v in entry.options.items() if k != CONF_ACME_DIRECTORY}
     hass.config_entries.async_update_entry(entry, options=options)
@@ -1116,20 +1041,19 @@ async def test_turning_certificates_off_clears_the_renewal_failed_issue(
     )
 
 
+@pytest.mark.usefixtures("mock_duckdns")
 async def test_an_unrelated_failure_does_not_hide_a_broken_delegation(
     hass: HomeAssistant,
     tmp_path: Path,
     fake_ca: FakeCa,
-    aioclient_mock: Any,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """The CNAME is broken (issue shown); then a run fails before it checks the
     delegation at all. `_async_failed` deletes the delegation issue anyway."""
     own = "home.example.com"
-    _mock_duckdns(aioclient_mock)
     certs.issue([NAME, own], key=certs.generate_key(slot=26)).write(tmp_path)
     entry = _entry(
-        "https://www.duckdns.org/update",
+        UPDATE_URL,
         tmp_path,
         acme_directory="x",
         **{CONF_EXTRA_NAMES: [own]},
@@ -1146,7 +1070,7 @@ async def test_an_unrelated_failure_does_not_hide_a_broken_delegation(
     with patch.object(
         CertificateManager, "async_check_delegations", side_effect=broken
     ):
-        await _setup(hass, entry)
+        await setup_integration(hass, entry)
         renewal = entry.runtime_data.managed.renewal
         outcome = await renewal.async_run()
         assert outcome.renewed is False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 import logging
 from pathlib import Path
 import socket
@@ -39,7 +39,7 @@ from custom_components.secure_remote_access.served import (
 from tests.fakes import certs
 from tests.fakes.issuer import FakeCa
 
-from .common import TOKEN
+from .common import TOKEN, renew
 
 NAME = "myhome.duckdns.org"
 UPDATE_URL = "https://www.duckdns.org/update"
@@ -92,20 +92,36 @@ def pairs() -> tuple[certs.IssuedCertificate, certs.IssuedCertificate]:
     )
 
 
+@pytest.fixture
+async def https_server(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    socket_enabled: None,
+    pairs: tuple[certs.IssuedCertificate, certs.IssuedCertificate],
+) -> AsyncIterator[tuple[ServedFiles, Path, Path]]:
+    """Home Assistant's web server serving the first of ``pairs`` over TLS.
+
+    Yields what it serves and the certificate and key files.
+    """
+    cert_path, key_path = pairs[0].write(tmp_path)
+    files = await _start_https(hass, cert_path, key_path)
+    yield files, cert_path, key_path
+    await hass.http.stop()
+
+
 async def test_swap_after_renewal_without_restart(
     hass: HomeAssistant,
     tmp_path: Path,
     fake_ca: FakeCa,
     aioclient_mock: Any,
-    socket_enabled: None,
     issue_registry: ir.IssueRegistry,
     pairs: tuple[certs.IssuedCertificate, certs.IssuedCertificate],
+    https_server: tuple[ServedFiles, Path, Path],
 ) -> None:
     """The running server presents the renewed certificate at once."""
     aioclient_mock.get(UPDATE_URL, text="OK\n203.0.113.7\n\nNOCHANGE")
     old, other = pairs
-    cert_path, key_path = old.write(tmp_path)
-    files = await _start_https(hass, cert_path, key_path)
+    files, cert_path, key_path = https_server
     live = hass.http.context
     assert await _presented(files) == _serial(old)
 
@@ -123,13 +139,7 @@ async def test_swap_after_renewal_without_restart(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    response = await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": entry.entry_id, "force": True},
-        blocking=True,
-        return_response=True,
-    )
+    response = await renew(hass, entry, force=True)
     assert response is not None
     assert await _presented(files) == response["serial"]
     assert hass.http.context is live, "the live context is never replaced"
@@ -141,20 +151,17 @@ async def test_swap_after_renewal_without_restart(
     assert await served.async_check() is SwapResult.ROTATED
     assert await _presented(files) == _serial(other)
     assert await served.async_check() is SwapResult.UP_TO_DATE
-    await hass.http.stop()
 
 
 async def test_half_copied_pair_is_never_served(
     hass: HomeAssistant,
-    tmp_path: Path,
-    socket_enabled: None,
     caplog: pytest.LogCaptureFixture,
     pairs: tuple[certs.IssuedCertificate, certs.IssuedCertificate],
+    https_server: tuple[ServedFiles, Path, Path],
 ) -> None:
     """A new certificate next to the old key: keep serving, warn once, swap when complete."""
     old, new = pairs
-    cert_path, key_path = old.write(tmp_path)
-    files = await _start_https(hass, cert_path, key_path)
+    files, cert_path, key_path = https_server
     served = served_certificate(hass)
     certs.write_file(cert_path, new.fullchain_pem)  # the key is copied later
     with caplog.at_level(logging.WARNING):
@@ -165,7 +172,6 @@ async def test_half_copied_pair_is_never_served(
     certs.write_file(key_path, new.key_pem, 0o600)
     assert await served.async_check() is SwapResult.ROTATED
     assert await _presented(files) == _serial(new)
-    await hass.http.stop()
 
 
 async def test_key_in_the_certificate_file(
@@ -189,14 +195,13 @@ async def test_key_in_the_certificate_file(
 async def test_failed_preparation_keeps_the_old_pair(
     hass: HomeAssistant,
     tmp_path: Path,
-    socket_enabled: None,
     issue_registry: ir.IssueRegistry,
     pairs: tuple[certs.IssuedCertificate, certs.IssuedCertificate],
+    https_server: tuple[ServedFiles, Path, Path],
 ) -> None:
     """When the new context cannot be built, nothing changes and a restart is asked for."""
     old, new = pairs
-    cert_path, key_path = old.write(tmp_path)
-    files = await _start_https(hass, cert_path, key_path)
+    files, cert_path, key_path = https_server
     new.write(tmp_path)
     with patch.object(
         served_module,
@@ -213,19 +218,17 @@ async def test_failed_preparation_keeps_the_old_pair(
     result = await served_module.async_swap_after_renewal(hass, cert_path, key_path)
     assert result is SwapResult.ROTATED
     assert issue_registry.async_get_issue(DOMAIN, "restart_required") is None
-    await hass.http.stop()
 
 
 async def test_unconfirmed_swap_goes_back(
     hass: HomeAssistant,
     tmp_path: Path,
-    socket_enabled: None,
     pairs: tuple[certs.IssuedCertificate, certs.IssuedCertificate],
+    https_server: tuple[ServedFiles, Path, Path],
 ) -> None:
     """If the handshake does not show the new serial, the previous context stays."""
     old, new = pairs
-    cert_path, key_path = old.write(tmp_path)
-    files = await _start_https(hass, cert_path, key_path)
+    files, cert_path, key_path = https_server
     new.write(tmp_path)
     real = served_module.async_presented_serial
     answers = iter([_serial(old), "ffff"])
@@ -238,41 +241,36 @@ async def test_unconfirmed_swap_goes_back(
             await served_certificate(hass).async_check() is SwapResult.RESTART_REQUIRED
         )
     assert await _presented(files) == _serial(old)
-    await hass.http.stop()
 
 
 async def test_another_sni_callback_is_left_alone(
     hass: HomeAssistant,
     tmp_path: Path,
-    socket_enabled: None,
     pairs: tuple[certs.IssuedCertificate, certs.IssuedCertificate],
+    https_server: tuple[ServedFiles, Path, Path],
 ) -> None:
     """A server context with someone else's SNI callback is never taken over."""
     old, new = pairs
-    cert_path, key_path = old.write(tmp_path)
-    files = await _start_https(hass, cert_path, key_path)
+    files, cert_path, key_path = https_server
     hass.http.context.sni_callback = lambda *_: None
     new.write(tmp_path)
     assert await served_certificate(hass).async_check() is SwapResult.RESTART_REQUIRED
     assert await _presented(files) == _serial(old)
-    await hass.http.stop()
 
 
 async def test_without_a_live_context_only_a_restart_helps(
     hass: HomeAssistant,
     tmp_path: Path,
-    socket_enabled: None,
     pairs: tuple[certs.IssuedCertificate, certs.IssuedCertificate],
+    https_server: tuple[ServedFiles, Path, Path],
 ) -> None:
     """No TLS context in the running server: the restart issue, nothing else."""
     old, new = pairs
-    cert_path, key_path = old.write(tmp_path)
-    await _start_https(hass, cert_path, key_path)
+    _, cert_path, key_path = https_server
     context, hass.http.context = hass.http.context, None
     new.write(tmp_path)
     assert await served_certificate(hass).async_check() is SwapResult.RESTART_REQUIRED
     hass.http.context = context
-    await hass.http.stop()
 
 
 async def test_nothing_to_swap_without_tls(hass: HomeAssistant) -> None:

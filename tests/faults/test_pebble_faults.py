@@ -7,7 +7,7 @@ refused ``replaces``: Pebble 2.10 produces all of them, and the integration
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +16,6 @@ from unittest.mock import patch
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -24,12 +23,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.secure_remote_access.const import (
-    CONF_ACME_CA_BUNDLE,
-    CONF_ACME_DIRECTORY,
     CONF_CERTIFICATE_PATH,
-    CONF_DNS_SERVER,
-    CONF_DOMAINS,
-    CONF_DUCKDNS_URL,
     CONF_PRIVATE_KEY_PATH,
     DOMAIN,
 )
@@ -46,9 +40,8 @@ from custom_components.secure_remote_access.protocol.acme.transport import (
     AcmeResponse,
     AcmeTransport,
 )
-from tests.common import TOKEN
+from tests.common import StartDuckDns, pebble_options, renew, setup_duckdns_entry
 from tests.fakes import certs
-from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.pebble import DuckDnsLikeSolver, PebbleServer
 
 pytestmark = pytest.mark.pebble
@@ -117,59 +110,24 @@ def exchanges() -> Iterator[list[Seen]]:
         yield seen
 
 
-async def _duckdns(pebble: PebbleServer) -> tuple[FakeDuckDns, Any, str]:
-    fake = FakeDuckDns(
-        token=TOKEN, domains=["myhome"], challtestsrv_url=pebble.challtestsrv_url
-    )
-    runner, url = await start_fake_duckdns(fake)
-    return fake, runner, url
-
-
 @pytest.fixture
-async def entry_for(
-    hass: HomeAssistant, tmp_path: Path, socket_enabled: None
-) -> AsyncIterator[Any]:
+def entry_for(
+    hass: HomeAssistant, tmp_path: Path, start_duckdns: StartDuckDns
+) -> Callable[[PebbleServer], Awaitable[MockConfigEntry]]:
     """Set up an entry that manages a certificate from the given Pebble."""
-    started: list[tuple[FakeDuckDns, Any]] = []
 
     async def make(pebble: PebbleServer) -> MockConfigEntry:
-        fake, runner, url = await _duckdns(pebble)
-        started.append((fake, runner))
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            title=NAME,
-            unique_id=NAME,
-            data={CONF_DOMAINS: [NAME], CONF_TOKEN: TOKEN, CONF_DUCKDNS_URL: url},
-            options={
-                CONF_ACME_DIRECTORY: pebble.directory_url,
-                CONF_ACME_CA_BUNDLE: str(pebble.ca_bundle_path),
-                CONF_DNS_SERVER: pebble.dns_server,
+        _, url = await start_duckdns(pebble)
+        options = pebble_options(
+            pebble,
+            **{
                 CONF_CERTIFICATE_PATH: str(tmp_path / "fullchain.pem"),
                 CONF_PRIVATE_KEY_PATH: str(tmp_path / "privkey.pem"),
             },
         )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        return entry
+        return await setup_duckdns_entry(hass, url, options)
 
-    yield make
-    for fake, runner in started:
-        await stop_fake_duckdns(fake, runner)
-
-
-async def _renew(
-    hass: HomeAssistant, entry: MockConfigEntry, force: bool = True
-) -> dict[str, Any]:
-    response = await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": entry.entry_id, "force": force},
-        blocking=True,
-        return_response=True,
-    )
-    assert isinstance(response, dict)
-    return response
+    return make
 
 
 def _orders(exchanges: list[Seen]) -> list[Seen]:
@@ -190,13 +148,13 @@ async def test_half_the_nonces_rejected(
     hass: HomeAssistant,
     tmp_path: Path,
     flaky_pebble: PebbleServer,
-    entry_for: Any,
+    entry_for: Callable[[PebbleServer], Awaitable[MockConfigEntry]],
     exchanges: list[Seen],
 ) -> None:
     """With every other nonce refused, two renewals still go through at once."""
     entry = await entry_for(flaky_pebble)
-    first = await _renew(hass, entry)
-    second = await _renew(hass, entry)
+    first = await renew(hass, entry, force=True)
+    second = await renew(hass, entry, force=True)
     assert first["renewed"] and second["renewed"]
     assert _serial(tmp_path / "fullchain.pem") == second["serial"]
     bad = [s for s in exchanges if s.problem and s.problem.endswith(":badNonce")]
@@ -210,13 +168,13 @@ async def test_half_the_nonces_rejected(
 async def test_retry_after_is_never_undercut(
     hass: HomeAssistant,
     slow_pebble: PebbleServer,
-    entry_for: Any,
+    entry_for: Callable[[PebbleServer], Awaitable[MockConfigEntry]],
     exchanges: list[Seen],
 ) -> None:
     """While Pebble validates, polls of an authorization or order wait its Retry-After."""
     entry = await entry_for(slow_pebble)
     for _ in range(3):
-        await _renew(hass, entry)
+        await renew(hass, entry, force=True)
         if any(s.retry_after and s.status == 200 for s in exchanges):
             break
     waited = [s for s in exchanges if s.retry_after and s.status == 200]
@@ -238,7 +196,7 @@ async def test_replaces_of_another_accounts_certificate(
     hass: HomeAssistant,
     tmp_path: Path,
     pebble: PebbleServer,
-    entry_for: Any,
+    entry_for: Callable[[PebbleServer], Awaitable[MockConfigEntry]],
     exchanges: list[Seen],
 ) -> None:
     """Pebble refuses ``replaces`` for another account's certificate (403): ordered again at once."""
@@ -248,7 +206,7 @@ async def test_replaces_of_another_accounts_certificate(
     (tmp_path / "fullchain.pem").write_text(foreign[0])
     (tmp_path / "privkey.pem").write_text(foreign[1])
     exchanges.clear()
-    response = await _renew(hass, entry)
+    response = await renew(hass, entry, force=True)
     assert response["renewed"] is True
     orders = _orders(exchanges)
     assert [s.status for s in orders] == [403, 201], orders
@@ -262,13 +220,13 @@ async def test_replaces_of_another_cas_certificate(
     hass: HomeAssistant,
     tmp_path: Path,
     pebble: PebbleServer,
-    entry_for: Any,
+    entry_for: Callable[[PebbleServer], Awaitable[MockConfigEntry]],
     exchanges: list[Seen],
 ) -> None:
     """A certificate of another CA: Pebble refuses its ``replaces`` (400), ordered again at once."""
     entry = await entry_for(pebble)
     certs.issue([NAME], key=certs.generate_key(slot=71)).write(tmp_path)
-    response = await _renew(hass, entry)
+    response = await renew(hass, entry, force=True)
     assert response["renewed"] is True
     orders = _orders(exchanges)
     assert [s.status for s in orders] == [400, 201], orders
@@ -278,7 +236,7 @@ async def test_server_error_on_replaces_is_retried_without_it(
     hass: HomeAssistant,
     tmp_path: Path,
     pebble: PebbleServer,
-    entry_for: Any,
+    entry_for: Callable[[PebbleServer], Awaitable[MockConfigEntry]],
     exchanges: list[Seen],
 ) -> None:
     """Pebble answers 500 for a serial it never issued: ordered again at once without."""
@@ -294,7 +252,7 @@ async def test_server_error_on_replaces_is_retried_without_it(
     leaf = _with_authority_key_id(pair.certificate, key_id)
     certs.write_file(tmp_path / "fullchain.pem", certs.to_pem([leaf]))
     certs.write_file(tmp_path / "privkey.pem", pair.key_pem, 0o600)
-    response = await _renew(hass, entry)
+    response = await renew(hass, entry, force=True)
     assert response["renewed"] is True
     assert [s.status for s in _orders(exchanges)] == [500, 201]
     assert hass.states.get(RESULT).state == "renewed"

@@ -14,10 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -33,7 +30,16 @@ from custom_components.secure_remote_access.const import (
 )
 from custom_components.secure_remote_access.protocol.ipv6 import AddressFlags
 
-from .common import TOKEN, duckdns_reply, mock_duckdns, mock_entry, suggested
+from .common import (
+    TOKEN,
+    advance,
+    duckdns_reply,
+    mock_entry,
+    reply_duckdns,
+    setup_integration,
+    suggested,
+    update_dns,
+)
 
 IPV4 = "sensor.myhome_duckdns_org_public_ipv4_address"
 IPV6 = "sensor.myhome_duckdns_org_public_ipv6_address"
@@ -41,23 +47,8 @@ LAST = "sensor.myhome_duckdns_org_last_dns_update"
 PROBLEM = "binary_sensor.myhome_duckdns_org_duckdns_update_status"
 
 
-async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    if hass.config_entries.async_get_entry(entry.entry_id) is None:
-        entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 def _queries(aioclient_mock: AiohttpClientMocker) -> list[dict[str, str]]:
     return [dict(call[1].query) for call in aioclient_mock.mock_calls]
-
-
-async def _tick(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, minutes: float
-) -> None:
-    freezer.tick(timedelta(minutes=minutes))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
 
 
 async def test_entities_after_setup(
@@ -66,8 +57,8 @@ async def test_entities_after_setup(
     entity_registry: er.EntityRegistry,
 ) -> None:
     """Several names update in one verbose request; sensors show the result."""
-    mock_duckdns(aioclient_mock, duckdns_reply("203.0.113.7"))
-    await _setup(
+    reply_duckdns(aioclient_mock, duckdns_reply("203.0.113.7"))
+    await setup_integration(
         hass, mock_entry(**{CONF_DOMAINS: ["cabin.duckdns.org", "myhome.duckdns.org"]})
     )
     queries = _queries(aioclient_mock)
@@ -117,7 +108,7 @@ async def test_fixed_ipv6_in_its_own_request(
     hass.config_entries.async_update_entry(
         entry, options={CONF_IPV6_MODE: "fixed", CONF_IPV6_ADDRESS: "2a01:4f8::7"}
     )
-    await _setup(hass, entry)
+    await setup_integration(hass, entry)
     queries = _queries(aioclient_mock)
     assert len(queries) == 2
     assert "ipv6" not in queries[0]
@@ -125,13 +116,7 @@ async def test_fixed_ipv6_in_its_own_request(
     assert "ip" not in queries[1]
     assert hass.states.get(IPV6).state == "2a01:4f8::7"
     assert hass.states.get(IPV4).state == "203.0.113.7"
-    response = await hass.services.async_call(
-        DOMAIN,
-        "update_dns",
-        {"config_entry_id": entry.entry_id},
-        blocking=True,
-        return_response=True,
-    )
+    response = await update_dns(hass, entry.entry_id)
     assert response == {"ipv4": "203.0.113.7", "ipv6": "2a01:4f8::7", "changed": True}
 
 
@@ -150,24 +135,42 @@ def _adapter(*addresses: str, enabled: bool = True) -> dict[str, Any]:
     }
 
 
-async def test_automatic_ipv6_picks_a_stable_global_address(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
-) -> None:
-    """Link-local, unique-local, deprecated and temporary addresses are passed over."""
-    mock_duckdns(aioclient_mock)
-    adapters = [
-        _adapter(
-            "fe80::1", "fd00::5", "2a01:4f8:1::dead", "2a01:4f8:1::7", "2a01:4f8:1::9"
+@pytest.mark.parametrize(
+    ("adapters", "flags", "sent"),
+    [
+        pytest.param(
+            [
+                _adapter(
+                    "fe80::1",
+                    "fd00::5",
+                    "2a01:4f8:1::dead",
+                    "2a01:4f8:1::7",
+                    "2a01:4f8:1::9",
+                ),
+                _adapter("2a01:4f8:2::1", enabled=False),
+            ],
+            {
+                "2a01:4f8:1::dead": AddressFlags(temporary=False, unusable=True),
+                "2a01:4f8:1::7": AddressFlags(temporary=True, unusable=False),
+            },
+            [None, "2a01:4f8:1::9"],
+            id="stable_global_address",
         ),
-        _adapter("2a01:4f8:2::1", enabled=False),
-    ]
-    flags = {
-        "2a01:4f8:1::dead": AddressFlags(temporary=False, unusable=True),
-        "2a01:4f8:1::7": AddressFlags(temporary=True, unusable=False),
-    }
-    entry = mock_entry()
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options={CONF_IPV6_MODE: "automatic"})
+        pytest.param([_adapter("fe80::1")], {}, [None], id="no_public_address"),
+    ],
+)
+async def test_automatic_ipv6(
+    hass: HomeAssistant,
+    mock_duckdns: AiohttpClientMocker,
+    adapters: list[dict[str, Any]],
+    flags: dict[str, AddressFlags],
+    sent: list[str | None],
+) -> None:
+    """A stable global address goes in its own request; without one only IPv4's.
+
+    Link-local, unique-local, deprecated and temporary addresses are passed over.
+    """
+    entry = mock_entry(options={CONF_IPV6_MODE: "automatic"})
     with (
         patch(
             "custom_components.secure_remote_access.coordinator.dns.network.async_get_adapters",
@@ -178,50 +181,20 @@ async def test_automatic_ipv6_picks_a_stable_global_address(
             return_value=flags,
         ),
     ):
-        await _setup(hass, entry)
-    queries = _queries(aioclient_mock)
-    assert [q.get("ipv6") for q in queries] == [None, "2a01:4f8:1::9"]
+        await setup_integration(hass, entry)
+    assert [q.get("ipv6") for q in _queries(mock_duckdns)] == sent
 
 
-async def test_automatic_ipv6_without_public_address(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
-) -> None:
-    """Without a global address only the IPv4 request is sent."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options={CONF_IPV6_MODE: "automatic"})
-    with (
-        patch(
-            "custom_components.secure_remote_access.coordinator.dns.network.async_get_adapters",
-            return_value=[_adapter("fe80::1")],
-        ),
-        patch(
-            "custom_components.secure_remote_access.coordinator.dns.read_address_flags",
-            return_value={},
-        ),
-    ):
-        await _setup(hass, entry)
-    assert len(_queries(aioclient_mock)) == 1
-
-
+@pytest.mark.usefixtures("init_integration")
 async def test_nochange_vs_updated(
     hass: HomeAssistant,
     aioclient_mock: AiohttpClientMocker,
     freezer: FrozenDateTimeFactory,
+    config_entry: MockConfigEntry,
 ) -> None:
     """The action reports whether DuckDNS changed the record."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    await _setup(hass, entry)
-    mock_duckdns(aioclient_mock, duckdns_reply(changed=False))
-    response = await hass.services.async_call(
-        DOMAIN,
-        "update_dns",
-        {"config_entry_id": entry.entry_id},
-        blocking=True,
-        return_response=True,
-    )
+    reply_duckdns(aioclient_mock, duckdns_reply(changed=False))
+    response = await update_dns(hass, config_entry.entry_id)
     assert response == {"ipv4": "203.0.113.7", "ipv6": None, "changed": False}
 
 
@@ -232,8 +205,8 @@ async def test_outage_backs_off_and_recovers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Failures retry after 1, 5, 15, then 30 minutes; entities stay available."""
-    mock_duckdns(aioclient_mock)
-    await _setup(hass, mock_entry())
+    reply_duckdns(aioclient_mock)
+    await setup_integration(hass, mock_entry())
     caplog.clear()
     caplog.set_level(logging.INFO, logger="custom_components.secure_remote_access")
 
@@ -244,18 +217,18 @@ async def test_outage_backs_off_and_recovers(
         {"status": 503, "text": "busy"},
         {"text": "<html>down</html>"},
     ]
-    mock_duckdns(aioclient_mock, **outages[0])
-    await _tick(hass, freezer, 5)
+    reply_duckdns(aioclient_mock, **outages[0])
+    await advance(hass, freezer, timedelta(minutes=5))
     assert aioclient_mock.call_count == 1
     assert hass.states.get(PROBLEM).state == STATE_ON
     assert hass.states.get(PROBLEM).attributes["failures"] == 1
     assert hass.states.get(IPV4).state == "203.0.113.7"
 
     for waited, outage in zip((1, 5, 15, 30), outages[1:], strict=True):
-        mock_duckdns(aioclient_mock, **outage)
-        await _tick(hass, freezer, waited - 0.5)
+        reply_duckdns(aioclient_mock, **outage)
+        await advance(hass, freezer, timedelta(minutes=waited - 0.5))
         assert aioclient_mock.call_count == 0, f"retried before {waited} minutes"
-        await _tick(hass, freezer, 0.5)
+        await advance(hass, freezer, timedelta(minutes=0.5))
         assert aioclient_mock.call_count == 1, f"no retry after {waited} minutes"
 
     assert hass.states.get(PROBLEM).attributes["failures"] == 5
@@ -264,8 +237,8 @@ async def test_outage_backs_off_and_recovers(
     warnings = [r for r in ours if r.levelno == logging.WARNING]
     assert len(warnings) == 1
 
-    mock_duckdns(aioclient_mock)
-    await _tick(hass, freezer, 30)
+    reply_duckdns(aioclient_mock)
+    await advance(hass, freezer, timedelta(minutes=30))
     assert hass.states.get(PROBLEM).state == STATE_OFF
     infos = [
         r
@@ -275,28 +248,27 @@ async def test_outage_backs_off_and_recovers(
     assert len(infos) == 1
     assert TOKEN not in caplog.text
 
-    mock_duckdns(aioclient_mock)
-    await _tick(hass, freezer, 4.5)
+    reply_duckdns(aioclient_mock)
+    await advance(hass, freezer, timedelta(minutes=4.5))
     assert aioclient_mock.call_count == 0
-    await _tick(hass, freezer, 0.5)
+    await advance(hass, freezer, timedelta(minutes=0.5))
     assert aioclient_mock.call_count == 1
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_ko_starts_reauth_and_stops_polling(
     hass: HomeAssistant,
     aioclient_mock: AiohttpClientMocker,
     freezer: FrozenDateTimeFactory,
+    config_entry: MockConfigEntry,
 ) -> None:
     """KO means a wrong token: ask the user, don't keep hammering DuckDNS."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    await _setup(hass, entry)
-    mock_duckdns(aioclient_mock, text="KO")
-    await _tick(hass, freezer, 5)
+    reply_duckdns(aioclient_mock, text="KO")
+    await advance(hass, freezer, timedelta(minutes=5))
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
     for _ in range(3):
-        await _tick(hass, freezer, 30)
+        await advance(hass, freezer, timedelta(minutes=30))
     assert aioclient_mock.call_count == 1
 
 
@@ -304,23 +276,22 @@ async def test_first_update_failure_retries_setup(
     hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
 ) -> None:
     """With nothing known yet, an outage retries the whole setup."""
-    mock_duckdns(aioclient_mock, text="<html>down</html>")
+    reply_duckdns(aioclient_mock, text="<html>down</html>")
     entry = mock_entry()
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_options_apply_without_restart(
     hass: HomeAssistant,
     aioclient_mock: AiohttpClientMocker,
     freezer: FrozenDateTimeFactory,
+    config_entry: MockConfigEntry,
 ) -> None:
     """A new interval and IPv6 mode take effect at once through a reload."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    await _setup(hass, entry)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
     assert result["type"] == "menu"
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "dns"}
@@ -343,7 +314,7 @@ async def test_options_apply_without_restart(
         )
         assert result["errors"] == {CONF_UPDATE_INTERVAL: "invalid_update_interval"}
         assert suggested(result["data_schema"].schema)[CONF_UPDATE_INTERVAL] == interval
-    mock_duckdns(aioclient_mock, duckdns_reply("203.0.113.7", "2a01:4f8::5"))
+    reply_duckdns(aioclient_mock, duckdns_reply("203.0.113.7", "2a01:4f8::5"))
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
@@ -354,18 +325,18 @@ async def test_options_apply_without_restart(
     )
     assert result["type"] == "create_entry"
     await hass.async_block_till_done()
-    assert entry.options == {
+    assert config_entry.options == {
         CONF_UPDATE_INTERVAL: 2,
         CONF_IPV6_MODE: "fixed",
         CONF_IPV6_ADDRESS: "2a01:4f8::5",
     }
-    assert entry.state is ConfigEntryState.LOADED
+    assert config_entry.state is ConfigEntryState.LOADED
     assert _queries(aioclient_mock)[-1]["ipv6"] == "2a01:4f8::5"
-    mock_duckdns(aioclient_mock)
-    await _tick(hass, freezer, 2)
+    reply_duckdns(aioclient_mock)
+    await advance(hass, freezer, timedelta(minutes=2))
     assert aioclient_mock.call_count == 2
 
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "dns"}
     )
@@ -373,72 +344,42 @@ async def test_options_apply_without_restart(
         result["flow_id"], {CONF_UPDATE_INTERVAL: 5, CONF_IPV6_MODE: "off"}
     )
     await hass.async_block_till_done()
-    assert entry.options == {CONF_UPDATE_INTERVAL: 5, CONF_IPV6_MODE: "off"}
+    assert config_entry.options == {CONF_UPDATE_INTERVAL: 5, CONF_IPV6_MODE: "off"}
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_action_errors(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    config_entry: MockConfigEntry,
 ) -> None:
     """Unknown or unloaded entries and DuckDNS failures give translated errors."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    await _setup(hass, entry)
     with pytest.raises(ServiceValidationError) as err:
-        await hass.services.async_call(
-            DOMAIN,
-            "update_dns",
-            {"config_entry_id": "nope"},
-            blocking=True,
-            return_response=True,
-        )
+        await update_dns(hass, "nope")
     assert err.value.translation_key == "entry_not_found"
 
-    mock_duckdns(aioclient_mock, status=500)
+    reply_duckdns(aioclient_mock, status=500)
     with pytest.raises(HomeAssistantError) as err2:
-        await hass.services.async_call(
-            DOMAIN,
-            "update_dns",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-            return_response=True,
-        )
+        await update_dns(hass, config_entry.entry_id)
     assert err2.value.translation_key == "dns_update_failed"
 
-    mock_duckdns(aioclient_mock, text="KO")
+    reply_duckdns(aioclient_mock, text="KO")
     with pytest.raises(HomeAssistantError) as err3:
-        await hass.services.async_call(
-            DOMAIN,
-            "update_dns",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-            return_response=True,
-        )
+        await update_dns(hass, config_entry.entry_id)
     assert err3.value.translation_key == "invalid_auth"
     await hass.async_block_till_done()
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
 
-    mock_duckdns(aioclient_mock)
-    await hass.config_entries.async_unload(entry.entry_id)
+    reply_duckdns(aioclient_mock)
+    await hass.config_entries.async_unload(config_entry.entry_id)
     with pytest.raises(ServiceValidationError) as err4:
-        await hass.services.async_call(
-            DOMAIN,
-            "update_dns",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-            return_response=True,
-        )
+        await update_dns(hass, config_entry.entry_id)
     assert err4.value.translation_key == "entry_not_loaded"
     other = MockConfigEntry(domain="sun")
     other.add_to_hass(hass)
     with pytest.raises(ServiceValidationError):
-        await hass.services.async_call(
-            DOMAIN,
-            "update_dns",
-            {"config_entry_id": other.entry_id},
-            blocking=True,
-            return_response=True,
-        )
+        await update_dns(hass, other.entry_id)
 
 
 async def test_duplicate_core_updater_issue(
@@ -448,7 +389,7 @@ async def test_duplicate_core_updater_issue(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Core's duckdns updating one of our names raises a warning that clears."""
-    mock_duckdns(aioclient_mock)
+    reply_duckdns(aioclient_mock)
     core = MockConfigEntry(
         domain="duckdns", data={"domain": "MyHome", "access_token": TOKEN}
     )
@@ -456,7 +397,7 @@ async def test_duplicate_core_updater_issue(
     MockConfigEntry(domain="duckdns", data={"domain": "other"}).add_to_hass(hass)
     MockConfigEntry(domain="duckdns", data={"domain": "not valid!"}).add_to_hass(hass)
     entry = mock_entry()
-    await _setup(hass, entry)
+    await setup_integration(hass, entry)
     issue = issue_registry.async_get_issue(
         DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}"
     )
@@ -465,7 +406,7 @@ async def test_duplicate_core_updater_issue(
     assert issue.translation_placeholders == {"names": "myhome.duckdns.org"}
 
     await hass.config_entries.async_remove(core.entry_id)
-    await _tick(hass, freezer, 5)
+    await advance(hass, freezer, timedelta(minutes=5))
     assert (
         issue_registry.async_get_issue(
             DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}"
@@ -475,7 +416,7 @@ async def test_duplicate_core_updater_issue(
 
     core2 = MockConfigEntry(domain="duckdns", data={"domain": "myhome.duckdns.org"})
     core2.add_to_hass(hass)
-    await _tick(hass, freezer, 5)
+    await advance(hass, freezer, timedelta(minutes=5))
     assert issue_registry.async_get_issue(
         DOMAIN, f"duplicate_duckdns_updater_{entry.entry_id}"
     )
@@ -488,31 +429,29 @@ async def test_duplicate_core_updater_issue(
     )
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_diagnostics_redact_token(
     hass: HomeAssistant,
-    aioclient_mock: AiohttpClientMocker,
     hass_client: ClientSessionGenerator,
+    config_entry: MockConfigEntry,
 ) -> None:
     """Diagnostics carry the state but never the token."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    await _setup(hass, entry)
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    diagnostics = await get_diagnostics_for_config_entry(
+        hass, hass_client, config_entry
+    )
     assert TOKEN not in str(diagnostics)
     assert diagnostics["entry"]["data"][CONF_TOKEN] == "**REDACTED**"
     assert diagnostics["dns"]["state"]["ipv4"] == "203.0.113.7"
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_unknown_state_before_first_value(
-    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+    hass: HomeAssistant, config_entry: MockConfigEntry
 ) -> None:
     """IPv6 stays unknown while IPv6 updating is off."""
-    mock_duckdns(aioclient_mock)
-    entry = mock_entry()
-    await _setup(hass, entry)
     registry = er.async_get(hass)
     registry.async_update_entity(IPV6, disabled_by=None)
-    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.config_entries.async_reload(config_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(IPV6).state == STATE_UNKNOWN
     assert hass.states.get(LAST).state != STATE_UNKNOWN
