@@ -12,6 +12,7 @@ from homeassistant.helpers import (
     entity_registry as er,
     issue_registry as ir,
 )
+from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager, CertificateSettings
@@ -21,6 +22,7 @@ from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
 from .coordinator import DnsCoordinator
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client
+from .https import async_check_trial
 from .models import RuntimeData, SecureRemoteAccessConfigEntry
 from .monitor import (
     CertificateKind,
@@ -91,6 +93,10 @@ async def async_setup_entry(
         endpoints=endpoints,
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
+    # Serving HTTPS (issue 18): confirm a trial of a pending http config.
+    entry.async_on_unload(
+        async_at_started(hass, partial(async_check_trial, entry=entry))
+    )
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(

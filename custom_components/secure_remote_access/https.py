@@ -1,0 +1,376 @@
+"""Serve the managed certificate from Home Assistant's own web server, safely.
+
+Everything goes through Home Assistant's http config store: a *pending*
+config is tried on the next start, and Home Assistant itself goes back to the
+*stable* one (with a restart) unless the pending config is promoted within
+its revert delay. This module writes the pending config, checks after the
+restart that the server presents what was asked for, raises the "Keep
+serving HTTPS?" issue, promotes on request and explains a revert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, cast
+
+from homeassistant.components.http.config import (
+    ERROR_NOT_PROMOTED,
+    HTTP_CONFIG_CREATED_AT,
+    HTTP_CONFIG_ERROR,
+    HTTP_CONFIG_ERROR_MESSAGE,
+    ActiveConfigType,
+    ConfData,
+    HTTPConfigStore,
+    async_get_and_load_store,
+)
+from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, CoreState, HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+
+from .certificate import CertificateSettings
+from .const import CONF_DOMAINS, DOMAIN, LOGGER
+from .models import SecureRemoteAccessConfigEntry
+from .protocol.certificates import CertificateError
+from .protocol.files import read_matching_pair
+from .served import async_presented_serial, same_file, served_files
+
+SSL_CERTIFICATE: Final = "ssl_certificate"
+SSL_KEY: Final = "ssl_key"
+SERVER_PORT: Final = "server_port"
+HTTPS_TRIAL: Final = "https_trial"
+HTTPS_REVERTED: Final = "https_reverted"
+SERVICE_RESTART: Final = "restart"
+DEFAULT_HTTPS_PORT: Final = 443
+_META: Final = (HTTP_CONFIG_CREATED_AT, HTTP_CONFIG_ERROR, HTTP_CONFIG_ERROR_MESSAGE)
+
+
+class HttpsAction(StrEnum):
+    """What a pending http config of ours does."""
+
+    SERVE = "serve"
+    STOP = "stop"
+
+
+class HttpsRefusedError(Exception):
+    """The change cannot be made; ``reason`` is a translated abort reason."""
+
+    def __init__(self, reason: str, **placeholders: str) -> None:
+        """Remember the reason and what its message shows."""
+        super().__init__(reason)
+        self.reason = reason
+        self.placeholders = placeholders
+
+
+@dataclass(frozen=True, slots=True)
+class HttpsPlan:
+    """A checked change of the http config, ready to be written."""
+
+    action: HttpsAction
+    config: ConfData
+    certificate: str
+    key: str
+    port: int
+    local_url: str
+    https_url: str
+    external_url: str | None
+
+    def placeholders(self) -> dict[str, str]:
+        """What the explaining screen shows."""
+        return {
+            "certificate": self.certificate,
+            "key": self.key,
+            "port": str(self.port),
+            "local_url": self.local_url,
+            "https_url": self.https_url,
+        }
+
+
+def trial_issue_id(entry_id: str) -> str:
+    """The "Keep serving HTTPS?" issue of an entry."""
+    return f"{HTTPS_TRIAL}_{entry_id}"
+
+
+def reverted_issue_id(entry_id: str) -> str:
+    """The issue that explains a reverted change of an entry."""
+    return f"{HTTPS_REVERTED}_{entry_id}"
+
+
+def _settings(entry: SecureRemoteAccessConfigEntry) -> CertificateSettings | None:
+    return CertificateSettings.from_options(
+        list(entry.data[CONF_DOMAINS]), entry.options
+    )
+
+
+def _without_meta(config: ConfData) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _META}
+
+
+def active_config(hass: HomeAssistant, store: HTTPConfigStore) -> dict[str, Any]:
+    """The settings the running server was started with, without metadata."""
+    kind = store.active_config_type
+    if kind is ActiveConfigType.PENDING and store.pending is not None:
+        return _without_meta(store.pending)
+    if kind is ActiveConfigType.STABLE:
+        return _without_meta(store.stable)
+    config = _without_meta(store.default)
+    if (http := getattr(hass, "http", None)) is not None:
+        config[SERVER_PORT] = int(http.server_port)
+    return config
+
+
+def _names_match(config: dict[str, Any], settings: CertificateSettings) -> bool:
+    """The config serves exactly the managed pair (blocking)."""
+    certificate, key = config.get(SSL_CERTIFICATE), config.get(SSL_KEY)
+    return bool(
+        certificate
+        and key
+        and same_file(certificate, settings.certificate_path)
+        and same_file(key, settings.private_key_path)
+    )
+
+
+async def async_serves_managed(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> bool | None:
+    """True when the running server serves the managed pair, None without one."""
+    if (settings := _settings(entry)) is None:
+        return None
+    if (files := served_files(hass)) is None:
+        return False
+    served = {SSL_CERTIFICATE: files.certificate, SSL_KEY: files.key}
+    return await hass.async_add_executor_job(_names_match, served, settings)
+
+
+def _first_name(entry: SecureRemoteAccessConfigEntry) -> str:
+    return str(entry.data[CONF_DOMAINS][0])
+
+
+def _https_url(entry: SecureRemoteAccessConfigEntry, port: int) -> str:
+    suffix = "" if port == DEFAULT_HTTPS_PORT else f":{port}"
+    return f"https://{_first_name(entry)}{suffix}"
+
+
+def _local_url(hass: HomeAssistant, port: int) -> str:
+    api: Any = getattr(hass.config, "api", None)
+    host = getattr(api, "local_ip", None) or "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def check_no_pending(store: HTTPConfigStore) -> None:
+    """Refuse when a pending http config is waiting for its trial or promotion."""
+    if store.pending is not None and store.pending[HTTP_CONFIG_ERROR] is None:
+        raise HttpsRefusedError("https_pending_exists")
+
+
+async def async_plan(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry, action: HttpsAction
+) -> HttpsPlan:
+    """Check everything and prepare the pending config; raise HttpsRefusedError."""
+    if hass.state is not CoreState.running:
+        raise HttpsRefusedError("https_not_started")
+    if (settings := _settings(entry)) is None:
+        raise HttpsRefusedError("https_no_certificate")
+    store = await async_get_and_load_store(hass)
+    check_no_pending(store)
+    current = active_config(hass, store)
+    port = int(current[SERVER_PORT])
+    serving = await async_serves_managed(hass, entry)
+    config = dict(current)
+    if action is HttpsAction.SERVE:
+        if serving:
+            raise HttpsRefusedError("https_already_serving")
+        await _async_check_certificate(hass, settings)
+        config[SSL_CERTIFICATE] = str(settings.certificate_path)
+        config[SSL_KEY] = str(settings.private_key_path)
+    else:
+        if not serving:
+            raise HttpsRefusedError("https_not_serving")
+        config.pop(SSL_CERTIFICATE, None)
+        config.pop(SSL_KEY, None)
+    https_url = _https_url(entry, port)
+    external = hass.config.external_url
+    suggested = None
+    if action is HttpsAction.SERVE and (not external or external.startswith("http:")):
+        suggested = https_url
+    return HttpsPlan(
+        action=action,
+        config=cast("ConfData", config),
+        certificate=str(settings.certificate_path),
+        key=str(settings.private_key_path),
+        port=port,
+        local_url=_local_url(hass, port),
+        https_url=https_url,
+        external_url=suggested,
+    )
+
+
+async def _async_check_certificate(
+    hass: HomeAssistant, settings: CertificateSettings
+) -> str:
+    """The managed pair's serial, when it may be served; else HttpsRefusedError."""
+    for path in (settings.certificate_path, settings.private_key_path):
+        if not hass.config.is_allowed_path(str(path)):
+            raise HttpsRefusedError("https_path_not_allowed", path=str(path))
+    try:
+        pair = await hass.async_add_executor_job(
+            read_matching_pair, settings.certificate_path, settings.private_key_path
+        )
+    except CertificateError as err:
+        raise HttpsRefusedError("https_certificate_unusable", error=str(err)) from err
+    info = pair.certificate
+    if info.is_expired(dt_util.utcnow()):
+        raise HttpsRefusedError(
+            "https_certificate_expired", date=f"{info.not_after:%Y-%m-%d %H:%M} UTC"
+        )
+    if missing := info.missing_names(settings.names):
+        raise HttpsRefusedError("https_certificate_names", names=", ".join(missing))
+    return info.serial_number
+
+
+async def async_apply(
+    hass: HomeAssistant, plan: HttpsPlan, *, set_external_url: bool
+) -> None:
+    """Write the pending config (never over another one), then restart."""
+    store = await async_get_and_load_store(hass)
+    check_no_pending(store)
+    if set_external_url and plan.external_url:
+        await hass.config.async_update(external_url=plan.external_url)
+    await store.async_set_pending(plan.config)
+    LOGGER.info("Pending http config written (%s HTTPS); restarting", plan.action)
+    await hass.services.async_call(HOMEASSISTANT_DOMAIN, SERVICE_RESTART)
+
+
+def _trial_action(
+    store: HTTPConfigStore, settings: CertificateSettings
+) -> HttpsAction | None:
+    """What the pending config does with the managed pair, if that is all (blocking)."""
+    if (pending := store.pending) is None:
+        return None
+    new, old = _without_meta(pending), _without_meta(store.stable)
+    if _names_match(new, settings) and not _names_match(old, settings):
+        return HttpsAction.SERVE
+    if _names_match(old, settings) and SSL_CERTIFICATE not in new:
+        return HttpsAction.STOP
+    return None
+
+
+async def async_check_trial(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> None:
+    """After a start: confirm a trial of ours, or explain its revert."""
+    trial_id = trial_issue_id(entry.entry_id)
+    reverted_id = reverted_issue_id(entry.entry_id)
+    store = await async_get_and_load_store(hass)
+    settings = _settings(entry)
+    action = None
+    if settings is not None:
+        action = await hass.async_add_executor_job(_trial_action, store, settings)
+    pending = store.pending
+    if action is None or pending is None:
+        ir.async_delete_issue(hass, DOMAIN, trial_id)
+        ir.async_delete_issue(hass, DOMAIN, reverted_id)
+        return
+    assert settings is not None
+    if (error := pending[HTTP_CONFIG_ERROR]) is not None:
+        ir.async_delete_issue(hass, DOMAIN, trial_id)
+        _create_issue(
+            hass,
+            reverted_id,
+            HTTPS_REVERTED
+            if error == ERROR_NOT_PROMOTED
+            else f"{HTTPS_REVERTED}_other",
+            {"error": pending[HTTP_CONFIG_ERROR_MESSAGE] or error},
+            entry.entry_id,
+            pending,
+        )
+        return
+    ir.async_delete_issue(hass, DOMAIN, reverted_id)
+    if store.active_config_type is not ActiveConfigType.PENDING:
+        ir.async_delete_issue(hass, DOMAIN, trial_id)
+        return
+    confirmed = await _async_confirmed(hass, settings, action)
+    deadline = store.revert_deadline
+    placeholders = {
+        "deadline": _local_time(deadline),
+        "https_url": _https_url(entry, int(pending[SERVER_PORT])),
+    }
+    if not confirmed:
+        key = f"{HTTPS_TRIAL}_unconfirmed"
+    else:
+        key = HTTPS_TRIAL if action is HttpsAction.SERVE else f"{HTTPS_TRIAL}_stop"
+    _create_issue(hass, trial_id, key, placeholders, entry.entry_id, pending, confirmed)
+
+
+async def _async_confirmed(
+    hass: HomeAssistant, settings: CertificateSettings, action: HttpsAction
+) -> bool:
+    """The running server does what the trial asked for."""
+    files = served_files(hass)
+    if action is HttpsAction.STOP:
+        return files is None
+    if files is None:
+        return False
+    try:
+        wanted = await _async_check_certificate(hass, settings)
+    except HttpsRefusedError as err:
+        LOGGER.warning("The served certificate cannot be confirmed: %s", err.reason)
+        return False
+    presented = await async_presented_serial(files.host, files.port)
+    if presented != wanted:
+        LOGGER.warning("The server presents serial %s, not %s", presented, wanted)
+    return presented == wanted
+
+
+def _local_time(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return f"{dt_util.as_local(moment):%H:%M}"
+
+
+def _create_issue(
+    hass: HomeAssistant,
+    issue_id: str,
+    translation_key: str,
+    placeholders: dict[str, str],
+    entry_id: str,
+    pending: ConfData,
+    fixable: bool = True,
+) -> None:
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=fixable,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=translation_key,
+        translation_placeholders=placeholders,
+        data={"entry_id": entry_id, "created_at": pending[HTTP_CONFIG_CREATED_AT]},
+    )
+
+
+async def async_promote(hass: HomeAssistant, created_at: str | None) -> None:
+    """Promote the pending config the issue is about; HttpsRefusedError otherwise."""
+    store = await async_get_and_load_store(hass)
+    pending = store.pending
+    if (
+        pending is None
+        or pending[HTTP_CONFIG_ERROR] is not None
+        or pending[HTTP_CONFIG_CREATED_AT] != created_at
+    ):
+        raise HttpsRefusedError("https_nothing_to_promote")
+    await store.async_promote_pending()
+
+
+async def async_forget_reverted(hass: HomeAssistant, created_at: str | None) -> None:
+    """Clear the failed pending config the issue explained (only that one)."""
+    store = await async_get_and_load_store(hass)
+    pending = store.pending
+    if (
+        pending is not None
+        and pending[HTTP_CONFIG_ERROR] is not None
+        and pending[HTTP_CONFIG_CREATED_AT] == created_at
+    ):
+        await store.async_set_pending(None)
