@@ -37,6 +37,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.https import (
+    HttpsAction,
+    HttpsRefusedError,
+    async_plan,
     reverted_issue_id,
     trial_issue_id,
 )
@@ -290,6 +293,14 @@ async def test_nobody_confirms_and_home_assistant_goes_back(
     assert len(plain.restarts) == 2
     assert plain.store.pending is not None
     assert plain.store.pending["error"] == "not_promoted"
+    # Too late to keep it: the fix flow refuses and changes nothing.
+    result = await plain.fix(trial_issue_id(plain.entry.entry_id))
+    assert result["type"] == "abort"
+    assert result["reason"] == "https_nothing_to_promote"
+    assert plain.store.pending["error"] == "not_promoted"
+    # Until the restart the trial's server still runs: no new change yet.
+    with pytest.raises(HttpsRefusedError, match="https_pending_exists"):
+        await async_plan(hass, plain.entry, HttpsAction.SERVE)
 
     await plain.restart()
     assert served_files(hass) is None
@@ -488,3 +499,95 @@ async def test_http_without_tls_fix_flow_serves_the_certificate(
     assert plain.store.pending["ssl_certificate"] == str(plain.cert)
     assert hass.config.external_url is None
     assert len(plain.restarts) == 1
+
+
+async def test_changes_of_others_are_not_ours_to_confirm(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Another tool's trial gets no issue of ours; its failed config is not replaced."""
+    theirs = dict(plain.store.stable) | {"login_attempts_threshold": 9}
+    await plain.store.async_set_pending(theirs)  # type: ignore[arg-type]
+    await plain.restart()
+    assert plain.store.active_config_type is ActiveConfigType.PENDING
+    assert plain.issue(trial_issue_id(plain.entry.entry_id)) is None
+    failed = plain.store.pending
+    assert failed is not None
+    failed["error"] = "not_promoted"
+    await plain.restart()
+    assert plain.store.active_config_type is ActiveConfigType.STABLE
+    assert plain.issue(reverted_issue_id(plain.entry.entry_id)) is None
+    result = await plain.options_step("serve_https")
+    assert result["reason"] == "https_pending_exists"
+    await hass.http.stop()
+
+
+async def test_our_failed_config_can_be_replaced(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Trying again after a revert replaces our own failed pending config."""
+    await _serve(plain)
+    first = plain.store.pending
+    assert first is not None
+    first["error"] = "not_promoted"
+    await _serve(plain)
+    assert plain.store.pending is not None
+    assert plain.store.pending["error"] is None
+    assert len(plain.restarts) == 2
+
+
+async def test_reload_before_the_restart_raises_nothing(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Written but not yet tried: there is nothing to confirm yet."""
+    await _serve(plain)
+    assert await hass.config_entries.async_reload(plain.entry.entry_id)
+    await hass.async_block_till_done()
+    assert plain.issue(trial_issue_id(plain.entry.entry_id)) is None
+
+
+async def test_certificate_expired_before_the_restart_is_not_confirmed(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Home Assistant serves it, but an expired certificate is nothing to keep."""
+    await _serve(plain)
+    certs.issue([NAME], key=plain.pair.key, expired=True).write(plain.cert.parent)
+    await plain.restart()
+    issue = plain.issue(trial_issue_id(plain.entry.entry_id))
+    assert issue is not None
+    assert issue.translation_key == "https_trial_unconfirmed"
+    await hass.http.stop()
+
+
+async def test_menu_and_plan_follow_what_is_served(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    aioclient_mock: AiohttpClientMocker,
+    hass_client: ClientSessionGenerator,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    socket_enabled: None,
+) -> None:
+    """Serve is offered while not served, Stop while served; odd calls refuse."""
+    setup = await _setup(
+        hass, hass_storage, aioclient_mock, hass_client, tmp_path, serving=True
+    )
+    menu = await hass.config_entries.options.async_init(setup.entry.entry_id)
+    assert "serve_https" not in menu["menu_options"]
+    with pytest.raises(HttpsRefusedError, match="https_already_serving"):
+        await async_plan(hass, setup.entry, HttpsAction.SERVE)
+    hass.config_entries.async_update_entry(setup.entry, options={})
+    await hass.async_block_till_done()
+    menu = await hass.config_entries.options.async_init(setup.entry.entry_id)
+    assert "serve_https" not in menu["menu_options"]
+    assert "stop_https" not in menu["menu_options"]
+    with pytest.raises(HttpsRefusedError, match="https_no_certificate"):
+        await async_plan(hass, setup.entry, HttpsAction.STOP)
+    await hass.http.stop()
+
+
+async def test_stop_refused_while_not_serving(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Nothing to stop over plain HTTP."""
+    with pytest.raises(HttpsRefusedError, match="https_not_serving"):
+        await async_plan(hass, plain.entry, HttpsAction.STOP)

@@ -26,6 +26,7 @@ from homeassistant.components.http.config import (
     async_get_and_load_store,
 )
 from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, CoreState, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
@@ -75,6 +76,7 @@ class HttpsPlan:
     local_url: str
     https_url: str
     external_url: str | None
+    replaces: str | None
 
     def placeholders(self) -> dict[str, str]:
         """What the explaining screen shows."""
@@ -107,17 +109,15 @@ def _without_meta(config: ConfData) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in _META}
 
 
-def active_config(hass: HomeAssistant, store: HTTPConfigStore) -> dict[str, Any]:
-    """The settings the running server was started with, without metadata."""
-    kind = store.active_config_type
-    if kind is ActiveConfigType.PENDING and store.pending is not None:
-        return _without_meta(store.pending)
-    if kind is ActiveConfigType.STABLE:
-        return _without_meta(store.stable)
-    config = _without_meta(store.default)
-    if (http := getattr(hass, "http", None)) is not None:
-        config[SERVER_PORT] = int(http.server_port)
-    return config
+def stable_config(store: HTTPConfigStore) -> dict[str, Any]:
+    """The settings the running server was started with, without metadata.
+
+    Refuses unless that is the stable slot: a trial runs (or just failed and
+    waits for its restart), or the server runs on a fallback.
+    """
+    if store.active_config_type is not ActiveConfigType.STABLE:
+        raise HttpsRefusedError("https_pending_exists")
+    return _without_meta(store.stable)
 
 
 def _names_match(config: dict[str, Any], settings: CertificateSettings) -> bool:
@@ -158,10 +158,25 @@ def _local_url(hass: HomeAssistant, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def check_no_pending(store: HTTPConfigStore) -> None:
-    """Refuse when a pending http config is waiting for its trial or promotion."""
-    if store.pending is not None and store.pending[HTTP_CONFIG_ERROR] is None:
+def _created_at(store: HTTPConfigStore) -> str | None:
+    return None if store.pending is None else store.pending[HTTP_CONFIG_CREATED_AT]
+
+
+async def _async_replaceable_pending(
+    hass: HomeAssistant, store: HTTPConfigStore, settings: CertificateSettings
+) -> str | None:
+    """The created_at of a pending config we may replace: only a failed one of ours.
+
+    Refuses when a pending config waits for its trial or promotion, or when a
+    failed one came from the user or another tool.
+    """
+    if (pending := store.pending) is None:
+        return None
+    if pending[HTTP_CONFIG_ERROR] is None or (
+        await hass.async_add_executor_job(_trial_action, store, settings) is None
+    ):
         raise HttpsRefusedError("https_pending_exists")
+    return pending[HTTP_CONFIG_CREATED_AT]
 
 
 async def async_plan(
@@ -173,15 +188,16 @@ async def async_plan(
     if (settings := _settings(entry)) is None:
         raise HttpsRefusedError("https_no_certificate")
     store = await async_get_and_load_store(hass)
-    check_no_pending(store)
-    current = active_config(hass, store)
+    replaces = await _async_replaceable_pending(hass, store, settings)
+    current = stable_config(store)
     port = int(current[SERVER_PORT])
     serving = await async_serves_managed(hass, entry)
     config = dict(current)
     if action is HttpsAction.SERVE:
         if serving:
             raise HttpsRefusedError("https_already_serving")
-        await _async_check_certificate(hass, settings)
+        _check_allowed(hass, settings)
+        await _async_managed_serial(hass, settings)
         config[SSL_CERTIFICATE] = str(settings.certificate_path)
         config[SSL_KEY] = str(settings.private_key_path)
     else:
@@ -203,16 +219,21 @@ async def async_plan(
         local_url=_local_url(hass, port),
         https_url=https_url,
         external_url=suggested,
+        replaces=replaces,
     )
 
 
-async def _async_check_certificate(
-    hass: HomeAssistant, settings: CertificateSettings
-) -> str:
-    """The managed pair's serial, when it may be served; else HttpsRefusedError."""
+def _check_allowed(hass: HomeAssistant, settings: CertificateSettings) -> None:
+    """Refuse files Home Assistant may not read."""
     for path in (settings.certificate_path, settings.private_key_path):
         if not hass.config.is_allowed_path(str(path)):
             raise HttpsRefusedError("https_path_not_allowed", path=str(path))
+
+
+async def _async_managed_serial(
+    hass: HomeAssistant, settings: CertificateSettings
+) -> str:
+    """The managed pair's serial, when it may be served; else HttpsRefusedError."""
     try:
         pair = await hass.async_add_executor_job(
             read_matching_pair, settings.certificate_path, settings.private_key_path
@@ -234,7 +255,8 @@ async def async_apply(
 ) -> None:
     """Write the pending config (never over another one), then restart."""
     store = await async_get_and_load_store(hass)
-    check_no_pending(store)
+    if _created_at(store) != plan.replaces:
+        raise HttpsRefusedError("https_pending_exists")
     if set_external_url and plan.external_url:
         await hass.config.async_update(external_url=plan.external_url)
     await store.async_set_pending(plan.config)
@@ -308,12 +330,10 @@ async def _async_confirmed(
 ) -> bool:
     """The running server does what the trial asked for."""
     files = served_files(hass)
-    if action is HttpsAction.STOP:
-        return files is None
-    if files is None:
-        return False
+    if action is HttpsAction.STOP or files is None:
+        return action is HttpsAction.STOP and files is None
     try:
-        wanted = await _async_check_certificate(hass, settings)
+        wanted = await _async_managed_serial(hass, settings)
     except HttpsRefusedError as err:
         LOGGER.warning("The served certificate cannot be confirmed: %s", err.reason)
         return False
@@ -354,23 +374,18 @@ def _create_issue(
 async def async_promote(hass: HomeAssistant, created_at: str | None) -> None:
     """Promote the pending config the issue is about; HttpsRefusedError otherwise."""
     store = await async_get_and_load_store(hass)
-    pending = store.pending
-    if (
-        pending is None
-        or pending[HTTP_CONFIG_ERROR] is not None
-        or pending[HTTP_CONFIG_CREATED_AT] != created_at
-    ):
+    if _created_at(store) != created_at or store.pending is None:
         raise HttpsRefusedError("https_nothing_to_promote")
-    await store.async_promote_pending()
+    try:
+        await store.async_promote_pending()
+    except HomeAssistantError as err:  # it failed its trial meanwhile
+        raise HttpsRefusedError("https_nothing_to_promote") from err
 
 
 async def async_forget_reverted(hass: HomeAssistant, created_at: str | None) -> None:
     """Clear the failed pending config the issue explained (only that one)."""
     store = await async_get_and_load_store(hass)
     pending = store.pending
-    if (
-        pending is not None
-        and pending[HTTP_CONFIG_ERROR] is not None
-        and pending[HTTP_CONFIG_CREATED_AT] == created_at
-    ):
+    failed = pending is not None and pending[HTTP_CONFIG_ERROR] is not None
+    if failed and _created_at(store) == created_at:
         await store.async_set_pending(None)
