@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from http import HTTPStatus
@@ -187,8 +188,11 @@ async def _setup(
     return Setup(hass, entry, store, pair, cert, key, port, restarts, client)
 
 
+type MakeSetup = Callable[..., Awaitable[Setup]]
+
+
 @pytest.fixture
-async def plain(
+def make_setup(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
     aioclient_mock: AiohttpClientMocker,
@@ -196,9 +200,27 @@ async def plain(
     tmp_path: Path,
     fake_ca: FakeCa,
     socket_enabled: None,
-) -> Setup:
+) -> MakeSetup:
+    """Set up the installation; ``serving=True`` starts with the managed pair."""
+
+    async def make(**kwargs: Any) -> Setup:
+        return await _setup(
+            hass, hass_storage, aioclient_mock, hass_client, tmp_path, **kwargs
+        )
+
+    return make
+
+
+@pytest.fixture
+async def plain(make_setup: MakeSetup) -> Setup:
     """Plain HTTP, and an entry that manages a valid certificate."""
-    return await _setup(hass, hass_storage, aioclient_mock, hass_client, tmp_path)
+    return await make_setup()
+
+
+@pytest.fixture
+async def serving(make_setup: MakeSetup) -> Setup:
+    """HTTPS with the managed pair from the stable slot."""
+    return await make_setup(serving=True)
 
 
 async def _serve(setup: Setup, **user_input: Any) -> None:
@@ -362,20 +384,10 @@ async def test_not_started_yet(hass: HomeAssistant, plain: Setup) -> None:
     ],
 )
 async def test_unusable_certificate_is_refused(
-    hass: HomeAssistant,
-    hass_storage: dict[str, Any],
-    aioclient_mock: AiohttpClientMocker,
-    hass_client: ClientSessionGenerator,
-    tmp_path: Path,
-    fake_ca: FakeCa,
-    socket_enabled: None,
-    pair: Any,
-    reason: str,
+    hass: HomeAssistant, make_setup: MakeSetup, pair: Any, reason: str
 ) -> None:
     """An expired certificate or one without the names is never served."""
-    setup = await _setup(
-        hass, hass_storage, aioclient_mock, hass_client, tmp_path, pair=pair()
-    )
+    setup = await make_setup(pair=pair())
     result = await setup.options_step("serve_https")
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == reason
@@ -426,19 +438,9 @@ async def test_config_that_cannot_be_applied_is_explained(
     await hass.http.stop()
 
 
-async def test_stop_serving(
-    hass: HomeAssistant,
-    hass_storage: dict[str, Any],
-    aioclient_mock: AiohttpClientMocker,
-    hass_client: ClientSessionGenerator,
-    tmp_path: Path,
-    fake_ca: FakeCa,
-    socket_enabled: None,
-) -> None:
+async def test_stop_serving(hass: HomeAssistant, serving: Setup) -> None:
     """The reverse: the two paths removed, restart, confirm plain HTTP, keep it."""
-    setup = await _setup(
-        hass, hass_storage, aioclient_mock, hass_client, tmp_path, serving=True
-    )
+    setup = serving
     assert await setup.presented() == _serial(setup.pair)
     stable_before = dict(setup.store.stable)
     form = await setup.options_step("stop_https")
@@ -559,18 +561,10 @@ async def test_certificate_expired_before_the_restart_is_not_confirmed(
 
 
 async def test_menu_and_plan_follow_what_is_served(
-    hass: HomeAssistant,
-    hass_storage: dict[str, Any],
-    aioclient_mock: AiohttpClientMocker,
-    hass_client: ClientSessionGenerator,
-    tmp_path: Path,
-    fake_ca: FakeCa,
-    socket_enabled: None,
+    hass: HomeAssistant, serving: Setup
 ) -> None:
     """Serve is offered while not served, Stop while served; odd calls refuse."""
-    setup = await _setup(
-        hass, hass_storage, aioclient_mock, hass_client, tmp_path, serving=True
-    )
+    setup = serving
     menu = await hass.config_entries.options.async_init(setup.entry.entry_id)
     assert "serve_https" not in menu["menu_options"]
     with pytest.raises(HttpsRefusedError, match="https_already_serving"):
