@@ -404,7 +404,9 @@ async def test_missing_or_unreadable_paths_are_refused(
     hass.config.allowlist_external_dirs = set()
     result = await plain.options_step("serve_https")
     assert result["reason"] == "https_path_not_allowed"
-    assert result["description_placeholders"] == {"path": str(plain.cert)}
+    placeholders = result["description_placeholders"]
+    assert placeholders["path"] == str(plain.cert)
+    assert hass.config.config_dir in placeholders["allowed"]
     assert plain.store.pending is None
 
 

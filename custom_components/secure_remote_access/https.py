@@ -31,7 +31,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from .certificate import CertificateSettings
+from .certificate_flow import allowed_directories
 from .const import CONF_DOMAINS, DOMAIN, LOGGER
+from .helpers import path_is_allowed
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.certificates import CertificateError
 from .protocol.files import read_matching_pair
@@ -196,7 +198,7 @@ async def async_plan(
     if action is HttpsAction.SERVE:
         if serving:
             raise HttpsRefusedError("https_already_serving")
-        _check_allowed(hass, settings)
+        await hass.async_add_executor_job(_check_allowed, hass, settings)
         await _async_managed_serial(hass, settings)
         config[SSL_CERTIFICATE] = str(settings.certificate_path)
         config[SSL_KEY] = str(settings.private_key_path)
@@ -224,10 +226,14 @@ async def async_plan(
 
 
 def _check_allowed(hass: HomeAssistant, settings: CertificateSettings) -> None:
-    """Refuse files Home Assistant may not read."""
+    """Refuse files Home Assistant may not read (blocking: resolves links)."""
     for path in (settings.certificate_path, settings.private_key_path):
-        if not hass.config.is_allowed_path(str(path)):
-            raise HttpsRefusedError("https_path_not_allowed", path=str(path))
+        if not path_is_allowed(hass, str(path)):
+            raise HttpsRefusedError(
+                "https_path_not_allowed",
+                path=str(path),
+                allowed=allowed_directories(hass),
+            )
 
 
 async def _async_managed_serial(
