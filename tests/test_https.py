@@ -299,6 +299,19 @@ async def test_trial_confirmed_then_kept_through_the_fix_flow(
     assert await plain.presented() == _serial(plain.pair)
     assert plain.issue(trial_issue_id(plain.entry.entry_id)) is None
     assert len(plain.restarts) == 1
+
+    # A renewal is served at once, without another restart.
+    renewed = await hass.services.async_call(
+        DOMAIN,
+        "renew_certificate",
+        {"config_entry_id": plain.entry.entry_id, "force": True},
+        blocking=True,
+        return_response=True,
+    )
+    assert renewed is not None
+    assert renewed["serial"] != _serial(plain.pair)
+    assert await plain.presented() == renewed["serial"]
+    assert len(plain.restarts) == 1
     await hass.http.stop()
 
 
@@ -320,6 +333,7 @@ async def test_nobody_confirms_and_home_assistant_goes_back(
     assert result["type"] == "abort"
     assert result["reason"] == "https_nothing_to_promote"
     assert plain.store.pending["error"] == "not_promoted"
+    assert plain.issue(trial_issue_id(plain.entry.entry_id)) is None
     # Until the restart the trial's server still runs: no new change yet.
     with pytest.raises(HttpsRefusedError, match="https_pending_exists"):
         await async_plan(hass, plain.entry, HttpsAction.SERVE)

@@ -12,6 +12,7 @@ from typing import Any, Final
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlowResult
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.data_entry_flow import FlowHandler, FlowResult
+from homeassistant.helpers import issue_registry as ir
 import probatio as vol
 
 from .const import DOMAIN
@@ -128,6 +129,8 @@ class _PendingConfigFlow(ConfirmRepairFlow):
         try:
             await self._async_act()
         except HttpsRefusedError as err:
+            # The config it was about is gone: so is the reason for the issue.
+            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
             return self.async_abort(reason=err.reason)
         return self.async_create_entry(data={})
 
