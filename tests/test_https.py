@@ -16,7 +16,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.http import make_server
 from homeassistant.components.http.config import (
     AUTO_REVERT_DELAY,
-    HTTP_STORAGE_SCHEMA,
     ActiveConfigType,
     HTTPConfigStore,
     async_get_and_load_store,
@@ -50,16 +49,13 @@ from custom_components.secure_remote_access.served import (
 )
 from tests.fakes import certs
 from tests.fakes.issuer import FakeCa
+from tests.fakes.sandbox import http_storage
 
 from .monitor_common import managed_options, setup_entry
 
 NAME = "myhome.duckdns.org"
 FIX_URL = "/api/repairs/issues/fix"
 HTTPS = "custom_components.secure_remote_access.https"
-PLAIN_HTTP: dict[str, Any] = {
-    "server_host": ["127.0.0.1"],
-    "login_attempts_threshold": 5,
-}
 
 
 @pytest.fixture
@@ -142,6 +138,12 @@ class Setup:
         return dict(result)
 
 
+async def _their_pending(setup: Setup) -> None:
+    """A pending change from the user or another tool (another login threshold)."""
+    theirs = dict(setup.store.stable) | {"login_attempts_threshold": 9}
+    await setup.store.async_set_pending(theirs)  # type: ignore[arg-type]
+
+
 def _serial(pair: certs.IssuedCertificate) -> str:
     return format(pair.certificate.serial_number, "x")
 
@@ -160,24 +162,10 @@ async def _setup(
     cert, key = pair.write(tmp_path / "ssl")
     hass.config.allowlist_external_dirs = {str(tmp_path / "ssl")}
     port = _free_port()
-    stable: dict[str, Any] = {**PLAIN_HTTP, "server_port": port}
+    hass_storage["http"] = http_storage(port)
     if serving:
+        stable: dict[str, Any] = hass_storage["http"]["data"]["stable"]
         stable |= {"ssl_certificate": str(cert), "ssl_key": str(key)}
-    hass_storage["http"] = {
-        "version": 2,
-        "minor_version": 2,
-        "key": "http",
-        "data": {
-            "stable": {
-                **HTTP_STORAGE_SCHEMA(stable),
-                "created_at": "2026-01-01T00:00:00+00:00",
-                "error": None,
-                "error_message": None,
-            },
-            "pending": None,
-            "yaml_migration_done": True,
-        },
-    }
     assert await async_setup_component(hass, "http", {})
     await hass.http.start()
     assert await async_setup_component(hass, "repairs", {})
@@ -358,8 +346,7 @@ async def test_another_pending_config_is_never_overwritten(
     hass: HomeAssistant, plain: Setup
 ) -> None:
     """A change waiting from the user or another tool: refuse, touch nothing."""
-    theirs = dict(plain.store.stable) | {"login_attempts_threshold": 9}
-    await plain.store.async_set_pending(theirs)  # type: ignore[arg-type]
+    await _their_pending(plain)
     waiting = dict(plain.store.pending or {})
     result = await plain.options_step("serve_https")
     assert result["type"] is FlowResultType.ABORT
@@ -373,8 +360,7 @@ async def test_pending_config_appearing_while_the_form_is_open(
 ) -> None:
     """The check repeats on submit."""
     form = await plain.options_step("serve_https")
-    theirs = dict(plain.store.stable) | {"login_attempts_threshold": 9}
-    await plain.store.async_set_pending(theirs)  # type: ignore[arg-type]
+    await _their_pending(plain)
     result = await hass.config_entries.options.async_configure(form["flow_id"], {})
     assert result["reason"] == "https_pending_exists"
     assert plain.store.pending is not None
@@ -523,8 +509,7 @@ async def test_changes_of_others_are_not_ours_to_confirm(
     hass: HomeAssistant, plain: Setup
 ) -> None:
     """Another tool's trial gets no issue of ours; its failed config is not replaced."""
-    theirs = dict(plain.store.stable) | {"login_attempts_threshold": 9}
-    await plain.store.async_set_pending(theirs)  # type: ignore[arg-type]
+    await _their_pending(plain)
     await plain.restart()
     assert plain.store.active_config_type is ActiveConfigType.PENDING
     assert plain.issue(trial_issue_id(plain.entry.entry_id)) is None
