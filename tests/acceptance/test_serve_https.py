@@ -11,6 +11,8 @@ HTTPS still served.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 import json
 import socket
 import ssl
@@ -20,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 import pytest
+from pytest_homeassistant_custom_component.common import get_scheduled_timer_handles
 
 from tests.acceptance.client import DOMAIN, HassClient, add_integration
 from tests.fakes.pebble import HOST
@@ -53,11 +56,24 @@ class _LocalName(AbstractResolver):
         """Nothing to release."""
 
 
-def _https_session(root_pem: str) -> aiohttp.ClientSession:
-    context = ssl.create_default_context(cadata=root_pem)  # verifies the name
-    return aiohttp.ClientSession(
+@asynccontextmanager
+async def _https_session(root_pem: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session that trusts Pebble's root and verifies the name; closed cleanly."""
+    context = ssl.create_default_context(cadata=root_pem)
+    async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=context, resolver=_LocalName())
-    )
+    ) as session:
+        yield session
+    # Closing starts each TLS shutdown; wait until the server answered it.
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 30
+    while any(
+        "_check_shutdown_timeout" in repr(handle)
+        for handle in get_scheduled_timer_handles(loop)
+        if not handle.cancelled()
+    ):
+        assert time.monotonic() < deadline, "a TLS shutdown did not finish"
+        await asyncio.sleep(0.05)
 
 
 async def _wait_https(
