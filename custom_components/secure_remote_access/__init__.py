@@ -11,6 +11,7 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
+from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager
@@ -25,6 +26,7 @@ from .coordinator import (
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
+from .https import async_check_trial
 from .issues import (
     async_check_duplicate_updater,
     async_delete_delegation_issue,
@@ -91,6 +93,10 @@ async def async_setup_entry(
         managed=managed,
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
+    # Serving HTTPS (issue 18): confirm a trial of a pending http config.
+    entry.async_on_unload(
+        async_at_started(hass, partial(async_check_trial, entry=entry))
+    )
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(

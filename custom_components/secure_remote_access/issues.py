@@ -28,6 +28,8 @@ RENEWAL_FAILED: Final = "renewal_failed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
 DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
 RESTART_REQUIRED: Final = "restart_required"
+HTTPS_TRIAL: Final = "https_trial"
+HTTPS_REVERTED: Final = "https_reverted"
 CERTIFICATE_UNREADABLE: Final = "certificate_unreadable"
 CERTIFICATE_KEY_MISMATCH: Final = "certificate_key_mismatch"
 CERTIFICATE_EXPIRED: Final = "certificate_expired"
@@ -55,6 +57,16 @@ def delegation_issue_id(entry_id: str) -> str:
 def duplicate_updater_issue_id(entry_id: str) -> str:
     """The issue raised while core's duckdns updates one of the entry's names."""
     return _entry_issue_id(DUPLICATE_DUCKDNS_UPDATER, entry_id)
+
+
+def https_trial_issue_id(entry_id: str) -> str:
+    """The "Keep serving HTTPS?" issue of an entry (or its variants' shared id)."""
+    return _entry_issue_id(HTTPS_TRIAL, entry_id)
+
+
+def https_reverted_issue_id(entry_id: str) -> str:
+    """The issue that explains a reverted http change of an entry."""
+    return _entry_issue_id(HTTPS_REVERTED, entry_id)
 
 
 def certificate_issue_id(translation_key: str, entry_id: str, key: str) -> str:
@@ -118,6 +130,8 @@ def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
         duplicate_updater_issue_id(entry_id),
         renewal_failed_issue_id(entry_id),
         delegation_issue_id(entry_id),
+        https_trial_issue_id(entry_id),
+        https_reverted_issue_id(entry_id),
         *_certificate_issue_ids(hass, entry_id),
     ):
         ir.async_delete_issue(hass, DOMAIN, issue_id)
@@ -227,6 +241,43 @@ def async_delete_renewal_failed_issue(hass: HomeAssistant, entry_id: str) -> Non
 def async_delete_delegation_issue(hass: HomeAssistant, entry_id: str) -> None:
     """The delegations work, or nothing is delegated any more."""
     ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry_id))
+
+
+# ------------------------------------------------------------ serving HTTPS
+
+
+@callback
+def async_raise_https_issue(
+    hass: HomeAssistant,
+    issue_id: str,
+    translation_key: str,
+    placeholders: dict[str, str],
+    entry_id: str,
+    created_at: str,
+    *,
+    fixable: bool = True,
+) -> None:
+    """Show the state of a trial http config (``created_at`` names which one)."""
+    _async_create(
+        hass,
+        issue_id,
+        translation_key,
+        ir.IssueSeverity.WARNING,
+        placeholders,
+        fixable=fixable,
+        data={"entry_id": entry_id, "created_at": created_at},
+    )
+
+
+@callback
+def async_delete_https_issues(
+    hass: HomeAssistant, entry_id: str, *, trial: bool, reverted: bool
+) -> None:
+    """Delete the chosen serving-HTTPS issues of an entry."""
+    if trial:
+        ir.async_delete_issue(hass, DOMAIN, https_trial_issue_id(entry_id))
+    if reverted:
+        ir.async_delete_issue(hass, DOMAIN, https_reverted_issue_id(entry_id))
 
 
 # ------------------------------------------------------------------ serving

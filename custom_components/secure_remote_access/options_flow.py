@@ -39,10 +39,15 @@ from .const import (
     Ipv6Mode,
 )
 from .helpers import check_endpoint_text, endpoints_from_options
+from .https import async_serves_managed
+from .https_flow import STEP_SERVE, STEP_STOP, HttpsSteps
+from .models import SecureRemoteAccessConfigEntry
 from .protocol.ipv6 import is_public_ipv6
 
 
-class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
+class OptionsFlowHandler(
+    CertificateSteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
+):
     """Change how the entry works; the entry reloads with the new options."""
 
     def __init__(self) -> None:
@@ -57,7 +62,17 @@ class OptionsFlowHandler(CertificateSteps, OptionsFlowWithReload):
         menu = ["dns", "certificate", "endpoints", "checks"]
         if self.config_entry.options.get(CONF_ACME_DIRECTORY):
             menu.append("certificate_off")
+        # Serving HTTPS (issue 18): the steps are in https_flow.py.
+        serving = await async_serves_managed(self.hass, self.config_entry)
+        if serving is not None:
+            menu.append(STEP_STOP if serving else STEP_SERVE)
         return self.async_show_menu(step_id="init", menu_options=menu)
+
+    async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
+        return self.config_entry
+
+    def _https_done(self) -> ConfigFlowResult:
+        return self.async_abort(reason="https_restarting")
 
     def _certificate_domains(self) -> list[str]:
         domains: list[str] = self.config_entry.data[CONF_DOMAINS]

@@ -21,12 +21,14 @@ import probatio as vol
 from .checklist.checks import CHECKS_BY_ID
 from .checklist.runner import DATA_CHECKLIST
 from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
+from .https_flow import HttpsSteps, async_entry_to_serve, async_https_fix_flow
 from .issues import (
     CERTIFICATE_EXPIRING,
     RENEWAL_FAILED,
     RESTART_REQUIRED,
     issue_entry_id,
 )
+from .models import SecureRemoteAccessConfigEntry
 
 SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
 RENEW_ISSUES: Final = (CERTIFICATE_EXPIRING, RENEWAL_FAILED)
@@ -39,6 +41,11 @@ async def async_create_fix_flow(
     data: dict[str, str | int | float | None] | None,
 ) -> RepairsFlow:
     """Pick the fix flow of an issue."""
+    # Serving HTTPS (issue 18): its flows live in https_flow.py.
+    if (https_flow := async_https_fix_flow(issue_id, data)) is not None:
+        return https_flow
+    if issue_id == HTTP_WITHOUT_TLS:
+        return ServeHttpsChecklistFlow()
     if issue_id in CHECKS_BY_ID:
         return ChecklistRepairFlow()
     if issue_entry_id(issue_id, RESTART_REQUIRED) is not None:
@@ -95,6 +102,24 @@ class ChecklistRepairFlow(_ConfirmFlow):
         if self.issue_id in result.failing_ids:
             return self.async_abort(reason="still_failing")
         return self.async_create_entry(data={})
+
+
+HTTP_WITHOUT_TLS: Final = "http_without_tls"
+
+
+class ServeHttpsChecklistFlow(HttpsSteps[RepairsFlowResult], ChecklistRepairFlow):
+    """http_without_tls: offer to serve the managed certificate, else check again."""
+
+    async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
+        return await async_entry_to_serve(self)
+
+    def _https_done(self) -> RepairsFlowResult:
+        return self.async_create_entry(data={})
+
+    async def _async_act(self) -> RepairsFlowResult:
+        if await self._async_https_entry() is not None:
+            return await self.async_step_serve_https()
+        return await super()._async_act()
 
 
 class RestartRepairFlow(_ConfirmFlow):

@@ -1,0 +1,151 @@
+"""Flow steps that make Home Assistant serve (or stop serving) the managed certificate.
+
+The same explaining screen is a step of the entry's options flow and of the
+``http_without_tls`` fix flow; the "Keep serving HTTPS?" and "reverted"
+issues have their own fix flows here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlowResult
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.data_entry_flow import FlowHandler, FlowResult
+from homeassistant.helpers import issue_registry as ir
+import probatio as vol
+
+from .const import DOMAIN
+from .https import (
+    HttpsAction,
+    HttpsRefusedError,
+    async_apply,
+    async_forget_reverted,
+    async_plan,
+    async_promote,
+    async_serves_managed,
+)
+from .issues import HTTPS_REVERTED, HTTPS_TRIAL
+from .models import SecureRemoteAccessConfigEntry
+
+FIELD_SET_EXTERNAL_URL: Final = "set_external_url"
+STEP_SERVE: Final = "serve_https"
+STEP_STOP: Final = "stop_https"
+
+
+async def async_entry_to_serve(
+    flow: FlowHandler[Any, Any, Any],
+) -> SecureRemoteAccessConfigEntry | None:
+    """The first loaded entry with a managed certificate Home Assistant does not serve."""
+    entries: list[SecureRemoteAccessConfigEntry] = (
+        flow.hass.config_entries.async_entries(DOMAIN)
+    )
+    for entry in entries:
+        if entry.state is not ConfigEntryState.LOADED:
+            continue
+        if await async_serves_managed(flow.hass, entry) is False:
+            return entry
+    return None
+
+
+class HttpsSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]):
+    """The serve_https and stop_https steps, for options and fix flows."""
+
+    async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
+        """The entry whose certificate is served."""
+        raise NotImplementedError
+
+    def _https_done(self) -> ResultT:
+        """Finish once Home Assistant restarts."""
+        raise NotImplementedError
+
+    async def async_step_serve_https(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """Explain what serving HTTPS changes; write it and restart."""
+        return await self._async_https_step(STEP_SERVE, HttpsAction.SERVE, user_input)
+
+    async def async_step_stop_https(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """Explain what going back to plain HTTP changes; write it and restart."""
+        return await self._async_https_step(STEP_STOP, HttpsAction.STOP, user_input)
+
+    async def _async_https_step(
+        self, step_id: str, action: HttpsAction, user_input: dict[str, Any] | None
+    ) -> ResultT:
+        if (entry := await self._async_https_entry()) is None:
+            return self.async_abort(reason="https_no_certificate")
+        try:
+            plan = await async_plan(self.hass, entry, action)
+            if user_input is not None:
+                await async_apply(
+                    self.hass,
+                    plan,
+                    set_external_url=bool(user_input.get(FIELD_SET_EXTERNAL_URL)),
+                )
+                return self._https_done()
+        except HttpsRefusedError as err:
+            return self.async_abort(
+                reason=err.reason, description_placeholders=err.placeholders
+            )
+        fields: dict[Any, Any] = {}
+        if plan.external_url:
+            fields[vol.Optional(FIELD_SET_EXTERNAL_URL, default=True)] = bool
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=vol.Schema(fields),
+            description_placeholders=plan.placeholders(),
+        )
+
+
+def async_https_fix_flow(
+    issue_id: str, data: dict[str, str | int | float | None] | None
+) -> ConfirmRepairFlow | None:
+    """The fix flow of a serving-HTTPS issue, or None for other issues."""
+    created_at = None if data is None else data.get("created_at")
+    created = None if created_at is None else str(created_at)
+    if issue_id.startswith(f"{HTTPS_TRIAL}_"):
+        return KeepHttpsRepairFlow(created)
+    if issue_id.startswith(f"{HTTPS_REVERTED}_"):
+        return HttpsRevertedRepairFlow(created)
+    return None
+
+
+class _PendingConfigFlow(ConfirmRepairFlow):
+    """A confirm step about one pending http config (by its created_at)."""
+
+    def __init__(self, created_at: str | None) -> None:
+        """Remember which pending config the issue is about."""
+        self.created_at = created_at
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Show the issue's text; act when the user confirms."""
+        if user_input is None:
+            return await super().async_step_confirm()
+        try:
+            await self._async_act()
+        except HttpsRefusedError as err:
+            # The config it was about is gone: so is the reason for the issue.
+            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+            return self.async_abort(reason=err.reason)
+        return self.async_create_entry(data={})
+
+    async def _async_act(self) -> None:
+        raise NotImplementedError
+
+
+class KeepHttpsRepairFlow(_PendingConfigFlow):
+    """Keep serving HTTPS: promote the pending http config."""
+
+    async def _async_act(self) -> None:
+        await async_promote(self.hass, self.created_at)
+
+
+class HttpsRevertedRepairFlow(_PendingConfigFlow):
+    """Home Assistant went back by itself: forget the failed pending config."""
+
+    async def _async_act(self) -> None:
+        await async_forget_reverted(self.hass, self.created_at)

@@ -1,0 +1,1 @@
+"""Tests of serving the managed certificate from Home Assistant."""

@@ -1,0 +1,203 @@
+"""The installation the serving-HTTPS tests run: real http, its store, an entry."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+import socket
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components.http import make_server
+from homeassistant.components.http.config import (
+    HTTPConfigStore,
+    async_get_and_load_store,
+    async_load_config,
+)
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_mock_service,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.secure_remote_access.const import DOMAIN
+from custom_components.secure_remote_access.served import async_presented_serial
+from tests.common import SetupEntry, managed_options
+from tests.fakes import certs
+from tests.fakes.issuer import FakeCa
+from tests.fakes.sandbox import http_storage
+
+NAME = "myhome.duckdns.org"
+FIX_URL = "/api/repairs/issues/fix"
+HTTPS = "custom_components.secure_remote_access.https"
+
+
+@pytest.fixture
+def disable_http_server() -> None:
+    """Let these tests run Home Assistant's real web server."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Setup:
+    """The installation under test: real http, its store, an entry, restarts."""
+
+    hass: HomeAssistant
+    entry: MockConfigEntry
+    store: HTTPConfigStore
+    pair: certs.IssuedCertificate
+    cert: Path
+    key: Path
+    port: int
+    restarts: list[ServiceCall]
+    client: TestClient
+
+    async def restart(self) -> None:
+        """What a restart does to http (the store picks the slot), then the entry."""
+        await self.hass.http.stop()
+        conf = await async_load_config(self.hass, {})
+        server = make_server(self.hass, conf)
+        try:
+            await server.async_bind()
+        except HomeAssistantError as err:  # as http's setup: fall back to stable
+            conf = await self.store.async_get_fallback_config(err)
+            server = make_server(self.hass, conf)
+            await server.async_bind()
+        await server.async_initialize(
+            cors_origins=conf["cors_allowed_origins"],
+            use_x_forwarded_for=False,
+            login_threshold=conf["login_attempts_threshold"],
+            is_ban_enabled=conf["ip_ban_enabled"],
+            use_x_frame_options=conf["use_x_frame_options"],
+        )
+        await server.start()
+        self.hass.http = server
+        assert await self.hass.config_entries.async_reload(self.entry.entry_id)
+        await self.hass.async_block_till_done()
+
+    async def presented(self) -> str | None:
+        """The serial the running server presents, None without TLS."""
+        return await async_presented_serial("127.0.0.1", self.port)
+
+    def issue(self, issue_id: str) -> ir.IssueEntry | None:
+        """One of the integration's Repairs issues."""
+        return ir.async_get(self.hass).async_get_issue(DOMAIN, issue_id)
+
+    async def fix(self, issue_id: str) -> dict[str, Any]:
+        """Run a fix flow through the repairs HTTP API: show, then submit."""
+        resp = await self.client.post(
+            FIX_URL, json={"handler": DOMAIN, "issue_id": issue_id}
+        )
+        assert resp.status == HTTPStatus.OK, await resp.text()
+        flow = await resp.json()
+        assert flow["type"] == "form", flow
+        resp = await self.client.post(f"{FIX_URL}/{flow['flow_id']}", json={})
+        assert resp.status == HTTPStatus.OK, await resp.text()
+        result: dict[str, Any] = await resp.json()
+        return result
+
+    async def options_step(self, step: str) -> dict[str, Any]:
+        """Open the Configure menu and pick one of its options."""
+        menu = await self.hass.config_entries.options.async_init(self.entry.entry_id)
+        assert menu["type"] is FlowResultType.MENU
+        assert step in menu["menu_options"], menu["menu_options"]
+        result = await self.hass.config_entries.options.async_configure(
+            menu["flow_id"], {"next_step_id": step}
+        )
+        return dict(result)
+
+
+async def their_pending(setup: Setup) -> None:
+    """A pending change from the user or another tool (another login threshold)."""
+    theirs = dict(setup.store.stable) | {"login_attempts_threshold": 9}
+    await setup.store.async_set_pending(theirs)  # type: ignore[arg-type]
+
+
+def serial_of(pair: certs.IssuedCertificate) -> str:
+    return format(pair.certificate.serial_number, "x")
+
+
+async def build_setup(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    setup_entry: SetupEntry,
+    hass_client: ClientSessionGenerator,
+    tmp_path: Path,
+    *,
+    serving: bool = False,
+    pair: certs.IssuedCertificate | None = None,
+) -> Setup:
+    pair = pair or certs.issue([NAME])
+    cert, key = pair.write(tmp_path / "ssl")
+    hass.config.allowlist_external_dirs = {str(tmp_path / "ssl")}
+    port = free_port()
+    hass_storage["http"] = http_storage(port)
+    if serving:
+        stable: dict[str, Any] = hass_storage["http"]["data"]["stable"]
+        stable |= {"ssl_certificate": str(cert), "ssl_key": str(key)}
+    assert await async_setup_component(hass, "http", {})
+    await hass.http.start()
+    assert await async_setup_component(hass, "repairs", {})
+    client = await hass_client()
+    restarts = async_mock_service(hass, "homeassistant", "restart")
+    entry = await setup_entry(managed_options(cert, key))
+    store = await async_get_and_load_store(hass)
+    return Setup(hass, entry, store, pair, cert, key, port, restarts, client)
+
+
+type MakeSetup = Callable[..., Awaitable[Setup]]
+
+
+@pytest.fixture
+def make_setup(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    setup_entry: SetupEntry,
+    hass_client: ClientSessionGenerator,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    socket_enabled: None,
+) -> MakeSetup:
+    """Set up the installation; ``serving=True`` starts with the managed pair."""
+
+    async def make(**kwargs: Any) -> Setup:
+        return await build_setup(
+            hass, hass_storage, setup_entry, hass_client, tmp_path, **kwargs
+        )
+
+    return make
+
+
+@pytest.fixture
+async def plain(make_setup: MakeSetup) -> Setup:
+    """Plain HTTP, and an entry that manages a valid certificate."""
+    return await make_setup()
+
+
+@pytest.fixture
+async def serving(make_setup: MakeSetup) -> Setup:
+    """HTTPS with the managed pair from the stable slot."""
+    return await make_setup(serving=True)
+
+
+async def serve(setup: Setup, **user_input: Any) -> None:
+    form = await setup.options_step("serve_https")
+    assert form["type"] is FlowResultType.FORM
+    result = await setup.hass.config_entries.options.async_configure(
+        form["flow_id"], user_input
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "https_restarting"
