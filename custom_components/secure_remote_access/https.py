@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, cast
 
+from homeassistant import config as conf_util
 from homeassistant.components.http.config import (
     ERROR_NOT_PROMOTED,
     HTTP_CONFIG_CREATED_AT,
@@ -27,11 +28,13 @@ from homeassistant.components.http.config import (
 )
 from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import recorder
+from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .certificate_flow import allowed_directories
 from .certificate_settings import CertificateSettings
-from .const import CONF_DOMAINS, LOGGER
+from .const import CONF_DOMAINS, DOMAIN, LOGGER
 from .helpers import path_is_allowed, same_file
 from .issues import (
     HTTPS_REVERTED,
@@ -114,6 +117,10 @@ def stable_config(store: HTTPConfigStore) -> dict[str, Any]:
     if store.active_config_type is not ActiveConfigType.STABLE:
         raise HttpsRefusedError("https_pending_exists")
     return _without_meta(store.stable)
+
+
+def _without_pair(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in (SSL_CERTIFICATE, SSL_KEY)}
 
 
 def _names_match(config: dict[str, Any], settings: CertificateSettings) -> bool:
@@ -253,24 +260,48 @@ async def _async_managed_serial(
 async def async_apply(
     hass: HomeAssistant, plan: HttpsPlan, *, set_external_url: bool
 ) -> None:
-    """Write the pending config (never over another one), then restart."""
+    """Write the pending config (never over another one), then restart.
+
+    Refused before anything is written when Home Assistant would refuse the
+    restart (the same checks as its restart action). The external URL changes
+    only when the change is kept (`async_promote`): a revert leaves it as is.
+    """
     store = await async_get_and_load_store(hass)
     if _created_at(store) != plan.replaces:
         raise HttpsRefusedError("https_pending_exists")
-    if set_external_url and plan.external_url:
-        await hass.config.async_update(external_url=plan.external_url)
+    if recorder.async_migration_in_progress(hass):
+        raise HttpsRefusedError(
+            "https_restart_blocked", error="a database upgrade is in progress"
+        )
+    if errors := await conf_util.async_check_ha_config_file(hass):
+        raise HttpsRefusedError("https_restart_blocked", error=errors)
     await store.async_set_pending(plan.config)
+    external_url = plan.external_url if set_external_url else None
+    await _trial_store(hass).async_save(
+        {"created_at": _created_at(store), "external_url": external_url}
+    )
     LOGGER.info("Pending http config written (%s HTTPS); restarting", plan.action)
     await hass.services.async_call(HOMEASSISTANT_DOMAIN, SERVICE_RESTART)
+
+
+def _trial_store(hass: HomeAssistant) -> Store[dict[str, str | None]]:
+    """What to do once the trial is kept (by the pending config's created_at)."""
+    return Store(hass, 1, f"{DOMAIN}.https_trial")
 
 
 def _trial_action(
     store: HTTPConfigStore, settings: CertificateSettings
 ) -> HttpsAction | None:
-    """What the pending config does with the managed pair, if that is all (blocking)."""
+    """What the pending config does with the managed pair, if that is all (blocking).
+
+    Ours only when nothing but the two paths differs from the stable config:
+    a change of the user or another tool that also uses our files is theirs.
+    """
     if (pending := store.pending) is None:
         return None
     new, old = _without_meta(pending), _without_meta(store.stable)
+    if _without_pair(new) != _without_pair(old):
+        return None
     if _names_match(new, settings) and not _names_match(old, settings):
         return HttpsAction.SERVE
     if _names_match(old, settings) and SSL_CERTIFICATE not in new:
@@ -364,6 +395,11 @@ async def async_promote(hass: HomeAssistant, created_at: str | None) -> None:
         await store.async_promote_pending()
     except HomeAssistantError as err:  # it failed its trial meanwhile
         raise HttpsRefusedError("https_nothing_to_promote") from err
+    trial = _trial_store(hass)
+    kept = await trial.async_load() or {}
+    if kept.get("created_at") == created_at and (url := kept.get("external_url")):
+        await hass.config.async_update(external_url=url)
+    await trial.async_remove()
 
 
 async def async_forget_reverted(hass: HomeAssistant, created_at: str | None) -> None:
@@ -373,3 +409,4 @@ async def async_forget_reverted(hass: HomeAssistant, created_at: str | None) -> 
     failed = pending is not None and pending[HTTP_CONFIG_ERROR] is not None
     if failed and _created_at(store) == created_at:
         await store.async_set_pending(None)
+        await _trial_store(hass).async_remove()

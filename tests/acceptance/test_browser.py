@@ -104,6 +104,7 @@ async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> 
         await _add_integration(page, sandbox.url, values, shots)
         await _check_device_page(page, shots)
         await _fix_an_endpoint_list(page, sandbox.url, shots)
+        await _see_what_serving_https_changes(page, shots)
         await _open_a_repair(page, shots)
         await _find_the_actions(page, shots)
     except Exception:
@@ -290,6 +291,20 @@ async def _fix_an_endpoint_list(page: Page, url: str, shots: Screenshots) -> Non
     await expect(page.get_by_text("Options successfully saved")).to_be_visible()
     await shots.take("endpoints-saved")
     await page.get_by_role("button", name="Finish").click()
+
+
+async def _see_what_serving_https_changes(page: Page, shots: Screenshots) -> None:
+    """Configure → Serve the certificate: one screen says what changes (not sent).
+
+    Submitting restarts Home Assistant; tests/acceptance/test_serve_https.py
+    runs that path over the REST API.
+    """
+    await page.get_by_role("button", name="Configure").first.click()
+    await page.get_by_text("Serve the certificate from Home Assistant").click()
+    await expect(page.get_by_text("takes its place")).to_be_visible()
+    await expect(page.get_by_text(f"https://{FQDN}:")).to_be_visible()
+    await shots.take("serve-https")
+    await page.reload()  # leaves the dialog unsent
 
 
 async def _open_a_repair(page: Page, shots: Screenshots) -> None:

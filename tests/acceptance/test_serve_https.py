@@ -168,11 +168,13 @@ async def test_one_fix_flow_to_https(sandbox: Sandbox, socket_enabled: None) -> 
         client = HassClient(https_url, session, token=token)
         await client.wait_entry_loaded()
         config = await client.request("GET", "/api/config")
-        assert config["external_url"] == https_url
+        assert config["external_url"] == f"http://{FQDN}"  # set once kept
         await _wait_issue(client, f"https_trial_{entry_id}")
         result = await _fix(client, f"https_trial_{entry_id}", {})
         assert result["type"] == "create_entry", result
         assert f"https_trial_{entry_id}" not in await _issue_ids(client)
+        config = await client.request("GET", "/api/config")
+        assert config["external_url"] == https_url
     stored = _stored_http(sandbox)
     assert stored["pending"] is None
     assert stored["stable"]["ssl_certificate"] == str(sandbox.certificate_path)

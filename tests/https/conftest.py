@@ -162,6 +162,18 @@ type MakeSetup = Callable[..., Awaitable[Setup]]
 
 
 @pytest.fixture
+def hass_config_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A configuration directory of its own, with a valid configuration.yaml.
+
+    Serving HTTPS restarts Home Assistant, which first checks that file. The
+    certificate stays outside it (in ``tmp_path``), like an ``/ssl`` folder.
+    """
+    config_dir = tmp_path_factory.mktemp("config")
+    (config_dir / "configuration.yaml").write_text("homeassistant:\n", encoding="utf-8")
+    return str(config_dir)
+
+
+@pytest.fixture
 def make_setup(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from homeassistant.components.http.config import ActiveConfigType
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -13,6 +15,7 @@ from custom_components.secure_remote_access.https import (
     HttpsRefusedError,
     async_plan,
 )
+from custom_components.secure_remote_access.issues import https_trial_issue_id
 from tests.fakes import certs
 
 from .conftest import NAME, MakeSetup, Setup, their_pending
@@ -111,3 +114,57 @@ async def test_stop_refused_while_not_serving(
     """Nothing to stop over plain HTTP."""
     with pytest.raises(HttpsRefusedError, match="https_not_serving"):
         await async_plan(hass, plain.entry, HttpsAction.STOP)
+
+
+async def test_a_restart_home_assistant_would_refuse_writes_nothing(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """An invalid configuration.yaml: Home Assistant would not restart."""
+    form = await plain.options_step("serve_https")
+    Path(hass.config.path("configuration.yaml")).write_text(
+        "homeassistant:\n  unit_system: nonsense\n", encoding="utf-8"
+    )
+    result = await hass.config_entries.options.async_configure(
+        form["flow_id"], {"set_external_url": True}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "https_restart_blocked"
+    assert "unit_system" in result["description_placeholders"]["error"]
+    assert plain.store.pending is None
+    assert hass.config.external_url is None
+    assert not plain.restarts
+
+
+async def _their_pending_with_our_files(setup: Setup) -> None:
+    """The user or another tool stages our two paths and one more change."""
+    theirs = dict(setup.store.stable) | {
+        "ssl_certificate": str(setup.cert),
+        "ssl_key": str(setup.key),
+        "login_attempts_threshold": 9,
+    }
+    await setup.store.async_set_pending(theirs)  # type: ignore[arg-type]
+
+
+async def test_a_failed_change_of_another_tool_with_our_files_is_kept(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Only our own failed change may be replaced, even when it uses our files."""
+    await _their_pending_with_our_files(plain)
+    assert plain.store.pending is not None
+    plain.store.pending["error"] = "not_promoted"
+    theirs = dict(plain.store.pending)
+    result = await plain.options_step("serve_https")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "https_pending_exists"
+    assert plain.store.pending == theirs
+
+
+async def test_a_trial_of_another_tool_with_our_files_is_not_offered_as_ours(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Keep serving HTTPS? would promote their other change too: no issue."""
+    await _their_pending_with_our_files(plain)
+    await plain.restart()
+    assert plain.store.active_config_type is ActiveConfigType.PENDING
+    assert plain.issue(https_trial_issue_id(plain.entry.entry_id)) is None
+    await hass.http.stop()

@@ -61,7 +61,8 @@ async def test_serve_writes_the_pending_config_and_restarts(
     assert {k: v for k, v in pending.items() if k != "created_at"} == expected
     assert plain.store.stable == stable_before
     assert len(plain.restarts) == 1
-    assert hass.config.external_url == f"https://{NAME}:{plain.port}"
+    # The external URL changes only when the change is kept.
+    assert hass.config.external_url is None
     # Until the restart, the running server is unchanged.
     assert served_files(hass) is None
 
@@ -71,7 +72,6 @@ async def test_trial_confirmed_then_kept_through_the_fix_flow(
 ) -> None:
     """After the restart the managed serial is presented; Keep promotes it."""
     await serve(plain)  # the external URL box is ticked by default
-    assert hass.config.external_url == f"https://{NAME}:{plain.port}"
     await plain.restart()
     assert plain.store.active_config_type is ActiveConfigType.PENDING
     assert await plain.presented() == serial_of(plain.pair)
@@ -88,6 +88,7 @@ async def test_trial_confirmed_then_kept_through_the_fix_flow(
     assert plain.store.revert_deadline is None
     assert plain.store.stable["ssl_certificate"] == str(plain.cert)
     assert plain.issue(https_trial_issue_id(plain.entry.entry_id)) is None
+    assert hass.config.external_url == f"https://{NAME}:{plain.port}"
 
     # Another restart: still HTTPS, from the stable slot, nothing to confirm.
     await plain.restart()
@@ -114,7 +115,11 @@ async def test_trial_confirmed_then_kept_through_the_fix_flow(
 async def test_nobody_confirms_and_home_assistant_goes_back(
     hass: HomeAssistant, plain: Setup, freezer: FrozenDateTimeFactory
 ) -> None:
-    """Past the revert delay the store marks it not_promoted and restarts."""
+    """Past the revert delay the store marks it not_promoted and restarts.
+
+    The external URL (the box is ticked) stays as it was: nothing but the
+    two paths ever changed.
+    """
     await serve(plain)
     await plain.restart()
     assert plain.issue(https_trial_issue_id(plain.entry.entry_id)) is not None
@@ -141,6 +146,7 @@ async def test_nobody_confirms_and_home_assistant_goes_back(
     reverted = plain.issue(https_reverted_issue_id(plain.entry.entry_id))
     assert reverted is not None
     assert reverted.translation_key == "https_reverted"
+    assert hass.config.external_url is None
     # Dismissing it forgets the failed config; serving can be tried again.
     result = await plain.fix(https_reverted_issue_id(plain.entry.entry_id))
     assert result["type"] == "create_entry", result
