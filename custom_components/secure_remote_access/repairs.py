@@ -132,6 +132,10 @@ class RestartRepairFlow(_ConfirmFlow):
             )
         except ServiceNotFound:
             return self.async_abort(reason="restart_unavailable")
+        except HomeAssistantError as err:  # an invalid configuration, a migration
+            return self.async_abort(
+                reason="restart_refused", description_placeholders={"error": str(err)}
+            )
         return self.async_create_entry(data={})
 
 

@@ -168,6 +168,17 @@ async def test_restart_fix_flow(hass: HomeAssistant, client: TestClient) -> None
     assert result["reason"] == "restart_unavailable"
     assert _issue(hass, "restart_required") is not None
 
+    async def refuse(call: ServiceCall) -> None:
+        raise HomeAssistantError("the configuration is not valid")
+
+    hass.services.async_register("homeassistant", "restart", refuse)
+    flow = await _start(client, "restart_required")
+    result = await _submit(client, flow["flow_id"])
+    assert result["type"] == "abort"
+    assert result["reason"] == "restart_refused"
+    assert "not valid" in result["description_placeholders"]["error"]
+    assert _issue(hass, "restart_required") is not None
+
     hass.services.async_register("homeassistant", "restart", restart)
     flow = await _start(client, "restart_required")
     result = await _submit(client, flow["flow_id"])
