@@ -45,7 +45,7 @@ from .issues import (
     https_trial_issue_id,
 )
 from .models import SecureRemoteAccessConfigEntry
-from .protocol.x509 import CertificateError, read_matching_pair
+from .protocol.x509 import DEFAULT_CLOCK_SKEW, CertificateError, read_matching_pair
 from .served import async_presented_serial, served_files
 
 SSL_CERTIFICATE: Final = "ssl_certificate"
@@ -248,6 +248,11 @@ async def _async_managed_serial(
     except CertificateError as err:
         raise HttpsRefusedError("https_certificate_unusable", error=str(err)) from err
     info = pair.certificate
+    if info.not_before > dt_util.utcnow() + DEFAULT_CLOCK_SKEW:
+        raise HttpsRefusedError(
+            "https_certificate_not_yet_valid",
+            date=f"{info.not_before:%Y-%m-%d %H:%M} UTC",
+        )
     if info.is_expired(dt_util.utcnow()):
         raise HttpsRefusedError(
             "https_certificate_expired", date=f"{info.not_after:%Y-%m-%d %H:%M} UTC"

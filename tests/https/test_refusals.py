@@ -60,12 +60,16 @@ async def test_not_started_yet(hass: HomeAssistant, plain: Setup) -> None:
     [
         (lambda: certs.issue([NAME], expired=True), "https_certificate_expired"),
         (lambda: certs.issue(["other.duckdns.org"]), "https_certificate_names"),
+        (
+            lambda: certs.issue([NAME], not_yet_valid=True),
+            "https_certificate_not_yet_valid",
+        ),
     ],
 )
 async def test_unusable_certificate_is_refused(
     hass: HomeAssistant, make_setup: MakeSetup, pair: Any, reason: str
 ) -> None:
-    """An expired certificate or one without the names is never served."""
+    """An expired or not yet valid certificate, or one without the names, is never served."""
     setup = await make_setup(pair=pair())
     result = await setup.options_step("serve_https")
     assert result["type"] is FlowResultType.ABORT
