@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 import random
 import ssl
@@ -39,7 +39,10 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.secure_remote_access import certificate as certificate_module
+from custom_components.secure_remote_access import (
+    certificate as certificate_module,
+    renewal as renewal_module,
+)
 from custom_components.secure_remote_access.const import (
     CONF_ACME_DIRECTORY,
     CONF_CERTIFICATE_PATH,
@@ -221,6 +224,9 @@ class Year:
             patch.object(files_module, "os", self.faulty_os),
             patch.object(fileops_module, "os", self.faulty_os),
             patch.object(certificate_module, "write_certificate_pair", counted_write),
+            # The coordinators' jitter and ARI picks drawn from the year's seed:
+            # the same year every run (a flaky year would be a failing test).
+            patch.object(renewal_module, "random", _SeededRandom(self.rng)),
         ]
         for active in self._patches:
             active.start()
@@ -613,6 +619,20 @@ class Year:
         )
 
 
+YEAR_START = datetime(2026, 3, 1, 9, 30, 15, tzinfo=UTC)
+
+
+class _SeededRandom:
+    """Stands in for the random module: each Random() seeded from ``parent``."""
+
+    def __init__(self, parent: random.Random) -> None:
+        self._parent = parent
+
+    def Random(self) -> random.Random:  # noqa: N802 - the module's name
+        """A generator seeded from the parent's sequence."""
+        return random.Random(self._parent.getrandbits(64))
+
+
 def _renewal_bounds(lifetime: timedelta) -> tuple[int, int]:
     """Certificates a client following the CA's windows obtains in the year.
 
@@ -675,6 +695,7 @@ async def test_a_year_of_faults(
     # asyncio's debug mode records a traceback per callback: most of the
     # year's time, and its slow-callback warnings measure the time travel.
     hass.loop.set_debug(False)
+    freezer.move_to(YEAR_START)  # the same year every run
     year = Year(hass, freezer, tmp_path, pebble, lifetime)
     await year.async_start()
     try:
