@@ -36,6 +36,7 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
 )
 from custom_components.secure_remote_access.issues import CERTIFICATE_ISSUE_KEYS
+from custom_components.secure_remote_access.renewal import FIRST_CHECK_DELAY
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
@@ -153,6 +154,14 @@ async def advance(
     freezer.tick(delta)
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=background)
+
+
+async def setup_until_first_check(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, entry: MockConfigEntry
+) -> None:
+    """Set ``entry`` up and let its first renewal check (within a minute) run."""
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(seconds=FIRST_CHECK_DELAY[1]))
 
 
 async def tick(

@@ -70,6 +70,7 @@ from .common import (
     read_leaf,
     renew,
     setup_integration,
+    setup_until_first_check,
 )
 
 NEXT = "sensor.myhome_duckdns_org_next_certificate_renewal"
@@ -168,8 +169,7 @@ async def test_failures_back_off_across_restart(
         CertificateRenewalError("DNS timeout"),
     ]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     scheduler = entry.runtime_data.managed.renewal
     assert scheduler is not None
     assert scheduler.state.failures == 1
@@ -302,8 +302,7 @@ async def test_unexpected_error_is_a_visible_failure_and_retried(
     """Any exception: counted, shown, logged once with its traceback, retried."""
     fake_ca.failures = [RuntimeError("boom"), KeyError("x")]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert fake_ca.orders == 1
     assert hass.states.get(RESULT).state == "failed"
     issue = _failed_issue(issue_registry, entry)
@@ -336,8 +335,7 @@ async def test_slow_failure_is_retried_from_when_it_ended(
     fake_ca.delay = timedelta(seconds=120)
     fake_ca.failures = [CertificateRenewalError("TXT record not visible in time")]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     ended = dt_util.utcnow()
     state = entry.runtime_data.managed.renewal.state
     assert (state.failures, state.last_check) == (1, ended)
@@ -364,8 +362,7 @@ async def test_replaces_is_sent_on_the_first_attempt_only(
     """A retry never names the old certificate again (certmagic's rule)."""
     fake_ca.failures = [CertificateRenewalError("HTTP 500")]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     await advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert fake_ca.replaces == [True, False]
     await renew(hass, entry, force=True)
@@ -381,8 +378,7 @@ async def test_ari_window_of_another_certificate_is_ignored(
 ) -> None:
     """After an ARI renewal, restarts never order again for the old window."""
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert fake_ca.orders == 1
     first = format(_serial(tmp_path / "fullchain.pem"), "x")
     now = dt_util.utcnow()
@@ -417,8 +413,7 @@ async def test_emergency_floor_beats_a_late_ari_window(
 ) -> None:
     """An ARI window after expiry is overruled when 1/20 of the lifetime is left."""
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     not_before, not_after = fake_ca.issued[0]
     serial = format(_serial(tmp_path / "fullchain.pem"), "x")
     fake_ca.windows[serial] = RenewalInfo(
@@ -446,8 +441,7 @@ async def test_nothing_is_sent_before_the_cas_retry_after(
     retry_after = dt_util.utcnow() + timedelta(hours=3)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert fake_ca.orders == 1
     ari_calls = fake_ca.ari_calls
     with pytest.raises(HomeAssistantError) as err:
@@ -527,8 +521,7 @@ async def test_a_failed_write_never_costs_a_new_order(
     """The certificate the CA issued is kept and written by the retry, not ordered again."""
     entry = fake_ca_entry
     with _disk_full(writes=2):
-        await setup_integration(hass, entry)
-        await advance(hass, freezer, timedelta(minutes=1))
+        await setup_until_first_check(hass, freezer, entry)
         assert fake_ca.orders == 1
         assert hass.states.get(RESULT).state == "failed"
         assert (
@@ -558,8 +551,7 @@ async def test_deleting_the_entry_deletes_a_kept_certificate(
     """A certificate kept for writing (it holds a private key) goes with its entry."""
     entry = fake_ca_entry
     with _disk_full():
-        await setup_integration(hass, entry)
-        await advance(hass, freezer, timedelta(minutes=1))
+        await setup_until_first_check(hass, freezer, entry)
     assert hass.states.get(RESULT).state == "failed"
     assert await IssuedStash(hass, entry.entry_id).async_load() is not None
     assert await hass.config_entries.async_remove(entry.entry_id)
@@ -599,8 +591,7 @@ async def test_a_clock_behind_the_ca_does_not_lose_the_certificate(
     """A certificate valid from the CA's now, a day ahead of ours, is written."""
     fake_ca.clock_ahead = timedelta(days=1)
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert (fake_ca.orders, hass.states.get(RESULT).state) == (1, "renewed")
     assert "clock is 1440 minutes behind" in caplog.text
 
@@ -618,8 +609,7 @@ async def test_a_timer_waiting_behind_an_action_keeps_the_backoff(
         CertificateRenewalError("HTTP 500"),
     ]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert fake_ca.orders == 1
     fake_ca.gate = asyncio.Event()
     action = hass.async_create_task(renew(hass, entry))
@@ -684,8 +674,7 @@ async def test_broken_stored_dates_do_not_stop_renewal(
             "ari_next_poll": "2025-13-01T00:00:00",
         },
     }
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert fake_ca.orders == 1
     assert hass.states.get(RESULT).state == "renewed"
 
@@ -701,8 +690,7 @@ async def test_retry_after_survives_a_certificate_copied_in(
     retry_after = dt_util.utcnow() + timedelta(days=2)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     certs.issue([NAME], key=certs.generate_key(slot=23)).write(tmp_path)
     ari_calls = fake_ca.ari_calls
     response = await renew(hass, entry)
@@ -726,8 +714,7 @@ async def test_a_failed_check_that_was_not_due_orders_nothing(
     with patch.object(
         CertificateManager, "async_decide", side_effect=RuntimeError("resolver broke")
     ):
-        await setup_integration(hass, entry)
-        await advance(hass, freezer, timedelta(minutes=1))
+        await setup_until_first_check(hass, freezer, entry)
     assert hass.states.get(RESULT).state == "failed"
     await advance(hass, freezer, timedelta(minutes=1, seconds=1))
     assert fake_ca.orders == 0
@@ -789,8 +776,7 @@ async def test_shortlived_certificate_renews_by_itself(
     entry = _entry(
         duckdns_url, tmp_path, **_pebble_options(pebble, **{CONF_PROFILE: "shortlived"})
     )
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     cert_path = tmp_path / "fullchain.pem"
     first = _serial(cert_path)
     leaf = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
@@ -817,8 +803,7 @@ async def test_ari_window_moves_renewal(
     """When the CA moves the ARI window into the past, the renewal follows it."""
     freezer = ticking
     entry = _entry(duckdns_url, tmp_path, **_pebble_options(pebble))
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     cert_path = tmp_path / "fullchain.pem"
     first = _serial(cert_path)
     scheduler = entry.runtime_data.managed.renewal
@@ -876,8 +861,7 @@ async def test_kept_certificate_of_another_ca_is_not_installed(
     """
     entry = fake_ca_entry  # acme_directory "x"
     with _disk_full():
-        await setup_integration(hass, entry)
-        await advance(hass, freezer, timedelta(minutes=1))
+        await setup_until_first_check(hass, freezer, entry)
     assert fake_ca.orders == 1
     assert await IssuedStash(hass, entry.entry_id).async_load() is not None
     hass.config_entries.async_update_entry(
@@ -903,8 +887,7 @@ async def test_kept_certificate_older_than_the_one_on_disk_is_not_installed(
     """
     entry = fake_ca_entry
     with _disk_full():
-        await setup_integration(hass, entry)
-        await advance(hass, freezer, timedelta(minutes=1))
+        await setup_until_first_check(hass, freezer, entry)
         kept = await IssuedStash(hass, entry.entry_id).async_load()
         assert kept is not None
         # By hand: a 100-day certificate, due after ~67 days, outliving the kept one.
@@ -944,8 +927,7 @@ async def test_a_kept_certificate_that_cannot_be_saved_is_not_ordered_again(
 
     entry = fake_ca_entry
     with _disk_full(), patch.object(Store, "_async_write_data", write_data):
-        await setup_integration(hass, entry)
-        await advance(hass, freezer, timedelta(minutes=1))
+        await setup_until_first_check(hass, freezer, entry)
         assert fake_ca.orders == 1
         await advance(hass, freezer, timedelta(minutes=1, seconds=1))
         await advance(hass, freezer, timedelta(minutes=10, seconds=1))
@@ -972,8 +954,7 @@ async def test_renewal_failed_issue_is_shown_again_after_a_restart(
     retry_after = dt_util.utcnow() + timedelta(days=3)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert _failed_issue(issue_registry, entry) is not None
     # A restart: the registry is saved and loaded again, then the entry set up.
     await issue_registry._store.async_save(issue_registry._data_to_save())
@@ -1005,8 +986,7 @@ async def test_a_long_retry_after_is_not_taken_for_a_clock_jump(
     retry_after = dt_util.utcnow() + timedelta(days=3)
     fake_ca.failures = [CertificateRenewalError("rateLimited", retry_after)]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     renewal = entry.runtime_data.managed.renewal
     assert renewal.state.next_attempt == retry_after
     await advance(hass, freezer, timedelta(hours=13))  # one scheduled check
@@ -1028,8 +1008,7 @@ async def test_turning_certificates_off_clears_the_renewal_failed_issue(
     """No certificate managed any more: its failing-renewal issue must go."""
     fake_ca.failures = [CertificateRenewalError("HTTP 500")]
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(minutes=1))
+    await setup_until_first_check(hass, freezer, entry)
     assert _failed_issue(issue_registry, entry) is not None
     options = {k: v for k, v in entry.options.items() if k != CONF_ACME_DIRECTORY}
     hass.config_entries.async_update_entry(entry, options=options)

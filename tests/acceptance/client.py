@@ -215,3 +215,12 @@ async def add_integration(client: HassClient, sandbox: Sandbox) -> dict[str, Any
     assert created["title"] == "myhome.duckdns.org"
     result: dict[str, Any] = created["result"]
     return result
+
+
+async def onboard_with_entry(client: HassClient, sandbox: Sandbox) -> str:
+    """Onboard, add the integration over REST, wait until it is loaded: its id."""
+    await client.onboard()
+    entry = await add_integration(client, sandbox)
+    await client.wait_entry_loaded()
+    entry_id: str = entry["entry_id"]
+    return entry_id

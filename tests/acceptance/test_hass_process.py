@@ -15,7 +15,7 @@ import aiohttp
 from cryptography import x509
 import pytest
 
-from tests.acceptance.client import DOMAIN, HassClient, add_integration
+from tests.acceptance.client import DOMAIN, HassClient, onboard_with_entry
 from tests.fakes.sandbox import NAME, Sandbox
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
@@ -49,10 +49,7 @@ async def test_product_through_rest_and_websocket(
     """Onboard, add, issue, read, list repairs, restart: everything survives."""
     async with aiohttp.ClientSession() as session:
         client = HassClient(sandbox.url, session)
-        await client.onboard()
-        entry = await add_integration(client, sandbox)
-        entry_id = entry["entry_id"]
-        await client.wait_entry_loaded()
+        entry_id = await onboard_with_entry(client, sandbox)
 
         # DNS: the flow's check and the entry's first update reached DuckDNS.
         dns = await client.call_service(

@@ -24,7 +24,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 import pytest
 from pytest_homeassistant_custom_component.common import get_scheduled_timer_handles
 
-from tests.acceptance.client import DOMAIN, HassClient, add_integration
+from tests.acceptance.client import DOMAIN, HassClient, onboard_with_entry
 from tests.fakes.pebble import HOST
 from tests.fakes.sandbox import FQDN, Sandbox
 
@@ -139,10 +139,7 @@ async def test_one_fix_flow_to_https(sandbox: Sandbox, socket_enabled: None) -> 
     https_url = f"https://{FQDN}:{sandbox.hass_port}"
     async with aiohttp.ClientSession() as session:
         client = HassClient(sandbox.url, session)
-        await client.onboard()
-        entry = await add_integration(client, sandbox)
-        entry_id = entry["entry_id"]
-        await client.wait_entry_loaded()
+        entry_id = await onboard_with_entry(client, sandbox)
         issued = await client.call_service(
             DOMAIN, "renew_certificate", {"config_entry_id": entry_id}
         )
