@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["issuance", "loop", "monitoring", "footprint", "duckdns"],
+        choices=["issuance", "loop", "monitoring", "footprint", "duckdns", "persist"],
         help="run only these sections",
     )
     parser.add_argument(
@@ -138,7 +138,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     wanted = set(
-        args.only or ["issuance", "loop", "monitoring", "footprint", "duckdns"]
+        args.only
+        or ["issuance", "loop", "monitoring", "footprint", "duckdns", "persist"]
     )
 
     started = time.perf_counter()
@@ -158,7 +159,7 @@ def main() -> None:
         log(f"    ({time.perf_counter() - t0:.0f} s)")
         print(f"\n## {title}\n\n{text}\n", flush=True)
 
-    from . import endpoints, extra, issuance, renewal
+    from . import endpoints, extra, issuance, persist, renewal
 
     section("issuance", "1. Issuance latency", lambda: issuance.run(args.runs, log))
     monitored: dict[str, float] = {}
@@ -186,6 +187,11 @@ def main() -> None:
         lambda: extra.footprint(monitored["bytes_per_endpoint"]),
     )
     section("duckdns", "5. DuckDNS traffic", extra.duckdns)
+    section(
+        "persist",
+        "6. Renewal with dns-persist-01",
+        lambda: persist.run(max(3, args.runs // 2), log),
+    )
 
     total = time.perf_counter() - started
     doc = [

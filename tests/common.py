@@ -32,8 +32,10 @@ from custom_components.secure_remote_access.const import (
     CONF_ENDPOINTS,
     CONF_KEY_TYPE,
     CONF_PRIVATE_KEY_PATH,
+    CONF_VALIDATION_METHOD,
     CONF_WILDCARD,
     DOMAIN,
+    VALIDATION_DNS01,
 )
 from custom_components.secure_remote_access.issues import CERTIFICATE_ISSUE_KEYS
 from custom_components.secure_remote_access.renewal import FIRST_CHECK_DELAY
@@ -174,10 +176,16 @@ async def tick(
 def pebble_options(
     pebble: PebbleServer, ssl_dir: Path | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """Entry options that get certificates from ``pebble`` (into ``ssl_dir``)."""
+    """Entry options that get certificates from ``pebble`` (into ``ssl_dir``).
+
+    dns-01 unless ``extra`` says otherwise: the session's Pebble is shared, and
+    a persistent record one test leaves would name another account in the next
+    (tests/test_persist.py covers dns-persist-01 with a Pebble of its own).
+    """
     options: dict[str, Any] = {
         CONF_ACME_DIRECTORY: pebble.directory_url,
         CONF_ACME_CA_BUNDLE: str(pebble.ca_bundle_path),
+        CONF_VALIDATION_METHOD: VALIDATION_DNS01,
     }
     if ssl_dir is not None:
         options |= {

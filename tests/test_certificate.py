@@ -20,10 +20,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.secure_remote_access.certificate import (
-    CertificateManager,
-    duckdns_domain_for,
-)
+from custom_components.secure_remote_access.certificate import CertificateManager
 from custom_components.secure_remote_access.certificate_settings import (
     CertificateSettings,
 )
@@ -59,6 +56,7 @@ from custom_components.secure_remote_access.protocol.x509 import (
     PairVerificationError,
 )
 from custom_components.secure_remote_access.renewal import RenewalCoordinator
+from custom_components.secure_remote_access.solver import duckdns_domain_for
 from custom_components.secure_remote_access.status import Problem
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns

@@ -36,6 +36,7 @@ from .issues import (
     async_sync_certificate_issues,
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
+from .persist_record import PersistRecords
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
@@ -71,8 +72,12 @@ async def async_setup_entry(
         await async_remove_renewal_state(hass, entry.entry_id)
     elif not settings.extra_names:
         async_delete_delegation_issue(hass, entry.entry_id)
+    persist_records = PersistRecords(hass, entry.entry_id)
+    await _async_release_persist_records(hass, entry, persist_records, settings)
     if settings is not None:
-        manager = CertificateManager(hass, entry.entry_id, settings, client, domains)
+        manager = CertificateManager(
+            hass, entry.entry_id, settings, client, domains, persist_records
+        )
         await manager.async_recover()
         managed = ManagedCertificate(manager, RenewalCoordinator(hass, entry, manager))
         await managed.renewal.async_start()
@@ -118,6 +123,32 @@ async def async_setup_entry(
             hass, endpoints.async_refresh(), f"{DOMAIN} first endpoint check"
         )
     return True
+
+
+async def _async_release_persist_records(
+    hass: HomeAssistant,
+    entry: SecureRemoteAccessConfigEntry,
+    records: PersistRecords,
+    settings: CertificateSettings | None,
+) -> None:
+    """Clear (in the background) the persistent records the entry no longer wants.
+
+    Wanted: every DuckDNS name while the entry may validate through
+    dns-persist-01; none with dns-01 only or without certificates.
+    """
+    keep = (
+        set(entry.data[CONF_DOMAINS])
+        if settings is not None and settings.persist_allowed
+        else set()
+    )
+    if not set(await records.async_records()) - keep:
+        return
+    nameservers = [settings.dns_server] if settings and settings.dns_server else None
+    entry.async_create_background_task(
+        hass,
+        records.async_release(duckdns_client(hass, entry.data), keep, nameservers),
+        f"{DOMAIN} clear persistent validation records",
+    )
 
 
 @callback
@@ -193,12 +224,22 @@ async def async_unload_entry(
 async def async_remove_entry(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> None:
-    """Forget the entry's Repairs issues when it is deleted.
+    """Forget the entry's Repairs issues and stored state when it is deleted.
 
-    The checklist's issues belong to the installation: they go with the last entry.
+    Persistent validation records it set in DuckDNS are cleared. The
+    checklist's issues belong to the installation: they go with the last entry.
     """
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
+    settings = CertificateSettings.from_options(
+        list(entry.data[CONF_DOMAINS]), entry.options
+    )
+    records = PersistRecords(hass, entry.entry_id)
+    await records.async_release(
+        duckdns_client(hass, entry.data),
+        nameservers=[settings.dns_server] if settings and settings.dns_server else None,
+    )
+    await records.async_remove()
     if not hass.config_entries.async_entries(DOMAIN):
         async_delete_installation_issues(hass)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -20,6 +19,7 @@ from homeassistant.util.hass_dict import HassKey
 
 from .certificate_settings import CertificateSettings
 from .const import DOMAIN, LOGGER
+from .persist_record import PersistRecords
 from .protocol.acme import (
     AccountDoesNotExistError,
     AccountKey,
@@ -27,6 +27,7 @@ from .protocol.acme import (
     AcmeError,
     DnsPropagationChecker,
     IssuedCertificate,
+    PersistValidation,
     RenewalInfo,
     ari_cert_id,
     describe_acme_error,
@@ -35,7 +36,7 @@ from .protocol.acme.dns import DEFAULT_PROPAGATION_TIMEOUT
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.dnsutil import is_nameserver
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
-from .protocol.names import WILDCARD_PREFIX, clean_name, duckdns_parent
+from .protocol.names import CHALLENGE_PREFIX, PERSIST_PREFIX
 from .protocol.pairfiles import (
     RecoveryStatus,
     check_pair_writable,
@@ -50,6 +51,7 @@ from .protocol.x509 import (
     read_certificate_pair,
     read_certificates,
 )
+from .solver import DuckDnsSolver
 
 STORAGE_VERSION: Final = 1
 STORAGE_KEY: Final = f"{DOMAIN}.acme_accounts"
@@ -85,6 +87,14 @@ class AcmeAccountStore:
             accounts[directory_url] = {"key": key.to_pem(), "url": ""}
             await self._store.async_save(accounts)
             return key, None
+
+    async def async_account_urls(self) -> frozenset[str]:
+        """Every account URL of ours, at every CA (persistent records naming one are ours)."""
+        async with self._lock:
+            accounts = await self._load()
+            return frozenset(
+                url for item in accounts.values() if (url := item.get("url"))
+            )
 
     async def async_set_url(self, directory_url: str, account_url: str) -> None:
         """Remember the account URL the CA gave us."""
@@ -128,49 +138,6 @@ async def async_register_account(
     )
     await account_store(hass).async_set_url(settings.directory_url, account.url)
     return client
-
-
-def duckdns_domain_for(
-    identifier: str,
-    domains: list[str],
-    delegations: Mapping[str, str] | None = None,
-) -> str:
-    """The DuckDNS name whose TXT record answers a challenge for ``identifier``.
-
-    ``delegations`` maps names outside duckdns.org (without ``*.``) to the
-    DuckDNS name their ``_acme-challenge`` CNAME points to.
-    """
-    name = clean_name(identifier).removeprefix(WILDCARD_PREFIX)
-    if (domain := duckdns_parent(name, domains)) is not None:
-        return domain
-    if delegations and name in delegations:
-        return delegations[name]
-    raise ValueError(f"{identifier} is not under {', '.join(domains)}")
-
-
-class DuckDnsSolver:
-    """Answers DNS-01 challenges through the one TXT value of each DuckDNS name.
-
-    Delegated names (``delegations``, set before every order) are answered
-    through the TXT value of the DuckDNS name their CNAME points to.
-    """
-
-    def __init__(self, client: DuckDnsClient, domains: list[str]) -> None:
-        """Solve for names under ``domains``."""
-        self._client = client
-        self._domains = domains
-        self.delegations: dict[str, str] = {}
-
-    def _domain(self, identifier: str) -> str:
-        return duckdns_domain_for(identifier, self._domains, self.delegations)
-
-    async def set_txt(self, identifier: str, value: str) -> None:
-        """Publish the challenge value."""
-        await self._client.set_txt(self._domain(identifier), value)
-
-    async def clear_txt(self, identifier: str) -> None:
-        """Remove the challenge value."""
-        await self._client.clear_txt(self._domain(identifier))
 
 
 class CertificateRenewalError(HomeAssistantError):
@@ -257,13 +224,17 @@ class CertificateManager:
         settings: CertificateSettings,
         duckdns: DuckDnsClient,
         domains: list[str],
+        persist_records: PersistRecords | None = None,
     ) -> None:
         """Bind the manager to its entry's DuckDNS account and settings."""
         self.hass = hass
         self.entry_id = entry_id
         self.settings = settings
         self._domains = domains
-        self._solver = DuckDnsSolver(duckdns, domains)
+        self.persist_records = persist_records or PersistRecords(hass, entry_id)
+        self._solver = DuckDnsSolver(
+            duckdns, domains, self.persist_records.async_written
+        )
         self.propagation_timeout = DEFAULT_PROPAGATION_TIMEOUT
         # The latest delegation check: True passed, False broken, None not run yet.
         self.delegations_verified: bool | None = None
@@ -333,23 +304,46 @@ class CertificateManager:
     async def async_check_delegations(self) -> dict[str, str]:
         """Where each name outside duckdns.org delegates its challenge to.
 
-        Raises CertificateDelegationError naming the record(s) to create.
+        With dns-persist-01 allowed, either record may delegate: the
+        ``_validation-persist`` delegations go to the solver, and a name
+        without a working ``_acme-challenge`` one is refused only if the
+        order falls back to dns-01. Raises CertificateDelegationError naming
+        the ``_acme-challenge`` record(s) to create when neither works.
         """
         settings = self.settings
+        self._solver.persist_delegations = {}
+        self._solver.dns01_problem = None
         if not settings.extra_names:
             return {}
+        persist_ok = False
+        if settings.persist_allowed:
+            try:
+                self._solver.persist_delegations = await self._delegations(
+                    PERSIST_PREFIX
+                )
+                persist_ok = True
+            except DelegationError as err:
+                LOGGER.debug("No dns-persist-01 delegation: %s", err.message)
         try:
-            delegations = await resolve_delegations(
-                settings.extra_names,
-                self._domains,
-                [settings.dns_server] if settings.dns_server else None,
-            )
+            delegations = await self._delegations(CHALLENGE_PREFIX)
         except DelegationError as err:
-            self.delegations_verified = False
-            LOGGER.warning("CNAME delegation broken: %s", err.message)
-            raise CertificateDelegationError(err) from err
+            if not persist_ok:
+                self.delegations_verified = False
+                LOGGER.warning("CNAME delegation broken: %s", err.message)
+                raise CertificateDelegationError(err) from err
+            self._solver.dns01_problem = err
+            delegations = {}
         self.delegations_verified = True
         return delegations
+
+    async def _delegations(self, prefix: str) -> dict[str, str]:
+        settings = self.settings
+        return await resolve_delegations(
+            settings.extra_names,
+            self._domains,
+            [settings.dns_server] if settings.dns_server else None,
+            prefix=prefix,
+        )
 
     async def async_order(
         self, current: CurrentCertificate | None, *, replaces: bool = True
@@ -383,6 +377,15 @@ class CertificateManager:
             checker = DnsPropagationChecker(
                 [settings.dns_server] if settings.dns_server else None
             )
+            persist = (
+                PersistValidation(
+                    self._solver,
+                    checker,
+                    await account_store(self.hass).async_account_urls(),
+                )
+                if settings.persist_allowed
+                else None
+            )
             return await client.issue_certificate(
                 settings.names,
                 self._solver,
@@ -391,7 +394,10 @@ class CertificateManager:
                 profile=settings.profile,
                 replaces=self._replaces(current) if replaces else None,
                 propagation_timeout=self.propagation_timeout,
+                persist=persist,
             )
+        except DelegationError as err:  # dns-01 fallback for a name without one
+            raise CertificateDelegationError(err) from err
         except AcmeError as err:
             raise CertificateRenewalError(
                 describe_acme_error(err), getattr(err, "retry_after", None)

@@ -41,11 +41,14 @@ from .const import (
     CONF_KEY_TYPE,
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
+    CONF_VALIDATION_METHOD,
     CONF_WILDCARD,
     CUSTOM_CA,
     LETSENCRYPT,
     LOGGER,
     SECTION_TESTING,
+    VALIDATION_AUTOMATIC,
+    VALIDATION_METHODS,
     directory_url_for,
 )
 from .helpers import (
@@ -75,7 +78,7 @@ from .protocol.delegation import (
     resolve_delegations,
 )
 from .protocol.dnsutil import is_nameserver
-from .protocol.names import DuckDnsNameError, InvalidNameError
+from .protocol.names import PERSIST_PREFIX, DuckDnsNameError, InvalidNameError
 
 _SECRET_KEYS = (CONF_EAB_HMAC_KEY,)
 
@@ -109,6 +112,7 @@ async def async_defaults(hass: HomeAssistant) -> dict[str, Any]:
     return {
         CONF_ACME_DIRECTORY: LETSENCRYPT,
         CONF_KEY_TYPE: KeyType.EC_P256.value,
+        CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC,
         CONF_WILDCARD: False,
         CONF_CERTIFICATE_PATH: str(directory / "fullchain.pem"),
         CONF_PRIVATE_KEY_PATH: str(directory / "privkey.pem"),
@@ -136,6 +140,13 @@ def certificate_schema() -> vol.Schema:
                 options=[key_type.value for key_type in KeyType],
                 mode=SelectSelectorMode.DROPDOWN,
                 translation_key=CONF_KEY_TYPE,
+            )
+        ),
+        vol.Required(CONF_VALIDATION_METHOD): SelectSelector(
+            SelectSelectorConfig(
+                options=list(VALIDATION_METHODS),
+                mode=SelectSelectorMode.DROPDOWN,
+                translation_key=CONF_VALIDATION_METHOD,
             )
         ),
         vol.Required(CONF_WILDCARD): BooleanSelector(),
@@ -255,6 +266,29 @@ def _check_fields(check: CertificateCheck) -> None:
         check.fail("base", "invalid_dns_server", dns_server)
 
 
+async def _delegation_problem(
+    settings: CertificateSettings, domains: list[str]
+) -> DelegationError | None:
+    """Why the own names are not delegated (None: they are).
+
+    The ``_acme-challenge`` records work with every CA; with dns-persist-01
+    allowed, ``_validation-persist`` records are enough.
+    """
+    nameservers = [settings.dns_server] if settings.dns_server else None
+    try:
+        await resolve_delegations(settings.extra_names, domains, nameservers)
+    except DelegationError as err:
+        if not settings.persist_allowed:
+            return err
+        try:
+            await resolve_delegations(
+                settings.extra_names, domains, nameservers, prefix=PERSIST_PREFIX
+            )
+        except DelegationError:
+            return err
+    return None
+
+
 async def async_check_certificate_input(
     hass: HomeAssistant, user_input: Mapping[str, Any], domains: list[str]
 ) -> CertificateCheck:
@@ -269,18 +303,11 @@ async def async_check_certificate_input(
         return check
 
     settings = CertificateSettings.parse(domains, options)
-    if settings.extra_names:
-        try:
-            await resolve_delegations(
-                settings.extra_names,
-                domains,
-                [settings.dns_server] if settings.dns_server else None,
-            )
-        except DelegationError as err:
-            LOGGER.debug("CNAME delegation not in place: %s", err.message)
-            check.fail(CONF_EXTRA_NAMES, "cname_missing")
-            check.placeholders["records"] = ", ".join(expected_records(err))
-            return check
+    if settings.extra_names and (err := await _delegation_problem(settings, domains)):
+        LOGGER.debug("CNAME delegation not in place: %s", err.message)
+        check.fail(CONF_EXTRA_NAMES, "cname_missing")
+        check.placeholders["records"] = ", ".join(expected_records(err))
+        return check
     try:
         client = await async_acme_client(hass, settings)
         directory = await client.directory()

@@ -20,8 +20,11 @@ from .const import (
     CONF_KEY_TYPE,
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
+    CONF_VALIDATION_METHOD,
     CONF_WILDCARD,
     CUSTOM_CA,
+    VALIDATION_AUTOMATIC,
+    VALIDATION_METHODS,
     directory_url_for,
 )
 from .protocol.acme import ExternalAccountBinding, KeyType
@@ -33,6 +36,7 @@ CERTIFICATE_KEYS: Final = (
     CONF_WILDCARD,
     CONF_EXTRA_NAMES,
     CONF_PROFILE,
+    CONF_VALIDATION_METHOD,
     CONF_CERTIFICATE_PATH,
     CONF_PRIVATE_KEY_PATH,
     CONF_ACME_CA_BUNDLE,
@@ -87,6 +91,12 @@ class CertificateSettings:
     eab: ExternalAccountBinding | None = None
     dns_server: str | None = None
     extra_names: tuple[str, ...] = ()
+    validation_method: str = VALIDATION_AUTOMATIC
+
+    @property
+    def persist_allowed(self) -> bool:
+        """Whether dns-persist-01 may be used when the CA offers it."""
+        return self.validation_method == VALIDATION_AUTOMATIC
 
     @classmethod
     def from_options(
@@ -124,4 +134,7 @@ class CertificateSettings:
             eab=eab,
             dns_server=options.get(CONF_DNS_SERVER) or None,
             extra_names=extra_names,
+            validation_method=method
+            if (method := options.get(CONF_VALIDATION_METHOD)) in VALIDATION_METHODS
+            else VALIDATION_AUTOMATIC,
         )

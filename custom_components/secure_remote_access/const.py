@@ -65,6 +65,10 @@ CONF_EAB_KID: Final = "eab_kid"
 CONF_EAB_HMAC_KEY: Final = "eab_hmac_key"
 CONF_DNS_SERVER: Final = "dns_server"
 CONF_EXTRA_NAMES: Final = "extra_names"
+CONF_VALIDATION_METHOD: Final = "validation_method"
+VALIDATION_AUTOMATIC: Final = "automatic"  # dns-persist-01 when the CA offers it
+VALIDATION_DNS01: Final = "dns_01"  # dns-01 only
+VALIDATION_METHODS: Final = (VALIDATION_AUTOMATIC, VALIDATION_DNS01)
 
 LETSENCRYPT: Final = "letsencrypt"
 LETSENCRYPT_STAGING: Final = "letsencrypt_staging"

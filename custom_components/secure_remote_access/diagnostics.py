@@ -36,7 +36,7 @@ async def async_get_config_entry_diagnostics(
             "ipv6_mode": dns.ipv6_mode,
             "state": asdict(dns.data) if dns.data else None,
         },
-        "renewal": _renewal(entry),
+        "renewal": await _renewal(entry),
         "certificates": {
             status.source.key: status_diagnostics(status)
             for monitor in entry.runtime_data.monitors
@@ -68,7 +68,7 @@ def _checklist(hass: HomeAssistant) -> dict[str, Any] | None:
     }
 
 
-def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
+async def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
     """The renewal coordinator's one state (last outcome included); no keys, no account."""
     if (managed := entry.runtime_data.managed) is None:
         return None
@@ -78,4 +78,10 @@ def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
         "next_check": renewal.next_check.isoformat() if renewal.next_check else None,
         "names": list(renewal.manager.settings.names),
         "key_type": renewal.manager.settings.key_type,
+        "validation_method": renewal.manager.settings.validation_method,
+        # The DuckDNS names holding its dns-persist-01 record (not the record:
+        # it names the account).
+        "persistent_records": sorted(
+            await renewal.manager.persist_records.async_records()
+        ),
     }

@@ -298,6 +298,8 @@ class RenewalCoordinator:
             not_after=issued.not_after,
             serial=issued.serial_hex,
             profile=issued.profile,
+            validation_method=issued.validation_method,
+            validation_note=issued.validation_note,
         )
         ended = dt_util.utcnow()
         due_at = decide(ended, issued.not_before, issued.not_after).due_at

@@ -53,6 +53,10 @@ class RenewalOutcome:
     not_after: datetime | None
     serial: str | None
     profile: str | None
+    validation_method: str | None = None
+    """dns-01, dns-persist-01 or reused_authorization; None when nothing was ordered."""
+    validation_note: str | None = None
+    """Why dns-01 was used, or what happened to the persistent record."""
 
     def as_response(self) -> dict[str, Any]:
         """The renew_certificate action's response."""
@@ -63,6 +67,8 @@ class RenewalOutcome:
             "not_after": self.not_after.isoformat() if self.not_after else None,
             "serial": self.serial,
             "profile": self.profile,
+            "validation_method": self.validation_method,
+            "validation_note": self.validation_note,
         }
 
 

@@ -234,7 +234,17 @@ class RenewalSensor(SensorEntity):
         if self.entity_description.key != "last_renewal_result":
             return None
         state = self._scheduler.state
-        return {"last_error": state.last_error, "failures": state.failures}
+        outcome = state.last_outcome or {}
+        method = outcome.get("validation_method")
+        return {
+            "last_error": state.last_error,
+            "failures": state.failures,
+            # dns-01 -> dns_01: attribute states are translated by slug.
+            "validation_method": method.replace("-", "_")
+            if isinstance(method, str)
+            else None,
+            "validation_note": outcome.get("validation_note"),
+        }
 
 
 class CertificateSensor(CertificateEntity, SensorEntity):

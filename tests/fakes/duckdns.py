@@ -23,6 +23,9 @@ import aiohttp
 from aiohttp import web
 
 SUFFIX = ".duckdns.org"
+#: DuckDNS answers its TXT value for every name under a domain; challtestsrv
+#: answers only the names it is told: the challenge records of both methods.
+FORWARDED_PREFIXES = ("_acme-challenge.", "_validation-persist.")
 Outage = Literal["html", "404", "500", "503", "hang", "garbage"] | None
 
 
@@ -63,6 +66,14 @@ class FakeDuckDns:
         self.domains = [_label(name) for name in self.domains]
         for name in self.domains:
             self.records.setdefault(name, DomainRecord())
+
+    async def forget_txt(self) -> None:
+        """Remove every TXT value this stand-in showed in DNS (between tests)."""
+        try:
+            for name in self.domains:
+                await self._forward_txt(name, "")
+        except aiohttp.ClientError:
+            pass  # challtestsrv is gone already: nothing is shown
 
     def app(self) -> web.Application:
         """Return the aiohttp application serving ``/update``."""
@@ -136,19 +147,21 @@ class FakeDuckDns:
         return f"OK\n{value}\n{'UPDATED' if changed else 'NOCHANGE'}"
 
     async def _forward_txt(self, name: str, value: str) -> None:
+        """Show the one TXT value at every name the tests' CA looks up under it."""
         if not self.challtestsrv_url:
             return
-        host = f"_acme-challenge.{name}{SUFFIX}."
-        # challtestsrv accumulates TXT values; DuckDNS keeps exactly one.
-        calls = [("/clear-txt", {"host": host})]
-        if value:
-            calls.append(("/set-txt", {"host": host, "value": value}))
         async with aiohttp.ClientSession() as session:
-            for path, body in calls:
-                async with session.post(
-                    f"{self.challtestsrv_url}{path}", json=body
-                ) as response:
-                    response.raise_for_status()
+            for prefix in FORWARDED_PREFIXES:
+                host = f"{prefix}{name}{SUFFIX}."
+                # challtestsrv accumulates TXT values; DuckDNS keeps exactly one.
+                calls = [("/clear-txt", {"host": host})]
+                if value:
+                    calls.append(("/set-txt", {"host": host, "value": value}))
+                for path, body in calls:
+                    async with session.post(
+                        f"{self.challtestsrv_url}{path}", json=body
+                    ) as response:
+                        response.raise_for_status()
 
 
 def _label(name: str) -> str:
@@ -184,3 +197,5 @@ async def stop_fake_duckdns(fake: FakeDuckDns, runner: web.AppRunner) -> None:
     fake.release_hanging()
     await asyncio.sleep(0)
     await runner.cleanup()
+    # A shared challtestsrv must not show one test's values to the next.
+    await fake.forget_txt()

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from custom_components.secure_remote_access.certificate import duckdns_domain_for
 from custom_components.secure_remote_access.protocol.acme import DnsPropagationChecker
 from custom_components.secure_remote_access.protocol.delegation import (
     DelegationError,
@@ -25,6 +24,7 @@ from custom_components.secure_remote_access.protocol.names import (
     challenge_record_name,
     normalize_dns_name,
 )
+from custom_components.secure_remote_access.solver import duckdns_domain_for
 from tests.fakes.pebble import PebbleServer
 
 DUCK = ["myhome.duckdns.org", "cabin.duckdns.org"]

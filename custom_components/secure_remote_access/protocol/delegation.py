@@ -31,7 +31,6 @@ from .dnsutil import (
 from .names import (
     CHALLENGE_PREFIX,
     WILDCARD_PREFIX,
-    challenge_record_name,
     clean_name,
     duckdns_parent,
     normalize_dns_name,
@@ -119,15 +118,17 @@ async def resolve_delegation(
     *,
     max_depth: int = MAX_CNAME_DEPTH,
     query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+    prefix: str = CHALLENGE_PREFIX,
 ) -> str:
-    """The DuckDNS domain ``_acme-challenge.<name>`` delegates to by CNAME.
+    """The DuckDNS domain ``<prefix><name>`` delegates to by CNAME.
 
-    ``nameservers`` are ``"ip"`` or ``"ip:port"``; None uses the system
-    resolver. Raises DelegationError naming the record to create.
+    ``prefix`` is ``_acme-challenge.`` (dns-01) or ``_validation-persist.``
+    (dns-persist-01). ``nameservers`` are ``"ip"`` or ``"ip:port"``; None
+    uses the system resolver. Raises DelegationError naming the record to create.
     """
     domains = [clean_name(domain) for domain in duckdns_domains]
-    record = challenge_record_name(name)
-    expected_target = CHALLENGE_PREFIX + domains[0]
+    record = prefix + clean_name(name).removeprefix(WILDCARD_PREFIX)
+    expected_target = prefix + domains[0]
 
     async def step(current: str) -> str | CnameHop:
         try:
@@ -165,6 +166,7 @@ async def resolve_delegations(
     nameservers: Sequence[str] | None = None,
     *,
     query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+    prefix: str = CHALLENGE_PREFIX,
 ) -> dict[str, str]:
     """Base name (without ``*.``) -> DuckDNS domain for every delegated name.
 
@@ -178,7 +180,11 @@ async def resolve_delegations(
     ):
         try:
             delegations[base] = await resolve_delegation(
-                base, duckdns_domains, nameservers, query_timeout=query_timeout
+                base,
+                duckdns_domains,
+                nameservers,
+                query_timeout=query_timeout,
+                prefix=prefix,
             )
         except DelegationError as err:
             errors.append(err)

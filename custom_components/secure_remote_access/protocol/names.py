@@ -25,6 +25,7 @@ import idna
 DUCKDNS_PARENT: Final = "duckdns.org"
 DUCKDNS_SUFFIX: Final = f".{DUCKDNS_PARENT}"
 CHALLENGE_PREFIX: Final = "_acme-challenge."
+PERSIST_PREFIX: Final = "_validation-persist."
 WILDCARD_PREFIX: Final = "*."
 MAX_NAME_LENGTH: Final = 253
 MAX_LABEL_LENGTH: Final = 63
@@ -169,6 +170,11 @@ def duckdns_parent(name: str, domains: Sequence[str]) -> str | None:
 def challenge_record_name(identifier: str) -> str:
     """The TXT record name of an identifier: ``_acme-challenge.`` + name without ``*.``."""
     return CHALLENGE_PREFIX + clean_name(identifier).removeprefix(WILDCARD_PREFIX)
+
+
+def persist_record_name(identifier: str) -> str:
+    """The dns-persist-01 record of ``identifier`` (a wildcard's is its base name's)."""
+    return PERSIST_PREFIX + clean_name(identifier).removeprefix(WILDCARD_PREFIX)
 
 
 def _idna2003_lower(name: str) -> str | None:

@@ -8,10 +8,11 @@ session on free 127.0.0.1 ports. Tests that talk to them must request
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 import pytest
 
 from custom_components.secure_remote_access.protocol.acme import (
@@ -20,6 +21,8 @@ from custom_components.secure_remote_access.protocol.acme import (
     DnsPropagationChecker,
 )
 from tests.fakes.pebble import DuckDnsLikeSolver, PebbleServer
+
+from .scripted import ScriptedAcme
 
 USER_AGENT = "secure-remote-access-tests/0.1 (+https://github.com/)"
 
@@ -77,3 +80,27 @@ def solver(pebble: PebbleServer) -> DuckDnsLikeSolver:
 def checker(pebble: PebbleServer) -> DnsPropagationChecker:
     """A propagation checker asking challtestsrv's DNS server."""
     return DnsPropagationChecker([pebble.dns_server], interval=0.05)
+
+
+@pytest.fixture
+async def ca(serve: Callable[[web.Application], Awaitable[str]]) -> ScriptedAcme:
+    """Run the scripted CA on 127.0.0.1."""
+    scripted = ScriptedAcme()
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", scripted.handle)
+    scripted.base = await serve(app)
+    return scripted
+
+
+@pytest.fixture
+def make(ca: ScriptedAcme, http: aiohttp.ClientSession) -> Callable[..., AcmeClient]:
+    """Clients of the scripted CA; by default with a known account URL."""
+
+    def _make(**kwargs: Any) -> AcmeClient:
+        kwargs.setdefault("account_url", ca.url("acct/1"))
+        kwargs.setdefault("poll_interval", 0.01)
+        return AcmeClient(
+            http, ca.url("dir"), AccountKey.generate(), user_agent=USER_AGENT, **kwargs
+        )
+
+    return _make

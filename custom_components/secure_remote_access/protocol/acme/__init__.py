@@ -35,6 +35,7 @@ from .errors import (
     NoDns01ChallengeError,
     OrderInvalidError,
     OrderNotReadyError,
+    PersistRecordConflictError,
     PollTimeoutError,
     RateLimitedError,
     RejectedIdentifierError,
@@ -56,6 +57,7 @@ from .messages import (
     Order,
     RenewalInfo,
 )
+from .persist import PersistNote, PersistRecord, PersistState, PersistValidation
 
 __all__ = [
     "Account",
@@ -89,6 +91,11 @@ __all__ = [
     "Order",
     "OrderInvalidError",
     "OrderNotReadyError",
+    "PersistNote",
+    "PersistRecord",
+    "PersistRecordConflictError",
+    "PersistState",
+    "PersistValidation",
     "PollTimeoutError",
     "PropagationChecker",
     "RateLimitedError",

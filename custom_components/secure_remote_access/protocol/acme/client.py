@@ -54,6 +54,7 @@ from .errors import (
 from .jws import AccountKey, ExternalAccountBinding, b64url
 from .messages import (
     CHALLENGE_DNS01,
+    CHALLENGE_DNS_PERSIST01,
     STATUS_INVALID,
     STATUS_PENDING,
     STATUS_PROCESSING,
@@ -67,6 +68,7 @@ from .messages import (
     Order,
     RenewalInfo,
 )
+from .persist import PersistValidation, publish_persist_record, record_for_order
 from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
 
 _LOGGER = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ DEFAULT_MAX_RETRY_AFTER: Final = 60.0
 # A CA offers one or two alternate chains; never follow an endless list.
 MAX_ALTERNATE_CHAINS: Final = 3
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
+#: The validation method reported when every authorization was already valid.
+VALIDATION_REUSED: Final = "reused_authorization"
 
 
 class AcmeClient:
@@ -340,25 +344,23 @@ class AcmeClient:
         replaces: str | None = None,
         preferred_chain: str | None = None,
         propagation_timeout: float = DEFAULT_PROPAGATION_TIMEOUT,
+        persist: PersistValidation | None = None,
     ) -> IssuedCertificate:
-        """Order, prove control with dns-01 (one challenge at a time), finalize, download.
+        """Order, prove control of the names, finalize, download.
 
-        Challenges are answered strictly one after the other, because DuckDNS has
-        a single TXT value per domain: set it, wait until visible, tell the CA,
-        wait for the authorization, then the next. Every TXT record set is
+        With ``persist``, and when the CA offers dns-persist-01 for every
+        pending authorization, the persistent record is published once (only
+        where it is missing) and all challenges are answered at once. Otherwise
+        dns-01, strictly one challenge after the other, because DuckDNS has a
+        single TXT value per domain: set it, wait until visible, tell the CA,
+        wait for the authorization, then the next. Every dns-01 value set is
         cleared at the end, also after errors and cancellation.
         """
         clean = normalize_names(names)
         order, replaces = await self._new_replacement_order(clean, profile, replaces)
-        published: list[str] = []
-        try:
-            for authz_url in order.authorizations:
-                await self._authorize(
-                    authz_url, solver, checker, propagation_timeout, published
-                )
-        finally:
-            await _clear_all(solver, published)
-
+        method, note = await self._validate(
+            order, clean, solver, checker, persist, propagation_timeout
+        )
         order = await self.wait_for_order(
             order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
         )
@@ -400,6 +402,8 @@ class AcmeClient:
             account_url=await self._kid(),
             certificate_url=order.certificate,
             replaced=replaces,
+            validation_method=method,
+            validation_note=note,
         )
 
     async def _new_replacement_order(
@@ -425,23 +429,80 @@ class AcmeClient:
             )
         return await self.new_order(names, profile=profile), None
 
-    async def _authorize(
+    async def _validate(
         self,
-        url: str,
+        order: Order,
+        names: tuple[str, ...],
+        solver: Dns01Solver,
+        checker: PropagationChecker,
+        persist: PersistValidation | None,
+        propagation_timeout: float,
+    ) -> tuple[str, str | None]:
+        """Complete the order's authorizations; returns the method and a note.
+
+        One method for the whole order: a dns-01 value would overwrite the
+        persistent record in DuckDNS's one TXT value.
+        """
+        pending: list[Authorization] = []
+        for url in order.authorizations:
+            authz = await self.get_authorization(url)
+            if authz.status == STATUS_VALID:
+                _LOGGER.debug("authorization for %s is already valid", authz.name)
+            elif authz.status != STATUS_PENDING:
+                raise AuthorizationInvalidError(
+                    authz.name, authz.status, authz.failed_challenge_error()
+                )
+            else:
+                pending.append(authz)
+        if not pending:
+            return VALIDATION_REUSED, None
+        loop = asyncio.get_running_loop()
+        note: str | None = None
+        if persist is not None:
+            wanted, note = record_for_order(
+                [authz.challenge(CHALLENGE_DNS_PERSIST01) for authz in pending],
+                names,
+                await self._kid(),
+            )
+            if wanted is not None:
+                note = await publish_persist_record(
+                    persist,
+                    [authz.identifier.value for authz in pending],
+                    wanted,
+                    loop.time() + propagation_timeout,
+                )
+                await self._answer_persist(pending)
+                return CHALLENGE_DNS_PERSIST01, note
+            _LOGGER.info("Validating with dns-01: %s", note)
+        published: list[str] = []
+        try:
+            for authz in pending:
+                await self._authorize_dns01(
+                    authz, solver, checker, propagation_timeout, published
+                )
+        finally:
+            await _clear_all(solver, published)
+        return CHALLENGE_DNS01, note
+
+    async def _answer_persist(self, pending: Sequence[Authorization]) -> None:
+        """Answer every dns-persist-01 challenge, then wait for the authorizations."""
+        for authz in pending:
+            challenge = authz.challenge(CHALLENGE_DNS_PERSIST01)
+            assert challenge is not None
+            if challenge.status == STATUS_PENDING:
+                await self.respond_to_challenge(challenge.url)
+        for authz in pending:
+            await self.wait_for_authorization(authz.url)
+
+    async def _authorize_dns01(
+        self,
+        authz: Authorization,
         solver: Dns01Solver,
         checker: PropagationChecker,
         propagation_timeout: float,
         published: list[str],
     ) -> None:
-        """Complete one authorization through dns-01 (skipped when already valid)."""
-        authz = await self.get_authorization(url)
-        if authz.status == STATUS_VALID:
-            _LOGGER.debug("authorization for %s is already valid", authz.name)
-            return
-        if authz.status != STATUS_PENDING:
-            raise AuthorizationInvalidError(
-                authz.name, authz.status, authz.failed_challenge_error()
-            )
+        """Complete one pending authorization through dns-01."""
         challenge = authz.challenge(CHALLENGE_DNS01)
         if challenge is None or challenge.token is None:
             raise NoDns01ChallengeError(authz.name)
@@ -454,7 +515,7 @@ class AcmeClient:
         await checker.wait_for_txt(identifier, value, loop.time() + propagation_timeout)
         if challenge.status == STATUS_PENDING:
             await self.respond_to_challenge(challenge.url)
-        await self.wait_for_authorization(url)
+        await self.wait_for_authorization(authz.url)
 
     # --- ARI ------------------------------------------------------------------
 

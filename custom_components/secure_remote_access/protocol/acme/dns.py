@@ -93,7 +93,10 @@ class DnsPropagationChecker:
 
     async def wait_for_txt(self, identifier: str, value: str, deadline: float) -> None:
         """Poll ``_acme-challenge.<identifier>`` until it contains ``value``."""
-        record = challenge_record_name(identifier)
+        await self.wait_for_record(challenge_record_name(identifier), value, deadline)
+
+    async def wait_for_record(self, record: str, value: str, deadline: float) -> None:
+        """Poll the TXT record ``record`` until every answering server shows ``value``."""
         loop = asyncio.get_running_loop()
         seen: tuple[str, ...] = ()
         while True:

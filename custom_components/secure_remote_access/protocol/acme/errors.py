@@ -74,6 +74,24 @@ class NoDns01ChallengeError(AcmeError):
         self.identifier = identifier
 
 
+class PersistRecordConflictError(AcmeError):
+    """A name's persistent validation record belongs to an account that is not ours.
+
+    DuckDNS keeps one TXT value per name: writing ours would break the other
+    client, so nothing is written.
+    """
+
+    def __init__(self, record: str, account_uri: str) -> None:
+        """Remember the record and the account it names."""
+        super().__init__(
+            f"{record} holds the persistent validation record of another ACME "
+            f"account ({account_uri}); remove the other client's record or choose "
+            "dns-01 only"
+        )
+        self.record = record
+        self.account_uri = account_uri
+
+
 class DnsPropagationTimeoutError(AcmeError):
     """The TXT record did not show the expected value before the deadline."""
 

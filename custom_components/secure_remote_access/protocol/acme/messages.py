@@ -24,6 +24,7 @@ STATUS_READY: Final = "ready"
 STATUS_VALID: Final = "valid"
 STATUS_INVALID: Final = "invalid"
 CHALLENGE_DNS01: Final = "dns-01"
+CHALLENGE_DNS_PERSIST01: Final = "dns-persist-01"
 
 
 def _str(data: Mapping[str, Any], key: str, what: str) -> str:
@@ -155,6 +156,10 @@ class Challenge:
     status: str
     token: str | None = None
     error: AcmeProblemError | None = None
+    #: dns-persist-01: the names the CA accepts as ``issuer-domain-name``.
+    issuer_domain_names: tuple[str, ...] = ()
+    #: dns-persist-01: the account URL the CA expects in ``accounturi``.
+    account_uri: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Challenge:
@@ -167,6 +172,8 @@ class Challenge:
             status=_str(data, "status", "challenge"),
             token=_opt_str(data, "token"),
             error=_problem(data, "error"),
+            issuer_domain_names=_str_list(data, "issuer-domain-names", "challenge"),
+            account_uri=_opt_str(data, "accounturi"),
         )
 
 
@@ -293,6 +300,11 @@ class IssuedCertificate:
     certificate_url: str
     replaced: str | None = None
     """The ARI identifier the order replaced (None: a new order, not a renewal)."""
+    validation_method: str = CHALLENGE_DNS01
+    """How control of the names was proven: ``dns-01``, ``dns-persist-01``, or
+    ``reused_authorization`` when the CA still held valid authorizations."""
+    validation_note: str | None = None
+    """Why dns-01 was used, or what happened to the persistent record."""
 
     def to_json(self) -> dict[str, Any]:
         """What must survive until the pair is written: the chain, the key, the order's facts."""
@@ -304,6 +316,8 @@ class IssuedCertificate:
             "account_url": self.account_url,
             "certificate_url": self.certificate_url,
             "replaced": self.replaced,
+            "validation_method": self.validation_method,
+            "validation_note": self.validation_note,
         }
 
     @classmethod
@@ -322,4 +336,6 @@ class IssuedCertificate:
             account_url=str(data.get("account_url") or ""),
             certificate_url=str(data.get("certificate_url") or ""),
             replaced=data.get("replaced"),
+            validation_method=str(data.get("validation_method") or CHALLENGE_DNS01),
+            validation_note=data.get("validation_note"),
         )

@@ -1,0 +1,97 @@
+"""The persistent validation records an entry set in DuckDNS (dns-persist-01).
+
+While its record is there the entry owns the DuckDNS name's one TXT value:
+the record is written once (protocol/acme/persist.py) and cleared when the
+entry is removed, switches to dns-01 only, stops managing a certificate or
+no longer has the DuckDNS name. This class is the one owner of that fact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Final
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN, LOGGER
+from .protocol.acme import DnsPropagationChecker
+from .protocol.duckdns import DuckDnsClient, DuckDnsError
+from .protocol.names import persist_record_name
+
+STORAGE_VERSION: Final = 1
+
+
+class PersistRecords:
+    """Which DuckDNS names hold a persistent record this entry wrote, and its value."""
+
+    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+        """Bind to the entry's store (loaded lazily)."""
+        self._store: Store[dict[str, str]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.persist_{entry_id}", atomic_writes=True
+        )
+        self._records: dict[str, str] | None = None
+
+    async def async_records(self) -> dict[str, str]:
+        """DuckDNS name -> the persistent record written there."""
+        if self._records is None:
+            stored = await self._store.async_load()
+            self._records = {
+                str(domain): str(value)
+                for domain, value in (stored or {}).items()
+                if isinstance(value, str)
+            }
+        return dict(self._records)
+
+    async def async_written(self, domain: str, value: str) -> None:
+        """Remember a record just written."""
+        records = await self.async_records()
+        records[domain] = value
+        self._records = records
+        await self._store.async_save(records)
+
+    async def async_release(
+        self,
+        duckdns: DuckDnsClient,
+        keep: Collection[str] = (),
+        nameservers: Sequence[str] | None = None,
+    ) -> None:
+        """Clear the records of every DuckDNS name not in ``keep``.
+
+        A name whose TXT value now holds another value (another tool wrote it)
+        is left alone; a name DuckDNS could not clear is tried again next time.
+        """
+        records = await self.async_records()
+        checker = DnsPropagationChecker(nameservers)
+        for domain, value in list(records.items()):
+            if domain in keep:
+                continue
+            try:
+                texts = await checker.lookup_txt(persist_record_name(domain))
+            except Exception:  # noqa: BLE001 - unknown: clear what we wrote
+                texts = ()
+            if texts and value not in texts:
+                LOGGER.info(
+                    "The TXT record of %s now holds another value; left alone", domain
+                )
+            else:
+                try:
+                    await duckdns.clear_txt(domain)
+                except DuckDnsError as err:
+                    LOGGER.warning(
+                        "Could not clear the persistent validation record of %s "
+                        "(clear its TXT record at duckdns.org): %s",
+                        domain,
+                        err,
+                    )
+                    continue
+                LOGGER.info("Cleared the persistent validation record of %s", domain)
+            del records[domain]
+        if records != self._records:
+            self._records = records
+            await self._store.async_save(records)
+
+    async def async_remove(self) -> None:
+        """Delete the store (the entry is removed)."""
+        self._records = {}
+        await self._store.async_remove()

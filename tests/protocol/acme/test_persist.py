@@ -1,0 +1,336 @@
+"""dns-persist-01 records: format, read, judge, publish, and the client's choice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from custom_components.secure_remote_access.protocol.acme import (
+    AcmeClient,
+    Challenge,
+    PersistNote,
+    PersistRecord,
+    PersistRecordConflictError,
+    PersistState,
+    PersistValidation,
+)
+from custom_components.secure_remote_access.protocol.acme.persist import (
+    judge,
+    publish_persist_record,
+    record_for_order,
+)
+from tests.fakes import certs
+
+from .scripted import (
+    NAME,
+    RecordingSolver,
+    Reply,
+    ScriptedAcme,
+    Visible,
+    authz,
+    cert_reply,
+    dns01,
+    new_order_reply,
+    order,
+)
+
+ACCOUNT = "https://ca.example/acct/1"
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+WANTED = PersistRecord("letsencrypt.org", ACCOUNT)
+
+
+def test_record_round_trip() -> None:
+    """Written in the draft's order; read back the same."""
+    record = PersistRecord("letsencrypt.org", ACCOUNT, wildcard=True, persist_until=NOW)
+    text = record.to_txt()
+    assert text == (
+        f"letsencrypt.org; accounturi={ACCOUNT}; policy=wildcard; "
+        f"persistUntil={int(NOW.timestamp())}"
+    )
+    assert PersistRecord.parse(text) == record
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Tags are case-insensitive, whitespace around parts is ignored.
+        (
+            f"  LetsEncrypt.org ;AccountURI={ACCOUNT} ;\tPOLICY=Wildcard",
+            PersistRecord("letsencrypt.org", ACCOUNT, wildcard=True),
+        ),
+        # An unknown policy value is as if there were none.
+        (
+            f"ca.example; accounturi={ACCOUNT}; policy=x",
+            PersistRecord("ca.example", ACCOUNT),
+        ),
+        ("", None),
+        ("gfj9Xq-Rpk0aDF5LvXr1Z8K2N8tWlbdtTzP9bB0Y2qs", None),  # a dns-01 value
+        ("ca.example", None),  # no accounturi
+        ("ca.example; accounturi=", None),
+        (f"ca.example; accounturi={ACCOUNT}; accounturi={ACCOUNT}", None),
+        (f"ca.example; accounturi={ACCOUNT};", None),  # trailing semicolon
+        (f"ca.example; accounturi={ACCOUNT}; persistUntil=soon", None),
+        (f"ca.example; accounturi={ACCOUNT}; persistUntil=99999999999999999999", None),
+        ("ca.example; accounturi=https://a b", None),  # a space in a value
+        ("ca example; accounturi=x", None),
+        (f"; accounturi={ACCOUNT}", None),
+        ("<html><body>502</body></html>", None),
+    ],
+)
+def test_parse(text: str, expected: PersistRecord | None) -> None:
+    """Only well-formed persist records are records."""
+    assert PersistRecord.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("texts", "state"),
+    [
+        ((), PersistState.ABSENT),
+        (("some-dns-01-value",), PersistState.ABSENT),
+        ((WANTED.to_txt(),), PersistState.CURRENT),
+        # Another value beside ours does not matter.
+        (("junk", WANTED.to_txt()), PersistState.CURRENT),
+        (
+            (f"letsencrypt.org; accounturi={ACCOUNT}; persistUntil=1",),
+            PersistState.EXPIRED,
+        ),
+        (("old-ca.example; accounturi=https://old/acct/7",), PersistState.OUTDATED),
+        (
+            ("letsencrypt.org; accounturi=https://ca.example/acct/99",),
+            PersistState.OTHER_ACCOUNT,
+        ),
+        (
+            ("other-ca.example; accounturi=https://x/acct/5",),
+            PersistState.OTHER_ACCOUNT,
+        ),
+    ],
+)
+def test_judge(texts: tuple[str, ...], state: PersistState) -> None:
+    """What the name holds, seen from our accounts (this one and an old one)."""
+    found, _record = judge(texts, WANTED, {ACCOUNT, "https://old/acct/7"}, NOW)
+    assert found is state
+
+
+def test_judge_wildcard_needs_the_policy() -> None:
+    """A record without policy=wildcard is outdated for a wildcard certificate."""
+    wildcard = PersistRecord("letsencrypt.org", ACCOUNT, wildcard=True)
+    assert (
+        judge((WANTED.to_txt(),), wildcard, {ACCOUNT}, NOW)[0] is PersistState.OUTDATED
+    )
+    assert (
+        judge((wildcard.to_txt(),), WANTED, {ACCOUNT}, NOW)[0] is PersistState.CURRENT
+    )
+    future = PersistRecord(
+        "letsencrypt.org", ACCOUNT, persist_until=NOW + timedelta(days=1)
+    )
+    assert judge((future.to_txt(),), WANTED, {ACCOUNT}, NOW)[0] is PersistState.CURRENT
+
+
+def _offer(issuers: tuple[str, ...], account: str | None = None) -> Challenge:
+    return Challenge(
+        "dns-persist-01",
+        "https://ca.example/chall/1",
+        "pending",
+        issuer_domain_names=issuers,
+        account_uri=account,
+    )
+
+
+def test_record_for_order() -> None:
+    """One issuer every challenge names; the CA's account URL; wildcard policy."""
+    record, note = record_for_order(
+        [_offer(("b.example", "a.example")), _offer(("a.example",), ACCOUNT)],
+        ["x.duckdns.org", "*.x.duckdns.org"],
+        "https://kid",
+    )
+    assert note is None
+    assert record == PersistRecord("a.example", "https://kid", wildcard=True)
+    record, _ = record_for_order(
+        [_offer(("a.example",), ACCOUNT)], ["x"], "https://kid"
+    )
+    assert record == PersistRecord("a.example", ACCOUNT)
+    assert record_for_order([_offer(("a.example",)), None], ["x"], "k") == (
+        None,
+        PersistNote.NOT_OFFERED,
+    )
+    assert record_for_order([_offer(())], ["x"], "k") == (
+        None,
+        PersistNote.NO_ISSUER_DOMAIN_NAMES,
+    )
+    assert record_for_order(
+        [_offer(("a.example",)), _offer(("b.example",))], ["x"], "k"
+    ) == (None, PersistNote.NO_ISSUER_DOMAIN_NAMES)
+
+
+class Zones:
+    """A DuckDNS-like solver and lookup: one TXT value per zone."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.lookups: list[str] = []
+        self.writes: list[tuple[str, str]] = []
+        self.waits: list[str] = []
+
+    def zone_of(self, identifier: str) -> str:
+        """The last two labels plus duckdns.org."""
+        return ".".join(identifier.removeprefix("*.").split(".")[-3:])
+
+    async def set_persist_txt(self, identifier: str, value: str) -> None:
+        """Write the zone's one value."""
+        self.writes.append((self.zone_of(identifier), value))
+        self.values[self.zone_of(identifier)] = value
+
+    async def lookup_txt(self, name: str) -> tuple[str, ...]:
+        """The zone's value."""
+        self.lookups.append(name)
+        value = self.values.get(self.zone_of(name), "")
+        return (value,) if value else ()
+
+    async def wait_for_record(self, record: str, value: str, deadline: float) -> None:
+        """Visible at once."""
+        self.waits.append(record)
+
+
+async def test_publish_writes_only_where_missing() -> None:
+    """One look per zone; a zone with the record costs no write and no wait."""
+    zones = Zones({"b.duckdns.org": WANTED.to_txt()})
+    note = await publish_persist_record(
+        PersistValidation(zones, zones),
+        ["a.duckdns.org", "*.a.duckdns.org", "x.a.duckdns.org", "b.duckdns.org"],
+        WANTED,
+        deadline=1e9,
+        now=NOW,
+    )
+    assert note is PersistNote.RECORD_SET
+    assert zones.lookups == [
+        "_validation-persist.a.duckdns.org",
+        "_validation-persist.b.duckdns.org",
+    ]
+    assert zones.writes == [("a.duckdns.org", WANTED.to_txt())]
+    assert zones.waits == ["_validation-persist.a.duckdns.org"]
+    again = await publish_persist_record(
+        PersistValidation(zones, zones), ["a.duckdns.org"], WANTED, 1e9, NOW
+    )
+    assert again is PersistNote.RECORD_REUSED
+    assert len(zones.writes) == 1
+
+
+async def test_publish_never_overwrites_another_account() -> None:
+    """A conflict in any zone is found before anything is written anywhere."""
+    foreign = "letsencrypt.org; accounturi=https://ca.example/acct/99"
+    zones = Zones({"b.duckdns.org": foreign})
+    with pytest.raises(PersistRecordConflictError) as caught:
+        await publish_persist_record(
+            PersistValidation(zones, zones),
+            ["a.duckdns.org", "b.duckdns.org"],
+            WANTED,
+            1e9,
+            NOW,
+        )
+    assert caught.value.record == "_validation-persist.b.duckdns.org"
+    assert caught.value.account_uri == "https://ca.example/acct/99"
+    assert zones.writes == []
+    assert zones.values["b.duckdns.org"] == foreign
+
+
+async def test_publish_reports_what_it_replaced() -> None:
+    """Expired beats outdated in the note; both are rewritten."""
+    expired = f"letsencrypt.org; accounturi={ACCOUNT}; persistUntil=1"
+    zones = Zones(
+        {
+            "a.duckdns.org": expired,
+            "b.duckdns.org": "old.example; accounturi=https://o/1",
+        }
+    )
+    note = await publish_persist_record(
+        PersistValidation(zones, zones, frozenset({"https://o/1"})),
+        ["a.duckdns.org", "b.duckdns.org"],
+        WANTED,
+        1e9,
+        NOW,
+    )
+    assert note is PersistNote.EXPIRED_RECORD_REPLACED
+    assert {zone for zone, _value in zones.writes} == {"a.duckdns.org", "b.duckdns.org"}
+
+
+# ------------------------------------------------------------- the client
+
+
+def _persist(
+    ca: ScriptedAcme, issuers: list[str], status: str = "pending"
+) -> dict[str, object]:
+    return {
+        "type": "dns-persist-01",
+        "url": ca.url("chall/2"),
+        "status": status,
+        "issuer-domain-names": issuers,
+        "accounturi": ca.url("acct/1"),
+    }
+
+
+def _script_issuance(ca: ScriptedAcme, *challenges: dict[str, object]) -> None:
+    ca.on("new-order", new_order_reply(ca))
+    ca.on(
+        "authz/1",
+        Reply(json=authz(ca, "pending", *challenges)),
+        Reply(json=authz(ca, "valid", *challenges)),
+    )
+    ca.on("chall/1", Reply(json=dns01(ca, "processing")))
+    ca.on("chall/2", Reply(json=_persist(ca, ["ca.example"], "processing")))
+    ca.on("order/1", Reply(json=order(ca, "ready")))
+    ca.on(
+        "order/1/finalize",
+        Reply(json=order(ca, "valid", certificate=ca.url("cert/1"))),
+    )
+    ca.on("cert/1", cert_reply(certs.issue([NAME]).fullchain_pem))
+
+
+async def test_client_answers_persist_without_dns01(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """Offered with an issuer: the record is published, no dns-01 value is set."""
+    _script_issuance(ca, dns01(ca), _persist(ca, ["ca.example"]))
+    zones = Zones({})
+    solver = RecordingSolver()
+    issued = await make().issue_certificate(
+        [NAME], solver, Visible(), persist=PersistValidation(zones, zones)
+    )
+    assert issued.validation_method == "dns-persist-01"
+    assert issued.validation_note == "record_set"
+    assert zones.writes == [(NAME, f"ca.example; accounturi={ca.url('acct/1')}")]
+    assert solver.history == []
+    assert len(ca.posted("chall/2")) == 1
+    assert ca.posted("chall/1") == []
+
+
+async def test_client_falls_back_without_issuer_names(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """Offered without issuer-domain-names: dns-01, and the reason is kept."""
+    _script_issuance(ca, dns01(ca), _persist(ca, []))
+    zones = Zones({})
+    solver = RecordingSolver()
+    issued = await make().issue_certificate(
+        [NAME], solver, Visible(), persist=PersistValidation(zones, zones)
+    )
+    assert issued.validation_method == "dns-01"
+    assert issued.validation_note == "no_issuer_domain_names"
+    assert zones.writes == []
+    assert [identifier for identifier, _ in solver.history] == [NAME]
+    assert ca.posted("chall/2") == []
+
+
+async def test_client_with_valid_authorizations_validates_nothing(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """Authorizations the CA still holds: no method is needed."""
+    _script_issuance(ca, dns01(ca, "valid"))
+    ca.on("authz/1", Reply(json=authz(ca, "valid", dns01(ca, "valid"))))
+    zones = Zones({})
+    issued = await make().issue_certificate(
+        [NAME], RecordingSolver(), Visible(), persist=PersistValidation(zones, zones)
+    )
+    assert issued.validation_method == "reused_authorization"
+    assert zones.lookups == []

@@ -1,0 +1,398 @@
+"""dns-persist-01 end to end: Pebble validates against the one DuckDNS TXT value.
+
+A Pebble of this module's own that never reuses authorizations, so that
+every order really validates; the DuckDNS stand-in counts every TXT call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, Self
+from unittest.mock import patch
+
+import aiohttp
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.secure_remote_access.certificate import (
+    account_store,
+    async_register_account,
+)
+from custom_components.secure_remote_access.const import (
+    CONF_EXTRA_NAMES,
+    CONF_VALIDATION_METHOD,
+    CONF_WILDCARD,
+    DOMAIN,
+    VALIDATION_AUTOMATIC,
+    VALIDATION_DNS01,
+)
+from custom_components.secure_remote_access.issues import renewal_failed_issue_id
+from custom_components.secure_remote_access.protocol.acme import DnsPropagationChecker
+from tests.fakes.acme_proxy import ChallengeFilterProxy
+from tests.fakes.duckdns import FakeDuckDns
+from tests.fakes.pebble import PebbleServer
+
+from .common import (
+    TOKEN,
+    StartDuckDns,
+    dns_names,
+    pebble_options,
+    read_leaf,
+    renew,
+    setup_duckdns_entry,
+)
+
+ISSUER = "pebble.letsencrypt.org"  # Pebble's issuer domain name by default
+OWN = "home.persist-e2e.example.com"
+OWN_RECORD = f"_validation-persist.{OWN}"
+
+
+@pytest.fixture(scope="module")
+def persist_pebble() -> Iterator[PebbleServer]:
+    """A Pebble that validates every authorization afresh (no reuse)."""
+    with PebbleServer(extra_env={"PEBBLE_AUTHZREUSE": "0"}) as server:
+        yield server
+
+
+@pytest.fixture
+async def fake(
+    start_duckdns: StartDuckDns, persist_pebble: PebbleServer
+) -> AsyncIterator[tuple[FakeDuckDns, str]]:
+    """DuckDNS for this Pebble (its TXT values are gone after each test)."""
+    yield await start_duckdns(persist_pebble, ["myhome", "cabin"])
+    await persist_pebble.clear_cname(OWN_RECORD)
+
+
+@pytest.fixture
+def ssl_dir(hass: HomeAssistant, tmp_path: Path, persist_pebble: PebbleServer) -> Path:
+    """A certificate directory Home Assistant may write to."""
+    directory = tmp_path / "ssl"
+    directory.mkdir()
+    hass.config.allowlist_external_dirs = {
+        str(tmp_path),
+        str(persist_pebble.ca_bundle_path.parent),
+    }
+    return directory
+
+
+def _options(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any]:
+    return pebble_options(
+        pebble, ssl_dir, **{CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC, **extra}
+    )
+
+
+def _txt_writes(fake: FakeDuckDns) -> list[dict[str, str]]:
+    return [query for query in fake.requests if "txt" in query]
+
+
+class _Waits:
+    """Counts propagation waits (both methods) while letting them run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> Self:
+        original = DnsPropagationChecker.wait_for_record
+
+        async def counted(
+            checker: DnsPropagationChecker, record: str, value: str, deadline: float
+        ) -> None:
+            self.count += 1
+            await original(checker, record, value, deadline)
+
+        self._patch = patch.object(DnsPropagationChecker, "wait_for_record", counted)
+        self._patch.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._patch.stop()
+
+
+async def _other_tool_writes(fake: FakeDuckDns, url: str, value: str) -> None:
+    """Another client with the same DuckDNS token sets the TXT value."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            url,
+            params={
+                "domains": "myhome",
+                "token": TOKEN,
+                "txt": value,
+                "verbose": "true",
+            },
+        ) as response,
+    ):
+        assert (await response.text()).startswith("OK")
+    assert fake.records["myhome"].txt == value
+
+
+async def test_set_once_then_renewals_need_no_dns_write(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """The first order writes the record once; later ones make no DuckDNS call."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    with _Waits() as waits:
+        first = await renew(hass, entry)
+    assert first["renewed"] is True
+    assert first["validation_method"] == "dns-persist-01"
+    assert first["validation_note"] == "record_set"
+    account = await account_store(hass).async_account_urls()
+    (account_url,) = account
+    assert duck.records["myhome"].txt == f"{ISSUER}; accounturi={account_url}"
+    assert len(_txt_writes(duck)) == 1
+    assert waits.count == 1
+    await hass.async_block_till_done()
+    result = hass.states.get("sensor.myhome_duckdns_org_last_renewal_result")
+    assert result is not None
+    assert result.attributes["validation_method"] == "dns_persist_01"
+    assert result.attributes["validation_note"] == "record_set"
+
+    for _ in range(2):
+        writes = len(_txt_writes(duck))
+        with _Waits() as waits:
+            again = await renew(hass, entry, force=True)
+        assert again["renewed"] is True
+        assert again["serial"] != first["serial"]
+        assert again["validation_method"] == "dns-persist-01"
+        assert again["validation_note"] == "record_reused"
+        assert len(_txt_writes(duck)) == writes  # no DuckDNS TXT call
+        assert waits.count == 0  # no propagation wait
+    # The record stays: it is what the next renewal uses.
+    assert duck.records["myhome"].txt.startswith(ISSUER)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert diagnostics["renewal"]["validation_method"] == "automatic"
+    assert diagnostics["renewal"]["persistent_records"] == ["myhome.duckdns.org"]
+    assert (
+        diagnostics["renewal"]["state"]["last_outcome"]["validation_method"]
+        == "dns-persist-01"
+    )
+
+
+async def test_wildcard_and_base_name_through_policy_wildcard(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """One record with policy=wildcard covers both names of each DuckDNS name."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(
+        hass,
+        url,
+        _options(persist_pebble, ssl_dir, **{CONF_WILDCARD: True}),
+        domains=["myhome.duckdns.org", "cabin.duckdns.org"],
+    )
+    result = await renew(hass, entry)
+    assert result["validation_method"] == "dns-persist-01"
+    assert dns_names(read_leaf(ssl_dir / "fullchain.pem")) == {
+        "myhome.duckdns.org",
+        "*.myhome.duckdns.org",
+        "cabin.duckdns.org",
+        "*.cabin.duckdns.org",
+    }
+    for name in ("myhome", "cabin"):
+        assert duck.records[name].txt.endswith("; policy=wildcard")
+    # One write per DuckDNS name, not per certificate name.
+    assert sorted(query["domains"] for query in _txt_writes(duck)) == [
+        "cabin",
+        "myhome",
+    ]
+
+
+async def test_delegated_own_name(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """_validation-persist.<own name> CNAME to the DuckDNS name is all it needs."""
+    duck, url = fake
+    await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
+    entry = await setup_duckdns_entry(
+        hass, url, _options(persist_pebble, ssl_dir, **{CONF_EXTRA_NAMES: [OWN]})
+    )
+    result = await renew(hass, entry)
+    assert result["renewed"] is True
+    assert result["validation_method"] == "dns-persist-01"
+    assert set(result["names"]) == {"myhome.duckdns.org", OWN}
+    assert {query["domains"] for query in _txt_writes(duck)} == {"myhome"}
+    # Without an _acme-challenge delegation there is no broken-delegation issue.
+    assert not ir.async_get(hass).async_get_issue(
+        DOMAIN, f"cname_delegation_broken_{entry.entry_id}"
+    )
+
+
+async def test_falls_back_to_dns01_when_not_offered(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """A CA without dns-persist-01: dns-01, its value cleared after, said so."""
+    duck, url = fake
+    proxy = ChallengeFilterProxy(persist_pebble)
+    await proxy.start()
+    try:
+        options = _options(persist_pebble, ssl_dir)
+        options["acme_directory"] = proxy.directory_url
+        entry = await setup_duckdns_entry(hass, url, options)
+        result = await renew(hass, entry)
+    finally:
+        await proxy.stop()
+    assert result["renewed"] is True
+    assert result["validation_method"] == "dns-01"
+    assert result["validation_note"] == "not_offered"
+    assert duck.records["myhome"].txt == ""  # the dns-01 value was cleared
+    assert (
+        await entry.runtime_data.managed.manager.persist_records.async_records() == {}
+    )  # type: ignore[union-attr]
+
+
+async def test_record_of_another_account_is_left_alone(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """Someone else's client holds the record: nothing is written, the user is told."""
+    duck, url = fake
+    foreign = f"{ISSUER}; accounturi=https://127.0.0.1:1/my-account/999"
+    await _other_tool_writes(duck, url, foreign)
+    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    with pytest.raises(HomeAssistantError) as caught:
+        await renew(hass, entry)
+    assert "another ACME account" in str(caught.value)
+    assert "https://127.0.0.1:1/my-account/999" in str(caught.value)
+    assert duck.records["myhome"].txt == foreign
+    assert len(_txt_writes(duck)) == 1  # only the other tool's
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, renewal_failed_issue_id(entry.entry_id)
+    )
+    assert issue is not None
+    assert "dns-01 only" in (issue.translation_placeholders or {})["detail"]
+    assert not (ssl_dir / "fullchain.pem").exists()
+
+
+@pytest.mark.parametrize(
+    ("record", "note"),
+    [
+        # Our own account, but the record has expired.
+        (
+            "{issuer}; accounturi={account}; persistUntil=1000000000",
+            "expired_record_replaced",
+        ),
+        # Our account at an earlier CA (the entry changed CA or account).
+        (
+            "old-ca.example; accounturi=https://old-ca.example/acct/7",
+            "outdated_record_replaced",
+        ),
+    ],
+)
+async def test_own_outdated_record_is_rewritten(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+    record: str,
+    note: str,
+) -> None:
+    """A record naming one of our accounts is ours to rewrite."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    store = account_store(hass)
+    await store.async_key("https://old-ca.example/dir")
+    await store.async_set_url(
+        "https://old-ca.example/dir", "https://old-ca.example/acct/7"
+    )
+    manager = entry.runtime_data.managed.manager  # type: ignore[union-attr]
+    client = await async_register_account(hass, manager.settings)
+    await _other_tool_writes(
+        duck, url, record.format(issuer=ISSUER, account=client.account_url)
+    )
+    result = await renew(hass, entry)
+    assert result["validation_method"] == "dns-persist-01"
+    assert result["validation_note"] == note
+    assert duck.records["myhome"].txt == f"{ISSUER}; accounturi={client.account_url}"
+
+
+async def test_switch_to_dns01_only_clears_the_record(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """Choosing dns-01 only clears the record the entry set, then uses dns-01."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    await renew(hass, entry)
+    assert duck.records["myhome"].txt.startswith(ISSUER)
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_VALIDATION_METHOD: VALIDATION_DNS01}
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert duck.records["myhome"].txt == ""
+    result = await renew(hass, entry, force=True)
+    assert result["validation_method"] == "dns-01"
+    assert result["validation_note"] is None
+
+
+async def test_removal_clears_the_record_but_not_another_value(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """Deleting the entry clears its record; a value another tool wrote since stays."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(
+        hass,
+        url,
+        _options(persist_pebble, ssl_dir),
+        domains=["myhome.duckdns.org", "cabin.duckdns.org"],
+    )
+    await renew(hass, entry)
+    assert duck.records["cabin"].txt.startswith(ISSUER)
+    await _other_tool_writes(duck, url, "another-tool-value")
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert duck.records["cabin"].txt == ""
+    assert duck.records["myhome"].txt == "another-tool-value"
+
+
+async def test_duckdns_outage_while_setting_the_record(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """DuckDNS answering HTML: a clear failure, no certificate; the retry sets it."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    duck.txt_outage = "html"
+    with pytest.raises(HomeAssistantError):
+        await renew(hass, entry)
+    assert duck.records["myhome"].txt == ""
+    assert not (ssl_dir / "fullchain.pem").exists()
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, renewal_failed_issue_id(entry.entry_id)
+    )
+    assert issue is not None
+    result = await renew(hass, entry, force=True)
+    assert result["validation_method"] == "dns-persist-01"
+    assert result["validation_note"] == "record_set"
+    assert not ir.async_get(hass).async_get_issue(
+        DOMAIN, renewal_failed_issue_id(entry.entry_id)
+    )
