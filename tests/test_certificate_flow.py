@@ -25,10 +25,13 @@ from custom_components.secure_remote_access.const import (
     CONF_EXTRA_NAMES,
     CONF_PRIVATE_KEY_PATH,
     CONF_PROFILE,
+    CONF_VALIDATION_METHOD,
     CONF_WILDCARD,
     CUSTOM_CA,
     DOMAIN,
     SECTION_TESTING,
+    VALIDATION_AUTOMATIC,
+    VALIDATION_DNS01,
 )
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import DEFAULT_EAB_KEYS, PebbleServer
@@ -442,5 +445,39 @@ async def test_options_flow_wrong_cname_then_fixed(
         schema = result["data_schema"]
         assert schema is not None
         assert suggested(schema.schema)[CONF_EXTRA_NAMES] == own
+    finally:
+        await pebble.clear_cname(record)
+
+
+@pytest.mark.parametrize(
+    ("method", "accepted"), [(VALIDATION_AUTOMATIC, True), (VALIDATION_DNS01, False)]
+)
+async def test_persist_delegation_alone_is_enough_when_allowed(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+    method: str,
+    accepted: bool,
+) -> None:
+    """Only _validation-persist delegates: fine for automatic, not for dns-01 only."""
+    _, url = duckdns
+    own = f"persist-{method.replace('_', '')}.dlg-e2e.example.com"
+    record = f"_validation-persist.{own}"
+    await pebble.set_cname(record, "_validation-persist.myhome.duckdns.org")
+    try:
+        result = await _user_step(hass, url)
+        options = _form(pebble, ssl_dir, **{CONF_VALIDATION_METHOD: method})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {**options, CONF_EXTRA_NAMES: own}
+        )
+        if accepted:
+            assert result["step_id"] == "terms"
+        else:
+            assert result["errors"] == {CONF_EXTRA_NAMES: "cname_missing"}
+            # The record every CA accepts is the one asked for.
+            assert result["description_placeholders"]["records"] == (
+                f"_acme-challenge.{own} CNAME {TARGET}"
+            )
     finally:
         await pebble.clear_cname(record)

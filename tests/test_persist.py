@@ -33,7 +33,10 @@ from custom_components.secure_remote_access.const import (
     VALIDATION_AUTOMATIC,
     VALIDATION_DNS01,
 )
-from custom_components.secure_remote_access.issues import renewal_failed_issue_id
+from custom_components.secure_remote_access.issues import (
+    delegation_issue_id,
+    renewal_failed_issue_id,
+)
 from custom_components.secure_remote_access.protocol.acme import DnsPropagationChecker
 from tests.fakes.acme_proxy import ChallengeFilterProxy
 from tests.fakes.duckdns import FakeDuckDns
@@ -230,7 +233,7 @@ async def test_delegated_own_name(
     assert {query["domains"] for query in _txt_writes(duck)} == {"myhome"}
     # Without an _acme-challenge delegation there is no broken-delegation issue.
     assert not ir.async_get(hass).async_get_issue(
-        DOMAIN, f"cname_delegation_broken_{entry.entry_id}"
+        DOMAIN, delegation_issue_id(entry.entry_id)
     )
 
 
@@ -396,3 +399,48 @@ async def test_duckdns_outage_while_setting_the_record(
     assert not ir.async_get(hass).async_get_issue(
         DOMAIN, renewal_failed_issue_id(entry.entry_id)
     )
+
+
+async def test_persist_only_delegation_with_a_ca_without_it(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """Only _validation-persist delegates and the CA offers only dns-01: the record to create."""
+    _, url = fake
+    await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
+    proxy = ChallengeFilterProxy(persist_pebble)
+    await proxy.start()
+    try:
+        options = _options(persist_pebble, ssl_dir, **{CONF_EXTRA_NAMES: [OWN]})
+        options["acme_directory"] = proxy.directory_url
+        entry = await setup_duckdns_entry(hass, url, options)
+        with pytest.raises(HomeAssistantError, match=f"_acme-challenge.{OWN}"):
+            await renew(hass, entry)
+    finally:
+        await proxy.stop()
+    assert ir.async_get(hass).async_get_issue(
+        DOMAIN, delegation_issue_id(entry.entry_id)
+    )
+    assert not (ssl_dir / "fullchain.pem").exists()
+
+
+async def test_removal_while_duckdns_is_down(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The entry goes anyway; the log says which record to clear by hand."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    await renew(hass, entry)
+    duck.outage = "500"
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert "Could not clear the persistent validation record of myhome.duckdns.org" in (
+        caplog.text
+    )
+    assert duck.records["myhome"].txt.startswith(ISSUER)
