@@ -12,7 +12,7 @@ from typing import Any, Self
 from unittest.mock import patch
 
 import aiohttp
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -30,6 +30,7 @@ from custom_components.secure_remote_access.const import (
     CONF_VALIDATION_METHOD,
     CONF_WILDCARD,
     DOMAIN,
+    EVENT_CERTIFICATE_RENEWED,
     VALIDATION_AUTOMATIC,
     VALIDATION_DNS01,
 )
@@ -146,6 +147,8 @@ async def test_set_once_then_renewals_need_no_dns_write(
     """The first order writes the record once; later ones make no DuckDNS call."""
     duck, url = fake
     entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    events: list[Event] = []
+    hass.bus.async_listen(EVENT_CERTIFICATE_RENEWED, events.append)
     with _Waits() as waits:
         first = await renew(hass, entry)
     assert first["renewed"] is True
@@ -157,6 +160,7 @@ async def test_set_once_then_renewals_need_no_dns_write(
     assert len(_txt_writes(duck)) == 1
     assert waits.count == 1
     await hass.async_block_till_done()
+    assert events[0].data["validation_method"] == "dns-persist-01"
     result = hass.states.get("sensor.myhome_duckdns_org_last_renewal_result")
     assert result is not None
     assert result.attributes["validation_method"] == "dns_persist_01"
