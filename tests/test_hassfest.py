@@ -9,6 +9,7 @@ from pathlib import Path
 import re
 from typing import Any
 
+import homeassistant.components
 import pytest
 import yaml
 
@@ -37,7 +38,16 @@ def test_manifest() -> None:
     assert manifest["config_flow"] is True
     assert manifest["iot_class"] == "cloud_polling"
     assert manifest["integration_type"] == "service"
-    assert manifest.get("requirements", []) == []
+    # The one requirement is the UPnP client Home Assistant's own ssdp pins.
+    ssdp = json.loads(
+        (
+            Path(homeassistant.components.__file__).parent / "ssdp" / "manifest.json"
+        ).read_text(encoding="utf-8")
+    )
+    upnp_client = next(
+        r for r in ssdp["requirements"] if r.startswith("async-upnp-client==")
+    )
+    assert manifest["requirements"] == [upnp_client]
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
     assert manifest["codeowners"]
     assert all(owner.startswith("@") for owner in manifest["codeowners"])

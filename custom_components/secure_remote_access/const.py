@@ -99,3 +99,6 @@ ENDPOINT_CONCURRENCY: Final = 10
 # Security checklist.
 CONF_DISABLED_CHECKS: Final = "disabled_checks"
 SERVICE_RUN_SECURITY_CHECKS: Final = "run_security_checks"
+
+# Remote-access check.
+SERVICE_CHECK_REMOTE_ACCESS: Final = "check_remote_access"
