@@ -9,6 +9,7 @@ servers, the router through UPnP IGD, a hairpin probe), judges them with
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -37,7 +38,6 @@ from .protocol.remote_access import (
     mismatched_names,
     probe_ports,
 )
-from .protocol.tls import Resolver
 from .served import served_files
 
 if TYPE_CHECKING:
@@ -51,9 +51,9 @@ DEFAULT_HA_PORT: Final = 8123
 NO_DISCOVERY: Final = "ssdp_not_loaded"
 GATEWAY_TIMEOUT: float = upnp.DEFAULT_TIMEOUT
 
-#: Where the hairpin probe connects for a public address: None connects to it.
-#: Tests (and the sandbox) play the router's loopback here.
-hairpin_resolver: Resolver | None = None
+#: Where the hairpin probe connects for a public address (None: to it).
+#: Tests play the router's hairpin NAT here.
+hairpin_loopback: Callable[[str], str] | None = None
 
 
 async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
@@ -284,7 +284,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             probe_ports(facts),
             self.names[0],
             ours,
-            resolver=hairpin_resolver,
+            loopback=hairpin_loopback,
         )
 
 

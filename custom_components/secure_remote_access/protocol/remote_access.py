@@ -6,14 +6,14 @@ bounded TLS handshakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 import ipaddress
 from typing import Final
 
-from .tls import Resolver, inspect_endpoint
+from .tls import inspect_endpoint
 from .upnp import GatewayFacts, PortMapping
 from .x509.errors import CertificateError
 
@@ -256,22 +256,23 @@ async def hairpin_probe(
     our_fingerprints: frozenset[str],
     *,
     timeout_seconds: float = HAIRPIN_TIMEOUT,
-    resolver: Resolver | None = None,
+    loopback: Callable[[str], str] | None = None,
 ) -> Hairpin:
     """TLS to ``public_address`` with ``server_name`` as SNI: is it us?
 
     Routers that do not loop back give `Hairpin.NO_ANSWER`, never "unreachable".
-    ``resolver`` maps the address to the one connected to (tests).
+    ``loopback`` maps the public address to the one connected to (tests play
+    the router's hairpin NAT with it).
     """
+    target = loopback(public_address) if loopback else public_address
     found = Hairpin.NO_ANSWER
     for port in ports[:MAX_HAIRPIN_PROBES]:
         try:
             result = await inspect_endpoint(
-                public_address,
+                target,
                 port,
                 server_name=server_name,
                 timeout_seconds=timeout_seconds,
-                resolver=resolver,
             )
         except CertificateError:
             continue

@@ -143,6 +143,7 @@ async def query_gateway(
                     GatewayReason.REFUSED, f"GetExternalIPAddress: {err}"
                 ) from err
             mappings, truncated = await _mappings(igd, max_mappings)
+            wan_address = _address_or_none(wan)
     except TimeoutError as err:
         raise GatewayError(
             GatewayReason.TIMEOUT, f"no complete answer within {timeout_seconds:g} s"
@@ -163,7 +164,7 @@ async def query_gateway(
         ) from err
     return GatewayFacts(
         location=location,
-        wan_address=_address_or_none(wan),
+        wan_address=wan_address,
         mappings=mappings,
         local_address=None,
         truncated=truncated,
