@@ -48,6 +48,8 @@ class FakeDuckDns:
     #: An outage met only by the next request that sets a TXT value (one-shot).
     txt_outage: Outage = None
     detected_ipv4: str | None = None
+    #: Requests arrive over IPv6 only: DuckDNS detects no IPv4 address.
+    ipv6_only: bool = False
     #: How many requests the ``hang`` outages hold; ``on_hang`` hears of each.
     hanging: int = 0
     on_hang: Callable[[], None] | None = None
@@ -106,7 +108,7 @@ class FakeDuckDns:
 
         ipv4 = query.get("ip", "")
         ipv6 = query.get("ipv6", "")
-        if not ipv4 and "ipv6" not in query:
+        if not ipv4 and "ipv6" not in query and not self.ipv6_only:
             ipv4 = self.detected_ipv4 or (request.remote or "")
         changed = False
         for name in names:
