@@ -391,3 +391,35 @@ async def test_removing_the_entry_removes_its_issues(home: Home) -> None:
     assert await home.hass.config_entries.async_remove(entry.entry_id)
     await home.hass.async_block_till_done()
     assert home.issues() == {}
+
+
+async def test_gateways_come_from_home_assistants_ssdp(hass: HomeAssistant) -> None:
+    """The check reads Home Assistant's SSDP cache (IGD 1 and 2), sends nothing."""
+    from homeassistant.helpers.service_info.ssdp import SsdpServiceInfo
+
+    def info(st: str, location: str | None) -> SsdpServiceInfo:
+        return SsdpServiceInfo(
+            ssdp_usn="uuid:1", ssdp_st=st, upnp={}, ssdp_location=location
+        )
+
+    igd1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+    igd2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+    cache = {
+        igd1: [info(igd1, "http://192.168.1.1:5000/b.xml")],
+        igd2: [
+            info(igd2, "http://192.168.1.1:5000/a.xml"),
+            info(igd2, "http://192.168.1.1:5000/b.xml"),
+            info(igd2, None),
+        ],
+    }
+
+    async def by_st(_hass: HomeAssistant, st: str) -> list[SsdpServiceInfo]:
+        return cache.get(st, [])
+
+    assert await remote_access.async_discover_gateways(hass) is None
+    hass.config.components.add("ssdp")
+    with patch("homeassistant.components.ssdp.async_get_discovery_info_by_st", by_st):
+        assert await remote_access.async_discover_gateways(hass) == [
+            "http://192.168.1.1:5000/a.xml",
+            "http://192.168.1.1:5000/b.xml",
+        ]

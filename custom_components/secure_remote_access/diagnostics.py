@@ -37,6 +37,7 @@ async def async_get_config_entry_diagnostics(
             "state": asdict(dns.data) if dns.data else None,
         },
         "renewal": _renewal(entry),
+        "remote_access": _remote_access(entry),
         "certificates": {
             status.source.key: status_diagnostics(status)
             for monitor in entry.runtime_data.monitors
@@ -79,3 +80,9 @@ def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
         "names": list(renewal.manager.settings.names),
         "key_type": renewal.manager.settings.key_type,
     }
+
+
+def _remote_access(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
+    """The last remote-access check: its response (addresses, mappings, findings)."""
+    result = entry.runtime_data.remote_access.data
+    return None if result is None else result.as_response()
