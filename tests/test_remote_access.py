@@ -29,7 +29,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUs
 
 from custom_components.secure_remote_access import remote_access
 from custom_components.secure_remote_access.checklist.models import SshAddon
-from custom_components.secure_remote_access.const import CONF_DNS_SERVER, DOMAIN
+from custom_components.secure_remote_access.const import (
+    CONF_DNS_SERVER,
+    CONF_DUCKDNS_URL,
+    CONF_UPNP_LOCATION,
+    DOMAIN,
+)
 from custom_components.secure_remote_access.remote_access import MISMATCH_RECHECK
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns
@@ -37,7 +42,14 @@ from tests.fakes.igd import FakeIgd
 from tests.fakes.issuer import FakeCa
 from tests.fakes.tls_server import tls_server
 
-from .common import NAME, StartDuckDns, managed_options, setup_duckdns_entry
+from .common import (
+    NAME,
+    StartDuckDns,
+    managed_options,
+    mock_entry,
+    setup_duckdns_entry,
+    setup_integration,
+)
 
 SENSOR = "sensor.myhome_duckdns_org_remote_access"
 PUBLIC = "203.0.113.7"
@@ -423,3 +435,33 @@ async def test_gateways_come_from_home_assistants_ssdp(hass: HomeAssistant) -> N
             "http://192.168.1.1:5000/a.xml",
             "http://192.168.1.1:5000/b.xml",
         ]
+
+
+async def test_a_test_gateway_from_the_entry_plays_the_router(
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+) -> None:
+    """The testing section's gateway replaces discovery; its host loops back."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = PUBLIC
+    igd = FakeIgd()
+    await igd.start()
+    issued = certs.issue([NAME])
+    cert, key = issued.write(tmp_path)
+    try:
+        async with tls_server(issued) as server:
+            home = Home(hass, duckdns, url, igd)
+            await home.forward(server.port, 8123)
+            entry = mock_entry(
+                managed_options(cert, key),
+                **{CONF_DUCKDNS_URL: url, CONF_UPNP_LOCATION: igd.location},
+            )
+            await setup_integration(hass, entry)
+            await hass.async_block_till_done(wait_background_tasks=True)
+            home.entry = entry
+            assert home.attributes()["hairpin"] == "reached_us"
+            assert home.state() == "reachable"
+    finally:
+        await igd.stop()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from homeassistant.components import network
 from homeassistant.core import HomeAssistant, callback
@@ -21,7 +22,13 @@ from homeassistant.helpers.hassio import is_hassio
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
-from .const import CONF_DNS_SERVER, CONF_DOMAINS, CONF_DUCKDNS_URL, LOGGER
+from .const import (
+    CONF_DNS_SERVER,
+    CONF_DOMAINS,
+    CONF_DUCKDNS_URL,
+    CONF_UPNP_LOCATION,
+    LOGGER,
+)
 from .issues import async_sync_remote_access_issues
 from .protocol import upnp
 from .protocol.dnsutil import lookup_addresses
@@ -220,7 +227,8 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         return resolved
 
     async def _gateway(self) -> tuple[upnp.GatewayFacts | None, str | None]:
-        locations = await async_discover_gateways(self.hass)
+        testing: str | None = self.config_entry.data.get(CONF_UPNP_LOCATION)
+        locations = [testing] if testing else await async_discover_gateways(self.hass)
         if locations is None:
             return None, NO_DISCOVERY
         if not locations:
@@ -279,12 +287,13 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         )
         if not ours:
             return Hairpin.NOT_TRIED
+        loopback = hairpin_loopback
+        if loopback is None and self.config_entry.data.get(CONF_UPNP_LOCATION):
+            # A test gateway plays the router: its loopback leads to its host.
+            host = urlsplit(gateway.location).hostname or public
+            loopback = lambda _public: host  # noqa: E731
         return await hairpin_probe(
-            public,
-            probe_ports(facts),
-            self.names[0],
-            ours,
-            loopback=hairpin_loopback,
+            public, probe_ports(facts), self.names[0], ours, loopback=loopback
         )
 
 

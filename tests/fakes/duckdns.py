@@ -115,6 +115,7 @@ class FakeDuckDns:
             record = self.records[name]
             if ipv4 and record.ipv4 != ipv4:
                 record.ipv4, changed = ipv4, True
+                await self._forward_a(name, ipv4)
             if ipv6 and record.ipv6 != ipv6:
                 record.ipv6, changed = ipv6, True
         if not verbose:
@@ -136,6 +137,17 @@ class FakeDuckDns:
         if not verbose:
             return "OK"
         return f"OK\n{value}\n{'UPDATED' if changed else 'NOCHANGE'}"
+
+    async def _forward_a(self, name: str, address: str) -> None:
+        """Publish the recorded IPv4 address as the name's A record, as DuckDNS does."""
+        if not self.challtestsrv_url:
+            return
+        body = {"host": f"{name}{SUFFIX}.", "addresses": [address]}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.challtestsrv_url}/add-a", json=body) as response,
+        ):
+            response.raise_for_status()
 
     async def _forward_txt(self, name: str, value: str) -> None:
         if not self.challtestsrv_url:
