@@ -35,7 +35,10 @@ from custom_components.secure_remote_access.const import (
     CONF_UPNP_LOCATION,
     DOMAIN,
 )
-from custom_components.secure_remote_access.remote_access import MISMATCH_RECHECK
+from custom_components.secure_remote_access.remote_access import (
+    DISCOVERY_RECHECK,
+    MISMATCH_RECHECK,
+)
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.igd import FakeIgd
@@ -182,10 +185,16 @@ async def test_without_ssdp_the_state_is_unknown(
 async def test_no_gateway_found(home: Home) -> None:
     """SSDP found no gateway (UPnP off on the router): unknown, no_gateway."""
     home.discoverable = False
-    await home.setup()
+    entry = await home.setup()
     assert home.state() == "unknown"
     assert home.attributes()["reason"] == "no_gateway"
     assert home.igd.state.requests == 0
+    # SSDP may not have heard the router yet: one early second look.
+    coordinator = entry.runtime_data.remote_access
+    assert coordinator.update_interval == DISCOVERY_RECHECK
+    home.discoverable = True
+    assert (await home.check())["state"] == "no_port_forward"
+    assert coordinator.update_interval == timedelta(hours=6)
 
 
 @pytest.mark.parametrize(

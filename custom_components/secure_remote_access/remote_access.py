@@ -19,6 +19,7 @@ from homeassistant.components import network
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.hassio import is_hassio
+from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
 REMOTE_ACCESS_INTERVAL: Final = timedelta(hours=6)
 #: While a name resolves elsewhere, look again this often (the issue waits 15 min).
 MISMATCH_RECHECK: Final = timedelta(minutes=5)
+#: SSDP answers arrive seconds after start: a first run that found no gateway
+#: is repeated this soon, once.
+DISCOVERY_RECHECK: Final = timedelta(minutes=2)
 DEFAULT_HA_PORT: Final = 8123
 NO_DISCOVERY: Final = "ssdp_not_loaded"
 GATEWAY_TIMEOUT: float = upnp.DEFAULT_TIMEOUT
@@ -145,16 +149,22 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         self.names: list[str] = list(entry.data[CONF_DOMAINS])
         self._mismatch_since: datetime | None = None
         self._last_recorded: tuple[str | None, str | None] | None = None
+        self._discovery_rechecked = False
         self._lock = asyncio.Lock()
 
     @callback
     def async_start(self) -> None:
-        """Run after setup and whenever DuckDNS records other addresses."""
+        """Run once Home Assistant started (SSDP searched), then on DNS changes."""
         entry = self.config_entry
         entry.async_on_unload(self._dns.async_add_listener(self._dns_updated))
-        entry.async_create_background_task(
-            self.hass, self.async_refresh(), "first remote-access check"
-        )
+
+        @callback
+        def _started(_hass: HomeAssistant) -> None:
+            entry.async_create_background_task(
+                self.hass, self.async_refresh(), "first remote-access check"
+            )
+
+        entry.async_on_unload(async_at_started(self.hass, _started))
 
     @callback
     def _dns_updated(self) -> None:
@@ -187,6 +197,9 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             self._mismatch_since = None
             self.update_interval = REMOTE_ACCESS_INTERVAL
         gateway, reason = await self._gateway()
+        if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
+            self._discovery_rechecked = True
+            self.update_interval = min(self.update_interval, DISCOVERY_RECHECK)
         facts = Facts(
             recorded_ipv4=ipv4,
             recorded_ipv6=ipv6,
