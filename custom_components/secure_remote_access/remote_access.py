@@ -280,7 +280,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         return frozenset(
             addon.host_port
             for addon in await async_ssh_addons(self.hass)
-            if addon.password_login and addon.host_port is not None
+            if addon.running and addon.password_login and addon.host_port is not None
         )
 
     async def _hairpin(self, facts: Facts) -> Hairpin:
