@@ -22,7 +22,7 @@ from async_upnp_client.client_factory import UpnpFactory
 from async_upnp_client.profiles.igd import IgdDevice
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.exceptions import Unauthorized
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
@@ -474,3 +474,21 @@ async def test_a_test_gateway_from_the_entry_plays_the_router(
             assert home.state() == "reachable"
     finally:
         await igd.stop()
+
+
+async def test_an_unexpected_failure_is_a_translated_error(home: Home) -> None:
+    """A bug in a run: the action says so (translated), the sensor keeps its value."""
+    await home.forward(443, 8123)
+    entry = await home.setup()
+    assert home.state() == "reachable"
+    with (
+        patch.object(
+            type(entry.runtime_data.remote_access),
+            "_host_addresses",
+            side_effect=RuntimeError("boom"),
+        ),
+        pytest.raises(HomeAssistantError) as caught,
+    ):
+        await home.check()
+    assert caught.value.translation_key == "remote_access_check_failed"
+    assert home.state() == "reachable"

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from homeassistant.components import network
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.hassio import is_hassio
 from homeassistant.helpers.start import async_at_started
@@ -28,6 +29,7 @@ from .const import (
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
     CONF_UPNP_LOCATION,
+    DOMAIN,
     LOGGER,
 )
 from .issues import async_sync_remote_access_issues
@@ -178,6 +180,12 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
     async def async_check_now(self) -> RemoteAccessResult:
         """Run the check now (the action) and return its result."""
         await self.async_refresh()
+        if not self.last_update_success or self.data is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="remote_access_check_failed",
+                translation_placeholders={"error": str(self.last_exception)},
+            )
         return self.data
 
     async def _async_update_data(self) -> RemoteAccessResult:
