@@ -62,6 +62,25 @@ def auto_enable_custom_integrations(
     yield
 
 
+@pytest.fixture(autouse=True)
+def fake_dns() -> Generator[dict[str, tuple[str, ...]]]:
+    """DuckDNS's name servers as the remote-access check sees them: no query
+    leaves the host. Tests put answers in the dict (name -> addresses); a name
+    not in it gets no answer."""
+    answers: dict[str, tuple[str, ...]] = {}
+
+    async def lookup(
+        name: str, nameservers: Any = None, query_timeout: float = 3.0
+    ) -> tuple[str, ...] | None:
+        return answers.get(name)
+
+    with patch(
+        "custom_components.secure_remote_access.remote_access.lookup_addresses",
+        lookup,
+    ):
+        yield answers
+
+
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots in Home Assistant's format (the plugin's own override loses to syrupy's)."""

@@ -18,6 +18,7 @@ from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClien
 from custom_components.secure_remote_access.const import (
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
+    CONF_UPNP_LOCATION,
     DOMAIN,
     SECTION_TESTING,
 )
@@ -244,6 +245,36 @@ async def test_user_testing_section_duckdns_url(
     assert result["data"][CONF_DUCKDNS_URL] == other
     assert aioclient_mock.mock_calls[0][1].host == "127.0.0.1"
     assert all(call[1].host != "www.duckdns.org" for call in aioclient_mock.mock_calls)
+
+
+async def test_user_testing_section_upnp_location(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    """A test UPnP gateway's description URL is checked and kept in the data."""
+    reply_duckdns(aioclient_mock)
+    location = "http://127.0.0.1:14005/rootDesc.xml"
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id,
+        {
+            "domain": "myhome",
+            CONF_TOKEN: TOKEN,
+            SECTION_TESTING: {CONF_UPNP_LOCATION: "router.lan"},
+        },
+    )
+    assert result["errors"] == {"base": "invalid_upnp_location"}
+    assert aioclient_mock.call_count == 0
+    result = await hass.config_entries.flow.async_configure(
+        flow_id,
+        {
+            "domain": "myhome",
+            CONF_TOKEN: TOKEN,
+            SECTION_TESTING: {CONF_UPNP_LOCATION: f" {location} "},
+        },
+    )
+    result = await _skip_certificate(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_UPNP_LOCATION] == location
 
 
 async def test_reauth(hass: HomeAssistant, aioclient_mock: AiohttpClientMocker) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import re
 from typing import Any
 
+import homeassistant.components
 import pytest
 import yaml
 
@@ -37,7 +38,22 @@ def test_manifest() -> None:
     assert manifest["config_flow"] is True
     assert manifest["iot_class"] == "cloud_polling"
     assert manifest["integration_type"] == "service"
-    assert manifest.get("requirements", []) == []
+    # The one requirement is the UPnP client, as a floor that Home Assistant's
+    # own ssdp pin satisfies: an exact pin would fight Home Assistant's the
+    # day it moves (its constraints file decides the version).
+    ssdp = json.loads(
+        (
+            Path(homeassistant.components.__file__).parent / "ssdp" / "manifest.json"
+        ).read_text(encoding="utf-8")
+    )
+    upnp_client = next(
+        r for r in ssdp["requirements"] if r.startswith("async-upnp-client==")
+    )
+    pinned = upnp_client.removeprefix("async-upnp-client==")
+    (requirement,) = manifest["requirements"]
+    assert requirement.startswith("async-upnp-client>=")
+    floor = requirement.removeprefix("async-upnp-client>=")
+    assert tuple(map(int, floor.split("."))) <= tuple(map(int, pinned.split(".")))
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
     assert manifest["codeowners"]
     assert all(owner.startswith("@") for owner in manifest["codeowners"])

@@ -37,6 +37,7 @@ from .issues import (
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords
+from .remote_access import RemoteAccessCoordinator
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
@@ -96,6 +97,7 @@ async def async_setup_entry(
         certificates=certificates,
         endpoints=endpoints,
         managed=managed,
+        remote_access=RemoteAccessCoordinator(hass, entry, dns),
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
     # Serving HTTPS (issue 18): confirm a trial of a pending http config.
@@ -117,6 +119,8 @@ async def async_setup_entry(
     checklist.async_add_entry(entry)
     entry.async_on_unload(lambda: checklist.async_remove_entry(entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # UPnP queries and handshakes take seconds: the first check runs after setup.
+    entry.runtime_data.remote_access.async_start()
     if endpoints.sources:
         # Handshakes can take seconds: the first check runs after setup.
         entry.async_create_background_task(

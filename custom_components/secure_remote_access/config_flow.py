@@ -20,6 +20,7 @@ from .certificate_flow import CertificateSteps
 from .const import (
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
+    CONF_UPNP_LOCATION,
     DOMAIN,
     DUCKDNS_ACCOUNT_URL,
     FIELD_DOMAIN,
@@ -73,6 +74,10 @@ def parse_duckdns_input(
     data: dict[str, Any] = {CONF_DOMAINS: domains, CONF_TOKEN: token}
     if url != DEFAULT_UPDATE_URL:
         data[CONF_DUCKDNS_URL] = url
+    if location := (user_input.get(CONF_UPNP_LOCATION) or "").strip():
+        if not location.startswith(("https://", "http://")):
+            errors["base"] = "invalid_upnp_location"
+        data[CONF_UPNP_LOCATION] = location
     return data, errors, placeholders
 
 
@@ -120,7 +125,8 @@ def _duckdns_schema() -> vol.Schema:
                     {
                         vol.Optional(
                             CONF_DUCKDNS_URL, default=DEFAULT_UPDATE_URL
-                        ): _URL_SELECTOR
+                        ): _URL_SELECTOR,
+                        vol.Optional(CONF_UPNP_LOCATION): _URL_SELECTOR,
                     }
                 ),
                 {"collapsed": True},

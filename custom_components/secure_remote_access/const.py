@@ -13,6 +13,8 @@ LOGGER: Final = logging.getLogger(__package__)
 # Config entry data.
 CONF_DOMAINS: Final = "domains"
 CONF_DUCKDNS_URL: Final = "duckdns_url"
+#: Testing only: the description URL of a UPnP gateway, instead of discovery.
+CONF_UPNP_LOCATION: Final = "upnp_location"
 #: The collapsed form section that holds the fields only tests and sandboxes need.
 SECTION_TESTING: Final = "testing"
 
@@ -103,3 +105,6 @@ ENDPOINT_CONCURRENCY: Final = 10
 # Security checklist.
 CONF_DISABLED_CHECKS: Final = "disabled_checks"
 SERVICE_RUN_SECURITY_CHECKS: Final = "run_security_checks"
+
+# Remote-access check.
+SERVICE_CHECK_REMOTE_ACCESS: Final = "check_remote_access"

@@ -37,6 +37,7 @@ async def async_get_config_entry_diagnostics(
             "state": asdict(dns.data) if dns.data else None,
         },
         "renewal": await _renewal(entry),
+        "remote_access": _remote_access(entry),
         "certificates": {
             status.source.key: status_diagnostics(status)
             for monitor in entry.runtime_data.monitors
@@ -85,3 +86,9 @@ async def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | Non
             await renewal.manager.persist_records.async_records()
         ),
     }
+
+
+def _remote_access(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | None:
+    """The last remote-access check: its response (addresses, mappings, findings)."""
+    result = entry.runtime_data.remote_access.data
+    return None if result is None else result.as_response()

@@ -7,7 +7,7 @@ is also the start of its id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -22,6 +22,7 @@ from .checklist.models import ChecklistResult
 from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.names import InvalidDomainError, normalize_duckdns_domain
+from .protocol.remote_access import Finding
 from .status import CertificateKind, CertificateStatus, Problem
 
 RENEWAL_FAILED: Final = "renewal_failed"
@@ -67,6 +68,11 @@ def https_trial_issue_id(entry_id: str) -> str:
 def https_reverted_issue_id(entry_id: str) -> str:
     """The issue that explains a reverted http change of an entry."""
     return _entry_issue_id(HTTPS_REVERTED, entry_id)
+
+
+def remote_access_issue_id(finding: Finding, entry_id: str) -> str:
+    """The issue of one remote-access finding of an entry."""
+    return _entry_issue_id(finding.value, entry_id)
 
 
 def certificate_issue_id(translation_key: str, entry_id: str, key: str) -> str:
@@ -133,6 +139,7 @@ def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
         https_trial_issue_id(entry_id),
         https_reverted_issue_id(entry_id),
         *_certificate_issue_ids(hass, entry_id),
+        *(remote_access_issue_id(finding, entry_id) for finding in Finding),
     ):
         ir.async_delete_issue(hass, DOMAIN, issue_id)
 
@@ -300,6 +307,43 @@ def async_raise_restart_required(hass: HomeAssistant, path: str) -> None:
 def async_delete_restart_required(hass: HomeAssistant) -> None:
     """The server presents the certificate on disk."""
     ir.async_delete_issue(hass, DOMAIN, RESTART_REQUIRED)
+
+
+# ------------------------------------------------------------ remote access
+
+REMOTE_ACCESS_SEVERITY: dict[Finding, ir.IssueSeverity] = {
+    Finding.CARRIER_GRADE_NAT: ir.IssueSeverity.WARNING,
+    Finding.PLAIN_HTTP_FORWARDED: ir.IssueSeverity.CRITICAL,
+    Finding.PORT_80_FORWARDED: ir.IssueSeverity.WARNING,
+    Finding.SSH_FORWARDED_WITH_PASSWORD: ir.IssueSeverity.ERROR,
+    Finding.DNS_MISMATCH: ir.IssueSeverity.ERROR,
+}
+
+
+@callback
+def async_sync_remote_access_issues(
+    hass: HomeAssistant,
+    entry_id: str,
+    findings: Mapping[Finding, Mapping[str, str]],
+    evaluated: Collection[Finding],
+) -> None:
+    """One issue per finding of the latest check; the others it evaluated go.
+
+    A finding the check could not evaluate (no gateway, no DNS answer) keeps
+    its issue: a router that does not answer has not closed its port forward.
+    """
+    for finding in evaluated:
+        issue_id = remote_access_issue_id(finding, entry_id)
+        if (placeholders := findings.get(finding)) is None:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+            continue
+        _async_create(
+            hass,
+            issue_id,
+            finding.value,
+            REMOTE_ACCESS_SEVERITY[finding],
+            dict(placeholders),
+        )
 
 
 # -------------------------------------------------------------- checklist

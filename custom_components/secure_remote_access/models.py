@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         LocalCertificateMonitor,
     )
     from .protocol.duckdns import DuckDnsClient
+    from .remote_access import RemoteAccessCoordinator
     from .renewal import RenewalCoordinator
 
 
@@ -37,6 +38,7 @@ class RuntimeData:
     """The managed and the served certificate files (either may be absent)."""
     endpoints: EndpointMonitor
     managed: ManagedCertificate | None
+    remote_access: RemoteAccessCoordinator
 
     @property
     def monitors(self) -> tuple[CertificateMonitor, ...]:

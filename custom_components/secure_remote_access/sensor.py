@@ -28,6 +28,8 @@ from .entity import (
     entry_device_info,
 )
 from .models import SecureRemoteAccessConfigEntry
+from .protocol.remote_access import RemoteAccessState
+from .remote_access import RemoteAccessCoordinator
 from .renewal import RenewalCoordinator, RenewalResult
 from .status import CertificateKind, CertificateStatus
 
@@ -152,6 +154,7 @@ async def async_setup_entry(
         [
             *(DnsSensor(dns, entry, description) for description in DNS_SENSORS),
             SecurityFindingsSensor(hass.data[DATA_CHECKLIST], entry),
+            RemoteAccessSensor(entry.runtime_data.remote_access, entry, REMOTE_ACCESS),
         ]
     )
     if (managed := entry.runtime_data.managed) is not None:
@@ -295,3 +298,34 @@ class SecurityFindingsSensor(SensorEntity):
         """The ids of the failing checks."""
         result = self._runner.result
         return {"failing_checks": [] if result is None else result.failing_ids}
+
+
+REMOTE_ACCESS = SensorEntityDescription(
+    key="remote_access",
+    translation_key="remote_access",
+    device_class=SensorDeviceClass.ENUM,
+    options=[state.value for state in RemoteAccessState],
+)
+
+
+class RemoteAccessSensor(
+    SecureRemoteAccessEntity[RemoteAccessCoordinator], SensorEntity
+):
+    """Whether the home is reachable from the internet, and why not."""
+
+    @property
+    def available(self) -> bool:
+        """Unknown (not unavailable) until the first check ends."""
+        return True
+
+    @property
+    def native_value(self) -> str | None:
+        """The latest check's state; None before the first check."""
+        result = self.coordinator.data
+        return None if result is None else result.state.value
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Public and WAN address, the mappings to this host, the hairpin result."""
+        result = self.coordinator.data
+        return None if result is None else result.attributes()

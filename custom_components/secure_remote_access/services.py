@@ -20,6 +20,7 @@ from .const import (
     ATTR_CONFIG_ENTRY_ID,
     ATTR_FORCE,
     DOMAIN,
+    SERVICE_CHECK_REMOTE_ACCESS,
     SERVICE_RENEW_CERTIFICATE,
     SERVICE_RUN_SECURITY_CHECKS,
     SERVICE_UPDATE_DNS,
@@ -96,12 +97,20 @@ async def _run_security_checks(call: ServiceCall) -> ServiceResponse:
     }
 
 
+async def _check_remote_access(call: ServiceCall) -> ServiceResponse:
+    """Run the entry's remote-access check now and return its facts and result."""
+    entry = loaded_entry(call)
+    result = await entry.runtime_data.remote_access.async_check_now()
+    return result.as_response()
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions; all of them are for administrators.
 
     Renewing burns the CA's rate limits, the checklist reveals the security
-    findings and a DNS update talks to DuckDNS with the account's token.
+    findings, a DNS update talks to DuckDNS with the account's token and the
+    remote-access check reveals the router's port mappings.
     """
     async_register_admin_service(
         hass,
@@ -126,4 +135,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _run_security_checks,
         schema=NO_FIELDS_SCHEMA,
         supports_response=SupportsResponse.ONLY,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_CHECK_REMOTE_ACCESS,
+        _check_remote_access,
+        schema=ENTRY_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )

@@ -174,7 +174,7 @@ async def add_integration(client: HassClient, sandbox: Sandbox) -> dict[str, Any
         "POST", "/api/config/config_entries/flow", {"handler": DOMAIN}
     )
     assert form["type"] == "form" and form["step_id"] == "user", form
-    assert section_fields(form, "testing") == ["duckdns_url"], form
+    assert section_fields(form, "testing") == ["duckdns_url", "upnp_location"], form
     flow_id = form["flow_id"]
     menu = await client.flow_step(
         flow_id,
@@ -182,7 +182,10 @@ async def add_integration(client: HassClient, sandbox: Sandbox) -> dict[str, Any
             **suggested(form),
             "domain": values["domain"],
             "token": values["token"],
-            "testing": {"duckdns_url": values["duckdns_url"]},
+            "testing": {
+                "duckdns_url": values["duckdns_url"],
+                "upnp_location": values["upnp_location"],
+            },
         },
     )
     assert menu["type"] == "menu" and menu["step_id"] == "certificates", menu

@@ -16,7 +16,7 @@ from cryptography import x509
 import pytest
 
 from tests.acceptance.client import DOMAIN, HassClient, onboard_with_entry
-from tests.fakes.sandbox import NAME, Sandbox
+from tests.fakes.sandbox import FQDN as NAME_FQDN, NAME, PUBLIC_IPV4, Sandbox
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
 
@@ -55,8 +55,8 @@ async def test_product_through_rest_and_websocket(
         dns = await client.call_service(
             DOMAIN, "update_dns", {"config_entry_id": entry_id}
         )
-        assert dns["ipv4"] == "127.0.0.1", dns
-        assert sandbox.duckdns.records[NAME].ipv4 == "127.0.0.1"
+        assert dns["ipv4"] == PUBLIC_IPV4, dns
+        assert sandbox.duckdns.records[NAME].ipv4 == PUBLIC_IPV4
 
         # A certificate from Pebble, through DNS-01 via the DuckDNS TXT record.
         issued = await client.call_service(
@@ -99,6 +99,35 @@ async def test_product_through_rest_and_websocket(
             issue["issue_id"] for issue in result["issues"] if issue["domain"] == DOMAIN
         }
         assert failing <= ours, (failing, ours)
+
+        # The remote-access check against the sandbox's UPnP gateway: Home
+        # Assistant's plain-HTTP port is forwarded; the hairpin probe reaches
+        # the gateway's host (127.0.0.1), where no TLS answers.
+        remote = await client.call_service(
+            DOMAIN, "check_remote_access", {"config_entry_id": entry_id}
+        )
+        assert remote["state"] == "reachable", remote
+        assert remote["router_wan_address"] == PUBLIC_IPV4, remote
+        assert remote["mappings"] == [
+            {
+                "external_port": sandbox.hass_port,
+                "internal_port": sandbox.hass_port,
+                "protocol": "TCP",
+            }
+        ], remote
+        assert remote["hairpin"] == "no_answer", remote
+        assert PUBLIC_IPV4 in remote["resolved"][NAME_FQDN], remote
+        assert remote["findings"] == ["plain_http_forwarded"], remote
+        result = await client.ws_command({"type": "repairs/list_issues"})
+        assert f"plain_http_forwarded_{entry_id}" in {
+            issue["issue_id"] for issue in result["issues"]
+        }
+        sensor = next(
+            state
+            for state in await client.states()
+            if state["entity_id"].endswith("_remote_access")
+        )
+        assert sensor["state"] == "reachable", sensor
 
     # Restart: a clean stop (SIGTERM) and a new process on the same storage.
     assert sandbox.stop_hass() == 0, sandbox.log_tail()

@@ -172,6 +172,15 @@ async def test_one_fix_flow_to_https(sandbox: Sandbox, socket_enabled: None) -> 
         assert f"https_trial_{entry_id}" not in await _issue_ids(client)
         config = await client.request("GET", "/api/config")
         assert config["external_url"] == https_url
+        # The sandbox gateway forwards Home Assistant's port, HTTPS now: the
+        # hairpin probe meets our certificate and nothing is plain any more.
+        remote = await client.call_service(
+            DOMAIN, "check_remote_access", {"config_entry_id": entry_id}
+        )
+        assert remote["state"] == "reachable", remote
+        assert remote["hairpin"] == "reached_us", remote
+        assert "plain_http_forwarded" not in remote["findings"], remote
+        assert f"plain_http_forwarded_{entry_id}" not in await _issue_ids(client)
     stored = _stored_http(sandbox)
     assert stored["pending"] is None
     assert stored["stable"]["ssl_certificate"] == str(sandbox.certificate_path)

@@ -51,6 +51,8 @@ class FakeDuckDns:
     #: An outage met only by the next request that sets a TXT value (one-shot).
     txt_outage: Outage = None
     detected_ipv4: str | None = None
+    #: Requests arrive over IPv6 only: DuckDNS detects no IPv4 address.
+    ipv6_only: bool = False
     #: How many requests the ``hang`` outages hold; ``on_hang`` hears of each.
     hanging: int = 0
     on_hang: Callable[[], None] | None = None
@@ -117,13 +119,14 @@ class FakeDuckDns:
 
         ipv4 = query.get("ip", "")
         ipv6 = query.get("ipv6", "")
-        if not ipv4 and "ipv6" not in query:
+        if not ipv4 and "ipv6" not in query and not self.ipv6_only:
             ipv4 = self.detected_ipv4 or (request.remote or "")
         changed = False
         for name in names:
             record = self.records[name]
             if ipv4 and record.ipv4 != ipv4:
                 record.ipv4, changed = ipv4, True
+                await self._forward_a(name, ipv4)
             if ipv6 and record.ipv6 != ipv6:
                 record.ipv6, changed = ipv6, True
         if not verbose:
@@ -145,6 +148,17 @@ class FakeDuckDns:
         if not verbose:
             return "OK"
         return f"OK\n{value}\n{'UPDATED' if changed else 'NOCHANGE'}"
+
+    async def _forward_a(self, name: str, address: str) -> None:
+        """Publish the recorded IPv4 address as the name's A record, as DuckDNS does."""
+        if not self.challtestsrv_url:
+            return
+        body = {"host": f"{name}{SUFFIX}.", "addresses": [address]}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.challtestsrv_url}/add-a", json=body) as response,
+        ):
+            response.raise_for_status()
 
     async def _forward_txt(self, name: str, value: str) -> None:
         """Show the one TXT value at every name the tests' CA looks up under it."""

@@ -436,6 +436,23 @@ class PebbleServer(Service):
         """Remove the CNAME of ``host``."""
         await self._challtestsrv("/clear-cname", {"host": _fqdn(host)}, session)
 
+    async def set_a(
+        self,
+        host: str,
+        addresses: Sequence[str],
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        """Answer A queries for ``host`` with ``addresses``."""
+        await self._challtestsrv(
+            "/add-a", {"host": _fqdn(host), "addresses": list(addresses)}, session
+        )
+
+    async def clear_a(
+        self, host: str, session: aiohttp.ClientSession | None = None
+    ) -> None:
+        """Forget the A records of ``host`` (the default answer again)."""
+        await self._challtestsrv("/clear-a", {"host": _fqdn(host)}, session)
+
     async def set_default_ipv4(
         self, address: str, session: aiohttp.ClientSession | None = None
     ) -> None:

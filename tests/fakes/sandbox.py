@@ -6,8 +6,13 @@ the acceptance tests. Everything listens on 127.0.0.1 only:
 * Pebble (Let's Encrypt's test ACME server) and pebble-challtestsrv (its DNS
   server, whose answers are set over HTTP), see :mod:`tests.fakes.pebble`;
 * a DuckDNS-compatible server (:mod:`tests.fakes.duckdns`) that records IP
-  updates and turns TXT updates into challtestsrv records, run in a thread of
-  its own so that synchronous callers (the CLI, pytest fixtures) can use it;
+  updates and turns them and TXT updates into challtestsrv records, run in a
+  thread of its own so that synchronous callers (the CLI, pytest fixtures)
+  can use it; it "sees" the public address :data:`PUBLIC_IPV4`;
+* a UPnP Internet gateway (:mod:`tests.fakes.igd`, async_upnp_client's server
+  module, HTTP only: no SSDP) on the same loop, whose WAN address is
+  :data:`PUBLIC_IPV4` and which forwards Home Assistant's port to 127.0.0.1,
+  so the Remote access sensor and the plain_http_forwarded issue show;
 * ``hass -c CONFIG_DIR`` with a lean configuration, the integration linked
   into ``custom_components`` and Pebble's CA bundle copied into the
   configuration directory (certificate paths must be inside it).
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,13 +38,14 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Self
+from typing import Any, Self
 import urllib.error
 import urllib.request
 
 from aiohttp import web
 
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
+from tests.fakes.igd import FakeIgd, GatewayState, Mapping
 from tests.fakes.pebble import HOST, PebbleServer, _port_open
 from tests.fakes.service import Service
 
@@ -48,8 +55,12 @@ TOKEN = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
 NAME = "myhome"
 FQDN = f"{NAME}.duckdns.org"
 DEFAULT_HASS_PORT = 8123
-#: Pebble uses BASE .. BASE + 3 (ACME, management, challtestsrv, DNS); DuckDNS BASE + 4.
+#: Pebble uses BASE .. BASE + 3 (ACME, management, challtestsrv, DNS); DuckDNS
+#: BASE + 4, the UPnP gateway BASE + 5.
 DEFAULT_BASE_PORT = 14000
+#: The public address DuckDNS and the gateway report (a documentation address:
+#: nothing is ever sent to it; the hairpin probe goes to the gateway's host).
+PUBLIC_IPV4 = "203.0.113.7"
 
 CONFIGURATION_YAML = """\
 # Written by the Secure Remote Access sandbox (tests/fakes/sandbox.py).
@@ -153,6 +164,10 @@ class DuckDnsThread:
         )
         self._runner: web.AppRunner | None = None
 
+    def run[T](self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the thread's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
     def start(self) -> str:
         """Start serving; return the ``/update`` URL."""
         self._thread.start()
@@ -192,6 +207,8 @@ class Sandbox(Service):
     pebble: PebbleServer = field(init=False)
     duckdns: FakeDuckDns = field(init=False)
     duckdns_url: str = field(init=False, default="")
+    gateway: FakeIgd = field(init=False)
+    upnp_location: str = field(init=False, default="")
     hass_process: subprocess.Popen[bytes] | None = field(init=False, default=None)
     _duckdns_thread: DuckDnsThread | None = field(init=False, default=None)
 
@@ -228,6 +245,7 @@ class Sandbox(Service):
             "domain": NAME,
             "token": TOKEN,
             "duckdns_url": self.duckdns_url,
+            "upnp_location": self.upnp_location,
             "acme_directory": "custom",
             "acme_directory_url": self.pebble.directory_url,
             "acme_ca_bundle": str(self.ca_bundle_path),
@@ -250,10 +268,23 @@ class Sandbox(Service):
                 token=TOKEN,
                 domains=[NAME],
                 challtestsrv_url=self.pebble.challtestsrv_url,
+                detected_ipv4=PUBLIC_IPV4,
             )
             port = self.base_port + 4 if self.base_port is not None else 0
             self._duckdns_thread = DuckDnsThread(self.duckdns, port)
             self.duckdns_url = self._duckdns_thread.start()
+            self.gateway = FakeIgd(
+                GatewayState(
+                    wan_address=PUBLIC_IPV4,
+                    mappings=[
+                        Mapping(self.hass_port, "TCP", self.hass_port, HOST, "HA")
+                    ],
+                )
+            )
+            gateway_port = self.base_port + 5 if self.base_port is not None else 0
+            self.upnp_location = self._duckdns_thread.run(
+                self.gateway.start(gateway_port)
+            )
             self.write_config()
         except BaseException:
             self.stop()
@@ -351,6 +382,9 @@ class Sandbox(Service):
     def stop(self) -> None:
         """Stop everything that was started."""
         self.stop_hass()
+        if self._duckdns_thread is not None and self.upnp_location:
+            self._duckdns_thread.run(self.gateway.stop())
+            self.upnp_location = ""
         if self._duckdns_thread is not None:
             self._duckdns_thread.stop()
             self._duckdns_thread = None
@@ -375,12 +409,14 @@ Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this 
   Pebble (ACME)     {values["acme_directory_url"]}
   challtestsrv DNS  {values["dns_server"]}
   DuckDNS stand-in  {values["duckdns_url"]}
+  UPnP gateway      {values["upnp_location"]}
 
 1. Open {sandbox.url}, create your user, finish onboarding.
 2. Settings -> Devices & services -> Add integration -> Secure Remote Access:
      DuckDNS names ............ {values["domain"]}
      Token .................... {values["token"]}
      For testing -> DuckDNS update URL  {values["duckdns_url"]}
+     For testing -> UPnP gateway description URL  {values["upnp_location"]}
    Then "Obtain a certificate":
      Certificate authority .... Another ACME CA
      Directory URL of the other CA  {values["acme_directory_url"]}
@@ -391,6 +427,11 @@ Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this 
      For testing -> DNS server for propagation checks  {values["dns_server"]}
    Accept the terms: the first certificate is issued within a minute
    (or at once with the action secure_remote_access.renew_certificate).
+
+The gateway forwards port {sandbox.hass_port} to Home Assistant, which serves plain
+HTTP: the entry's Remote access sensor says reachable and Repairs shows
+"Home Assistant's plain-HTTP port is open to the internet" until you serve
+the certificate (Configure -> Serve the certificate from Home Assistant).
 
 Home Assistant's log: {sandbox.log_path}
 Press Ctrl-C to stop everything.
@@ -416,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         "--base-port",
         type=int,
         default=DEFAULT_BASE_PORT,
-        help="Pebble, challtestsrv and DuckDNS use this port and the next four",
+        help="Pebble, challtestsrv, DuckDNS and the UPnP gateway use this port"
+        " and the next five",
     )
     parser.add_argument(
         "--keep",
@@ -428,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     config_dir: Path = args.config.resolve()
     if not args.keep and config_dir.exists():
         shutil.rmtree(config_dir)
-    for port in (args.port, *range(args.base_port, args.base_port + 5)):
+    for port in (args.port, *range(args.base_port, args.base_port + 6)):
         if _port_open(port):
             print(f"port {port} is in use: pick others with --port/--base-port")
             return 1
@@ -445,7 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         assert sandbox.hass_process is not None
         code = sandbox.hass_process.wait()
     except _StopRequestedError:
-        print("\nStopping Home Assistant, Pebble, challtestsrv and DuckDNS...")
+        print(
+            "\nStopping Home Assistant, Pebble, challtestsrv, DuckDNS"
+            " and the UPnP gateway..."
+        )
         return 0
     except RuntimeError as err:
         print(err)

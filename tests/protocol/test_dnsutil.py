@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import socket
+from unittest.mock import patch
 
 import aiodns
 import pycares
@@ -10,6 +12,7 @@ import pytest
 
 from custom_components.secure_remote_access.protocol import dnsutil
 from custom_components.secure_remote_access.protocol.dnsutil import CnameHop
+from tests.fakes.pebble import PebbleServer
 
 
 def _record(name: str, qtype: int, data: object) -> pycares.DNSRecord:
@@ -180,3 +183,63 @@ async def test_fresh_query_closes_its_channel(
         result = await dnsutil.fresh_query("x.test", "TXT", ["192.0.2.53"], 1.5)
         assert result is (answer if outcome == "result" else dnsutil.EMPTY_RESULT)
     assert closed == [True]
+
+
+async def test_lookup_addresses_from_a_real_dns_server(
+    socket_enabled: None, pebble: PebbleServer
+) -> None:
+    """A records from the given server (challtestsrv); None when nothing answers."""
+    name = "lookup.duckdns.org"
+    await pebble.set_a(name, ["198.51.100.9"])
+    try:
+        found = await dnsutil.lookup_addresses(name, [pebble.dns_server])
+    finally:
+        await pebble.clear_a(name)
+    assert found is not None
+    assert "198.51.100.9" in found
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_server:
+        silent_server.bind(("127.0.0.1", 0))  # receives, never answers
+        port = silent_server.getsockname()[1]
+        silent = await dnsutil.lookup_addresses(
+            name, [f"127.0.0.1:{port}"], query_timeout=0.5
+        )
+    assert silent is None
+
+
+async def test_lookup_addresses_asks_the_zones_own_servers() -> None:
+    """Without servers, the zone's authoritative servers are found first."""
+    asked: list[tuple[str, str, object]] = []
+    ns = _record(
+        "duckdns.org", pycares.QUERY_TYPE_NS, pycares.NSRecordData("ns1.duckdns.org")
+    )
+    ns_a = _record(
+        "ns1.duckdns.org", pycares.QUERY_TYPE_A, pycares.ARecordData("127.0.0.53")
+    )
+    home = _record(
+        "myhome.duckdns.org", pycares.QUERY_TYPE_A, pycares.ARecordData("203.0.113.7")
+    )
+
+    async def fake_fresh_query(
+        name: str, qtype: str, servers: Sequence[str] | None, _timeout: float
+    ) -> pycares.DNSResult:
+        asked.append((name, qtype, servers))
+        if (name, qtype) == ("duckdns.org", "NS"):
+            return _result(ns)
+        if (name, qtype) == ("ns1.duckdns.org", "A"):
+            return _result(ns_a)
+        if (name, qtype) == ("myhome.duckdns.org", "A") and servers == ["127.0.0.53"]:
+            return _result(home)
+        if name == "myhome.duckdns.org" and servers is None:
+            raise aiodns.error.DNSError(1, "no")
+        return dnsutil.EMPTY_RESULT
+
+    with patch.object(dnsutil, "fresh_query", fake_fresh_query):
+        found = await dnsutil.lookup_addresses("myhome.duckdns.org")
+        assert found == ("203.0.113.7",)
+        assert ("myhome.duckdns.org", "A", ["127.0.0.53"]) in asked
+
+        async def nothing(*_args: object) -> pycares.DNSResult:
+            raise aiodns.error.DNSError(12, "timeout")
+
+    with patch.object(dnsutil, "fresh_query", nothing):
+        assert await dnsutil.lookup_addresses("myhome.duckdns.org") is None

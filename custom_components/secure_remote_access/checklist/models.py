@@ -68,6 +68,8 @@ class SshAddon:
     port_exposed: bool
     password_login: bool
     root_login: bool
+    #: The host port mapped to the add-on's 22/tcp (None: closed).
+    host_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

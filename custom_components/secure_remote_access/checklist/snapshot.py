@@ -175,6 +175,7 @@ def reduce_ssh_addon(
     else:
         password_set = bool(options.get("password"))
         root = slug == ADDON_CORE_SSH
+    host_port = (network or {}).get(SSH_PORT)
     return SshAddon(
         slug=slug,
         name=name,
@@ -182,6 +183,7 @@ def reduce_ssh_addon(
         port_exposed=bool(network) and (network or {}).get(SSH_PORT) is not None,
         password_login=password_set,
         root_login=root,
+        host_port=int(host_port) if host_port is not None else None,
     )
 
 

@@ -161,3 +161,50 @@ def is_nameserver(text: str) -> bool:
     except ValueError:
         return False
     return port is None or (port.isdigit() and 0 < int(port) < 65536)
+
+
+async def _query_or_none(
+    name: str, qtype: str, servers: Sequence[str] | None, query_timeout: float
+) -> pycares.DNSResult | None:
+    try:
+        return await fresh_query(name, qtype, servers, query_timeout)
+    except aiodns.error.DNSError:
+        return None
+
+
+async def lookup_addresses(
+    name: str,
+    nameservers: Sequence[str] | None = None,
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+) -> tuple[str, ...] | None:
+    """The A and AAAA addresses of ``name`` from its zone's own servers.
+
+    ``nameservers`` replaces the authoritative servers. None when no server
+    answered; an empty tuple when the name has no address.
+    """
+
+    async def query(
+        qname: str, qtype: str, servers: Sequence[str] | None
+    ) -> pycares.DNSResult | None:
+        return await _query_or_none(qname, qtype, servers, query_timeout)
+
+    servers = list(nameservers) if nameservers else None
+    if servers is None:
+        servers = await find_authoritative_servers(name, query)
+        if servers is None:
+            return None
+    addresses: list[str] = []
+    answered = False
+    for qtype in ("A", "AAAA"):
+        result = await query(name, qtype, servers)
+        if result is None:
+            continue
+        answered = True
+        addresses.extend(
+            record.data.addr
+            for record in result.answer
+            if record.type in (pycares.QUERY_TYPE_A, pycares.QUERY_TYPE_AAAA)
+            and isinstance(record.data, pycares.ARecordData | pycares.AAAARecordData)
+            and clean_name(record.name) == name
+        )
+    return tuple(addresses) if answered else None

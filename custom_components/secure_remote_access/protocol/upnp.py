@@ -1,0 +1,223 @@
+"""Read-only UPnP IGD queries: the router's WAN address and its port mappings.
+
+No Home Assistant imports. Built on ``async_upnp_client``; nothing here ever
+changes the router (no AddPortMapping, no DeletePortMapping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import StrEnum
+import ipaddress
+import socket
+from typing import Final
+from urllib.parse import urlsplit
+
+import aiohttp
+from async_upnp_client.aiohttp import AiohttpSessionRequester
+from async_upnp_client.client_factory import UpnpFactory
+from async_upnp_client.exceptions import (
+    UpnpActionError,
+    UpnpCommunicationError,
+    UpnpError,
+)
+from async_upnp_client.profiles.igd import IgdDevice
+
+IGD_SEARCH_TARGETS: Final = tuple(IgdDevice.DEVICE_TYPES)
+DEFAULT_TIMEOUT: Final = 10.0
+#: The most GetGenericPortMappingEntry requests one query sends.
+MAX_MAPPINGS: Final = 16
+_REQUEST_TIMEOUT: Final = 5
+
+
+class GatewayReason(StrEnum):
+    """Why the router's facts are unknown."""
+
+    NO_GATEWAY = "no_gateway"
+    UNREACHABLE = "gateway_unreachable"
+    TIMEOUT = "gateway_timeout"
+    INVALID_REPLY = "gateway_invalid_reply"
+    REFUSED = "upnp_refused"
+
+
+class GatewayError(Exception):
+    """The gateway could not be queried; ``reason`` says why, ``detail`` how."""
+
+    def __init__(self, reason: GatewayReason, detail: str) -> None:
+        """Keep the reason and a short detail for logs and attributes."""
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    """One port mapping of the router."""
+
+    external_port: int
+    protocol: str
+    internal_port: int
+    internal_client: str
+    enabled: bool
+
+    def as_dict(self) -> dict[str, str | int | bool]:
+        """JSON-friendly form."""
+        return {
+            "external_port": self.external_port,
+            "internal_port": self.internal_port,
+            "protocol": self.protocol,
+            "internal_client": self.internal_client,
+            "enabled": self.enabled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayFacts:
+    """What the router told us; ``local_address`` is ours as it sees us."""
+
+    location: str
+    wan_address: str | None
+    mappings: tuple[PortMapping, ...]
+    local_address: str | None
+    truncated: bool = False
+
+
+def local_address_towards(location: str) -> str | None:
+    """Our IPv4 address on the route to the gateway (no packet is sent; blocking)."""
+    parts = urlsplit(location)
+    host = parts.hostname
+    if host is None:
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.version != 4:
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((str(address), parts.port or 80))
+        except OSError:
+            return None
+        name: str = probe.getsockname()[0]
+        return name
+
+
+def _as_port(value: object) -> int:
+    port = int(str(value))
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return port
+
+
+async def query_gateway(
+    session: aiohttp.ClientSession,
+    location: str,
+    *,
+    timeout_seconds: float = DEFAULT_TIMEOUT,
+    max_mappings: int = MAX_MAPPINGS,
+) -> GatewayFacts:
+    """Read the WAN address and up to ``max_mappings`` port mappings.
+
+    ``timeout_seconds`` bounds the whole query. Raises `GatewayError`.
+    """
+    requester = AiohttpSessionRequester(
+        session,
+        with_sleep=False,
+        timeout=min(_REQUEST_TIMEOUT, int(timeout_seconds) or 1),
+    )
+    factory = UpnpFactory(requester, non_strict=True)
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            device = await factory.async_create_device(location)
+            if not IgdDevice.is_profile_device(device):
+                raise GatewayError(
+                    GatewayReason.INVALID_REPLY, "the device is no Internet gateway"
+                )
+            igd = IgdDevice(device, None)
+            try:
+                wan = await igd.async_get_external_ip_address()
+            except UpnpActionError as err:
+                raise GatewayError(
+                    GatewayReason.REFUSED, f"GetExternalIPAddress: {err}"
+                ) from err
+            mappings, truncated = await _mappings(igd, max_mappings)
+            wan_address = _address_or_none(wan)
+    except TimeoutError as err:
+        raise GatewayError(
+            GatewayReason.TIMEOUT, f"no complete answer within {timeout_seconds:g} s"
+        ) from err
+    except (UpnpCommunicationError, aiohttp.ClientError, OSError) as err:
+        if _caused_by(err, TimeoutError):
+            raise GatewayError(
+                GatewayReason.TIMEOUT, f"no answer within {timeout_seconds:g} s"
+            ) from err
+        refused = _caused_by(err, ConnectionRefusedError)
+        raise GatewayError(
+            GatewayReason.UNREACHABLE,
+            "connection refused" if refused else type(err).__name__,
+        ) from err
+    except (UpnpError, ValueError, KeyError, TypeError) as err:
+        raise GatewayError(
+            GatewayReason.INVALID_REPLY, str(err) or type(err).__name__
+        ) from err
+    return GatewayFacts(
+        location=location,
+        wan_address=wan_address,
+        mappings=mappings,
+        local_address=None,
+        truncated=truncated,
+    )
+
+
+def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``err`` or an exception in its chain (or its args) is a ``kind``."""
+    seen: set[int] = set()
+    stack: list[object] = [err]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        stack.extend((current.__cause__, current.__context__, *current.args))
+    return False
+
+
+def _address_or_none(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError as err:
+        raise ValueError(f"the WAN address {text[:40]!r} is no IP address") from err
+
+
+async def _mappings(
+    igd: IgdDevice, max_mappings: int
+) -> tuple[tuple[PortMapping, ...], bool]:
+    """Index 0, 1, ... until the router says the index is invalid."""
+    found: list[PortMapping] = []
+    for index in range(max_mappings):
+        try:
+            entry = await igd.async_get_generic_port_mapping_entry(index)
+        except UpnpActionError:
+            # 713 SpecifiedArrayIndexInvalid ends the list; routers that refuse
+            # the action entirely end it too.
+            return tuple(found), False
+        if entry is None:
+            raise GatewayError(
+                GatewayReason.REFUSED, "the gateway lists no port mappings"
+            )
+        found.append(
+            PortMapping(
+                external_port=_as_port(entry.external_port),
+                protocol=str(entry.protocol).upper(),
+                internal_port=_as_port(entry.internal_port),
+                internal_client=str(entry.internal_client),
+                enabled=str(entry.enabled).lower() not in ("0", "false", "no"),
+            )
+        )
+    return tuple(found), True

@@ -1,0 +1,324 @@
+"""RemoteAccessCoordinator: the one owner of an entry's remote-access check.
+
+Runs after the DuckDNS addresses change, every six hours and on the
+``check_remote_access`` action. Collects the facts (DNS from DuckDNS's own
+servers, the router through UPnP IGD, a hairpin probe), judges them with
+`protocol.remote_access.judge` and syncs the Repairs issues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from homeassistant.components import network
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.hassio import is_hassio
+from homeassistant.helpers.start import async_at_started
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_DNS_SERVER,
+    CONF_DOMAINS,
+    CONF_DUCKDNS_URL,
+    CONF_UPNP_LOCATION,
+    DOMAIN,
+    LOGGER,
+)
+from .issues import async_sync_remote_access_issues
+from .protocol import upnp
+from .protocol.dnsutil import lookup_addresses
+from .protocol.duckdns import DEFAULT_UPDATE_URL
+from .protocol.remote_access import (
+    Facts,
+    Hairpin,
+    Judgement,
+    RemoteAccessState,
+    hairpin_probe,
+    is_public_ipv4,
+    judge,
+    mappings_to_host,
+    mismatched_names,
+    probe_ports,
+)
+from .served import served_files
+
+if TYPE_CHECKING:
+    from .coordinator import DnsCoordinator
+    from .models import SecureRemoteAccessConfigEntry
+
+REMOTE_ACCESS_INTERVAL: Final = timedelta(hours=6)
+#: While a name resolves elsewhere, look again this often (the issue waits 15 min).
+MISMATCH_RECHECK: Final = timedelta(minutes=5)
+#: SSDP answers arrive seconds after start: a first run that found no gateway
+#: is repeated this soon, once.
+DISCOVERY_RECHECK: Final = timedelta(minutes=2)
+DEFAULT_HA_PORT: Final = 8123
+NO_DISCOVERY: Final = "ssdp_not_loaded"
+GATEWAY_TIMEOUT: float = upnp.DEFAULT_TIMEOUT
+
+#: Where the hairpin probe connects for a public address (None: to it).
+#: Tests play the router's hairpin NAT here.
+hairpin_loopback: Callable[[str], str] | None = None
+
+
+async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
+    """Description URLs of the gateways Home Assistant's SSDP has seen.
+
+    None when SSDP discovery is not loaded. Sends nothing itself.
+    """
+    if "ssdp" not in hass.config.components:
+        return None
+    from homeassistant.components import ssdp
+
+    locations: set[str] = set()
+    for search_target in upnp.IGD_SEARCH_TARGETS:
+        for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
+            if info.ssdp_location:
+                locations.add(info.ssdp_location)
+    return sorted(locations)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteAccessResult:
+    """One run's facts and their judgement."""
+
+    facts: Facts
+    judgement: Judgement
+    checked_at: datetime
+
+    @property
+    def state(self) -> RemoteAccessState:
+        """The sensor's state."""
+        return self.judgement.state
+
+    def attributes(self) -> dict[str, Any]:
+        """The sensor's attributes."""
+        gateway = self.facts.gateway
+        return {
+            "public_address": self.facts.recorded_ipv4,
+            "router_wan_address": gateway.wan_address if gateway else None,
+            "mappings": [
+                {
+                    "external_port": m.external_port,
+                    "internal_port": m.internal_port,
+                    "protocol": m.protocol,
+                }
+                for m in mappings_to_host(self.facts)
+            ],
+            "hairpin": self.facts.hairpin.value,
+            "reason": self.judgement.reason,
+        }
+
+    def as_response(self) -> dict[str, Any]:
+        """The action's response: the attributes, the state, the findings."""
+        return {
+            "state": self.state.value,
+            **self.attributes(),
+            "resolved": {k: list(v) for k, v in self.facts.resolved.items()},
+            "findings": sorted(finding.value for finding in self.judgement.findings),
+            "checked_at": self.checked_at.isoformat(),
+        }
+
+
+class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
+    """Checks whether the home is reachable and what is exposed."""
+
+    config_entry: SecureRemoteAccessConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: SecureRemoteAccessConfigEntry,
+        dns: DnsCoordinator,
+    ) -> None:
+        """Run every six hours; `async_start` wires the DNS trigger."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"Remote access {entry.title}",
+            update_interval=REMOTE_ACCESS_INTERVAL,
+        )
+        self._dns = dns
+        self.names: list[str] = list(entry.data[CONF_DOMAINS])
+        self._mismatch_since: datetime | None = None
+        self._last_recorded: tuple[str | None, str | None] | None = None
+        self._discovery_rechecked = False
+        self._lock = asyncio.Lock()
+
+    @callback
+    def async_start(self) -> None:
+        """Run once Home Assistant started (SSDP searched), then on DNS changes."""
+        entry = self.config_entry
+        entry.async_on_unload(self._dns.async_add_listener(self._dns_updated))
+
+        @callback
+        def _started(_hass: HomeAssistant) -> None:
+            entry.async_create_background_task(
+                self.hass, self.async_refresh(), "first remote-access check"
+            )
+
+        entry.async_on_unload(async_at_started(self.hass, _started))
+
+    @callback
+    def _dns_updated(self) -> None:
+        state = self._dns.data
+        recorded = (state.ipv4, state.ipv6) if state else (None, None)
+        if self._last_recorded is not None and recorded != self._last_recorded:
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_refresh(), "remote-access check after DNS"
+            )
+
+    async def async_check_now(self) -> RemoteAccessResult:
+        """Run the check now (the action) and return its result."""
+        await self.async_refresh()
+        if not self.last_update_success or self.data is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="remote_access_check_failed",
+                translation_placeholders={"error": str(self.last_exception)},
+            )
+        return self.data
+
+    async def _async_update_data(self) -> RemoteAccessResult:
+        async with self._lock:
+            return await self._run()
+
+    async def _run(self) -> RemoteAccessResult:
+        dns = self._dns.data
+        ipv4, ipv6 = (dns.ipv4, dns.ipv6) if dns else (None, None)
+        self._last_recorded = (ipv4, ipv6)
+        now = dt_util.utcnow()
+        resolved = await self._resolve()
+        if mismatched_names(resolved, ipv4, ipv6):
+            self._mismatch_since = self._mismatch_since or now
+            self.update_interval = MISMATCH_RECHECK
+        else:
+            self._mismatch_since = None
+            self.update_interval = REMOTE_ACCESS_INTERVAL
+        gateway, reason = await self._gateway()
+        if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
+            self._discovery_rechecked = True
+            self.update_interval = min(self.update_interval, DISCOVERY_RECHECK)
+        facts = Facts(
+            recorded_ipv4=ipv4,
+            recorded_ipv6=ipv6,
+            resolved=resolved,
+            mismatch_since=self._mismatch_since,
+            gateway=gateway,
+            gateway_reason=reason,
+            host_addresses=await self._host_addresses(),
+            ha_port=_ha_port(self.hass),
+            serves_https=served_files(self.hass) is not None,
+            ssh_password_ports=await self._ssh_password_ports(),
+        )
+        facts = replace(facts, hairpin=await self._hairpin(facts))
+        judgement = judge(facts, now)
+        LOGGER.debug("Remote access of %s: %s", self.names, judgement)
+        async_sync_remote_access_issues(
+            self.hass,
+            self.config_entry.entry_id,
+            judgement.findings,
+            judgement.evaluated,
+        )
+        return RemoteAccessResult(facts, judgement, now)
+
+    async def _resolve(self) -> dict[str, tuple[str, ...]]:
+        """A and AAAA of each name from DuckDNS's servers (or the testing server)."""
+        entry = self.config_entry
+        server = entry.options.get(CONF_DNS_SERVER)
+        custom_duckdns = entry.data.get(CONF_DUCKDNS_URL, DEFAULT_UPDATE_URL) != (
+            DEFAULT_UPDATE_URL
+        )
+        if custom_duckdns and not server:
+            return {}  # a DuckDNS stand-in: the public DNS knows nothing of it
+        resolved: dict[str, tuple[str, ...]] = {}
+        for name in self.names:
+            addresses = await lookup_addresses(name, [server] if server else None)
+            if addresses is not None:
+                resolved[name] = addresses
+        return resolved
+
+    async def _gateway(self) -> tuple[upnp.GatewayFacts | None, str | None]:
+        testing: str | None = self.config_entry.data.get(CONF_UPNP_LOCATION)
+        locations = [testing] if testing else await async_discover_gateways(self.hass)
+        if locations is None:
+            return None, NO_DISCOVERY
+        if not locations:
+            return None, upnp.GatewayReason.NO_GATEWAY
+        session = async_get_clientsession(self.hass)
+        reason: str = upnp.GatewayReason.NO_GATEWAY
+        for location in locations[:2]:
+            try:
+                facts = await upnp.query_gateway(
+                    session, location, timeout_seconds=GATEWAY_TIMEOUT
+                )
+            except upnp.GatewayError as err:
+                LOGGER.debug("UPnP gateway %s: %s", location, err)
+                reason = err.reason
+                continue
+            local = await self.hass.async_add_executor_job(
+                upnp.local_address_towards, location
+            )
+            return replace(facts, local_address=local), None
+        return None, reason
+
+    async def _host_addresses(self) -> frozenset[str]:
+        adapters = await network.async_get_adapters(self.hass)
+        return frozenset(
+            address["address"]
+            for adapter in adapters
+            if adapter["enabled"]
+            for address in adapter["ipv4"]
+        )
+
+    async def _ssh_password_ports(self) -> frozenset[int]:
+        if not is_hassio(self.hass):
+            return frozenset()
+        from .checklist.snapshot import async_ssh_addons
+
+        return frozenset(
+            addon.host_port
+            for addon in await async_ssh_addons(self.hass)
+            if addon.running and addon.password_login and addon.host_port is not None
+        )
+
+    async def _hairpin(self, facts: Facts) -> Hairpin:
+        gateway = facts.gateway
+        public = facts.recorded_ipv4
+        if (
+            gateway is None
+            or public is None
+            or gateway.wan_address != public
+            or not is_public_ipv4(public)
+        ):
+            return Hairpin.NOT_TRIED
+        ours = frozenset(
+            status.info.fingerprint_sha256
+            for status in self.config_entry.runtime_data.certificates.statuses()
+            if status.info is not None
+        )
+        if not ours:
+            return Hairpin.NOT_TRIED
+        loopback = hairpin_loopback
+        if loopback is None and self.config_entry.data.get(CONF_UPNP_LOCATION):
+            # A test gateway plays the router: its loopback leads to its host.
+            host = urlsplit(gateway.location).hostname or public
+            loopback = lambda _public: host  # noqa: E731
+        return await hairpin_probe(
+            public, probe_ports(facts), self.names[0], ours, loopback=loopback
+        )
+
+
+def _ha_port(hass: HomeAssistant) -> int:
+    http: Any = getattr(hass, "http", None)
+    port = getattr(http, "server_port", None)
+    return int(port) if port else DEFAULT_HA_PORT

@@ -1,0 +1,311 @@
+"""A UPnP Internet gateway served by async_upnp_client's server module on 127.0.0.1.
+
+A real IGD implementation for the tests and the sandbox: device and service
+descriptions, SOAP control, UPnP errors, all produced by the library's
+server classes (``async_upnp_client.server``). Only its HTTP side runs: no
+SSDP socket is ever opened (no multicast leaves the host); clients get the
+description URL (:attr:`FakeIgd.location`) directly.
+
+``mode`` turns it into a broken router: ``garbage`` answers every request
+with an HTML page, ``garbage_soap`` only the control requests, ``hang``
+never answers, ``refuse`` answers GetExternalIPAddress with a UPnP error.
+"""
+
+# No ``from __future__ import annotations``: the server module checks the
+# actions' parameter annotations against the state variable types.
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+import socket
+from typing import Any, cast
+import xml.etree.ElementTree as ET
+
+from aiohttp import web
+from async_upnp_client.aiohttp import AiohttpRequester
+from async_upnp_client.client import UpnpRequester
+from async_upnp_client.const import DeviceInfo, ServiceInfo, StateVariableTypeInfo
+from async_upnp_client.exceptions import UpnpActionError
+from async_upnp_client.server import (
+    UpnpServerDevice,
+    UpnpServerService,
+    action_handler,
+    callable_action,
+    create_state_var,
+    to_xml,
+)
+
+HOST = "127.0.0.1"
+WAN_IP_CONNECTION = "urn:schemas-upnp-org:service:WANIPConnection:1"
+ARRAY_INDEX_INVALID = 713
+
+
+@dataclass
+class Mapping:
+    """A port mapping as the router stores it."""
+
+    external_port: int
+    protocol: str
+    internal_port: int
+    internal_client: str
+    description: str = "test"
+    enabled: bool = True
+
+
+@dataclass
+class GatewayState:
+    """What the fake router knows; tests change it between runs."""
+
+    wan_address: str = "203.0.113.7"
+    mappings: list[Mapping] = field(default_factory=list)
+    mode: str = "ok"
+    requests: int = 0
+
+
+def _var(data_type: str, default: str | None = None) -> StateVariableTypeInfo:
+    return create_state_var(data_type, default=default)
+
+
+class WanIpConnectionService(UpnpServerService):
+    """WANIPConnection:1 with the read actions and AddPortMapping."""
+
+    SERVICE_DEFINITION = ServiceInfo(
+        service_id="urn:upnp-org:serviceId:WANIPConn1",
+        service_type=WAN_IP_CONNECTION,
+        control_url="/upnp/control/WANIPConn1",
+        event_sub_url="/upnp/event/WANIPConn1",
+        scpd_url="/WANIPCn.xml",
+        xml=ET.Element("server_service"),
+    )
+    STATE_VARIABLE_DEFINITIONS = {  # noqa: RUF012
+        "ExternalIPAddress": _var("string"),
+        "PortMappingNumberOfEntries": _var("ui2", "0"),
+        "RemoteHost": _var("string"),
+        "ExternalPort": _var("ui2"),
+        "PortMappingProtocol": _var("string"),
+        "InternalPort": _var("ui2"),
+        "InternalClient": _var("string"),
+        "PortMappingEnabled": _var("boolean"),
+        "PortMappingDescription": _var("string"),
+        "PortMappingLeaseDuration": _var("ui4"),
+    }
+    state: GatewayState  # set by FakeIgd
+
+    @callable_action(
+        name="GetExternalIPAddress",
+        in_args={},
+        out_args={"NewExternalIPAddress": "ExternalIPAddress"},
+    )
+    async def get_external_ip_address(self) -> dict[str, Any]:
+        """The WAN address, or a UPnP error in ``refuse`` mode."""
+        if self.state.mode == "refuse":
+            raise UpnpActionError(error_code=606, error_desc="Action not authorized")
+        return {"NewExternalIPAddress": self.state.wan_address}
+
+    @callable_action(
+        name="GetGenericPortMappingEntry",
+        in_args={"NewPortMappingIndex": "PortMappingNumberOfEntries"},
+        out_args={
+            "NewRemoteHost": "RemoteHost",
+            "NewExternalPort": "ExternalPort",
+            "NewProtocol": "PortMappingProtocol",
+            "NewInternalPort": "InternalPort",
+            "NewInternalClient": "InternalClient",
+            "NewEnabled": "PortMappingEnabled",
+            "NewPortMappingDescription": "PortMappingDescription",
+            "NewLeaseDuration": "PortMappingLeaseDuration",
+        },
+    )
+    async def get_generic_port_mapping_entry(
+        self,
+        NewPortMappingIndex: int,  # noqa: N803
+    ) -> dict[str, Any]:
+        """One mapping by index; 713 past the end, as routers answer."""
+        mappings = self.state.mappings
+        if NewPortMappingIndex >= len(mappings):
+            raise UpnpActionError(
+                error_code=ARRAY_INDEX_INVALID, error_desc="SpecifiedArrayIndexInvalid"
+            )
+        mapping = mappings[NewPortMappingIndex]
+        return {
+            "NewRemoteHost": "",
+            "NewExternalPort": mapping.external_port,
+            "NewProtocol": mapping.protocol,
+            "NewInternalPort": mapping.internal_port,
+            "NewInternalClient": mapping.internal_client,
+            "NewEnabled": mapping.enabled,
+            "NewPortMappingDescription": mapping.description,
+            "NewLeaseDuration": 0,
+        }
+
+    @callable_action(
+        name="AddPortMapping",
+        in_args={
+            "NewRemoteHost": "RemoteHost",
+            "NewExternalPort": "ExternalPort",
+            "NewProtocol": "PortMappingProtocol",
+            "NewInternalPort": "InternalPort",
+            "NewInternalClient": "InternalClient",
+            "NewEnabled": "PortMappingEnabled",
+            "NewPortMappingDescription": "PortMappingDescription",
+            "NewLeaseDuration": "PortMappingLeaseDuration",
+        },
+        out_args={},
+    )
+    async def add_port_mapping(
+        self,
+        NewRemoteHost: str,  # noqa: N803
+        NewExternalPort: int,  # noqa: N803
+        NewProtocol: str,  # noqa: N803
+        NewInternalPort: int,  # noqa: N803
+        NewInternalClient: str,  # noqa: N803
+        NewEnabled: bool,  # noqa: N803
+        NewPortMappingDescription: str,  # noqa: N803
+        NewLeaseDuration: int,  # noqa: N803
+    ) -> dict[str, Any]:
+        """Add (or replace) a mapping, as the tests' "user" does on the router."""
+        self.state.mappings = [
+            m
+            for m in self.state.mappings
+            if (m.external_port, m.protocol) != (NewExternalPort, NewProtocol)
+        ]
+        self.state.mappings.append(
+            Mapping(
+                NewExternalPort,
+                NewProtocol,
+                NewInternalPort,
+                NewInternalClient,
+                NewPortMappingDescription,
+                NewEnabled,
+            )
+        )
+        return {}
+
+
+def _device_info(device_type: str, name: str, udn: str) -> DeviceInfo:
+    return DeviceInfo(
+        device_type=device_type,
+        friendly_name=name,
+        manufacturer="Secure Remote Access tests",
+        manufacturer_url=None,
+        model_description=None,
+        model_name=name,
+        model_number="1",
+        model_url=None,
+        serial_number="1",
+        udn=udn,
+        upc=None,
+        presentation_url=None,
+        url="/rootDesc.xml",
+        icons=[],
+        xml=ET.Element("server_device"),
+    )
+
+
+class WanConnectionDevice(UpnpServerDevice):
+    """WANConnectionDevice:1 holding WANIPConnection:1."""
+
+    DEVICE_DEFINITION = _device_info(
+        "urn:schemas-upnp-org:device:WANConnectionDevice:1",
+        "WAN connection",
+        "uuid:5ea1c0de-0000-4000-8000-000000000003",
+    )
+    EMBEDDED_DEVICES = ()
+    SERVICES = (WanIpConnectionService,)
+
+
+class WanDevice(UpnpServerDevice):
+    """WANDevice:1."""
+
+    DEVICE_DEFINITION = _device_info(
+        "urn:schemas-upnp-org:device:WANDevice:1",
+        "WAN device",
+        "uuid:5ea1c0de-0000-4000-8000-000000000002",
+    )
+    EMBEDDED_DEVICES = (WanConnectionDevice,)
+    SERVICES = ()
+
+
+class InternetGatewayDevice(UpnpServerDevice):
+    """InternetGatewayDevice:1, the root device."""
+
+    DEVICE_DEFINITION = _device_info(
+        "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+        "Test gateway",
+        "uuid:5ea1c0de-0000-4000-8000-000000000001",
+    )
+    EMBEDDED_DEVICES = (WanDevice,)
+    SERVICES = ()
+
+
+GARBAGE = "<html><body><h1>Router login</h1><p>Please log in</body>"
+
+
+class FakeIgd:
+    """The gateway's HTTP server on 127.0.0.1 (no SSDP)."""
+
+    def __init__(self, state: GatewayState | None = None) -> None:
+        """Nothing listens until `start`."""
+        self.state = state or GatewayState()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._release = asyncio.Event()
+
+    @property
+    def location(self) -> str:
+        """The description URL a client starts from."""
+        return f"http://{HOST}:{self.port}/rootDesc.xml"
+
+    @property
+    def running(self) -> bool:
+        """Whether the HTTP server listens."""
+        return self._runner is not None
+
+    @web.middleware
+    async def _faults(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        self.state.requests += 1
+        mode = self.state.mode
+        if mode == "hang":
+            await self._release.wait()
+            raise web.HTTPServiceUnavailable
+        if mode == "garbage" or (mode == "garbage_soap" and request.method == "POST"):
+            return web.Response(text=GARBAGE, content_type="text/html")
+        return await handler(request)
+
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1 (``port`` 0: a free one); return the location."""
+        if port == 0:
+            with socket.socket() as probe:
+                probe.bind((HOST, 0))
+                port = probe.getsockname()[1]
+        self.port = port
+        requester: UpnpRequester = AiohttpRequester()
+        device = InternetGatewayDevice(requester, f"http://{HOST}:{port}")
+        app = web.Application(middlewares=[self._faults])
+        app.router.add_get(device.device_url, partial(to_xml, device))
+        for service in device.all_services:
+            server_service = cast("UpnpServerService", service)
+            if isinstance(server_service, WanIpConnectionService):
+                server_service.state = self.state
+            definition = server_service.SERVICE_DEFINITION
+            app.router.add_get(definition.scpd_url, partial(to_xml, server_service))
+            app.router.add_post(
+                definition.control_url, partial(action_handler, server_service)
+            )
+        self._release = asyncio.Event()
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, HOST, port, reuse_address=True).start()
+        return self.location
+
+    async def stop(self) -> None:
+        """Stop listening (a gateway that disappears); hanging requests end."""
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

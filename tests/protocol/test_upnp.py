@@ -1,0 +1,168 @@
+"""protocol/upnp.py against a real IGD: async_upnp_client's server module on 127.0.0.1.
+
+Faults first: garbage, a gateway that never answers, one that disappears,
+one that refuses; then what a working gateway tells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from ipaddress import IPv4Address
+
+import aiohttp
+from aiohttp import web
+from async_upnp_client.aiohttp import AiohttpSessionRequester
+from async_upnp_client.client_factory import UpnpFactory
+from async_upnp_client.profiles.igd import IgdDevice
+import pytest
+
+from custom_components.secure_remote_access.protocol.upnp import (
+    GatewayError,
+    GatewayReason,
+    PortMapping,
+    local_address_towards,
+    query_gateway,
+)
+from tests.fakes.igd import FakeIgd, GatewayState, Mapping
+
+
+@pytest.fixture
+async def igd(socket_enabled: None) -> AsyncIterator[FakeIgd]:
+    """A running test gateway."""
+    gateway = FakeIgd()
+    await gateway.start()
+    yield gateway
+    await gateway.stop()
+
+
+async def _query(location: str, **kwargs: float) -> object:
+    async with aiohttp.ClientSession() as session:
+        return await query_gateway(session, location, **kwargs)  # type: ignore[arg-type]
+
+
+async def _reason(location: str, **kwargs: float) -> GatewayReason:
+    with pytest.raises(GatewayError) as caught:
+        await _query(location, **kwargs)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize("mode", ["garbage", "garbage_soap"])
+async def test_garbage_is_an_invalid_reply(igd: FakeIgd, mode: str) -> None:
+    """HTML instead of UPnP descriptions or SOAP answers: an invalid reply."""
+    igd.state.mode = mode
+    assert await _reason(igd.location) is GatewayReason.INVALID_REPLY
+
+
+async def test_a_gateway_that_never_answers_times_out_in_bounded_time(
+    igd: FakeIgd,
+) -> None:
+    """The whole query is bounded by its time-out."""
+    igd.state.mode = "hang"
+    assert await _reason(igd.location, timeout_seconds=1) is GatewayReason.TIMEOUT
+
+
+async def test_a_gateway_that_disappears_is_unreachable(igd: FakeIgd) -> None:
+    """Nothing listens any more: unreachable, not a crash."""
+    await igd.stop()
+    assert await _reason(igd.location) is GatewayReason.UNREACHABLE
+
+
+async def test_a_gateway_that_refuses_upnp(igd: FakeIgd) -> None:
+    """A UPnP error to GetExternalIPAddress (UPnP switched off on the router)."""
+    igd.state.mode = "refuse"
+    assert await _reason(igd.location) is GatewayReason.REFUSED
+
+
+async def test_a_device_that_is_no_gateway(
+    socket_enabled: None, unused_tcp_port: int
+) -> None:
+    """A valid UPnP description of something else (a TV) is no gateway."""
+    description = """<?xml version="1.0"?>
+<root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major>
+<minor>0</minor></specVersion><device>
+<deviceType>urn:schemas-upnp-org:device:MediaRenderer:1</deviceType>
+<friendlyName>TV</friendlyName><manufacturer>x</manufacturer><modelName>x</modelName>
+<UDN>uuid:1</UDN></device></root>"""
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(text=description, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_get("/desc.xml", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    try:
+        reason = await _reason(f"http://127.0.0.1:{unused_tcp_port}/desc.xml")
+    finally:
+        await runner.cleanup()
+    assert reason is GatewayReason.INVALID_REPLY
+
+
+async def test_garbage_wan_address(igd: FakeIgd) -> None:
+    """A WAN address that is no IP address is an invalid reply."""
+    igd.state.wan_address = "<b>offline</b>"
+    assert await _reason(igd.location) is GatewayReason.INVALID_REPLY
+
+
+async def test_wan_address_and_mappings_added_through_soap(igd: FakeIgd) -> None:
+    """Mappings a client added with the IGD's own AddPortMapping are all read."""
+    async with aiohttp.ClientSession() as session:
+        device = await UpnpFactory(
+            AiohttpSessionRequester(session)
+        ).async_create_device(igd.location)
+        client = IgdDevice(device, None)
+        for external, internal, protocol in ((443, 8123, "TCP"), (51820, 51820, "UDP")):
+            await client.async_add_port_mapping(
+                IPv4Address("0.0.0.0"),  # noqa: S104
+                external,
+                protocol,
+                internal,
+                IPv4Address("192.168.1.20"),
+                True,
+                "test",
+                timedelta(0),
+            )
+        facts = await query_gateway(session, igd.location)
+    assert facts.wan_address == "203.0.113.7"
+    assert facts.mappings == (
+        PortMapping(443, "TCP", 8123, "192.168.1.20", True),
+        PortMapping(51820, "UDP", 51820, "192.168.1.20", True),
+    )
+    assert not facts.truncated
+    assert facts.location == igd.location
+
+
+async def test_the_number_of_mapping_requests_is_bounded(socket_enabled: None) -> None:
+    """A router with many mappings is read up to the bound, and says so."""
+    state = GatewayState(
+        mappings=[Mapping(1000 + i, "TCP", 1000 + i, "192.168.1.20") for i in range(40)]
+    )
+    gateway = FakeIgd(state)
+    await gateway.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            facts = await query_gateway(session, gateway.location, max_mappings=5)
+    finally:
+        await gateway.stop()
+    assert len(facts.mappings) == 5
+    assert facts.truncated
+    # Description, one SCPD, the WAN address, five entries.
+    assert state.requests == 8
+
+
+async def test_an_empty_wan_address_is_none(igd: FakeIgd) -> None:
+    """A router without internet connection reports no WAN address."""
+    igd.state.wan_address = ""
+    async with aiohttp.ClientSession() as session:
+        facts = await query_gateway(session, igd.location)
+    assert facts.wan_address is None
+
+
+def test_local_address_towards_the_gateway(socket_enabled: None) -> None:
+    """Our address on the route to the gateway; none for names or IPv6."""
+    assert local_address_towards("http://127.0.0.1:5000/rootDesc.xml") == "127.0.0.1"
+    assert local_address_towards("http://router.lan/rootDesc.xml") is None
+    assert local_address_towards("http://[::1]:5000/x.xml") is None
+    assert local_address_towards("not a url") is None

@@ -1,0 +1,494 @@
+"""The remote-access check through Home Assistant, against a served UPnP IGD.
+
+The gateway is `tests.fakes.igd.FakeIgd` (async_upnp_client's server module on
+127.0.0.1); mappings are added through its own SOAP AddPortMapping action.
+DuckDNS is the stand-in of tests/fakes/duckdns.py; DuckDNS's name servers are
+the ``fake_dns`` fixture. Faults first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import aiohttp
+from async_upnp_client.aiohttp import AiohttpSessionRequester
+from async_upnp_client.client_factory import UpnpFactory
+from async_upnp_client.profiles.igd import IgdDevice
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+
+from custom_components.secure_remote_access import remote_access
+from custom_components.secure_remote_access.checklist.models import SshAddon
+from custom_components.secure_remote_access.const import (
+    CONF_DNS_SERVER,
+    CONF_DUCKDNS_URL,
+    CONF_UPNP_LOCATION,
+    DOMAIN,
+)
+from custom_components.secure_remote_access.remote_access import (
+    DISCOVERY_RECHECK,
+    MISMATCH_RECHECK,
+)
+from tests.fakes import certs
+from tests.fakes.duckdns import FakeDuckDns
+from tests.fakes.igd import FakeIgd
+from tests.fakes.issuer import FakeCa
+from tests.fakes.tls_server import tls_server
+
+from .common import (
+    NAME,
+    StartDuckDns,
+    managed_options,
+    mock_entry,
+    setup_duckdns_entry,
+    setup_integration,
+)
+
+SENSOR = "sensor.myhome_duckdns_org_remote_access"
+PUBLIC = "203.0.113.7"
+LOCAL = "127.0.0.1"
+#: Lets the check ask the fake DNS (the ``fake_dns`` fixture answers, not this).
+DNS_OPTIONS = {CONF_DNS_SERVER: "127.0.0.1:5353"}
+
+
+@dataclass
+class Home:
+    """The test's home network: DuckDNS, the router, the entry."""
+
+    hass: HomeAssistant
+    duckdns: FakeDuckDns
+    duckdns_url: str
+    igd: FakeIgd
+    discoverable: bool = True
+    entry: MockConfigEntry | None = None
+
+    async def setup(self, options: dict[str, Any] | None = None) -> MockConfigEntry:
+        """Set the entry up and wait for its first check."""
+        self.entry = await setup_duckdns_entry(
+            self.hass, self.duckdns_url, options or {}
+        )
+        await self.hass.async_block_till_done(wait_background_tasks=True)
+        return self.entry
+
+    async def check(self) -> dict[str, Any]:
+        """Run the action and return its response."""
+        assert self.entry is not None
+        response = await self.hass.services.async_call(
+            DOMAIN,
+            "check_remote_access",
+            {"config_entry_id": self.entry.entry_id},
+            blocking=True,
+            return_response=True,
+        )
+        assert isinstance(response, dict)
+        return response
+
+    async def forward(
+        self, external: int, internal: int, protocol: str = "TCP"
+    ) -> None:
+        """Add a port mapping through the gateway's own SOAP action."""
+        async with aiohttp.ClientSession() as session:
+            factory = UpnpFactory(AiohttpSessionRequester(session))
+            device = IgdDevice(
+                await factory.async_create_device(self.igd.location), None
+            )
+            await device.async_add_port_mapping(
+                IPv4Address("0.0.0.0"),  # noqa: S104
+                external,
+                protocol,
+                internal,
+                IPv4Address(LOCAL),
+                True,
+                "test",
+                timedelta(0),
+            )
+
+    def state(self) -> str:
+        """The sensor's state."""
+        state = self.hass.states.get(SENSOR)
+        assert state is not None
+        return state.state
+
+    def attributes(self) -> dict[str, Any]:
+        """The sensor's attributes."""
+        state = self.hass.states.get(SENSOR)
+        assert state is not None
+        return dict(state.attributes)
+
+    def issues(self) -> dict[str, ir.IssueSeverity]:
+        """The entry's remote-access issues: translation key -> severity."""
+        assert self.entry is not None
+        suffix = f"_{self.entry.entry_id}"
+        return {
+            issue.translation_key: issue.severity
+            for (domain, issue_id), issue in ir.async_get(self.hass).issues.items()
+            if domain == DOMAIN
+            and issue_id.endswith(suffix)
+            and issue.translation_key
+            in {
+                "carrier_grade_nat",
+                "plain_http_forwarded",
+                "port_80_forwarded",
+                "ssh_forwarded_with_password",
+                "dns_mismatch",
+            }
+        }
+
+
+@pytest.fixture
+async def home(hass: HomeAssistant, start_duckdns: StartDuckDns) -> AsyncIterator[Home]:
+    """DuckDNS sees 203.0.113.7; the router's WAN address is the same."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = PUBLIC
+    igd = FakeIgd()
+    await igd.start()
+    home = Home(hass, duckdns, url, igd)
+
+    async def discover(_hass: HomeAssistant) -> list[str] | None:
+        return [igd.location] if home.discoverable else []
+
+    with (
+        patch.object(remote_access, "async_discover_gateways", discover),
+        patch.object(remote_access, "GATEWAY_TIMEOUT", 2.0),
+    ):
+        yield home
+    await igd.stop()
+
+
+# ---------------------------------------------------------------- faults
+
+
+async def test_without_ssdp_the_state_is_unknown(
+    hass: HomeAssistant, start_duckdns: StartDuckDns
+) -> None:
+    """Home Assistant's SSDP not loaded: unknown, with the reason; nothing sent."""
+    duckdns, url = await start_duckdns(None)
+    await setup_duckdns_entry(hass, url, {})
+    await hass.async_block_till_done(wait_background_tasks=True)
+    state = hass.states.get(SENSOR)
+    assert state is not None
+    assert state.state == "unknown"
+    assert state.attributes["reason"] == "ssdp_not_loaded"
+    assert state.attributes["hairpin"] == "not_tried"
+
+
+async def test_no_gateway_found(home: Home) -> None:
+    """SSDP found no gateway (UPnP off on the router): unknown, no_gateway."""
+    home.discoverable = False
+    entry = await home.setup()
+    assert home.state() == "unknown"
+    assert home.attributes()["reason"] == "no_gateway"
+    assert home.igd.state.requests == 0
+    # SSDP may not have heard the router yet: one early second look.
+    coordinator = entry.runtime_data.remote_access
+    assert coordinator.update_interval == DISCOVERY_RECHECK
+    home.discoverable = True
+    assert (await home.check())["state"] == "no_port_forward"
+    assert coordinator.update_interval == timedelta(hours=6)
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("garbage", "gateway_invalid_reply"),
+        ("garbage_soap", "gateway_invalid_reply"),
+        ("refuse", "upnp_refused"),
+        ("hang", "gateway_timeout"),
+    ],
+)
+async def test_a_broken_gateway_gives_unknown(
+    home: Home, mode: str, reason: str
+) -> None:
+    """Garbage, a refusal or no answer at all: unknown with the reason, bounded."""
+    home.igd.state.mode = mode
+    await home.setup()
+    assert home.state() == "unknown"
+    assert home.attributes()["reason"] == reason
+    response = await home.check()
+    assert response["state"] == "unknown"
+    assert response["reason"] == reason
+
+
+async def test_a_gateway_that_disappears_keeps_its_issues(home: Home) -> None:
+    """Between runs the router goes away: unknown; what it showed stays raised."""
+    await home.forward(80, 80)
+    await home.setup()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    await home.igd.stop()
+    response = await home.check()
+    assert response["state"] == "unknown"
+    assert response["reason"] == "gateway_unreachable"
+    # Unknown is not "closed": the issue stays until a router says otherwise.
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    await home.igd.start(home.igd.port)
+    home.igd.state.mappings.clear()
+    await home.check()
+    assert home.issues() == {}
+
+
+async def test_no_ipv4(home: Home) -> None:
+    """DuckDNS detects no IPv4 address (the home is IPv6 only): unknown, no_ipv4."""
+    home.duckdns.ipv6_only = True
+    await home.forward(443, 8123)
+    await home.setup()
+    assert home.attributes()["public_address"] is None
+    assert home.state() == "unknown"
+    assert home.attributes()["reason"] == "no_ipv4"
+    assert home.attributes()["hairpin"] == "not_tried"
+
+
+# ---------------------------------------------------------------- states
+
+
+async def test_reachable_and_plain_http_forwarded(home: Home) -> None:
+    """443 -> Home Assistant's port while it serves plain HTTP: reachable, critical."""
+    await home.forward(443, 8123)
+    await home.forward(51820, 51820, "UDP")
+    await home.setup()
+    assert home.state() == "reachable"
+    attributes = home.attributes()
+    assert attributes["public_address"] == PUBLIC
+    assert attributes["router_wan_address"] == PUBLIC
+    assert attributes["mappings"] == [
+        {"external_port": 443, "internal_port": 8123, "protocol": "TCP"},
+        {"external_port": 51820, "internal_port": 51820, "protocol": "UDP"},
+    ]
+    assert attributes["reason"] is None
+    assert home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
+    # The user deletes the forward on the router.
+    home.igd.state.mappings.clear()
+    response = await home.check()
+    assert response["state"] == "no_port_forward"
+    assert home.state() == "no_port_forward"
+    assert home.issues() == {}
+
+
+async def test_carrier_grade_nat(home: Home) -> None:
+    """WAN address in 100.64.0.0/10: carrier-grade NAT, issue; gone when it ends."""
+    home.igd.state.wan_address = "100.64.12.34"
+    await home.setup()
+    assert home.state() == "carrier_grade_nat"
+    assert home.attributes()["router_wan_address"] == "100.64.12.34"
+    assert home.issues() == {"carrier_grade_nat": ir.IssueSeverity.WARNING}
+    issue = ir.async_get(home.hass).async_get_issue(
+        DOMAIN,
+        f"carrier_grade_nat_{home.entry.entry_id}",  # type: ignore[union-attr]
+    )
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "wan_address": "100.64.12.34",
+        "public_address": PUBLIC,
+    }
+    home.igd.state.wan_address = PUBLIC
+    assert (await home.check())["state"] == "no_port_forward"
+    assert home.issues() == {}
+
+
+async def test_a_dns_change_runs_the_check(home: Home) -> None:
+    """DuckDNS records another public address than the WAN: the check follows."""
+    await home.forward(443, 8123)
+    await home.setup()
+    assert home.state() == "reachable"
+    home.duckdns.detected_ipv4 = "198.51.100.4"
+    await home.hass.services.async_call(
+        DOMAIN,
+        "update_dns",
+        {"config_entry_id": home.entry.entry_id},  # type: ignore[union-attr]
+        blocking=True,
+    )
+    await home.hass.async_block_till_done(wait_background_tasks=True)
+    assert home.state() == "carrier_grade_nat"
+    assert "carrier_grade_nat" in home.issues()
+
+
+async def test_port_80_forwarded(home: Home) -> None:
+    """Port 80 forwarded to this host: an issue until the forward is gone."""
+    await home.forward(80, 8080)
+    await home.setup()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    home.igd.state.mappings.clear()
+    await home.check()
+    assert home.issues() == {}
+
+
+async def test_ssh_forwarded_with_password(home: Home) -> None:
+    """The SSH add-on's host port forwarded while it accepts passwords."""
+    addon = SshAddon(
+        slug="core_ssh",
+        name="Terminal & SSH",
+        running=True,
+        port_exposed=True,
+        password_login=True,
+        root_login=True,
+        host_port=2222,
+    )
+
+    async def addons(_hass: HomeAssistant) -> tuple[SshAddon, ...]:
+        return (addon,)
+
+    await home.forward(2222, 2222)
+    with (
+        patch.object(remote_access, "is_hassio", return_value=True),
+        patch(
+            "custom_components.secure_remote_access.checklist.snapshot.async_ssh_addons",
+            addons,
+        ),
+    ):
+        await home.setup()
+        assert home.issues() == {"ssh_forwarded_with_password": ir.IssueSeverity.ERROR}
+        addon = replace(addon, password_login=False)
+        await home.check()
+        assert home.issues() == {}
+
+
+async def test_dns_mismatch_after_fifteen_minutes(
+    home: Home,
+    fake_dns: dict[str, tuple[str, ...]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A name resolving elsewhere: dns_mismatch once it lasted 15 minutes."""
+    await home.forward(443, 8123)
+    fake_dns[NAME] = ("198.51.100.9",)
+    entry = await home.setup(DNS_OPTIONS)
+    assert home.state() == "reachable"
+    assert "dns_mismatch" not in home.issues()
+    assert entry.runtime_data.remote_access.update_interval == MISMATCH_RECHECK
+    freezer.tick(timedelta(minutes=16))
+    response = await home.check()
+    assert response["state"] == "dns_mismatch"
+    assert response["resolved"] == {NAME: ["198.51.100.9"]}
+    assert home.issues()["dns_mismatch"] is ir.IssueSeverity.ERROR
+    fake_dns[NAME] = (PUBLIC,)
+    assert (await home.check())["state"] == "reachable"
+    assert "dns_mismatch" not in home.issues()
+    assert entry.runtime_data.remote_access.update_interval == timedelta(hours=6)
+
+
+async def test_hairpin_reaches_us(home: Home, fake_ca: FakeCa, tmp_path: Path) -> None:
+    """TLS to the public address (looped back by the "router") shows our certificate."""
+    issued = certs.issue([NAME])
+    cert, key = issued.write(tmp_path)
+    async with tls_server(issued) as server:
+        await home.forward(server.port, 8123)
+        with patch.object(remote_access, "hairpin_loopback", lambda _a: LOCAL):
+            await home.setup(managed_options(cert, key))
+            response = await home.check()
+    assert response["hairpin"] == "reached_us"
+    assert response["state"] == "reachable"
+    assert server.server_names[0] == NAME
+
+
+async def test_the_action_is_for_administrators(
+    home: Home, hass_read_only_user: MockUser
+) -> None:
+    """A non-administrator may not see the router's mappings."""
+    entry = await home.setup()
+    with pytest.raises(Unauthorized):
+        await home.hass.services.async_call(
+            DOMAIN,
+            "check_remote_access",
+            {"config_entry_id": entry.entry_id},
+            blocking=True,
+            context=Context(user_id=hass_read_only_user.id),
+            return_response=True,
+        )
+
+
+async def test_removing_the_entry_removes_its_issues(home: Home) -> None:
+    """The entry's remote-access issues go with it."""
+    await home.forward(80, 80)
+    entry = await home.setup()
+    assert home.issues()
+    assert await home.hass.config_entries.async_remove(entry.entry_id)
+    await home.hass.async_block_till_done()
+    assert home.issues() == {}
+
+
+async def test_gateways_come_from_home_assistants_ssdp(hass: HomeAssistant) -> None:
+    """The check reads Home Assistant's SSDP cache (IGD 1 and 2), sends nothing."""
+    from homeassistant.helpers.service_info.ssdp import SsdpServiceInfo
+
+    def info(st: str, location: str | None) -> SsdpServiceInfo:
+        return SsdpServiceInfo(
+            ssdp_usn="uuid:1", ssdp_st=st, upnp={}, ssdp_location=location
+        )
+
+    igd1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+    igd2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+    cache = {
+        igd1: [info(igd1, "http://192.168.1.1:5000/b.xml")],
+        igd2: [
+            info(igd2, "http://192.168.1.1:5000/a.xml"),
+            info(igd2, "http://192.168.1.1:5000/b.xml"),
+            info(igd2, None),
+        ],
+    }
+
+    async def by_st(_hass: HomeAssistant, st: str) -> list[SsdpServiceInfo]:
+        return cache.get(st, [])
+
+    assert await remote_access.async_discover_gateways(hass) is None
+    hass.config.components.add("ssdp")
+    with patch("homeassistant.components.ssdp.async_get_discovery_info_by_st", by_st):
+        assert await remote_access.async_discover_gateways(hass) == [
+            "http://192.168.1.1:5000/a.xml",
+            "http://192.168.1.1:5000/b.xml",
+        ]
+
+
+async def test_a_test_gateway_from_the_entry_plays_the_router(
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+) -> None:
+    """The testing section's gateway replaces discovery; its host loops back."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = PUBLIC
+    igd = FakeIgd()
+    await igd.start()
+    issued = certs.issue([NAME])
+    cert, key = issued.write(tmp_path)
+    try:
+        async with tls_server(issued) as server:
+            home = Home(hass, duckdns, url, igd)
+            await home.forward(server.port, 8123)
+            entry = mock_entry(
+                managed_options(cert, key),
+                **{CONF_DUCKDNS_URL: url, CONF_UPNP_LOCATION: igd.location},
+            )
+            await setup_integration(hass, entry)
+            await hass.async_block_till_done(wait_background_tasks=True)
+            home.entry = entry
+            assert home.attributes()["hairpin"] == "reached_us"
+            assert home.state() == "reachable"
+    finally:
+        await igd.stop()
+
+
+async def test_an_unexpected_failure_is_a_translated_error(home: Home) -> None:
+    """A bug in a run: the action says so (translated), the sensor keeps its value."""
+    await home.forward(443, 8123)
+    entry = await home.setup()
+    assert home.state() == "reachable"
+    with (
+        patch.object(
+            type(entry.runtime_data.remote_access),
+            "_host_addresses",
+            side_effect=RuntimeError("boom"),
+        ),
+        pytest.raises(HomeAssistantError) as caught,
+    ):
+        await home.check()
+    assert caught.value.translation_key == "remote_access_check_failed"
+    assert home.state() == "reachable"
