@@ -56,6 +56,7 @@ from .common import (
 ISSUER = "pebble.letsencrypt.org"  # Pebble's issuer domain name by default
 OWN = "home.persist-e2e.example.com"
 OWN_RECORD = f"_validation-persist.{OWN}"
+OWN_DNS01_RECORD = f"_acme-challenge.{OWN}"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,7 @@ async def fake(
     """DuckDNS for this Pebble (its TXT values are gone after each test)."""
     yield await start_duckdns(persist_pebble, ["myhome", "cabin"])
     await persist_pebble.clear_cname(OWN_RECORD)
+    await persist_pebble.clear_cname(OWN_DNS01_RECORD)
 
 
 @pytest.fixture
@@ -448,3 +450,61 @@ async def test_removal_while_duckdns_is_down(
         caplog.text
     )
     assert duck.records["myhome"].txt.startswith(ISSUER)
+    # Nobody is left to clear it: the user is told which record to clear.
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, "persist_record_left_myhome.duckdns.org"
+    )
+    assert issue is not None
+    assert issue.translation_placeholders == {"domain": "myhome.duckdns.org"}
+
+
+async def test_own_name_with_only_the_dns01_delegation(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """Only _acme-challenge delegates: the order uses dns-01 and says why."""
+    duck, url = fake
+    await persist_pebble.set_cname(
+        OWN_DNS01_RECORD, "_acme-challenge.myhome.duckdns.org"
+    )
+    entry = await setup_duckdns_entry(
+        hass, url, _options(persist_pebble, ssl_dir, **{CONF_EXTRA_NAMES: [OWN]})
+    )
+    result = await renew(hass, entry)
+    assert result["renewed"] is True
+    assert result["validation_method"] == "dns-01"
+    assert result["validation_note"] == "not_delegated"
+    assert duck.records["myhome"].txt == ""
+
+
+async def test_dns01_fallback_forgets_the_record_it_wiped(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """A dns-01 order overwrites and clears the one TXT value: no longer ours."""
+    duck, url = fake
+    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    await renew(hass, entry)
+    records = entry.runtime_data.managed.manager.persist_records  # type: ignore[union-attr]
+    assert await records.async_records() == {
+        "myhome.duckdns.org": duck.records["myhome"].txt
+    }
+    proxy = ChallengeFilterProxy(persist_pebble)
+    await proxy.start()
+    try:
+        hass.config_entries.async_update_entry(
+            entry, options={**entry.options, "acme_directory": proxy.directory_url}
+        )
+        await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        result = await renew(hass, entry, force=True)
+    finally:
+        await proxy.stop()
+    assert result["validation_method"] == "dns-01"
+    assert duck.records["myhome"].txt == ""
+    records = entry.runtime_data.managed.manager.persist_records  # type: ignore[union-attr]
+    assert await records.async_records() == {}

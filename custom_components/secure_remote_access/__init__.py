@@ -32,7 +32,9 @@ from .issues import (
     async_delete_delegation_issue,
     async_delete_entry_issues,
     async_delete_installation_issues,
+    async_delete_persist_record_left,
     async_delete_renewal_failed_issue,
+    async_raise_persist_record_left,
     async_sync_certificate_issues,
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
@@ -73,6 +75,7 @@ async def async_setup_entry(
         await async_remove_renewal_state(hass, entry.entry_id)
     elif not settings.extra_names:
         async_delete_delegation_issue(hass, entry.entry_id)
+    async_delete_persist_record_left(hass, domains)
     persist_records = PersistRecords(hass, entry.entry_id)
     await _async_release_persist_records(hass, entry, persist_records, settings)
     if settings is not None:
@@ -239,10 +242,12 @@ async def async_remove_entry(
         list(entry.data[CONF_DOMAINS]), entry.options
     )
     records = PersistRecords(hass, entry.entry_id)
-    await records.async_release(
+    for domain in await records.async_release(
         duckdns_client(hass, entry.data),
         nameservers=[settings.dns_server] if settings and settings.dns_server else None,
-    )
+    ):
+        # Nobody is left to try again: the user clears it at duckdns.org.
+        async_raise_persist_record_left(hass, domain)
     await records.async_remove()
     if not hass.config_entries.async_entries(DOMAIN):
         async_delete_installation_issues(hass)

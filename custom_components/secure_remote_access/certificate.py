@@ -33,6 +33,7 @@ from .protocol.acme import (
     describe_acme_error,
 )
 from .protocol.acme.dns import DEFAULT_PROPAGATION_TIMEOUT
+from .protocol.acme.messages import CHALLENGE_DNS01
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.dnsutil import is_nameserver
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
@@ -386,7 +387,7 @@ class CertificateManager:
                 if settings.persist_allowed
                 else None
             )
-            return await client.issue_certificate(
+            issued = await client.issue_certificate(
                 settings.names,
                 self._solver,
                 checker,
@@ -406,6 +407,12 @@ class CertificateManager:
             raise CertificateRenewalError(str(err)) from err
         except OSError as err:  # a CA bundle or DNS server that cannot be used
             raise CertificateRenewalError(_os_error_detail(err)) from err
+        if issued.validation_method == CHALLENGE_DNS01:
+            # dns-01 overwrote (and cleared) the one TXT value of these names.
+            await self.persist_records.async_forget(
+                {self._solver.dns01_zone_of(name) for name in issued.names}
+            )
+        return issued
 
     async def async_write(self, issued: IssuedCertificate) -> None:
         """Verify the issued pair and install it atomically.

@@ -27,6 +27,7 @@ from .status import CertificateKind, CertificateStatus, Problem
 
 RENEWAL_FAILED: Final = "renewal_failed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
+PERSIST_RECORD_LEFT: Final = "persist_record_left"
 DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
 RESTART_REQUIRED: Final = "restart_required"
 HTTPS_TRIAL: Final = "https_trial"
@@ -180,6 +181,28 @@ def async_check_duplicate_updater(
         )
     else:
         ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+@callback
+def async_raise_persist_record_left(hass: HomeAssistant, domain: str) -> None:
+    """A removed entry could not clear the dns-persist-01 record of ``domain``."""
+    _async_create(
+        hass,
+        f"{PERSIST_RECORD_LEFT}_{domain}",
+        PERSIST_RECORD_LEFT,
+        ir.IssueSeverity.WARNING,
+        {"domain": domain},
+        persistent=True,
+    )
+
+
+@callback
+def async_delete_persist_record_left(
+    hass: HomeAssistant, domains: Sequence[str]
+) -> None:
+    """An entry for these names owns their TXT value again."""
+    for domain in domains:
+        ir.async_delete_issue(hass, DOMAIN, f"{PERSIST_RECORD_LEFT}_{domain}")
 
 
 # ------------------------------------------------------------------ renewal

@@ -55,21 +55,28 @@ class PersistRecords:
         duckdns: DuckDnsClient,
         keep: Collection[str] = (),
         nameservers: Sequence[str] | None = None,
-    ) -> None:
+    ) -> list[str]:
         """Clear the records of every DuckDNS name not in ``keep``.
 
         A name whose TXT value now holds another value (another tool wrote it)
-        is left alone; a name DuckDNS could not clear is tried again next time.
+        is left alone. Returns the names that could not be looked up or
+        cleared: they stay remembered, for the next try.
         """
         records = await self.async_records()
         checker = DnsPropagationChecker(nameservers)
+        failed: list[str] = []
         for domain, value in list(records.items()):
             if domain in keep:
                 continue
-            try:
-                texts = await checker.lookup_txt(persist_record_name(domain))
-            except Exception:  # noqa: BLE001 - unknown: clear what we wrote
-                texts = ()
+            texts = await checker.query_txt(persist_record_name(domain))
+            if texts is None:  # unknown: never clear someone else's value
+                LOGGER.warning(
+                    "Could not look up the persistent validation record of %s; "
+                    "not cleared",
+                    domain,
+                )
+                failed.append(domain)
+                continue
             if texts and value not in texts:
                 LOGGER.info(
                     "The TXT record of %s now holds another value; left alone", domain
@@ -84,12 +91,22 @@ class PersistRecords:
                         domain,
                         err,
                     )
+                    failed.append(domain)
                     continue
                 LOGGER.info("Cleared the persistent validation record of %s", domain)
             del records[domain]
         if records != self._records:
             self._records = records
             await self._store.async_save(records)
+        return failed
+
+    async def async_forget(self, domains: Collection[str]) -> None:
+        """Forget records a dns-01 order overwrote (and cleared)."""
+        records = await self.async_records()
+        if not records.keys() & set(domains):
+            return
+        self._records = {k: v for k, v in records.items() if k not in domains}
+        await self._store.async_save(self._records)
 
     async def async_remove(self) -> None:
         """Delete the store (the entry is removed)."""

@@ -67,6 +67,10 @@ class DuckDnsSolver:
             duckdns_domain_for(identifier, self._domains, self.delegations)
         )
 
+    def dns01_zone_of(self, identifier: str) -> str:
+        """The DuckDNS name whose TXT value answers ``identifier``'s dns-01 challenge."""
+        return duckdns_domain_for(identifier, self._domains, self.delegations)
+
     def zone_of(self, identifier: str) -> str:
         """The DuckDNS name whose TXT value is ``identifier``'s persistent record."""
         return duckdns_domain_for(identifier, self._domains, self.persist_delegations)

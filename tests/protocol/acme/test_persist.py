@@ -10,6 +10,7 @@ import pytest
 from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     Challenge,
+    PersistLookupError,
     PersistNote,
     PersistRecord,
     PersistRecordConflictError,
@@ -55,10 +56,11 @@ def test_record_round_trip() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # Tags are case-insensitive, whitespace around parts is ignored.
+        # Tags are case-insensitive, whitespace around parts is ignored; the
+        # issuer is kept as written (CAs compare it exactly).
         (
             f"  LetsEncrypt.org ;AccountURI={ACCOUNT} ;\tPOLICY=Wildcard",
-            PersistRecord("letsencrypt.org", ACCOUNT, wildcard=True),
+            PersistRecord("LetsEncrypt.org", ACCOUNT, wildcard=True),
         ),
         # An unknown policy value is as if there were none.
         (
@@ -111,6 +113,15 @@ def test_judge(texts: tuple[str, ...], state: PersistState) -> None:
     """What the name holds, seen from our accounts (this one and an old one)."""
     found, _record = judge(texts, WANTED, {ACCOUNT, "https://old/acct/7"}, NOW)
     assert found is state
+
+
+@pytest.mark.parametrize(
+    "issuer", ["LETSENCRYPT.ORG", "letsencrypt.org.", "LetsEncrypt.org"]
+)
+def test_judge_issuer_must_match_exactly(issuer: str) -> None:
+    """A CA compares the issuer byte for byte: another spelling is rewritten."""
+    record = f"{issuer}; accounturi={ACCOUNT}"
+    assert judge((record,), WANTED, {ACCOUNT}, NOW)[0] is PersistState.OUTDATED
 
 
 def test_judge_wildcard_needs_the_policy() -> None:
@@ -182,7 +193,7 @@ class Zones:
         self.writes.append((self.zone_of(identifier), value))
         self.values[self.zone_of(identifier)] = value
 
-    async def lookup_txt(self, name: str) -> tuple[str, ...]:
+    async def query_txt(self, name: str) -> tuple[str, ...] | None:
         """The zone's value."""
         self.lookups.append(name)
         value = self.values.get(self.zone_of(name), "")
@@ -233,6 +244,24 @@ async def test_publish_never_overwrites_another_account() -> None:
     assert caught.value.account_uri == "https://ca.example/acct/99"
     assert zones.writes == []
     assert zones.values["b.duckdns.org"] == foreign
+
+
+async def test_publish_never_writes_blind() -> None:
+    """No server answered the look-up: nothing is written, the reason is named."""
+
+    class Silent(Zones):
+        async def query_txt(self, name: str) -> tuple[str, ...] | None:
+            self.lookups.append(name)
+            return None
+
+    zones = Silent({})
+    with pytest.raises(
+        PersistLookupError, match=r"_validation-persist\.a\.duckdns\.org"
+    ):
+        await publish_persist_record(
+            PersistValidation(zones, zones), ["a.duckdns.org"], WANTED, 1e9, NOW
+        )
+    assert zones.writes == []
 
 
 async def test_publish_reports_what_it_replaced() -> None:
@@ -333,4 +362,38 @@ async def test_client_with_valid_authorizations_validates_nothing(
         [NAME], RecordingSolver(), Visible(), persist=PersistValidation(zones, zones)
     )
     assert issued.validation_method == "reused_authorization"
+    assert zones.lookups == []
+
+
+@pytest.mark.parametrize("garbage", ["ca.example", [None], {"a": 1}, [1, "x"]])
+async def test_client_garbage_issuer_names_fall_back_to_dns01(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient], garbage: object
+) -> None:
+    """An unreadable issuer-domain-names never breaks the order: dns-01."""
+    offer = {**_persist(ca, []), "issuer-domain-names": garbage}
+    _script_issuance(ca, dns01(ca), offer)
+    zones = Zones({})
+    issued = await make().issue_certificate(
+        [NAME], RecordingSolver(), Visible(), persist=PersistValidation(zones, zones)
+    )
+    assert issued.validation_method == "dns-01"
+    assert issued.validation_note == "no_issuer_domain_names"
+
+
+async def test_client_name_the_solver_cannot_place_uses_dns01(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """A name without a persist delegation: dns-01 for the whole order."""
+
+    class Undelegated(Zones):
+        def zone_of(self, identifier: str) -> str:
+            raise ValueError(identifier)
+
+    _script_issuance(ca, dns01(ca), _persist(ca, ["ca.example"]))
+    zones = Undelegated({})
+    issued = await make().issue_certificate(
+        [NAME], RecordingSolver(), Visible(), persist=PersistValidation(zones, zones)
+    )
+    assert issued.validation_method == "dns-01"
+    assert issued.validation_note == "not_delegated"
     assert zones.lookups == []

@@ -31,13 +31,7 @@ from custom_components.secure_remote_access.protocol.x509.parse import (
     parse_pem_certificates,
 )
 
-from .crypto import (
-    KeyType,
-    ari_cert_id,
-    dns01_txt_value,
-    generate_key_and_csr,
-    top_issuer_common_name,
-)
+from .crypto import KeyType, ari_cert_id, generate_key_and_csr, top_issuer_common_name
 from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
 from .errors import (
     AcmeError,
@@ -46,15 +40,12 @@ from .errors import (
     ExternalAccountRequiredError,
     InvalidProfileError,
     MalformedResponseError,
-    NoDns01ChallengeError,
     OrderInvalidError,
     PollTimeoutError,
     refuses_replaces,
 )
 from .jws import AccountKey, ExternalAccountBinding, b64url
 from .messages import (
-    CHALLENGE_DNS01,
-    CHALLENGE_DNS_PERSIST01,
     STATUS_INVALID,
     STATUS_PENDING,
     STATUS_PROCESSING,
@@ -68,8 +59,9 @@ from .messages import (
     Order,
     RenewalInfo,
 )
-from .persist import PersistValidation, publish_persist_record, record_for_order
+from .persist import PersistValidation
 from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
+from .validate import validate_order
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,8 +72,6 @@ DEFAULT_MAX_RETRY_AFTER: Final = 60.0
 # A CA offers one or two alternate chains; never follow an endless list.
 MAX_ALTERNATE_CHAINS: Final = 3
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
-#: The validation method reported when every authorization was already valid.
-VALIDATION_REUSED: Final = "reused_authorization"
 
 
 class AcmeClient:
@@ -358,8 +348,8 @@ class AcmeClient:
         """
         clean = normalize_names(names)
         order, replaces = await self._new_replacement_order(clean, profile, replaces)
-        method, note = await self._validate(
-            order, clean, solver, checker, persist, propagation_timeout
+        method, note = await validate_order(
+            self, order, clean, solver, checker, persist, propagation_timeout
         )
         order = await self.wait_for_order(
             order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
@@ -429,94 +419,6 @@ class AcmeClient:
             )
         return await self.new_order(names, profile=profile), None
 
-    async def _validate(
-        self,
-        order: Order,
-        names: tuple[str, ...],
-        solver: Dns01Solver,
-        checker: PropagationChecker,
-        persist: PersistValidation | None,
-        propagation_timeout: float,
-    ) -> tuple[str, str | None]:
-        """Complete the order's authorizations; returns the method and a note.
-
-        One method for the whole order: a dns-01 value would overwrite the
-        persistent record in DuckDNS's one TXT value.
-        """
-        pending: list[Authorization] = []
-        for url in order.authorizations:
-            authz = await self.get_authorization(url)
-            if authz.status == STATUS_VALID:
-                _LOGGER.debug("authorization for %s is already valid", authz.name)
-            elif authz.status != STATUS_PENDING:
-                raise AuthorizationInvalidError(
-                    authz.name, authz.status, authz.failed_challenge_error()
-                )
-            else:
-                pending.append(authz)
-        if not pending:
-            return VALIDATION_REUSED, None
-        loop = asyncio.get_running_loop()
-        note: str | None = None
-        if persist is not None:
-            wanted, note = record_for_order(
-                [authz.challenge(CHALLENGE_DNS_PERSIST01) for authz in pending],
-                names,
-                await self._kid(),
-            )
-            if wanted is not None:
-                note = await publish_persist_record(
-                    persist,
-                    [authz.identifier.value for authz in pending],
-                    wanted,
-                    loop.time() + propagation_timeout,
-                )
-                await self._answer_persist(pending)
-                return CHALLENGE_DNS_PERSIST01, note
-            _LOGGER.info("Validating with dns-01: %s", note)
-        published: list[str] = []
-        try:
-            for authz in pending:
-                await self._authorize_dns01(
-                    authz, solver, checker, propagation_timeout, published
-                )
-        finally:
-            await _clear_all(solver, published)
-        return CHALLENGE_DNS01, note
-
-    async def _answer_persist(self, pending: Sequence[Authorization]) -> None:
-        """Answer every dns-persist-01 challenge, then wait for the authorizations."""
-        for authz in pending:
-            challenge = authz.challenge(CHALLENGE_DNS_PERSIST01)
-            assert challenge is not None
-            if challenge.status == STATUS_PENDING:
-                await self.respond_to_challenge(challenge.url)
-        for authz in pending:
-            await self.wait_for_authorization(authz.url)
-
-    async def _authorize_dns01(
-        self,
-        authz: Authorization,
-        solver: Dns01Solver,
-        checker: PropagationChecker,
-        propagation_timeout: float,
-        published: list[str],
-    ) -> None:
-        """Complete one pending authorization through dns-01."""
-        challenge = authz.challenge(CHALLENGE_DNS01)
-        if challenge is None or challenge.token is None:
-            raise NoDns01ChallengeError(authz.name)
-        identifier = authz.identifier.value
-        value = dns01_txt_value(challenge.token, self._key.thumbprint)
-        if identifier not in published:
-            published.append(identifier)
-        await solver.set_txt(identifier, value)
-        loop = asyncio.get_running_loop()
-        await checker.wait_for_txt(identifier, value, loop.time() + propagation_timeout)
-        if challenge.status == STATUS_PENDING:
-            await self.respond_to_challenge(challenge.url)
-        await self.wait_for_authorization(authz.url)
-
     # --- ARI ------------------------------------------------------------------
 
     async def renewal_info(
@@ -541,12 +443,3 @@ class AcmeClient:
 def _matches(chain_pem: str, issuer_cn: str) -> bool:
     top = top_issuer_common_name(parse_pem_certificates(chain_pem))
     return top is not None and top.strip().casefold() == issuer_cn.strip().casefold()
-
-
-async def _clear_all(solver: Dns01Solver, identifiers: Sequence[str]) -> None:
-    """Clear every published TXT record; failures are logged, not raised."""
-    for identifier in identifiers:
-        try:
-            await solver.clear_txt(identifier)
-        except Exception:
-            _LOGGER.exception("could not clear the TXT record of %s", identifier)

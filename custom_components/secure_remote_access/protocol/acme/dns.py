@@ -117,7 +117,13 @@ class DnsPropagationChecker:
 
     async def lookup_txt(self, name: str) -> tuple[str, ...]:
         """All TXT strings any asked server returns for ``name`` (CNAMEs followed)."""
+        return await self.query_txt(name) or ()
+
+    async def query_txt(self, name: str) -> tuple[str, ...] | None:
+        """Like :meth:`lookup_txt`, but None when no server answered at all."""
         answers = await self._answers(name)
+        if not answers:
+            return None
         return tuple(sorted({text for texts in answers for text in texts}))
 
     async def _answers(self, name: str) -> list[tuple[str, ...]]:

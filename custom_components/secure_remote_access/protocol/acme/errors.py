@@ -92,6 +92,18 @@ class PersistRecordConflictError(AcmeError):
         self.account_uri = account_uri
 
 
+class PersistLookupError(AcmeError):
+    """No name server answered for a persistent record: it is not written blind."""
+
+    def __init__(self, record: str) -> None:
+        """Remember the record."""
+        super().__init__(
+            f"no name server answered for {record}; the record is not written "
+            "without knowing what it holds (tried again later)"
+        )
+        self.record = record
+
+
 class DnsPropagationTimeoutError(AcmeError):
     """The TXT record did not show the expected value before the deadline."""
 

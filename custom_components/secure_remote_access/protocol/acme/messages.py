@@ -46,6 +46,15 @@ def _str_list(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _lenient_str_list(value: Any) -> tuple[str, ...]:
+    """The strings of a list of non-empty strings; anything else gives ()."""
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and item for item in value
+    ):
+        return ()
+    return tuple(value)
+
+
 def parse_timestamp(value: Any, what: str) -> datetime:
     """Parse an RFC 3339 timestamp into an aware UTC datetime."""
     if not isinstance(value, str):
@@ -172,7 +181,8 @@ class Challenge:
             status=_str(data, "status", "challenge"),
             token=_opt_str(data, "token"),
             error=_problem(data, "error"),
-            issuer_domain_names=_str_list(data, "issuer-domain-names", "challenge"),
+            # Read leniently: an unreadable list must not break a dns-01 order.
+            issuer_domain_names=_lenient_str_list(data.get("issuer-domain-names")),
             account_uri=_opt_str(data, "accounturi"),
         )
 

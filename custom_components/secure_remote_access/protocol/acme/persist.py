@@ -22,7 +22,7 @@ from custom_components.secure_remote_access.protocol.names import (
     persist_record_name,
 )
 
-from .errors import PersistRecordConflictError
+from .errors import PersistLookupError, PersistRecordConflictError
 from .messages import Challenge
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class PersistNote(StrEnum):
 
     NOT_OFFERED = "not_offered"  # the CA offers no dns-persist-01 for every name
     NO_ISSUER_DOMAIN_NAMES = "no_issuer_domain_names"  # offered, but no issuer named
+    NOT_DELEGATED = "not_delegated"  # a name has no _validation-persist delegation
     RECORD_REUSED = "record_reused"
     RECORD_SET = "record_set"
     OUTDATED_RECORD_REPLACED = "outdated_record_replaced"
@@ -84,7 +85,7 @@ class PersistRecord:
         issue-value syntax); a record without ``accounturi`` is not one.
         """
         issuer, *raw_params = text.split(";")
-        issuer = issuer.strip(" \t").rstrip(".").lower()
+        issuer = issuer.strip(" \t")  # kept as written: CAs compare it exactly
         if not issuer or any(char in issuer for char in " \t="):
             return None
         params: dict[str, str] = {}
@@ -119,7 +120,7 @@ class PersistRecord:
     def covers(self, wanted: PersistRecord, now: datetime) -> bool:
         """Whether a CA validating ``wanted`` accepts this record."""
         return (
-            self.issuer == wanted.issuer.lower()
+            self.issuer == wanted.issuer
             and self.account_uri == wanted.account_uri
             and (self.wildcard or not wanted.wildcard)
             and not self.expired(now)
@@ -194,8 +195,8 @@ class PersistSolver(Protocol):
 class RecordLookup(Protocol):
     """Reads TXT records where the CA will read them."""
 
-    async def lookup_txt(self, name: str) -> tuple[str, ...]:
-        """Every TXT string of ``name`` (CNAMEs followed)."""
+    async def query_txt(self, name: str) -> tuple[str, ...] | None:
+        """Every TXT string of ``name`` (CNAMEs followed); None when no server answered."""
 
     async def wait_for_record(self, record: str, value: str, deadline: float) -> None:
         """Return once ``record`` shows ``value``; raise at ``deadline`` (loop time)."""
@@ -231,7 +232,9 @@ async def publish_persist_record(
     to_write: list[tuple[str, PersistState]] = []
     for identifier in zones.values():
         record_name = persist_record_name(identifier)
-        texts = await validation.lookup.lookup_txt(record_name)
+        texts = await validation.lookup.query_txt(record_name)
+        if texts is None:  # unknown is not absent: never write blind
+            raise PersistLookupError(record_name)
         state, found = judge(texts, wanted, validation.own_accounts, now)
         _LOGGER.debug("%s: %s (%s)", record_name, state, found)
         if state is PersistState.OTHER_ACCOUNT:
