@@ -6,7 +6,7 @@ every order really validates; the DuckDNS stand-in counts every TXT call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
 from unittest.mock import patch
@@ -16,6 +16,7 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -88,6 +89,29 @@ def ssl_dir(hass: HomeAssistant, tmp_path: Path, persist_pebble: PebbleServer) -
     return directory
 
 
+type SetupPersistEntry = Callable[..., Awaitable[MockConfigEntry]]
+
+
+@pytest.fixture
+def persist_entry(
+    hass: HomeAssistant,
+    fake: tuple[FakeDuckDns, str],
+    persist_pebble: PebbleServer,
+    ssl_dir: Path,
+) -> SetupPersistEntry:
+    """Set up an entry validating automatically through this module's Pebble."""
+
+    async def setup(
+        domains: list[str] | None = None, directory: str | None = None, **extra: Any
+    ) -> MockConfigEntry:
+        options = _options(persist_pebble, ssl_dir, **extra)
+        if directory is not None:
+            options["acme_directory"] = directory
+        return await setup_duckdns_entry(hass, fake[1], options, domains=domains)
+
+    return setup
+
+
 def _options(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any]:
     return pebble_options(
         pebble, ssl_dir, **{CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC, **extra}
@@ -141,14 +165,13 @@ async def _other_tool_writes(fake: FakeDuckDns, url: str, value: str) -> None:
 
 async def test_set_once_then_renewals_need_no_dns_write(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     hass_client: ClientSessionGenerator,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
-    ssl_dir: Path,
 ) -> None:
     """The first order writes the record once; later ones make no DuckDNS call."""
     duck, url = fake
-    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    entry = await persist_entry()
     events: list[Event] = []
     hass.bus.async_listen(EVENT_CERTIFICATE_RENEWED, events.append)
     with _Waits() as waits:
@@ -191,17 +214,14 @@ async def test_set_once_then_renewals_need_no_dns_write(
 
 async def test_wildcard_and_base_name_through_policy_wildcard(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
     """One record with policy=wildcard covers both names of each DuckDNS name."""
     duck, url = fake
-    entry = await setup_duckdns_entry(
-        hass,
-        url,
-        _options(persist_pebble, ssl_dir, **{CONF_WILDCARD: True}),
-        domains=["myhome.duckdns.org", "cabin.duckdns.org"],
+    entry = await persist_entry(
+        domains=["myhome.duckdns.org", "cabin.duckdns.org"], **{CONF_WILDCARD: True}
     )
     result = await renew(hass, entry)
     assert result["validation_method"] == "dns-persist-01"
@@ -222,16 +242,14 @@ async def test_wildcard_and_base_name_through_policy_wildcard(
 
 async def test_delegated_own_name(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
     persist_pebble: PebbleServer,
-    ssl_dir: Path,
 ) -> None:
     """_validation-persist.<own name> CNAME to the DuckDNS name is all it needs."""
     duck, url = fake
     await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
-    entry = await setup_duckdns_entry(
-        hass, url, _options(persist_pebble, ssl_dir, **{CONF_EXTRA_NAMES: [OWN]})
-    )
+    entry = await persist_entry(**{CONF_EXTRA_NAMES: [OWN]})
     result = await renew(hass, entry)
     assert result["renewed"] is True
     assert result["validation_method"] == "dns-persist-01"
@@ -245,18 +263,16 @@ async def test_delegated_own_name(
 
 async def test_falls_back_to_dns01_when_not_offered(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
     persist_pebble: PebbleServer,
-    ssl_dir: Path,
 ) -> None:
     """A CA without dns-persist-01: dns-01, its value cleared after, said so."""
     duck, url = fake
     proxy = ChallengeFilterProxy(persist_pebble)
     await proxy.start()
     try:
-        options = _options(persist_pebble, ssl_dir)
-        options["acme_directory"] = proxy.directory_url
-        entry = await setup_duckdns_entry(hass, url, options)
+        entry = await persist_entry(directory=proxy.directory_url)
         result = await renew(hass, entry)
     finally:
         await proxy.stop()
@@ -271,15 +287,15 @@ async def test_falls_back_to_dns01_when_not_offered(
 
 async def test_record_of_another_account_is_left_alone(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
     """Someone else's client holds the record: nothing is written, the user is told."""
     duck, url = fake
     foreign = f"{ISSUER}; accounturi=https://127.0.0.1:1/my-account/999"
     await _other_tool_writes(duck, url, foreign)
-    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    entry = await persist_entry()
     with pytest.raises(HomeAssistantError) as caught:
         await renew(hass, entry)
     assert "another ACME account" in str(caught.value)
@@ -311,15 +327,14 @@ async def test_record_of_another_account_is_left_alone(
 )
 async def test_own_outdated_record_is_rewritten(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
-    ssl_dir: Path,
     record: str,
     note: str,
 ) -> None:
     """A record naming one of our accounts is ours to rewrite."""
     duck, url = fake
-    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    entry = await persist_entry()
     store = account_store(hass)
     await store.async_key("https://old-ca.example/dir")
     await store.async_set_url(
@@ -338,13 +353,12 @@ async def test_own_outdated_record_is_rewritten(
 
 async def test_switch_to_dns01_only_clears_the_record(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
-    ssl_dir: Path,
 ) -> None:
     """Choosing dns-01 only clears the record the entry set, then uses dns-01."""
     duck, url = fake
-    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    entry = await persist_entry()
     await renew(hass, entry)
     assert duck.records["myhome"].txt.startswith(ISSUER)
     hass.config_entries.async_update_entry(
@@ -360,18 +374,12 @@ async def test_switch_to_dns01_only_clears_the_record(
 
 async def test_removal_clears_the_record_but_not_another_value(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
-    ssl_dir: Path,
 ) -> None:
     """Deleting the entry clears its record; a value another tool wrote since stays."""
     duck, url = fake
-    entry = await setup_duckdns_entry(
-        hass,
-        url,
-        _options(persist_pebble, ssl_dir),
-        domains=["myhome.duckdns.org", "cabin.duckdns.org"],
-    )
+    entry = await persist_entry(domains=["myhome.duckdns.org", "cabin.duckdns.org"])
     await renew(hass, entry)
     assert duck.records["cabin"].txt.startswith(ISSUER)
     await _other_tool_writes(duck, url, "another-tool-value")
@@ -383,13 +391,13 @@ async def test_removal_clears_the_record_but_not_another_value(
 
 async def test_duckdns_outage_while_setting_the_record(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
     """DuckDNS answering HTML: a clear failure, no certificate; the retry sets it."""
     duck, url = fake
-    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    entry = await persist_entry()
     duck.txt_outage = "html"
     with pytest.raises(HomeAssistantError):
         await renew(hass, entry)
@@ -409,19 +417,18 @@ async def test_duckdns_outage_while_setting_the_record(
 
 async def test_persist_only_delegation_with_a_ca_without_it(
     hass: HomeAssistant,
-    fake: tuple[FakeDuckDns, str],
+    persist_entry: SetupPersistEntry,
     persist_pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
     """Only _validation-persist delegates and the CA offers only dns-01: the record to create."""
-    _, url = fake
     await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
     proxy = ChallengeFilterProxy(persist_pebble)
     await proxy.start()
     try:
-        options = _options(persist_pebble, ssl_dir, **{CONF_EXTRA_NAMES: [OWN]})
-        options["acme_directory"] = proxy.directory_url
-        entry = await setup_duckdns_entry(hass, url, options)
+        entry = await persist_entry(
+            directory=proxy.directory_url, **{CONF_EXTRA_NAMES: [OWN]}
+        )
         with pytest.raises(HomeAssistantError, match=f"_acme-challenge.{OWN}"):
             await renew(hass, entry)
     finally:
@@ -434,14 +441,13 @@ async def test_persist_only_delegation_with_a_ca_without_it(
 
 async def test_removal_while_duckdns_is_down(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
-    ssl_dir: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The entry goes anyway; the log says which record to clear by hand."""
     duck, url = fake
-    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    entry = await persist_entry()
     await renew(hass, entry)
     duck.outage = "500"
     assert await hass.config_entries.async_remove(entry.entry_id)
@@ -460,18 +466,16 @@ async def test_removal_while_duckdns_is_down(
 
 async def test_own_name_with_only_the_dns01_delegation(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
     persist_pebble: PebbleServer,
-    ssl_dir: Path,
 ) -> None:
     """Only _acme-challenge delegates: the order uses dns-01 and says why."""
     duck, url = fake
     await persist_pebble.set_cname(
         OWN_DNS01_RECORD, "_acme-challenge.myhome.duckdns.org"
     )
-    entry = await setup_duckdns_entry(
-        hass, url, _options(persist_pebble, ssl_dir, **{CONF_EXTRA_NAMES: [OWN]})
-    )
+    entry = await persist_entry(**{CONF_EXTRA_NAMES: [OWN]})
     result = await renew(hass, entry)
     assert result["renewed"] is True
     assert result["validation_method"] == "dns-01"
@@ -481,13 +485,13 @@ async def test_own_name_with_only_the_dns01_delegation(
 
 async def test_dns01_fallback_forgets_the_record_it_wiped(
     hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
     persist_pebble: PebbleServer,
-    ssl_dir: Path,
 ) -> None:
     """A dns-01 order overwrites and clears the one TXT value: no longer ours."""
     duck, url = fake
-    entry = await setup_duckdns_entry(hass, url, _options(persist_pebble, ssl_dir))
+    entry = await persist_entry()
     await renew(hass, entry)
     records = entry.runtime_data.managed.manager.persist_records  # type: ignore[union-attr]
     assert await records.async_records() == {
