@@ -298,6 +298,8 @@ async def test_record_of_another_account_is_left_alone(
     entry = await persist_entry()
     with pytest.raises(HomeAssistantError) as caught:
         await renew(hass, entry)
+    assert caught.value.translation_key == "persist_record_conflict"
+    assert "never overwrites it" in str(caught.value)  # the translated message
     assert "another ACME account" in str(caught.value)
     assert "https://127.0.0.1:1/my-account/999" in str(caught.value)
     assert duck.records["myhome"].txt == foreign

@@ -27,6 +27,7 @@ from .protocol.acme import (
     AcmeError,
     DnsPropagationChecker,
     IssuedCertificate,
+    PersistRecordConflictError,
     PersistValidation,
     RenewalInfo,
     ari_cert_id,
@@ -399,6 +400,12 @@ class CertificateManager:
             )
         except DelegationError as err:  # dns-01 fallback for a name without one
             raise CertificateDelegationError(err) from err
+        except PersistRecordConflictError as err:
+            raise CertificateRenewalError(
+                str(err),
+                translation_key="persist_record_conflict",
+                placeholders={"record": err.record, "account": err.account_uri},
+            ) from err
         except AcmeError as err:
             raise CertificateRenewalError(
                 describe_acme_error(err), getattr(err, "retry_after", None)
