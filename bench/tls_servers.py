@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 import contextlib
 import json
+import logging
 from pathlib import Path
 import ssl
 import sys
@@ -67,5 +68,8 @@ async def serve(count: int, bundle: Path, delay: float) -> None:
 
 
 if __name__ == "__main__":
+    # StreamReaderProtocol.eof_received returns True, which asyncio's TLS layer
+    # reports as a warning for every client that closes: not news here.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     delay_ms = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     asyncio.run(serve(int(sys.argv[1]), Path(sys.argv[2]), delay_ms / 1000))
