@@ -129,7 +129,10 @@ Why, and what would close the gaps:
   minimum there: directory, one `newNonce`, the order, the authorization, the
   challenge, one authorization poll, finalize, one order poll (Pebble answers
   finalize with `processing`) and the certificate; it finalizes as soon as
-  every authorization is valid instead of fetching the order first. certbot
+  every authorization is valid instead of fetching the order first. In some
+  runs Pebble has not finished validating at our first authorization poll
+  and its Retry-After (1 s) sets the wait before the second poll: that is
+  the spread of the in-process line and of the like-for-like maximum. certbot
   and lego do not check DNS propagation here (manual hooks; lego with
   `--dns.disable-cp`); ours does, against challtestsrv, which is part of its
   time.
@@ -147,6 +150,16 @@ Why, and what would close the gaps:
   switch interval (5 ms) when the worker holds it. Moving only the parsing to
   the executor had been measured worse (every check paid a thread hop and
   the threads fought for the lock); one thread for the whole batch does not.
+* What is left of the stall. With the checks on their own loop, Home
+  Assistant's loop only has to get the interpreter lock back from the worker
+  thread: CPython hands it over after at most its switch interval (5 ms),
+  and a wake-up may need it more than once. The monitor's row therefore sits
+  at 5 to 10 ms and crosses 10 ms in some rounds (the spread notes above say
+  where); inside Home Assistant the same refresh measured 4 to 5 ms. What
+  would close the margin: less Python work per check on the worker (building
+  `CertificateInfo` is about 0.6 ms of it), or checks in a separate process
+  (no shared lock; not something an integration should start), or a
+  free-threaded interpreter.
 * Renewal inside Home Assistant. The probe's stack samples showed the loop
   waiting for the interpreter lock for 0.4 to 0.8 s after each RSA 4096
   issuance: OpenSSL's RSA key check (a primality test of both factors) held

@@ -84,7 +84,9 @@ def loop_health(
                     f"refreshing 100 TLS endpoints, handshake delay {latency} ms "
                     "(`EndpointMonitor`, own loop)"
                 ),
-                bare_monitor + " (section 3, worst row)" if latency == 0 else "",
+                bare_monitor + " (monitoring section, worst row)"
+                if latency == 0
+                else "",
                 _hass_cell(hass.get(key)),
                 _verdict(hass_median(key)),
             ]
