@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 import contextlib
+from dataclasses import dataclass, field
 import gc
 import json
 from pathlib import Path
@@ -25,10 +26,11 @@ from custom_components.secure_remote_access.protocol.tls import (
 from .common import ROOT, fmt_s, median, table
 
 HOST = "127.0.0.1"
+STALL_TARGET = 0.010
 
 
 @contextlib.contextmanager
-def tls_endpoints(count: int) -> Iterator[tuple[list[int], Path]]:
+def tls_endpoints(count: int, delay_ms: float = 0) -> Iterator[tuple[list[int], Path]]:
     """``count`` TLS servers in a child process; yields their ports and the CA bundle."""
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         bundle = Path(tmp) / "ca.pem"
@@ -38,6 +40,7 @@ def tls_endpoints(count: int) -> Iterator[tuple[list[int], Path]]:
                 str(ROOT / "bench" / "tls_servers.py"),
                 str(count),
                 str(bundle),
+                str(delay_ms),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -89,13 +92,15 @@ class LagProbe:
 
 
 def ours(
-    ports: list[int], bundle: Path, concurrency: int
+    ports: list[int], bundle: Path, concurrency: int, own_loop: bool = False
 ) -> Callable[[], Awaitable[Any]]:
     """Our checker for every endpoint."""
     endpoints = [Endpoint(HOST, port, ca_bundle=str(bundle)) for port in ports]
 
     async def check() -> Any:
-        results = await inspect_endpoints(endpoints, concurrency=concurrency)
+        results = await inspect_endpoints(
+            endpoints, concurrency=concurrency, own_loop=own_loop
+        )
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             raise RuntimeError(f"{len(failed)} checks failed: {failed[0]!r}")
@@ -114,84 +119,225 @@ def core_sequential(ports: list[int], bundle: Path) -> Callable[[], Awaitable[An
 
     context = ssl.create_default_context(cafile=str(bundle))
     helper.get_default_context = lambda: context  # type: ignore[attr-defined]
-    hass = SimpleNamespace(loop=asyncio.get_running_loop())
+    hass: Any = SimpleNamespace(loop=asyncio.get_running_loop())
 
     async def check() -> Any:
         return [
             await helper.get_cert_expiry_timestamp(hass, HOST, port) for port in ports
-        ]  # type: ignore[arg-type]
+        ]
 
     return check
 
 
-async def _monitoring(count: int, rounds: int) -> dict[str, Any]:
-    with tls_endpoints(count) as (ports, bundle):
+LATENCIES_MS = (0, 20, 50, 150)
+LABELS = {
+    "ours": "ours as the monitor runs it (`concurrency=10, own_loop=True`)",
+    "ours_loop": "ours on the caller's loop (`concurrency=10`, before issue 21)",
+    "ours_seq": "ours, one at a time (`concurrency=1`)",
+    "core": "core `cert_expiry` helper, one at a time (one entry per host)",
+}
+
+
+@dataclass
+class LatencyRow:
+    """All rounds of every checker at one simulated round-trip time."""
+
+    latency_ms: float
+    times: dict[str, list[float]] = field(default_factory=dict)
+    stalls: dict[str, list[float]] = field(default_factory=dict)
+    over: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    idle: list[float] = field(default_factory=list)
+
+
+async def _memory(check: Callable[[], Awaitable[Any]], count: int) -> float:
+    """Bytes held per endpoint by one run's results (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    kept = await check()
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    added = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    del kept
+    return added / count
+
+
+def memory_per_endpoint(count: int = 100) -> float:
+    """Bytes held per endpoint by one check's results (when section 3 did not run)."""
+
+    async def measure() -> float:
+        with tls_endpoints(count) as (ports, bundle):
+            check = ours(ports, bundle, 10)
+            await check()
+            return await _memory(check, count)
+
+    return asyncio.run(measure())
+
+
+async def _latency_row(
+    latency_ms: float, count: int, rounds: int, warm_up: bool
+) -> tuple[LatencyRow, float]:
+    row = LatencyRow(latency_ms)
+    memory = 0.0
+    with tls_endpoints(count, latency_ms) as (ports, bundle):
         checks = {
-            "ours": ours(ports, bundle, 10),
-            "ours_seq": ours(ports, bundle, 1),
+            "ours": ours(ports, bundle, 10, own_loop=True),
+            "ours_loop": ours(ports, bundle, 10),
             "core": core_sequential(ports, bundle),
         }
-        for check in checks.values():  # warm-up: contexts, imports, caches
-            await check()
-        times: dict[str, list[float]] = {name: [] for name in checks}
-        stalls: dict[str, float] = dict.fromkeys(checks, 0.0)
+        if latency_ms == 0:
+            checks["ours_seq"] = ours(ports, bundle, 1)
+        if warm_up:  # contexts, imports, caches
+            for check in checks.values():
+                await check()
         for _ in range(rounds):
+            async with LagProbe().running() as idle:
+                await asyncio.sleep(1.0)
+            row.idle.append(idle.worst)
             for name, check in checks.items():
                 async with LagProbe().running() as probe:
                     start = time.perf_counter()
                     await check()
-                    times[name].append(time.perf_counter() - start)
-                stalls[name] = max(stalls[name], probe.worst)
-        # Memory held per endpoint result (what a monitor keeps between refreshes).
-        gc.collect()
-        tracemalloc.start()
-        before = tracemalloc.take_snapshot()
-        kept = await checks["ours"]()
-        gc.collect()
-        after = tracemalloc.take_snapshot()
-        tracemalloc.stop()
-        added = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-        del kept
-    return {"times": times, "stalls": stalls, "bytes_per_endpoint": added / count}
+                    row.times.setdefault(name, []).append(time.perf_counter() - start)
+                row.stalls.setdefault(name, []).append(probe.worst)
+                row.over[name] = row.over.get(name, 0) + probe.over(0.010)
+                row.samples[name] = row.samples.get(name, 0) + len(probe.lags)
+        if warm_up:
+            memory = await _memory(checks["ours_loop"], count)
+    return row, memory
 
 
-def monitoring(count: int = 100, rounds: int = 3) -> tuple[str, dict[str, float]]:
-    """Section 3, plus the stall of the 100-endpoint check for section 2."""
-    data = asyncio.run(_monitoring(count, rounds))
-    times = data["times"]
-    core_median = median(times["core"])
+async def _monitoring(
+    count: int, rounds: int, latencies: Sequence[float]
+) -> tuple[list[LatencyRow], float]:
     rows = []
-    labels = {
-        "ours": "ours: `inspect_endpoints(concurrency=10)`",
-        "ours_seq": "ours, one at a time (`concurrency=1`)",
-        "core": "core `cert_expiry` helper, one at a time (one entry per host)",
-    }
-    for name, label in labels.items():
-        med = median(times[name])
-        rows.append(
+    memory = 0.0
+    for index, latency in enumerate(latencies):
+        row, used = await _latency_row(latency, count, rounds, warm_up=index == 0)
+        rows.append(row)
+        memory = memory or used
+    return rows, memory
+
+
+def _spread(values: Sequence[float]) -> float:
+    return max(values) - min(values) if values else 0.0
+
+
+def _time_cell(values: Sequence[float]) -> str:
+    return f"{fmt_s(median(values))} ({fmt_s(min(values))}–{fmt_s(max(values))})"
+
+
+def _times_table(rows: Sequence[LatencyRow]) -> tuple[str, list[str]]:
+    notes = []
+    lines = []
+    for row in rows:
+        core = row.times["core"]
+        ours_t = row.times["ours"]
+        ratio = median(ours_t) / median(core)
+        difference = abs(median(core) - median(ours_t))
+        if max(_spread(core), _spread(ours_t)) > difference:
+            notes.append(
+                f"at {row.latency_ms:.0f} ms the spread of the rounds is larger "
+                "than the difference between ours and core"
+            )
+        lines.append(
             [
-                label,
-                fmt_s(med),
-                fmt_s(min(times[name])),
-                fmt_s(max(times[name])),
-                f"{core_median / med:.1f}x" if med else "",
-                fmt_s(data["stalls"][name]),
+                f"{row.latency_ms:.0f} ms",
+                _time_cell(core),
+                _time_cell(ours_t),
+                f"**{ratio:.2f}x**",
+                _time_cell(row.times["ours_loop"]),
+                _time_cell(row.times["ours_seq"]) if "ours_seq" in row.times else "–",
             ]
         )
-    text = table(
-        ["checker", "median", "min", "max", "speed-up vs core", "longest loop stall"],
-        rows,
+    headers = [
+        "handshake delay",
+        "core, sequential",
+        "ours (monitor: own loop)",
+        "ours / core",
+        "ours on the caller's loop",
+        "ours, `concurrency=1`",
+    ]
+    return table(headers, lines), notes
+
+
+def _stall_cell(row: LatencyRow, name: str) -> str:
+    values = row.stalls[name]
+    return (
+        f"{fmt_s(median(values))} (worst {fmt_s(max(values))}; "
+        f"{row.over[name]}/{row.samples[name]} > 10 ms)"
     )
-    text += (
-        f"\n\n{count} TLS servers on 127.0.0.1 (one child process, certificates "
-        f"from a private CA both checkers trust); {rounds} rounds after one warm-up, "
-        "interleaved. Ours verifies the chain and the name and, when verification "
-        "fails, fetches the chain again without it; core's helper does one "
-        "verifying handshake and reads `notAfter`."
+
+
+def _stalls_table(rows: Sequence[LatencyRow]) -> tuple[str, list[str]]:
+    notes = []
+    lines = []
+    for row in rows:
+        values = row.stalls["ours"]
+        if min(values) <= STALL_TARGET < max(values):
+            notes.append(
+                f"at {row.latency_ms:.0f} ms the rounds of the monitor's stall lie "
+                "on both sides of 10 ms: the spread is larger than the margin"
+            )
+        lines.append(
+            [
+                f"{row.latency_ms:.0f} ms",
+                _stall_cell(row, "ours"),
+                "yes" if median(values) <= STALL_TARGET else "**no**",
+                _stall_cell(row, "ours_loop"),
+                _stall_cell(row, "core"),
+                f"{fmt_s(median(row.idle))} (worst {fmt_s(max(row.idle))})",
+            ]
+        )
+    headers = [
+        "handshake delay",
+        "ours (monitor: own loop)",
+        "≤ 10 ms",
+        "ours on the caller's loop",
+        "core, sequential",
+        "idle loop, 1 s before each round",
+    ]
+    return table(headers, lines), notes
+
+
+def monitoring(
+    count: int = 100, rounds: int = 3, latencies: Sequence[float] = LATENCIES_MS
+) -> tuple[str, dict[str, float]]:
+    """Section 3: time and loop stall of checking ``count`` endpoints per latency."""
+    rows, memory = asyncio.run(_monitoring(count, rounds, latencies))
+    times, time_notes = _times_table(rows)
+    stalls, stall_notes = _stalls_table(rows)
+    text = (
+        f"Time to check {count} endpoints (median of {rounds} rounds, min–max):\n\n"
+        + times
+        + f"\n\nLongest event-loop stall while checking {count} endpoints (median "
+        f"of the {rounds} rounds' longest, the worst round, and the wake-ups later "
+        "than 10 ms of all of them):\n\n"
+        + stalls
+        + f"\n\n{count} TLS servers on 127.0.0.1 in one child process, "
+        "certificates from a private CA both checkers trust. Each server waits "
+        "the handshake delay after accepting a connection before it reads the "
+        "ClientHello: the client sees every handshake take one simulated round "
+        "trip longer (a real network also delays the TCP connect, about one more "
+        "round trip). Rounds interleave the checkers; one warm-up run each "
+        "before the first row. Ours verifies the chain and the name and, when "
+        "verification fails, fetches the chain again without it; core's helper "
+        "does one verifying handshake on the loop and reads `notAfter`."
     )
-    return text, {
-        "monitor_ours": median(times["ours"]),
-        "monitor_core": core_median,
-        "stall_monitor": data["stalls"]["ours"],
-        "bytes_per_endpoint": data["bytes_per_endpoint"],
-    }
+    if notes := time_notes + stall_notes:
+        text += "\n\nSpread: " + "; ".join(notes) + "."
+    by_latency = {row.latency_ms: row for row in rows}
+    headline: dict[str, float] = {"bytes_per_endpoint": memory}
+    if 50 in by_latency:
+        row = by_latency[50]
+        headline["monitor_ratio_50"] = median(row.times["ours"]) / median(
+            row.times["core"]
+        )
+    headline["stall_monitor"] = max(median(row.stalls["ours"]) for row in rows)
+    headline["stall_monitor_loop"] = max(
+        median(row.stalls["ours_loop"]) for row in rows
+    )
+    headline["stall_monitor_idle"] = max(median(row.idle) for row in rows)
+    return text, headline

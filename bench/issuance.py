@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+import json
 import os
 from pathlib import Path
 import re
@@ -14,9 +16,11 @@ import tempfile
 
 from tests.fakes.pebble import PebbleServer
 
+from .ca_proxy import TimestampProxy
 from .common import CACHE, ROOT, ProcessRun, fmt_s, median, run_process, table
 
 NAMES = ("bench.duckdns.org",)
+OURS = "ours (Secure Remote Access)"
 HOOKS = ROOT / "bench" / "hooks"
 _REQUEST = re.compile(
     r"^Pebble \S+ \S+ (GET|HEAD|POST) (\S+) -> calling handler", re.MULTILINE
@@ -68,24 +72,39 @@ class ClientResult:
     failures: list[str] = field(default_factory=list)
 
 
-def _ours(
-    pebble: PebbleServer, workdir: Path, env: dict[str, str], poll: str
-) -> list[str]:
-    del workdir
+@dataclass(frozen=True)
+class Job:
+    """One issuance: where the CA is, for which names, the client's state directory."""
+
+    pebble: PebbleServer
+    directory_url: str
+    names: tuple[str, ...]
+    workdir: Path
+    keep_account: bool = False
+
+
+type ArgvFor = Callable[[Job, dict[str, str]], list[str]]
+
+
+def _ours(job: Job, env: dict[str, str], poll: str = "") -> list[str]:
     env["BENCH_POLL_INTERVAL"] = poll
+    if job.keep_account:
+        env["BENCH_ACCOUNT"] = str(job.workdir / "account.json")
+    pebble = job.pebble
     return [
         sys.executable,
         str(ROOT / "bench" / "ours_issue.py"),
-        pebble.directory_url,
+        job.directory_url,
         str(pebble.ca_bundle_path),
         pebble.challtestsrv_url,
         pebble.dns_server,
         "ec-p256",
-        *NAMES,
+        *job.names,
     ]
 
 
-def _certbot(pebble: PebbleServer, workdir: Path, env: dict[str, str]) -> list[str]:
+def _certbot(job: Job, env: dict[str, str]) -> list[str]:
+    pebble, workdir = job.pebble, job.workdir
     env["REQUESTS_CA_BUNDLE"] = str(pebble.ca_bundle_path)
     return [
         str(certbot_binary()),
@@ -98,7 +117,7 @@ def _certbot(pebble: PebbleServer, workdir: Path, env: dict[str, str]) -> list[s
         "--manual-cleanup-hook",
         str(HOOKS / "certbot-cleanup.sh"),
         "--server",
-        pebble.directory_url,
+        job.directory_url,
         "--config-dir",
         str(workdir / "config"),
         "--work-dir",
@@ -110,11 +129,12 @@ def _certbot(pebble: PebbleServer, workdir: Path, env: dict[str, str]) -> list[s
         "--register-unsafely-without-email",
         "--key-type",
         "ecdsa",
-        *[arg for name in NAMES for arg in ("-d", name)],
+        *[arg for name in job.names for arg in ("-d", name)],
     ]
 
 
-def _lego(pebble: PebbleServer, workdir: Path, env: dict[str, str]) -> list[str]:
+def _lego(job: Job, env: dict[str, str]) -> list[str]:
+    pebble, workdir = job.pebble, job.workdir
     env["LEGO_CA_CERTIFICATES"] = str(pebble.ca_bundle_path)
     env["EXEC_PATH"] = str(HOOKS / "lego-exec.sh")
     env["EXEC_PROPAGATION_TIMEOUT"] = "30"
@@ -122,7 +142,7 @@ def _lego(pebble: PebbleServer, workdir: Path, env: dict[str, str]) -> list[str]
     return [
         "lego",
         "--server",
-        pebble.directory_url,
+        job.directory_url,
         "--accept-tos",
         "--email",
         "bench@example.org",
@@ -137,59 +157,194 @@ def _lego(pebble: PebbleServer, workdir: Path, env: dict[str, str]) -> list[str]
         "--dns.disable-cp",
         "--key-type",
         "ec256",
-        *[arg for name in NAMES for arg in ("-d", name)],
+        *[arg for name in job.names for arg in ("-d", name)],
         "run",
     ]
 
 
-def run(n: int, log: Callable[[str], None]) -> tuple[str, dict[str, float]]:
-    """Run every client ``n`` times, interleaved; returns Markdown and headline numbers."""
-    clients: list[
-        tuple[str, Callable[[PebbleServer, Path, dict[str, str]], list[str]]]
-    ] = [
-        ("ours (Secure Remote Access)", lambda p, w, e: _ours(p, w, e, "")),
-    ]
+def _clients() -> list[tuple[str, ArgvFor]]:
+    clients: list[tuple[str, ArgvFor]] = [(OURS, _ours)]
     if certbot_binary().exists():
         clients.append(("certbot", _certbot))
     if shutil.which("lego"):
         clients.append(("lego", _lego))
-    clients.append(
-        ("ours, poll interval 1 s (variant)", lambda p, w, e: _ours(p, w, e, "1"))
-    )
+    return clients
+
+
+def _requests(pebble_log: Path) -> list[str]:
+    return [
+        f"{method} {path}"
+        for method, path in _REQUEST.findall(pebble_log.read_text(errors="replace"))
+    ]
+
+
+def _issue(
+    job: Job, argv_for: ArgvFor, pebble_log: Path
+) -> tuple[ProcessRun, list[str]]:
+    """Run one client once; its process and the requests Pebble logged meanwhile."""
+    env = {**os.environ, "BENCH_CHALLTESTSRV": job.pebble.challtestsrv_url}
+    argv = argv_for(job, env)
+    before = len(_requests(pebble_log))
+    proc = run_process(argv, env=env)
+    return proc, _requests(pebble_log)[before:]
+
+
+def run(n: int, log: Callable[[str], None]) -> tuple[str, dict[str, float]]:
+    """Run every client ``n`` times, interleaved; returns Markdown and headline numbers."""
+    clients = _clients()
+    clients.append(("ours, poll interval 1 s (variant)", partial(_ours, poll="1")))
     results = {label: ClientResult(label) for label, _ in clients}
-    with PebbleServer(extra_env={"PEBBLE_WFE_NONCEREJECT": "0"}) as pebble:
+    extra_env = {"PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
+    with PebbleServer(extra_env=extra_env) as pebble:
         pebble_log = (pebble.workdir or Path()) / "pebble.log"
         for i in range(n):
             for label, argv_for in clients:
                 result = results[label]
                 with tempfile.TemporaryDirectory(prefix="bench-issue-") as tmp:
-                    env = {**os.environ, "BENCH_CHALLTESTSRV": pebble.challtestsrv_url}
-                    argv = argv_for(pebble, Path(tmp), env)
-                    before = len(
-                        _REQUEST.findall(pebble_log.read_text(errors="replace"))
-                    )
-                    proc = run_process(argv, env=env)
-                    after = len(
-                        _REQUEST.findall(pebble_log.read_text(errors="replace"))
-                    )
+                    job = Job(pebble, pebble.directory_url, NAMES, Path(tmp))
+                    proc, requests = _issue(job, argv_for, pebble_log)
                 if proc.returncode != 0:
                     result.failures.append((proc.stderr or proc.stdout)[-400:])
                     log(f"  {label} run {i + 1}: FAILED\n{proc.stderr[-1500:]}")
                     continue
                 result.runs.append(proc)
-                result.requests.append(after - before)
+                result.requests.append(len(requests))
                 if label.startswith("ours"):
-                    import json
-
                     result.in_process.append(json.loads(proc.stdout)["in_process"])
                 log(
-                    f"  {label} run {i + 1}: {proc.wall:.2f} s, {after - before} requests"
+                    f"  {label} run {i + 1}: {proc.wall:.2f} s, {len(requests)} requests"
                 )
-    return _report(n, results)
+        text, headline = _report(n, results)
+        more, numbers = _like_for_like(pebble, pebble_log, max(3, n // 2), log)
+    return text + "\n\n" + more, headline | numbers
+
+
+@dataclass
+class NetResult:
+    """Like-for-like runs of one client: proxy-measured times, requests."""
+
+    label: str
+    times: list[float] = field(default_factory=list)
+    requests: list[list[str]] = field(default_factory=list)
+    in_process: list[float] = field(default_factory=list)
+    failures: int = 0
+
+
+def _like_for_like(
+    pebble: PebbleServer, pebble_log: Path, n: int, log: Callable[[str], None]
+) -> tuple[str, dict[str, float]]:
+    """Each client with its account kept, timed from its first byte to the CA."""
+    proxy = TimestampProxy("127.0.0.1", pebble.acme_port)
+    proxy.start()
+    directory = f"https://127.0.0.1:{proxy.port}/dir"
+    clients = _clients()
+    results = {label: NetResult(label) for label, _ in clients}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-state-") as state:
+            for i in range(-1, n):  # run -1: registers each client's account
+                for index, (label, argv_for) in enumerate(clients):
+                    workdir = Path(state) / str(index)
+                    workdir.mkdir(exist_ok=True)
+                    names = (f"r{i + 1}-c{index}.bench.duckdns.org",)
+                    job = Job(pebble, directory, names, workdir, keep_account=True)
+                    proxy.reset()
+                    proc, requests = _issue(job, argv_for, pebble_log)
+                    result = results[label]
+                    if proc.returncode != 0 or proxy.elapsed is None:
+                        result.failures += 1
+                        log(f"  {label} (kept account): FAILED\n{proc.stderr[-800:]}")
+                        continue
+                    if i < 0:
+                        continue
+                    result.times.append(proxy.elapsed)
+                    result.requests.append(requests)
+                    if label == OURS:
+                        result.in_process.append(json.loads(proc.stdout)["in_process"])
+                    log(
+                        f"  {label} (kept account) run {i + 1}: "
+                        f"{proxy.elapsed:.2f} s at the CA, {len(requests)} requests"
+                    )
+    finally:
+        proxy.stop()
+    return _net_report(n, results)
+
+
+def _net_report(n: int, results: dict[str, NetResult]) -> tuple[str, dict[str, float]]:
+    ours = results[OURS]
+    ours_median = median(ours.times)
+    others = {
+        label: median(r.times)
+        for label, r in results.items()
+        if label != OURS and r.times
+    }
+    rows = []
+    for result in results.values():
+        if not result.times:
+            rows.append([result.label, "failed", "", "", "", ""])
+            continue
+        med = median(result.times)
+        rows.append(
+            [
+                result.label,
+                fmt_s(med),
+                f"{fmt_s(min(result.times))}–{fmt_s(max(result.times))}",
+                f"{ours_median / med:.2f}x" if med else "",
+                f"{median([len(r) for r in result.requests]):.0f}",
+                f"{len(result.times)}/{len(result.times) + result.failures}",
+            ]
+        )
+    text = (
+        "Like for like: each client's issuance without its own start-up, from its "
+        "first byte to the CA to the last byte of the certificate, measured the "
+        "same way for every client by a TCP proxy in front of Pebble; each client "
+        "keeps its account from a first, uncounted run (as the integration does "
+        "between renewals) and orders a new name each run (Pebble reuses no "
+        "authorization).\n\n"
+        + table(
+            [
+                "client",
+                "median at the CA",
+                "min–max",
+                "ours / this",
+                "requests to the CA",
+                "succeeded",
+            ],
+            rows,
+        )
+    )
+    headline: dict[str, float] = {}
+    if others and ours.times:
+        fastest_label = min(others, key=lambda label: others[label])
+        fastest = results[fastest_label]
+        headline = {"net_ours": ours_median, "net_fastest": others[fastest_label]}
+        spread = max(_spread(ours.times), _spread(fastest.times))
+        if spread > abs(others[fastest_label] - ours_median):
+            text += (
+                f"\n\nSpread: the runs' spread ({fmt_s(spread)}) is larger than "
+                f"the difference between ours and {fastest_label}."
+            )
+        text += (
+            f"\n\nOurs vs the faster other client ({fastest_label}): "
+            f"{ours_median / others[fastest_label]:.2f}x (goal: at most 0.5x)."
+        )
+    if ours.requests:
+        sample = ours.requests[0]
+        text += (
+            f"\n\nOur requests in one run ({len(sample)}): "
+            + ", ".join(f"`{r}`" for r in sample)
+            + f". In-process (our own clock, first request to certificate): median "
+            f"{fmt_s(median(ours.in_process))}."
+        )
+    text += f"\n\n{n} runs per client after the account run, interleaved."
+    return text, headline
+
+
+def _spread(values: list[float]) -> float:
+    return max(values) - min(values) if values else 0.0
 
 
 def _report(n: int, results: dict[str, ClientResult]) -> tuple[str, dict[str, float]]:
-    ours = results["ours (Secure Remote Access)"]
+    ours = results[OURS]
     ours_median = median([r.wall for r in ours.runs])
     rows = []
     headline: dict[str, float] = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 import sys
 import time
 import types
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,6 +68,7 @@ async def issue(
     dns_server: str,
     key_type: str,
     names: list[str],
+    account_text: str | None,
 ) -> dict[str, object]:
     """Register a fresh account and issue one certificate; returns timing and serial."""
     import aiohttp
@@ -78,11 +80,15 @@ async def issue(
         KeyType,
     )
 
+    saved = json.loads(account_text) if account_text else None
     start = time.perf_counter()
     async with aiohttp.ClientSession() as session:
         loop = asyncio.get_running_loop()
-        key = await loop.run_in_executor(None, AccountKey.generate)
-        options = {}
+        if saved is not None:
+            key = AccountKey.from_pem(saved["key"])
+        else:
+            key = await loop.run_in_executor(None, AccountKey.generate)
+        options: dict[str, Any] = {}
         if poll := os.environ.get("BENCH_POLL_INTERVAL"):
             options["poll_interval"] = float(poll)
         client = AcmeClient(
@@ -91,23 +97,40 @@ async def issue(
             key,
             user_agent="bench",
             ca_bundle=ca_bundle,
+            account_url=saved["url"] if saved else None,
             **options,
         )
-        await client.register_account(terms_of_service_agreed=True)
+        if saved is None:
+            await client.register_account(terms_of_service_agreed=True)
+            saved = {"key": key.to_pem(), "url": client.account_url}
         issued = await client.issue_certificate(
             names,
             ChalltestsrvSolver(session, challtestsrv_url),
             DnsPropagationChecker([dns_server]),
             key_type=KeyType(key_type),
         )
-    return {"in_process": time.perf_counter() - start, "serial": issued.serial_hex}
+    return {
+        "in_process": time.perf_counter() - start,
+        "serial": issued.serial_hex,
+        "account": saved,
+    }
 
 
 def main() -> None:
     """Parse the arguments, issue, print JSON."""
     _load_protocol_only()
     directory_url, ca_bundle, chall, dns, key_type, *names = sys.argv[1:]
-    result = asyncio.run(issue(directory_url, ca_bundle, chall, dns, key_type, names))
+    # BENCH_ACCOUNT: a JSON file keeping the account (key and URL) between
+    # runs, as the integration keeps it between renewals; absent: a new one.
+    account = os.environ.get("BENCH_ACCOUNT")
+    account_file = Path(account) if account else None
+    text = account_file.read_text() if account_file and account_file.is_file() else None
+    result = asyncio.run(
+        issue(directory_url, ca_bundle, chall, dns, key_type, names, text)
+    )
+    if account_file is not None and text is None:
+        account_file.write_text(json.dumps(result["account"]))
+    del result["account"]
     print(json.dumps(result))
 
 

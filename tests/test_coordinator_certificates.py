@@ -1005,6 +1005,7 @@ async def test_endpoints_checked_every_6_hours(
             await tick(hass, freezer, timedelta(minutes=2))
             assert server.handshakes == 2
         assert inspect.call_args.kwargs["concurrency"] == 10
+        assert inspect.call_args.kwargs["own_loop"] is True
     # The server is gone: the next check reports it, the entities stay.
     await tick(hass, freezer, timedelta(hours=6, minutes=1))
     problem = state(hass, entry, _key(HOST, server.port), PROBLEM)

@@ -118,6 +118,22 @@ def _options(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any
     )
 
 
+async def _renew_validating(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> dict[str, Any]:
+    """A forced renewal whose order validated its names.
+
+    Pebble reuses a valid authorization 1 % of the time even with
+    PEBBLE_AUTHZREUSE=0 (``rand.Intn(100) > 0`` in its WFE): such an order
+    validates nothing, so it is repeated (a few times at most).
+    """
+    for _ in range(5):
+        result = await renew(hass, entry, force=True)
+        if result["validation_method"] != "reused_authorization":
+            return result
+    raise AssertionError("Pebble reused the authorizations five times in a row")
+
+
 def _txt_writes(fake: FakeDuckDns) -> list[dict[str, str]]:
     return [query for query in fake.requests if "txt" in query]
 
@@ -194,7 +210,7 @@ async def test_set_once_then_renewals_need_no_dns_write(
     for _ in range(2):
         writes = len(_txt_writes(duck))
         with _Waits() as waits:
-            again = await renew(hass, entry, force=True)
+            again = await _renew_validating(hass, entry)
         assert again["renewed"] is True
         assert again["serial"] != first["serial"]
         assert again["validation_method"] == "dns-persist-01"
@@ -369,7 +385,7 @@ async def test_switch_to_dns01_only_clears_the_record(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert duck.records["myhome"].txt == ""
-    result = await renew(hass, entry, force=True)
+    result = await _renew_validating(hass, entry)
     assert result["validation_method"] == "dns-01"
     assert result["validation_note"] is None
 

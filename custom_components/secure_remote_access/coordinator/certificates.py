@@ -3,7 +3,8 @@
 `LocalCertificateMonitor` reads the managed and served files in the executor
 (hourly, and within a minute of a modification time change);
 `EndpointMonitor` fetches the certificates remote endpoints present (every 6
-hours, at most 10 handshakes at a time). Both judge what they saw with
+hours, at most 10 handshakes at a time, on a private event loop in an
+executor thread). Both judge what they saw with
 `status.evaluate` and wake their listeners whenever a judgement changes (a day
 passes, the warning threshold or the expiry is reached).
 """
@@ -332,6 +333,8 @@ class EndpointMonitor(CertificateMonitor):
             concurrency=ENDPOINT_CONCURRENCY,
             timeout_seconds=type(self).timeout,
             resolver=type(self).resolver,
+            # The handshakes' CPU work would stall Home Assistant's loop.
+            own_loop=True,
         )
         return {
             source.key: endpoint_observation(result)

@@ -2,18 +2,22 @@
 
 No Home Assistant imports. The ``inspect_endpoint*`` coroutines do their own
 blocking parts (reading a CA bundle, loading trust stores) in the loop's
-default executor.
+default executor; ``inspect_endpoints(own_loop=True)`` runs the whole batch on
+a private event loop in an executor thread, so that the handshakes' CPU work
+never runs between the caller loop's callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import functools
 import os
 import socket
 import ssl
+import threading
 from typing import Any, Final
 
 from cryptography import x509
@@ -44,6 +48,8 @@ MAX_CA_BUNDLE_SIZE: Final = 4 * 1024 * 1024
 """Largest CA bundle accepted for endpoint verification (4 MiB)."""
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_CONCURRENCY: Final = 10
+OWN_LOOP_THREAD_NAME: Final = "sra-endpoint-check"
+"""Name prefix of the threads of ``inspect_endpoints(own_loop=True)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +289,28 @@ async def _inspect_address(
     )
 
 
+class _VerifyContexts:
+    """Verifying contexts by CA bundle, each built once per run (in the executor).
+
+    A bundle that cannot be loaded is not remembered: every endpoint using it
+    raises its own error.
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[str | None, ssl.SSLContext] = {}
+        self._locks: dict[str | None, asyncio.Lock] = {}
+
+    async def get(self, bundle: str | None) -> ssl.SSLContext:
+        """The context for ``bundle`` (None: the system store)."""
+        async with self._locks.setdefault(bundle, asyncio.Lock()):
+            if (context := self._built.get(bundle)) is None:
+                context = await asyncio.get_running_loop().run_in_executor(
+                    None, build_verify_context, bundle
+                )
+                self._built[bundle] = context
+        return context
+
+
 async def inspect_endpoint(
     host: str,
     port: int = 443,
@@ -301,14 +329,29 @@ async def inspect_endpoint(
     Raises an `EndpointError` subclass, or a `CertificateFileError` /
     `CertificateFormatError` for a bad ``ca_bundle``.
     """
-    server_name = server_name or None
-    bundle = os.fspath(ca_bundle) if ca_bundle is not None else None
-    loop = asyncio.get_running_loop()
+    return await _inspect_endpoint(
+        host,
+        port,
+        server_name or None,
+        os.fspath(ca_bundle) if ca_bundle is not None else None,
+        timeout_seconds,
+        resolver,
+        _VerifyContexts(),
+    )
+
+
+async def _inspect_endpoint(
+    host: str,
+    port: int,
+    server_name: str | None,
+    bundle: str | None,
+    timeout_seconds: float,
+    resolver: Resolver | None,
+    contexts: _VerifyContexts,
+) -> EndpointCertificate:
     try:
         async with asyncio.timeout(timeout_seconds):
-            verify_context = await loop.run_in_executor(
-                None, build_verify_context, bundle
-            )
+            verify_context = await contexts.get(bundle)
             addresses = await _resolve(host, port, resolver)
             host_for_tls = normalize_san_name(host) or host
             if ip_address(host) is not None:
@@ -336,31 +379,63 @@ async def inspect_endpoint(
         ) from err
 
 
+type _Results = list[EndpointCertificate | CertificateError]
+
+
 async def inspect_endpoints(
     endpoints: Iterable[Endpoint],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout_seconds: float = DEFAULT_TIMEOUT,
     resolver: Resolver | None = None,
-) -> list[EndpointCertificate | CertificateError]:
+    own_loop: bool = False,
+) -> _Results:
     """Inspect several endpoints, at most ``concurrency`` at a time.
 
     Returns one item per endpoint, in order: the result or the
     `CertificateError` it raised. Unexpected exceptions propagate (as an
-    ExceptionGroup) after the other checks are cancelled.
+    ExceptionGroup) after the other checks are cancelled. Each CA bundle is
+    read once per call.
+
+    ``own_loop``: run the checks on a private event loop in one thread of the
+    caller loop's default executor (``resolver`` is then awaited on that loop);
+    the caller's loop only waits for the result. Cancelling the call cancels
+    the checks.
     """
+    endpoints = list(endpoints)
+    if not own_loop:
+        return await _inspect_all(endpoints, concurrency, timeout_seconds, resolver)
+    runner = _OwnLoopRun(endpoints, concurrency, timeout_seconds, resolver)
+    future = asyncio.get_running_loop().run_in_executor(None, runner.run)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        runner.cancel()
+        # Nobody awaits the job any more: retrieve its outcome when it ends.
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
+
+
+async def _inspect_all(
+    endpoints: Sequence[Endpoint],
+    concurrency: int,
+    timeout_seconds: float,
+    resolver: Resolver | None,
+) -> _Results:
     semaphore = asyncio.Semaphore(max(1, concurrency))
+    contexts = _VerifyContexts()
 
     async def check(endpoint: Endpoint) -> EndpointCertificate | CertificateError:
         async with semaphore:
             try:
-                return await inspect_endpoint(
+                return await _inspect_endpoint(
                     endpoint.host,
                     endpoint.port,
-                    server_name=endpoint.server_name,
-                    ca_bundle=endpoint.ca_bundle,
-                    timeout_seconds=timeout_seconds,
-                    resolver=resolver,
+                    endpoint.server_name or None,
+                    endpoint.ca_bundle,
+                    timeout_seconds,
+                    resolver,
+                    contexts,
                 )
             except CertificateError as err:
                 return err
@@ -368,3 +443,46 @@ async def inspect_endpoints(
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(check(endpoint)) for endpoint in endpoints]
     return [task.result() for task in tasks]
+
+
+class _OwnLoopRun:
+    """One ``inspect_endpoints(own_loop=True)`` call, on a loop of its own."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        concurrency: int,
+        timeout_seconds: float,
+        resolver: Resolver | None,
+    ) -> None:
+        self._args = (endpoints, concurrency, timeout_seconds, resolver)
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[_Results] | None = None
+
+    def run(self) -> _Results:
+        """Run the checks to the end on a new event loop. Blocking."""
+        return asyncio.run(self._main())
+
+    async def _main(self) -> _Results:
+        loop = asyncio.get_running_loop()
+        # Name resolution and trust stores: a small pool of this loop's own,
+        # shut down (and joined) by asyncio.run at the end.
+        loop.set_default_executor(
+            ThreadPoolExecutor(2, thread_name_prefix=OWN_LOOP_THREAD_NAME)
+        )
+        task = asyncio.current_task()
+        assert task is not None
+        with self._lock:
+            if self._cancelled:
+                raise asyncio.CancelledError
+            self._loop, self._task = loop, task
+        return await _inspect_all(*self._args)
+
+    def cancel(self) -> None:
+        """Cancel the checks from any thread (before they start: skip them)."""
+        with self._lock:
+            self._cancelled = True
+            if self._loop is not None and self._task is not None:
+                self._loop.call_soon_threadsafe(self._task.cancel)

@@ -91,9 +91,10 @@ async def test_finalize_answering_valid_at_once(
     assert issued.ari_cert_id is not None
     assert solver.cleared == [NAME]
     assert "could not clear the TXT record of myhome.duckdns.org" in caplog.text
-    # One finalize, and no polling of the order after it.
+    # One finalize, and no fetch of the order: not before (every authorization
+    # is valid, so it is ready), not after (the finalize answer is valid).
     assert len(ca.posted("order/1/finalize")) == 1
-    assert len(ca.posted("order/1")) == 1
+    assert ca.posted("order/1") == []
     csr = x509.load_der_x509_csr(
         b64url_decode(ca.posted("order/1/finalize")[0].payload["csr"])
     )
@@ -207,6 +208,37 @@ async def test_no_usable_dns01_challenge(
     assert caught.value.identifier == NAME
     assert NAME in str(caught.value)
     assert solver.history == []
+
+
+async def test_finalize_refused_as_not_ready_then_retried(
+    ca: ScriptedAcme, make: Callable[..., AcmeClient]
+) -> None:
+    """orderNotReady on the first finalize: the order is polled, then finalized again."""
+    leaf = certs.issue([NAME])
+    ca.on("new-order", new_order_reply(ca))
+    ca.on("authz/1", Reply(json=authz(ca, "valid")))
+    ca.on(
+        "order/1/finalize",
+        Reply(
+            status=403,
+            json={
+                "type": "urn:ietf:params:acme:error:orderNotReady",
+                "detail": "order is pending",
+            },
+        ),
+        Reply(json=order(ca, "valid", certificate=ca.url("cert/1"))),
+    )
+    ca.on("order/1", Reply(json=order(ca, "ready")))
+    ca.on("cert/1", cert_reply(leaf.fullchain_pem))
+
+    issued = await make().issue_certificate([NAME], RecordingSolver(), Visible())
+
+    assert issued.serial_hex == format(leaf.certificate.serial_number, "x")
+    finalizes = ca.posted("order/1/finalize")
+    assert len(finalizes) == 2
+    assert len(ca.posted("order/1")) == 1
+    # The same key's CSR both times: the key returned is the one certified.
+    assert finalizes[0].payload == finalizes[1].payload
 
 
 async def test_order_turning_invalid(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 import pytest
 
 from custom_components.secure_remote_access.protocol import x509
@@ -206,3 +207,55 @@ def test_no_certificate_data() -> None:
         x509.inspect_certificate_bytes(b" \r\n ")
     with pytest.raises(x509.CertificateFormatError, match="no certificate"):
         x509.build_certificate_info([])
+
+
+def _rsa_pem(numbers: rsa.RSAPrivateNumbers, encoding: str = "PEM") -> bytes:
+    key = numbers.private_key(unsafe_skip_rsa_key_validation=True)
+    return key.private_bytes(
+        getattr(serialization.Encoding, encoding),
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def test_rsa_key_consistency_checked_quickly() -> None:
+    """RSA keys pass an arithmetic check; a damaged one is a format error."""
+    good = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = good.private_numbers()
+    for encoding in ("PEM", "DER"):
+        key = x509.parse_private_key(_rsa_pem(numbers, encoding))
+        assert isinstance(key, rsa.RSAPrivateKey)
+        assert key.private_numbers() == numbers
+    damaged = [
+        rsa.RSAPrivateNumbers(
+            numbers.p,
+            numbers.q,
+            numbers.d,
+            numbers.dmp1 ^ 2,
+            numbers.dmq1,
+            numbers.iqmp,
+            numbers.public_numbers,
+        ),
+        rsa.RSAPrivateNumbers(
+            numbers.p,
+            numbers.q,
+            numbers.d + 2,
+            numbers.dmp1,
+            numbers.dmq1,
+            numbers.iqmp,
+            numbers.public_numbers,
+        ),
+        rsa.RSAPrivateNumbers(
+            numbers.p,
+            numbers.q,
+            numbers.d,
+            numbers.dmp1,
+            numbers.dmq1,
+            numbers.iqmp + 1,
+            numbers.public_numbers,
+        ),
+    ]
+    for bad in damaged:
+        for encoding in ("PEM", "DER"):
+            with pytest.raises(x509.PrivateKeyFormatError):
+                x509.parse_private_key(_rsa_pem(bad, encoding))

@@ -31,7 +31,13 @@ from custom_components.secure_remote_access.protocol.x509.parse import (
     parse_pem_certificates,
 )
 
-from .crypto import KeyType, ari_cert_id, generate_key_and_csr, top_issuer_common_name
+from .crypto import (
+    KeyAndCsr,
+    KeyType,
+    ari_cert_id,
+    generate_key_and_csr,
+    top_issuer_common_name,
+)
 from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
 from .errors import (
     AcmeError,
@@ -351,23 +357,27 @@ class AcmeClient:
         method, note = await validate_order(
             self, order, clean, solver, checker, persist, propagation_timeout
         )
-        order = await self.wait_for_order(
-            order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
-        )
         key_pem = ""
-        if order.status == STATUS_READY:
-            loop = asyncio.get_running_loop()
-            fresh = await loop.run_in_executor(
-                None, generate_key_and_csr, key_type, clean
-            )
-            account_der = self._key.public_key.public_bytes(
-                serialization.Encoding.DER,
-                serialization.PublicFormat.SubjectPublicKeyInfo,
-            )
-            if fresh.public_key_der == account_der:  # pragma: no cover - defensive
-                raise AcmeError("the certificate key must not be the account key")
+        if order.status in (STATUS_PENDING, STATUS_READY):
+            # Every authorization is valid now, so the order is ready: finalize
+            # at once instead of fetching the order first (one request less).
+            # When the CA refuses (orderNotReady: still catching up, or the
+            # order went invalid), the order's own status decides.
+            fresh = await self._fresh_key(key_type, clean)
+            try:
+                order = await self.finalize_order(order, fresh.csr_der)
+            except AcmeProblemError as err:
+                _LOGGER.debug("finalize refused (%s): polling the order", err)
+                order = await self._finalize_when_ready(order, fresh)
             key_pem = fresh.private_key_pem
-            order = await self.finalize_order(order, fresh.csr_der)
+        else:
+            order = await self.wait_for_order(
+                order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
+            )
+            if order.status == STATUS_READY:
+                fresh = await self._fresh_key(key_type, clean)
+                order = await self.finalize_order(order, fresh.csr_der)
+                key_pem = fresh.private_key_pem
         if order.status != STATUS_VALID:
             order = await self.wait_for_order(order.url, frozenset({STATUS_VALID}))
         if not key_pem:
@@ -395,6 +405,29 @@ class AcmeClient:
             validation_method=method,
             validation_note=note,
         )
+
+    async def _fresh_key(self, key_type: KeyType, names: Sequence[str]) -> KeyAndCsr:
+        """A new certificate key and CSR, made in the executor."""
+        loop = asyncio.get_running_loop()
+        fresh = await loop.run_in_executor(None, generate_key_and_csr, key_type, names)
+        account_der = self._key.public_key.public_bytes(
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        )
+        if fresh.public_key_der == account_der:  # pragma: no cover - defensive
+            raise AcmeError("the certificate key must not be the account key")
+        return fresh
+
+    async def _finalize_when_ready(self, order: Order, fresh: KeyAndCsr) -> Order:
+        """Poll the order after orderNotReady; finalize it if it becomes ready."""
+        order = await self.wait_for_order(
+            order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
+        )
+        if order.status != STATUS_READY:
+            raise AcmeError(
+                f"order {order.url} was finalized elsewhere; its key is unknown"
+            )
+        return await self.finalize_order(order, fresh.csr_der)
 
     async def _new_replacement_order(
         self, names: tuple[str, ...], profile: str | None, replaces: str | None
