@@ -151,18 +151,22 @@ async def test_half_the_nonces_rejected(
     entry_for: Callable[[PebbleServer], Awaitable[MockConfigEntry]],
     exchanges: list[Seen],
 ) -> None:
-    """With every other nonce refused, two renewals still go through at once."""
+    """With every other nonce refused, renewals still go through at once."""
     entry = await entry_for(flaky_pebble)
-    first = await renew(hass, entry, force=True)
-    second = await renew(hass, entry, force=True)
-    assert first["renewed"] and second["renewed"]
-    assert _serial(tmp_path / "fullchain.pem") == second["serial"]
-    bad = [s for s in exchanges if s.problem and s.problem.endswith(":badNonce")]
-    posts = [s for s in exchanges if s.method == "POST"]
-    assert len(bad) > len(posts) / 4, "Pebble rejected fewer nonces than asked"
+
+    def rejected() -> list[Seen]:
+        return [s for s in exchanges if s.problem and s.problem.endswith(":badNonce")]
+
+    # Pebble refuses at random: renew until it has refused a few (all succeed).
+    results = [await renew(hass, entry, force=True)]
+    while len(rejected()) < 3 and len(results) < 8:
+        results.append(await renew(hass, entry, force=True))
+    assert all(result["renewed"] for result in results)
+    assert _serial(tmp_path / "fullchain.pem") == results[-1]["serial"]
+    assert len(rejected()) >= 3, "Pebble rejected fewer nonces than asked"
     # Every rejection was retried with the nonce it carried: no extra newNonce.
     nonce_requests = [s for s in exchanges if s.method == "HEAD"]
-    assert len(nonce_requests) <= 2
+    assert len(nonce_requests) <= len(results)  # one per renewal at most
 
 
 async def test_retry_after_is_never_undercut(
