@@ -236,6 +236,23 @@ async def test_a_gateway_that_disappears_keeps_its_issues(home: Home) -> None:
     assert home.issues() == {}
 
 
+async def test_a_refused_mapping_list_keeps_the_port_issues(home: Home) -> None:
+    """606 on GetGenericPortMappingEntry: unknown (mappings_refused), issues kept."""
+    await home.forward(80, 80)
+    await home.setup()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    home.igd.state.mode = "refuse_mappings"
+    response = await home.check()
+    assert response["state"] == "unknown"
+    assert response["reason"] == "mappings_refused"
+    assert home.attributes()["reason"] == "mappings_refused"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    home.igd.state.mode = "ok"
+    home.igd.state.mappings.clear()
+    assert (await home.check())["state"] == "no_port_forward"
+    assert home.issues() == {}
+
+
 async def test_no_ipv4(home: Home) -> None:
     """DuckDNS detects no IPv4 address (the home is IPv6 only): unknown, no_ipv4."""
     home.duckdns.ipv6_only = True

@@ -8,7 +8,8 @@ description URL (:attr:`FakeIgd.location`) directly.
 
 ``mode`` turns it into a broken router: ``garbage`` answers every request
 with an HTML page, ``garbage_soap`` only the control requests, ``hang``
-never answers, ``refuse`` answers GetExternalIPAddress with a UPnP error.
+never answers, ``refuse`` answers GetExternalIPAddress with a UPnP error,
+``refuse_mappings`` answers GetGenericPortMappingEntry with UPnP error 606.
 """
 
 # No ``from __future__ import annotations``: the server module checks the
@@ -122,6 +123,8 @@ class WanIpConnectionService(UpnpServerService):
         NewPortMappingIndex: int,  # noqa: N803
     ) -> dict[str, Any]:
         """One mapping by index; 713 past the end, as routers answer."""
+        if self.state.mode == "refuse_mappings":
+            raise UpnpActionError(error_code=606, error_desc="Action not authorized")
         mappings = self.state.mappings
         if NewPortMappingIndex >= len(mappings):
             raise UpnpActionError(

@@ -217,3 +217,17 @@ async def test_hairpin_probe(socket_enabled: None) -> None:
             PUBLIC, [port], NAME, fingerprints, loopback=loopback, timeout_seconds=2
         )
     assert found is Hairpin.NO_ANSWER
+
+
+def test_refused_mappings_are_unknown_unless_the_hairpin_reached_us() -> None:
+    """A refused mapping list: unknown, port findings not judged; hairpin wins."""
+    gateway = replace(_gateway(PUBLIC), mappings_refused=True)
+    result = judge(_facts(gateway), NOW)
+    assert result.state is RemoteAccessState.UNKNOWN
+    assert result.reason == "mappings_refused"
+    assert Finding.PORT_80_FORWARDED not in result.evaluated
+    assert Finding.PLAIN_HTTP_FORWARDED not in result.evaluated
+    assert Finding.CARRIER_GRADE_NAT in result.evaluated
+    reached = judge(_facts(gateway, hairpin=Hairpin.REACHED_US), NOW)
+    assert reached.state is RemoteAccessState.REACHABLE
+    assert Finding.PORT_80_FORWARDED not in reached.evaluated

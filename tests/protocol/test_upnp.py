@@ -166,3 +166,19 @@ def test_local_address_towards_the_gateway(socket_enabled: None) -> None:
     assert local_address_towards("http://router.lan/rootDesc.xml") is None
     assert local_address_towards("http://[::1]:5000/x.xml") is None
     assert local_address_towards("not a url") is None
+
+
+async def test_a_refused_mapping_list_is_no_empty_list(igd: FakeIgd) -> None:
+    """606 to GetGenericPortMappingEntry: the mappings are unknown, not none."""
+    igd.state.mappings = [Mapping(80, "TCP", 80, "192.168.1.20")]
+    igd.state.mode = "refuse_mappings"
+    async with aiohttp.ClientSession() as session:
+        facts = await query_gateway(session, igd.location)
+    assert facts.wan_address == "203.0.113.7"
+    assert facts.mappings == ()
+    assert facts.mappings_refused
+    igd.state.mode = "ok"
+    async with aiohttp.ClientSession() as session:
+        facts = await query_gateway(session, igd.location)
+    assert not facts.mappings_refused
+    assert len(facts.mappings) == 1

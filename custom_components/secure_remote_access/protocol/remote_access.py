@@ -74,6 +74,7 @@ class UnknownReason(StrEnum):
 
     NO_IPV4 = "no_ipv4"
     WAN_ADDRESS_UNKNOWN = "wan_address_unknown"
+    MAPPINGS_REFUSED = "mappings_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,12 +215,24 @@ def _ports(mappings: Iterable[PortMapping]) -> str:
     )
 
 
+#: The findings that come from the router's port mappings.
+PORT_FINDINGS: Final = frozenset(
+    {
+        Finding.PLAIN_HTTP_FORWARDED,
+        Finding.PORT_80_FORWARDED,
+        Finding.SSH_FORWARDED_WITH_PASSWORD,
+    }
+)
+
+
 def judge(facts: Facts, now: datetime) -> Judgement:
     """The state (first that holds) and every finding."""
     state, reason = _state(facts, now)
     evaluated = set(Finding)
     if facts.gateway is None:
         evaluated = {Finding.DNS_MISMATCH}
+    elif facts.gateway.mappings_refused:
+        evaluated -= PORT_FINDINGS
     if not facts.resolved:
         evaluated.discard(Finding.DNS_MISMATCH)
     return Judgement(state, reason, _findings(facts, state), frozenset(evaluated))
@@ -244,7 +257,11 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         return RemoteAccessState.UNKNOWN, UnknownReason.NO_IPV4
     if wan != facts.recorded_ipv4:
         return RemoteAccessState.CARRIER_GRADE_NAT, None
-    if facts.hairpin is Hairpin.REACHED_US or web_mappings(facts):
+    if facts.hairpin is Hairpin.REACHED_US:
+        return RemoteAccessState.REACHABLE, None
+    if gateway.mappings_refused:
+        return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_REFUSED
+    if web_mappings(facts):
         return RemoteAccessState.REACHABLE, None
     return RemoteAccessState.NO_PORT_FORWARD, None
 

@@ -29,6 +29,9 @@ DEFAULT_TIMEOUT: Final = 10.0
 #: The most GetGenericPortMappingEntry requests one query sends.
 MAX_MAPPINGS: Final = 16
 _REQUEST_TIMEOUT: Final = 5
+#: The UPnP errors that end GetGenericPortMappingEntry's list:
+#: 713 SpecifiedArrayIndexInvalid, 714 NoSuchEntryInArray.
+END_OF_LIST: Final = frozenset({713, 714})
 
 
 class GatewayReason(StrEnum):
@@ -80,7 +83,10 @@ class GatewayFacts:
     wan_address: str | None
     mappings: tuple[PortMapping, ...]
     local_address: str | None
+    #: More mappings than were read: the list is incomplete.
     truncated: bool = False
+    #: The router refused GetGenericPortMappingEntry: the mappings are unknown.
+    mappings_refused: bool = False
 
 
 def local_address_towards(location: str) -> str | None:
@@ -142,7 +148,7 @@ async def query_gateway(
                 raise GatewayError(
                     GatewayReason.REFUSED, f"GetExternalIPAddress: {err}"
                 ) from err
-            mappings, truncated = await _mappings(igd, max_mappings)
+            mappings, truncated, refused = await _mappings(igd, max_mappings)
             wan_address = _address_or_none(wan)
     except TimeoutError as err:
         raise GatewayError(
@@ -168,6 +174,7 @@ async def query_gateway(
         mappings=mappings,
         local_address=None,
         truncated=truncated,
+        mappings_refused=refused,
     )
 
 
@@ -197,16 +204,20 @@ def _address_or_none(text: str | None) -> str | None:
 
 async def _mappings(
     igd: IgdDevice, max_mappings: int
-) -> tuple[tuple[PortMapping, ...], bool]:
-    """Index 0, 1, ... until the router says the index is invalid."""
+) -> tuple[tuple[PortMapping, ...], bool, bool]:
+    """Index 0, 1, ... until the router says the index is invalid.
+
+    Returns the mappings, whether more exist than were read, and whether the
+    router refused the listing (any other UPnP error: the mappings are unknown).
+    """
     found: list[PortMapping] = []
     for index in range(max_mappings):
         try:
             entry = await igd.async_get_generic_port_mapping_entry(index)
-        except UpnpActionError:
-            # 713 SpecifiedArrayIndexInvalid ends the list; routers that refuse
-            # the action entirely end it too.
-            return tuple(found), False
+        except UpnpActionError as err:
+            if err.error_code in END_OF_LIST:
+                return tuple(found), False, False
+            return tuple(found), False, True
         if entry is None:
             raise GatewayError(
                 GatewayReason.REFUSED, "the gateway lists no port mappings"
@@ -220,4 +231,4 @@ async def _mappings(
                 enabled=str(entry.enabled).lower() not in ("0", "false", "no"),
             )
         )
-    return tuple(found), True
+    return tuple(found), True, False
