@@ -41,7 +41,7 @@ from custom_components.secure_remote_access.remote_access import (
 )
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns
-from tests.fakes.igd import FakeIgd
+from tests.fakes.igd import FakeIgd, Mapping
 from tests.fakes.issuer import FakeCa
 from tests.fakes.tls_server import tls_server
 
@@ -251,6 +251,28 @@ async def test_a_refused_mapping_list_keeps_the_port_issues(home: Home) -> None:
     home.igd.state.mappings.clear()
     assert (await home.check())["state"] == "no_port_forward"
     assert home.issues() == {}
+
+
+async def test_a_truncated_mapping_list_never_deletes_port_issues(home: Home) -> None:
+    """More than 16 mappings: port issues are only raised, never deleted."""
+    await home.forward(8080, 80)
+    await home.setup()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    others = [Mapping(2000 + i, "TCP", 2000 + i, "192.168.1.99") for i in range(16)]
+    home.igd.state.mappings[:0] = others
+    response = await home.check()
+    # 8080 -> 80 is past the bound and no port that is asked for by number.
+    assert response["state"] == "unknown"
+    assert response["reason"] == "mappings_incomplete"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    # 443 -> Home Assistant's port, also past the bound, is asked for by number.
+    await home.forward(443, 8123)
+    response = await home.check()
+    assert response["state"] == "reachable"
+    assert home.issues() == {
+        "port_80_forwarded": ir.IssueSeverity.WARNING,
+        "plain_http_forwarded": ir.IssueSeverity.CRITICAL,
+    }
 
 
 async def test_no_ipv4(home: Home) -> None:

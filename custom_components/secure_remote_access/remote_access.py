@@ -37,6 +37,9 @@ from .protocol import upnp
 from .protocol.dnsutil import lookup_addresses
 from .protocol.duckdns import DEFAULT_UPDATE_URL
 from .protocol.remote_access import (
+    HTTP_PORT,
+    HTTPS_PORT,
+    SSH_PORT,
     Facts,
     Hairpin,
     Judgement,
@@ -259,7 +262,10 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         for location in locations[:2]:
             try:
                 facts = await upnp.query_gateway(
-                    session, location, timeout_seconds=GATEWAY_TIMEOUT
+                    session,
+                    location,
+                    timeout_seconds=GATEWAY_TIMEOUT,
+                    wanted_ports=(HTTP_PORT, HTTPS_PORT, _ha_port(self.hass), SSH_PORT),
                 )
             except upnp.GatewayError as err:
                 LOGGER.debug("UPnP gateway %s: %s", location, err)

@@ -40,6 +40,7 @@ from async_upnp_client.server import (
 HOST = "127.0.0.1"
 WAN_IP_CONNECTION = "urn:schemas-upnp-org:service:WANIPConnection:1"
 ARRAY_INDEX_INVALID = 713
+NO_SUCH_ENTRY = 714
 
 
 @dataclass
@@ -141,6 +142,44 @@ class WanIpConnectionService(UpnpServerService):
             "NewPortMappingDescription": mapping.description,
             "NewLeaseDuration": 0,
         }
+
+    @callable_action(
+        name="GetSpecificPortMappingEntry",
+        in_args={
+            "NewRemoteHost": "RemoteHost",
+            "NewExternalPort": "ExternalPort",
+            "NewProtocol": "PortMappingProtocol",
+        },
+        out_args={
+            "NewInternalPort": "InternalPort",
+            "NewInternalClient": "InternalClient",
+            "NewEnabled": "PortMappingEnabled",
+            "NewPortMappingDescription": "PortMappingDescription",
+            "NewLeaseDuration": "PortMappingLeaseDuration",
+        },
+    )
+    async def get_specific_port_mapping_entry(
+        self,
+        NewRemoteHost: str,  # noqa: N803
+        NewExternalPort: int,  # noqa: N803
+        NewProtocol: str,  # noqa: N803
+    ) -> dict[str, Any]:
+        """One mapping by external port and protocol; 714 when there is none."""
+        if self.state.mode == "refuse_mappings":
+            raise UpnpActionError(error_code=606, error_desc="Action not authorized")
+        for mapping in self.state.mappings:
+            if (mapping.external_port, mapping.protocol) == (
+                NewExternalPort,
+                NewProtocol,
+            ):
+                return {
+                    "NewInternalPort": mapping.internal_port,
+                    "NewInternalClient": mapping.internal_client,
+                    "NewEnabled": mapping.enabled,
+                    "NewPortMappingDescription": mapping.description,
+                    "NewLeaseDuration": 0,
+                }
+        raise UpnpActionError(error_code=NO_SUCH_ENTRY, error_desc="NoSuchEntryInArray")
 
     @callable_action(
         name="AddPortMapping",

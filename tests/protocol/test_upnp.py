@@ -182,3 +182,26 @@ async def test_a_refused_mapping_list_is_no_empty_list(igd: FakeIgd) -> None:
         facts = await query_gateway(session, igd.location)
     assert not facts.mappings_refused
     assert len(facts.mappings) == 1
+
+
+async def test_a_truncated_list_asks_for_the_ports_that_matter(
+    socket_enabled: None,
+) -> None:
+    """Past the bound, GetSpecificPortMappingEntry asks for the wanted ports."""
+    others = [Mapping(1000 + i, "TCP", 1000 + i, "192.168.1.30") for i in range(20)]
+    state = GatewayState(mappings=[*others, Mapping(443, "TCP", 8123, "192.168.1.20")])
+    gateway = FakeIgd(state)
+    await gateway.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            facts = await query_gateway(
+                session, gateway.location, max_mappings=5, wanted_ports=(80, 443)
+            )
+    finally:
+        await gateway.stop()
+    assert facts.truncated
+    assert facts.mappings[:5] == tuple(
+        PortMapping(m.external_port, "TCP", m.internal_port, m.internal_client, True)
+        for m in others[:5]
+    )
+    assert facts.mappings[5:] == (PortMapping(443, "TCP", 8123, "192.168.1.20", True),)

@@ -75,6 +75,7 @@ class UnknownReason(StrEnum):
     NO_IPV4 = "no_ipv4"
     WAN_ADDRESS_UNKNOWN = "wan_address_unknown"
     MAPPINGS_REFUSED = "mappings_refused"
+    MAPPINGS_INCOMPLETE = "mappings_incomplete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +234,13 @@ def judge(facts: Facts, now: datetime) -> Judgement:
         evaluated = {Finding.DNS_MISMATCH}
     elif facts.gateway.mappings_refused:
         evaluated -= PORT_FINDINGS
+    findings = _findings(facts, state)
+    if facts.gateway is not None and facts.gateway.truncated:
+        # An incomplete list can show a forward, never that there is none.
+        evaluated -= PORT_FINDINGS - findings.keys()
     if not facts.resolved:
         evaluated.discard(Finding.DNS_MISMATCH)
-    return Judgement(state, reason, _findings(facts, state), frozenset(evaluated))
+    return Judgement(state, reason, findings, frozenset(evaluated))
 
 
 def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
@@ -263,6 +268,8 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_REFUSED
     if web_mappings(facts):
         return RemoteAccessState.REACHABLE, None
+    if gateway.truncated:
+        return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_INCOMPLETE
     return RemoteAccessState.NO_PORT_FORWARD, None
 
 

@@ -7,6 +7,7 @@ changes the router (no AddPortMapping, no DeletePortMapping).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 import ipaddress
@@ -28,6 +29,8 @@ IGD_SEARCH_TARGETS: Final = tuple(IgdDevice.DEVICE_TYPES)
 DEFAULT_TIMEOUT: Final = 10.0
 #: The most GetGenericPortMappingEntry requests one query sends.
 MAX_MAPPINGS: Final = 16
+#: The most GetSpecificPortMappingEntry requests one query sends.
+MAX_WANTED: Final = 4
 _REQUEST_TIMEOUT: Final = 5
 #: The UPnP errors that end GetGenericPortMappingEntry's list:
 #: 713 SpecifiedArrayIndexInvalid, 714 NoSuchEntryInArray.
@@ -123,9 +126,12 @@ async def query_gateway(
     *,
     timeout_seconds: float = DEFAULT_TIMEOUT,
     max_mappings: int = MAX_MAPPINGS,
+    wanted_ports: Sequence[int] = (),
 ) -> GatewayFacts:
     """Read the WAN address and up to ``max_mappings`` port mappings.
 
+    When the list has more, the TCP mappings of the external ``wanted_ports``
+    (at most `MAX_WANTED`) are asked for by number (GetSpecificPortMappingEntry).
     ``timeout_seconds`` bounds the whole query. Raises `GatewayError`.
     """
     requester = AiohttpSessionRequester(
@@ -149,6 +155,8 @@ async def query_gateway(
                     GatewayReason.REFUSED, f"GetExternalIPAddress: {err}"
                 ) from err
             mappings, truncated, refused = await _mappings(igd, max_mappings)
+            if truncated:
+                mappings += await _specific(igd, wanted_ports, mappings)
             wan_address = _address_or_none(wan)
     except TimeoutError as err:
         raise GatewayError(
@@ -232,3 +240,30 @@ async def _mappings(
             )
         )
     return tuple(found), True, False
+
+
+async def _specific(
+    igd: IgdDevice, ports: Sequence[int], known: Sequence[PortMapping]
+) -> tuple[PortMapping, ...]:
+    """The TCP mappings of external ``ports`` not in ``known``, asked by number."""
+    seen = {(m.external_port, m.protocol) for m in known}
+    found: list[PortMapping] = []
+    for port in list(dict.fromkeys(ports))[:MAX_WANTED]:
+        if (port, "TCP") in seen:
+            continue
+        try:
+            entry = await igd.async_get_specific_port_mapping_entry(None, port, "TCP")
+        except UpnpActionError, ValueError:
+            continue  # 714 NoSuchEntryInArray, or an entry that makes no sense
+        if entry is None:
+            return tuple(found)  # the gateway has no such action
+        found.append(
+            PortMapping(
+                external_port=port,
+                protocol="TCP",
+                internal_port=_as_port(entry.internal_port),
+                internal_client=str(entry.internal_client),
+                enabled=str(entry.enabled).lower() not in ("0", "false", "no"),
+            )
+        )
+    return tuple(found)
