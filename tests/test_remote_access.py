@@ -333,6 +333,33 @@ async def test_carrier_grade_nat(home: Home) -> None:
     assert home.issues() == {}
 
 
+async def test_no_wan_address_is_no_carrier_grade_nat(home: Home) -> None:
+    """0.0.0.0 (a router without internet connection): unknown, no NAT issue."""
+    home.igd.state.wan_address = "0.0.0.0"  # noqa: S104
+    await home.setup()
+    assert home.state() == "unknown"
+    assert home.attributes()["reason"] == "wan_address_unknown"
+    assert home.issues() == {}
+
+
+async def test_a_dns_mismatch_does_not_hide_carrier_grade_nat(
+    home: Home,
+    fake_dns: dict[str, tuple[str, ...]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Both hold: the state says dns_mismatch, both issues are raised."""
+    home.igd.state.wan_address = "100.64.12.34"
+    fake_dns[NAME] = ("198.51.100.9",)
+    await home.setup(DNS_OPTIONS)
+    assert home.state() == "carrier_grade_nat"
+    freezer.tick(timedelta(minutes=16))
+    assert (await home.check())["state"] == "dns_mismatch"
+    assert home.issues() == {
+        "carrier_grade_nat": ir.IssueSeverity.WARNING,
+        "dns_mismatch": ir.IssueSeverity.ERROR,
+    }
+
+
 async def test_a_dns_change_runs_the_check(home: Home) -> None:
     """DuckDNS records another public address than the WAN: the check follows."""
     await home.forward(443, 8123)

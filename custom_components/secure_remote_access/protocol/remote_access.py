@@ -25,17 +25,22 @@ HTTPS_PORT: Final = 443
 HTTP_PORT: Final = 80
 SSH_PORT: Final = 22
 
-# Addresses no port forward from the internet can reach (100.64.0.0/10: RFC 6598).
-_NOT_PUBLIC: Final = tuple(
+# WAN addresses behind another NAT: RFC 1918 and the shared 100.64.0.0/10 (RFC 6598).
+_BEHIND_NAT: Final = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
+)
+# No address a router's WAN side can have: "this network" (0.0.0.0/8, what
+# routers without a connection report), loopback, link-local, multicast,
+# reserved and broadcast.
+_NO_WAN: Final = tuple(
     ipaddress.ip_network(net)
     for net in (
         "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
         "127.0.0.0/8",
         "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
     )
 )
 
@@ -109,13 +114,49 @@ class Judgement:
     evaluated: frozenset[Finding] = frozenset(Finding)
 
 
+class WanKind(StrEnum):
+    """What kind of address the router's WAN address is."""
+
+    PUBLIC = "public"
+    BEHIND_NAT = "behind_nat"
+    INVALID = "invalid"
+
+
+def wan_kind(text: str | None) -> WanKind:
+    """Public, behind another NAT (private or shared), or no usable IPv4 address."""
+    try:
+        address = ipaddress.ip_address(text or "")
+    except ValueError:
+        return WanKind.INVALID
+    if address.version != 4 or any(address in net for net in _NO_WAN):
+        return WanKind.INVALID
+    if any(address in net for net in _BEHIND_NAT):
+        return WanKind.BEHIND_NAT
+    return WanKind.PUBLIC
+
+
 def is_public_ipv4(text: str) -> bool:
     """Whether ``text`` is an IPv4 address a port forward could be reached on."""
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return address.version == 4 and not any(address in net for net in _NOT_PUBLIC)
+    return wan_kind(text) is WanKind.PUBLIC
+
+
+def behind_nat(facts: Facts) -> bool | None:
+    """The carrier-grade NAT verdict: None when the facts cannot tell.
+
+    True for a private or shared WAN address, or one that differs from the
+    public address DuckDNS saw; False for the public address itself.
+    """
+    if facts.gateway is None:
+        return None
+    wan = facts.gateway.wan_address
+    match wan_kind(wan):
+        case WanKind.INVALID:
+            return None
+        case WanKind.BEHIND_NAT:
+            return True
+    if facts.recorded_ipv4 is None:
+        return None
+    return wan != facts.recorded_ipv4
 
 
 def mismatched_names(
@@ -174,7 +215,7 @@ def probe_ports(facts: Facts) -> tuple[int, ...]:
 def _findings(facts: Facts, state: RemoteAccessState) -> dict[Finding, dict[str, str]]:
     findings: dict[Finding, dict[str, str]] = {}
     tcp = [m for m in mappings_to_host(facts) if m.protocol == "TCP"]
-    if state is RemoteAccessState.CARRIER_GRADE_NAT and facts.gateway is not None:
+    if behind_nat(facts) and facts.gateway is not None:
         findings[Finding.CARRIER_GRADE_NAT] = {
             "wan_address": facts.gateway.wan_address or "-",
             "public_address": facts.recorded_ipv4 or "-",
@@ -230,14 +271,17 @@ def judge(facts: Facts, now: datetime) -> Judgement:
     """The state (first that holds) and every finding."""
     state, reason = _state(facts, now)
     evaluated = set(Finding)
-    if facts.gateway is None:
-        evaluated = {Finding.DNS_MISMATCH}
-    elif facts.gateway.mappings_refused:
-        evaluated -= PORT_FINDINGS
     findings = _findings(facts, state)
-    if facts.gateway is not None and facts.gateway.truncated:
+    gateway = facts.gateway
+    if gateway is None:
+        evaluated = {Finding.DNS_MISMATCH}
+    elif gateway.mappings_refused:
+        evaluated -= PORT_FINDINGS
+    elif gateway.truncated:
         # An incomplete list can show a forward, never that there is none.
         evaluated -= PORT_FINDINGS - findings.keys()
+    if behind_nat(facts) is None:
+        evaluated.discard(Finding.CARRIER_GRADE_NAT)
     if not facts.resolved:
         evaluated.discard(Finding.DNS_MISMATCH)
     return Judgement(state, reason, findings, frozenset(evaluated))
@@ -253,15 +297,13 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
     gateway = facts.gateway
     if gateway is None:
         return RemoteAccessState.UNKNOWN, facts.gateway_reason or "no_gateway"
-    wan = gateway.wan_address
-    if wan is None or _version(wan) != 4:
+    if wan_kind(gateway.wan_address) is WanKind.INVALID:
         return RemoteAccessState.UNKNOWN, UnknownReason.WAN_ADDRESS_UNKNOWN
-    if not is_public_ipv4(wan):
+    nat = behind_nat(facts)
+    if nat:
         return RemoteAccessState.CARRIER_GRADE_NAT, None
-    if facts.recorded_ipv4 is None:
+    if nat is None:
         return RemoteAccessState.UNKNOWN, UnknownReason.NO_IPV4
-    if wan != facts.recorded_ipv4:
-        return RemoteAccessState.CARRIER_GRADE_NAT, None
     if facts.hairpin is Hairpin.REACHED_US:
         return RemoteAccessState.REACHABLE, None
     if gateway.mappings_refused:
