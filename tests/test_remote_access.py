@@ -440,6 +440,34 @@ async def test_dns_mismatch_after_fifteen_minutes(
     assert entry.runtime_data.remote_access.update_interval == timedelta(hours=6)
 
 
+async def test_a_dns_time_out_does_not_reset_the_mismatch_clock(
+    home: Home,
+    fake_dns: dict[str, tuple[str, ...]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A name without answer leaves the 15-minute clock and the interval alone."""
+    await home.forward(443, 8123)
+    fake_dns[NAME] = ("198.51.100.9",)
+    entry = await home.setup(DNS_OPTIONS)
+    coordinator = entry.runtime_data.remote_access
+    freezer.tick(timedelta(minutes=10))
+    del fake_dns[NAME]  # DuckDNS's servers time out
+    assert (await home.check())["state"] == "reachable"
+    assert coordinator.update_interval == MISMATCH_RECHECK
+    freezer.tick(timedelta(minutes=6))
+    fake_dns[NAME] = ("198.51.100.9",)
+    assert (await home.check())["state"] == "dns_mismatch"
+    assert "dns_mismatch" in home.issues()
+    del fake_dns[NAME]
+    await home.check()
+    assert "dns_mismatch" in home.issues()
+    assert coordinator.update_interval == MISMATCH_RECHECK
+    fake_dns[NAME] = (PUBLIC,)
+    assert (await home.check())["state"] == "reachable"
+    assert "dns_mismatch" not in home.issues()
+    assert coordinator.update_interval == timedelta(hours=6)
+
+
 async def test_hairpin_reaches_us(home: Home, fake_ca: FakeCa, tmp_path: Path) -> None:
     """TLS to the public address (looped back by the "router") shows our certificate."""
     issued = certs.issue([NAME])

@@ -201,12 +201,16 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         self._last_recorded = (ipv4, ipv6)
         now = dt_util.utcnow()
         resolved = await self._resolve()
+        unanswered = frozenset(self.names) - resolved.keys()
         if mismatched_names(resolved, ipv4, ipv6):
             self._mismatch_since = self._mismatch_since or now
-            self.update_interval = MISMATCH_RECHECK
-        else:
+        elif not unanswered:
             self._mismatch_since = None
-            self.update_interval = REMOTE_ACCESS_INTERVAL
+        # A name without answer may still resolve elsewhere: the clock (and
+        # with it the short interval) stays as it was.
+        self.update_interval = (
+            REMOTE_ACCESS_INTERVAL if self._mismatch_since is None else MISMATCH_RECHECK
+        )
         gateway, reason = await self._gateway()
         if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
             self._discovery_rechecked = True
@@ -215,6 +219,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             recorded_ipv4=ipv4,
             recorded_ipv6=ipv6,
             resolved=resolved,
+            unanswered=unanswered,
             mismatch_since=self._mismatch_since,
             gateway=gateway,
             gateway_reason=reason,

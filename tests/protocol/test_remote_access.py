@@ -259,3 +259,18 @@ def test_refused_mappings_are_unknown_unless_the_hairpin_reached_us() -> None:
     reached = judge(_facts(gateway, hairpin=Hairpin.REACHED_US), NOW)
     assert reached.state is RemoteAccessState.REACHABLE
     assert Finding.PORT_80_FORWARDED not in reached.evaluated
+
+
+def test_a_name_without_answer_cannot_clear_a_mismatch() -> None:
+    """One name answered and matches, the other gave no answer: not judged."""
+    other = "other.duckdns.org"
+    facts = _facts(
+        _gateway(PUBLIC, WEB),
+        resolved={NAME: (PUBLIC,)},
+        unanswered=frozenset({other}),
+    )
+    assert Finding.DNS_MISMATCH not in judge(facts, NOW).evaluated
+    assert (
+        Finding.DNS_MISMATCH
+        in judge(replace(facts, unanswered=frozenset()), NOW).evaluated
+    )

@@ -91,6 +91,8 @@ class Facts:
     recorded_ipv6: str | None = None
     #: Addresses per name from DuckDNS's servers; a name missing was not checked.
     resolved: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Names no server answered for: they may still resolve elsewhere.
+    unanswered: frozenset[str] = frozenset()
     #: Since when a name resolves elsewhere (kept by the caller across runs).
     mismatch_since: datetime | None = None
     gateway: GatewayFacts | None = None
@@ -282,7 +284,10 @@ def judge(facts: Facts, now: datetime) -> Judgement:
         evaluated -= PORT_FINDINGS - findings.keys()
     if behind_nat(facts) is None:
         evaluated.discard(Finding.CARRIER_GRADE_NAT)
-    if not facts.resolved:
+    if not facts.resolved or (
+        facts.unanswered and Finding.DNS_MISMATCH not in findings
+    ):
+        # Only answers for every name can clear a mismatch.
         evaluated.discard(Finding.DNS_MISMATCH)
     return Judgement(state, reason, findings, frozenset(evaluated))
 
