@@ -13,9 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
+from aiohasupervisor import SupervisorError, SupervisorNotFoundError
 import aiohttp
 from async_upnp_client.aiohttp import AiohttpSessionRequester
 from async_upnp_client.client_factory import UpnpFactory
@@ -399,20 +401,63 @@ async def test_ssh_forwarded_with_password(home: Home) -> None:
         host_port=2222,
     )
 
-    async def addons(_hass: HomeAssistant) -> tuple[SshAddon, ...]:
-        return (addon,)
+    async def addons(_hass: HomeAssistant) -> tuple[tuple[SshAddon, ...], bool]:
+        return (addon,), True
 
     await home.forward(2222, 2222)
     with (
         patch.object(remote_access, "is_hassio", return_value=True),
         patch(
-            "custom_components.secure_remote_access.checklist.snapshot.async_ssh_addons",
+            "custom_components.secure_remote_access.checklist.snapshot.async_read_ssh_addons",
             addons,
         ),
     ):
         await home.setup()
         assert home.issues() == {"ssh_forwarded_with_password": ir.IssueSeverity.ERROR}
         addon = replace(addon, password_login=False)
+        await home.check()
+        assert home.issues() == {}
+
+
+class _SupervisorAddons:
+    """The Supervisor's add-on API: the official SSH add-on, or errors."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.password = "secret"
+
+    async def addon_info(self, slug: str) -> Any:
+        """core_ssh with its host port 2222; the others are not installed."""
+        if self.failing:
+            raise SupervisorError("boom")
+        if slug != "core_ssh":
+            raise SupervisorNotFoundError(slug)
+        return SimpleNamespace(
+            name="Terminal & SSH",
+            state="started",
+            network={"22/tcp": 2222},
+            options={"password": self.password},
+        )
+
+
+async def test_an_unreadable_ssh_addon_keeps_the_ssh_issue(home: Home) -> None:
+    """A Supervisor error reading the add-on: the SSH finding is not judged."""
+    addons = _SupervisorAddons()
+    await home.forward(2222, 2222)
+    with (
+        patch.object(remote_access, "is_hassio", return_value=True),
+        patch(
+            "homeassistant.components.hassio.get_supervisor_client",
+            return_value=SimpleNamespace(addons=addons),
+        ),
+    ):
+        await home.setup()
+        assert home.issues() == {"ssh_forwarded_with_password": ir.IssueSeverity.ERROR}
+        addons.failing = True
+        await home.check()
+        assert home.issues() == {"ssh_forwarded_with_password": ir.IssueSeverity.ERROR}
+        addons.failing = False
+        addons.password = ""
         await home.check()
         assert home.issues() == {}
 

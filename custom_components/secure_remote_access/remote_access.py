@@ -215,6 +215,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
             self._discovery_rechecked = True
             self.update_interval = min(self.update_interval, DISCOVERY_RECHECK)
+        ssh_ports, ssh_known = await self._ssh_password_ports()
         facts = Facts(
             recorded_ipv4=ipv4,
             recorded_ipv6=ipv6,
@@ -226,7 +227,8 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             host_addresses=await self._host_addresses(),
             ha_port=_ha_port(self.hass),
             serves_https=served_files(self.hass) is not None,
-            ssh_password_ports=await self._ssh_password_ports(),
+            ssh_password_ports=ssh_ports,
+            ssh_addons_known=ssh_known,
         )
         facts = replace(facts, hairpin=await self._hairpin(facts))
         judgement = judge(facts, now)
@@ -291,16 +293,19 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             for address in adapter["ipv4"]
         )
 
-    async def _ssh_password_ports(self) -> frozenset[int]:
+    async def _ssh_password_ports(self) -> tuple[frozenset[int], bool]:
+        """Host ports of SSH add-ons taking passwords; whether all were read."""
         if not is_hassio(self.hass):
-            return frozenset()
-        from .checklist.snapshot import async_ssh_addons
+            return frozenset(), True
+        from .checklist.snapshot import async_read_ssh_addons
 
-        return frozenset(
+        addons, complete = await async_read_ssh_addons(self.hass)
+        ports = frozenset(
             addon.host_port
-            for addon in await async_ssh_addons(self.hass)
+            for addon in addons
             if addon.running and addon.password_login and addon.host_port is not None
         )
+        return ports, complete
 
     async def _hairpin(self, facts: Facts) -> Hairpin:
         gateway = facts.gateway

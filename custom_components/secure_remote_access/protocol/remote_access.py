@@ -102,6 +102,8 @@ class Facts:
     serves_https: bool = False
     #: Host ports of SSH add-ons that accept passwords (22 inside the add-on).
     ssh_password_ports: frozenset[int] = frozenset()
+    #: False when an SSH add-on could not be read: the SSH finding is unknown.
+    ssh_addons_known: bool = True
     hairpin: Hairpin = Hairpin.NOT_TRIED
 
 
@@ -284,6 +286,10 @@ def judge(facts: Facts, now: datetime) -> Judgement:
         evaluated -= PORT_FINDINGS - findings.keys()
     if behind_nat(facts) is None:
         evaluated.discard(Finding.CARRIER_GRADE_NAT)
+    if not facts.ssh_addons_known and Finding.SSH_FORWARDED_WITH_PASSWORD not in (
+        findings
+    ):
+        evaluated.discard(Finding.SSH_FORWARDED_WITH_PASSWORD)
     if not facts.resolved or (
         facts.unanswered and Finding.DNS_MISMATCH not in findings
     ):
