@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from ipaddress import IPv4Address
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +19,7 @@ from async_upnp_client.profiles.igd import IgdDevice
 import pytest
 
 from custom_components.secure_remote_access.protocol.upnp import (
+    MAX_DESCRIPTION_BYTES,
     GatewayError,
     GatewayReason,
     PortMapping,
@@ -205,3 +207,125 @@ async def test_a_truncated_list_asks_for_the_ports_that_matter(
         for m in others[:5]
     )
     assert facts.mappings[5:] == (PortMapping(443, "TCP", 8123, "192.168.1.20", True),)
+
+
+class _Server:
+    """One aiohttp app on a loopback address; counts the requests it got."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.requests: list[str] = []
+        self.app = web.Application(middlewares=[self._count])
+        self._runner: web.AppRunner | None = None
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append(request.path)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    async def __aenter__(self) -> Self:
+        self._runner = web.AppRunner(self.app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+async def _description(igd: FakeIgd) -> str:
+    async with aiohttp.ClientSession() as session, session.get(igd.location) as got:
+        return await got.text()
+
+
+async def test_a_huge_description_is_refused_unread(
+    igd: FakeIgd, socket_enabled: None, unused_tcp_port: int
+) -> None:
+    """A valid description padded past the bound, announced or not: refused."""
+    base = f"http://127.0.0.1:{igd.port}/"
+    description = (
+        (await _description(igd))
+        .replace("<SCPDURL>/", f"<SCPDURL>{base}")
+        .replace("<controlURL>/", f"<controlURL>{base}")
+        .replace("<eventSubURL>/", f"<eventSubURL>{base}")
+        .encode()
+    )
+    padding = b"<!--" + b" " * MAX_DESCRIPTION_BYTES + b"-->"
+    sent: list[int] = []
+
+    async def announced(_request: web.Request) -> web.Response:
+        return web.Response(body=description + padding, content_type="text/xml")
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "text/xml"
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            await response.write(description + b"<!--")
+            for _ in range(64):  # 64 x 64 KiB = 4 MiB, far more than the bound
+                await response.write(b" " * 65536)
+                sent.append(65536)
+            await response.write(b"-->")
+        except ConnectionError:
+            pass
+        return response
+
+    server = _Server("127.0.0.1", unused_tcp_port)
+    server.app.router.add_get("/announced.xml", announced)
+    server.app.router.add_get("/chunked.xml", chunked)
+    async with server:
+        assert (
+            await _reason(server.url("/announced.xml")) is GatewayReason.INVALID_REPLY
+        )
+        assert await _reason(server.url("/chunked.xml")) is GatewayReason.INVALID_REPLY
+    assert sum(sent) < 64 * 65536
+
+
+async def test_a_redirect_is_not_followed(
+    igd: FakeIgd, socket_enabled: None, unused_tcp_port: int
+) -> None:
+    """A description URL that redirects (to a working gateway): not followed."""
+
+    async def redirect(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(igd.location)
+
+    server = _Server("127.0.0.1", unused_tcp_port)
+    server.app.router.add_get("/rootDesc.xml", redirect)
+    async with server:
+        reason = await _reason(server.url("/rootDesc.xml"))
+    assert reason is GatewayReason.INVALID_REPLY
+    assert igd.state.requests == 0
+
+
+async def test_service_urls_on_another_host_are_refused(
+    igd: FakeIgd, socket_enabled: None, unused_tcp_port: int
+) -> None:
+    """A description whose service URLs lead to another host: nothing asked there."""
+    description = await _description(igd)
+    other = _Server("127.0.0.2", unused_tcp_port)
+    foreign = description.replace(
+        "<SCPDURL>/WANIPCn.xml</SCPDURL>",
+        f"<SCPDURL>{other.url('/WANIPCn.xml')}</SCPDURL>",
+    )
+    assert foreign != description
+
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(text=foreign, content_type="text/xml")
+
+    async def scpd(_request: web.Request) -> web.Response:
+        raise web.HTTPNotFound
+
+    other.app.router.add_get("/WANIPCn.xml", scpd)
+    server = _Server("127.0.0.1", unused_tcp_port)
+    server.app.router.add_get("/rootDesc.xml", serve)
+    async with other, server:
+        reason = await _reason(server.url("/rootDesc.xml"))
+    assert reason is GatewayReason.INVALID_REPLY
+    assert other.requests == []

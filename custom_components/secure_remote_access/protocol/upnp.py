@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from async_upnp_client.aiohttp import AiohttpSessionRequester
 from async_upnp_client.client_factory import UpnpFactory
+from async_upnp_client.const import HttpRequest, HttpResponse
 from async_upnp_client.exceptions import (
     UpnpActionError,
     UpnpCommunicationError,
@@ -32,6 +33,8 @@ MAX_MAPPINGS: Final = 16
 #: The most GetSpecificPortMappingEntry requests one query sends.
 MAX_WANTED: Final = 4
 _REQUEST_TIMEOUT: Final = 5
+#: The largest description or SOAP answer read (a router's are a few KiB).
+MAX_DESCRIPTION_BYTES: Final = 256 * 1024
 #: The UPnP errors that end GetGenericPortMappingEntry's list:
 #: 713 SpecifiedArrayIndexInvalid, 714 NoSuchEntryInArray.
 END_OF_LIST: Final = frozenset({713, 714})
@@ -113,6 +116,64 @@ def local_address_towards(location: str) -> str | None:
         return name
 
 
+class BoundedRequester(AiohttpSessionRequester):
+    """Refuses what a router has no reason to send, before the XML is parsed.
+
+    The descriptions and SOAP answers are parsed in the event loop: a body
+    over ``max_bytes`` (announced in Content-Length or found by reading one
+    byte past the bound) is refused unread. Redirects are not followed, and
+    only URLs on ``host`` (the description's own) are asked.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        host: str,
+        *,
+        timeout: int,
+        max_bytes: int = MAX_DESCRIPTION_BYTES,
+    ) -> None:
+        """Ask only ``host``, each request bounded by ``timeout`` seconds."""
+        super().__init__(session, with_sleep=False, timeout=timeout)
+        self._host = host
+        self._max_bytes = max_bytes
+
+    async def _async_http_request(self, http_request: HttpRequest) -> HttpResponse:
+        if urlsplit(http_request.url).hostname != self._host:
+            raise GatewayError(
+                GatewayReason.INVALID_REPLY,
+                "the description names URLs on another host",
+            )
+        async with self._session.request(
+            http_request.method,
+            http_request.url,
+            headers=dict(http_request.headers or {}),
+            data=http_request.body,
+            timeout=self._timeout,
+            allow_redirects=False,
+        ) as response:
+            if 300 <= response.status < 400:
+                raise GatewayError(
+                    GatewayReason.INVALID_REPLY, "a redirect (not followed)"
+                )
+            length = response.content_length
+            if length is not None and length > self._max_bytes:
+                raise self._too_large()
+            body = bytearray()
+            while chunk := await response.content.read(self._max_bytes + 1 - len(body)):
+                body += chunk
+                if len(body) > self._max_bytes:
+                    raise self._too_large()
+            text = bytes(body).decode(response.get_encoding(), errors="replace")
+            return HttpResponse(response.status, response.headers, text)
+
+    def _too_large(self) -> GatewayError:
+        return GatewayError(
+            GatewayReason.INVALID_REPLY,
+            f"an answer over {self._max_bytes // 1024} KiB",
+        )
+
+
 def _as_port(value: object) -> int:
     port = int(str(value))
     if not 0 < port < 65536:
@@ -134,9 +195,9 @@ async def query_gateway(
     (at most `MAX_WANTED`) are asked for by number (GetSpecificPortMappingEntry).
     ``timeout_seconds`` bounds the whole query. Raises `GatewayError`.
     """
-    requester = AiohttpSessionRequester(
+    requester = BoundedRequester(
         session,
-        with_sleep=False,
+        urlsplit(location).hostname or "",
         timeout=min(_REQUEST_TIMEOUT, int(timeout_seconds) or 1),
     )
     factory = UpnpFactory(requester, non_strict=True)
@@ -146,6 +207,14 @@ async def query_gateway(
             if not IgdDevice.is_profile_device(device):
                 raise GatewayError(
                     GatewayReason.INVALID_REPLY, "the device is no Internet gateway"
+                )
+            if not any(
+                "WANIPConnection" in service.service_type
+                or "WANPPPConnection" in service.service_type
+                for service in device.all_services
+            ):
+                raise GatewayError(
+                    GatewayReason.INVALID_REPLY, "the gateway has no WAN connection"
                 )
             igd = IgdDevice(device, None)
             try:
