@@ -277,6 +277,32 @@ async def test_a_truncated_mapping_list_never_deletes_port_issues(home: Home) ->
     }
 
 
+async def test_an_igd_wildcard_forwards_every_port(home: Home) -> None:
+    """External port 0 (the IGD wildcard) to this host: every port is forwarded."""
+    await home.forward(0, 8123)
+    await home.setup()
+    assert home.state() == "reachable"
+    assert home.issues() == {
+        "plain_http_forwarded": ir.IssueSeverity.CRITICAL,
+        "port_80_forwarded": ir.IssueSeverity.WARNING,
+    }
+
+
+async def test_a_bad_mapping_entry_is_skipped(home: Home) -> None:
+    """An entry that makes no sense is skipped; the others still count."""
+    home.igd.state.mappings = [
+        Mapping(8080, "TCP", 0, LOCAL),  # internal port 0: no such port
+        Mapping(80, "TCP", 80, LOCAL),
+    ]
+    await home.setup()
+    assert home.attributes()["reason"] == "mappings_incomplete"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    # An incomplete list never clears an issue.
+    home.igd.state.mappings = [Mapping(8080, "TCP", 0, LOCAL)]
+    await home.check()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+
+
 async def test_no_ipv4(home: Home) -> None:
     """DuckDNS detects no IPv4 address (the home is IPv6 only): unknown, no_ipv4."""
     home.duckdns.ipv6_only = True

@@ -206,13 +206,15 @@ def web_mappings(facts: Facts) -> tuple[PortMapping, ...]:
         mapping
         for mapping in mappings_to_host(facts)
         if mapping.protocol == "TCP"
-        and mapping.internal_port in (facts.ha_port, HTTPS_PORT)
+        and (mapping.all_ports or mapping.internal_port in (facts.ha_port, HTTPS_PORT))
     )
 
 
 def probe_ports(facts: Facts) -> tuple[int, ...]:
     """External ports the hairpin probe tries: forwarded web ports, else 443."""
-    ports = sorted({mapping.external_port for mapping in web_mappings(facts)})
+    ports = sorted(
+        {mapping.external_port or HTTPS_PORT for mapping in web_mappings(facts)}
+    )
     return tuple(ports[:MAX_HAIRPIN_PROBES] or [HTTPS_PORT])
 
 
@@ -224,17 +226,22 @@ def _findings(facts: Facts, state: RemoteAccessState) -> dict[Finding, dict[str,
             "wan_address": facts.gateway.wan_address or "-",
             "public_address": facts.recorded_ipv4 or "-",
         }
-    plain = [m for m in tcp if m.internal_port == facts.ha_port]
+    # A wildcard mapping (external port 0) forwards every port, these included.
+    plain = [m for m in tcp if m.all_ports or m.internal_port == facts.ha_port]
     if plain and not facts.serves_https:
         findings[Finding.PLAIN_HTTP_FORWARDED] = {
             "ports": _ports(plain),
             "port": str(facts.ha_port),
         }
-    if port_80 := [m for m in tcp if HTTP_PORT in (m.external_port, m.internal_port)]:
+    if port_80 := [
+        m for m in tcp if m.all_ports or HTTP_PORT in (m.external_port, m.internal_port)
+    ]:
         findings[Finding.PORT_80_FORWARDED] = {"ports": _ports(port_80)}
     ssh_ports = facts.ssh_password_ports
     if ssh_ports and (
-        ssh := [m for m in tcp if m.internal_port in ssh_ports | {SSH_PORT}]
+        ssh := [
+            m for m in tcp if m.all_ports or m.internal_port in ssh_ports | {SSH_PORT}
+        ]
     ):
         findings[Finding.SSH_FORWARDED_WITH_PASSWORD] = {"ports": _ports(ssh)}
     if state is RemoteAccessState.DNS_MISMATCH:
@@ -256,7 +263,7 @@ def _findings(facts: Facts, state: RemoteAccessState) -> dict[Finding, dict[str,
 
 def _ports(mappings: Iterable[PortMapping]) -> str:
     return ", ".join(
-        f"{m.external_port} → {m.internal_port}"
+        f"{m.external_port or '*'} → {m.internal_port}"
         for m in sorted(mappings, key=lambda m: m.external_port)
     )
 
@@ -281,7 +288,7 @@ def judge(facts: Facts, now: datetime) -> Judgement:
         evaluated = {Finding.DNS_MISMATCH}
     elif gateway.mappings_refused:
         evaluated -= PORT_FINDINGS
-    elif gateway.truncated:
+    elif gateway.incomplete:
         # An incomplete list can show a forward, never that there is none.
         evaluated -= PORT_FINDINGS - findings.keys()
     if behind_nat(facts) is None:
@@ -321,7 +328,7 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_REFUSED
     if web_mappings(facts):
         return RemoteAccessState.REACHABLE, None
-    if gateway.truncated:
+    if gateway.incomplete:
         return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_INCOMPLETE
     return RemoteAccessState.NO_PORT_FORWARD, None
 

@@ -70,6 +70,11 @@ class PortMapping:
     internal_client: str
     enabled: bool
 
+    @property
+    def all_ports(self) -> bool:
+        """External port 0, the IGD wildcard: every external port is forwarded."""
+        return self.external_port == 0
+
     def as_dict(self) -> dict[str, str | int | bool]:
         """JSON-friendly form."""
         return {
@@ -93,6 +98,13 @@ class GatewayFacts:
     truncated: bool = False
     #: The router refused GetGenericPortMappingEntry: the mappings are unknown.
     mappings_refused: bool = False
+    #: Entries that made no sense and were skipped: the list is incomplete.
+    invalid_entries: int = 0
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether mappings may exist that are not in `mappings`."""
+        return self.truncated or self.invalid_entries > 0
 
 
 def local_address_towards(location: str) -> str | None:
@@ -174,9 +186,10 @@ class BoundedRequester(AiohttpSessionRequester):
         )
 
 
-def _as_port(value: object) -> int:
+def _as_port(value: object, *, wildcard: bool = False) -> int:
+    """A port number; 0 only where the IGD allows it as the wildcard."""
     port = int(str(value))
-    if not 0 < port < 65536:
+    if not (0 if wildcard else 1) <= port < 65536:
         raise ValueError(f"port {port} out of range")
     return port
 
@@ -223,7 +236,7 @@ async def query_gateway(
                 raise GatewayError(
                     GatewayReason.REFUSED, f"GetExternalIPAddress: {err}"
                 ) from err
-            mappings, truncated, refused = await _mappings(igd, max_mappings)
+            mappings, truncated, refused, invalid = await _mappings(igd, max_mappings)
             if truncated:
                 mappings += await _specific(igd, wanted_ports, mappings)
             wan_address = _address_or_none(wan)
@@ -252,6 +265,7 @@ async def query_gateway(
         local_address=None,
         truncated=truncated,
         mappings_refused=refused,
+        invalid_entries=invalid,
     )
 
 
@@ -281,34 +295,44 @@ def _address_or_none(text: str | None) -> str | None:
 
 async def _mappings(
     igd: IgdDevice, max_mappings: int
-) -> tuple[tuple[PortMapping, ...], bool, bool]:
+) -> tuple[tuple[PortMapping, ...], bool, bool, int]:
     """Index 0, 1, ... until the router says the index is invalid.
 
-    Returns the mappings, whether more exist than were read, and whether the
-    router refused the listing (any other UPnP error: the mappings are unknown).
+    Returns the mappings, whether more exist than were read, whether the
+    router refused the listing (any other UPnP error: the mappings are
+    unknown) and how many entries made no sense (skipped).
     """
     found: list[PortMapping] = []
+    invalid = 0
     for index in range(max_mappings):
         try:
             entry = await igd.async_get_generic_port_mapping_entry(index)
         except UpnpActionError as err:
             if err.error_code in END_OF_LIST:
-                return tuple(found), False, False
-            return tuple(found), False, True
+                return tuple(found), False, False, invalid
+            return tuple(found), False, True, invalid
+        except ValueError, TypeError:
+            invalid += 1  # e.g. an internal client that is no IPv4 address
+            continue
         if entry is None:
             raise GatewayError(
                 GatewayReason.REFUSED, "the gateway lists no port mappings"
             )
-        found.append(
-            PortMapping(
-                external_port=_as_port(entry.external_port),
-                protocol=str(entry.protocol).upper(),
-                internal_port=_as_port(entry.internal_port),
-                internal_client=str(entry.internal_client),
-                enabled=str(entry.enabled).lower() not in ("0", "false", "no"),
+        try:
+            external = _as_port(entry.external_port, wildcard=True)
+            found.append(
+                PortMapping(
+                    external_port=external,
+                    protocol=str(entry.protocol).upper(),
+                    # The wildcard external port may come with a wildcard internal one.
+                    internal_port=_as_port(entry.internal_port, wildcard=not external),
+                    internal_client=str(entry.internal_client),
+                    enabled=str(entry.enabled).lower() not in ("0", "false", "no"),
+                )
             )
-        )
-    return tuple(found), True, False
+        except ValueError, TypeError:
+            invalid += 1
+    return tuple(found), True, False, invalid
 
 
 async def _specific(
