@@ -370,6 +370,14 @@ async def test_no_wan_address_is_no_carrier_grade_nat(home: Home) -> None:
     assert home.issues() == {}
 
 
+async def test_a_hidden_wan_address(home: Home) -> None:
+    """An empty WAN address (miniupnpd hiding a private one): its own reason."""
+    home.igd.state.wan_address = ""
+    await home.setup()
+    assert home.state() == "unknown"
+    assert home.attributes()["reason"] == "wan_address_hidden"
+
+
 async def test_a_dns_mismatch_does_not_hide_carrier_grade_nat(
     home: Home,
     fake_dns: dict[str, tuple[str, ...]],

@@ -154,12 +154,17 @@ async def test_the_number_of_mapping_requests_is_bounded(socket_enabled: None) -
     assert state.requests == 8
 
 
-async def test_an_empty_wan_address_is_none(igd: FakeIgd) -> None:
-    """A router without internet connection reports no WAN address."""
+async def test_an_empty_wan_address_is_hidden(igd: FakeIgd) -> None:
+    """miniupnpd answers an empty string for a private or shared WAN address."""
     igd.state.wan_address = ""
     async with aiohttp.ClientSession() as session:
         facts = await query_gateway(session, igd.location)
-    assert facts.wan_address is None
+        assert facts.wan_address is None
+        assert facts.wan_address_hidden
+        igd.state.wan_address = "0.0.0.0"  # noqa: S104 - no connection at all
+        facts = await query_gateway(session, igd.location)
+    assert facts.wan_address == "0.0.0.0"  # noqa: S104
+    assert not facts.wan_address_hidden
 
 
 def test_local_address_towards_the_gateway(socket_enabled: None) -> None:

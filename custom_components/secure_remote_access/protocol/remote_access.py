@@ -81,6 +81,7 @@ class UnknownReason(StrEnum):
     WAN_ADDRESS_UNKNOWN = "wan_address_unknown"
     MAPPINGS_REFUSED = "mappings_refused"
     MAPPINGS_INCOMPLETE = "mappings_incomplete"
+    WAN_ADDRESS_HIDDEN = "wan_address_hidden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,8 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
     gateway = facts.gateway
     if gateway is None:
         return RemoteAccessState.UNKNOWN, facts.gateway_reason or "no_gateway"
+    if gateway.wan_address is None and gateway.wan_address_hidden:
+        return RemoteAccessState.UNKNOWN, UnknownReason.WAN_ADDRESS_HIDDEN
     if wan_kind(gateway.wan_address) is WanKind.INVALID:
         return RemoteAccessState.UNKNOWN, UnknownReason.WAN_ADDRESS_UNKNOWN
     nat = behind_nat(facts)

@@ -100,6 +100,9 @@ class GatewayFacts:
     mappings_refused: bool = False
     #: Entries that made no sense and were skipped: the list is incomplete.
     invalid_entries: int = 0
+    #: The router answered an empty WAN address: miniupnpd does so to hide a
+    #: private or shared one (carrier-grade or double NAT).
+    wan_address_hidden: bool = False
 
     @property
     def incomplete(self) -> bool:
@@ -266,6 +269,7 @@ async def query_gateway(
         truncated=truncated,
         mappings_refused=refused,
         invalid_entries=invalid,
+        wan_address_hidden=wan is not None and not wan.strip(),
     )
 
 
