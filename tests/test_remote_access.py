@@ -649,8 +649,11 @@ async def test_a_test_gateway_from_the_entry_plays_the_router(
         await igd.stop()
 
 
-async def test_an_unexpected_failure_is_a_translated_error(home: Home) -> None:
-    """A bug in a run: the action says so (translated), the sensor keeps its value."""
+async def test_an_unexpected_failure_is_a_translated_error(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in a run: the action says so (translated, no raw exception text),
+    the log has the exception once, the sensor keeps its value."""
     await home.forward(443, 8123)
     entry = await home.setup()
     assert home.state() == "reachable"
@@ -664,4 +667,7 @@ async def test_an_unexpected_failure_is_a_translated_error(home: Home) -> None:
     ):
         await home.check()
     assert caught.value.translation_key == "remote_access_check_failed"
+    assert not caught.value.translation_placeholders
+    assert "boom" not in str(caught.value)
+    assert caplog.text.count("RuntimeError: boom") == 1
     assert home.state() == "reachable"

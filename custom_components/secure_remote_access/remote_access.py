@@ -184,10 +184,11 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         """Run the check now (the action) and return its result."""
         await self.async_refresh()
         if not self.last_update_success or self.data is None:
+            # The coordinator logged the exception with its traceback; the
+            # user sees a translated message without raw exception text.
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="remote_access_check_failed",
-                translation_placeholders={"error": str(self.last_exception)},
             )
         return self.data
 
