@@ -303,6 +303,35 @@ async def test_a_bad_mapping_entry_is_skipped(home: Home) -> None:
     assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
 
 
+async def test_a_router_silent_for_a_day_loses_its_issues(
+    home: Home, freezer: FrozenDateTimeFactory
+) -> None:
+    """Kept issues survive a restart; after a day without answer they go."""
+    await home.forward(80, 80)
+    await home.setup()
+    issue = ir.async_get(home.hass).async_get_issue(
+        DOMAIN,
+        f"port_80_forwarded_{home.entry.entry_id}",  # type: ignore[union-attr]
+    )
+    assert issue is not None
+    assert issue.is_persistent
+    await home.igd.stop()
+    assert (await home.check())["reason"] == "gateway_unreachable"
+    freezer.tick(timedelta(hours=23))
+    assert (await home.check())["reason"] == "gateway_unreachable"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    freezer.tick(timedelta(hours=1))
+    response = await home.check()
+    assert response["state"] == "unknown"
+    assert response["reason"] == "gateway_gone"
+    assert home.attributes()["reason"] == "gateway_gone"
+    assert home.issues() == {}
+    # The router answers again and still forwards port 80: raised again.
+    await home.igd.start(home.igd.port)
+    assert (await home.check())["reason"] is None
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+
+
 async def test_no_ipv4(home: Home) -> None:
     """DuckDNS detects no IPv4 address (the home is IPv6 only): unknown, no_ipv4."""
     home.duckdns.ipv6_only = True

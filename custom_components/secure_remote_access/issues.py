@@ -353,7 +353,9 @@ def async_sync_remote_access_issues(
     """One issue per finding of the latest check; the others it evaluated go.
 
     A finding the check could not evaluate (no gateway, no DNS answer) keeps
-    its issue: a router that does not answer has not closed its port forward.
+    its issue, across restarts too (persistent): a router that does not answer
+    has not closed its port forward. After a day without answer the judgement
+    evaluates the router's findings again, and their issues go.
     """
     for finding in evaluated:
         issue_id = remote_access_issue_id(finding, entry_id)
@@ -366,6 +368,7 @@ def async_sync_remote_access_issues(
             finding.value,
             REMOTE_ACCESS_SEVERITY[finding],
             dict(placeholders),
+            persistent=True,
         )
 
 

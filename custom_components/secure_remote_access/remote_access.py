@@ -153,6 +153,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         self._dns = dns
         self.names: list[str] = list(entry.data[CONF_DOMAINS])
         self._mismatch_since: datetime | None = None
+        self._gateway_lost_since: datetime | None = None
         self._last_recorded: tuple[str | None, str | None] | None = None
         self._discovery_rechecked = False
         self._lock = asyncio.Lock()
@@ -213,6 +214,10 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             REMOTE_ACCESS_INTERVAL if self._mismatch_since is None else MISMATCH_RECHECK
         )
         gateway, reason = await self._gateway()
+        if gateway is None:
+            self._gateway_lost_since = self._gateway_lost_since or now
+        else:
+            self._gateway_lost_since = None
         if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
             self._discovery_rechecked = True
             self.update_interval = min(self.update_interval, DISCOVERY_RECHECK)
@@ -225,6 +230,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             mismatch_since=self._mismatch_since,
             gateway=gateway,
             gateway_reason=reason,
+            gateway_lost_since=self._gateway_lost_since,
             host_addresses=await self._host_addresses(),
             ha_port=_ha_port(self.hass),
             serves_https=served_files(self.hass) is not None,

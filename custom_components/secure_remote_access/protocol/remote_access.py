@@ -19,6 +19,8 @@ from .x509.errors import CertificateError
 
 #: A name must resolve elsewhere this long before it counts as a mismatch.
 DNS_MISMATCH_AFTER: Final = timedelta(minutes=15)
+#: A router silent this long no longer vouches for the issues it showed.
+GATEWAY_GONE_AFTER: Final = timedelta(days=1)
 HAIRPIN_TIMEOUT: Final = 5.0
 MAX_HAIRPIN_PROBES: Final = 2
 HTTPS_PORT: Final = 443
@@ -82,6 +84,7 @@ class UnknownReason(StrEnum):
     MAPPINGS_REFUSED = "mappings_refused"
     MAPPINGS_INCOMPLETE = "mappings_incomplete"
     WAN_ADDRESS_HIDDEN = "wan_address_hidden"
+    GATEWAY_GONE = "gateway_gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,8 @@ class Facts:
     mismatch_since: datetime | None = None
     gateway: GatewayFacts | None = None
     gateway_reason: str | None = None
+    #: Since when no gateway answered (kept by the caller across runs).
+    gateway_lost_since: datetime | None = None
     host_addresses: frozenset[str] = frozenset()
     ha_port: int = 8123
     serves_https: bool = False
@@ -286,13 +291,15 @@ def judge(facts: Facts, now: datetime) -> Judgement:
     findings = _findings(facts, state)
     gateway = facts.gateway
     if gateway is None:
-        evaluated = {Finding.DNS_MISMATCH}
+        if not _gateway_gone(facts, now):
+            evaluated = {Finding.DNS_MISMATCH}
+        # Silent for a day: the router's findings are judged again (as none).
     elif gateway.mappings_refused:
         evaluated -= PORT_FINDINGS
     elif gateway.incomplete:
         # An incomplete list can show a forward, never that there is none.
         evaluated -= PORT_FINDINGS - findings.keys()
-    if behind_nat(facts) is None:
+    if behind_nat(facts) is None and gateway is not None:
         evaluated.discard(Finding.CARRIER_GRADE_NAT)
     if not facts.ssh_addons_known and Finding.SSH_FORWARDED_WITH_PASSWORD not in (
         findings
@@ -306,6 +313,16 @@ def judge(facts: Facts, now: datetime) -> Judgement:
     return Judgement(state, reason, findings, frozenset(evaluated))
 
 
+def _gateway_gone(facts: Facts, now: datetime) -> bool:
+    """No gateway has answered for `GATEWAY_GONE_AFTER`: its issues go."""
+    since = facts.gateway_lost_since
+    return (
+        facts.gateway is None
+        and since is not None
+        and now - since >= GATEWAY_GONE_AFTER
+    )
+
+
 def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
     if (
         facts.mismatch_since is not None
@@ -315,6 +332,8 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         return RemoteAccessState.DNS_MISMATCH, None
     gateway = facts.gateway
     if gateway is None:
+        if _gateway_gone(facts, now):
+            return RemoteAccessState.UNKNOWN, UnknownReason.GATEWAY_GONE
         return RemoteAccessState.UNKNOWN, facts.gateway_reason or "no_gateway"
     if gateway.wan_address is None and gateway.wan_address_hidden:
         return RemoteAccessState.UNKNOWN, UnknownReason.WAN_ADDRESS_HIDDEN
