@@ -32,7 +32,6 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .issues import async_sync_remote_access_issues
 from .protocol import upnp
 from .protocol.dnsutil import lookup_addresses
 from .protocol.duckdns import DEFAULT_UPDATE_URL
@@ -51,6 +50,7 @@ from .protocol.remote_access import (
     mismatched_names,
     probe_ports,
 )
+from .remote_access_issues import async_sync_remote_access_issues
 from .served import served_files
 
 if TYPE_CHECKING:
