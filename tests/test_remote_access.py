@@ -13,9 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
+from aiohasupervisor import SupervisorError, SupervisorNotFoundError
 import aiohttp
 from async_upnp_client.aiohttp import AiohttpSessionRequester
 from async_upnp_client.client_factory import UpnpFactory
@@ -41,7 +43,7 @@ from custom_components.secure_remote_access.remote_access import (
 )
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns
-from tests.fakes.igd import FakeIgd
+from tests.fakes.igd import FakeIgd, Mapping
 from tests.fakes.issuer import FakeCa
 from tests.fakes.tls_server import tls_server
 
@@ -236,6 +238,100 @@ async def test_a_gateway_that_disappears_keeps_its_issues(home: Home) -> None:
     assert home.issues() == {}
 
 
+async def test_a_refused_mapping_list_keeps_the_port_issues(home: Home) -> None:
+    """606 on GetGenericPortMappingEntry: unknown (mappings_refused), issues kept."""
+    await home.forward(80, 80)
+    await home.setup()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    home.igd.state.mode = "refuse_mappings"
+    response = await home.check()
+    assert response["state"] == "unknown"
+    assert response["reason"] == "mappings_refused"
+    assert home.attributes()["reason"] == "mappings_refused"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    home.igd.state.mode = "ok"
+    home.igd.state.mappings.clear()
+    assert (await home.check())["state"] == "no_port_forward"
+    assert home.issues() == {}
+
+
+async def test_a_truncated_mapping_list_never_deletes_port_issues(home: Home) -> None:
+    """More than 16 mappings: port issues are only raised, never deleted."""
+    await home.forward(8080, 80)
+    await home.setup()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    others = [Mapping(2000 + i, "TCP", 2000 + i, "192.168.1.99") for i in range(16)]
+    home.igd.state.mappings[:0] = others
+    response = await home.check()
+    # 8080 -> 80 is past the bound and no port that is asked for by number.
+    assert response["state"] == "unknown"
+    assert response["reason"] == "mappings_incomplete"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    # 443 -> Home Assistant's port, also past the bound, is asked for by number.
+    await home.forward(443, 8123)
+    response = await home.check()
+    assert response["state"] == "reachable"
+    assert home.issues() == {
+        "port_80_forwarded": ir.IssueSeverity.WARNING,
+        "plain_http_forwarded": ir.IssueSeverity.CRITICAL,
+    }
+
+
+async def test_an_igd_wildcard_forwards_every_port(home: Home) -> None:
+    """External port 0 (the IGD wildcard) to this host: every port is forwarded."""
+    await home.forward(0, 8123)
+    await home.setup()
+    assert home.state() == "reachable"
+    assert home.issues() == {
+        "plain_http_forwarded": ir.IssueSeverity.CRITICAL,
+        "port_80_forwarded": ir.IssueSeverity.WARNING,
+    }
+
+
+async def test_a_bad_mapping_entry_is_skipped(home: Home) -> None:
+    """An entry that makes no sense is skipped; the others still count."""
+    home.igd.state.mappings = [
+        Mapping(8080, "TCP", 0, LOCAL),  # internal port 0: no such port
+        Mapping(80, "TCP", 80, LOCAL),
+    ]
+    await home.setup()
+    assert home.attributes()["reason"] == "mappings_incomplete"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    # An incomplete list never clears an issue.
+    home.igd.state.mappings = [Mapping(8080, "TCP", 0, LOCAL)]
+    await home.check()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+
+
+async def test_a_router_silent_for_a_day_loses_its_issues(
+    home: Home, freezer: FrozenDateTimeFactory
+) -> None:
+    """Kept issues survive a restart; after a day without answer they go."""
+    await home.forward(80, 80)
+    await home.setup()
+    issue = ir.async_get(home.hass).async_get_issue(
+        DOMAIN,
+        f"port_80_forwarded_{home.entry.entry_id}",  # type: ignore[union-attr]
+    )
+    assert issue is not None
+    assert issue.is_persistent
+    await home.igd.stop()
+    assert (await home.check())["reason"] == "gateway_unreachable"
+    freezer.tick(timedelta(hours=23))
+    assert (await home.check())["reason"] == "gateway_unreachable"
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    freezer.tick(timedelta(hours=1))
+    response = await home.check()
+    assert response["state"] == "unknown"
+    assert response["reason"] == "gateway_gone"
+    assert home.attributes()["reason"] == "gateway_gone"
+    assert home.issues() == {}
+    # The router answers again and still forwards port 80: raised again.
+    await home.igd.start(home.igd.port)
+    assert (await home.check())["reason"] is None
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+
+
 async def test_no_ipv4(home: Home) -> None:
     """DuckDNS detects no IPv4 address (the home is IPv6 only): unknown, no_ipv4."""
     home.duckdns.ipv6_only = True
@@ -294,6 +390,41 @@ async def test_carrier_grade_nat(home: Home) -> None:
     assert home.issues() == {}
 
 
+async def test_no_wan_address_is_no_carrier_grade_nat(home: Home) -> None:
+    """0.0.0.0 (a router without internet connection): unknown, no NAT issue."""
+    home.igd.state.wan_address = "0.0.0.0"  # noqa: S104
+    await home.setup()
+    assert home.state() == "unknown"
+    assert home.attributes()["reason"] == "wan_address_unknown"
+    assert home.issues() == {}
+
+
+async def test_a_hidden_wan_address(home: Home) -> None:
+    """An empty WAN address (miniupnpd hiding a private one): its own reason."""
+    home.igd.state.wan_address = ""
+    await home.setup()
+    assert home.state() == "unknown"
+    assert home.attributes()["reason"] == "wan_address_hidden"
+
+
+async def test_a_dns_mismatch_does_not_hide_carrier_grade_nat(
+    home: Home,
+    fake_dns: dict[str, tuple[str, ...]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Both hold: the state says dns_mismatch, both issues are raised."""
+    home.igd.state.wan_address = "100.64.12.34"
+    fake_dns[NAME] = ("198.51.100.9",)
+    await home.setup(DNS_OPTIONS)
+    assert home.state() == "carrier_grade_nat"
+    freezer.tick(timedelta(minutes=16))
+    assert (await home.check())["state"] == "dns_mismatch"
+    assert home.issues() == {
+        "carrier_grade_nat": ir.IssueSeverity.WARNING,
+        "dns_mismatch": ir.IssueSeverity.ERROR,
+    }
+
+
 async def test_a_dns_change_runs_the_check(home: Home) -> None:
     """DuckDNS records another public address than the WAN: the check follows."""
     await home.forward(443, 8123)
@@ -333,20 +464,63 @@ async def test_ssh_forwarded_with_password(home: Home) -> None:
         host_port=2222,
     )
 
-    async def addons(_hass: HomeAssistant) -> tuple[SshAddon, ...]:
-        return (addon,)
+    async def addons(_hass: HomeAssistant) -> tuple[tuple[SshAddon, ...], bool]:
+        return (addon,), True
 
     await home.forward(2222, 2222)
     with (
         patch.object(remote_access, "is_hassio", return_value=True),
         patch(
-            "custom_components.secure_remote_access.checklist.snapshot.async_ssh_addons",
+            "custom_components.secure_remote_access.checklist.snapshot.async_read_ssh_addons",
             addons,
         ),
     ):
         await home.setup()
         assert home.issues() == {"ssh_forwarded_with_password": ir.IssueSeverity.ERROR}
         addon = replace(addon, password_login=False)
+        await home.check()
+        assert home.issues() == {}
+
+
+class _SupervisorAddons:
+    """The Supervisor's add-on API: the official SSH add-on, or errors."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.password = "secret"
+
+    async def addon_info(self, slug: str) -> Any:
+        """core_ssh with its host port 2222; the others are not installed."""
+        if self.failing:
+            raise SupervisorError("boom")
+        if slug != "core_ssh":
+            raise SupervisorNotFoundError(slug)
+        return SimpleNamespace(
+            name="Terminal & SSH",
+            state="started",
+            network={"22/tcp": 2222},
+            options={"password": self.password},
+        )
+
+
+async def test_an_unreadable_ssh_addon_keeps_the_ssh_issue(home: Home) -> None:
+    """A Supervisor error reading the add-on: the SSH finding is not judged."""
+    addons = _SupervisorAddons()
+    await home.forward(2222, 2222)
+    with (
+        patch.object(remote_access, "is_hassio", return_value=True),
+        patch(
+            "homeassistant.components.hassio.get_supervisor_client",
+            return_value=SimpleNamespace(addons=addons),
+        ),
+    ):
+        await home.setup()
+        assert home.issues() == {"ssh_forwarded_with_password": ir.IssueSeverity.ERROR}
+        addons.failing = True
+        await home.check()
+        assert home.issues() == {"ssh_forwarded_with_password": ir.IssueSeverity.ERROR}
+        addons.failing = False
+        addons.password = ""
         await home.check()
         assert home.issues() == {}
 
@@ -372,6 +546,34 @@ async def test_dns_mismatch_after_fifteen_minutes(
     assert (await home.check())["state"] == "reachable"
     assert "dns_mismatch" not in home.issues()
     assert entry.runtime_data.remote_access.update_interval == timedelta(hours=6)
+
+
+async def test_a_dns_time_out_does_not_reset_the_mismatch_clock(
+    home: Home,
+    fake_dns: dict[str, tuple[str, ...]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A name without answer leaves the 15-minute clock and the interval alone."""
+    await home.forward(443, 8123)
+    fake_dns[NAME] = ("198.51.100.9",)
+    entry = await home.setup(DNS_OPTIONS)
+    coordinator = entry.runtime_data.remote_access
+    freezer.tick(timedelta(minutes=10))
+    del fake_dns[NAME]  # DuckDNS's servers time out
+    assert (await home.check())["state"] == "reachable"
+    assert coordinator.update_interval == MISMATCH_RECHECK
+    freezer.tick(timedelta(minutes=6))
+    fake_dns[NAME] = ("198.51.100.9",)
+    assert (await home.check())["state"] == "dns_mismatch"
+    assert "dns_mismatch" in home.issues()
+    del fake_dns[NAME]
+    await home.check()
+    assert "dns_mismatch" in home.issues()
+    assert coordinator.update_interval == MISMATCH_RECHECK
+    fake_dns[NAME] = (PUBLIC,)
+    assert (await home.check())["state"] == "reachable"
+    assert "dns_mismatch" not in home.issues()
+    assert coordinator.update_interval == timedelta(hours=6)
 
 
 async def test_hairpin_reaches_us(home: Home, fake_ca: FakeCa, tmp_path: Path) -> None:
@@ -476,8 +678,11 @@ async def test_a_test_gateway_from_the_entry_plays_the_router(
         await igd.stop()
 
 
-async def test_an_unexpected_failure_is_a_translated_error(home: Home) -> None:
-    """A bug in a run: the action says so (translated), the sensor keeps its value."""
+async def test_an_unexpected_failure_is_a_translated_error(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in a run: the action says so (translated, no raw exception text),
+    the log has the exception once, the sensor keeps its value."""
     await home.forward(443, 8123)
     entry = await home.setup()
     assert home.state() == "reachable"
@@ -491,4 +696,7 @@ async def test_an_unexpected_failure_is_a_translated_error(home: Home) -> None:
     ):
         await home.check()
     assert caught.value.translation_key == "remote_access_check_failed"
+    assert not caught.value.translation_placeholders
+    assert "boom" not in str(caught.value)
+    assert caplog.text.count("RuntimeError: boom") == 1
     assert home.state() == "reachable"

@@ -7,7 +7,7 @@ is also the start of its id.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -330,43 +330,6 @@ def async_raise_restart_required(hass: HomeAssistant, path: str) -> None:
 def async_delete_restart_required(hass: HomeAssistant) -> None:
     """The server presents the certificate on disk."""
     ir.async_delete_issue(hass, DOMAIN, RESTART_REQUIRED)
-
-
-# ------------------------------------------------------------ remote access
-
-REMOTE_ACCESS_SEVERITY: dict[Finding, ir.IssueSeverity] = {
-    Finding.CARRIER_GRADE_NAT: ir.IssueSeverity.WARNING,
-    Finding.PLAIN_HTTP_FORWARDED: ir.IssueSeverity.CRITICAL,
-    Finding.PORT_80_FORWARDED: ir.IssueSeverity.WARNING,
-    Finding.SSH_FORWARDED_WITH_PASSWORD: ir.IssueSeverity.ERROR,
-    Finding.DNS_MISMATCH: ir.IssueSeverity.ERROR,
-}
-
-
-@callback
-def async_sync_remote_access_issues(
-    hass: HomeAssistant,
-    entry_id: str,
-    findings: Mapping[Finding, Mapping[str, str]],
-    evaluated: Collection[Finding],
-) -> None:
-    """One issue per finding of the latest check; the others it evaluated go.
-
-    A finding the check could not evaluate (no gateway, no DNS answer) keeps
-    its issue: a router that does not answer has not closed its port forward.
-    """
-    for finding in evaluated:
-        issue_id = remote_access_issue_id(finding, entry_id)
-        if (placeholders := findings.get(finding)) is None:
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
-            continue
-        _async_create(
-            hass,
-            issue_id,
-            finding.value,
-            REMOTE_ACCESS_SEVERITY[finding],
-            dict(placeholders),
-        )
 
 
 # -------------------------------------------------------------- checklist

@@ -32,11 +32,13 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .issues import async_sync_remote_access_issues
 from .protocol import upnp
 from .protocol.dnsutil import lookup_addresses
 from .protocol.duckdns import DEFAULT_UPDATE_URL
 from .protocol.remote_access import (
+    HTTP_PORT,
+    HTTPS_PORT,
+    SSH_PORT,
     Facts,
     Hairpin,
     Judgement,
@@ -48,6 +50,7 @@ from .protocol.remote_access import (
     mismatched_names,
     probe_ports,
 )
+from .remote_access_issues import async_sync_remote_access_issues
 from .served import served_files
 
 if TYPE_CHECKING:
@@ -150,6 +153,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         self._dns = dns
         self.names: list[str] = list(entry.data[CONF_DOMAINS])
         self._mismatch_since: datetime | None = None
+        self._gateway_lost_since: datetime | None = None
         self._last_recorded: tuple[str | None, str | None] | None = None
         self._discovery_rechecked = False
         self._lock = asyncio.Lock()
@@ -181,10 +185,11 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         """Run the check now (the action) and return its result."""
         await self.async_refresh()
         if not self.last_update_success or self.data is None:
+            # The coordinator logged the exception with its traceback; the
+            # user sees a translated message without raw exception text.
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="remote_access_check_failed",
-                translation_placeholders={"error": str(self.last_exception)},
             )
         return self.data
 
@@ -198,27 +203,39 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         self._last_recorded = (ipv4, ipv6)
         now = dt_util.utcnow()
         resolved = await self._resolve()
+        unanswered = frozenset(self.names) - resolved.keys()
         if mismatched_names(resolved, ipv4, ipv6):
             self._mismatch_since = self._mismatch_since or now
-            self.update_interval = MISMATCH_RECHECK
-        else:
+        elif not unanswered:
             self._mismatch_since = None
-            self.update_interval = REMOTE_ACCESS_INTERVAL
+        # A name without answer may still resolve elsewhere: the clock (and
+        # with it the short interval) stays as it was.
+        self.update_interval = (
+            REMOTE_ACCESS_INTERVAL if self._mismatch_since is None else MISMATCH_RECHECK
+        )
         gateway, reason = await self._gateway()
+        if gateway is None:
+            self._gateway_lost_since = self._gateway_lost_since or now
+        else:
+            self._gateway_lost_since = None
         if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
             self._discovery_rechecked = True
             self.update_interval = min(self.update_interval, DISCOVERY_RECHECK)
+        ssh_ports, ssh_known = await self._ssh_password_ports()
         facts = Facts(
             recorded_ipv4=ipv4,
             recorded_ipv6=ipv6,
             resolved=resolved,
+            unanswered=unanswered,
             mismatch_since=self._mismatch_since,
             gateway=gateway,
             gateway_reason=reason,
+            gateway_lost_since=self._gateway_lost_since,
             host_addresses=await self._host_addresses(),
             ha_port=_ha_port(self.hass),
             serves_https=served_files(self.hass) is not None,
-            ssh_password_ports=await self._ssh_password_ports(),
+            ssh_password_ports=ssh_ports,
+            ssh_addons_known=ssh_known,
         )
         facts = replace(facts, hairpin=await self._hairpin(facts))
         judgement = judge(facts, now)
@@ -259,7 +276,10 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         for location in locations[:2]:
             try:
                 facts = await upnp.query_gateway(
-                    session, location, timeout_seconds=GATEWAY_TIMEOUT
+                    session,
+                    location,
+                    timeout_seconds=GATEWAY_TIMEOUT,
+                    wanted_ports=(HTTP_PORT, HTTPS_PORT, _ha_port(self.hass), SSH_PORT),
                 )
             except upnp.GatewayError as err:
                 LOGGER.debug("UPnP gateway %s: %s", location, err)
@@ -280,16 +300,19 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             for address in adapter["ipv4"]
         )
 
-    async def _ssh_password_ports(self) -> frozenset[int]:
+    async def _ssh_password_ports(self) -> tuple[frozenset[int], bool]:
+        """Host ports of SSH add-ons taking passwords; whether all were read."""
         if not is_hassio(self.hass):
-            return frozenset()
-        from .checklist.snapshot import async_ssh_addons
+            return frozenset(), True
+        from .checklist.snapshot import async_read_ssh_addons
 
-        return frozenset(
+        addons, complete = await async_read_ssh_addons(self.hass)
+        ports = frozenset(
             addon.host_port
-            for addon in await async_ssh_addons(self.hass)
+            for addon in addons
             if addon.running and addon.password_login and addon.host_port is not None
         )
+        return ports, complete
 
     async def _hairpin(self, facts: Facts) -> Hairpin:
         gateway = facts.gateway

@@ -8,7 +8,8 @@ description URL (:attr:`FakeIgd.location`) directly.
 
 ``mode`` turns it into a broken router: ``garbage`` answers every request
 with an HTML page, ``garbage_soap`` only the control requests, ``hang``
-never answers, ``refuse`` answers GetExternalIPAddress with a UPnP error.
+never answers, ``refuse`` answers GetExternalIPAddress with a UPnP error,
+``refuse_mappings`` answers GetGenericPortMappingEntry with UPnP error 606.
 """
 
 # No ``from __future__ import annotations``: the server module checks the
@@ -39,6 +40,7 @@ from async_upnp_client.server import (
 HOST = "127.0.0.1"
 WAN_IP_CONNECTION = "urn:schemas-upnp-org:service:WANIPConnection:1"
 ARRAY_INDEX_INVALID = 713
+NO_SUCH_ENTRY = 714
 
 
 @dataclass
@@ -122,6 +124,8 @@ class WanIpConnectionService(UpnpServerService):
         NewPortMappingIndex: int,  # noqa: N803
     ) -> dict[str, Any]:
         """One mapping by index; 713 past the end, as routers answer."""
+        if self.state.mode == "refuse_mappings":
+            raise UpnpActionError(error_code=606, error_desc="Action not authorized")
         mappings = self.state.mappings
         if NewPortMappingIndex >= len(mappings):
             raise UpnpActionError(
@@ -138,6 +142,44 @@ class WanIpConnectionService(UpnpServerService):
             "NewPortMappingDescription": mapping.description,
             "NewLeaseDuration": 0,
         }
+
+    @callable_action(
+        name="GetSpecificPortMappingEntry",
+        in_args={
+            "NewRemoteHost": "RemoteHost",
+            "NewExternalPort": "ExternalPort",
+            "NewProtocol": "PortMappingProtocol",
+        },
+        out_args={
+            "NewInternalPort": "InternalPort",
+            "NewInternalClient": "InternalClient",
+            "NewEnabled": "PortMappingEnabled",
+            "NewPortMappingDescription": "PortMappingDescription",
+            "NewLeaseDuration": "PortMappingLeaseDuration",
+        },
+    )
+    async def get_specific_port_mapping_entry(
+        self,
+        NewRemoteHost: str,  # noqa: N803
+        NewExternalPort: int,  # noqa: N803
+        NewProtocol: str,  # noqa: N803
+    ) -> dict[str, Any]:
+        """One mapping by external port and protocol; 714 when there is none."""
+        if self.state.mode == "refuse_mappings":
+            raise UpnpActionError(error_code=606, error_desc="Action not authorized")
+        for mapping in self.state.mappings:
+            if (mapping.external_port, mapping.protocol) == (
+                NewExternalPort,
+                NewProtocol,
+            ):
+                return {
+                    "NewInternalPort": mapping.internal_port,
+                    "NewInternalClient": mapping.internal_client,
+                    "NewEnabled": mapping.enabled,
+                    "NewPortMappingDescription": mapping.description,
+                    "NewLeaseDuration": 0,
+                }
+        raise UpnpActionError(error_code=NO_SUCH_ENTRY, error_desc="NoSuchEntryInArray")
 
     @callable_action(
         name="AddPortMapping",

@@ -120,11 +120,39 @@ def test_unknown_without_ipv4() -> None:
     assert (result.state, result.reason) == (RemoteAccessState.UNKNOWN, "no_ipv4")
 
 
-@pytest.mark.parametrize("wan", [None, "2001:db8::1"])
+@pytest.mark.parametrize(
+    "wan",
+    [
+        None,
+        "2001:db8::1",
+        "0.0.0.0",  # noqa: S104 - miniupnpd's "no address"
+        "169.254.3.4",
+        "127.0.0.1",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+    ],
+)
 def test_unknown_without_a_wan_ipv4(wan: str | None) -> None:
-    """A router without an IPv4 WAN address."""
-    result = judge(_facts(_gateway(wan)), NOW)
+    """No usable IPv4 WAN address: unknown, never carrier-grade NAT."""
+    result = judge(_facts(_gateway(wan, WEB)), NOW)
+    assert result.state is RemoteAccessState.UNKNOWN
     assert result.reason == "wan_address_unknown"
+    assert Finding.CARRIER_GRADE_NAT not in result.findings
+    assert Finding.CARRIER_GRADE_NAT not in result.evaluated
+
+
+def test_carrier_grade_nat_is_found_whatever_the_state() -> None:
+    """A DNS mismatch comes first as state, the NAT finding is raised anyway."""
+    facts = _facts(
+        _gateway("100.64.12.34", WEB),
+        resolved={NAME: ("198.51.100.9",)},
+        mismatch_since=NOW - DNS_MISMATCH_AFTER,
+    )
+    result = judge(facts, NOW)
+    assert result.state is RemoteAccessState.DNS_MISMATCH
+    assert set(result.findings) >= {Finding.DNS_MISMATCH, Finding.CARRIER_GRADE_NAT}
+    assert Finding.CARRIER_GRADE_NAT in result.evaluated
 
 
 def test_port_80_and_ssh_with_password() -> None:
@@ -217,3 +245,32 @@ async def test_hairpin_probe(socket_enabled: None) -> None:
             PUBLIC, [port], NAME, fingerprints, loopback=loopback, timeout_seconds=2
         )
     assert found is Hairpin.NO_ANSWER
+
+
+def test_refused_mappings_are_unknown_unless_the_hairpin_reached_us() -> None:
+    """A refused mapping list: unknown, port findings not judged; hairpin wins."""
+    gateway = replace(_gateway(PUBLIC), mappings_refused=True)
+    result = judge(_facts(gateway), NOW)
+    assert result.state is RemoteAccessState.UNKNOWN
+    assert result.reason == "mappings_refused"
+    assert Finding.PORT_80_FORWARDED not in result.evaluated
+    assert Finding.PLAIN_HTTP_FORWARDED not in result.evaluated
+    assert Finding.CARRIER_GRADE_NAT in result.evaluated
+    reached = judge(_facts(gateway, hairpin=Hairpin.REACHED_US), NOW)
+    assert reached.state is RemoteAccessState.REACHABLE
+    assert Finding.PORT_80_FORWARDED not in reached.evaluated
+
+
+def test_a_name_without_answer_cannot_clear_a_mismatch() -> None:
+    """One name answered and matches, the other gave no answer: not judged."""
+    other = "other.duckdns.org"
+    facts = _facts(
+        _gateway(PUBLIC, WEB),
+        resolved={NAME: (PUBLIC,)},
+        unanswered=frozenset({other}),
+    )
+    assert Finding.DNS_MISMATCH not in judge(facts, NOW).evaluated
+    assert (
+        Finding.DNS_MISMATCH
+        in judge(replace(facts, unanswered=frozenset()), NOW).evaluated
+    )

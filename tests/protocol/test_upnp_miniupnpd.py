@@ -191,15 +191,16 @@ def test_a_miniupnpd_router_behind_cgnat(miniupnpd: Namespaces) -> None:
     result = _query(miniupnpd)
     assert result["location"] == LOCATION
     assert result["wan_address"] is None
+    assert result["wan_address_hidden"] is True
     assert result["mappings"] == []
     assert result["local"] == CLIENT
     facts = Facts(
         recorded_ipv4="203.0.113.7",
-        gateway=GatewayFacts(LOCATION, None, (), CLIENT),
+        gateway=GatewayFacts(LOCATION, None, (), CLIENT, wan_address_hidden=True),
     )
     judgement = judge(facts, datetime.now(UTC))
     assert judgement.state is RemoteAccessState.UNKNOWN
-    assert judgement.reason == "wan_address_unknown"
+    assert judgement.reason == "wan_address_hidden"
 
 
 def test_a_miniupnpd_router_that_stops(miniupnpd: Namespaces) -> None:

@@ -188,12 +188,21 @@ def reduce_ssh_addon(
 
 
 async def async_ssh_addons(hass: HomeAssistant) -> tuple[SshAddon, ...]:
-    """The installed SSH add-ons, through the Supervisor."""
+    """The installed SSH add-ons, through the Supervisor (unreadable ones skipped)."""
+    addons, _complete = await async_read_ssh_addons(hass)
+    return addons
+
+
+async def async_read_ssh_addons(
+    hass: HomeAssistant,
+) -> tuple[tuple[SshAddon, ...], bool]:
+    """The installed SSH add-ons, and whether the Supervisor answered for each."""
     from aiohasupervisor import SupervisorError, SupervisorNotFoundError
     from homeassistant.components.hassio import get_supervisor_client
 
     client = get_supervisor_client(hass)
     addons: list[SshAddon] = []
+    complete = True
     for slug in SSH_ADDONS:
         try:
             info = await client.addons.addon_info(slug)
@@ -201,11 +210,12 @@ async def async_ssh_addons(hass: HomeAssistant) -> tuple[SshAddon, ...]:
             continue
         except SupervisorError as err:
             LOGGER.debug("Could not read the %s add-on: %s", slug, type(err).__name__)
+            complete = False
             continue
         addons.append(
             reduce_ssh_addon(slug, info.name, info.state, info.network, info.options)
         )
-    return tuple(addons)
+    return tuple(addons), complete
 
 
 def read_files(

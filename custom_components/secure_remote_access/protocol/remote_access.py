@@ -19,23 +19,30 @@ from .x509.errors import CertificateError
 
 #: A name must resolve elsewhere this long before it counts as a mismatch.
 DNS_MISMATCH_AFTER: Final = timedelta(minutes=15)
+#: A router silent this long no longer vouches for the issues it showed.
+GATEWAY_GONE_AFTER: Final = timedelta(days=1)
 HAIRPIN_TIMEOUT: Final = 5.0
 MAX_HAIRPIN_PROBES: Final = 2
 HTTPS_PORT: Final = 443
 HTTP_PORT: Final = 80
 SSH_PORT: Final = 22
 
-# Addresses no port forward from the internet can reach (100.64.0.0/10: RFC 6598).
-_NOT_PUBLIC: Final = tuple(
+# WAN addresses behind another NAT: RFC 1918 and the shared 100.64.0.0/10 (RFC 6598).
+_BEHIND_NAT: Final = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
+)
+# No address a router's WAN side can have: "this network" (0.0.0.0/8, what
+# routers without a connection report), loopback, link-local, multicast,
+# reserved and broadcast.
+_NO_WAN: Final = tuple(
     ipaddress.ip_network(net)
     for net in (
         "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
         "127.0.0.0/8",
         "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
     )
 )
 
@@ -74,6 +81,10 @@ class UnknownReason(StrEnum):
 
     NO_IPV4 = "no_ipv4"
     WAN_ADDRESS_UNKNOWN = "wan_address_unknown"
+    MAPPINGS_REFUSED = "mappings_refused"
+    MAPPINGS_INCOMPLETE = "mappings_incomplete"
+    WAN_ADDRESS_HIDDEN = "wan_address_hidden"
+    GATEWAY_GONE = "gateway_gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +95,21 @@ class Facts:
     recorded_ipv6: str | None = None
     #: Addresses per name from DuckDNS's servers; a name missing was not checked.
     resolved: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Names no server answered for: they may still resolve elsewhere.
+    unanswered: frozenset[str] = frozenset()
     #: Since when a name resolves elsewhere (kept by the caller across runs).
     mismatch_since: datetime | None = None
     gateway: GatewayFacts | None = None
     gateway_reason: str | None = None
+    #: Since when no gateway answered (kept by the caller across runs).
+    gateway_lost_since: datetime | None = None
     host_addresses: frozenset[str] = frozenset()
     ha_port: int = 8123
     serves_https: bool = False
     #: Host ports of SSH add-ons that accept passwords (22 inside the add-on).
     ssh_password_ports: frozenset[int] = frozenset()
+    #: False when an SSH add-on could not be read: the SSH finding is unknown.
+    ssh_addons_known: bool = True
     hairpin: Hairpin = Hairpin.NOT_TRIED
 
 
@@ -107,13 +124,49 @@ class Judgement:
     evaluated: frozenset[Finding] = frozenset(Finding)
 
 
+class WanKind(StrEnum):
+    """What kind of address the router's WAN address is."""
+
+    PUBLIC = "public"
+    BEHIND_NAT = "behind_nat"
+    INVALID = "invalid"
+
+
+def wan_kind(text: str | None) -> WanKind:
+    """Public, behind another NAT (private or shared), or no usable IPv4 address."""
+    try:
+        address = ipaddress.ip_address(text or "")
+    except ValueError:
+        return WanKind.INVALID
+    if address.version != 4 or any(address in net for net in _NO_WAN):
+        return WanKind.INVALID
+    if any(address in net for net in _BEHIND_NAT):
+        return WanKind.BEHIND_NAT
+    return WanKind.PUBLIC
+
+
 def is_public_ipv4(text: str) -> bool:
     """Whether ``text`` is an IPv4 address a port forward could be reached on."""
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return address.version == 4 and not any(address in net for net in _NOT_PUBLIC)
+    return wan_kind(text) is WanKind.PUBLIC
+
+
+def behind_nat(facts: Facts) -> bool | None:
+    """The carrier-grade NAT verdict: None when the facts cannot tell.
+
+    True for a private or shared WAN address, or one that differs from the
+    public address DuckDNS saw; False for the public address itself.
+    """
+    if facts.gateway is None:
+        return None
+    wan = facts.gateway.wan_address
+    match wan_kind(wan):
+        case WanKind.INVALID:
+            return None
+        case WanKind.BEHIND_NAT:
+            return True
+    if facts.recorded_ipv4 is None:
+        return None
+    return wan != facts.recorded_ipv4
 
 
 def mismatched_names(
@@ -159,35 +212,42 @@ def web_mappings(facts: Facts) -> tuple[PortMapping, ...]:
         mapping
         for mapping in mappings_to_host(facts)
         if mapping.protocol == "TCP"
-        and mapping.internal_port in (facts.ha_port, HTTPS_PORT)
+        and (mapping.all_ports or mapping.internal_port in (facts.ha_port, HTTPS_PORT))
     )
 
 
 def probe_ports(facts: Facts) -> tuple[int, ...]:
     """External ports the hairpin probe tries: forwarded web ports, else 443."""
-    ports = sorted({mapping.external_port for mapping in web_mappings(facts)})
+    ports = sorted(
+        {mapping.external_port or HTTPS_PORT for mapping in web_mappings(facts)}
+    )
     return tuple(ports[:MAX_HAIRPIN_PROBES] or [HTTPS_PORT])
 
 
 def _findings(facts: Facts, state: RemoteAccessState) -> dict[Finding, dict[str, str]]:
     findings: dict[Finding, dict[str, str]] = {}
     tcp = [m for m in mappings_to_host(facts) if m.protocol == "TCP"]
-    if state is RemoteAccessState.CARRIER_GRADE_NAT and facts.gateway is not None:
+    if behind_nat(facts) and facts.gateway is not None:
         findings[Finding.CARRIER_GRADE_NAT] = {
             "wan_address": facts.gateway.wan_address or "-",
             "public_address": facts.recorded_ipv4 or "-",
         }
-    plain = [m for m in tcp if m.internal_port == facts.ha_port]
+    # A wildcard mapping (external port 0) forwards every port, these included.
+    plain = [m for m in tcp if m.all_ports or m.internal_port == facts.ha_port]
     if plain and not facts.serves_https:
         findings[Finding.PLAIN_HTTP_FORWARDED] = {
             "ports": _ports(plain),
             "port": str(facts.ha_port),
         }
-    if port_80 := [m for m in tcp if HTTP_PORT in (m.external_port, m.internal_port)]:
+    if port_80 := [
+        m for m in tcp if m.all_ports or HTTP_PORT in (m.external_port, m.internal_port)
+    ]:
         findings[Finding.PORT_80_FORWARDED] = {"ports": _ports(port_80)}
     ssh_ports = facts.ssh_password_ports
     if ssh_ports and (
-        ssh := [m for m in tcp if m.internal_port in ssh_ports | {SSH_PORT}]
+        ssh := [
+            m for m in tcp if m.all_ports or m.internal_port in ssh_ports | {SSH_PORT}
+        ]
     ):
         findings[Finding.SSH_FORWARDED_WITH_PASSWORD] = {"ports": _ports(ssh)}
     if state is RemoteAccessState.DNS_MISMATCH:
@@ -209,20 +269,58 @@ def _findings(facts: Facts, state: RemoteAccessState) -> dict[Finding, dict[str,
 
 def _ports(mappings: Iterable[PortMapping]) -> str:
     return ", ".join(
-        f"{m.external_port} → {m.internal_port}"
+        f"{m.external_port or '*'} → {m.internal_port}"
         for m in sorted(mappings, key=lambda m: m.external_port)
     )
+
+
+#: The findings that come from the router's port mappings.
+PORT_FINDINGS: Final = frozenset(
+    {
+        Finding.PLAIN_HTTP_FORWARDED,
+        Finding.PORT_80_FORWARDED,
+        Finding.SSH_FORWARDED_WITH_PASSWORD,
+    }
+)
 
 
 def judge(facts: Facts, now: datetime) -> Judgement:
     """The state (first that holds) and every finding."""
     state, reason = _state(facts, now)
     evaluated = set(Finding)
-    if facts.gateway is None:
-        evaluated = {Finding.DNS_MISMATCH}
-    if not facts.resolved:
+    findings = _findings(facts, state)
+    gateway = facts.gateway
+    if gateway is None:
+        if not _gateway_gone(facts, now):
+            evaluated = {Finding.DNS_MISMATCH}
+        # Silent for a day: the router's findings are judged again (as none).
+    elif gateway.mappings_refused:
+        evaluated -= PORT_FINDINGS
+    elif gateway.incomplete:
+        # An incomplete list can show a forward, never that there is none.
+        evaluated -= PORT_FINDINGS - findings.keys()
+    if behind_nat(facts) is None and gateway is not None:
+        evaluated.discard(Finding.CARRIER_GRADE_NAT)
+    if not facts.ssh_addons_known and Finding.SSH_FORWARDED_WITH_PASSWORD not in (
+        findings
+    ):
+        evaluated.discard(Finding.SSH_FORWARDED_WITH_PASSWORD)
+    if not facts.resolved or (
+        facts.unanswered and Finding.DNS_MISMATCH not in findings
+    ):
+        # Only answers for every name can clear a mismatch.
         evaluated.discard(Finding.DNS_MISMATCH)
-    return Judgement(state, reason, _findings(facts, state), frozenset(evaluated))
+    return Judgement(state, reason, findings, frozenset(evaluated))
+
+
+def _gateway_gone(facts: Facts, now: datetime) -> bool:
+    """No gateway has answered for `GATEWAY_GONE_AFTER`: its issues go."""
+    since = facts.gateway_lost_since
+    return (
+        facts.gateway is None
+        and since is not None
+        and now - since >= GATEWAY_GONE_AFTER
+    )
 
 
 def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
@@ -234,18 +332,26 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         return RemoteAccessState.DNS_MISMATCH, None
     gateway = facts.gateway
     if gateway is None:
+        if _gateway_gone(facts, now):
+            return RemoteAccessState.UNKNOWN, UnknownReason.GATEWAY_GONE
         return RemoteAccessState.UNKNOWN, facts.gateway_reason or "no_gateway"
-    wan = gateway.wan_address
-    if wan is None or _version(wan) != 4:
+    if gateway.wan_address is None and gateway.wan_address_hidden:
+        return RemoteAccessState.UNKNOWN, UnknownReason.WAN_ADDRESS_HIDDEN
+    if wan_kind(gateway.wan_address) is WanKind.INVALID:
         return RemoteAccessState.UNKNOWN, UnknownReason.WAN_ADDRESS_UNKNOWN
-    if not is_public_ipv4(wan):
+    nat = behind_nat(facts)
+    if nat:
         return RemoteAccessState.CARRIER_GRADE_NAT, None
-    if facts.recorded_ipv4 is None:
+    if nat is None:
         return RemoteAccessState.UNKNOWN, UnknownReason.NO_IPV4
-    if wan != facts.recorded_ipv4:
-        return RemoteAccessState.CARRIER_GRADE_NAT, None
-    if facts.hairpin is Hairpin.REACHED_US or web_mappings(facts):
+    if facts.hairpin is Hairpin.REACHED_US:
         return RemoteAccessState.REACHABLE, None
+    if gateway.mappings_refused:
+        return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_REFUSED
+    if web_mappings(facts):
+        return RemoteAccessState.REACHABLE, None
+    if gateway.incomplete:
+        return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_INCOMPLETE
     return RemoteAccessState.NO_PORT_FORWARD, None
 
 

@@ -1,0 +1,53 @@
+"""The Repairs issues of the remote-access check: one per finding of an entry.
+
+Ids come from `issues.remote_access_issue_id` (entry removal deletes them
+there too); this module raises and clears them after each check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN
+from .issues import _async_create, remote_access_issue_id
+from .protocol.remote_access import Finding
+
+REMOTE_ACCESS_SEVERITY: dict[Finding, ir.IssueSeverity] = {
+    Finding.CARRIER_GRADE_NAT: ir.IssueSeverity.WARNING,
+    Finding.PLAIN_HTTP_FORWARDED: ir.IssueSeverity.CRITICAL,
+    Finding.PORT_80_FORWARDED: ir.IssueSeverity.WARNING,
+    Finding.SSH_FORWARDED_WITH_PASSWORD: ir.IssueSeverity.ERROR,
+    Finding.DNS_MISMATCH: ir.IssueSeverity.ERROR,
+}
+
+
+@callback
+def async_sync_remote_access_issues(
+    hass: HomeAssistant,
+    entry_id: str,
+    findings: Mapping[Finding, Mapping[str, str]],
+    evaluated: Collection[Finding],
+) -> None:
+    """One issue per finding of the latest check; the others it evaluated go.
+
+    A finding the check could not evaluate (no gateway, no DNS answer) keeps
+    its issue, across restarts too (persistent): a router that does not answer
+    has not closed its port forward. After a day without answer the judgement
+    evaluates the router's findings again, and their issues go.
+    """
+    for finding in evaluated:
+        issue_id = remote_access_issue_id(finding, entry_id)
+        if (placeholders := findings.get(finding)) is None:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+            continue
+        _async_create(
+            hass,
+            issue_id,
+            finding.value,
+            REMOTE_ACCESS_SEVERITY[finding],
+            dict(placeholders),
+            persistent=True,
+        )
