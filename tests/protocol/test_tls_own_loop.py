@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+import socket
 import threading
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -128,3 +130,58 @@ async def test_own_loop_propagates_unexpected_errors(
             [Endpoint("broken.test", 443)], resolver=broken, own_loop=True
         )
     assert err.group_contains(RuntimeError, match="resolver bug")
+
+
+async def test_hung_lookups_do_not_starve_the_other_checks(
+    socket_enabled: None, leaf: certs.IssuedCertificate, ca_bundle: Path
+) -> None:
+    """Name lookups that hang (a dead name server) keep their threads: others go on."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.startswith("slow"):
+            release.wait(30)  # until the test has its results
+        return real(host, *args, **kwargs)
+
+    async with tls_server(leaf) as server:
+        # One bundle for all: its one load comes first, then the lookups queue
+        # in order, the healthy endpoint's last.
+        endpoints = [
+            Endpoint(f"slow{index}.test", 443, "example.test", str(ca_bundle))
+            for index in range(3)
+        ] + [Endpoint("localhost", server.port, "example.test", str(ca_bundle))]
+        with patch.object(socket, "getaddrinfo", getaddrinfo):
+            try:
+                results = await tls.inspect_endpoints(
+                    endpoints, timeout_seconds=2, own_loop=True
+                )
+            finally:
+                release.set()
+    assert isinstance(results[-1], EndpointCertificate)
+    assert all(isinstance(r, x509.CertificateError) for r in results[:-1])
+
+
+async def test_cancel_just_after_the_private_loop_ended(socket_enabled: None) -> None:
+    """A cancellation that arrives as the run ends is a cancellation, nothing else."""
+    ended = threading.Event()
+    proceed = threading.Event()
+    original = tls._OwnLoopRun.run
+
+    def run(self: Any) -> Any:
+        try:
+            return original(self)
+        finally:
+            ended.set()
+            proceed.wait(5)  # the caller cancels between loop close and result
+
+    loop = asyncio.get_running_loop()
+    with patch.object(tls._OwnLoopRun, "run", run):
+        task = asyncio.create_task(
+            tls.inspect_endpoints([Endpoint("127.0.0.1", 9)], own_loop=True)
+        )
+        await loop.run_in_executor(None, ended.wait, 5)
+        task.cancel()
+        proceed.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task

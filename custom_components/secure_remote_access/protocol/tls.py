@@ -445,6 +445,15 @@ async def _inspect_all(
     return [task.result() for task in tasks]
 
 
+class _UnjoinedPool(ThreadPoolExecutor):
+    """A pool whose shutdown never waits: a hung name lookup ends by itself."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; threads still busy finish on their own."""
+        del wait, cancel_futures
+        super().shutdown(wait=False, cancel_futures=True)
+
+
 class _OwnLoopRun:
     """One ``inspect_endpoints(own_loop=True)`` call, on a loop of its own."""
 
@@ -467,10 +476,13 @@ class _OwnLoopRun:
 
     async def _main(self) -> _Results:
         loop = asyncio.get_running_loop()
-        # Name resolution and trust stores: a small pool of this loop's own,
-        # shut down (and joined) by asyncio.run at the end.
+        # Name resolution and trust stores: a pool of this loop's own, shut
+        # down by asyncio.run at the end. Larger than the concurrency: a
+        # lookup that timed out keeps its thread, and must not leave the other
+        # checks queueing for one (nor hold the results until it ends).
+        concurrency = max(1, self._args[1])
         loop.set_default_executor(
-            ThreadPoolExecutor(2, thread_name_prefix=OWN_LOOP_THREAD_NAME)
+            _UnjoinedPool(2 * concurrency + 2, thread_name_prefix=OWN_LOOP_THREAD_NAME)
         )
         task = asyncio.current_task()
         assert task is not None
@@ -478,7 +490,11 @@ class _OwnLoopRun:
             if self._cancelled:
                 raise asyncio.CancelledError
             self._loop, self._task = loop, task
-        return await _inspect_all(*self._args)
+        try:
+            return await _inspect_all(*self._args)
+        finally:
+            with self._lock:  # the loop closes next: nothing may be sent to it
+                self._loop = self._task = None
 
     def cancel(self) -> None:
         """Cancel the checks from any thread (before they start: skip them)."""

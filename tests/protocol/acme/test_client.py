@@ -252,6 +252,17 @@ async def test_order_turning_invalid(
         "detail": "policy forbids issuing for this name",
     }
     ca.on("order/1", Reply(json=order(ca, "invalid", error=problem)))
+    # Boulder refuses to finalize an invalid order with orderNotReady.
+    ca.on(
+        "order/1/finalize",
+        Reply(
+            status=403,
+            json={
+                "type": "urn:ietf:params:acme:error:orderNotReady",
+                "detail": 'Order\'s status ("invalid") is not acceptable for finalization',
+            },
+        ),
+    )
     with pytest.raises(OrderInvalidError) as caught:
         await make().issue_certificate([NAME], RecordingSolver(), Visible())
     assert caught.value.url == ca.url("order/1")

@@ -47,6 +47,7 @@ from .errors import (
     InvalidProfileError,
     MalformedResponseError,
     OrderInvalidError,
+    OrderNotReadyError,
     PollTimeoutError,
     refuses_replaces,
 )
@@ -358,18 +359,25 @@ class AcmeClient:
             self, order, clean, solver, checker, persist, propagation_timeout
         )
         key_pem = ""
+        ours: bytes | None = None  # a key the certificate must have (see below)
         if order.status in (STATUS_PENDING, STATUS_READY):
             # Every authorization is valid now, so the order is ready: finalize
             # at once instead of fetching the order first (one request less).
-            # When the CA refuses (orderNotReady: still catching up, or the
-            # order went invalid), the order's own status decides.
             fresh = await self._fresh_key(key_type, clean)
+            key_pem = fresh.private_key_pem
             try:
                 order = await self.finalize_order(order, fresh.csr_der)
-            except AcmeProblemError as err:
+            except OrderNotReadyError as err:  # the CA is still catching up
                 _LOGGER.debug("finalize refused (%s): polling the order", err)
-                order = await self._finalize_when_ready(order, fresh)
-            key_pem = fresh.private_key_pem
+                order, taken = await self._finalize_when_ready(order, fresh, err)
+                ours = fresh.public_key_der if taken else None
+            except AcmeProblemError as err:
+                if err.status is None or err.status < 500:
+                    raise  # the CA's own answer (badCSR, rateLimited, ...): as it is
+                # A server error may come after the CA took our CSR: the order decides.
+                _LOGGER.debug("finalize failed (%s): polling the order", err)
+                order, taken = await self._finalize_when_ready(order, fresh, err)
+                ours = fresh.public_key_der if taken else None
         else:
             order = await self.wait_for_order(
                 order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
@@ -390,6 +398,10 @@ class AcmeClient:
             order.certificate, preferred_chain=preferred_chain
         )
         leaf = parse_pem_certificates(chain_pem)[0]
+        if ours is not None and _spki(leaf) != ours:
+            raise AcmeError(
+                f"order {order.url} was finalized elsewhere; its key is unknown"
+            )
         return IssuedCertificate(
             fullchain_pem=chain_pem,
             private_key_pem=key_pem,
@@ -418,16 +430,25 @@ class AcmeClient:
             raise AcmeError("the certificate key must not be the account key")
         return fresh
 
-    async def _finalize_when_ready(self, order: Order, fresh: KeyAndCsr) -> Order:
-        """Poll the order after orderNotReady; finalize it if it becomes ready."""
-        order = await self.wait_for_order(
-            order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
-        )
-        if order.status != STATUS_READY:
-            raise AcmeError(
-                f"order {order.url} was finalized elsewhere; its key is unknown"
+    async def _finalize_when_ready(
+        self, order: Order, fresh: KeyAndCsr, refusal: AcmeProblemError
+    ) -> tuple[Order, bool]:
+        """Poll the order after a refused finalize; finalize once more if it is ready.
+
+        Returns the order and whether the CA had taken a CSR before:
+        ``processing`` or ``valid`` (whose key is checked against ours after
+        the download). An order that went invalid reports the CA's refusal,
+        not the bare status.
+        """
+        try:
+            order = await self.wait_for_order(
+                order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
             )
-        return await self.finalize_order(order, fresh.csr_der)
+        except OrderInvalidError as err:
+            raise (err if err.problem is not None else refusal) from refusal
+        if order.status != STATUS_READY:
+            return order, True
+        return await self.finalize_order(order, fresh.csr_der), False
 
     async def _new_replacement_order(
         self, names: tuple[str, ...], profile: str | None, replaces: str | None
@@ -471,6 +492,13 @@ class AcmeClient:
             f"{directory.renewal_info.rstrip('/')}/{cert_id}"
         )
         return RenewalInfo.from_json(response.json(), response.retry_after)
+
+
+def _spki(certificate: x509.Certificate) -> bytes:
+    """A certificate's public key as DER SubjectPublicKeyInfo."""
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _matches(chain_pem: str, issuer_cn: str) -> bool:
