@@ -150,7 +150,7 @@ async def _async_release_persist_records(
     )
     if not set(await records.async_records()) - keep:
         return
-    nameservers = [settings.dns_server] if settings and settings.dns_server else None
+    nameservers = settings.nameservers if settings else None
     entry.async_create_background_task(
         hass,
         records.async_release(duckdns_client(hass, entry.data), keep, nameservers),
@@ -244,7 +244,7 @@ async def async_remove_entry(
     records = PersistRecords(hass, entry.entry_id)
     for domain in await records.async_release(
         duckdns_client(hass, entry.data),
-        nameservers=[settings.dns_server] if settings and settings.dns_server else None,
+        nameservers=settings.nameservers if settings else None,
     ):
         # Nobody is left to try again: the user clears it at duckdns.org.
         async_raise_persist_record_left(hass, domain)

@@ -343,7 +343,7 @@ class CertificateManager:
         return await resolve_delegations(
             settings.extra_names,
             self._domains,
-            [settings.dns_server] if settings.dns_server else None,
+            settings.nameservers,
             prefix=prefix,
         )
 
@@ -376,9 +376,7 @@ class CertificateManager:
         try:
             client = await async_acme_client(self.hass, settings)
             await self._ensure_account(client)
-            checker = DnsPropagationChecker(
-                [settings.dns_server] if settings.dns_server else None
-            )
+            checker = DnsPropagationChecker(settings.nameservers)
             persist = (
                 PersistValidation(
                     self._solver,

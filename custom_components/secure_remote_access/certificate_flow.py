@@ -274,7 +274,7 @@ async def _delegation_problem(
     The ``_acme-challenge`` records work with every CA; with dns-persist-01
     allowed, ``_validation-persist`` records are enough.
     """
-    nameservers = [settings.dns_server] if settings.dns_server else None
+    nameservers = settings.nameservers
     try:
         await resolve_delegations(settings.extra_names, domains, nameservers)
     except DelegationError as err:

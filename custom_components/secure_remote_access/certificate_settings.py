@@ -94,6 +94,11 @@ class CertificateSettings:
     validation_method: str = VALIDATION_AUTOMATIC
 
     @property
+    def nameservers(self) -> list[str] | None:
+        """The DNS server for propagation checks, or None: the zone's own servers."""
+        return [self.dns_server] if self.dns_server else None
+
+    @property
     def persist_allowed(self) -> bool:
         """Whether dns-persist-01 may be used when the CA offers it."""
         return self.validation_method == VALIDATION_AUTOMATIC

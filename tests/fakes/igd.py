@@ -43,6 +43,19 @@ ARRAY_INDEX_INVALID = 713
 NO_SUCH_ENTRY = 714
 
 
+#: A port mapping's arguments and their state variables (IGD:1 WANIPConnection).
+_MAPPING_ARGS: dict[str, str] = {
+    "NewRemoteHost": "RemoteHost",
+    "NewExternalPort": "ExternalPort",
+    "NewProtocol": "PortMappingProtocol",
+    "NewInternalPort": "InternalPort",
+    "NewInternalClient": "InternalClient",
+    "NewEnabled": "PortMappingEnabled",
+    "NewPortMappingDescription": "PortMappingDescription",
+    "NewLeaseDuration": "PortMappingLeaseDuration",
+}
+
+
 @dataclass
 class Mapping:
     """A port mapping as the router stores it."""
@@ -108,16 +121,7 @@ class WanIpConnectionService(UpnpServerService):
     @callable_action(
         name="GetGenericPortMappingEntry",
         in_args={"NewPortMappingIndex": "PortMappingNumberOfEntries"},
-        out_args={
-            "NewRemoteHost": "RemoteHost",
-            "NewExternalPort": "ExternalPort",
-            "NewProtocol": "PortMappingProtocol",
-            "NewInternalPort": "InternalPort",
-            "NewInternalClient": "InternalClient",
-            "NewEnabled": "PortMappingEnabled",
-            "NewPortMappingDescription": "PortMappingDescription",
-            "NewLeaseDuration": "PortMappingLeaseDuration",
-        },
+        out_args=dict(_MAPPING_ARGS),
     )
     async def get_generic_port_mapping_entry(
         self,
@@ -183,16 +187,7 @@ class WanIpConnectionService(UpnpServerService):
 
     @callable_action(
         name="AddPortMapping",
-        in_args={
-            "NewRemoteHost": "RemoteHost",
-            "NewExternalPort": "ExternalPort",
-            "NewProtocol": "PortMappingProtocol",
-            "NewInternalPort": "InternalPort",
-            "NewInternalClient": "InternalClient",
-            "NewEnabled": "PortMappingEnabled",
-            "NewPortMappingDescription": "PortMappingDescription",
-            "NewLeaseDuration": "PortMappingLeaseDuration",
-        },
+        in_args=dict(_MAPPING_ARGS),
         out_args={},
     )
     async def add_port_mapping(
