@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 import ipaddress
 from typing import Any, Final
@@ -158,7 +158,8 @@ class MappingRequest:
 
 @dataclass(frozen=True, slots=True)
 class RouterEntry:
-    """A mapping as the router reports it; ``lease_seconds`` is what is left (0: permanent)."""
+    """A mapping as the router reports it; ``lease_seconds`` is what is left
+    (0: permanent), so two reads of one mapping are equal whatever it says."""
 
     external_port: int
     protocol: str
@@ -166,7 +167,7 @@ class RouterEntry:
     internal_client: str
     description: str
     enabled: bool
-    lease_seconds: int
+    lease_seconds: int = field(compare=False)
 
     def held_by(self, internal_client: str) -> bool:
         """Whether it forwards to ``internal_client``."""
