@@ -249,7 +249,12 @@ def home(
 
 @pytest.fixture
 def in_lan(home: HomeNetwork) -> Iterator[HomeNetwork]:
-    """The test runs on the home's LAN host: the sockets it makes are that host's."""
+    """The test runs on the home's LAN host: the sockets it makes are that host's.
+
+    Only the test's own thread moves: executor threads that already exist
+    stay outside (and are refused the network's addresses), so blocking
+    calls that need the LAN run in the test's thread or a `NamespaceLoop`.
+    """
     with home.lan.entered():
         yield home
 
