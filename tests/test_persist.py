@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.secure_remote_access.certificate import (
+from custom_components.secure_remote_access.account import (
     account_store,
     async_register_account,
 )

@@ -16,7 +16,11 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .certificate import CertificateDelegationError, CertificateRenewalError
+from .certificate import (
+    CertificateDelegationError,
+    CertificateRenewalError,
+    CertificateTermsError,
+)
 from .checklist.checks import CHECK_IDS, CHECKS
 from .checklist.models import ChecklistResult
 from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
@@ -26,6 +30,7 @@ from .protocol.remote_access import Finding
 from .status import CertificateKind, CertificateStatus, Problem
 
 RENEWAL_FAILED: Final = "renewal_failed"
+ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
 PERSIST_RECORD_LEFT: Final = "persist_record_left"
 DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
@@ -49,6 +54,11 @@ def _entry_issue_id(kind: str, entry_id: str) -> str:
 def renewal_failed_issue_id(entry_id: str) -> str:
     """The issue raised while renewals of an entry fail."""
     return _entry_issue_id(RENEWAL_FAILED, entry_id)
+
+
+def terms_issue_id(entry_id: str) -> str:
+    """The issue raised while a lost account waits for new terms to be accepted."""
+    return _entry_issue_id(ACCOUNT_TERMS_CHANGED, entry_id)
 
 
 def delegation_issue_id(entry_id: str) -> str:
@@ -136,6 +146,7 @@ def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
     for issue_id in (
         duplicate_updater_issue_id(entry_id),
         renewal_failed_issue_id(entry_id),
+        terms_issue_id(entry_id),
         delegation_issue_id(entry_id),
         https_trial_issue_id(entry_id),
         https_reverted_issue_id(entry_id),
@@ -228,6 +239,19 @@ def async_raise_renewal_issue(
         async_delete_renewal_failed_issue(hass, entry_id)
         async_raise_delegation_broken(hass, entry_id, err)
         return
+    if isinstance(err, CertificateTermsError):
+        async_delete_renewal_failed_issue(hass, entry_id)
+        _async_create(
+            hass,
+            terms_issue_id(entry_id),
+            ACCOUNT_TERMS_CHANGED,
+            ir.IssueSeverity.ERROR,
+            {"directory": err.directory_url, "terms": err.terms, "detail": err.detail},
+            fixable=True,
+            persistent=True,
+            data={"entry_id": entry_id},
+        )
+        return
     if delegations_verified:
         async_delete_delegation_issue(hass, entry_id)
     _async_create(
@@ -263,8 +287,9 @@ def async_raise_delegation_broken(
 
 @callback
 def async_delete_renewal_failed_issue(hass: HomeAssistant, entry_id: str) -> None:
-    """Renewing works (again)."""
+    """Renewing works (again): the account works too."""
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry_id))
+    ir.async_delete_issue(hass, DOMAIN, terms_issue_id(entry_id))
 
 
 @callback

@@ -11,7 +11,9 @@ from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     Challenge,
     PersistLookupError,
+    Directory,
     PersistNote,
+    PersistOffer,
     PersistRecord,
     PersistRecordConflictError,
     PersistState,
@@ -19,8 +21,8 @@ from custom_components.secure_remote_access.protocol.acme import (
 )
 from custom_components.secure_remote_access.protocol.acme.persist import (
     judge,
+    offer_for_order,
     publish_persist_record,
-    record_for_order,
 )
 from tests.fakes import certs
 
@@ -39,7 +41,9 @@ from .scripted import (
 
 ACCOUNT = "https://ca.example/acct/1"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-WANTED = PersistRecord("letsencrypt.org", ACCOUNT)
+WANTED = PersistOffer(("letsencrypt.org",), ACCOUNT)
+WANTED_TXT = f"letsencrypt.org; accounturi={ACCOUNT}"
+DIRECTORY = Directory("https://ca/nonce", "https://ca/acct", "https://ca/order")
 
 
 def test_record_round_trip() -> None:
@@ -91,9 +95,9 @@ def test_parse(text: str, expected: PersistRecord | None) -> None:
     [
         ((), PersistState.ABSENT),
         (("some-dns-01-value",), PersistState.ABSENT),
-        ((WANTED.to_txt(),), PersistState.CURRENT),
+        ((WANTED_TXT,), PersistState.CURRENT),
         # Another value beside ours does not matter.
-        (("junk", WANTED.to_txt()), PersistState.CURRENT),
+        (("junk", WANTED_TXT), PersistState.CURRENT),
         (
             (f"letsencrypt.org; accounturi={ACCOUNT}; persistUntil=1",),
             PersistState.EXPIRED,
@@ -126,12 +130,11 @@ def test_judge_issuer_must_match_exactly(issuer: str) -> None:
 
 def test_judge_wildcard_needs_the_policy() -> None:
     """A record without policy=wildcard is outdated for a wildcard certificate."""
-    wildcard = PersistRecord("letsencrypt.org", ACCOUNT, wildcard=True)
+    wildcard = PersistOffer(("letsencrypt.org",), ACCOUNT, wildcard=True)
+    assert judge((WANTED_TXT,), wildcard, {ACCOUNT}, NOW)[0] is PersistState.OUTDATED
     assert (
-        judge((WANTED.to_txt(),), wildcard, {ACCOUNT}, NOW)[0] is PersistState.OUTDATED
-    )
-    assert (
-        judge((wildcard.to_txt(),), WANTED, {ACCOUNT}, NOW)[0] is PersistState.CURRENT
+        judge((wildcard.record().to_txt(),), WANTED, {ACCOUNT}, NOW)[0]
+        is PersistState.CURRENT
     )
     future = PersistRecord(
         "letsencrypt.org", ACCOUNT, persist_until=NOW + timedelta(days=1)
@@ -149,29 +152,33 @@ def _offer(issuers: tuple[str, ...], account: str | None = None) -> Challenge:
     )
 
 
-def test_record_for_order() -> None:
-    """One issuer every challenge names; the CA's account URL; wildcard policy."""
-    record, note = record_for_order(
+def test_offer_for_order() -> None:
+    """The issuers every challenge names; the CA's account URL; wildcard policy."""
+    offer, note = offer_for_order(
         [_offer(("b.example", "a.example")), _offer(("a.example",), ACCOUNT)],
         ["x.duckdns.org", "*.x.duckdns.org"],
         "https://kid",
+        DIRECTORY,
     )
     assert note is None
-    assert record == PersistRecord("a.example", "https://kid", wildcard=True)
-    record, _ = record_for_order(
-        [_offer(("a.example",), ACCOUNT)], ["x"], "https://kid"
+    assert offer is not None
+    assert offer.issuers == ("a.example",)
+    assert offer.record() == PersistRecord("a.example", ACCOUNT, wildcard=True)
+    offer, _ = offer_for_order(
+        [_offer(("a.example", "b.example"))], ["x"], "https://kid", DIRECTORY
     )
-    assert record == PersistRecord("a.example", ACCOUNT)
-    assert record_for_order([_offer(("a.example",)), None], ["x"], "k") == (
-        None,
-        PersistNote.NOT_OFFERED,
-    )
-    assert record_for_order([_offer(())], ["x"], "k") == (
+    assert offer is not None
+    assert offer.issuers == ("a.example", "b.example")
+    assert offer.record() == PersistRecord("a.example", "https://kid")
+    assert offer_for_order(
+        [_offer(("a.example",)), None], ["x"], "k", DIRECTORY
+    ) == (None, PersistNote.NOT_OFFERED)
+    assert offer_for_order([_offer(())], ["x"], "k", DIRECTORY) == (
         None,
         PersistNote.NO_ISSUER_DOMAIN_NAMES,
     )
-    assert record_for_order(
-        [_offer(("a.example",)), _offer(("b.example",))], ["x"], "k"
+    assert offer_for_order(
+        [_offer(("a.example",)), _offer(("b.example",))], ["x"], "k", DIRECTORY
     ) == (None, PersistNote.NO_ISSUER_DOMAIN_NAMES)
 
 
@@ -206,7 +213,7 @@ class Zones:
 
 async def test_publish_writes_only_where_missing() -> None:
     """One look per zone; a zone with the record costs no write and no wait."""
-    zones = Zones({"b.duckdns.org": WANTED.to_txt()})
+    zones = Zones({"b.duckdns.org": WANTED_TXT})
     note = await publish_persist_record(
         PersistValidation(zones, zones),
         ["a.duckdns.org", "*.a.duckdns.org", "x.a.duckdns.org", "b.duckdns.org"],
@@ -219,7 +226,7 @@ async def test_publish_writes_only_where_missing() -> None:
         "_validation-persist.a.duckdns.org",
         "_validation-persist.b.duckdns.org",
     ]
-    assert zones.writes == [("a.duckdns.org", WANTED.to_txt())]
+    assert zones.writes == [("a.duckdns.org", WANTED_TXT)]
     assert zones.waits == ["_validation-persist.a.duckdns.org"]
     again = await publish_persist_record(
         PersistValidation(zones, zones), ["a.duckdns.org"], WANTED, 1e9, NOW

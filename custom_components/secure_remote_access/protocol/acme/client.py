@@ -12,7 +12,7 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 import logging
 import os
@@ -48,6 +48,7 @@ from .errors import (
     MalformedResponseError,
     OrderInvalidError,
     OrderNotReadyError,
+    PersistRefusedError,
     PollTimeoutError,
     refuses_replaces,
 )
@@ -66,7 +67,7 @@ from .messages import (
     Order,
     RenewalInfo,
 )
-from .persist import PersistValidation
+from .persist import PersistNote, PersistValidation
 from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
 from .validate import validate_order
 
@@ -76,6 +77,10 @@ DEFAULT_POLL_INTERVAL: Final = 2.0
 FIRST_POLL_DELAY: Final = 0.5
 DEFAULT_POLL_TIMEOUT: Final = 180.0
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+# A challenge kept pending with an error is POSTed again this many times,
+# after 1, 2, 4, 8 s (doubling up to 16 s) unless the CA says Retry-After.
+DEFAULT_CHALLENGE_RETRIES: Final = 4
+DEFAULT_CHALLENGE_RETRY_DELAY: Final = 1.0
 # A CA offers one or two alternate chains; never follow an endless list.
 MAX_ALTERNATE_CHAINS: Final = 3
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
@@ -104,6 +109,8 @@ class AcmeClient:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         poll_timeout: float = DEFAULT_POLL_TIMEOUT,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        challenge_retries: int = DEFAULT_CHALLENGE_RETRIES,
+        challenge_retry_delay: float = DEFAULT_CHALLENGE_RETRY_DELAY,
     ) -> None:
         """Set up the client; nothing is sent until the first call."""
         self._transport = AcmeTransport(
@@ -119,6 +126,8 @@ class AcmeClient:
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
         self._max_retry_after = max_retry_after
+        self._challenge_retries = challenge_retries
+        self._challenge_retry_delay = challenge_retry_delay
 
     @property
     def account_key(self) -> AccountKey:
@@ -237,12 +246,52 @@ class AcmeClient:
         """Tell the CA that the challenge is ready to be validated."""
         return Challenge.from_json((await self._post(url, {})).json())
 
-    async def wait_for_authorization(self, url: str) -> Authorization:
-        """Poll an authorization until valid; raise AuthorizationInvalidError otherwise."""
+    async def wait_for_authorization(
+        self, url: str, answered: str | None = None
+    ) -> Authorization:
+        """Poll an authorization until valid; raise AuthorizationInvalidError otherwise.
+
+        ``answered`` is the type of the challenge the client answered. A CA
+        that keeps that challenge pending with an ``error`` (smallstep's
+        step-ca and Caddy) waits for it to be POSTed again (RFC 8555 section
+        8.2): it is, up to ``challenge_retries`` times, after the CA's
+        Retry-After or a short back-off; then the CA's error ends the wait.
+        """
+        attempts = 1
+
+        async def retry(authz: Authorization, response: AcmeResponse) -> bool:
+            nonlocal attempts
+            challenge = authz.challenge(answered) if answered else None
+            if (
+                challenge is None
+                or challenge.status != STATUS_PENDING
+                or challenge.error is None
+            ):
+                return False
+            if attempts > self._challenge_retries:
+                raise AuthorizationInvalidError(
+                    authz.name, authz.status, challenge.error, attempts=attempts
+                )
+            delay = min(self._challenge_retry_delay * 2.0 ** (attempts - 1), 16.0)
+            if (retry_after := response.retry_after) is not None:
+                delay = max(delay, (retry_after - datetime.now(UTC)).total_seconds())
+            _LOGGER.debug(
+                "%s: the CA could not validate %s (%s); asking again in %.1fs",
+                authz.name,
+                challenge.type,
+                challenge.error,
+                delay,
+            )
+            await asyncio.sleep(min(delay, self._max_retry_after))
+            attempts += 1
+            await self.respond_to_challenge(challenge.url)
+            return True
+
         authz = await self._poll(
             url,
             Authorization.from_json,
             lambda item: item.status not in (STATUS_PENDING, STATUS_PROCESSING),
+            retry,
         )
         if authz.status != STATUS_VALID:
             raise AuthorizationInvalidError(
@@ -300,7 +349,9 @@ class AcmeClient:
         url: str,
         parse: Callable[[str, dict[str, Any]], T],
         done: Callable[[T], bool],
+        retry: Callable[[T, AcmeResponse], Awaitable[bool]] | None = None,
     ) -> T:
+        """Fetch ``url`` until ``done``; ``retry`` may act instead of waiting."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._poll_timeout
         attempt = 0
@@ -309,6 +360,9 @@ class AcmeClient:
             item = parse(url, response.json())
             if done(item):
                 return item
+            if retry is not None and await retry(item, response):
+                attempt = 0
+                continue
             delay = self._delay(response, attempt)
             attempt += 1
             if loop.time() + delay > deadline:
@@ -351,13 +405,28 @@ class AcmeClient:
         dns-01, strictly one challenge after the other, because DuckDNS has a
         single TXT value per domain: set it, wait until visible, tell the CA,
         wait for the authorization, then the next. Every dns-01 value set is
-        cleared at the end, also after errors and cancellation.
+        cleared at the end, also after errors and cancellation. A CA that
+        refuses the persistent record costs at most one more order, answered
+        with dns-01 (see validate.py).
         """
         clean = normalize_names(names)
         order, replaces = await self._new_replacement_order(clean, profile, replaces)
-        method, note = await validate_order(
-            self, order, clean, solver, checker, persist, propagation_timeout
-        )
+        try:
+            validation = await validate_order(
+                self, order, clean, solver, checker, persist, propagation_timeout
+            )
+        except PersistRefusedError as refused:
+            # The refused authorizations are spent: one more order, dns-01 only.
+            order, replaces = await self._new_replacement_order(
+                clean, profile, replaces
+            )
+            validation = (
+                await validate_order(
+                    self, order, clean, solver, checker, None, propagation_timeout
+                )
+            )._replace(
+                note=PersistNote.PERSIST_REFUSED, detail=refused.refusal.describe()
+            )
         key_pem = ""
         ours: bytes | None = None  # a key the certificate must have (see below)
         if order.status in (STATUS_PENDING, STATUS_READY):
@@ -414,8 +483,9 @@ class AcmeClient:
             account_url=await self._kid(),
             certificate_url=order.certificate,
             replaced=replaces,
-            validation_method=method,
-            validation_note=note,
+            validation_method=validation.method,
+            validation_note=validation.note,
+            validation_detail=validation.detail,
         )
 
     async def _fresh_key(self, key_type: KeyType, names: Sequence[str]) -> KeyAndCsr:
