@@ -563,6 +563,9 @@ def _problem(status: int, kind: str, detail: str = "") -> Reply:
         (_problem(500, "serverInternal", "no order for that certificate"), True),
         (_problem(503, "serverInternal", "busy"), False),
         (_problem(502, "serverInternal", "bad gateway"), False),
+        # A lost account is not about replaces (healed by the caller instead).
+        (_problem(400, "accountDoesNotExist", "Account 1 not found."), False),
+        (_problem(403, "unauthorized", "Account has been deactivated"), False),
     ],
 )
 async def test_replaces_is_a_hint(

@@ -16,6 +16,7 @@ from custom_components.secure_remote_access.protocol.acme import (
     PersistOffer,
     PersistRecord,
     PersistRecordConflictError,
+    PersistRefusal,
     PersistState,
     PersistValidation,
 )
@@ -28,6 +29,7 @@ from tests.fakes import certs
 
 from .scripted import (
     NAME,
+    Zones,
     RecordingSolver,
     Reply,
     ScriptedAcme,
@@ -88,6 +90,130 @@ def test_record_round_trip() -> None:
 def test_parse(text: str, expected: PersistRecord | None) -> None:
     """Only well-formed persist records are records."""
     assert PersistRecord.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "strict", "owner"),
+    [
+        # Pasted zone-file style: quoted, or split into strings. A CA reads the
+        # quotes as part of the value (no valid issuer), but whose it is shows.
+        (f'"letsencrypt.org; accounturi={ACCOUNT}"', False, ACCOUNT),
+        (f'"letsencrypt.org; " "accounturi={ACCOUNT}"', False, ACCOUNT),
+        # Tabs and the case of tags are the syntax's own freedom.
+        (f"letsencrypt.org;\taccounturi={ACCOUNT}\t", True, ACCOUNT),
+        (f"letsencrypt.org; AccountURI={ACCOUNT}; POLICY=WILDCARD", True, ACCOUNT),
+        # Pebble and Boulder reject a trailing ";" or an empty parameter.
+        (f"letsencrypt.org; accounturi={ACCOUNT};", False, ACCOUNT),
+        (f"letsencrypt.org;; accounturi={ACCOUNT}", False, ACCOUNT),
+        # Unknown tags are ignored (forward compatibility).
+        (f"letsencrypt.org; accounturi={ACCOUNT}; future=1", True, ACCOUNT),
+        # Another tool's token, an empty value: nobody's record.
+        ("gfj9Xq-Rpk0aDF5LvXr1Z8K2N8tWlbdtTzP9bB0Y2qs", False, None),
+        ("", False, None),
+        ('""', False, None),
+        # RFC 8659 issuer-domain-name syntax.
+        (f"-letsencrypt.org; accounturi={ACCOUNT}", False, ACCOUNT),
+        (f"lets_encrypt.org; accounturi={ACCOUNT}", False, ACCOUNT),
+        (f"letsencrypt..org; accounturi={ACCOUNT}", False, ACCOUNT),
+        (f"xn--bcher-kva.example; accounturi={ACCOUNT}", True, ACCOUNT),
+        (f"ca-1.example; accounturi={ACCOUNT}; persistUntil=+5", True, ACCOUNT),
+    ],
+)
+def test_every_txt_shape(text: str, strict: bool, owner: str | None) -> None:
+    """`parse` reads a value as a CA does; `read` finds whose record it is."""
+    assert (PersistRecord.parse(text) is not None) is strict
+    found = PersistRecord.read(text)
+    assert (found.account_uri if found else None) == owner
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        # A record pasted with quotes names our account: rewritten, no conflict.
+        (f'"letsencrypt.org; accounturi={ACCOUNT}"', PersistState.OUTDATED),
+        (f"letsencrypt.org; accounturi={ACCOUNT};", PersistState.OUTDATED),
+        ('"letsencrypt.org; accounturi=https://x/9"', PersistState.OTHER_ACCOUNT),
+        # Any issuer the CA lists is current, whatever the list's order.
+        (f"second.example; accounturi={ACCOUNT}", PersistState.CURRENT),
+        (f"LetsEncrypt.org; accounturi={ACCOUNT}", PersistState.OUTDATED),
+        (f"renamed.example; accounturi={ACCOUNT}", PersistState.OUTDATED),
+    ],
+)
+def test_judge_what_people_and_cas_do(text: str, state: PersistState) -> None:
+    """Pasted records, two issuers in any order, a renamed issuer."""
+    offer = PersistOffer(("letsencrypt.org", "second.example"), ACCOUNT)
+    assert judge((text,), offer, {ACCOUNT}, NOW)[0] is state
+
+
+@pytest.mark.parametrize("key", ["issuer-domain-names", "issuerDomainNames"])
+def test_challenge_in_both_spellings(key: str) -> None:
+    """draft-01 and draft-02 name the issuer list differently."""
+    challenge = Challenge.from_json(
+        {"type": "dns-persist-01", "url": "u", "status": "pending", key: ["a.example"]}
+    )
+    assert challenge.issuer_domain_names == ("a.example",)
+    offer, note = offer_for_order([challenge], ["x"], ACCOUNT, DIRECTORY)
+    assert note is None
+    assert offer is not None
+    assert offer.issuers == ("a.example",)
+
+
+def test_directory_meta_of_draft_02() -> None:
+    """The directory's issuer list stands in for a challenge without one; a
+    hashed account URI is a form that is never written."""
+    directory = Directory.from_json(
+        {
+            "newNonce": "n",
+            "newAccount": "a",
+            "newOrder": "o",
+            "meta": {
+                "issuer-domain-names": ["meta.example"],
+                "accountHashPrefix": "https://ca.example/account-hash/",
+            },
+        }
+    )
+    assert directory.issuer_domain_names == ("meta.example",)
+    assert directory.account_hash_prefix == "https://ca.example/account-hash/"
+    bare = _offer(())
+    assert offer_for_order([bare], ["x"], ACCOUNT, directory) == (
+        None,
+        PersistNote.RECORD_FORM_UNSUPPORTED,
+    )
+    plain = Directory("n", "a", "o", issuer_domain_names=("meta.example",))
+    offer, _ = offer_for_order([bare], ["x"], ACCOUNT, plain)
+    assert offer is not None
+    assert offer.issuers == ("meta.example",)
+    hashed = Challenge(
+        "dns-persist-01", "u", "pending", ("a.example",), account_hash_prefix="h/"
+    )
+    assert offer_for_order([hashed], ["x"], ACCOUNT, DIRECTORY)[1] is (
+        PersistNote.RECORD_FORM_UNSUPPORTED
+    )
+    eleven = _offer(tuple(f"ca{number}.example" for number in range(11)))
+    assert offer_for_order([eleven], ["x"], ACCOUNT, DIRECTORY)[1] is (
+        PersistNote.NO_ISSUER_DOMAIN_NAMES
+    )
+
+
+def test_refusal_memory() -> None:
+    """30 days, the same account and challenge; kept in a store and read back."""
+    refusal = PersistRefusal(ACCOUNT, "offer", "unauthorized", "No TXT", NOW)
+    assert refusal.applies(ACCOUNT, "offer", NOW + timedelta(days=29))
+    assert not refusal.applies(ACCOUNT, "offer", NOW + timedelta(days=30))
+    assert not refusal.applies("https://ca.example/acct/2", "offer", NOW)
+    assert not refusal.applies(ACCOUNT, "changed", NOW)
+    assert refusal.describe() == (
+        "dns-persist-01 refused by the CA: No TXT (unauthorized); used dns-01"
+    )
+    assert PersistRefusal.from_json(refusal.to_json()) == refusal
+    assert PersistRefusal.from_json({"refused_at": "soon"}) is None
+    assert PersistRefusal.from_json(None) is None
+    naive = {**refusal.to_json(), "refused_at": "2026-12-01T00:00:00"}
+    loaded = PersistRefusal.from_json(naive)
+    assert loaded is not None
+    assert loaded.refused_at == NOW
+    bare = PersistRefusal.from_error(ACCOUNT, "o", ValueError("boom"), NOW)
+    assert bare.describe() == "dns-persist-01 refused by the CA: boom; used dns-01"
 
 
 @pytest.mark.parametrize(
@@ -170,9 +296,10 @@ def test_offer_for_order() -> None:
     assert offer is not None
     assert offer.issuers == ("a.example", "b.example")
     assert offer.record() == PersistRecord("a.example", "https://kid")
-    assert offer_for_order(
-        [_offer(("a.example",)), None], ["x"], "k", DIRECTORY
-    ) == (None, PersistNote.NOT_OFFERED)
+    assert offer_for_order([_offer(("a.example",)), None], ["x"], "k", DIRECTORY) == (
+        None,
+        PersistNote.NOT_OFFERED,
+    )
     assert offer_for_order([_offer(())], ["x"], "k", DIRECTORY) == (
         None,
         PersistNote.NO_ISSUER_DOMAIN_NAMES,
@@ -180,35 +307,6 @@ def test_offer_for_order() -> None:
     assert offer_for_order(
         [_offer(("a.example",)), _offer(("b.example",))], ["x"], "k", DIRECTORY
     ) == (None, PersistNote.NO_ISSUER_DOMAIN_NAMES)
-
-
-class Zones:
-    """A DuckDNS-like solver and lookup: one TXT value per zone."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.lookups: list[str] = []
-        self.writes: list[tuple[str, str]] = []
-        self.waits: list[str] = []
-
-    def zone_of(self, identifier: str) -> str:
-        """The last two labels plus duckdns.org."""
-        return ".".join(identifier.removeprefix("*.").split(".")[-3:])
-
-    async def set_persist_txt(self, identifier: str, value: str) -> None:
-        """Write the zone's one value."""
-        self.writes.append((self.zone_of(identifier), value))
-        self.values[self.zone_of(identifier)] = value
-
-    async def query_txt(self, name: str) -> tuple[str, ...] | None:
-        """The zone's value."""
-        self.lookups.append(name)
-        value = self.values.get(self.zone_of(name), "")
-        return (value,) if value else ()
-
-    async def wait_for_record(self, record: str, value: str, deadline: float) -> None:
-        """Visible at once."""
-        self.waits.append(record)
 
 
 async def test_publish_writes_only_where_missing() -> None:
