@@ -22,8 +22,8 @@ from custom_components.secure_remote_access.protocol.acme import (
     PersistValidation,
     UnauthorizedError,
     account_gone,
+    client as client_module,
 )
-from custom_components.secure_remote_access.protocol.acme import client as client_module
 from tests.fakes import certs
 
 from .scripted import (

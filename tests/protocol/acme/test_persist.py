@@ -10,8 +10,8 @@ import pytest
 from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     Challenge,
-    PersistLookupError,
     Directory,
+    PersistLookupError,
     PersistNote,
     PersistOffer,
     PersistRecord,
@@ -29,11 +29,11 @@ from tests.fakes import certs
 
 from .scripted import (
     NAME,
-    Zones,
     RecordingSolver,
     Reply,
     ScriptedAcme,
     Visible,
+    Zones,
     authz,
     cert_reply,
     dns01,
