@@ -56,6 +56,8 @@ class FakeDuckDns:
     #: How many requests the ``hang`` outages hold; ``on_hang`` hears of each.
     hanging: int = 0
     on_hang: Callable[[], None] | None = None
+    #: Hears of every request (its query) once its own outage is decided.
+    on_request: Callable[[dict[str, str]], None] | None = None
 
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -90,6 +92,8 @@ class FakeDuckDns:
         outage = self.outage
         if self.txt_outage and query.get("txt") and query.get("clear") != "true":
             outage, self.txt_outage = self.txt_outage, None
+        if self.on_request is not None:
+            self.on_request(query)  # may set up an outage for the next request
         if outage == "hang":
             self.hanging += 1
             if self.on_hang is not None:

@@ -1,22 +1,17 @@
 """dns-persist-01 end to end: Pebble validates against the one DuckDNS TXT value.
 
-A Pebble of this module's own that never reuses authorizations, so that
+A Pebble of this package's own that never reuses authorizations, so that
 every order really validates; the DuckDNS stand-in counts every TXT call.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Self
-from unittest.mock import patch
 
-import aiohttp
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -32,151 +27,28 @@ from custom_components.secure_remote_access.const import (
     CONF_WILDCARD,
     DOMAIN,
     EVENT_CERTIFICATE_RENEWED,
-    VALIDATION_AUTOMATIC,
     VALIDATION_DNS01,
 )
 from custom_components.secure_remote_access.issues import (
     delegation_issue_id,
     renewal_failed_issue_id,
 )
-from custom_components.secure_remote_access.protocol.acme import DnsPropagationChecker
+from tests.common import dns_names, read_leaf, renew
 from tests.fakes.acme_proxy import ChallengeFilterProxy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
 from .common import (
-    TOKEN,
-    StartDuckDns,
-    dns_names,
-    pebble_options,
-    read_leaf,
-    renew,
-    setup_duckdns_entry,
+    ISSUER,
+    OWN,
+    OWN_DNS01_RECORD,
+    OWN_RECORD,
+    SetupPersistEntry,
+    Waits,
+    other_tool_writes,
+    renew_validating,
+    txt_writes,
 )
-
-ISSUER = "pebble.letsencrypt.org"  # Pebble's issuer domain name by default
-OWN = "home.persist-e2e.example.com"
-OWN_RECORD = f"_validation-persist.{OWN}"
-OWN_DNS01_RECORD = f"_acme-challenge.{OWN}"
-
-
-@pytest.fixture(scope="module")
-def persist_pebble() -> Iterator[PebbleServer]:
-    """A Pebble that validates every authorization afresh (no reuse)."""
-    with PebbleServer(extra_env={"PEBBLE_AUTHZREUSE": "0"}) as server:
-        yield server
-
-
-@pytest.fixture
-async def fake(
-    start_duckdns: StartDuckDns, persist_pebble: PebbleServer
-) -> AsyncIterator[tuple[FakeDuckDns, str]]:
-    """DuckDNS for this Pebble (its TXT values are gone after each test)."""
-    yield await start_duckdns(persist_pebble, ["myhome", "cabin"])
-    await persist_pebble.clear_cname(OWN_RECORD)
-    await persist_pebble.clear_cname(OWN_DNS01_RECORD)
-
-
-@pytest.fixture
-def ssl_dir(hass: HomeAssistant, tmp_path: Path, persist_pebble: PebbleServer) -> Path:
-    """A certificate directory Home Assistant may write to."""
-    directory = tmp_path / "ssl"
-    directory.mkdir()
-    hass.config.allowlist_external_dirs = {
-        str(tmp_path),
-        str(persist_pebble.ca_bundle_path.parent),
-    }
-    return directory
-
-
-type SetupPersistEntry = Callable[..., Awaitable[MockConfigEntry]]
-
-
-@pytest.fixture
-def persist_entry(
-    hass: HomeAssistant,
-    fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
-    ssl_dir: Path,
-) -> SetupPersistEntry:
-    """Set up an entry validating automatically through this module's Pebble."""
-
-    async def setup(
-        domains: list[str] | None = None, directory: str | None = None, **extra: Any
-    ) -> MockConfigEntry:
-        options = _options(persist_pebble, ssl_dir, **extra)
-        if directory is not None:
-            options["acme_directory"] = directory
-        return await setup_duckdns_entry(hass, fake[1], options, domains=domains)
-
-    return setup
-
-
-def _options(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any]:
-    return pebble_options(
-        pebble, ssl_dir, **{CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC, **extra}
-    )
-
-
-async def _renew_validating(
-    hass: HomeAssistant, entry: MockConfigEntry
-) -> dict[str, Any]:
-    """A forced renewal whose order validated its names.
-
-    Pebble reuses a valid authorization 1 % of the time even with
-    PEBBLE_AUTHZREUSE=0 (``rand.Intn(100) > 0`` in its WFE): such an order
-    validates nothing, so it is repeated (a few times at most).
-    """
-    for _ in range(5):
-        result = await renew(hass, entry, force=True)
-        if result["validation_method"] != "reused_authorization":
-            return result
-    raise AssertionError("Pebble reused the authorizations five times in a row")
-
-
-def _txt_writes(fake: FakeDuckDns) -> list[dict[str, str]]:
-    return [query for query in fake.requests if "txt" in query]
-
-
-class _Waits:
-    """Counts propagation waits (both methods) while letting them run."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __enter__(self) -> Self:
-        original = DnsPropagationChecker.wait_for_record
-
-        async def counted(
-            checker: DnsPropagationChecker, record: str, value: str, deadline: float
-        ) -> None:
-            self.count += 1
-            await original(checker, record, value, deadline)
-
-        self._patch = patch.object(DnsPropagationChecker, "wait_for_record", counted)
-        self._patch.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._patch.stop()
-
-
-async def _other_tool_writes(fake: FakeDuckDns, url: str, value: str) -> None:
-    """Another client with the same DuckDNS token sets the TXT value."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            url,
-            params={
-                "domains": "myhome",
-                "token": TOKEN,
-                "txt": value,
-                "verbose": "true",
-            },
-        ) as response,
-    ):
-        assert (await response.text()).startswith("OK")
-    assert fake.records["myhome"].txt == value
 
 
 async def test_set_once_then_renewals_need_no_dns_write(
@@ -190,7 +62,7 @@ async def test_set_once_then_renewals_need_no_dns_write(
     entry = await persist_entry()
     events: list[Event] = []
     hass.bus.async_listen(EVENT_CERTIFICATE_RENEWED, events.append)
-    with _Waits() as waits:
+    with Waits() as waits:
         first = await renew(hass, entry)
     assert first["renewed"] is True
     assert first["validation_method"] == "dns-persist-01"
@@ -198,7 +70,7 @@ async def test_set_once_then_renewals_need_no_dns_write(
     account = await account_store(hass).async_account_urls()
     (account_url,) = account
     assert duck.records["myhome"].txt == f"{ISSUER}; accounturi={account_url}"
-    assert len(_txt_writes(duck)) == 1
+    assert len(txt_writes(duck)) == 1
     assert waits.count == 1
     await hass.async_block_till_done()
     assert events[0].data["validation_method"] == "dns-persist-01"
@@ -208,14 +80,14 @@ async def test_set_once_then_renewals_need_no_dns_write(
     assert result.attributes["validation_note"] == "record_set"
 
     for _ in range(2):
-        writes = len(_txt_writes(duck))
-        with _Waits() as waits:
-            again = await _renew_validating(hass, entry)
+        writes = len(txt_writes(duck))
+        with Waits() as waits:
+            again = await renew_validating(hass, entry)
         assert again["renewed"] is True
         assert again["serial"] != first["serial"]
         assert again["validation_method"] == "dns-persist-01"
         assert again["validation_note"] == "record_reused"
-        assert len(_txt_writes(duck)) == writes  # no DuckDNS TXT call
+        assert len(txt_writes(duck)) == writes  # no DuckDNS TXT call
         assert waits.count == 0  # no propagation wait
     # The record stays: it is what the next renewal uses.
     assert duck.records["myhome"].txt.startswith(ISSUER)
@@ -250,7 +122,7 @@ async def test_wildcard_and_base_name_through_policy_wildcard(
     for name in ("myhome", "cabin"):
         assert duck.records[name].txt.endswith("; policy=wildcard")
     # One write per DuckDNS name, not per certificate name.
-    assert sorted(query["domains"] for query in _txt_writes(duck)) == [
+    assert sorted(query["domains"] for query in txt_writes(duck)) == [
         "cabin",
         "myhome",
     ]
@@ -270,7 +142,7 @@ async def test_delegated_own_name(
     assert result["renewed"] is True
     assert result["validation_method"] == "dns-persist-01"
     assert set(result["names"]) == {"myhome.duckdns.org", OWN}
-    assert {query["domains"] for query in _txt_writes(duck)} == {"myhome"}
+    assert {query["domains"] for query in txt_writes(duck)} == {"myhome"}
     # Without an _acme-challenge delegation there is no broken-delegation issue.
     assert not ir.async_get(hass).async_get_issue(
         DOMAIN, delegation_issue_id(entry.entry_id)
@@ -310,7 +182,7 @@ async def test_record_of_another_account_is_left_alone(
     """Someone else's client holds the record: nothing is written, the user is told."""
     duck, url = fake
     foreign = f"{ISSUER}; accounturi=https://127.0.0.1:1/my-account/999"
-    await _other_tool_writes(duck, url, foreign)
+    await other_tool_writes(duck, url, foreign)
     entry = await persist_entry()
     with pytest.raises(HomeAssistantError) as caught:
         await renew(hass, entry)
@@ -319,7 +191,7 @@ async def test_record_of_another_account_is_left_alone(
     assert "another ACME account" in str(caught.value)
     assert "https://127.0.0.1:1/my-account/999" in str(caught.value)
     assert duck.records["myhome"].txt == foreign
-    assert len(_txt_writes(duck)) == 1  # only the other tool's
+    assert len(txt_writes(duck)) == 1  # only the other tool's
     issue = ir.async_get(hass).async_get_issue(
         DOMAIN, renewal_failed_issue_id(entry.entry_id)
     )
@@ -360,7 +232,7 @@ async def test_own_outdated_record_is_rewritten(
     )
     manager = entry.runtime_data.managed.manager  # type: ignore[union-attr]
     client = await async_register_account(hass, manager.settings)
-    await _other_tool_writes(
+    await other_tool_writes(
         duck, url, record.format(issuer=ISSUER, account=client.account_url)
     )
     result = await renew(hass, entry)
@@ -385,7 +257,7 @@ async def test_switch_to_dns01_only_clears_the_record(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert duck.records["myhome"].txt == ""
-    result = await _renew_validating(hass, entry)
+    result = await renew_validating(hass, entry)
     assert result["validation_method"] == "dns-01"
     assert result["validation_note"] is None
 
@@ -400,7 +272,7 @@ async def test_removal_clears_the_record_but_not_another_value(
     entry = await persist_entry(domains=["myhome.duckdns.org", "cabin.duckdns.org"])
     await renew(hass, entry)
     assert duck.records["cabin"].txt.startswith(ISSUER)
-    await _other_tool_writes(duck, url, "another-tool-value")
+    await other_tool_writes(duck, url, "another-tool-value")
     assert await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
     assert duck.records["cabin"].txt == ""
