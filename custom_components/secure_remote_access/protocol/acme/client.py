@@ -21,7 +21,6 @@ from typing import Any, Final
 
 import aiohttp
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from custom_components.secure_remote_access.protocol.names import normalize_names
 from custom_components.secure_remote_access.protocol.x509.errors import (
@@ -31,33 +30,22 @@ from custom_components.secure_remote_access.protocol.x509.parse import (
     parse_pem_certificates,
 )
 
-from .crypto import (
-    KeyAndCsr,
-    KeyType,
-    ari_cert_id,
-    generate_key_and_csr,
-    top_issuer_common_name,
-)
+from .crypto import KeyType, ari_cert_id, top_issuer_common_name
 from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
 from .errors import (
-    AcmeError,
-    AcmeProblemError,
     AuthorizationInvalidError,
     ExternalAccountRequiredError,
     InvalidProfileError,
     MalformedResponseError,
     OrderInvalidError,
-    OrderNotReadyError,
-    PersistRefusedError,
     PollTimeoutError,
-    refuses_replaces,
 )
+from .issue import issue_certificate
 from .jws import AccountKey, ExternalAccountBinding, b64url
 from .messages import (
     STATUS_INVALID,
     STATUS_PENDING,
     STATUS_PROCESSING,
-    STATUS_READY,
     STATUS_VALID,
     Account,
     Authorization,
@@ -67,9 +55,8 @@ from .messages import (
     Order,
     RenewalInfo,
 )
-from .persist import PersistNote, PersistValidation
+from .persist import PersistValidation
 from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
-from .validate import validate_order
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -397,151 +384,19 @@ class AcmeClient:
         propagation_timeout: float = DEFAULT_PROPAGATION_TIMEOUT,
         persist: PersistValidation | None = None,
     ) -> IssuedCertificate:
-        """Order, prove control of the names, finalize, download.
-
-        With ``persist``, and when the CA offers dns-persist-01 for every
-        pending authorization, the persistent record is published once (only
-        where it is missing) and all challenges are answered at once. Otherwise
-        dns-01, strictly one challenge after the other, because DuckDNS has a
-        single TXT value per domain: set it, wait until visible, tell the CA,
-        wait for the authorization, then the next. Every dns-01 value set is
-        cleared at the end, also after errors and cancellation. A CA that
-        refuses the persistent record costs at most one more order, answered
-        with dns-01 (see validate.py).
-        """
-        clean = normalize_names(names)
-        order, replaces = await self._new_replacement_order(clean, profile, replaces)
-        try:
-            validation = await validate_order(
-                self, order, clean, solver, checker, persist, propagation_timeout
-            )
-        except PersistRefusedError as refused:
-            # The refused authorizations are spent: one more order, dns-01 only.
-            order, replaces = await self._new_replacement_order(
-                clean, profile, replaces
-            )
-            validation = (
-                await validate_order(
-                    self, order, clean, solver, checker, None, propagation_timeout
-                )
-            )._replace(
-                note=PersistNote.PERSIST_REFUSED, detail=refused.refusal.describe()
-            )
-        key_pem = ""
-        ours: bytes | None = None  # a key the certificate must have (see below)
-        if order.status in (STATUS_PENDING, STATUS_READY):
-            # Every authorization is valid now, so the order is ready: finalize
-            # at once instead of fetching the order first (one request less).
-            fresh = await self._fresh_key(key_type, clean)
-            key_pem = fresh.private_key_pem
-            try:
-                order = await self.finalize_order(order, fresh.csr_der)
-            except OrderNotReadyError as err:  # the CA is still catching up
-                _LOGGER.debug("finalize refused (%s): polling the order", err)
-                order, taken = await self._finalize_when_ready(order, fresh, err)
-                ours = fresh.public_key_der if taken else None
-            except AcmeProblemError as err:
-                if err.status is None or err.status < 500:
-                    raise  # the CA's own answer (badCSR, rateLimited, ...): as it is
-                # A server error may come after the CA took our CSR: the order decides.
-                _LOGGER.debug("finalize failed (%s): polling the order", err)
-                order, taken = await self._finalize_when_ready(order, fresh, err)
-                ours = fresh.public_key_der if taken else None
-        else:
-            order = await self.wait_for_order(
-                order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
-            )
-            if order.status == STATUS_READY:
-                fresh = await self._fresh_key(key_type, clean)
-                order = await self.finalize_order(order, fresh.csr_der)
-                key_pem = fresh.private_key_pem
-        if order.status != STATUS_VALID:
-            order = await self.wait_for_order(order.url, frozenset({STATUS_VALID}))
-        if not key_pem:
-            raise AcmeError(
-                f"order {order.url} was finalized elsewhere; its key is unknown"
-            )
-        if order.certificate is None:
-            raise MalformedResponseError("valid order has no certificate URL")
-        chain_pem = await self.download_certificate(
-            order.certificate, preferred_chain=preferred_chain
+        """Order, prove control of the names, finalize, download (issue.py)."""
+        return await issue_certificate(
+            self,
+            names,
+            solver,
+            checker,
+            key_type=key_type,
+            profile=profile,
+            replaces=replaces,
+            preferred_chain=preferred_chain,
+            propagation_timeout=propagation_timeout,
+            persist=persist,
         )
-        leaf = parse_pem_certificates(chain_pem)[0]
-        if ours is not None and _spki(leaf) != ours:
-            raise AcmeError(
-                f"order {order.url} was finalized elsewhere; its key is unknown"
-            )
-        return IssuedCertificate(
-            fullchain_pem=chain_pem,
-            private_key_pem=key_pem,
-            serial_hex=format(leaf.serial_number, "x"),
-            not_before=leaf.not_valid_before_utc,
-            not_after=leaf.not_valid_after_utc,
-            names=clean,
-            ari_cert_id=ari_cert_id(leaf),
-            profile=order.profile,
-            account_url=await self._kid(),
-            certificate_url=order.certificate,
-            replaced=replaces,
-            validation_method=validation.method,
-            validation_note=validation.note,
-            validation_detail=validation.detail,
-        )
-
-    async def _fresh_key(self, key_type: KeyType, names: Sequence[str]) -> KeyAndCsr:
-        """A new certificate key and CSR, made in the executor."""
-        loop = asyncio.get_running_loop()
-        fresh = await loop.run_in_executor(None, generate_key_and_csr, key_type, names)
-        account_der = self._key.public_key.public_bytes(
-            serialization.Encoding.DER,
-            serialization.PublicFormat.SubjectPublicKeyInfo,
-        )
-        if fresh.public_key_der == account_der:  # pragma: no cover - defensive
-            raise AcmeError("the certificate key must not be the account key")
-        return fresh
-
-    async def _finalize_when_ready(
-        self, order: Order, fresh: KeyAndCsr, refusal: AcmeProblemError
-    ) -> tuple[Order, bool]:
-        """Poll the order after a refused finalize; finalize once more if it is ready.
-
-        Returns the order and whether the CA had taken a CSR before:
-        ``processing`` or ``valid`` (whose key is checked against ours after
-        the download). An order that went invalid reports the CA's refusal,
-        not the bare status.
-        """
-        try:
-            order = await self.wait_for_order(
-                order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
-            )
-        except OrderInvalidError as err:
-            raise (err if err.problem is not None else refusal) from refusal
-        if order.status != STATUS_READY:
-            return order, True
-        return await self.finalize_order(order, fresh.csr_der), False
-
-    async def _new_replacement_order(
-        self, names: tuple[str, ...], profile: str | None, replaces: str | None
-    ) -> tuple[Order, str | None]:
-        """Order with ``replaces``; when the CA refuses that, order once without.
-
-        ``replaces`` is a hint: Boulder refuses it for another account's or
-        another CA's certificate (403, 404) or one already replaced (409);
-        Pebble answers 500 when it cannot find the replaced certificate.
-        Returns the order and the ``replaces`` value it was accepted with.
-        """
-        try:
-            return await self.new_order(
-                names, profile=profile, replaces=replaces
-            ), replaces
-        except AcmeProblemError as err:
-            if replaces is None or not refuses_replaces(err):
-                raise
-            _LOGGER.info(
-                "The CA refused the order as a replacement (%s); ordering without it",
-                err,
-            )
-        return await self.new_order(names, profile=profile), None
 
     # --- ARI ------------------------------------------------------------------
 
@@ -562,13 +417,6 @@ class AcmeClient:
             f"{directory.renewal_info.rstrip('/')}/{cert_id}"
         )
         return RenewalInfo.from_json(response.json(), response.retry_after)
-
-
-def _spki(certificate: x509.Certificate) -> bytes:
-    """A certificate's public key as DER SubjectPublicKeyInfo."""
-    return certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _matches(chain_pem: str, issuer_cn: str) -> bool:
