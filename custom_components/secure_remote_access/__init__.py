@@ -15,6 +15,7 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager
+from .certificate_issues import async_sync_certificate_issues
 from .certificate_settings import CertificateSettings
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
@@ -35,7 +36,6 @@ from .issues import (
     async_delete_persist_record_left,
     async_delete_renewal_failed_issue,
     async_raise_persist_record_left,
-    async_sync_certificate_issues,
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords, PersistRefusals

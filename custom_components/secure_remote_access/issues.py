@@ -8,7 +8,6 @@ is also the start of its id.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -27,7 +26,6 @@ from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.names import InvalidDomainError, normalize_duckdns_domain
 from .protocol.remote_access import Finding
-from .status import CertificateKind, CertificateStatus, Problem
 
 RENEWAL_FAILED: Final = "renewal_failed"
 ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
@@ -386,21 +384,6 @@ def async_sync_checklist_issues(hass: HomeAssistant, result: ChecklistResult) ->
 
 # ----------------------------------------------------------- certificates
 
-# At most one issue per certificate, the first of its problems that has an
-# issue. Problems missing here (unreachable endpoints, untrusted chains...)
-# show on the certificate's problem binary sensor only.
-CERTIFICATE_ISSUES: dict[Problem, tuple[str, ir.IssueSeverity]] = {
-    Problem.NOT_FOUND: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.PERMISSION_DENIED: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.EMPTY: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.INVALID_FORMAT: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.KEY_UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.KEY_MISMATCH: (CERTIFICATE_KEY_MISMATCH, ir.IssueSeverity.ERROR),
-    Problem.EXPIRED: (CERTIFICATE_EXPIRED, ir.IssueSeverity.CRITICAL),
-    Problem.NAME_MISMATCH: (CERTIFICATE_NAME_MISMATCH, ir.IssueSeverity.ERROR),
-    Problem.EXPIRING: (CERTIFICATE_EXPIRING, ir.IssueSeverity.WARNING),
-}
 CERTIFICATE_ISSUE_KEYS = (
     CERTIFICATE_UNREADABLE,
     CERTIFICATE_KEY_MISMATCH,
@@ -408,98 +391,6 @@ CERTIFICATE_ISSUE_KEYS = (
     CERTIFICATE_NAME_MISMATCH,
     CERTIFICATE_EXPIRING,
 )
-_LOCAL_ONLY = frozenset(
-    {
-        Problem.NOT_FOUND,
-        Problem.PERMISSION_DENIED,
-        Problem.EMPTY,
-        Problem.INVALID_FORMAT,
-        Problem.UNREADABLE,
-        Problem.KEY_UNREADABLE,
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _IssueSpec:
-    translation_key: str
-    severity: ir.IssueSeverity
-    placeholders: dict[str, str]
-    fixable: bool
-
-
-def _issue_for(
-    entry: SecureRemoteAccessConfigEntry, status: CertificateStatus
-) -> _IssueSpec | None:
-    source = status.source
-    for problem in status.problems:
-        if problem not in CERTIFICATE_ISSUES:
-            continue
-        if source.kind is CertificateKind.ENDPOINT and problem in _LOCAL_ONLY:
-            continue
-        if source.kind is CertificateKind.MANAGED and problem is Problem.NOT_FOUND:
-            continue  # not issued yet: obtaining it is the renewal's job
-        translation_key, severity = CERTIFICATE_ISSUES[problem]
-        info = status.info
-        placeholders = {
-            "certificate": source.name,
-            "entry": entry.title,
-            "date": f"{info.not_after:%Y-%m-%d %H:%M} UTC" if info else "-",
-            "days": str(status.days_remaining) if info else "-",
-            "names": ", ".join(status.missing_names) or "-",
-            "key": source.key_path or "-",
-            "detail": status.observation.detail or problem.value,
-        }
-        return _IssueSpec(
-            translation_key,
-            severity,
-            placeholders,
-            fixable=(
-                problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
-            ),
-        )
-    return None
-
-
-@callback
-def async_sync_certificate_issues(
-    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
-) -> None:
-    """Create, update and delete the entry's certificate issues in one place.
-
-    Certificates not observed yet keep their issues; issues of certificates
-    that are no longer monitored go away.
-    """
-    now = dt_util.utcnow()
-    wanted: dict[str, tuple[str, _IssueSpec]] = {}
-    keep: set[str] = set()
-    for monitor in entry.runtime_data.monitors:
-        for key in monitor.sources:
-            if (status := monitor.status(key, now)) is None:
-                keep |= {
-                    certificate_issue_id(translation_key, entry.entry_id, key)
-                    for translation_key in CERTIFICATE_ISSUE_KEYS
-                }
-            elif (spec := _issue_for(entry, status)) is not None:
-                issue_id = certificate_issue_id(
-                    spec.translation_key, entry.entry_id, key
-                )
-                wanted[issue_id] = (key, spec)
-    for issue_id in _certificate_issue_ids(hass, entry.entry_id):
-        if issue_id not in wanted and issue_id not in keep:
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
-    for issue_id, (key, spec) in wanted.items():
-        _async_create(
-            hass,
-            issue_id,
-            spec.translation_key,
-            spec.severity,
-            spec.placeholders,
-            fixable=spec.fixable,
-            data={"entry_id": entry.entry_id, "certificate": key}
-            if spec.fixable
-            else None,
-        )
 
 
 def _certificate_issue_ids(hass: HomeAssistant, entry_id: str) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import json
 import ssl
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -95,7 +95,7 @@ class AcmeFront:
         if self._session is not None:
             await self._session.close()
 
-    async def __aenter__(self) -> AcmeFront:
+    async def __aenter__(self) -> Self:
         """Start; the front stops at the end of the ``async with``."""
         await self.start()
         return self
