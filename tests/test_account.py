@@ -28,7 +28,7 @@ from custom_components.secure_remote_access.issues import (
     renewal_failed_issue_id,
     terms_issue_id,
 )
-from tests.common import pebble_options, renew, setup_duckdns_entry
+from tests.common import REFUSED_NAME, pebble_options, renew, setup_duckdns_entry
 from tests.fakes.acme_proxy import AcmeFront
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
@@ -164,3 +164,30 @@ async def test_changed_terms_wait_for_the_user(
         assert managed.renewal.state.last_result == "not_due"
         result = await renew(hass, entry, force=True)
         assert result["renewed"] is True
+
+
+async def test_a_new_account_restarts_the_back_off(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """Failures counted before a new account are not held against it: an
+    attempt that registers one and then fails counts as the first failure."""
+    entry = await setup_duckdns_entry(
+        hass,
+        duckdns[1],
+        pebble_options(pebble, ssl_dir),
+        domains=["myhome.duckdns.org", REFUSED_NAME],  # Pebble refuses the order
+    )
+    for _ in range(2):
+        with pytest.raises(HomeAssistantError, match="rejectedIdentifier"):
+            await renew(hass, entry, force=True)
+    managed = entry.runtime_data.managed
+    assert managed is not None
+    assert managed.renewal.state.failures == 2
+    old = await _deactivate(hass, entry)
+    with pytest.raises(HomeAssistantError, match="rejectedIdentifier"):
+        await renew(hass, entry, force=True)
+    assert await _stored_url(hass, entry) not in (None, old)
+    assert managed.renewal.state.failures == 1

@@ -25,9 +25,10 @@ from .common import (
 
 
 @pytest.fixture(scope="package")
-def persist_pebble() -> Iterator[PebbleServer]:
-    """A Pebble that validates every authorization afresh (no reuse), with two
-    issuer names (the first is Pebble's default)."""
+def pebble() -> Iterator[PebbleServer]:
+    """This package's Pebble (instead of the session's): it validates every
+    authorization afresh (no reuse) and has two issuer names (the first is
+    Pebble's default)."""
     with PebbleServer(
         extra_env={"PEBBLE_AUTHZREUSE": "0"}, caa_identities=(ISSUER, SECOND_ISSUER)
     ) as server:
@@ -36,31 +37,19 @@ def persist_pebble() -> Iterator[PebbleServer]:
 
 @pytest.fixture
 async def fake(
-    start_duckdns: StartDuckDns, persist_pebble: PebbleServer
+    start_duckdns: StartDuckDns, pebble: PebbleServer
 ) -> AsyncIterator[tuple[FakeDuckDns, str]]:
     """DuckDNS for this Pebble (its TXT values are gone after each test)."""
-    yield await start_duckdns(persist_pebble, ["myhome", "cabin"])
-    await persist_pebble.clear_cname(OWN_RECORD)
-    await persist_pebble.clear_cname(OWN_DNS01_RECORD)
-
-
-@pytest.fixture
-def ssl_dir(hass: HomeAssistant, tmp_path: Path, persist_pebble: PebbleServer) -> Path:
-    """A certificate directory Home Assistant may write to."""
-    directory = tmp_path / "ssl"
-    directory.mkdir()
-    hass.config.allowlist_external_dirs = {
-        str(tmp_path),
-        str(persist_pebble.ca_bundle_path.parent),
-    }
-    return directory
+    yield await start_duckdns(pebble, ["myhome", "cabin"])
+    await pebble.clear_cname(OWN_RECORD)
+    await pebble.clear_cname(OWN_DNS01_RECORD)
 
 
 @pytest.fixture
 def persist_entry(
     hass: HomeAssistant,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
     ssl_dir: Path,
 ) -> SetupPersistEntry:
     """Set up an entry validating automatically through this module's Pebble."""
@@ -68,7 +57,7 @@ def persist_entry(
     async def setup(
         domains: list[str] | None = None, directory: str | None = None, **extra: Any
     ) -> MockConfigEntry:
-        options = persist_options(persist_pebble, ssl_dir, **extra)
+        options = persist_options(pebble, ssl_dir, **extra)
         if directory is not None:
             options["acme_directory"] = directory
         return await setup_duckdns_entry(hass, fake[1], options, domains=domains)

@@ -62,7 +62,7 @@ async def test_ca_refusing_every_persist_validation(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
     hass_client: ClientSessionGenerator,
     ssl_dir: Path,
 ) -> None:
@@ -71,9 +71,7 @@ async def test_ca_refusing_every_persist_validation(
     duck, _url = fake
     events: list[Event] = []
     hass.bus.async_listen(EVENT_CERTIFICATE_RENEWED, events.append)
-    async with AcmeFront(
-        persist_pebble, edit_challenge=_issuers("renamed.example")
-    ) as front:
+    async with AcmeFront(pebble, edit_challenge=_issuers("renamed.example")) as front:
         entry = await persist_entry(directory=front.directory_url)
         first = await renew(hass, entry)
         assert first["renewed"] is True
@@ -128,15 +126,13 @@ async def test_restart_in_the_middle_of_a_fallback(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
     """Unloaded while answering with dns-01 after a refusal: the entry set up
     again orders once, with dns-01 at once, and gets its certificate."""
     duck, _url = fake
-    async with AcmeFront(
-        persist_pebble, edit_challenge=_issuers("renamed.example")
-    ) as front:
+    async with AcmeFront(pebble, edit_challenge=_issuers("renamed.example")) as front:
         entry = await persist_entry(directory=front.directory_url)
         hanging = asyncio.Event()
 
@@ -172,12 +168,12 @@ async def test_reordered_issuers_need_no_rewrite_even_during_an_outage(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """A record naming any listed issuer is current: the CA reordering its two
     names changes nothing, so DuckDNS being down does not matter."""
     duck, _url = fake
-    async with AcmeFront(persist_pebble) as front:
+    async with AcmeFront(pebble) as front:
         entry = await persist_entry(directory=front.directory_url)
         first = await renew(hass, entry)
         assert first["validation_note"] == "record_set"
@@ -198,7 +194,7 @@ async def test_draft_02_field_spelling(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """The issuer list as ``issuerDomainNames`` (draft-02) works the same."""
     duck, _url = fake
@@ -207,9 +203,7 @@ async def test_draft_02_field_spelling(
         names = challenge.pop("issuer-domain-names")
         return {**challenge, "issuerDomainNames": names}
 
-    async with AcmeFront(
-        persist_pebble, edit_challenge=persist_challenges(respell)
-    ) as front:
+    async with AcmeFront(pebble, edit_challenge=persist_challenges(respell)) as front:
         entry = await persist_entry(directory=front.directory_url)
         result = await renew(hass, entry)
     assert result["validation_method"] == "dns-persist-01"
@@ -221,7 +215,7 @@ async def test_hashed_account_form_is_never_written(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """A CA asking for draft-02's hashed account URI gets dns-01, and the
     result says why; no persistent record is written."""
@@ -235,7 +229,7 @@ async def test_hashed_account_form_is_never_written(
         }
         return directory
 
-    async with AcmeFront(persist_pebble, edit_directory=draft_02) as front:
+    async with AcmeFront(pebble, edit_directory=draft_02) as front:
         entry = await persist_entry(directory=front.directory_url)
         result = await renew(hass, entry)
         assert front.orders == 1

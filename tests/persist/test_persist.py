@@ -132,11 +132,11 @@ async def test_delegated_own_name(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """_validation-persist.<own name> CNAME to the DuckDNS name is all it needs."""
     duck, url = fake
-    await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
+    await pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
     entry = await persist_entry(**{CONF_EXTRA_NAMES: [OWN]})
     result = await renew(hass, entry)
     assert result["renewed"] is True
@@ -153,11 +153,11 @@ async def test_falls_back_to_dns01_when_not_offered(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """A CA without dns-persist-01: dns-01, its value cleared after, said so."""
     duck, url = fake
-    proxy = ChallengeFilterProxy(persist_pebble)
+    proxy = ChallengeFilterProxy(pebble)
     await proxy.start()
     try:
         entry = await persist_entry(directory=proxy.directory_url)
@@ -308,12 +308,12 @@ async def test_duckdns_outage_while_setting_the_record(
 async def test_persist_only_delegation_with_a_ca_without_it(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
     """Only _validation-persist delegates and the CA offers only dns-01: the record to create."""
-    await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
-    proxy = ChallengeFilterProxy(persist_pebble)
+    await pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
+    proxy = ChallengeFilterProxy(pebble)
     await proxy.start()
     try:
         entry = await persist_entry(
@@ -358,13 +358,11 @@ async def test_own_name_with_only_the_dns01_delegation(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """Only _acme-challenge delegates: the order uses dns-01 and says why."""
     duck, url = fake
-    await persist_pebble.set_cname(
-        OWN_DNS01_RECORD, "_acme-challenge.myhome.duckdns.org"
-    )
+    await pebble.set_cname(OWN_DNS01_RECORD, "_acme-challenge.myhome.duckdns.org")
     entry = await persist_entry(**{CONF_EXTRA_NAMES: [OWN]})
     result = await renew(hass, entry)
     assert result["renewed"] is True
@@ -377,7 +375,7 @@ async def test_dns01_fallback_forgets_the_record_it_wiped(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """A dns-01 order overwrites and clears the one TXT value: no longer ours."""
     duck, url = fake
@@ -387,7 +385,7 @@ async def test_dns01_fallback_forgets_the_record_it_wiped(
     assert await records.async_records() == {
         "myhome.duckdns.org": duck.records["myhome"].txt
     }
-    proxy = ChallengeFilterProxy(persist_pebble)
+    proxy = ChallengeFilterProxy(pebble)
     await proxy.start()
     try:
         hass.config_entries.async_update_entry(

@@ -30,8 +30,7 @@ from custom_components.secure_remote_access.protocol.x509.parse import (
     parse_pem_certificates,
 )
 
-from .crypto import KeyType, ari_cert_id, top_issuer_common_name
-from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
+from .crypto import ari_cert_id, top_issuer_common_name
 from .errors import (
     AuthorizationInvalidError,
     ExternalAccountRequiredError,
@@ -51,11 +50,9 @@ from .messages import (
     Authorization,
     Challenge,
     Directory,
-    IssuedCertificate,
     Order,
     RenewalInfo,
 )
-from .persist import PersistValidation
 from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
 
 _LOGGER = logging.getLogger(__name__)
@@ -371,32 +368,8 @@ class AcmeClient:
 
     # --- issuance -------------------------------------------------------------
 
-    async def issue_certificate(
-        self,
-        names: Sequence[str],
-        solver: Dns01Solver,
-        checker: PropagationChecker,
-        *,
-        key_type: KeyType = KeyType.EC_P256,
-        profile: str | None = None,
-        replaces: str | None = None,
-        preferred_chain: str | None = None,
-        propagation_timeout: float = DEFAULT_PROPAGATION_TIMEOUT,
-        persist: PersistValidation | None = None,
-    ) -> IssuedCertificate:
-        """Order, prove control of the names, finalize, download (issue.py)."""
-        return await issue_certificate(
-            self,
-            names,
-            solver,
-            checker,
-            key_type=key_type,
-            profile=profile,
-            replaces=replaces,
-            preferred_chain=preferred_chain,
-            propagation_timeout=propagation_timeout,
-            persist=persist,
-        )
+    #: Order, prove control of the names, finalize, download (issue.py).
+    issue_certificate = issue_certificate
 
     # --- ARI ------------------------------------------------------------------
 
