@@ -282,11 +282,15 @@ class PersistRefusal:
             and now < self.retry_from
         )
 
+    @property
+    def reason(self) -> str:
+        """The CA's words and problem type."""
+        reason = self.detail or "no detail"
+        return f"{reason} ({self.problem_type})" if self.problem_type else reason
+
     def describe(self, *, earlier: bool = False) -> str:
         """The refusal in words, for the renewal result."""
-        reason = self.detail or "no detail"
-        if self.problem_type:
-            reason = f"{reason} ({self.problem_type})"
+        reason = self.reason
         if not earlier:
             return f"dns-persist-01 refused by the CA: {reason}; used dns-01"
         return (

@@ -153,7 +153,12 @@ async def _after_refusal(
     Raises PersistRefusedError when the CA made one invalid (most do: a
     failed challenge fails its authorization and the order).
     """
-    _LOGGER.warning("%s (tried again from %s)", refusal.describe(), refusal.retry_from)
+    _LOGGER.warning(
+        "The CA refused the dns-persist-01 record (%s): using dns-01 until "
+        "%s or until the CA's dns-persist-01 challenge changes",
+        refusal.reason,
+        f"{refusal.retry_from:%Y-%m-%d}",
+    )
     if persist.on_refused is not None:
         await persist.on_refused(refusal)
     remaining: list[Authorization] = []
