@@ -123,12 +123,12 @@ async def test_changed_terms_wait_for_the_user(
             return directory
 
         front.edit_directory = new_terms
-        registrations = front.requests.count(("POST", "/sign-me-up"))
+        registrations = front.accounts
         with pytest.raises(HomeAssistantError) as caught:
             await renew(hass, entry, force=True)
         assert caught.value.translation_key == "account_terms_changed"
         assert NEW_TERMS in str(caught.value)
-        assert front.requests.count(("POST", "/sign-me-up")) == registrations
+        assert front.accounts == registrations
         assert await _stored_url(hass, entry) == old
         registry = ir.async_get(hass)
         issue = registry.async_get_issue(DOMAIN, terms_issue_id(entry.entry_id))
@@ -151,7 +151,7 @@ async def test_changed_terms_wait_for_the_user(
         assert refused["errors"] == {"accept_terms": "terms_required"}
         done = await _submit(client, refused["flow_id"], {"accept_terms": True})
         assert done["type"] == "create_entry"
-        assert front.requests.count(("POST", "/sign-me-up")) == registrations + 1
+        assert front.accounts == registrations + 1
         assert not registry.async_get_issue(DOMAIN, terms_issue_id(entry.entry_id))
         assert (
             await account_store(hass).async_accepted_terms(front.directory_url)

@@ -41,7 +41,9 @@ type Edit = Callable[[dict[str, Any]], dict[str, Any] | None]
 class AcmeFront:
     """Forwards to ``pebble``; ``edit_directory`` and ``edit_challenge`` change
     the directory and each challenge object on the way back (returning None
-    drops a challenge). ``requests`` lists every (method, path) received."""
+    drops a challenge). ``requests`` lists every (method, path, status)
+    answered; a request Pebble refused for its nonce (5 % of them) is there
+    too, then once more with the client's retry."""
 
     def __init__(
         self,
@@ -54,7 +56,7 @@ class AcmeFront:
         self._pebble = pebble
         self.edit_directory = edit_directory
         self.edit_challenge = edit_challenge
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[tuple[str, str, int]] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -66,8 +68,13 @@ class AcmeFront:
 
     @property
     def orders(self) -> int:
-        """How many new orders clients sent through the front."""
-        return self.requests.count(("POST", "/order-plz"))
+        """How many orders Pebble created for clients of the front."""
+        return self.requests.count(("POST", "/order-plz", 201))
+
+    @property
+    def accounts(self) -> int:
+        """How many accounts Pebble created for clients of the front."""
+        return self.requests.count(("POST", "/sign-me-up", 201))
 
     async def start(self) -> None:
         """Listen with Pebble's own listener certificate (same trusted CA bundle)."""
@@ -106,7 +113,6 @@ class AcmeFront:
 
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
-        self.requests.append((request.method, request.path))
         headers = {
             "Host": request.host,
             "X-Forwarded-Proto": "https",
@@ -128,6 +134,7 @@ class AcmeFront:
                 for name in _PASSED_HEADERS
                 if name in upstream.headers
             }
+        self.requests.append((request.method, request.path, upstream.status))
         response = web.Response(status=upstream.status, body=self._edited(body))
         for name, values in passed.items():
             for value in values:
