@@ -6,6 +6,7 @@ every order really validates; the DuckDNS stand-in counts every TXT call.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from homeassistant.core import Event, HomeAssistant
@@ -400,3 +401,44 @@ async def test_dns01_fallback_forgets_the_record_it_wiped(
     assert duck.records["myhome"].txt == ""
     records = entry.runtime_data.managed.manager.persist_records  # type: ignore[union-attr]
     assert await records.async_records() == {}
+
+
+async def test_duckdns_failing_to_clear_warns_once_per_outage(
+    hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
+    fake: tuple[FakeDuckDns, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DuckDNS refusing to clear the dns-01 value: one warning line per outage,
+    the traceback only at debug level; the renewals themselves work."""
+    duck, _url = fake
+    entry = await persist_entry(**{CONF_VALIDATION_METHOD: VALIDATION_DNS01})
+
+    def clear_warnings() -> list[logging.LogRecord]:
+        return [
+            record
+            for record in caplog.records
+            if record.levelno >= logging.WARNING
+            and "Could not clear the TXT record" in record.getMessage()
+        ]
+
+    duck.clear_outage = "html"
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(2):
+            assert (await renew_validating(hass, entry))["renewed"] is True
+        (warning,) = clear_warnings()
+        assert warning.levelno == logging.WARNING
+        assert warning.exc_info is None
+        assert "myhome.duckdns.org" in warning.getMessage()
+        assert any(
+            record.exc_info
+            for record in caplog.records
+            if record.levelno == logging.DEBUG
+            and "Clearing the TXT record" in record.getMessage()
+        )
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        duck.clear_outage = None
+        await renew_validating(hass, entry)  # the outage is over
+        duck.clear_outage = "html"
+        await renew_validating(hass, entry)  # a new outage: a new warning
+    assert len(clear_warnings()) == 2
