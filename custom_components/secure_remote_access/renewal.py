@@ -86,7 +86,6 @@ class RenewalCoordinator:
         self._renewed_listeners: list[Callable[[RenewalOutcome], None]] = []
         self._rng = random.Random()
         self._unfit = False
-        self._started = False
         self._stopped = False
         self._unexpected_logged = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -144,16 +143,6 @@ class RenewalCoordinator:
         """Schedule the first check once Home Assistant has started."""
         self._unsub_started = async_at_started(self.hass, self._async_started)
 
-    async def async_conditions_changed(self) -> None:
-        """What failed may work now (a new account, a fix): the backoff starts over.
-
-        A check runs at once unless one runs already; the CA's Retry-After stays.
-        """
-        if self.state.failures or self.state.next_attempt is not None:
-            await self._async_update(**_NO_BACKOFF)
-        if self._started and not self._lock.locked():
-            self._schedule(dt_util.utcnow())
-
     @callback
     def async_stop(self) -> None:
         """Cancel every timer and a running attempt (its TXT value is cleared).
@@ -176,7 +165,6 @@ class RenewalCoordinator:
         first = now + timedelta(seconds=delay)
         if (not_before := self.state.sanitized(now).not_before()) is not None:
             first = min(max(first, not_before), now + CHECK_INTERVAL)
-        self._started = True
         self._schedule(first)
 
     # --- running ----------------------------------------------------------------
@@ -340,6 +328,7 @@ class RenewalCoordinator:
             profile=issued.profile,
             validation_method=issued.validation_method,
             validation_note=issued.validation_note,
+            validation_detail=issued.validation_detail,
         )
         ended = dt_util.utcnow()
         due_at = decide(ended, issued.not_before, issued.not_after).due_at
@@ -406,7 +395,8 @@ class RenewalCoordinator:
     ) -> None:
         """Count, persist and show a failure; the retry counts from now (its end)."""
         ended = dt_util.utcnow()
-        failures = self.state.failures + 1
+        # A new account changed the conditions: the back-off starts again.
+        failures = 1 if self.manager.account_replaced else self.state.failures + 1
         lifetime = current.info.not_after - current.info.not_before if current else None
         retry = next_retry(ended, failures, err.retry_after, lifetime)
         retry_after = max(
@@ -453,6 +443,19 @@ class RenewalCoordinator:
         )
         if changes is not None:
             await self._async_update(**changes)
+
+    async def async_conditions_changed(self) -> None:
+        """What the last failures depended on changed (a new account, a fix):
+        the failure back-off starts again and a check runs at once.
+
+        The CA's own Retry-After still holds.
+        """
+        if self.state.failures:
+            await self._async_update(**_NO_BACKOFF)
+        when = dt_util.utcnow()
+        if (retry_after := self.state.retry_after) is not None and retry_after > when:
+            when = retry_after
+        self._schedule(when)
 
     # --- scheduling ---------------------------------------------------------------
 

@@ -159,6 +159,9 @@ class PebbleServer(Service):
     alternate_roots: int = 1
     retry_after: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Pebble's issuer names (``caaIdentities``, also its dns-persist-01
+    #: issuer-domain-names); empty: Pebble's default, pebble.letsencrypt.org.
+    caa_identities: Sequence[str] = ()
     startup_timeout: float = 15.0
     #: The DNS server (``ip:port``) Pebble validates against instead of its own
     #: challtestsrv's: a second CA that sees the records another Pebble's has.
@@ -261,6 +264,8 @@ class PebbleServer(Service):
         }
         if self.eab_required:
             config["pebble"]["externalAccountMACKeys"] = dict(self.eab_keys)
+        if self.caa_identities:
+            config["pebble"]["caaIdentities"] = list(self.caa_identities)
         config_path = self.workdir / "pebble-config.json"
         config_path.write_text(json.dumps(config, indent=2))
 
