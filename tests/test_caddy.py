@@ -26,7 +26,13 @@ from custom_components.secure_remote_access.const import (
     VALIDATION_AUTOMATIC,
 )
 from custom_components.secure_remote_access.issues import renewal_failed_issue_id
-from tests.common import pebble_options, read_leaf, renew, setup_duckdns_entry
+from tests.common import (
+    last_outcome,
+    pebble_options,
+    read_leaf,
+    renew,
+    setup_duckdns_entry,
+)
 from tests.fakes.caddy import CaddyAcmeServer, DnsRelay, find_caddy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
@@ -76,8 +82,9 @@ async def caddy_entry(
 async def test_issuance_and_renewal(
     hass: HomeAssistant, caddy_entry: MockConfigEntry, ssl_dir: Path
 ) -> None:
-    """A 12-hour certificate from Caddy's CA, renewed on demand, through dns-01."""
-    first = await renew(hass, caddy_entry)
+    """A 12-hour certificate from Caddy's CA (ordered right after setup), renewed
+    on demand, through dns-01."""
+    first = last_outcome(caddy_entry)
     assert first["renewed"] is True
     assert first["validation_method"] == "dns-01"
     assert first["validation_note"] == "not_offered"
@@ -96,7 +103,8 @@ async def test_resolver_a_few_seconds_late(
     """The value is visible to us, not yet to Caddy's resolver: Caddy keeps the
     challenge pending with its error, and POSTing it again validates it."""
     relay.late = 1
-    result = await renew(hass, caddy_entry)
+    relay.queries.clear()
+    result = await renew(hass, caddy_entry, force=True)
     assert result["renewed"] is True
     assert relay.queries[CHALLENGE] >= 2
 
@@ -106,9 +114,11 @@ async def test_resolver_that_never_sees_the_value(
 ) -> None:
     """Bounded retries, then the CA's problem type and detail in the action's
     error and the Repairs issue, not a poll time-out."""
+    first = read_leaf(ssl_dir / "fullchain.pem").serial_number
     relay.silent = True
+    relay.queries.clear()
     with pytest.raises(HomeAssistantError) as caught:
-        await renew(hass, caddy_entry)
+        await renew(hass, caddy_entry, force=True)
     message = str(caught.value)
     assert "after 5 attempts" in message
     assert "(dns)" in message
@@ -121,7 +131,7 @@ async def test_resolver_that_never_sees_the_value(
     detail = (issue.translation_placeholders or {})["detail"]
     assert "after 5 attempts" in detail
     assert "(dns)" in detail
-    assert not (ssl_dir / "fullchain.pem").exists()
+    assert read_leaf(ssl_dir / "fullchain.pem").serial_number == first
 
 
 async def test_reset_ca_forgets_the_account(
