@@ -2,7 +2,8 @@
 
 Issue ids are persisted in users' issue registries (a dismissed issue stays
 dismissed by id): never change how one is built. Each kind's translation key
-is also the start of its id.
+is also the start of its id (except the fixable variant of an expiring
+certificate's issue, MANAGED_CERTIFICATE_EXPIRING).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ CERTIFICATE_KEY_MISMATCH: Final = "certificate_key_mismatch"
 CERTIFICATE_EXPIRED: Final = "certificate_expired"
 CERTIFICATE_NAME_MISMATCH: Final = "certificate_name_mismatch"
 CERTIFICATE_EXPIRING: Final = "certificate_expiring"
+# The managed certificate's expiry issue renews it (a fix flow): its own text,
+# the id of the certificate_expiring kind.
+MANAGED_CERTIFICATE_EXPIRING: Final = "managed_certificate_expiring"
 
 
 # ------------------------------------------------------------------------ ids
@@ -397,6 +401,7 @@ _LOCAL_ONLY = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class _IssueSpec:
+    kind: str  # the start of the issue id
     translation_key: str
     severity: ir.IssueSeverity
     placeholders: dict[str, str]
@@ -414,7 +419,7 @@ def _issue_for(
             continue
         if source.kind is CertificateKind.MANAGED and problem is Problem.NOT_FOUND:
             continue  # not issued yet: obtaining it is the renewal's job
-        translation_key, severity = CERTIFICATE_ISSUES[problem]
+        kind, severity = CERTIFICATE_ISSUES[problem]
         info = status.info
         placeholders = {
             "certificate": source.name,
@@ -425,13 +430,13 @@ def _issue_for(
             "key": source.key_path or "-",
             "detail": status.observation.detail or problem.value,
         }
+        fixable = problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
         return _IssueSpec(
-            translation_key,
+            kind,
+            MANAGED_CERTIFICATE_EXPIRING if fixable else kind,
             severity,
             placeholders,
-            fixable=(
-                problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
-            ),
+            fixable=fixable,
         )
     return None
 
@@ -456,9 +461,7 @@ def async_sync_certificate_issues(
                     for translation_key in CERTIFICATE_ISSUE_KEYS
                 }
             elif (spec := _issue_for(entry, status)) is not None:
-                issue_id = certificate_issue_id(
-                    spec.translation_key, entry.entry_id, key
-                )
+                issue_id = certificate_issue_id(spec.kind, entry.entry_id, key)
                 wanted[issue_id] = (key, spec)
     for issue_id in _certificate_issue_ids(hass, entry.entry_id):
         if issue_id not in wanted and issue_id not in keep:
