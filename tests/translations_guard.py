@@ -154,11 +154,10 @@ def flow_problems(
         step_id = result["step_id"]
         step_path = f"{path}.step.{step_id}"
         step = flow_texts.get("step", {}).get(step_id, {})
-        options = result["menu_options"]
         return _text_problems(
             step.get("menu_options", {}),
             f"{step_path}.menu_options",
-            tuple(options if isinstance(options, list) else options),
+            tuple(result["menu_options"]),
             given,
         )
     if kind is FlowResultType.ABORT:
@@ -214,7 +213,7 @@ def check_translations() -> Iterator[list[str]]:
     problems: list[str] = []
     strings()  # read here, never in the event loop
     create_issue = ir.IssueRegistry.async_get_or_create
-    handle_step = FlowManager._async_handle_step  # noqa: SLF001
+    handle_step = FlowManager._async_handle_step
 
     def checked_create_issue(
         registry: ir.IssueRegistry, domain: str, issue_id: str, **kwargs: Any

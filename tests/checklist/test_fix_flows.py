@@ -19,7 +19,6 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.secure_remote_access.checklist.checks import CHECK_IDS
 from custom_components.secure_remote_access.const import DOMAIN
-
 from tests.translations_guard import issue_placeholders
 
 from .conftest import Installation
@@ -281,8 +280,10 @@ async def test_other_fixable_issue_gets_a_confirm_flow(
     # The guard sees what the user would see: an issue without text.
     assert set(every_screen_translated) == {
         "issue something_else: issues.something_else: no translation",
-        "flow secure_remote_access step init: "
-        "issues.something_else.fix_flow: no translation",
+        (
+            "flow secure_remote_access step init: "
+            "issues.something_else.fix_flow: no translation"
+        ),
     }
     every_screen_translated.clear()
     assert result["type"] == "create_entry"
