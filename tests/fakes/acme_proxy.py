@@ -1,11 +1,14 @@
-"""A Pebble without dns-persist-01: a TLS proxy that drops that challenge type.
+"""A Pebble that looks like another CA: a TLS proxy that hides what it offers.
 
 Pebble 2.10 offers dns-persist-01 for every DNS identifier and has no switch
 to turn it off; a CA that does not offer it yet (Let's Encrypt before its
 roll-out, other CAs) is simulated by forwarding every request to Pebble
 unchanged and removing ``dns-persist-01`` from the challenge lists of the
-authorizations it returns. Pebble builds its URLs from the Host header, which
-is passed through, so every URL it returns points at the proxy.
+authorizations it returns. A CA whose directory has no ``meta`` at all (no
+terms of service, profiles or EAB, as Caddy's acme_server and step-ca) is
+simulated by removing it from the directory. Pebble builds its URLs from the
+Host header, which is passed through, so every URL it returns points at the
+proxy.
 """
 
 from __future__ import annotations
@@ -33,9 +36,17 @@ _PASSED_HEADERS = (
 class ChallengeFilterProxy:
     """Forwards to ``pebble``, hiding one challenge type from its authorizations."""
 
-    def __init__(self, pebble: PebbleServer) -> None:
-        """Proxy ``pebble`` (started)."""
+    def __init__(
+        self,
+        pebble: PebbleServer,
+        *,
+        dropped_challenge: str | None = DROPPED_CHALLENGE,
+        directory_meta: bool = True,
+    ) -> None:
+        """Proxy ``pebble`` (started); ``directory_meta=False`` drops its meta."""
         self._pebble = pebble
+        self._dropped_challenge = dropped_challenge
+        self._directory_meta = directory_meta
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -94,24 +105,32 @@ class ChallengeFilterProxy:
                 for name in _PASSED_HEADERS
                 if name in upstream.headers
             }
-        body = _without_dropped_challenge(body)
+        body = self._rewritten(body)
         response = web.Response(status=upstream.status, body=body)
         for name, values in passed.items():
             for value in values:
                 response.headers.add(name, value)
         return response
 
-
-def _without_dropped_challenge(body: bytes) -> bytes:
-    try:
-        data: Any = json.loads(body)
-    except ValueError:
-        return body
-    if not isinstance(data, dict) or not isinstance(data.get("challenges"), list):
-        return body
-    data["challenges"] = [
-        item
-        for item in data["challenges"]
-        if not (isinstance(item, dict) and item.get("type") == DROPPED_CHALLENGE)
-    ]
-    return json.dumps(data).encode()
+    def _rewritten(self, body: bytes) -> bytes:
+        """The body without the dropped challenge type or directory meta."""
+        try:
+            data: Any = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(data, dict):
+            return body
+        if not self._directory_meta and "newNonce" in data:
+            data.pop("meta", None)
+        elif self._dropped_challenge and isinstance(data.get("challenges"), list):
+            data["challenges"] = [
+                item
+                for item in data["challenges"]
+                if not (
+                    isinstance(item, dict)
+                    and item.get("type") == self._dropped_challenge
+                )
+            ]
+        else:
+            return body
+        return json.dumps(data).encode()
