@@ -9,6 +9,7 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 
 from custom_components.secure_remote_access.const import DOMAIN
+from tests.common import renew
 
 from .conftest import Setup, serve
 
@@ -37,14 +38,7 @@ async def test_last_entry_removed_leaves_only_what_the_readme_names(
     assert TRIAL_STORE in _ours(hass_storage)
     # The user undoes the change before restarting: nothing is pending.
     await plain.store.async_set_pending(None)
-    renewed = await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": plain.entry.entry_id, "force": True},
-        blocking=True,
-        return_response=True,
-    )
-    assert renewed is not None and renewed["renewed"]
+    assert (await renew(hass, plain.entry, force=True))["renewed"]
     before = _ours(hass_storage)
     assert TRIAL_STORE in before
     assert any(plain.entry.entry_id in key for key in before)  # the entry's own
