@@ -287,3 +287,84 @@ async def test_other_fixable_issue_gets_a_confirm_flow(
     }
     every_screen_translated.clear()
     assert result["type"] == "create_entry"
+
+
+def _frontend_config_texts() -> dict[str, Any]:
+    """The English texts of the installed frontend's Settings pages, flattened."""
+    import hass_frontend
+
+    folder = Path(hass_frontend.where()) / "static" / "translations"
+    texts: dict[str, Any] = {}
+    for directory in (folder, folder / "config"):
+        # en-<hash>.json (not en-GB-<hash>.json)
+        (path,) = (p for p in directory.glob("en-*.json") if "en-GB" not in p.name)
+        stack: list[tuple[str, Any]] = [("", json.loads(path.read_text()))]
+        while stack:
+            prefix, node = stack.pop()
+            if isinstance(node, dict):
+                stack.extend(
+                    (f"{prefix}.{key}" if prefix else key, value)
+                    for key, value in node.items()
+                )
+            else:
+                texts[prefix] = node
+    return texts
+
+
+@pytest.mark.parametrize(
+    ("check_id", "labels"),
+    [
+        (
+            "login_ban_disabled",
+            (
+                "caption",
+                "sections.ip_banning",
+                "fields.ip_ban_enabled",
+                "fields.login_attempts_unlimited",
+                "fields.login_attempts_threshold",
+            ),
+        ),
+        (
+            "x_frame_options_disabled",
+            ("caption", "sections.advanced", "fields.use_x_frame_options"),
+        ),
+        (
+            "trusted_proxies_too_broad",
+            ("caption", "sections.reverse_proxy", "fields.trusted_proxies"),
+        ),
+        (
+            "http_without_tls",
+            (
+                "caption",
+                "sections.ssl",
+                "fields.ssl_certificate",
+                "fields.ssl_key",
+                "fields.use_x_forwarded_for",
+                "fields.trusted_proxies",
+            ),
+        ),
+    ],
+)
+def test_network_page_steps_use_the_frontends_labels(
+    check_id: str, labels: tuple[str, ...]
+) -> None:
+    """Steps on Settings > System > Network name what the installed frontend shows.
+
+    Home Assistant 2026.10 has IP banning on already and shows the threshold
+    only once "Unlimited login attempts" is off; saving asks "Save and restart"
+    and the restart asks to confirm the new configuration.
+    """
+    frontend = _frontend_config_texts()
+    http = "ui.panel.config.network.http"
+    strings = json.loads(
+        (
+            Path(__file__).parents[2]
+            / "custom_components/secure_remote_access/translations/en.json"
+        ).read_text()
+    )
+    step = strings["issues"][check_id]["fix_flow"]["step"]["confirm"]["description"]
+    for label in labels:
+        assert frontend[f"{http}.{label}"] in step, label
+    assert frontend[f"{http}.save"] in step
+    assert frontend[f"{http}.save_confirm.confirm"] in step
+    assert frontend["ui.dialogs.http_pending_config.title"] in step
