@@ -33,7 +33,6 @@ from custom_components.secure_remote_access.const import (
     VALIDATION_AUTOMATIC,
     VALIDATION_DNS01,
 )
-from tests.fakes.acme_proxy import ChallengeFilterProxy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import DEFAULT_EAB_KEYS, PebbleServer
 
@@ -180,38 +179,6 @@ async def test_config_flow_certificate_steps(
     await hass.async_block_till_done()
     response = await renew(hass, entry)
     assert response["renewed"] is True
-
-
-async def test_config_flow_with_a_ca_without_terms(
-    hass: HomeAssistant,
-    duckdns: tuple[FakeDuckDns, str],
-    pebble: PebbleServer,
-    ssl_dir: Path,
-) -> None:
-    """A CA whose directory has no meta (Caddy, step-ca): no terms to accept.
-
-    The step says so instead of "asks you to accept its terms of service: -",
-    has no checkbox, and creates the account.
-    """
-    proxy = ChallengeFilterProxy(pebble, dropped_challenge=None, directory_meta=False)
-    await proxy.start()
-    try:
-        _, url = duckdns
-        result = await _user_step(hass, url)
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"],
-            {**_form(pebble, ssl_dir), CONF_ACME_DIRECTORY_URL: proxy.directory_url},
-        )
-        assert result["step_id"] == "account"
-        assert result["data_schema"].schema == {}
-        assert "terms_url" not in result["description_placeholders"]
-        text = _step_text("account").format(**result["description_placeholders"])
-        assert text.startswith(f"The CA at {proxy.directory_url} publishes no terms")
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
-        assert result["type"] is FlowResultType.CREATE_ENTRY
-        assert result["options"][CONF_ACME_DIRECTORY] == proxy.directory_url
-    finally:
-        await proxy.stop()
 
 
 async def test_config_flow_with_eab(

@@ -247,6 +247,7 @@ class RenewalSensor(SensorEntity):
                 last_error=state.last_error,
                 validation_method=outcome.get("validation_method"),
                 validation_note=outcome.get("validation_note"),
+                validation_detail=outcome.get("validation_detail"),
             ),
         }
 
