@@ -29,6 +29,7 @@ from custom_components.secure_remote_access.const import (
 )
 from custom_components.secure_remote_access.issues import renewal_failed_issue_id
 from tests.common import (
+    certificate_form,
     last_outcome,
     pebble_options,
     read_leaf,
@@ -38,7 +39,7 @@ from tests.common import (
 from tests.fakes.caddy import CaddyAcmeServer, DnsRelay, find_caddy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
-from tests.test_certificate_flow import _form, _step_text, _user_step
+from tests.test_certificate_flow import _step_text, _user_step
 
 pytestmark = pytest.mark.skipif(
     find_caddy() is None, reason="caddy not installed: run scripts/setup"
@@ -97,7 +98,7 @@ async def test_config_flow_without_terms(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {
-            **_form(pebble, ssl_dir),
+            **certificate_form(pebble, ssl_dir),
             CONF_ACME_DIRECTORY_URL: caddy.directory_url,
             CONF_ACME_CA_BUNDLE: str(caddy.ca_bundle_path),
         },
