@@ -35,6 +35,15 @@ from tests.fakes.pebble import PebbleServer
 
 NEW_TERMS = "https://ca.example/terms-2027.pdf"
 FIX_URL = "/api/repairs/issues/fix"
+LAST_RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
+ACCOUNT_NOT_FOUND = (
+    400,
+    {
+        "type": "urn:ietf:params:acme:error:accountDoesNotExist",
+        "detail": "Account not found",
+    },
+    {},
+)
 
 
 async def _deactivate(hass: HomeAssistant, entry: MockConfigEntry) -> str:
@@ -191,3 +200,34 @@ async def test_a_new_account_restarts_the_back_off(
         await renew(hass, entry, force=True)
     assert await _stored_url(hass, entry) not in (None, old)
     assert managed.renewal.state.failures == 1
+
+
+async def test_a_ca_that_loses_every_new_account_is_not_flooded(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """A CA that answers accountDoesNotExist to every order, also for the
+    account just registered (a reset CA behind a load balancer whose replicas
+    do not share their database): one registration per attempt, and the
+    failures count up so that the retries slow down (1, 10, 100 minutes...)
+    instead of a new account every minute."""
+    async with AcmeFront(pebble) as front:
+        entry = await setup_duckdns_entry(
+            hass,
+            duckdns[1],
+            pebble_options(pebble, ssl_dir, acme_directory=front.directory_url),
+        )
+        await renew(hass, entry)
+        front.refuse = lambda _method, path: (
+            ACCOUNT_NOT_FOUND if path == "/order-plz" else None
+        )
+        registrations = front.accounts
+        for attempt in (1, 2, 3):
+            with pytest.raises(HomeAssistantError, match="accountDoesNotExist"):
+                await renew(hass, entry, force=True)
+            assert front.accounts == registrations + attempt
+            result = hass.states.get(LAST_RESULT)
+            assert result is not None
+            assert result.attributes["failures"] == attempt
