@@ -38,9 +38,7 @@ _PASSED_HEADERS = (
 type Edit = Callable[[dict[str, Any]], dict[str, Any] | None]
 #: (method, path) -> None to pass Pebble's answer, or (HTTP status, problem
 #: document, extra headers) to answer that instead.
-type Refusal = Callable[
-    [str, str], tuple[int, dict[str, Any], dict[str, str]] | None
-]
+type Refusal = Callable[[str, str], tuple[int, dict[str, Any], dict[str, str]] | None]
 
 
 class AcmeFront:

@@ -122,6 +122,61 @@ async def test_ca_refusing_every_persist_validation(
         assert front.orders - orders == 2
 
 
+BOULDER_SERVFAIL = (
+    "Retrieving TXT records for DNS-PERSIST-01 challenge: DNS problem: SERVFAIL "
+    "looking up TXT for _validation-persist.myhome.duckdns.org - the domain's "
+    "nameservers may be malfunctioning"
+)
+
+
+def _lookup_failed(challenge: dict[str, Any]) -> dict[str, Any]:
+    """Boulder's answer when DuckDNS's name servers fail it: type ``dns``."""
+    if "error" not in challenge:
+        return challenge
+    error = {"type": "urn:ietf:params:acme:error:dns", "detail": BOULDER_SERVFAIL}
+    return {**challenge, "error": {**challenge["error"], **error}}
+
+
+async def test_a_failed_lookup_is_not_a_refusal(
+    hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
+    fake: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+) -> None:
+    """The CA could not look the record up (DuckDNS's name servers failing
+    for a moment, a ``dns`` problem): dns-01 answers this attempt, and the
+    next one tries dns-persist-01 again instead of waiting 30 days."""
+    duck, _url = fake
+    renamed = _issuers("renamed.example")  # Pebble refuses the record we write
+
+    def servfail(challenge: dict[str, Any]) -> dict[str, Any] | None:
+        edited = renamed(challenge)
+        if edited is None or edited.get("type") != "dns-persist-01":
+            return edited
+        return _lookup_failed(edited)
+
+    async with AcmeFront(pebble, edit_challenge=servfail) as front:
+        entry = await persist_entry(directory=front.directory_url)
+        first = await renew(hass, entry)
+        assert first["renewed"] is True
+        assert first["validation_method"] == "dns-01"
+        assert first["validation_note"] == "persist_lookup_failed"
+        assert BOULDER_SERVFAIL in first["validation_detail"]
+        assert "(dns)" in first["validation_detail"]
+        assert front.orders == 2
+        result = hass.states.get(LAST_RESULT)
+        assert result is not None
+        assert result.attributes["validation_note"] == "persist_lookup_failed"
+
+        # Now the CA reads the record and refuses it: that is remembered.
+        front.edit_challenge = renamed
+        orders = front.orders
+        again = await renew_validating(hass, entry)
+        assert again["validation_note"] == "persist_refused"
+        assert front.orders - orders == 2
+        assert len(_persist_values(duck, "renamed.example")) == 2
+
+
 async def test_restart_in_the_middle_of_a_fallback(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
