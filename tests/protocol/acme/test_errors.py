@@ -11,6 +11,7 @@ import pytest
 
 from custom_components.secure_remote_access.protocol.acme import AccountKey, AcmeClient
 from custom_components.secure_remote_access.protocol.acme.errors import (
+    MAX_DETAIL_CHARS,
     AccountDoesNotExistError,
     AcmeError,
     AcmeProblemError,
@@ -114,6 +115,25 @@ def test_problem_with_subproblems() -> None:
     assert error.subproblems[0].identifier == "blocked.example"
     assert error.subproblems[0].detail == "blocked.example is forbidden"
     assert "Some identifiers were rejected" in str(error)
+
+
+def test_problem_text_is_one_bounded_line() -> None:
+    """Details (subproblems' too) lose line breaks and control characters and
+    end with an ellipsis beyond MAX_DETAIL_CHARS; short ones are kept as sent."""
+    error = problem_from_json(
+        {
+            "type": "urn:ietf:params:acme:error:dns\n",
+            "detail": "DNS problem:\tSERVFAIL\r\n\x00looking up TXT" + " x" * 5000,
+            "subproblems": [{"type": "about:blank", "detail": "line\nbreak"}],
+        }
+    )
+    assert error.type == "urn:ietf:params:acme:error:dns"
+    assert error.detail.startswith("DNS problem: SERVFAIL looking up TXT x x")
+    assert MAX_DETAIL_CHARS - 2 <= len(error.detail) <= MAX_DETAIL_CHARS
+    assert error.detail.endswith("x…")
+    assert error.subproblems[0].detail == "line break"
+    short = "Error creating new order :: too many certificates (5)"
+    assert problem_from_json({"type": "about:blank", "detail": short}).detail == short
 
 
 def test_rate_limited_response_carries_retry_after() -> None:
