@@ -231,3 +231,72 @@ async def test_a_ca_that_loses_every_new_account_is_not_flooded(
             result = hass.states.get(LAST_RESULT)
             assert result is not None
             assert result.attributes["failures"] == attempt
+
+
+async def test_two_entries_on_one_account_need_one_acceptance(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    tmp_path: Path,
+    ssl_dir: Path,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """Two entries share the CA's account; it is gone and the terms changed:
+    both raise the issue, accepting the terms in one registers one account,
+    and the other entry's issue goes with it; its fix flow, opened before,
+    registers nothing more."""
+    cabin_dir = tmp_path / "cabin"
+    cabin_dir.mkdir()
+    async with AcmeFront(pebble) as front:
+        entries = [
+            await setup_duckdns_entry(
+                hass,
+                duckdns[1],
+                pebble_options(pebble, folder, acme_directory=front.directory_url),
+                domains=[name],
+            )
+            for name, folder in (
+                ("myhome.duckdns.org", ssl_dir),
+                ("cabin.duckdns.org", cabin_dir),
+            )
+        ]
+        for entry in entries:
+            await renew(hass, entry)
+        await _deactivate(hass, entries[0])
+
+        def new_terms(directory: dict[str, Any]) -> dict[str, Any]:
+            directory["meta"] = {
+                **directory.get("meta", {}),
+                "termsOfService": NEW_TERMS,
+            }
+            return directory
+
+        front.edit_directory = new_terms
+        registrations = front.accounts
+        for entry in entries:
+            with pytest.raises(HomeAssistantError, match="terms"):
+                await renew(hass, entry, force=True)
+        registry = ir.async_get(hass)
+        issues = [terms_issue_id(entry.entry_id) for entry in entries]
+        assert all(registry.async_get_issue(DOMAIN, issue) for issue in issues)
+
+        assert await async_setup_component(hass, "repairs", {})
+        client = await hass_client()
+        cabin_flow = await _fix(client, issues[1])
+        home_flow = await _fix(client, issues[0])
+        done = await _submit(client, home_flow["flow_id"], {"accept_terms": True})
+        assert done["type"] == "create_entry"
+        assert front.accounts == registrations + 1
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert not registry.async_get_issue(DOMAIN, issues[1])
+        cabin = entries[1].runtime_data.managed
+        assert cabin is not None
+        assert cabin.renewal.state.failures == 0
+
+        late = await _submit(client, cabin_flow["flow_id"], {"accept_terms": True})
+        assert late["type"] == "create_entry"
+        assert front.accounts == registrations + 1
+        for entry in entries:
+            result = await renew(hass, entry, force=True)
+            assert result["renewed"] is True
+        assert front.accounts == registrations + 1

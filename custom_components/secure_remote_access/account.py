@@ -203,14 +203,24 @@ async def async_new_account(
     return client
 
 
+async def async_account_replaced(
+    hass: HomeAssistant, directory_url: str, lost_url: str | None
+) -> bool:
+    """Whether the CA's account is already another than the lost one (another
+    entry, or its Repairs fix, registered it)."""
+    _key, stored_url = await account_store(hass).async_key(directory_url)
+    return bool(stored_url) and stored_url != lost_url
+
+
 class AccountTermsChangedError(Exception):
     """The account is gone and the CA's terms are no longer the ones accepted."""
 
-    def __init__(self, terms: str, lost: AcmeError) -> None:
-        """Remember the new terms and how the CA said the account is gone."""
+    def __init__(self, terms: str, lost: AcmeError, account_url: str | None) -> None:
+        """Remember the new terms, how the CA said the account is gone and its URL."""
         super().__init__(terms)
         self.terms = terms
         self.detail = describe_acme_error(lost)
+        self.account_url = account_url
 
 
 async def async_heal_account(
@@ -225,13 +235,12 @@ async def async_heal_account(
     is registered when the CA's terms are the ones the user accepted (or the
     CA has none). Raises AccountTermsChangedError when they are not.
     """
-    store = account_store(hass)
-    _key, stored_url = await store.async_key(settings.directory_url)
-    if stored_url and stored_url != client.account_url:
+    if await async_account_replaced(hass, settings.directory_url, client.account_url):
         return await async_acme_client(hass, settings)
     terms = await _async_terms(client)
-    if terms and terms != await store.async_accepted_terms(settings.directory_url):
-        raise AccountTermsChangedError(terms, lost)
+    accepted = await account_store(hass).async_accepted_terms(settings.directory_url)
+    if terms and terms != accepted:
+        raise AccountTermsChangedError(terms, lost, client.account_url)
     LOGGER.warning(
         "The certificate authority %s no longer accepts the ACME account %s (%s); "
         "registering a new account",

@@ -106,6 +106,7 @@ class CertificateTermsError(CertificateRenewalError):
         """Name the new terms and what the CA said."""
         self.terms = err.terms
         self.directory_url = directory_url
+        self.account_url = err.account_url
         super().__init__(
             err.detail,
             translation_key="account_terms_changed",
