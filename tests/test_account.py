@@ -7,6 +7,7 @@ in tests/test_caddy.py.
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -299,4 +300,39 @@ async def test_two_entries_on_one_account_need_one_acceptance(
         for entry in entries:
             result = await renew(hass, entry, force=True)
             assert result["renewed"] is True
+        assert front.accounts == registrations + 1
+
+
+async def test_two_entries_healing_at_once_register_one_account(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    tmp_path: Path,
+    ssl_dir: Path,
+) -> None:
+    """Two entries on one CA renew at the same moment after their shared
+    account was deactivated: one new account, both certificates renewed."""
+    cabin_dir = tmp_path / "cabin"
+    cabin_dir.mkdir()
+    async with AcmeFront(pebble) as front:
+        entries = [
+            await setup_duckdns_entry(
+                hass,
+                duckdns[1],
+                pebble_options(pebble, folder, acme_directory=front.directory_url),
+                domains=[name],
+            )
+            for name, folder in (
+                ("myhome.duckdns.org", ssl_dir),
+                ("cabin.duckdns.org", cabin_dir),
+            )
+        ]
+        for entry in entries:
+            await renew(hass, entry)
+        await _deactivate(hass, entries[0])
+        registrations = front.accounts
+        results = await asyncio.gather(
+            *(renew(hass, entry, force=True) for entry in entries)
+        )
+        assert [result["renewed"] for result in results] == [True, True]
         assert front.accounts == registrations + 1

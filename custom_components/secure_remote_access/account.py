@@ -53,6 +53,9 @@ class AcmeAccountStore:
         )
         self._accounts: dict[str, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
+        #: Held while a lost account is replaced: entries sharing it register
+        #: one new account, not one each.
+        self.replacing = asyncio.Lock()
 
     async def _load(self) -> dict[str, dict[str, Any]]:
         if self._accounts is None:
@@ -235,17 +238,21 @@ async def async_heal_account(
     is registered when the CA's terms are the ones the user accepted (or the
     CA has none). Raises AccountTermsChangedError when they are not.
     """
-    if await async_account_replaced(hass, settings.directory_url, client.account_url):
-        return await async_acme_client(hass, settings)
-    terms = await _async_terms(client)
-    accepted = await account_store(hass).async_accepted_terms(settings.directory_url)
-    if terms and terms != accepted:
-        raise AccountTermsChangedError(terms, lost, client.account_url)
-    LOGGER.warning(
-        "The certificate authority %s no longer accepts the ACME account %s (%s); "
-        "registering a new account",
-        settings.directory_url,
-        client.account_url,
-        describe_acme_error(lost),
-    )
-    return await async_new_account(hass, settings)
+    store = account_store(hass)
+    async with store.replacing:
+        if await async_account_replaced(
+            hass, settings.directory_url, client.account_url
+        ):
+            return await async_acme_client(hass, settings)
+        terms = await _async_terms(client)
+        accepted = await store.async_accepted_terms(settings.directory_url)
+        if terms and terms != accepted:
+            raise AccountTermsChangedError(terms, lost, client.account_url)
+        LOGGER.warning(
+            "The certificate authority %s no longer accepts the ACME account %s "
+            "(%s); registering a new account",
+            settings.directory_url,
+            client.account_url,
+            describe_acme_error(lost),
+        )
+        return await async_new_account(hass, settings)

@@ -19,7 +19,7 @@ from homeassistant.exceptions import (
 from homeassistant.helpers import issue_registry as ir
 import probatio as vol
 
-from .account import async_account_replaced, async_new_account
+from .account import account_store, async_account_replaced, async_new_account
 from .certificate_flow import terms_for_display, terms_schema
 from .checklist.checks import CHECKS_BY_ID
 from .checklist.runner import DATA_CHECKLIST
@@ -214,11 +214,12 @@ class AcceptTermsRepairFlow(RepairsFlow):
             else:
                 directory_url = managed.manager.settings.directory_url
                 try:
-                    # Accepted in another entry's issue already: one account.
-                    if not self.lost_account or not await async_account_replaced(
-                        self.hass, directory_url, self.lost_account
-                    ):
-                        await async_new_account(self.hass, managed.manager.settings)
+                    async with account_store(self.hass).replacing:
+                        # Accepted in another entry's issue already: one account.
+                        if not self.lost_account or not await async_account_replaced(
+                            self.hass, directory_url, self.lost_account
+                        ):
+                            await async_new_account(self.hass, managed.manager.settings)
                 except AcmeError as err:
                     return self.async_abort(
                         reason="register_failed",
