@@ -165,6 +165,12 @@ def test_503_without_problem_document() -> None:
     generic = error_from_response(_response(500, b""))
     assert type(generic) is AcmeProblemError
     assert generic.detail == "HTTP 500"
+    proxy = error_from_response(
+        _response(502, b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n")
+    )
+    assert proxy.detail == (
+        "HTTP 502: <html> <head><title>502 Bad Gateway</title></head>"
+    )
 
 
 def test_response_links_and_location() -> None:
