@@ -295,7 +295,8 @@ class PersistRefusal:
     def applies(self, account_url: str, offer: str, now: datetime) -> bool:
         """Whether an order of ``account_url`` offered ``offer`` skips dns-persist-01."""
         return (
-            self.account_url == account_url
+            self.lasting
+            and self.account_url == account_url
             and self.offer == offer
             and now < self.retry_from
         )
