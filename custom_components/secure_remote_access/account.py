@@ -26,6 +26,7 @@ from .protocol.acme import (
     AccountKey,
     AcmeClient,
     AcmeError,
+    account_gone,
     describe_acme_error,
 )
 
@@ -159,11 +160,21 @@ async def _async_terms(client: AcmeClient) -> str:
 async def async_register_account(
     hass: HomeAssistant, settings: CertificateSettings
 ) -> AcmeClient:
-    """Create (or find) the ACME account after the user accepted the terms."""
+    """Create (or find) the ACME account after the user accepted the terms.
+
+    The CA refuses a key whose account it deactivated for good: a new
+    account (with a new key) replaces it then.
+    """
     client = await async_acme_client(hass, settings)
-    account = await client.register_account(
-        terms_of_service_agreed=True, contact_email=settings.email, eab=settings.eab
-    )
+    try:
+        account = await client.register_account(
+            terms_of_service_agreed=True, contact_email=settings.email, eab=settings.eab
+        )
+    except AcmeError as err:
+        if not account_gone(err):
+            raise
+        async with account_store(hass).replacing:
+            return await async_new_account(hass, settings)
     await account_store(hass).async_set_url(
         settings.directory_url, account.url, await _async_terms(client)
     )
