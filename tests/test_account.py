@@ -20,16 +20,19 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.secure_remote_access.account import (
-    account_store,
-    async_acme_client,
-)
+from custom_components.secure_remote_access.account import account_store
 from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.issues import (
     renewal_failed_issue_id,
     terms_issue_id,
 )
-from tests.common import REFUSED_NAME, pebble_options, renew, setup_duckdns_entry
+from tests.common import (
+    REFUSED_NAME,
+    deactivate_account,
+    pebble_options,
+    renew,
+    setup_duckdns_entry,
+)
 from tests.fakes.acme_proxy import AcmeFront
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
@@ -47,15 +50,45 @@ ACCOUNT_NOT_FOUND = (
 )
 
 
-async def _deactivate(hass: HomeAssistant, entry: MockConfigEntry) -> str:
-    """Deactivate the entry's ACME account at the CA (RFC 8555 section 7.3.6)."""
-    managed = entry.runtime_data.managed
-    assert managed is not None
-    client = await async_acme_client(hass, managed.manager.settings)
-    url = client.account_url
-    assert url is not None
-    await client._post(url, {"status": "deactivated"})
-    return url
+def _new_terms(directory: dict[str, Any]) -> dict[str, Any]:
+    """The CA's directory with other terms of service."""
+    directory["meta"] = {**directory.get("meta", {}), "termsOfService": NEW_TERMS}
+    return directory
+
+
+async def _entry_behind(
+    hass: HomeAssistant,
+    url: str,
+    pebble: PebbleServer,
+    front: AcmeFront,
+    folder: Path,
+    name: str = "myhome.duckdns.org",
+) -> MockConfigEntry:
+    """An entry getting its certificates through ``front``, with its first one."""
+    folder.mkdir(exist_ok=True)
+    entry = await setup_duckdns_entry(
+        hass,
+        url,
+        pebble_options(pebble, folder, acme_directory=front.directory_url),
+        domains=[name],
+    )
+    await renew(hass, entry)
+    return entry
+
+
+async def _two_entries(
+    hass: HomeAssistant,
+    url: str,
+    pebble: PebbleServer,
+    front: AcmeFront,
+    folders: tuple[Path, Path],
+) -> list[MockConfigEntry]:
+    """Two entries on one CA (so on one account), each with its certificate."""
+    home, cabin = folders
+    return [
+        await _entry_behind(hass, url, pebble, front, home),
+        await _entry_behind(hass, url, pebble, front, cabin, "cabin.duckdns.org"),
+    ]
 
 
 async def _stored_url(hass: HomeAssistant, entry: MockConfigEntry) -> str | None:
@@ -79,7 +112,7 @@ async def test_deactivated_account_is_replaced_in_the_same_attempt(
         hass, duckdns[1], pebble_options(pebble, ssl_dir, email="me@example.com")
     )
     await renew(hass, entry)
-    old = await _deactivate(hass, entry)
+    old = await deactivate_account(hass, entry)
     result = await renew(hass, entry, force=True)
     assert result["renewed"] is True
     new = await _stored_url(hass, entry)
@@ -117,22 +150,9 @@ async def test_changed_terms_wait_for_the_user(
     """Changed terms: nothing is registered; a Repairs issue shows the new
     terms; accepting them registers the account and the back-off starts over."""
     async with AcmeFront(pebble) as front:
-        entry = await setup_duckdns_entry(
-            hass,
-            duckdns[1],
-            pebble_options(pebble, ssl_dir, acme_directory=front.directory_url),
-        )
-        await renew(hass, entry)
-        old = await _deactivate(hass, entry)
-
-        def new_terms(directory: dict[str, Any]) -> dict[str, Any]:
-            directory["meta"] = {
-                **directory.get("meta", {}),
-                "termsOfService": NEW_TERMS,
-            }
-            return directory
-
-        front.edit_directory = new_terms
+        entry = await _entry_behind(hass, duckdns[1], pebble, front, ssl_dir)
+        old = await deactivate_account(hass, entry)
+        front.edit_directory = _new_terms
         registrations = front.accounts
         with pytest.raises(HomeAssistantError) as caught:
             await renew(hass, entry, force=True)
@@ -196,7 +216,7 @@ async def test_a_new_account_restarts_the_back_off(
     managed = entry.runtime_data.managed
     assert managed is not None
     assert managed.renewal.state.failures == 2
-    old = await _deactivate(hass, entry)
+    old = await deactivate_account(hass, entry)
     with pytest.raises(HomeAssistantError, match="rejectedIdentifier"):
         await renew(hass, entry, force=True)
     assert await _stored_url(hass, entry) not in (None, old)
@@ -215,12 +235,7 @@ async def test_a_ca_that_loses_every_new_account_is_not_flooded(
     failures count up so that the retries slow down (1, 10, 100 minutes...)
     instead of a new account every minute."""
     async with AcmeFront(pebble) as front:
-        entry = await setup_duckdns_entry(
-            hass,
-            duckdns[1],
-            pebble_options(pebble, ssl_dir, acme_directory=front.directory_url),
-        )
-        await renew(hass, entry)
+        entry = await _entry_behind(hass, duckdns[1], pebble, front, ssl_dir)
         front.refuse = lambda _method, path: (
             ACCOUNT_NOT_FOUND if path == "/order-plz" else None
         )
@@ -246,33 +261,12 @@ async def test_two_entries_on_one_account_need_one_acceptance(
     both raise the issue, accepting the terms in one registers one account,
     and the other entry's issue goes with it; its fix flow, opened before,
     registers nothing more."""
-    cabin_dir = tmp_path / "cabin"
-    cabin_dir.mkdir()
     async with AcmeFront(pebble) as front:
-        entries = [
-            await setup_duckdns_entry(
-                hass,
-                duckdns[1],
-                pebble_options(pebble, folder, acme_directory=front.directory_url),
-                domains=[name],
-            )
-            for name, folder in (
-                ("myhome.duckdns.org", ssl_dir),
-                ("cabin.duckdns.org", cabin_dir),
-            )
-        ]
-        for entry in entries:
-            await renew(hass, entry)
-        await _deactivate(hass, entries[0])
-
-        def new_terms(directory: dict[str, Any]) -> dict[str, Any]:
-            directory["meta"] = {
-                **directory.get("meta", {}),
-                "termsOfService": NEW_TERMS,
-            }
-            return directory
-
-        front.edit_directory = new_terms
+        entries = await _two_entries(
+            hass, duckdns[1], pebble, front, (ssl_dir, tmp_path / "cabin")
+        )
+        await deactivate_account(hass, entries[0])
+        front.edit_directory = _new_terms
         registrations = front.accounts
         for entry in entries:
             with pytest.raises(HomeAssistantError, match="terms"):
@@ -312,24 +306,11 @@ async def test_two_entries_healing_at_once_register_one_account(
 ) -> None:
     """Two entries on one CA renew at the same moment after their shared
     account was deactivated: one new account, both certificates renewed."""
-    cabin_dir = tmp_path / "cabin"
-    cabin_dir.mkdir()
     async with AcmeFront(pebble) as front:
-        entries = [
-            await setup_duckdns_entry(
-                hass,
-                duckdns[1],
-                pebble_options(pebble, folder, acme_directory=front.directory_url),
-                domains=[name],
-            )
-            for name, folder in (
-                ("myhome.duckdns.org", ssl_dir),
-                ("cabin.duckdns.org", cabin_dir),
-            )
-        ]
-        for entry in entries:
-            await renew(hass, entry)
-        await _deactivate(hass, entries[0])
+        entries = await _two_entries(
+            hass, duckdns[1], pebble, front, (ssl_dir, tmp_path / "cabin")
+        )
+        await deactivate_account(hass, entries[0])
         registrations = front.accounts
         results = await asyncio.gather(
             *(renew(hass, entry, force=True) for entry in entries)

@@ -13,10 +13,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
 import pytest
 
-from custom_components.secure_remote_access.account import (
-    account_store,
-    async_acme_client,
-)
+from custom_components.secure_remote_access.account import account_store
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
@@ -44,6 +41,7 @@ from .common import (
     TARGET,
     TOKEN,
     StartDuckDns,
+    deactivate_account,
     pebble_options,
     renew,
     section_schema,
@@ -498,12 +496,7 @@ async def test_accepting_the_terms_again_after_a_deactivation(
     instead of blaming External Account Binding credentials never entered."""
     entry = await setup_duckdns_entry(hass, duckdns[1], pebble_options(pebble, ssl_dir))
     await renew(hass, entry)
-    managed = entry.runtime_data.managed
-    assert managed is not None
-    client = await async_acme_client(hass, managed.manager.settings)
-    old = client.account_url
-    assert old is not None
-    await client._post(old, {"status": "deactivated"})
+    old = await deactivate_account(hass, entry)
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
