@@ -8,11 +8,13 @@ every record we write: a CA that refuses every dns-persist-01 validation.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -175,6 +177,44 @@ async def test_a_failed_lookup_is_not_a_refusal(
         assert again["validation_note"] == "persist_refused"
         assert front.orders - orders == 2
         assert len(_persist_values(duck, "renamed.example")) == 2
+
+
+async def test_rate_limit_on_the_fallback_order(
+    hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
+    pebble: PebbleServer,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """The CA refuses the record, then rate-limits the extra order: the
+    attempt fails with the CA's words and waits for its Retry-After; the
+    refusal is kept, so the attempt after that orders once, with dns-01."""
+    limited = (
+        429,
+        {
+            "type": "urn:ietf:params:acme:error:rateLimited",
+            "detail": "too many new orders recently",
+        },
+        {"Retry-After": "3600"},
+    )
+    async with AcmeFront(pebble, edit_challenge=_issuers("renamed.example")) as front:
+        entry = await persist_entry(directory=front.directory_url)
+        front.refuse = lambda _method, path: (
+            limited if path == "/order-plz" and front.orders >= 1 else None
+        )
+        with pytest.raises(HomeAssistantError, match="rateLimited"):
+            await renew(hass, entry)
+        assert front.orders == 1
+        assert front.requests.count(("POST", "/order-plz", 429)) == 1
+        managed = entry.runtime_data.managed
+        assert managed is not None
+        retry_after = managed.renewal.state.retry_after
+        assert retry_after is not None
+        assert retry_after - dt_util.utcnow() > timedelta(minutes=59)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        assert diagnostics["renewal"]["persist_refusal"]["detail"] == PEBBLE_REFUSAL
+        with pytest.raises(HomeAssistantError):  # not before the CA's time
+            await renew(hass, entry, force=True)
+        assert front.orders == 1
 
 
 async def test_restart_in_the_middle_of_a_fallback(
