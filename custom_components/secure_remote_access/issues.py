@@ -251,7 +251,7 @@ def async_raise_renewal_issue(
             {"directory": err.directory_url, "terms": err.terms, "detail": err.detail},
             fixable=True,
             persistent=True,
-            data={"entry_id": entry_id},
+            data={"entry_id": entry_id, "account": err.account_url or ""},
         )
         return
     if delegations_verified:
