@@ -357,6 +357,8 @@ async def test_config_flow_form_error_names_the_record(
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["options"][CONF_EXTRA_NAMES] == [f"*.{own}", own]
+        await hass.async_block_till_done()  # the first certificate, for all three
+        assert last_outcome(result["result"])["renewed"] is True
     finally:
         await pebble.clear_cname(record)
 
