@@ -196,6 +196,43 @@ async def test_changed_terms_wait_for_the_user(
         assert result["renewed"] is True
 
 
+async def test_an_account_from_before_the_terms_were_stored_asks_first(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """An account made by an earlier version has no accepted terms on record:
+    a lost one is not replaced without the user, and the issue does not claim
+    that the terms changed."""
+    async with AcmeFront(pebble) as front:
+        entry = await _entry_behind(hass, duckdns[1], pebble, front, ssl_dir)
+        store = account_store(hass)
+        stored = (await store._load())[front.directory_url]
+        assert stored.pop("terms")  # what an account of the earlier version holds
+        await deactivate_account(hass, entry)
+        registrations = front.accounts
+        with pytest.raises(HomeAssistantError) as caught:
+            await renew(hass, entry, force=True)
+        assert caught.value.translation_key == "account_terms_unconfirmed"
+        assert front.accounts == registrations
+        registry = ir.async_get(hass)
+        issue = registry.async_get_issue(DOMAIN, terms_issue_id(entry.entry_id))
+        assert issue is not None
+        assert issue.translation_key == "account_terms_unconfirmed"
+        assert issue.is_fixable
+
+        assert await async_setup_component(hass, "repairs", {})
+        client = await hass_client()
+        flow = await _fix(client, terms_issue_id(entry.entry_id))
+        done = await _submit(client, flow["flow_id"], {"accept_terms": True})
+        assert done["type"] == "create_entry"
+        assert front.accounts == registrations + 1
+        assert not registry.async_get_issue(DOMAIN, terms_issue_id(entry.entry_id))
+        assert await store.async_accepted_terms(front.directory_url)
+
+
 async def test_a_new_account_restarts_the_back_off(
     hass: HomeAssistant,
     duckdns: tuple[FakeDuckDns, str],

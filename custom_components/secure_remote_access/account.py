@@ -227,12 +227,23 @@ async def async_account_replaced(
 
 
 class AccountTermsChangedError(Exception):
-    """The account is gone and the CA's terms are no longer the ones accepted."""
+    """The account is gone and the CA's terms are not known to be the ones accepted.
 
-    def __init__(self, terms: str, lost: AcmeError, account_url: str | None) -> None:
-        """Remember the new terms, how the CA said the account is gone and its URL."""
+    ``accepted`` is None for an account made before the accepted terms were
+    stored: the terms may not have changed, but nobody knows.
+    """
+
+    def __init__(
+        self,
+        terms: str,
+        lost: AcmeError,
+        account_url: str | None,
+        accepted: str | None,
+    ) -> None:
+        """Remember the CA's terms, how it said the account is gone and its URL."""
         super().__init__(terms)
         self.terms = terms
+        self.accepted = accepted
         self.detail = describe_acme_error(lost)
         self.account_url = account_url
 
@@ -258,7 +269,7 @@ async def async_heal_account(
         terms = await _async_terms(client)
         accepted = await store.async_accepted_terms(settings.directory_url)
         if terms and terms != accepted:
-            raise AccountTermsChangedError(terms, lost, client.account_url)
+            raise AccountTermsChangedError(terms, lost, client.account_url, accepted)
         LOGGER.warning(
             "The certificate authority %s no longer accepts the ACME account %s "
             "(%s); registering a new account",

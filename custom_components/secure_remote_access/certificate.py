@@ -105,16 +105,23 @@ class CertificateDelegationError(CertificateRenewalError):
 
 
 class CertificateTermsError(CertificateRenewalError):
-    """The CA lost the account and its terms changed: the user must accept them."""
+    """The CA lost the account and its terms changed (or which terms were accepted
+    is unknown): the user must accept them."""
 
     def __init__(self, directory_url: str, err: AccountTermsChangedError) -> None:
         """Name the new terms and what the CA said."""
         self.terms = err.terms
         self.directory_url = directory_url
         self.account_url = err.account_url
+        #: False for an account whose accepted terms were never recorded.
+        self.accepted_known = err.accepted is not None
         super().__init__(
             err.detail,
-            translation_key="account_terms_changed",
+            translation_key=(
+                "account_terms_changed"
+                if err.accepted is not None
+                else "account_terms_unconfirmed"
+            ),
             placeholders={"terms": err.terms, "directory": directory_url},
         )
 
