@@ -287,6 +287,8 @@ async def test_change_the_certificate_no_longer_fits(
     placeholders = result["description_placeholders"]
     bold = {key for key, value in placeholders.items() if value.startswith("**")}
     assert bold == {f"{row}_new"}
+    # A wildcard name is text in the Markdown table, not the start of emphasis.
+    assert all("*." not in value.replace("\\*.", "") for value in placeholders.values())
     result = await hass.config_entries.options.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()

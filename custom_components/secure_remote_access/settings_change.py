@@ -9,6 +9,7 @@ when the entry is set up again with the new settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -69,8 +70,10 @@ class CertificateReplacement:
         }
         placeholders: dict[str, str] = {}
         for key, (now, new, reason) in rows.items():
-            placeholders[f"{key}_now"] = now
-            placeholders[f"{key}_new"] = f"**{new}**" if reason in self.reasons else new
+            placeholders[f"{key}_now"] = _markdown_text(now)
+            shown = _markdown_text(new)
+            changed = reason in self.reasons
+            placeholders[f"{key}_new"] = f"**{shown}**" if changed else shown
         return placeholders
 
 
@@ -111,3 +114,8 @@ def _key_label(key_type: KeyType) -> str:
     """``ECDSA P-384``, ``RSA 2048``: as the key type field names them."""
     algorithm, _, bits = key_type.value.partition("-")
     return f"ECDSA P-{bits[1:]}" if algorithm == "ec" else f"RSA {bits}"
+
+
+def _markdown_text(text: str) -> str:
+    """``text`` as itself in the step's Markdown table (``*.name`` is no emphasis)."""
+    return re.sub(r"([\\*_|`])", r"\\\1", text)
