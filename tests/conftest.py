@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
@@ -234,6 +236,17 @@ def pebble_eab() -> Iterator[PebbleServer]:
     """A Pebble that requires External Account Binding (keys: DEFAULT_EAB_KEYS)."""
     with PebbleServer(eab_required=True) as server:
         yield server
+
+
+@pytest.fixture
+def ticking() -> Generator[Any]:
+    """Time travel that keeps the clock running.
+
+    Talking to a real CA needs real waits (polling with Retry-After), which a
+    stopped clock would never finish.
+    """
+    with freeze_time(dt_util.utcnow(), tick=True) as frozen:
+        yield frozen
 
 
 @pytest.fixture

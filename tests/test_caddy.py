@@ -31,7 +31,9 @@ from custom_components.secure_remote_access.const import (
 from custom_components.secure_remote_access.issues import renewal_failed_issue_id
 from custom_components.secure_remote_access.protocol.acme import client as acme_client
 from tests.common import (
+    certificate_form,
     dns_names,
+    last_outcome,
     pebble_options,
     read_leaf,
     renew,
@@ -40,7 +42,7 @@ from tests.common import (
 from tests.fakes.caddy import CaddyAcmeServer, DnsRelay, find_caddy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
-from tests.test_certificate_flow import _form, _step_text, _user_step
+from tests.test_certificate_flow import _step_text, _user_step
 
 pytestmark = pytest.mark.skipif(
     find_caddy() is None, reason="caddy not installed: run scripts/setup"
@@ -114,7 +116,7 @@ async def test_config_flow_without_terms(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {
-            **_form(pebble, ssl_dir),
+            **certificate_form(pebble, ssl_dir),
             CONF_ACME_DIRECTORY_URL: caddy.directory_url,
             CONF_ACME_CA_BUNDLE: str(caddy.ca_bundle_path),
         },
@@ -127,13 +129,16 @@ async def test_config_flow_without_terms(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["options"][CONF_ACME_DIRECTORY] == caddy.directory_url
+    await hass.async_block_till_done()  # the first certificate, right after setup
+    assert last_outcome(result["result"])["renewed"] is True
 
 
 async def test_issuance_and_renewal(
     hass: HomeAssistant, caddy_entry: MockConfigEntry, ssl_dir: Path
 ) -> None:
-    """A 12-hour certificate from Caddy's CA, renewed on demand, through dns-01."""
-    first = await renew(hass, caddy_entry)
+    """A 12-hour certificate from Caddy's CA (ordered right after setup), renewed
+    on demand, through dns-01."""
+    first = last_outcome(caddy_entry)
     assert first["renewed"] is True
     assert first["validation_method"] == "dns-01"
     assert first["validation_note"] == "not_offered"
@@ -152,7 +157,8 @@ async def test_resolver_a_few_seconds_late(
     """The value is visible to us, not yet to Caddy's resolver: Caddy keeps the
     challenge pending with its error, and POSTing it again validates it."""
     relay.late = 1
-    result = await renew(hass, caddy_entry)
+    relay.queries.clear()
+    result = await renew(hass, caddy_entry, force=True)
     assert result["renewed"] is True
     assert relay.queries[CHALLENGE] >= 2
 
@@ -172,7 +178,7 @@ async def test_wildcard_through_a_caching_resolver(
     entry = await setup_duckdns_entry(
         hass, duckdns[1], caddy_options | {CONF_WILDCARD: True}
     )
-    result = await renew(hass, entry)
+    result = last_outcome(entry)  # ordered right after setup
     assert result["renewed"] is True
     leaf = read_leaf(ssl_dir / "fullchain.pem")
     assert set(dns_names(leaf)) == {"myhome.duckdns.org", "*.myhome.duckdns.org"}
@@ -183,9 +189,11 @@ async def test_resolver_that_never_sees_the_value(
 ) -> None:
     """Bounded retries, then the CA's problem type and detail in the action's
     error and the Repairs issue, not a poll time-out."""
+    first = read_leaf(ssl_dir / "fullchain.pem").serial_number
     relay.silent = True
+    relay.queries.clear()
     with pytest.raises(HomeAssistantError) as caught:
-        await renew(hass, caddy_entry)
+        await renew(hass, caddy_entry, force=True)
     message = str(caught.value)
     assert "after 9 attempts" in message
     assert "(dns)" in message
@@ -198,7 +206,7 @@ async def test_resolver_that_never_sees_the_value(
     detail = (issue.translation_placeholders or {})["detail"]
     assert "after 9 attempts" in detail
     assert "(dns)" in detail
-    assert not (ssl_dir / "fullchain.pem").exists()
+    assert read_leaf(ssl_dir / "fullchain.pem").serial_number == first
 
 
 async def test_reset_ca_forgets_the_account(

@@ -84,7 +84,7 @@ async def async_setup_entry(
         )
         await manager.async_recover()
         managed = ManagedCertificate(manager, RenewalCoordinator(hass, entry, manager))
-        await managed.renewal.async_start()
+        await managed.renewal.async_load()
         entry.async_on_unload(managed.renewal.async_stop)
     certificates = LocalCertificateMonitor(
         hass,
@@ -122,6 +122,9 @@ async def async_setup_entry(
     checklist.async_add_entry(entry)
     entry.async_on_unload(lambda: checklist.async_remove_entry(entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if managed is not None:
+        # Once everything listens: the first check may order at once.
+        managed.renewal.async_start()
     # UPnP queries and handshakes take seconds: the first check runs after setup.
     entry.runtime_data.remote_access.async_start()
     if endpoints.sources:

@@ -18,7 +18,12 @@ from .account import (
     async_ensure_account,
     async_heal_account,
 )
-from .certificate_settings import CertificateSettings
+from .certificate_settings import (
+    CertificateFacts,
+    CertificateSettings,
+    OrderedWith,
+    misfits,
+)
 from .const import DOMAIN, LOGGER
 from .persist_record import PersistRecords, PersistRefusals
 from .protocol.acme import (
@@ -148,6 +153,17 @@ def read_current_certificate(settings: CertificateSettings) -> CurrentCertificat
     )
 
 
+async def async_read_current(
+    hass: HomeAssistant, settings: CertificateSettings
+) -> CurrentCertificate | None:
+    """The pair on disk, or None when the certificate is missing or unreadable."""
+    try:
+        return await hass.async_add_executor_job(read_current_certificate, settings)
+    except (CertificateError, ValueError) as err:
+        LOGGER.debug("Managed certificate not usable: %s", err)
+        return None
+
+
 class CertificateManager:
     """Orders and writes one entry's certificate; it holds no renewal state.
 
@@ -197,25 +213,22 @@ class CertificateManager:
 
     async def async_current(self) -> CurrentCertificate | None:
         """The pair on disk, or None when the certificate is missing or unreadable."""
-        try:
-            return await self.hass.async_add_executor_job(
-                read_current_certificate, self.settings
-            )
-        except (CertificateError, ValueError) as err:
-            LOGGER.debug("Managed certificate not usable: %s", err)
-            return None
+        return await async_read_current(self.hass, self.settings)
 
     async def async_decide(
         self,
         current: CurrentCertificate | None,
         *,
+        ordered_with: OrderedWith | None = None,
         renew_at: datetime | None = None,
         now: datetime | None = None,
     ) -> RenewalDecision:
         """Whether the pair on disk needs renewing at ``now``.
 
-        ``renew_at`` is the moment picked in the CA's ARI window for this
-        very certificate (the caller checks the serial).
+        A pair that does not fit the settings (`misfits`; ``ordered_with``
+        is what this very certificate was ordered with, when known) is due
+        at once. ``renew_at`` is the moment picked in the CA's ARI window
+        for this very certificate (the caller checks the serial).
         """
         if current is None:
             exists = await self.hass.async_add_executor_job(
@@ -225,8 +238,10 @@ class CertificateManager:
                 RenewalReason.UNREADABLE if exists else RenewalReason.NO_CERTIFICATE
             )
             return RenewalDecision(True, reason)
-        if current.info.missing_names(self.settings.names):
-            return RenewalDecision(True, RenewalReason.NAMES_CHANGED)
+        if found := misfits(
+            self.settings, CertificateFacts.of(current.info, ordered_with)
+        ):
+            return RenewalDecision(True, found[0])
         if not current.key_matches:
             return RenewalDecision(True, RenewalReason.KEY_MISMATCH)
         return decide(

@@ -18,7 +18,7 @@ from homeassistant.helpers.selector import (
 import probatio as vol
 
 from .certificate_flow import CertificateSteps, allowed_directories, async_defaults
-from .certificate_settings import other_options
+from .certificate_settings import CertificateSettings, other_options
 from .checklist.checks import CHECK_IDS
 from .const import (
     CONF_ACME_DIRECTORY,
@@ -43,6 +43,7 @@ from .https import async_serves_managed
 from .https_flow import STEP_SERVE, STEP_STOP, HttpsSteps
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.ipv6 import is_public_ipv6
+from .settings_change import CertificateReplacement, async_replacement
 
 
 class OptionsFlowHandler(
@@ -54,6 +55,8 @@ class OptionsFlowHandler(
         """Start with nothing entered."""
         self._certificate: dict[str, Any] = {}
         self._terms_url = ""
+        self._saved: dict[str, Any] = {}
+        self._replacement: CertificateReplacement | None = None
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -84,7 +87,26 @@ class OptionsFlowHandler(
     async def _async_certificate_done(
         self, options: dict[str, Any]
     ) -> ConfigFlowResult:
-        return self.async_create_entry(data={**self._other_options(), **options})
+        self._saved = {**self._other_options(), **options}
+        settings = CertificateSettings.parse(self._certificate_domains(), options)
+        self._replacement = await async_replacement(
+            self.hass, self.config_entry, settings
+        )
+        if self._replacement is None:
+            return self.async_create_entry(data=self._saved)
+        return await self.async_step_certificate_renew()
+
+    async def async_step_certificate_renew(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say, before saving, that the certificate on disk is replaced and why."""
+        if user_input is not None:
+            return self.async_create_entry(data=self._saved)
+        assert self._replacement is not None
+        return self.async_show_form(
+            step_id="certificate_renew",
+            description_placeholders=self._replacement.placeholders(),
+        )
 
     def _other_options(self) -> dict[str, Any]:
         """The entry's options that are not about certificates."""

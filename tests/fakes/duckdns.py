@@ -24,8 +24,9 @@ from aiohttp import web
 
 SUFFIX = ".duckdns.org"
 #: DuckDNS answers its TXT value for every name under a domain; challtestsrv
-#: answers only the names it is told: the challenge records of both methods.
-FORWARDED_PREFIXES = ("_acme-challenge.", "_validation-persist.")
+#: answers only the names it is told: the challenge records of both methods,
+#: and the name itself (the target of a CNAME to ``myhome.duckdns.org``).
+FORWARDED_PREFIXES = ("_acme-challenge.", "_validation-persist.", "")
 Outage = Literal["html", "404", "500", "503", "hang", "garbage"] | None
 
 

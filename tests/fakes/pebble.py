@@ -163,6 +163,9 @@ class PebbleServer(Service):
     #: issuer-domain-names); empty: Pebble's default, pebble.letsencrypt.org.
     caa_identities: Sequence[str] = ()
     startup_timeout: float = 15.0
+    #: The DNS server (``ip:port``) Pebble validates against instead of its own
+    #: challtestsrv's: a second CA that sees the records another Pebble's has.
+    validation_dns: str | None = None
     #: Fixed ports instead of free ones: ACME, management, challtestsrv and its
     #: DNS server listen on base_port .. base_port + 3 (the sandbox's stable values).
     base_port: int | None = None
@@ -308,7 +311,7 @@ class PebbleServer(Service):
                     "-config",
                     str(config_path),
                     "-dnsserver",
-                    self.dns_server,
+                    self.validation_dns or self.dns_server,
                 ],
                 stdout=pebble_log,
                 stderr=subprocess.STDOUT,

@@ -22,8 +22,11 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.secure_remote_access.account import account_store
-from custom_components.secure_remote_access.const import EVENT_CERTIFICATE_RENEWED
-from tests.common import renew
+from custom_components.secure_remote_access.const import (
+    CONF_DUCKDNS_URL,
+    EVENT_CERTIFICATE_RENEWED,
+)
+from tests.common import last_outcome, mock_entry, renew
 from tests.fakes.acme_proxy import AcmeFront, persist_challenges
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
@@ -34,6 +37,7 @@ from .common import (
     SetupPersistEntry,
     Waits,
     other_tool_writes,
+    persist_options,
     renew_validating,
     txt_writes,
 )
@@ -74,8 +78,9 @@ async def test_ca_refusing_every_persist_validation(
     events: list[Event] = []
     hass.bus.async_listen(EVENT_CERTIFICATE_RENEWED, events.append)
     async with AcmeFront(pebble, edit_challenge=_issuers("renamed.example")) as front:
+        # The first certificate is ordered right after setup.
         entry = await persist_entry(directory=front.directory_url)
-        first = await renew(hass, entry)
+        first = last_outcome(entry)
         assert first["renewed"] is True
         assert (ssl_dir / "fullchain.pem").exists()
         assert first["validation_method"] == "dns-01"
@@ -159,7 +164,7 @@ async def test_a_failed_lookup_is_not_a_refusal(
 
     async with AcmeFront(pebble, edit_challenge=servfail) as front:
         entry = await persist_entry(directory=front.directory_url)
-        first = await renew(hass, entry)
+        first = last_outcome(entry)  # ordered right after setup
         assert first["renewed"] is True
         assert first["validation_method"] == "dns-01"
         assert first["validation_note"] == "persist_lookup_failed"
@@ -197,16 +202,16 @@ async def test_rate_limit_on_the_fallback_order(
         {"Retry-After": "3600"},
     )
     async with AcmeFront(pebble, edit_challenge=_issuers("renamed.example")) as front:
-        entry = await persist_entry(directory=front.directory_url)
         front.refuse = lambda _method, path: (
             limited if path == "/order-plz" and front.orders >= 1 else None
         )
-        with pytest.raises(HomeAssistantError, match="rateLimited"):
-            await renew(hass, entry)
-        assert front.orders == 1
-        assert front.requests.count(("POST", "/order-plz", 429)) == 1
+        entry = await persist_entry(directory=front.directory_url)
         managed = entry.runtime_data.managed
         assert managed is not None
+        # The first certificate, ordered right after setup, failed so.
+        assert "rateLimited" in str(managed.renewal.state.last_error)
+        assert front.orders == 1
+        assert front.requests.count(("POST", "/order-plz", 429)) == 1
         retry_after = managed.renewal.state.retry_after
         assert retry_after is not None
         assert retry_after - dt_util.utcnow() > timedelta(minutes=59)
@@ -226,9 +231,8 @@ async def test_restart_in_the_middle_of_a_fallback(
 ) -> None:
     """Unloaded while answering with dns-01 after a refusal: the entry set up
     again orders once, with dns-01 at once, and gets its certificate."""
-    duck, _url = fake
+    duck, url = fake
     async with AcmeFront(pebble, edit_challenge=_issuers("renamed.example")) as front:
-        entry = await persist_entry(directory=front.directory_url)
         hanging = asyncio.Event()
 
         def hang_the_dns01_value(query: dict[str, str]) -> None:
@@ -237,21 +241,22 @@ async def test_restart_in_the_middle_of_a_fallback(
 
         duck.on_request = hang_the_dns01_value
         duck.on_hang = hanging.set
-        attempt = hass.async_create_task(renew(hass, entry))
+        options = persist_options(pebble, ssl_dir, acme_directory=front.directory_url)
+        entry = mock_entry(options, **{CONF_DUCKDNS_URL: url})
+        entry.add_to_hass(hass)
+        # The first certificate is ordered right after setup: it hangs there.
+        assert await hass.config_entries.async_setup(entry.entry_id)
         await hanging.wait()
         assert front.orders == 2
         assert await hass.config_entries.async_unload(entry.entry_id)
-        with pytest.raises(HomeAssistantError) as cancelled:
-            await attempt
-        assert cancelled.value.translation_key == "renewal_cancelled"
         duck.on_request = None
         duck.release_hanging()
         assert not (ssl_dir / "fullchain.pem").exists()
 
+        orders = front.orders
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
-        orders = front.orders
-        result = await renew(hass, entry)
+        result = last_outcome(entry)
         assert result["renewed"] is True
         assert result["validation_note"] == "persist_refused_earlier"
         assert front.orders - orders == 1
@@ -270,7 +275,7 @@ async def test_reordered_issuers_need_no_rewrite_even_during_an_outage(
     duck, _url = fake
     async with AcmeFront(pebble) as front:
         entry = await persist_entry(directory=front.directory_url)
-        first = await renew(hass, entry)
+        first = last_outcome(entry)
         assert first["validation_note"] == "record_set"
         assert duck.records["myhome"].txt.startswith(f"{ISSUER};")
         front.edit_challenge = _issuers(SECOND_ISSUER, ISSUER)
@@ -300,7 +305,7 @@ async def test_draft_02_field_spelling(
 
     async with AcmeFront(pebble, edit_challenge=persist_challenges(respell)) as front:
         entry = await persist_entry(directory=front.directory_url)
-        result = await renew(hass, entry)
+        result = last_outcome(entry)
     assert result["validation_method"] == "dns-persist-01"
     assert result["validation_note"] == "record_set"
     assert duck.records["myhome"].txt.startswith(f"{ISSUER};")
@@ -326,7 +331,7 @@ async def test_hashed_account_form_is_never_written(
 
     async with AcmeFront(pebble, edit_directory=draft_02) as front:
         entry = await persist_entry(directory=front.directory_url)
-        result = await renew(hass, entry)
+        result = last_outcome(entry)
         assert front.orders == 1
     assert result["renewed"] is True
     assert result["validation_method"] == "dns-01"
