@@ -11,7 +11,6 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
-from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager
@@ -26,7 +25,8 @@ from .coordinator import (
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
-from .https import async_check_trial
+from .https_trial import async_setup_https_trial, get_https_trial
+from .https_unmanaged import async_check_unmanaged, async_warn_unmanaged
 from .issues import (
     async_check_duplicate_updater,
     async_delete_delegation_issue,
@@ -52,8 +52,10 @@ PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions."""
+    """Register the integration's actions; follow a change of the http config."""
     async_setup_services(hass)
+    # Serving HTTPS (issue 28): checked whatever the state of the entries.
+    async_setup_https_trial(hass)
     return True
 
 
@@ -103,10 +105,8 @@ async def async_setup_entry(
         remote_access=RemoteAccessCoordinator(hass, entry, dns),
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
-    # Serving HTTPS (issue 18): confirm a trial of a pending http config.
-    entry.async_on_unload(
-        async_at_started(hass, partial(async_check_trial, entry=entry))
-    )
+    # Serving HTTPS: the entry renews a served pair again.
+    await async_check_unmanaged(hass)
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(
@@ -241,6 +241,10 @@ async def async_remove_entry(
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )
+    # Serving HTTPS: a trial of the entry is no longer ours to follow; served
+    # files that nobody renews get a lasting warning.
+    await get_https_trial(hass).async_resolve()
+    await async_warn_unmanaged(hass, settings)
     records = PersistRecords(hass, entry.entry_id)
     for domain in await records.async_release(
         duckdns_client(hass, entry.data),

@@ -1,8 +1,8 @@
 """Flow steps that make Home Assistant serve (or stop serving) the managed certificate.
 
 The same explaining screen is a step of the entry's options flow and of the
-``http_without_tls`` fix flow; the "Keep serving HTTPS?" and "reverted"
-issues have their own fix flows here.
+``http_without_tls`` fix flow; the "Keep serving HTTPS?", "reverted" and
+"served certificate not renewed" issues have their own fix flows here.
 """
 
 from __future__ import annotations
@@ -11,26 +11,38 @@ from typing import Any, Final
 
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlowResult
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowHandler, FlowResult
 from homeassistant.helpers import issue_registry as ir
 import probatio as vol
 
 from .const import DOMAIN
-from .https import (
-    HttpsAction,
-    HttpsRefusedError,
-    async_apply,
-    async_forget_reverted,
-    async_plan,
-    async_promote,
-    async_serves_managed,
-)
-from .issues import HTTPS_REVERTED, HTTPS_TRIAL
+from .https import HttpsAction, HttpsRefusedError, async_apply, async_plan
+from .https_store import async_serves_managed
+from .https_trial import get_https_trial, local_time
+from .https_unmanaged import async_unmanaged_served
+from .issues import HTTPS_REVERTED, HTTPS_TRIAL, SERVED_NOT_RENEWED
 from .models import SecureRemoteAccessConfigEntry
 
-FIELD_SET_EXTERNAL_URL: Final = "set_external_url"
 STEP_SERVE: Final = "serve_https"
 STEP_STOP: Final = "stop_https"
+STEP_WAITING: Final = "https_waiting"
+
+
+def url_field(key: str) -> str:
+    """The form field that updates one URL (``set_external_url``...)."""
+    return f"set_{key}"
+
+
+async def async_https_menu_option(
+    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
+) -> str | None:
+    """The serving step the entry's menu offers: serve, stop, or where to keep ours."""
+    if (serving := await async_serves_managed(hass, entry)) is None:
+        return None
+    if await get_https_trial(hass).async_waiting() is not None:
+        return STEP_WAITING
+    return STEP_STOP if serving else STEP_SERVE
 
 
 async def async_entry_to_serve(
@@ -71,6 +83,17 @@ class HttpsSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]):
         """Explain what going back to plain HTTP changes; write it and restart."""
         return await self._async_https_step(STEP_STOP, HttpsAction.STOP, user_input)
 
+    async def async_step_https_waiting(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """Our own change waits to be kept: say where (nothing else to do here)."""
+        waiting = await get_https_trial(self.hass).async_waiting()
+        deadline = local_time(waiting[1]) if waiting else "-"
+        return self.async_abort(
+            reason="https_trial_waiting",
+            description_placeholders={"deadline": deadline},
+        )
+
     async def _async_https_step(
         self, step_id: str, action: HttpsAction, user_input: dict[str, Any] | None
     ) -> ResultT:
@@ -79,19 +102,21 @@ class HttpsSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]):
         try:
             plan = await async_plan(self.hass, entry, action)
             if user_input is not None:
-                await async_apply(
-                    self.hass,
-                    plan,
-                    set_external_url=bool(user_input.get(FIELD_SET_EXTERNAL_URL)),
-                )
+                chosen = [
+                    change.key
+                    for change in plan.url_changes
+                    if user_input.get(url_field(change.key))
+                ]
+                await async_apply(self.hass, plan, urls=chosen)
                 return self._https_done()
         except HttpsRefusedError as err:
             return self.async_abort(
                 reason=err.reason, description_placeholders=err.placeholders
             )
-        fields: dict[Any, Any] = {}
-        if plan.external_url:
-            fields[vol.Optional(FIELD_SET_EXTERNAL_URL, default=True)] = bool
+        fields: dict[Any, Any] = {
+            vol.Optional(url_field(change.key), default=True): bool
+            for change in plan.url_changes
+        }
         return self.async_show_form(
             step_id=step_id,
             data_schema=vol.Schema(fields),
@@ -109,6 +134,8 @@ def async_https_fix_flow(
         return KeepHttpsRepairFlow(created)
     if issue_id.startswith(f"{HTTPS_REVERTED}_"):
         return HttpsRevertedRepairFlow(created)
+    if issue_id == SERVED_NOT_RENEWED:
+        return ServedNotRenewedRepairFlow()
     return None
 
 
@@ -141,11 +168,23 @@ class KeepHttpsRepairFlow(_PendingConfigFlow):
     """Keep serving HTTPS: promote the pending http config."""
 
     async def _async_act(self) -> None:
-        await async_promote(self.hass, self.created_at)
+        await get_https_trial(self.hass).async_keep(self.created_at)
 
 
 class HttpsRevertedRepairFlow(_PendingConfigFlow):
     """Home Assistant went back by itself: forget the failed pending config."""
 
     async def _async_act(self) -> None:
-        await async_forget_reverted(self.hass, self.created_at)
+        await get_https_trial(self.hass).async_forget_reverted(self.created_at)
+
+
+class ServedNotRenewedRepairFlow(ConfirmRepairFlow):
+    """Show the ways out; submitting checks whether one was taken."""
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Show the issue's text; check again when the user submits."""
+        if user_input is not None and await async_unmanaged_served(self.hass):
+            return self.async_abort(reason="still_served")
+        return await super().async_step_confirm(user_input)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from http import HTTPStatus
 from pathlib import Path
 import socket
@@ -16,19 +17,32 @@ from homeassistant.components.http.config import (
     async_get_and_load_store,
     async_load_config,
 )
+from homeassistant.components.websocket_api.http import WebsocketAPIView
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     async_mock_service,
 )
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
 
 from custom_components.secure_remote_access.const import DOMAIN
+from custom_components.secure_remote_access.https_trial import (
+    CORE_SSL_ISSUE,
+    DATA_HTTPS_TRIAL,
+    POLL_INTERVAL,
+    async_setup_https_trial,
+)
+from custom_components.secure_remote_access.issues import https_trial_issue_id
 from custom_components.secure_remote_access.served import async_presented_serial
 from tests.common import SetupEntry, managed_options
 from tests.fakes import certs
@@ -37,7 +51,7 @@ from tests.fakes.sandbox import http_storage
 
 NAME = "myhome.duckdns.org"
 FIX_URL = "/api/repairs/issues/fix"
-HTTPS = "custom_components.secure_remote_access.https"
+HTTPS = "custom_components.secure_remote_access.https_trial"
 
 
 @pytest.fixture
@@ -64,6 +78,7 @@ class Setup:
     port: int
     restarts: list[ServiceCall]
     client: TestClient
+    ws_client: WebSocketGenerator
 
     async def restart(self) -> None:
         """What a restart does to http (the store picks the slot), then the entry."""
@@ -83,9 +98,28 @@ class Setup:
             is_ban_enabled=conf["ip_ban_enabled"],
             use_x_frame_options=conf["use_x_frame_options"],
         )
+        # websocket_api's own start-up registers its view on the new server.
+        server.register_view(WebsocketAPIView())
         await server.start()
         self.hass.http = server
-        assert await self.hass.config_entries.async_reload(self.entry.entry_id)
+        if conf.get("ssl_certificate") and not (
+            self.hass.config.external_url or self.hass.config.internal_url
+        ):
+            # What http's own start-up raises then (at EVENT_HOMEASSISTANT_START).
+            ir.async_create_issue(
+                self.hass,
+                "http",
+                CORE_SSL_ISSUE,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=CORE_SSL_ISSUE,
+            )
+        # The integration's own start-up: a fresh follower of the http store.
+        if (old := self.hass.data.pop(DATA_HTTPS_TRIAL, None)) is not None:
+            old.async_stop()
+        if self.hass.config_entries.async_get_entry(self.entry.entry_id):
+            await self.hass.config_entries.async_reload(self.entry.entry_id)
+        async_setup_https_trial(self.hass)
         await self.hass.async_block_till_done()
 
     async def presented(self) -> str | None:
@@ -95,6 +129,48 @@ class Setup:
     def issue(self, issue_id: str) -> ir.IssueEntry | None:
         """One of the integration's Repairs issues."""
         return ir.async_get(self.hass).async_get_issue(DOMAIN, issue_id)
+
+    def core_ssl_issue(self) -> ir.IssueEntry | None:
+        """Core's "SSL is configured without an external URL or internal URL"."""
+        return ir.async_get(self.hass).async_get_issue("http", CORE_SSL_ISSUE)
+
+    async def ws(self, command: dict[str, Any]) -> dict[str, Any]:
+        """One command over Home Assistant's WebSocket API, as the frontend sends it."""
+        client = await self.ws_client(self.hass)
+        await client.send_json_auto_id(command)
+        answer: dict[str, Any] = await client.receive_json()
+        await client.close()
+        return answer
+
+    async def tick(self) -> None:
+        """Let the trial follower read the store once more (it polls)."""
+        async_fire_time_changed(
+            self.hass, dt_util.utcnow() + POLL_INTERVAL + timedelta(seconds=1)
+        )
+        # Interval listeners run as background tasks.
+        await self.hass.async_block_till_done(wait_background_tasks=True)
+
+    async def promote_in_core_dialog(self) -> None:
+        """Confirm in core's dialog (http/config/promote); the follower notices."""
+        answer = await self.ws({"type": "http/config/promote"})
+        assert answer["success"], answer
+        await self.tick()
+
+    async def renew(self) -> dict[str, Any]:
+        """Force a renewal through the action; its response."""
+        renewed = await self.hass.services.async_call(
+            DOMAIN,
+            "renew_certificate",
+            {"config_entry_id": self.entry.entry_id, "force": True},
+            blocking=True,
+            return_response=True,
+        )
+        assert renewed is not None
+        return dict(renewed)
+
+    def trial_issue(self) -> ir.IssueEntry | None:
+        """The entry's "Keep serving HTTPS?" issue (or one of its variants)."""
+        return self.issue(https_trial_issue_id(self.entry.entry_id))
 
     async def fix(self, issue_id: str) -> dict[str, Any]:
         """Run a fix flow through the repairs HTTP API: show, then submit."""
@@ -135,6 +211,7 @@ async def build_setup(
     hass_storage: dict[str, Any],
     setup_entry: SetupEntry,
     hass_client: ClientSessionGenerator,
+    hass_ws_client: WebSocketGenerator,
     tmp_path: Path,
     *,
     serving: bool = False,
@@ -151,11 +228,14 @@ async def build_setup(
     assert await async_setup_component(hass, "http", {})
     await hass.http.start()
     assert await async_setup_component(hass, "repairs", {})
+    assert await async_setup_component(hass, "websocket_api", {})
     client = await hass_client()
     restarts = async_mock_service(hass, "homeassistant", "restart")
     entry = await setup_entry(managed_options(cert, key))
     store = await async_get_and_load_store(hass)
-    return Setup(hass, entry, store, pair, cert, key, port, restarts, client)
+    return Setup(
+        hass, entry, store, pair, cert, key, port, restarts, client, hass_ws_client
+    )
 
 
 type MakeSetup = Callable[..., Awaitable[Setup]]
@@ -179,6 +259,7 @@ def make_setup(
     hass_storage: dict[str, Any],
     setup_entry: SetupEntry,
     hass_client: ClientSessionGenerator,
+    hass_ws_client: WebSocketGenerator,
     tmp_path: Path,
     fake_ca: FakeCa,
     socket_enabled: None,
@@ -187,7 +268,13 @@ def make_setup(
 
     async def make(**kwargs: Any) -> Setup:
         return await build_setup(
-            hass, hass_storage, setup_entry, hass_client, tmp_path, **kwargs
+            hass,
+            hass_storage,
+            setup_entry,
+            hass_client,
+            hass_ws_client,
+            tmp_path,
+            **kwargs,
         )
 
     return make
@@ -206,6 +293,7 @@ async def serving(make_setup: MakeSetup) -> Setup:
 
 
 async def serve(setup: Setup, **user_input: Any) -> None:
+    """Serve through the entry's Configure menu (the boxes as given, else ticked)."""
     form = await setup.options_step("serve_https")
     assert form["type"] is FlowResultType.FORM
     result = await setup.hass.config_entries.options.async_configure(
@@ -213,3 +301,15 @@ async def serve(setup: Setup, **user_input: Any) -> None:
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "https_restarting"
+
+
+async def stop(setup: Setup, **user_input: Any) -> dict[str, Any]:
+    """Stop serving through the entry's Configure menu; the form it showed."""
+    form = await setup.options_step("stop_https")
+    assert form["type"] is FlowResultType.FORM, form
+    result = await setup.hass.config_entries.options.async_configure(
+        form["flow_id"], user_input
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "https_restarting"
+    return form

@@ -98,14 +98,7 @@ async def test_trial_confirmed_then_kept_through_the_fix_flow(
     assert len(plain.restarts) == 1
 
     # A renewal is served at once, without another restart.
-    renewed = await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": plain.entry.entry_id, "force": True},
-        blocking=True,
-        return_response=True,
-    )
-    assert renewed is not None
+    renewed = await plain.renew()
     assert renewed["serial"] != serial_of(plain.pair)
     assert await plain.presented() == renewed["serial"]
     assert len(plain.restarts) == 1
