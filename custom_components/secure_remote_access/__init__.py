@@ -39,6 +39,7 @@ from .issues import (
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords
+from .proxy_restart import async_setup_proxy_restart
 from .remote_access import RemoteAccessCoordinator
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
@@ -113,6 +114,9 @@ async def async_setup_entry(
         dns.async_add_listener(lambda: async_check_duplicate_updater(hass, entry))
     )
     _async_setup_monitoring(hass, entry)
+    # A proxy add-on in front: restarted after renewals when the user chose so.
+    if (unsub := async_setup_proxy_restart(hass, entry)) is not None:
+        entry.async_on_unload(unsub)
     checklist = async_get_runner(hass)
     if settings is not None:
         # The checklist also audits the permissions of the key we write.

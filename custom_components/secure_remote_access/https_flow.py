@@ -21,12 +21,21 @@ from .https import HttpsAction, HttpsRefusedError, async_apply, async_plan
 from .https_store import async_serves_managed
 from .https_trial import get_https_trial, local_time
 from .https_unmanaged import async_unmanaged_served
-from .issues import HTTPS_REVERTED, HTTPS_TRIAL, SERVED_NOT_RENEWED
+from .issues import (
+    HTTPS_REVERTED,
+    HTTPS_TRIAL,
+    PROXY_RESTART_FAILED,
+    SERVED_NOT_RENEWED,
+    issue_entry_id,
+)
 from .models import SecureRemoteAccessConfigEntry
+from .proxy import ProxyReport, async_proxies_in_front
+from .proxy_restart import async_restart_and_report
 
 STEP_SERVE: Final = "serve_https"
 STEP_STOP: Final = "stop_https"
 STEP_WAITING: Final = "https_waiting"
+STEP_PROXY: Final = "proxy_in_front"
 
 
 def url_field(key: str) -> str:
@@ -63,6 +72,14 @@ async def async_entry_to_serve(
 class HttpsSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]):
     """The serve_https and stop_https steps, for options and fix flows."""
 
+    #: The proxies found in front, once the flow has warned about them.
+    _proxy_report: ProxyReport | None = None
+    _proxy_placeholders: dict[str, str] | None = None
+
+    def _proxy_menu_options(self, report: ProxyReport) -> list[str]:
+        """What the proxy warning offers (the options flow adds the proxy's own step)."""
+        return [STEP_SERVE]
+
     async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
         """The entry whose certificate is served."""
         raise NotImplementedError
@@ -82,6 +99,18 @@ class HttpsSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]):
     ) -> ResultT:
         """Explain what going back to plain HTTP changes; write it and restart."""
         return await self._async_https_step(STEP_STOP, HttpsAction.STOP, user_input)
+
+    async def async_step_proxy_in_front(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """A proxy is in front: name it before anything switches Home Assistant."""
+        if self._proxy_report is None or self._proxy_placeholders is None:
+            return await self.async_step_serve_https()
+        return self.async_show_menu(
+            step_id=STEP_PROXY,
+            menu_options=self._proxy_menu_options(self._proxy_report),
+            description_placeholders=self._proxy_placeholders,
+        )
 
     async def async_step_https_waiting(
         self, user_input: dict[str, Any] | None = None
@@ -113,6 +142,17 @@ class HttpsSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]):
             return self.async_abort(
                 reason=err.reason, description_placeholders=err.placeholders
             )
+        if action is HttpsAction.SERVE and self._proxy_report is None:
+            report = await async_proxies_in_front(self.hass)
+            if report.proxies:
+                self._proxy_report = report
+                self._proxy_placeholders = {
+                    "proxies": report.names,
+                    "port": str(plan.port),
+                    "certificate": plan.certificate,
+                    "key": plan.key,
+                }
+                return await self.async_step_proxy_in_front()
         fields: dict[Any, Any] = {
             vol.Optional(url_field(change.key), default=True): bool
             for change in plan.url_changes
@@ -136,6 +176,11 @@ def async_https_fix_flow(
         return HttpsRevertedRepairFlow(created)
     if issue_id == SERVED_NOT_RENEWED:
         return ServedNotRenewedRepairFlow()
+    if issue_entry_id(issue_id, PROXY_RESTART_FAILED):
+        values = data or {}
+        return ProxyRestartRepairFlow(
+            str(values.get("entry_id") or ""), str(values.get("slug") or "")
+        )
     return None
 
 
@@ -188,3 +233,29 @@ class ServedNotRenewedRepairFlow(ConfirmRepairFlow):
         if user_input is not None and await async_unmanaged_served(self.hass):
             return self.async_abort(reason="still_served")
         return await super().async_step_confirm(user_input)
+
+
+class ProxyRestartRepairFlow(ConfirmRepairFlow):
+    """Restart the proxy add-on now (it failed after a renewal)."""
+
+    def __init__(self, entry_id: str, slug: str) -> None:
+        """Remember which entry's add-on to restart."""
+        self.entry_id = entry_id
+        self.slug = slug
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Show the failure; restart and confirm when the user submits."""
+        if user_input is None:
+            return await super().async_step_confirm()
+        entry = self.hass.config_entries.async_get_entry(self.entry_id)
+        if entry is None or not self.slug:
+            return self.async_abort(reason="proxy_restart_unavailable")
+        result = await async_restart_and_report(self.hass, entry, self.slug)
+        if not result.ok:
+            return self.async_abort(
+                reason="proxy_restart_failed",
+                description_placeholders={"error": str(result.error)},
+            )
+        return self.async_create_entry(data={})

@@ -33,6 +33,7 @@ RESTART_REQUIRED: Final = "restart_required"
 HTTPS_TRIAL: Final = "https_trial"
 HTTPS_REVERTED: Final = "https_reverted"
 SERVED_NOT_RENEWED: Final = "served_not_renewed"
+PROXY_RESTART_FAILED: Final = "proxy_restart_failed"
 CERTIFICATE_UNREADABLE: Final = "certificate_unreadable"
 CERTIFICATE_KEY_MISMATCH: Final = "certificate_key_mismatch"
 CERTIFICATE_EXPIRED: Final = "certificate_expired"
@@ -70,6 +71,11 @@ def https_trial_issue_id(entry_id: str) -> str:
 def https_reverted_issue_id(entry_id: str) -> str:
     """The issue that explains a reverted http change of an entry."""
     return _entry_issue_id(HTTPS_REVERTED, entry_id)
+
+
+def proxy_restart_issue_id(entry_id: str) -> str:
+    """The issue raised when the entry's proxy add-on could not be restarted."""
+    return _entry_issue_id(PROXY_RESTART_FAILED, entry_id)
 
 
 def remote_access_issue_id(finding: Finding, entry_id: str) -> str:
@@ -140,6 +146,7 @@ def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
         delegation_issue_id(entry_id),
         https_trial_issue_id(entry_id),
         https_reverted_issue_id(entry_id),
+        proxy_restart_issue_id(entry_id),
         *_certificate_issue_ids(hass, entry_id),
         *(remote_access_issue_id(finding, entry_id) for finding in Finding),
     ):

@@ -44,10 +44,11 @@ from .https_store import settings_of
 from .https_unmanaged import async_warn_unmanaged
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.ipv6 import is_public_ipv6
+from .proxy_flow import ProxySteps
 
 
 class OptionsFlowHandler(
-    CertificateSteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
+    CertificateSteps, ProxySteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
 ):
     """Change how the entry works; the entry reloads with the new options."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from http import HTTPStatus
@@ -10,7 +10,10 @@ from pathlib import Path
 import socket
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
+from homeassistant.components.hassio.const import DATA_COMPONENT as HASSIO_DATA
+from homeassistant.components.hassio.handler import HassIO
 from homeassistant.components.http import make_server
 from homeassistant.components.http.config import (
     HTTPConfigStore,
@@ -35,6 +38,7 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
+from custom_components.secure_remote_access import proxy
 from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.https_trial import (
     CORE_SSL_ISSUE,
@@ -47,7 +51,9 @@ from custom_components.secure_remote_access.served import async_presented_serial
 from tests.common import SetupEntry, managed_options
 from tests.fakes import certs
 from tests.fakes.issuer import FakeCa
+from tests.fakes.nginx import NginxProxyAddon
 from tests.fakes.sandbox import http_storage
+from tests.fakes.supervisor import FakeAddon, FakeSupervisor
 
 NAME = "myhome.duckdns.org"
 FIX_URL = "/api/repairs/issues/fix"
@@ -185,6 +191,33 @@ class Setup:
         result: dict[str, Any] = await resp.json()
         return result
 
+    async def http_without_tls_fix(self) -> dict[str, Any]:
+        """The checklist's http_without_tls issue, its fix opened and confirmed."""
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            "http_without_tls",
+            is_fixable=True,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="http_without_tls",
+            translation_placeholders={"external_url": "http://example.org"},
+        )
+        resp = await self.client.post(
+            FIX_URL, json={"handler": DOMAIN, "issue_id": "http_without_tls"}
+        )
+        flow = await resp.json()
+        assert flow["step_id"] == "confirm", flow
+        return await self.fix_step(flow, {})
+
+    async def fix_step(
+        self, flow: dict[str, Any], user_input: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Submit one step of a fix flow through the repairs HTTP API."""
+        resp = await self.client.post(f"{FIX_URL}/{flow['flow_id']}", json=user_input)
+        assert resp.status == HTTPStatus.OK, await resp.text()
+        result: dict[str, Any] = await resp.json()
+        return result
+
     async def options_step(self, step: str) -> dict[str, Any]:
         """Open the Configure menu and pick one of its options."""
         menu = await self.hass.config_entries.options.async_init(self.entry.entry_id)
@@ -216,12 +249,14 @@ async def build_setup(
     *,
     serving: bool = False,
     pair: certs.IssuedCertificate | None = None,
+    http_settings: dict[str, Any] | None = None,
 ) -> Setup:
     pair = pair or certs.issue([NAME])
     cert, key = pair.write(tmp_path / "ssl")
     hass.config.allowlist_external_dirs = {str(tmp_path / "ssl")}
     port = free_port()
     hass_storage["http"] = http_storage(port)
+    hass_storage["http"]["data"]["stable"] |= http_settings or {}
     if serving:
         stable: dict[str, Any] = hass_storage["http"]["data"]["stable"]
         stable |= {"ssl_certificate": str(cert), "ssl_key": str(key)}
@@ -313,3 +348,59 @@ async def stop(setup: Setup, **user_input: Any) -> dict[str, Any]:
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "https_restarting"
     return form
+
+
+@dataclass
+class OsSupervisor:
+    """Home Assistant OS's Supervisor (the stand-in) as the hassio integration sees it."""
+
+    supervisor: FakeSupervisor
+    ssl_dir: Path
+
+    def nginx(self, setup: Setup, **options: Any) -> FakeAddon:
+        """Install the NGINX proxy add-on (real nginx), reading /ssl as configured."""
+        service = NginxProxyAddon(
+            ssl_dir=self.ssl_dir,
+            run_dir=self.ssl_dir.parent / "nginx",
+            upstream_port=setup.port,
+            options={
+                "domain": NAME,
+                "certfile": "fullchain.pem",
+                "keyfile": "privkey.pem",
+                **options,
+            },
+        )
+        return self.supervisor.add(
+            FakeAddon(
+                "core_nginx_proxy",
+                "NGINX Home Assistant SSL proxy",
+                options=dict(service.options),
+                network={"443/tcp": service.port, "80/tcp": None},
+                service=service,
+            )
+        )
+
+
+@pytest.fixture
+async def os_supervisor(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    socket_enabled: None,
+) -> AsyncIterator[OsSupervisor]:
+    """The Supervisor stand-in behind the hassio integration's real client.
+
+    ``/ssl`` of the add-ons is the test's ssl folder (on Home Assistant OS the
+    Supervisor maps the same folder into Home Assistant and the add-ons).
+    """
+    # A session of its own: the tests' DuckDNS mock replaces Home Assistant's.
+    async with (
+        FakeSupervisor().serve() as supervisor,
+        aiohttp.ClientSession() as session,
+    ):
+        monkeypatch.setenv("SUPERVISOR_TOKEN", supervisor.token)
+        monkeypatch.setattr(proxy, "ADDON_SSL_DIR", tmp_path / "ssl")
+        hass.data[HASSIO_DATA] = HassIO(hass.loop, session, supervisor.ip)
+        hass.config.components.add("hassio")
+        yield OsSupervisor(supervisor, tmp_path / "ssl")
+        hass.config.components.remove("hassio")
