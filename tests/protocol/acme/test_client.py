@@ -91,7 +91,12 @@ async def test_finalize_answering_valid_at_once(
     assert issued.ari_cert_id is not None
     assert solver.cleared == [NAME]
     # One warning line; the traceback only at debug level.
-    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # (asyncio's debug mode adds slow-callback warnings on a busy machine.)
+    (warning,) = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name != "asyncio"
+    ]
     assert warning.levelno == logging.WARNING
     assert warning.getMessage() == (
         "Could not clear the TXT record of myhome.duckdns.org: DuckDNS unreachable"
