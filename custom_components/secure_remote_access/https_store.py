@@ -15,6 +15,7 @@ from homeassistant.components.http.config import (
     HTTP_CONFIG_CREATED_AT,
     HTTP_CONFIG_ERROR,
     HTTP_CONFIG_ERROR_MESSAGE,
+    ActiveConfigType,
     ConfData,
     HTTPConfigStore,
 )
@@ -168,3 +169,39 @@ async def async_managed_serial(
     if missing := info.missing_names(settings.names):
         raise HttpsRefusedError("https_certificate_names", names=", ".join(missing))
     return info.serial_number
+
+
+class Outcome(StrEnum):
+    """Where a change of ours stands, read from the store's slots."""
+
+    WAITING = "waiting"  # pending, not tried yet (no restart since)
+    TRYING = "trying"  # the running server tries it
+    KEPT = "kept"  # it is the stable config now
+    FAILED = "failed"  # Home Assistant went back (error recorded on it)
+    DROPPED = "dropped"  # undone, or replaced by something else
+
+
+def classify(
+    store: HTTPConfigStore,
+    created: str,
+    action: HttpsAction,
+    settings: CertificateSettings,
+) -> Outcome:
+    """Where the change written as ``created`` stands (blocking: compares files).
+
+    Its own config (by ``created_at``) decides first. Once it left both slots,
+    the settings decide: another pending config doing the same is the same
+    change (the caller adopts it), a stable config doing it means kept.
+    """
+    pending = store.pending
+    if created_at(store.stable) == created:
+        return Outcome.KEPT
+    if pending is not None and created_at(pending) == created:
+        if pending[HTTP_CONFIG_ERROR] is not None:
+            return Outcome.FAILED
+        if store.active_config_type is ActiveConfigType.PENDING:
+            return Outcome.TRYING
+        return Outcome.WAITING
+    if stable_done(store, settings, action):
+        return Outcome.KEPT
+    return Outcome.DROPPED

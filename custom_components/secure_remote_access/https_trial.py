@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Final
 
 from homeassistant.components.http.config import (
@@ -30,7 +29,6 @@ from homeassistant.components.http.config import (
     HTTP_CONFIG_CREATED_AT,
     HTTP_CONFIG_ERROR,
     HTTP_CONFIG_ERROR_MESSAGE,
-    ActiveConfigType,
     HTTPConfigStore,
     async_get_and_load_store,
 )
@@ -51,12 +49,13 @@ from .https_store import (
     SERVER_PORT,
     HttpsAction,
     HttpsRefusedError,
+    Outcome,
     async_managed_serial,
+    classify,
     created_at,
     https_url,
     pending_action,
     settings_of,
-    stable_done,
 )
 from .https_unmanaged import async_check_unmanaged
 from .https_urls import URL_KEYS, SetUrl
@@ -74,16 +73,6 @@ POLL_INTERVAL: Final = timedelta(seconds=5)
 HTTP_DOMAIN: Final = "http"
 CORE_SSL_ISSUE: Final = "ssl_configured_without_configured_urls"
 DATA_HTTPS_TRIAL: HassKey[HttpsTrial] = HassKey(f"{DOMAIN}_https_trial")
-
-
-class Outcome(StrEnum):
-    """Where a change of ours stands, read from the store's slots."""
-
-    WAITING = "waiting"  # pending, not tried yet (no restart since)
-    TRYING = "trying"  # the running server tries it
-    KEPT = "kept"  # it is the stable config now
-    FAILED = "failed"  # Home Assistant went back (error recorded on it)
-    DROPPED = "dropped"  # undone, or replaced by something else
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,29 +121,6 @@ def _trial(raw: Any) -> Trial | None:
         )
     except KeyError, ValueError:
         return None
-
-
-def classify(
-    store: HTTPConfigStore, trial: Trial, settings: CertificateSettings
-) -> Outcome:
-    """Where ``trial`` stands (blocking: compares files).
-
-    Its own config (by ``created_at``) decides first. Once it left both slots,
-    the settings decide: another pending config doing the same is the same
-    change (the caller adopts it), a stable config doing it means kept.
-    """
-    pending = store.pending
-    if created_at(store.stable) == trial.created_at:
-        return Outcome.KEPT
-    if pending is not None and created_at(pending) == trial.created_at:
-        if pending[HTTP_CONFIG_ERROR] is not None:
-            return Outcome.FAILED
-        if store.active_config_type is ActiveConfigType.PENDING:
-            return Outcome.TRYING
-        return Outcome.WAITING
-    if stable_done(store, settings, trial.action):
-        return Outcome.KEPT
-    return Outcome.DROPPED
 
 
 class HttpsTrial:
@@ -252,7 +218,9 @@ class HttpsTrial:
         if trial is None or entry is None or settings is None:
             await self._async_set_trial(None)
             return
-        outcome = await hass.async_add_executor_job(classify, store, trial, settings)
+        outcome = await hass.async_add_executor_job(
+            classify, store, trial.created_at, trial.action, settings
+        )
         if (
             outcome is Outcome.DROPPED
             and (adopted := await self._async_adopt(store, only=entry))[0] is not None
@@ -262,7 +230,7 @@ class HttpsTrial:
             if new.action is trial.action:  # the same change, saved again
                 trial = replace(trial, created_at=new.created_at)
                 outcome = await hass.async_add_executor_job(
-                    classify, store, trial, settings
+                    classify, store, trial.created_at, trial.action, settings
                 )
         await self._async_set_trial(trial)
         entry_id = trial.entry_id
@@ -444,13 +412,17 @@ class HttpsTrial:
     async def async_keep(self, created: str | None) -> None:
         """Promote the pending config an issue is about; HttpsRefusedError otherwise."""
         store = await async_get_and_load_store(self.hass)
-        if created_at(store.pending) != created or store.pending is None:
-            raise HttpsRefusedError("https_nothing_to_promote")
-        try:
-            await store.async_promote_pending()
-        except HomeAssistantError as err:  # it failed its trial meanwhile
-            raise HttpsRefusedError("https_nothing_to_promote") from err
+        promoted = False
+        if created_at(store.pending) == created and store.pending is not None:
+            try:
+                await store.async_promote_pending()
+                promoted = True
+            except HomeAssistantError:  # it failed its trial meanwhile
+                pass
+        # Whatever happened meanwhile (core's dialog kept it?) is followed now.
         await self.async_resolve()
+        if not promoted:
+            raise HttpsRefusedError("https_nothing_to_promote")
 
     async def async_forget_reverted(self, created: str | None) -> None:
         """Clear the failed pending config an issue explained (only that one)."""

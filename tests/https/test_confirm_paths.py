@@ -276,3 +276,25 @@ async def test_trial_checked_from_the_integrations_own_start_up(
         "created_at": "2026-12-01T10:00:00+00:00",
     }
     await hass.http.stop()
+
+
+async def test_our_issue_submitted_after_core_dialog_kept_it(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Kept in core's dialog, then Submit on a Repairs page opened before: same result."""
+    await serve(plain)
+    await plain.restart()
+    issue = plain.trial_issue()
+    assert issue is not None
+    resp = await plain.client.post(
+        "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue.issue_id}
+    )
+    flow = await resp.json()
+    assert (await plain.ws(PROMOTE))["success"]  # no tick: the follower did not look
+    result = await plain.fix_step(flow, {})
+    assert result["type"] == "abort"
+    assert result["reason"] == "https_nothing_to_promote"
+    assert plain.trial_issue() is None
+    assert hass.config.external_url == f"https://{NAME}:{plain.port}"
+    assert plain.core_ssl_issue() is None
+    await hass.http.stop()
