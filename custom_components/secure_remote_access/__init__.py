@@ -26,7 +26,7 @@ from .coordinator import (
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
-from .https_trial import async_setup_https_trial, get_https_trial
+from .https_trial import async_forget_trial, async_setup_https_trial, get_https_trial
 from .https_unmanaged import async_check_unmanaged, async_warn_unmanaged
 from .issues import (
     async_check_duplicate_updater,
@@ -238,7 +238,9 @@ async def async_remove_entry(
     """Forget the entry's Repairs issues and stored state when it is deleted.
 
     Persistent validation records it set in DuckDNS are cleared. The
-    checklist's issues belong to the installation: they go with the last entry.
+    checklist's issues and the serving-HTTPS record belong to the
+    installation: they go with the last entry (a trial then is no longer
+    followed). The ACME accounts stay (README: Removal).
     """
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
@@ -260,6 +262,7 @@ async def async_remove_entry(
     await PersistRefusals(hass, entry.entry_id).async_remove()
     if not hass.config_entries.async_entries(DOMAIN):
         async_delete_installation_issues(hass)
+        await async_forget_trial(hass)
 
 
 async def async_remove_config_entry_device(

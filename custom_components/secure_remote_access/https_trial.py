@@ -407,6 +407,15 @@ class HttpsTrial:
         """Stop polling."""
         self._poll(False)
 
+    async def async_forget(self) -> None:
+        """Drop the record (the trial and the URLs set), and stop polling."""
+        async with self._lock:
+            self._poll(False)
+            self._trial = None
+            self._set_urls = {}
+            self._loaded = True
+            await self._store.async_remove()
+
     # ---------------------------------------------------------- the actions
 
     async def async_keep(self, created: str | None) -> None:
@@ -448,6 +457,11 @@ def local_time(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     return f"{dt_util.as_local(moment):%H:%M}"
+
+
+async def async_forget_trial(hass: HomeAssistant) -> None:
+    """The last entry is gone: nothing follows a change any more; its record goes."""
+    await get_https_trial(hass).async_forget()
 
 
 def get_https_trial(hass: HomeAssistant) -> HttpsTrial:
