@@ -313,8 +313,8 @@ def test_every_issue_kind_has_its_text() -> None:
         if annotation == "Final"  # the kinds: its Final constants
     }
     kinds |= set(CHECK_IDS) | {finding.value for finding in Finding}
-    # https.py derives variants of its two kinds from their constants.
-    https = (PACKAGE / "https.py").read_text(encoding="utf-8")
+    # https_trial.py derives variants of its two kinds from their constants.
+    https = (PACKAGE / "https_trial.py").read_text(encoding="utf-8")
     for constant, value in (
         ("HTTPS_TRIAL", "https_trial"),
         ("HTTPS_REVERTED", "https_reverted"),

@@ -11,7 +11,6 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
-from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager
@@ -27,7 +26,8 @@ from .coordinator import (
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
-from .https import async_check_trial, async_forget_trial
+from .https_trial import async_forget_trial, async_setup_https_trial, get_https_trial
+from .https_unmanaged import async_check_unmanaged, async_warn_unmanaged
 from .issues import (
     async_check_duplicate_updater,
     async_delete_delegation_issue,
@@ -39,6 +39,7 @@ from .issues import (
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords, PersistRefusals
+from .proxy_restart import async_setup_proxy_restart
 from .remote_access import RemoteAccessCoordinator
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
@@ -52,8 +53,10 @@ PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions."""
+    """Register the integration's actions; follow a change of the http config."""
     async_setup_services(hass)
+    # Serving HTTPS (issue 28): checked whatever the state of the entries.
+    async_setup_https_trial(hass)
     return True
 
 
@@ -103,16 +106,17 @@ async def async_setup_entry(
         remote_access=RemoteAccessCoordinator(hass, entry, dns),
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
-    # Serving HTTPS (issue 18): confirm a trial of a pending http config.
-    entry.async_on_unload(
-        async_at_started(hass, partial(async_check_trial, entry=entry))
-    )
+    # Serving HTTPS: the entry renews a served pair again.
+    await async_check_unmanaged(hass)
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(
         dns.async_add_listener(lambda: async_check_duplicate_updater(hass, entry))
     )
     _async_setup_monitoring(hass, entry)
+    # A proxy add-on in front: restarted after renewals when the user chose so.
+    if (unsub := async_setup_proxy_restart(hass, entry)) is not None:
+        entry.async_on_unload(unsub)
     checklist = async_get_runner(hass)
     if settings is not None:
         # The checklist also audits the permissions of the key we write.
@@ -237,15 +241,19 @@ async def async_remove_entry(
     """Forget the entry's Repairs issues and stored state when it is deleted.
 
     Persistent validation records it set in DuckDNS are cleared. The
-    checklist's issues and the serving-HTTPS trial's store belong to the
-    installation: they go with the last entry (the store stays while its trial
-    is pending). The ACME accounts stay (README: Removal).
+    checklist's issues and the serving-HTTPS record belong to the
+    installation: they go with the last entry (a trial then is no longer
+    followed). The ACME accounts stay (README: Removal).
     """
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )
+    # Serving HTTPS: a trial of the entry is no longer ours to follow; served
+    # files that nobody renews get a lasting warning.
+    await get_https_trial(hass).async_resolve()
+    await async_warn_unmanaged(hass, settings)
     records = PersistRecords(hass, entry.entry_id)
     for domain in await records.async_release(
         duckdns_client(hass, entry.data),

@@ -38,6 +38,8 @@ DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
 RESTART_REQUIRED: Final = "restart_required"
 HTTPS_TRIAL: Final = "https_trial"
 HTTPS_REVERTED: Final = "https_reverted"
+SERVED_NOT_RENEWED: Final = "served_not_renewed"
+PROXY_RESTART_FAILED: Final = "proxy_restart_failed"
 CERTIFICATE_UNREADABLE: Final = "certificate_unreadable"
 CERTIFICATE_KEY_MISMATCH: Final = "certificate_key_mismatch"
 CERTIFICATE_EXPIRED: Final = "certificate_expired"
@@ -83,6 +85,11 @@ def https_trial_issue_id(entry_id: str) -> str:
 def https_reverted_issue_id(entry_id: str) -> str:
     """The issue that explains a reverted http change of an entry."""
     return _entry_issue_id(HTTPS_REVERTED, entry_id)
+
+
+def proxy_restart_issue_id(entry_id: str) -> str:
+    """The issue raised when the entry's proxy add-on could not be restarted."""
+    return _entry_issue_id(PROXY_RESTART_FAILED, entry_id)
 
 
 def remote_access_issue_id(finding: Finding, entry_id: str) -> str:
@@ -154,6 +161,7 @@ def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
         delegation_issue_id(entry_id),
         https_trial_issue_id(entry_id),
         https_reverted_issue_id(entry_id),
+        proxy_restart_issue_id(entry_id),
         *_certificate_issue_ids(hass, entry_id),
         *(remote_access_issue_id(finding, entry_id) for finding in Finding),
     ):
@@ -300,43 +308,6 @@ def async_delete_renewal_failed_issue(hass: HomeAssistant, entry_id: str) -> Non
 def async_delete_delegation_issue(hass: HomeAssistant, entry_id: str) -> None:
     """The delegations work, or nothing is delegated any more."""
     ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry_id))
-
-
-# ------------------------------------------------------------ serving HTTPS
-
-
-@callback
-def async_raise_https_issue(
-    hass: HomeAssistant,
-    issue_id: str,
-    translation_key: str,
-    placeholders: dict[str, str],
-    entry_id: str,
-    created_at: str,
-    *,
-    fixable: bool = True,
-) -> None:
-    """Show the state of a trial http config (``created_at`` names which one)."""
-    _async_create(
-        hass,
-        issue_id,
-        translation_key,
-        ir.IssueSeverity.WARNING,
-        placeholders,
-        fixable=fixable,
-        data={"entry_id": entry_id, "created_at": created_at},
-    )
-
-
-@callback
-def async_delete_https_issues(
-    hass: HomeAssistant, entry_id: str, *, trial: bool, reverted: bool
-) -> None:
-    """Delete the chosen serving-HTTPS issues of an entry."""
-    if trial:
-        ir.async_delete_issue(hass, DOMAIN, https_trial_issue_id(entry_id))
-    if reverted:
-        ir.async_delete_issue(hass, DOMAIN, https_reverted_issue_id(entry_id))
 
 
 # ------------------------------------------------------------------ serving

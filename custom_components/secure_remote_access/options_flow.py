@@ -39,15 +39,17 @@ from .const import (
     Ipv6Mode,
 )
 from .helpers import check_endpoint_text, endpoints_from_options
-from .https import async_serves_managed
-from .https_flow import STEP_SERVE, STEP_STOP, HttpsSteps
+from .https_flow import HttpsSteps, async_https_menu_option
+from .https_store import settings_of
+from .https_unmanaged import async_warn_unmanaged
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.ipv6 import is_public_ipv6
+from .proxy_flow import ProxySteps
 from .settings_change import CertificateReplacement, async_replacement
 
 
 class OptionsFlowHandler(
-    CertificateSteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
+    CertificateSteps, ProxySteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
 ):
     """Change how the entry works; the entry reloads with the new options."""
 
@@ -65,10 +67,9 @@ class OptionsFlowHandler(
         menu = ["dns", "certificate", "endpoints", "checks"]
         if self.config_entry.options.get(CONF_ACME_DIRECTORY):
             menu.append("certificate_off")
-        # Serving HTTPS (issue 18): the steps are in https_flow.py.
-        serving = await async_serves_managed(self.hass, self.config_entry)
-        if serving is not None:
-            menu.append(STEP_STOP if serving else STEP_SERVE)
+        # Serving HTTPS (issues 18, 28): the steps are in https_flow.py.
+        if option := await async_https_menu_option(self.hass, self.config_entry):
+            menu.append(option)
         return self.async_show_menu(step_id="init", menu_options=menu)
 
     async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
@@ -117,6 +118,8 @@ class OptionsFlowHandler(
     ) -> ConfigFlowResult:
         """Stop managing a certificate; the files on disk stay where they are."""
         if user_input is not None:
+            # Served files that are no longer renewed get a lasting warning.
+            await async_warn_unmanaged(self.hass, settings_of(self.config_entry))
             return self.async_create_entry(data=self._other_options())
         return self.async_show_form(step_id="certificate_off")
 

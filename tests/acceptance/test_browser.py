@@ -1,22 +1,29 @@
-"""Acceptance: a user adds the integration in the Home Assistant frontend.
+"""Acceptance: a user follows the README's sandbox walk-through in the frontend.
 
-Debian's ``chromium``, driven headless by Playwright (no browser download),
-logs into the frontend of a real ``hass`` process, adds Secure Remote Access
-through Settings -> Devices & services, fills the config flow against the
-sandbox (DuckDNS stand-in, Pebble), and waits on the device page until the
-certificate sensors show the certificate the integration obtained by itself.
-Every step leaves a screenshot in ``test-artifacts/browser``; the last one is
-the README's dashboard card on a dashboard of its own.
+Debian's ``chromium``, driven headless by Playwright (no browser download)
+and started with the options the sandbox prints, logs into the frontend of a
+real ``hass`` process, adds Secure Remote Access through Settings -> Devices
+& services, fills the config flow against the sandbox (DuckDNS stand-in,
+Pebble), and waits on the device page until the certificate sensors show the
+certificate the integration obtained by itself. Then it serves the
+certificate: Home Assistant restarts (the sandbox starts it again, as the
+Supervisor does), the browser opens the printed HTTPS address, logs in,
+confirms Home Assistant's own "Confirm new HTTP server configuration"
+dialog, and finds the Repairs issue gone and the external URL set. Before
+that it shows the README's dashboard card on a dashboard of its own. Every
+step leaves a screenshot in ``test-artifacts/browser``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 import os
 from pathlib import Path
 import re
 import shutil
+import time
 from typing import Any
 
 import aiohttp
@@ -34,7 +41,7 @@ from tests.acceptance.client import PASSWORD, USERNAME, HassClient
 from tests.acceptance.conftest import ARTIFACTS, REPO
 from tests.fakes.sandbox import FQDN, Sandbox
 
-pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(480)]
 
 #: Debian's chromium package; SRA_CHROMIUM points elsewhere.
 CHROMIUM = os.environ.get("SRA_CHROMIUM", "/usr/bin/chromium")
@@ -75,13 +82,18 @@ class Screenshots:
 
 @pytest.fixture
 async def page(sandbox: Sandbox, socket_enabled: None) -> AsyncIterator[Page]:
-    """A fresh headless Debian chromium page on the sandbox's Home Assistant."""
+    """A fresh headless Debian chromium page on the sandbox's Home Assistant.
+
+    Started with the options the sandbox prints for its HTTPS address; the
+    sandbox restarts Home Assistant when it exits to restart.
+    """
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run scripts/setup"
     async with aiohttp.ClientSession() as session:
         await HassClient(sandbox.url, session).onboard()
+    sandbox.supervise()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *sandbox.browser_args()]
         )
         context = await browser.new_context(
             locale="en-US", viewport={"width": 1280, "height": 1000}
@@ -91,6 +103,8 @@ async def page(sandbox: Sandbox, socket_enabled: None) -> AsyncIterator[Page]:
             yield await context.new_page()
         finally:
             await browser.close()
+    # The sandbox's restarting thread ends with Home Assistant.
+    assert await asyncio.to_thread(sandbox.stop_hass) == 0, sandbox.log_tail()
 
 
 async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> None:
@@ -107,10 +121,11 @@ async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> 
         await _add_integration(page, sandbox.url, values, shots)
         await _check_device_page(page, shots)
         await _fix_an_endpoint_list(page, sandbox.url, shots)
-        await _see_what_serving_https_changes(page, shots)
         await _open_a_repair(page, shots)
         await _find_the_actions(page, shots)
         await _show_the_readme_dashboard_card(page, sandbox.url, shots)
+        await _serve_https(page, sandbox, shots)
+        await _confirm_after_the_restart(page, sandbox, shots)
     except Exception:
         await shots.take("failure")
         raise
@@ -302,18 +317,61 @@ async def _fix_an_endpoint_list(page: Page, url: str, shots: Screenshots) -> Non
     await page.get_by_role("button", name="Finish").click()
 
 
-async def _see_what_serving_https_changes(page: Page, shots: Screenshots) -> None:
-    """Configure → Serve the certificate: one screen says what changes (not sent).
-
-    Submitting restarts Home Assistant; tests/acceptance/test_serve_https.py
-    runs that path over the REST API.
-    """
+async def _serve_https(page: Page, sandbox: Sandbox, shots: Screenshots) -> None:
+    """Configure → Serve the certificate: one screen says what changes; submit."""
+    await page.keyboard.press("Escape")
+    await _settings(page, "Devices & services")
+    await page.get_by_role("link", name="Secure Remote Access").click()
     await page.get_by_role("button", name="Configure").first.click()
     await page.get_by_text("Serve the certificate from Home Assistant").click()
     await expect(page.get_by_text("takes its place")).to_be_visible()
-    await expect(page.get_by_text(f"https://{FQDN}:")).to_be_visible()
+    await expect(page.get_by_text(f"https://{FQDN}:").first).to_be_visible()
+    external = page.get_by_role(
+        "checkbox", name=f"Set the external URL to {sandbox.https_url}"
+    )
+    await expect(external).to_be_checked()
     await shots.take("serve-https")
-    await page.reload()  # leaves the dialog unsent
+    await page.get_by_role("button", name="Submit").click()
+    await expect(
+        page.get_by_text("Home Assistant restarts with the new")
+    ).to_be_visible()
+    await shots.take("serve-https-restarting")
+
+
+async def _confirm_after_the_restart(
+    page: Page, sandbox: Sandbox, shots: Screenshots
+) -> None:
+    """The printed address, a new login, core's dialog; then nothing left to keep."""
+    deadline = time.monotonic() + sandbox.boot_timeout
+    while not (sandbox.restarts and await asyncio.to_thread(sandbox.answers)):
+        assert time.monotonic() < deadline, sandbox.log_tail()
+        await asyncio.sleep(0.5)
+    assert sandbox.serves_https()
+    await page.goto(sandbox.https_url)
+    await page.get_by_role("textbox", name="Username").fill(USERNAME)
+    await page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    title = page.get_by_text("Confirm new HTTP server configuration")
+    # Home Assistant may still be starting: the dialog comes once it has.
+    await expect(title).to_be_visible(timeout=120_000)
+    await expect(page.get_by_text("SSL certificate path")).to_be_visible()
+    await shots.take("core-confirm-dialog")
+    await page.get_by_role("button", name="Confirm", exact=True).click()
+    await expect(title).to_be_hidden()
+
+    # The store says kept: our "Keep serving HTTPS?" goes within seconds.
+    await _settings(page, "System", "Repairs")
+    await expect(page.get_by_text("Keep serving HTTPS?")).to_be_hidden(timeout=30_000)
+    await expect(
+        page.get_by_text("SSL is configured without an external URL")
+    ).to_be_hidden()
+    await shots.take("repairs-after-confirm")
+    # The ticked box applied: Settings → System → Network shows the HTTPS URL.
+    await _settings(page, "System", "Network")
+    # (Its first field, under "Internet"; the fields have no label of their own.)
+    await expect(page.get_by_text("Internet", exact=True)).to_be_visible()
+    await expect(page.get_by_role("textbox").first).to_have_value(sandbox.https_url)
+    await shots.take("network-url")
 
 
 async def _open_a_repair(page: Page, shots: Screenshots) -> None:

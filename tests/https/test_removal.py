@@ -52,22 +52,24 @@ async def test_last_entry_removed_leaves_only_what_the_readme_names(
         <= _named_in_readme_removal()
         == {
             f"{DOMAIN}.acme_accounts",
-            TRIAL_STORE,  # named for the case below
+            TRIAL_STORE,  # named as removed with the last entry
         }
     )
     await hass.http.stop()
 
 
-async def test_last_entry_removed_during_a_trial_keeps_its_store(
+async def test_last_entry_removed_during_a_trial_forgets_it(
     hass: HomeAssistant, plain: Setup, hass_storage: dict[str, Any]
 ) -> None:
-    """While Home Assistant tries the settings, the store says what keeping does."""
+    """Nothing follows the trial any more: its record goes (test_confirm_paths:
+    keeping it then sets nothing)."""
     await serve(plain)
     await plain.restart()
     assert plain.store.pending is not None
 
     assert await hass.config_entries.async_remove(plain.entry.entry_id)
     await hass.async_block_till_done()
-    assert TRIAL_STORE in _ours(hass_storage)
-    assert TRIAL_STORE in _named_in_readme_removal()
+    assert TRIAL_STORE not in _ours(hass_storage)
+    await plain.promote_in_core_dialog()
+    assert TRIAL_STORE not in _ours(hass_storage)
     await hass.http.stop()
