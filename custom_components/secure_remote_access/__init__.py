@@ -40,6 +40,7 @@ from .issues import (
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords
 from .remote_access import RemoteAccessCoordinator
+from .remote_access_memory import RemoteAccessMemory
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
@@ -238,6 +239,7 @@ async def async_remove_entry(
     """
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
+    await RemoteAccessMemory(hass, entry.entry_id).async_remove()
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )
