@@ -182,6 +182,13 @@ async def duckdns(
 
 
 @pytest.fixture
+def allowed_tmp_path(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """``tmp_path`` in ``allowlist_external_dirs``: certificates may be written there."""
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
 def ssl_dir(hass: HomeAssistant, tmp_path: Path, pebble: PebbleServer) -> Path:
     """A certificate directory Home Assistant may write to."""
     directory = tmp_path / "ssl"

@@ -16,7 +16,11 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .certificate import CertificateDelegationError, CertificateRenewalError
+from .certificate import (
+    CERTIFICATE_PATH_NOT_ALLOWED,
+    CertificateDelegationError,
+    CertificateRenewalError,
+)
 from .checklist.checks import CHECK_IDS, CHECKS
 from .checklist.models import ChecklistResult
 from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
@@ -230,12 +234,15 @@ def async_raise_renewal_issue(
         return
     if delegations_verified:
         async_delete_delegation_issue(hass, entry_id)
+    # A path outside the allowed folders explains itself (same issue id and fix flow).
+    own = err.translation_key == CERTIFICATE_PATH_NOT_ALLOWED
     _async_create(
         hass,
         renewal_failed_issue_id(entry_id),
-        RENEWAL_FAILED,
+        CERTIFICATE_PATH_NOT_ALLOWED if own else RENEWAL_FAILED,
         ir.IssueSeverity.ERROR,
         {
+            **(err.translation_placeholders or {} if own else {}),
             "names": ", ".join(names),
             "detail": err.detail,
             "next_attempt": dt_util.as_local(next_attempt).strftime("%Y-%m-%d %H:%M"),
