@@ -32,16 +32,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-import socket
 from typing import Any, Final
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from .igd import Mapping
+from .gateway import LoopbackGateway
+from .igd import ARRAY_INDEX_INVALID, MAPPING_ARGS, NO_SUCH_ENTRY, Mapping
 
-HOST: Final = "127.0.0.1"
 WAN_IP_1: Final = "urn:schemas-upnp-org:service:WANIPConnection:1"
 WAN_IP_2: Final = "urn:schemas-upnp-org:service:WANIPConnection:2"
 WAN_PPP_1: Final = "urn:schemas-upnp-org:service:WANPPPConnection:1"
@@ -53,8 +52,6 @@ AVM_ANY: Final = "urn:schemas-any-com:service:Any:1"
 UTF8_XML: Final = 'text/xml; charset="utf-8"'
 SOAP_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 INVALID_ACTION: Final = 401
-ARRAY_INDEX_INVALID: Final = 713
-NO_SUCH_ENTRY: Final = 714
 
 #: Action -> (input arguments, output arguments), as in the service templates.
 _ACTIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
@@ -66,43 +63,10 @@ _ACTIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
         ("NewConnectionStatus", "NewLastConnectionError", "NewUptime"),
     ),
     "GetNATRSIPStatus": ((), ("NewRSIPAvailable", "NewNATEnabled")),
-    "GetGenericPortMappingEntry": (
-        ("NewPortMappingIndex",),
-        (
-            "NewRemoteHost",
-            "NewExternalPort",
-            "NewProtocol",
-            "NewInternalPort",
-            "NewInternalClient",
-            "NewEnabled",
-            "NewPortMappingDescription",
-            "NewLeaseDuration",
-        ),
-    ),
-    "GetSpecificPortMappingEntry": (
-        ("NewRemoteHost", "NewExternalPort", "NewProtocol"),
-        (
-            "NewInternalPort",
-            "NewInternalClient",
-            "NewEnabled",
-            "NewPortMappingDescription",
-            "NewLeaseDuration",
-        ),
-    ),
-    "AddPortMapping": (
-        (
-            "NewRemoteHost",
-            "NewExternalPort",
-            "NewProtocol",
-            "NewInternalPort",
-            "NewInternalClient",
-            "NewEnabled",
-            "NewPortMappingDescription",
-            "NewLeaseDuration",
-        ),
-        (),
-    ),
-    "DeletePortMapping": (("NewRemoteHost", "NewExternalPort", "NewProtocol"), ()),
+    "GetGenericPortMappingEntry": (("NewPortMappingIndex",), tuple(MAPPING_ARGS)),
+    "GetSpecificPortMappingEntry": (tuple(MAPPING_ARGS)[:3], tuple(MAPPING_ARGS)[3:]),
+    "AddPortMapping": (tuple(MAPPING_ARGS), ()),
+    "DeletePortMapping": (tuple(MAPPING_ARGS)[:3], ()),
     "GetExternalIPAddress": ((), ("NewExternalIPAddress",)),
 }
 
@@ -457,26 +421,16 @@ def read_request(text: str) -> tuple[str, dict[str, str]]:
     return action[0], found
 
 
-class FakeRouter:
+class FakeRouter(LoopbackGateway):
     """The router's HTTP server on 127.0.0.1 (no SSDP)."""
+
+    DESCRIPTION_PATH = "/igddesc.xml"
 
     def __init__(self, model: RouterModel) -> None:
         """Nothing listens until `start`."""
+        super().__init__()
         self.model = model
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._release = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def location(self) -> str:
-        """The description URL a client starts from."""
-        return f"http://{HOST}:{self.port}/igddesc.xml"
-
-    @property
-    def running(self) -> bool:
-        """Whether the HTTP server listens."""
-        return self._runner is not None
 
     def _encode(self, text: str, declare: bool) -> bytes:
         model = self.model
@@ -503,11 +457,11 @@ class FakeRouter:
             task.add_done_callback(self._tasks.discard)
             raise web.HTTPServiceUnavailable
         if model.delay is None and request.method == "POST":
-            await self._release.wait()
+            await self.hang()
         elif model.delay:
             await asyncio.sleep(model.delay)
         if request.method == "GET":
-            if request.path == "/igddesc.xml":
+            if request.path == self.DESCRIPTION_PATH:
                 if model.description_text is not None:
                     return self._reply(model.description_text, declare=False)
                 return self._reply(description(model))
@@ -542,22 +496,7 @@ class FakeRouter:
 
     async def start(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (``port`` 0: a free one); return the location."""
-        if port == 0:
-            with socket.socket() as probe:
-                probe.bind((HOST, 0))
-                port = probe.getsockname()[1]
-        self.port = port
+        self.port = self.free_port(port)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._release = asyncio.Event()
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, port, reuse_address=True).start()
-        return self.location
-
-    async def stop(self) -> None:
-        """Stop listening (a router that disappears); hanging requests end."""
-        self._release.set()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        return await self.listen(app)

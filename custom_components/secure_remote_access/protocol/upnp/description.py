@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from xml.parsers import expat
 
 from .errors import invalid_reply
-from .http import check_xml
+from .http import check_xml, read_xml
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,12 +64,8 @@ def _tree(text: str) -> ET.Element:
     """The element tree of ``text`` (bounded and free of entities: `check_xml`)."""
     check_xml(text)
     builder = ET.TreeBuilder()
-    parser = expat.ParserCreate()
-    parser.StartElementHandler = builder.start
-    parser.EndElementHandler = builder.end
-    parser.CharacterDataHandler = builder.data
     try:
-        parser.Parse(text, True)
+        read_xml(text, builder.start, builder.end, builder.data)
     except expat.ExpatError as err:
         raise invalid_reply(f"the description is no XML ({err})") from err
     return builder.close()

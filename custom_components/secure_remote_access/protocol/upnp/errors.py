@@ -14,11 +14,7 @@ from enum import StrEnum
 from typing import Final
 
 import aiohttp
-from async_upnp_client.exceptions import (
-    UpnpCommunicationError,
-    UpnpError,
-    UpnpResponseError,
-)
+from async_upnp_client.exceptions import UpnpCommunicationError
 
 
 class GatewayReason(StrEnum):
@@ -88,8 +84,6 @@ async def gateway_errors(timeout_seconds: float) -> AsyncIterator[None]:
         ) from err
     except ActionRefusedError as err:
         raise GatewayError(GatewayReason.REFUSED, str(err)) from err
-    except UpnpResponseError as err:
-        raise invalid_reply(f"HTTP status {err.status}") from err
     except (UpnpCommunicationError, aiohttp.ClientError, OSError) as err:
         if caused_by(err, TimeoutError):
             raise GatewayError(
@@ -100,7 +94,7 @@ async def gateway_errors(timeout_seconds: float) -> AsyncIterator[None]:
             GatewayReason.UNREACHABLE,
             "connection refused" if refused else type(err).__name__,
         ) from err
-    except (UpnpError, *MALFORMED) as err:
+    except MALFORMED as err:
         raise invalid_reply(str(err)[:200] or type(err).__name__) from err
 
 

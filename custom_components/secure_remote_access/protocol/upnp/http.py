@@ -8,6 +8,7 @@ with a byte order mark, and broken ones come huge or nested without end.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 import contextlib
 import re
 from typing import Final
@@ -76,18 +77,32 @@ def _refuse_entities(*_args: object) -> None:
     raise invalid_reply("XML entity declarations")
 
 
+def read_xml(
+    text: str,
+    start: Callable[[str, dict[str, str]], object],
+    end: Callable[[str], object],
+    characters: Callable[[str], object] | None = None,
+) -> None:
+    """Run expat over ``text`` with these handlers (element names as sent:
+    no namespace processing, routers get prefixes wrong). Entity declarations
+    are refused (`GatewayError`); text that is no XML raises ExpatError."""
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    if characters is not None:
+        parser.CharacterDataHandler = characters
+    parser.EntityDeclHandler = _refuse_entities
+    parser.Parse(text, True)
+
+
 def check_xml(text: str) -> None:
     """Refuse XML nested deeper than `MAX_XML_DEPTH` or declaring entities.
 
     Text that is no XML at all is left to the parser that reads it.
     """
     depth = _Depth()
-    parser = expat.ParserCreate()
-    parser.StartElementHandler = depth.start
-    parser.EndElementHandler = depth.end
-    parser.EntityDeclHandler = _refuse_entities
     with contextlib.suppress(expat.ExpatError):
-        parser.Parse(text, True)
+        read_xml(text, depth.start, depth.end)
 
 
 class BoundedRequester(AiohttpSessionRequester):

@@ -16,6 +16,7 @@ from async_upnp_client.const import HttpRequest
 
 from .description import Service
 from .errors import ActionRefusedError, GatewayError, invalid_reply
+from .http import read_xml
 
 SOAP_ENVELOPE: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_ENCODING: Final = "http://schemas.xmlsoap.org/soap/encoding/"
@@ -82,12 +83,8 @@ class _Answer:
 def parse_answer(text: str, action: str) -> dict[str, str]:
     """The output arguments of an answer; `ActionRefusedError` for a UPnP error."""
     answer = _Answer()
-    parser = expat.ParserCreate()
-    parser.StartElementHandler = answer.start
-    parser.EndElementHandler = answer.end
-    parser.CharacterDataHandler = answer.characters
     try:
-        parser.Parse(text, True)
+        read_xml(text, answer.start, answer.end, answer.characters)
     except expat.ExpatError as err:
         raise invalid_reply(f"{action}: the answer is no XML ({err})") from err
     if answer.kind == "Fault":
