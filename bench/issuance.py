@@ -32,9 +32,45 @@ def certbot_binary() -> Path:
     return CACHE / "certbot-venv" / "bin" / "certbot"
 
 
-def tool_versions() -> dict[str, str]:
-    """Versions of certbot, lego and Pebble for the machine description."""
-    versions = {}
+@dataclass(frozen=True)
+class Lego:
+    """One lego binary the benchmark runs: where it is and which release it is."""
+
+    binary: str
+    version: str
+    source: str
+
+    @property
+    def label(self) -> str:
+        """The row's name: the release and where it comes from."""
+        return f"lego {self.version} ({self.source})"
+
+
+def legos() -> list[Lego]:
+    """Debian bookworm's lego (the machine's package) and Debian sid's (scripts/bench)."""
+    found: list[Lego] = []
+    if shutil.which("lego"):
+        version = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "lego"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        found.append(Lego("lego", _upstream(version), "Debian bookworm"))
+    sid = CACHE / "lego-sid"
+    if (sid / "usr" / "bin" / "lego").exists():
+        version = (sid / ".version").read_text().strip()
+        found.append(Lego(str(sid / "usr/bin/lego"), _upstream(version), "Debian sid"))
+    return found
+
+
+def _upstream(debian_version: str) -> str:
+    """``4.35.2-3`` -> ``4.35.2``."""
+    return debian_version.split("-", 1)[0] or "unknown"
+
+
+def certbot_label() -> str:
+    """``certbot 5.8.0`` as the installed binary says, or plain ``certbot``."""
     try:
         out = subprocess.run(
             [str(certbot_binary()), "--version"],
@@ -42,16 +78,22 @@ def tool_versions() -> dict[str, str]:
             text=True,
             check=False,
         )
-        versions["certbot"] = (out.stdout or out.stderr).strip()
     except OSError:
-        versions["certbot"] = "not installed"
-    lego = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Version}", "lego"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    versions["lego"] = f"lego {lego.stdout.strip() or 'not installed'} (Debian package)"
+        return "certbot"
+    return (out.stdout or out.stderr).strip() or "certbot"
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of certbot, the lego releases and Pebble for the machine description."""
+    versions = {
+        "certbot": certbot_label()
+        if certbot_binary().exists()
+        else "certbot not installed",
+        "lego": ", ".join(
+            f"lego {lego.version} ({lego.source} package)" for lego in legos()
+        )
+        or "lego not installed",
+    }
     pebble_version = CACHE / "pebble" / ".version"
     versions["pebble"] = (
         f"Pebble {pebble_version.read_text().strip()} (Debian package)"
@@ -133,14 +175,22 @@ def _certbot(job: Job, env: dict[str, str]) -> list[str]:
     ]
 
 
-def _lego(job: Job, env: dict[str, str]) -> list[str]:
+def _lego(job: Job, env: dict[str, str], lego: Lego) -> list[str]:
     pebble, workdir = job.pebble, job.workdir
     env["LEGO_CA_CERTIFICATES"] = str(pebble.ca_bundle_path)
     env["EXEC_PATH"] = str(HOOKS / "lego-exec.sh")
     env["EXEC_PROPAGATION_TIMEOUT"] = "30"
     env["EXEC_POLLING_INTERVAL"] = "1"
+    # challtestsrv answers no SOA queries, which lego's own propagation check
+    # needs to find the zone: lego runs without it, like certbot's manual hooks
+    # (4.9 names the flag --dns.disable-cp, later releases deprecate that name).
+    no_check = (
+        "--dns.disable-cp"
+        if lego.version.startswith("4.9.")
+        else "--dns.propagation-disable-ans"
+    )
     return [
-        "lego",
+        lego.binary,
         "--server",
         job.directory_url,
         "--accept-tos",
@@ -152,9 +202,7 @@ def _lego(job: Job, env: dict[str, str]) -> list[str]:
         "exec",
         "--dns.resolvers",
         pebble.dns_server,
-        # challtestsrv answers no SOA queries, which lego's own propagation check
-        # needs to find the zone: lego runs without it, like certbot's manual hooks.
-        "--dns.disable-cp",
+        no_check,
         "--key-type",
         "ec256",
         *[arg for name in job.names for arg in ("-d", name)],
@@ -165,9 +213,8 @@ def _lego(job: Job, env: dict[str, str]) -> list[str]:
 def _clients() -> list[tuple[str, ArgvFor]]:
     clients: list[tuple[str, ArgvFor]] = [(OURS, _ours)]
     if certbot_binary().exists():
-        clients.append(("certbot", _certbot))
-    if shutil.which("lego"):
-        clients.append(("lego", _lego))
+        clients.append((certbot_label(), _certbot))
+    clients.extend((lego.label, partial(_lego, lego=lego)) for lego in legos())
     return clients
 
 
@@ -388,5 +435,7 @@ def _report(n: int, results: dict[str, ClientResult]) -> tuple[str, dict[str, fl
             f"interpreter start-up or imports): median {fmt_s(median(ours.in_process))}, "
             f"min {fmt_s(min(ours.in_process))}, max {fmt_s(max(ours.in_process))}."
         )
-    text += f"\n\n{n} runs per client, interleaved (ours, certbot, lego, ours, ...)."
+    text += (
+        f"\n\n{n} runs per client, interleaved (ours, certbot, each lego, ours, ...)."
+    )
     return text, headline

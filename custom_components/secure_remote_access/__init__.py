@@ -15,6 +15,7 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager
+from .certificate_issues import async_sync_certificate_issues
 from .certificate_settings import CertificateSettings
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
@@ -35,10 +36,9 @@ from .issues import (
     async_delete_persist_record_left,
     async_delete_renewal_failed_issue,
     async_raise_persist_record_left,
-    async_sync_certificate_issues,
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
-from .persist_record import PersistRecords
+from .persist_record import PersistRecords, PersistRefusals
 from .remote_access import RemoteAccessCoordinator
 from .remote_access_memory import RemoteAccessMemory
 from .renewal import RenewalCoordinator, RenewalOutcome
@@ -251,6 +251,7 @@ async def async_remove_entry(
         # Nobody is left to try again: the user clears it at duckdns.org.
         async_raise_persist_record_left(hass, domain)
     await records.async_remove()
+    await PersistRefusals(hass, entry.entry_id).async_remove()
     if not hass.config_entries.async_entries(DOMAIN):
         async_delete_installation_issues(hass)
 

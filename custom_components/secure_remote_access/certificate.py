@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,21 +9,22 @@ from functools import partial
 from typing import Any, Final
 
 from cryptography.hazmat.primitives import serialization
-from homeassistant.const import __version__ as ha_version
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
+from .account import (
+    AccountTermsChangedError,
+    account_store,
+    async_acme_client,
+    async_ensure_account,
+    async_heal_account,
+)
 from .certificate_settings import CertificateSettings
 from .const import DOMAIN, LOGGER
 from .helpers import allowed_roots
-from .persist_record import PersistRecords
+from .persist_record import PersistRecords, PersistRefusals
 from .protocol.acme import (
-    AccountDoesNotExistError,
-    AccountKey,
     AcmeClient,
     AcmeError,
     DnsPropagationChecker,
@@ -32,6 +32,7 @@ from .protocol.acme import (
     PersistRecordConflictError,
     PersistValidation,
     RenewalInfo,
+    account_gone,
     ari_cert_id,
     describe_acme_error,
 )
@@ -58,93 +59,8 @@ from .protocol.x509 import (
 )
 from .solver import DuckDnsSolver
 
-STORAGE_VERSION: Final = 1
-STORAGE_KEY: Final = f"{DOMAIN}.acme_accounts"
 #: The renewal error (and Repairs issue) of a path outside the allowed folders.
 CERTIFICATE_PATH_NOT_ALLOWED: Final = "certificate_path_not_allowed"
-DATA_ACCOUNT_STORE: HassKey[AcmeAccountStore] = HassKey(f"{DOMAIN}_acme_accounts")
-USER_AGENT: Final = f"secure-remote-access/0.1 HomeAssistant/{ha_version}"
-
-
-class AcmeAccountStore:
-    """ACME account keys and URLs, one per directory URL, in private storage."""
-
-    def __init__(self, hass: HomeAssistant) -> None:
-        """Create the store (loaded lazily)."""
-        self._hass = hass
-        self._store: Store[dict[str, dict[str, str]]] = Store(
-            hass, STORAGE_VERSION, STORAGE_KEY, private=True, atomic_writes=True
-        )
-        self._accounts: dict[str, dict[str, str]] | None = None
-        self._lock = asyncio.Lock()
-
-    async def _load(self) -> dict[str, dict[str, str]]:
-        if self._accounts is None:
-            self._accounts = await self._store.async_load() or {}
-        return self._accounts
-
-    async def async_key(self, directory_url: str) -> tuple[AccountKey, str | None]:
-        """The account key for a CA (created on first use) and its account URL."""
-        async with self._lock:
-            accounts = await self._load()
-            stored = accounts.get(directory_url)
-            if stored is not None:
-                return AccountKey.from_pem(stored["key"]), stored.get("url") or None
-            key = await self._hass.async_add_executor_job(AccountKey.generate)
-            accounts[directory_url] = {"key": key.to_pem(), "url": ""}
-            await self._store.async_save(accounts)
-            return key, None
-
-    async def async_account_urls(self) -> frozenset[str]:
-        """Every account URL of ours, at every CA (persistent records naming one are ours)."""
-        async with self._lock:
-            accounts = await self._load()
-            return frozenset(
-                url for item in accounts.values() if (url := item.get("url"))
-            )
-
-    async def async_set_url(self, directory_url: str, account_url: str) -> None:
-        """Remember the account URL the CA gave us."""
-        async with self._lock:
-            accounts = await self._load()
-            if accounts[directory_url].get("url") != account_url:
-                accounts[directory_url]["url"] = account_url
-                await self._store.async_save(accounts)
-
-
-@callback
-def account_store(hass: HomeAssistant) -> AcmeAccountStore:
-    """The one account store of this Home Assistant instance."""
-    if DATA_ACCOUNT_STORE not in hass.data:
-        hass.data[DATA_ACCOUNT_STORE] = AcmeAccountStore(hass)
-    return hass.data[DATA_ACCOUNT_STORE]
-
-
-async def async_acme_client(
-    hass: HomeAssistant, settings: CertificateSettings
-) -> AcmeClient:
-    """An ACME client on Home Assistant's shared session with the stored account key."""
-    key, account_url = await account_store(hass).async_key(settings.directory_url)
-    return AcmeClient(
-        async_get_clientsession(hass),
-        settings.directory_url,
-        key,
-        user_agent=USER_AGENT,
-        ca_bundle=settings.ca_bundle,
-        account_url=account_url,
-    )
-
-
-async def async_register_account(
-    hass: HomeAssistant, settings: CertificateSettings
-) -> AcmeClient:
-    """Create (or find) the ACME account after the user accepted the terms."""
-    client = await async_acme_client(hass, settings)
-    account = await client.register_account(
-        terms_of_service_agreed=True, contact_email=settings.email, eab=settings.eab
-    )
-    await account_store(hass).async_set_url(settings.directory_url, account.url)
-    return client
 
 
 class CertificateRenewalError(HomeAssistantError):
@@ -187,6 +103,20 @@ class CertificateDelegationError(CertificateRenewalError):
                 "target": error.target,
                 "records": ", ".join(self.records),
             },
+        )
+
+
+class CertificateTermsError(CertificateRenewalError):
+    """The CA lost the account and its terms changed: the user must accept them."""
+
+    def __init__(self, directory_url: str, err: AccountTermsChangedError) -> None:
+        """Name the new terms and what the CA said."""
+        self.terms = err.terms
+        self.directory_url = directory_url
+        super().__init__(
+            err.detail,
+            translation_key="account_terms_changed",
+            placeholders={"terms": err.terms, "directory": directory_url},
         )
 
 
@@ -239,12 +169,15 @@ class CertificateManager:
         self.settings = settings
         self._domains = domains
         self.persist_records = persist_records or PersistRecords(hass, entry_id)
+        self.persist_refusals = PersistRefusals(hass, entry_id)
         self._solver = DuckDnsSolver(
             duckdns, domains, self.persist_records.async_written
         )
         self.propagation_timeout = DEFAULT_PROPAGATION_TIMEOUT
         # The latest delegation check: True passed, False broken, None not run yet.
         self.delegations_verified: bool | None = None
+        #: The last order registered a new ACME account (the old one was gone).
+        self.account_replaced = False
 
     async def async_recover(self) -> None:
         """Finish or undo a certificate install that a crash interrupted."""
@@ -382,29 +315,45 @@ class CertificateManager:
             raise _write_refused(err) from err
         # Before the order: a broken delegation never reaches the CA.
         self._solver.delegations = await self.async_check_delegations()
+        self.account_replaced = False
         try:
             client = await async_acme_client(self.hass, settings)
-            await self._ensure_account(client)
             checker = DnsPropagationChecker(settings.nameservers)
             persist = (
                 PersistValidation(
                     self._solver,
                     checker,
                     await account_store(self.hass).async_account_urls(),
+                    await self.persist_refusals.async_get(settings.directory_url),
+                    partial(
+                        self.persist_refusals.async_remember, settings.directory_url
+                    ),
                 )
                 if settings.persist_allowed
                 else None
             )
-            issued = await client.issue_certificate(
-                settings.names,
-                self._solver,
-                checker,
+            issue = partial(
+                AcmeClient.issue_certificate,
+                names=settings.names,
+                solver=self._solver,
+                checker=checker,
                 key_type=settings.key_type,
                 profile=settings.profile,
                 replaces=self._replaces(current) if replaces else None,
                 propagation_timeout=self.propagation_timeout,
                 persist=persist,
             )
+            try:
+                await async_ensure_account(self.hass, settings, client)
+                issued = await issue(client)
+            except AcmeError as err:
+                if not account_gone(err):
+                    raise
+                client = await async_heal_account(self.hass, settings, client, err)
+                self.account_replaced = True
+                issued = await issue(client)  # at most one registration per order
+        except AccountTermsChangedError as err:
+            raise CertificateTermsError(settings.directory_url, err) from err
         except DelegationError as err:  # dns-01 fallback for a name without one
             raise CertificateDelegationError(err) from err
         except PersistRecordConflictError as err:
@@ -464,21 +413,6 @@ class CertificateManager:
             "Obtained a certificate for %s, valid until %s",
             ", ".join(issued.names),
             issued.not_after.isoformat(),
-        )
-
-    async def _ensure_account(self, client: AcmeClient) -> None:
-        if client.account_url is not None:
-            return
-        try:
-            account = await client.find_account()
-        except AccountDoesNotExistError:
-            account = await client.register_account(
-                terms_of_service_agreed=True,
-                contact_email=self.settings.email,
-                eab=self.settings.eab,
-            )
-        await account_store(self.hass).async_set_url(
-            self.settings.directory_url, account.url
         )
 
     def _replaces(self, current: CurrentCertificate | None) -> str | None:

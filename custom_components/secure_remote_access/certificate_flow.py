@@ -24,7 +24,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .certificate import async_acme_client, async_register_account
+from .account import async_acme_client, async_register_account
 from .certificate_settings import CertificateSettings, certificate_options
 from .const import (
     ACME_DIRECTORIES,

@@ -8,7 +8,6 @@ is also the start of its id.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -20,6 +19,7 @@ from .certificate import (
     CERTIFICATE_PATH_NOT_ALLOWED,
     CertificateDelegationError,
     CertificateRenewalError,
+    CertificateTermsError,
 )
 from .checklist.checks import CHECK_IDS, CHECKS
 from .checklist.models import ChecklistResult
@@ -27,9 +27,9 @@ from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.names import InvalidDomainError, normalize_duckdns_domain
 from .protocol.remote_access import Finding
-from .status import CertificateKind, CertificateStatus, Problem
 
 RENEWAL_FAILED: Final = "renewal_failed"
+ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
 PERSIST_RECORD_LEFT: Final = "persist_record_left"
 DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
@@ -53,6 +53,11 @@ def _entry_issue_id(kind: str, entry_id: str) -> str:
 def renewal_failed_issue_id(entry_id: str) -> str:
     """The issue raised while renewals of an entry fail."""
     return _entry_issue_id(RENEWAL_FAILED, entry_id)
+
+
+def terms_issue_id(entry_id: str) -> str:
+    """The issue raised while a lost account waits for new terms to be accepted."""
+    return _entry_issue_id(ACCOUNT_TERMS_CHANGED, entry_id)
 
 
 def delegation_issue_id(entry_id: str) -> str:
@@ -140,6 +145,7 @@ def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
     for issue_id in (
         duplicate_updater_issue_id(entry_id),
         renewal_failed_issue_id(entry_id),
+        terms_issue_id(entry_id),
         delegation_issue_id(entry_id),
         https_trial_issue_id(entry_id),
         https_reverted_issue_id(entry_id),
@@ -232,6 +238,19 @@ def async_raise_renewal_issue(
         async_delete_renewal_failed_issue(hass, entry_id)
         async_raise_delegation_broken(hass, entry_id, err)
         return
+    if isinstance(err, CertificateTermsError):
+        async_delete_renewal_failed_issue(hass, entry_id)
+        _async_create(
+            hass,
+            terms_issue_id(entry_id),
+            ACCOUNT_TERMS_CHANGED,
+            ir.IssueSeverity.ERROR,
+            {"directory": err.directory_url, "terms": err.terms, "detail": err.detail},
+            fixable=True,
+            persistent=True,
+            data={"entry_id": entry_id},
+        )
+        return
     if delegations_verified:
         async_delete_delegation_issue(hass, entry_id)
     # A path outside the allowed folders explains itself (same issue id and fix flow).
@@ -270,8 +289,9 @@ def async_raise_delegation_broken(
 
 @callback
 def async_delete_renewal_failed_issue(hass: HomeAssistant, entry_id: str) -> None:
-    """Renewing works (again)."""
+    """Renewing works (again): the account works too."""
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry_id))
+    ir.async_delete_issue(hass, DOMAIN, terms_issue_id(entry_id))
 
 
 @callback
@@ -368,21 +388,6 @@ def async_sync_checklist_issues(hass: HomeAssistant, result: ChecklistResult) ->
 
 # ----------------------------------------------------------- certificates
 
-# At most one issue per certificate, the first of its problems that has an
-# issue. Problems missing here (unreachable endpoints, untrusted chains...)
-# show on the certificate's problem binary sensor only.
-CERTIFICATE_ISSUES: dict[Problem, tuple[str, ir.IssueSeverity]] = {
-    Problem.NOT_FOUND: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.PERMISSION_DENIED: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.EMPTY: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.INVALID_FORMAT: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.KEY_UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.KEY_MISMATCH: (CERTIFICATE_KEY_MISMATCH, ir.IssueSeverity.ERROR),
-    Problem.EXPIRED: (CERTIFICATE_EXPIRED, ir.IssueSeverity.CRITICAL),
-    Problem.NAME_MISMATCH: (CERTIFICATE_NAME_MISMATCH, ir.IssueSeverity.ERROR),
-    Problem.EXPIRING: (CERTIFICATE_EXPIRING, ir.IssueSeverity.WARNING),
-}
 CERTIFICATE_ISSUE_KEYS = (
     CERTIFICATE_UNREADABLE,
     CERTIFICATE_KEY_MISMATCH,
@@ -390,98 +395,6 @@ CERTIFICATE_ISSUE_KEYS = (
     CERTIFICATE_NAME_MISMATCH,
     CERTIFICATE_EXPIRING,
 )
-_LOCAL_ONLY = frozenset(
-    {
-        Problem.NOT_FOUND,
-        Problem.PERMISSION_DENIED,
-        Problem.EMPTY,
-        Problem.INVALID_FORMAT,
-        Problem.UNREADABLE,
-        Problem.KEY_UNREADABLE,
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _IssueSpec:
-    translation_key: str
-    severity: ir.IssueSeverity
-    placeholders: dict[str, str]
-    fixable: bool
-
-
-def _issue_for(
-    entry: SecureRemoteAccessConfigEntry, status: CertificateStatus
-) -> _IssueSpec | None:
-    source = status.source
-    for problem in status.problems:
-        if problem not in CERTIFICATE_ISSUES:
-            continue
-        if source.kind is CertificateKind.ENDPOINT and problem in _LOCAL_ONLY:
-            continue
-        if source.kind is CertificateKind.MANAGED and problem is Problem.NOT_FOUND:
-            continue  # not issued yet: obtaining it is the renewal's job
-        translation_key, severity = CERTIFICATE_ISSUES[problem]
-        info = status.info
-        placeholders = {
-            "certificate": source.name,
-            "entry": entry.title,
-            "date": f"{info.not_after:%Y-%m-%d %H:%M} UTC" if info else "-",
-            "days": str(status.days_remaining) if info else "-",
-            "names": ", ".join(status.missing_names) or "-",
-            "key": source.key_path or "-",
-            "detail": status.observation.detail or problem.value,
-        }
-        return _IssueSpec(
-            translation_key,
-            severity,
-            placeholders,
-            fixable=(
-                problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
-            ),
-        )
-    return None
-
-
-@callback
-def async_sync_certificate_issues(
-    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
-) -> None:
-    """Create, update and delete the entry's certificate issues in one place.
-
-    Certificates not observed yet keep their issues; issues of certificates
-    that are no longer monitored go away.
-    """
-    now = dt_util.utcnow()
-    wanted: dict[str, tuple[str, _IssueSpec]] = {}
-    keep: set[str] = set()
-    for monitor in entry.runtime_data.monitors:
-        for key in monitor.sources:
-            if (status := monitor.status(key, now)) is None:
-                keep |= {
-                    certificate_issue_id(translation_key, entry.entry_id, key)
-                    for translation_key in CERTIFICATE_ISSUE_KEYS
-                }
-            elif (spec := _issue_for(entry, status)) is not None:
-                issue_id = certificate_issue_id(
-                    spec.translation_key, entry.entry_id, key
-                )
-                wanted[issue_id] = (key, spec)
-    for issue_id in _certificate_issue_ids(hass, entry.entry_id):
-        if issue_id not in wanted and issue_id not in keep:
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
-    for issue_id, (key, spec) in wanted.items():
-        _async_create(
-            hass,
-            issue_id,
-            spec.translation_key,
-            spec.severity,
-            spec.placeholders,
-            fixable=spec.fixable,
-            data={"entry_id": entry.entry_id, "certificate": key}
-            if spec.fixable
-            else None,
-        )
 
 
 def _certificate_issue_ids(hass: HomeAssistant, entry_id: str) -> list[str]:

@@ -300,6 +300,7 @@ class RenewalCoordinator:
             profile=issued.profile,
             validation_method=issued.validation_method,
             validation_note=issued.validation_note,
+            validation_detail=issued.validation_detail,
         )
         ended = dt_util.utcnow()
         due_at = decide(ended, issued.not_before, issued.not_after).due_at
@@ -360,7 +361,8 @@ class RenewalCoordinator:
     ) -> None:
         """Count, persist and show a failure; the retry counts from now (its end)."""
         ended = dt_util.utcnow()
-        failures = self.state.failures + 1
+        # A new account changed the conditions: the back-off starts again.
+        failures = 1 if self.manager.account_replaced else self.state.failures + 1
         lifetime = current.info.not_after - current.info.not_before if current else None
         retry = next_retry(ended, failures, err.retry_after, lifetime)
         retry_after = max(
@@ -441,6 +443,19 @@ class RenewalCoordinator:
             renew_at=renew_at,
             ari_next_poll=now + poll,
         )
+
+    async def async_conditions_changed(self) -> None:
+        """What the last failures depended on changed (a new account, a fix):
+        the failure back-off starts again and a check runs at once.
+
+        The CA's own Retry-After still holds.
+        """
+        if self.state.failures:
+            await self._async_update(failures=0, next_attempt=None)
+        when = dt_util.utcnow()
+        if (retry_after := self.state.retry_after) is not None and retry_after > when:
+            when = retry_after
+        self._schedule(when)
 
     # --- scheduling ---------------------------------------------------------------
 

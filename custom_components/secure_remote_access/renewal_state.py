@@ -57,6 +57,8 @@ class RenewalOutcome:
     """dns-01, dns-persist-01 or reused_authorization; None when nothing was ordered."""
     validation_note: str | None = None
     """Why dns-01 was used, or what happened to the persistent record."""
+    validation_detail: str | None = None
+    """The note in words where it says more (the CA's refusal of dns-persist-01)."""
 
     def as_response(self) -> dict[str, Any]:
         """The renew_certificate action's response."""
@@ -69,6 +71,7 @@ class RenewalOutcome:
             "profile": self.profile,
             "validation_method": self.validation_method,
             "validation_note": self.validation_note,
+            "validation_detail": self.validation_detail,
         }
 
 

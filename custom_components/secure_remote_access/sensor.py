@@ -247,6 +247,7 @@ class RenewalSensor(SensorEntity):
             if isinstance(method, str)
             else None,
             "validation_note": outcome.get("validation_note"),
+            "validation_detail": outcome.get("validation_detail"),
         }
 
 

@@ -50,12 +50,16 @@ class FakeDuckDns:
     outage: Outage = None
     #: An outage met only by the next request that sets a TXT value (one-shot).
     txt_outage: Outage = None
+    #: An outage met by every request that clears the TXT value.
+    clear_outage: Outage = None
     detected_ipv4: str | None = None
     #: Requests arrive over IPv6 only: DuckDNS detects no IPv4 address.
     ipv6_only: bool = False
     #: How many requests the ``hang`` outages hold; ``on_hang`` hears of each.
     hanging: int = 0
     on_hang: Callable[[], None] | None = None
+    #: Hears of every request (its query) once its own outage is decided.
+    on_request: Callable[[dict[str, str]], None] | None = None
 
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -90,6 +94,10 @@ class FakeDuckDns:
         outage = self.outage
         if self.txt_outage and query.get("txt") and query.get("clear") != "true":
             outage, self.txt_outage = self.txt_outage, None
+        if self.clear_outage and query.get("clear") == "true":
+            outage = self.clear_outage
+        if self.on_request is not None:
+            self.on_request(query)  # may set up an outage for the next request
         if outage == "hang":
             self.hanging += 1
             if self.on_hang is not None:

@@ -159,6 +159,9 @@ class PebbleServer(Service):
     alternate_roots: int = 1
     retry_after: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Pebble's issuer names (``caaIdentities``, also its dns-persist-01
+    #: issuer-domain-names); empty: Pebble's default, pebble.letsencrypt.org.
+    caa_identities: Sequence[str] = ()
     startup_timeout: float = 15.0
     #: Fixed ports instead of free ones: ACME, management, challtestsrv and its
     #: DNS server listen on base_port .. base_port + 3 (the sandbox's stable values).
@@ -258,6 +261,8 @@ class PebbleServer(Service):
         }
         if self.eab_required:
             config["pebble"]["externalAccountMACKeys"] = dict(self.eab_keys)
+        if self.caa_identities:
+            config["pebble"]["caaIdentities"] = list(self.caa_identities)
         config_path = self.workdir / "pebble-config.json"
         config_path.write_text(json.dumps(config, indent=2))
 

@@ -11,7 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .persist import PersistRefusal
 
 ERROR_NS: Final = "urn:ietf:params:acme:error:"
 
@@ -90,6 +94,19 @@ class PersistRecordConflictError(AcmeError):
         )
         self.record = record
         self.account_uri = account_uri
+
+
+class PersistRefusedError(AcmeError):
+    """The CA refused the dns-persist-01 record and the order is spent.
+
+    The authorizations it failed are invalid: the client orders once more and
+    answers with dns-01. ``refusal`` is the persist module's PersistRefusal.
+    """
+
+    def __init__(self, refusal: PersistRefusal) -> None:
+        """Remember the refusal."""
+        super().__init__(refusal.describe())
+        self.refusal = refusal
 
 
 class PersistLookupError(AcmeError):
@@ -243,17 +260,34 @@ class BadCsrError(AcmeProblemError):
 
 
 class AuthorizationInvalidError(AcmeError):
-    """An authorization became invalid; ``problem`` is the challenge's error, if any."""
+    """The CA could not validate a name; ``problem`` is the challenge's error, if any.
+
+    ``status`` is the authorization's: ``invalid``, or ``pending`` when the CA
+    kept the challenge pending with an error (smallstep) and retrying it did
+    not help (``attempts`` validations).
+    """
 
     def __init__(
-        self, identifier: str, status: str, problem: AcmeProblemError | None
+        self,
+        identifier: str,
+        status: str,
+        problem: AcmeProblemError | None,
+        *,
+        attempts: int = 1,
     ) -> None:
         """Remember the identifier, the authorization status and the challenge error."""
-        reason = (problem.detail or problem.type) if problem else "no error detail"
-        super().__init__(f"authorization for {identifier} is {status}: {reason}")
+        if problem is None:
+            reason = "no error detail"
+        elif problem.detail:
+            reason = f"{problem.detail} ({problem.short_type})"
+        else:
+            reason = problem.short_type
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"the CA could not validate {identifier}{tries}: {reason}")
         self.identifier = identifier
         self.status = status
         self.problem = problem
+        self.attempts = attempts
 
 
 class OrderInvalidError(AcmeError):
@@ -326,15 +360,32 @@ def problem_from_json(
     )
 
 
+# How CAs refuse a request of a deactivated account: Pebble ("Account has been
+# deactivated"), Boulder ("Account is not valid, has status ..."), smallstep
+# ("account is not active").
+_ACCOUNT_DEACTIVATED: Final = re.compile(
+    r"deactivated|not active|has status", re.IGNORECASE
+)
+
+
+def account_gone(error: AcmeError) -> bool:
+    """Whether the CA no longer knows the account, or it was deactivated."""
+    if isinstance(error, AccountDoesNotExistError):
+        return True
+    return isinstance(error, UnauthorizedError) and bool(
+        _ACCOUNT_DEACTIVATED.search(error.detail)
+    )
+
+
 def refuses_replaces(error: AcmeProblemError) -> bool:
     """Whether an order refusal may be about ``replaces`` (worth one retry without).
 
-    4xx refusals other than rate limits and bad nonces are; so is HTTP 500,
-    which Pebble (like other CAs) answers when it cannot find the replaced
-    certificate's order. An overloaded or unavailable CA (502, 503, 504) and
-    errors the client raised itself before asking are not.
+    4xx refusals other than rate limits, bad nonces and a lost account are; so
+    is HTTP 500, which Pebble (like other CAs) answers when it cannot find the
+    replaced certificate's order. An overloaded or unavailable CA (502, 503,
+    504) and errors the client raised itself before asking are not.
     """
-    if isinstance(error, (RateLimitedError, BadNonceError)):
+    if isinstance(error, (RateLimitedError, BadNonceError)) or account_gone(error):
         return False
     return error.status is not None and (
         400 <= error.status < 500 or error.status == 500

@@ -1,0 +1,141 @@
+"""A second real CA: Caddy's acme_server (smallstep's ACME code), as homes run it.
+
+It differs from Pebble where the product used to break: no dns-persist-01,
+no terms, a challenge that fails stays pending with an error until it is
+POSTed again, and a reset CA forgets every account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.secure_remote_access.account import account_store
+from custom_components.secure_remote_access.const import (
+    CONF_ACME_CA_BUNDLE,
+    CONF_ACME_DIRECTORY,
+    CONF_VALIDATION_METHOD,
+    DOMAIN,
+    VALIDATION_AUTOMATIC,
+)
+from custom_components.secure_remote_access.issues import renewal_failed_issue_id
+from tests.common import pebble_options, read_leaf, renew, setup_duckdns_entry
+from tests.fakes.caddy import CaddyAcmeServer, DnsRelay, find_caddy
+from tests.fakes.duckdns import FakeDuckDns
+from tests.fakes.pebble import PebbleServer
+
+pytestmark = pytest.mark.skipif(
+    find_caddy() is None, reason="caddy not installed: run scripts/setup"
+)
+
+CHALLENGE = "_acme-challenge.myhome.duckdns.org"
+
+
+@pytest.fixture(scope="module")
+def relay(pebble: PebbleServer) -> Iterator[DnsRelay]:
+    """Caddy's resolver: challtestsrv's answers, late or never when asked to."""
+    with DnsRelay(pebble.dns_server) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def caddy(relay: DnsRelay) -> Iterator[CaddyAcmeServer]:
+    """Caddy 2.11's acme_server validating dns-01 through the relay."""
+    with CaddyAcmeServer(relay.address) as server:
+        yield server
+
+
+@pytest.fixture
+async def caddy_entry(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    caddy: CaddyAcmeServer,
+    relay: DnsRelay,
+    ssl_dir: Path,
+) -> MockConfigEntry:
+    """An entry getting its certificate from Caddy (Automatic validation)."""
+    relay.late, relay.silent = 0, False
+    relay.queries.clear()
+    hass.config.allowlist_external_dirs.add(str(caddy.ca_bundle_path.parent))
+    options: dict[str, Any] = pebble_options(pebble, ssl_dir) | {
+        CONF_ACME_DIRECTORY: caddy.directory_url,
+        CONF_ACME_CA_BUNDLE: str(caddy.ca_bundle_path),
+        CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC,
+    }
+    return await setup_duckdns_entry(hass, duckdns[1], options)
+
+
+async def test_issuance_and_renewal(
+    hass: HomeAssistant, caddy_entry: MockConfigEntry, ssl_dir: Path
+) -> None:
+    """A 12-hour certificate from Caddy's CA, renewed on demand, through dns-01."""
+    first = await renew(hass, caddy_entry)
+    assert first["renewed"] is True
+    assert first["validation_method"] == "dns-01"
+    assert first["validation_note"] == "not_offered"
+    leaf = read_leaf(ssl_dir / "fullchain.pem")
+    assert "Caddy Local Authority" in leaf.issuer.rfc4514_string()
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    assert lifetime.total_seconds() <= 13 * 3600
+    second = await renew(hass, caddy_entry, force=True)
+    assert second["renewed"] is True
+    assert second["serial"] != first["serial"]
+
+
+async def test_resolver_a_few_seconds_late(
+    hass: HomeAssistant, caddy_entry: MockConfigEntry, relay: DnsRelay
+) -> None:
+    """The value is visible to us, not yet to Caddy's resolver: Caddy keeps the
+    challenge pending with its error, and POSTing it again validates it."""
+    relay.late = 1
+    result = await renew(hass, caddy_entry)
+    assert result["renewed"] is True
+    assert relay.queries[CHALLENGE] >= 2
+
+
+async def test_resolver_that_never_sees_the_value(
+    hass: HomeAssistant, caddy_entry: MockConfigEntry, relay: DnsRelay, ssl_dir: Path
+) -> None:
+    """Bounded retries, then the CA's problem type and detail in the action's
+    error and the Repairs issue, not a poll time-out."""
+    relay.silent = True
+    with pytest.raises(HomeAssistantError) as caught:
+        await renew(hass, caddy_entry)
+    message = str(caught.value)
+    assert "after 5 attempts" in message
+    assert "(dns)" in message
+    assert "still pending" not in message
+    assert relay.queries[CHALLENGE] == 5
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, renewal_failed_issue_id(caddy_entry.entry_id)
+    )
+    assert issue is not None
+    detail = (issue.translation_placeholders or {})["detail"]
+    assert "after 5 attempts" in detail
+    assert "(dns)" in detail
+    assert not (ssl_dir / "fullchain.pem").exists()
+
+
+async def test_reset_ca_forgets_the_account(
+    hass: HomeAssistant, caddy_entry: MockConfigEntry, caddy: CaddyAcmeServer
+) -> None:
+    """A private CA reset between two renewals: a new account, no failure."""
+    await renew(hass, caddy_entry)
+    store = account_store(hass)
+    _key, before = await store.async_key(caddy.directory_url)
+    await hass.async_add_executor_job(caddy.reset_accounts)
+    result = await renew(hass, caddy_entry, force=True)
+    assert result["renewed"] is True
+    _key, after = await store.async_key(caddy.directory_url)
+    assert after not in (None, before)
+    assert not ir.async_get(hass).async_get_issue(
+        DOMAIN, renewal_failed_issue_id(caddy_entry.entry_id)
+    )
