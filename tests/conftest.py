@@ -31,6 +31,7 @@ from tests.fakes.igd import FakeIgd
 from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
 from tests.fakes.router import FakeRouter, fritzbox
+from tests.translations_guard import check_translations
 
 from .common import (
     DOMAINS,
@@ -98,6 +99,17 @@ def no_blocking_calls_in_the_loop() -> Generator[None]:
     assert not calls.found, "blocking calls in the event loop:\n" + "\n".join(
         dict.fromkeys(calls.found)
     )
+
+
+@pytest.fixture(autouse=True)
+def every_screen_translated() -> Generator[list[str]]:
+    """Fail a test that showed an issue or a flow screen without its English text.
+
+    A test that shows one on purpose removes the problems it expects from the list.
+    """
+    with check_translations() as problems:
+        yield problems
+    assert not problems, "texts missing:\n" + "\n".join(dict.fromkeys(problems))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -21,6 +22,7 @@ from custom_components.secure_remote_access.account import account_store
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
+    CONF_ACME_DIRECTORY_URL,
     CONF_VALIDATION_METHOD,
     DOMAIN,
     VALIDATION_AUTOMATIC,
@@ -30,6 +32,7 @@ from tests.common import pebble_options, read_leaf, renew, setup_duckdns_entry
 from tests.fakes.caddy import CaddyAcmeServer, DnsRelay, find_caddy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
+from tests.test_certificate_flow import _form, _step_text, _user_step
 
 pytestmark = pytest.mark.skipif(
     find_caddy() is None, reason="caddy not installed: run scripts/setup"
@@ -71,6 +74,36 @@ async def caddy_entry(
         CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC,
     }
     return await setup_duckdns_entry(hass, duckdns[1], options)
+
+
+async def test_config_flow_without_terms(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    caddy: CaddyAcmeServer,
+    ssl_dir: Path,
+) -> None:
+    """Caddy's directory has no terms of service: the step says so (it read
+    "asks you to accept its terms of service: -"), has no checkbox, and
+    creates the account."""
+    hass.config.allowlist_external_dirs.add(str(caddy.ca_bundle_path.parent))
+    result = await _user_step(hass, duckdns[1])
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            **_form(pebble, ssl_dir),
+            CONF_ACME_DIRECTORY_URL: caddy.directory_url,
+            CONF_ACME_CA_BUNDLE: str(caddy.ca_bundle_path),
+        },
+    )
+    assert result["step_id"] == "account"
+    assert result["data_schema"].schema == {}
+    assert "terms_url" not in result["description_placeholders"]
+    text = _step_text("account").format(**result["description_placeholders"])
+    assert text.startswith(f"The CA at {caddy.directory_url} publishes no terms")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["options"][CONF_ACME_DIRECTORY] == caddy.directory_url
 
 
 async def test_issuance_and_renewal(

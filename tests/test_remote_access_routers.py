@@ -126,13 +126,19 @@ async def test_a_slow_router_is_waited_for_a_silent_one_is_not(
 
 
 async def test_a_router_whose_internet_connection_is_down(router_home: Home) -> None:
-    """Every connection Disconnected without address: wan_disconnected, no NAT issue."""
+    """Every connection Disconnected without address: wan_disconnected, no NAT
+    issue; without a router the router attributes are left out."""
     ppp = router_home.router.model.connections[1]
     ppp.status, ppp.address = "Disconnected", ""
     await router_home.setup()
     assert router_home.state() == "unknown"
     assert router_home.attributes()["reason"] == "wan_disconnected"
     assert router_home.issues() == {}
+    await router_home.router.stop()
+    assert (await router_home.check())["reason"] == "gateway_unreachable"
+    attributes = router_home.attributes()
+    assert "router" not in attributes
+    assert "wan_connection" not in attributes
 
 
 # ------------------------------------------------------ the WAN connection
@@ -149,7 +155,7 @@ async def test_a_pppoe_fritzbox_forwarding_plain_http(router_home: Home) -> None
     assert attributes["router_wan_address"] == PUBLIC
     assert attributes["wan_connection"] == "wan_ppp_connection"
     assert attributes["router"] == "FRITZ!Box 7590"
-    assert attributes["reason"] is None
+    assert "reason" not in attributes  # nothing to explain while reachable
     assert attributes["mappings"] == [
         {"external_port": 8123, "internal_port": 8123, "protocol": "TCP"}
     ]

@@ -285,7 +285,8 @@ async def test_the_first_minute_looks_pending_not_broken(
         (DOMAIN, entry.entry_id), entry.entry_id
     )
     assert device is not None
-    assert device.model == "DuckDNS and x"
+    # The CA by its address, said to be one ("DuckDNS and x" read like a product).
+    assert device.model == "DuckDNS and the ACME CA at x"
     await advance(hass, freezer, timedelta(minutes=1))
     status = hass.states.get(
         "binary_sensor.myhome_duckdns_org_managed_certificate_status"

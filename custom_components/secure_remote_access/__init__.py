@@ -27,7 +27,7 @@ from .coordinator import (
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
-from .https import async_check_trial
+from .https import async_check_trial, async_forget_trial
 from .issues import (
     async_check_duplicate_updater,
     async_delete_delegation_issue,
@@ -235,7 +235,9 @@ async def async_remove_entry(
     """Forget the entry's Repairs issues and stored state when it is deleted.
 
     Persistent validation records it set in DuckDNS are cleared. The
-    checklist's issues belong to the installation: they go with the last entry.
+    checklist's issues and the serving-HTTPS trial's store belong to the
+    installation: they go with the last entry (the store stays while its trial
+    is pending). The ACME accounts stay (README: Removal).
     """
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
@@ -254,6 +256,7 @@ async def async_remove_entry(
     await PersistRefusals(hass, entry.entry_id).async_remove()
     if not hass.config_entries.async_entries(DOMAIN):
         async_delete_installation_issues(hass)
+        await async_forget_trial(hass)
 
 
 async def async_remove_config_entry_device(

@@ -20,6 +20,7 @@ from .issues import (
     CERTIFICATE_KEY_MISMATCH,
     CERTIFICATE_NAME_MISMATCH,
     CERTIFICATE_UNREADABLE,
+    MANAGED_CERTIFICATE_EXPIRING,
     _async_create,
     _certificate_issue_ids,
     certificate_issue_id,
@@ -56,6 +57,7 @@ _LOCAL_ONLY = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class _IssueSpec:
+    kind: str  # the start of the issue id
     translation_key: str
     severity: ir.IssueSeverity
     placeholders: dict[str, str]
@@ -73,7 +75,7 @@ def _issue_for(
             continue
         if source.kind is CertificateKind.MANAGED and problem is Problem.NOT_FOUND:
             continue  # not issued yet: obtaining it is the renewal's job
-        translation_key, severity = CERTIFICATE_ISSUES[problem]
+        kind, severity = CERTIFICATE_ISSUES[problem]
         info = status.info
         placeholders = {
             "certificate": source.name,
@@ -84,13 +86,14 @@ def _issue_for(
             "key": source.key_path or "-",
             "detail": status.observation.detail or problem.value,
         }
+        fixable = problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
         return _IssueSpec(
-            translation_key,
+            kind,
+            # The managed certificate's is fixable (renew now): its own text.
+            MANAGED_CERTIFICATE_EXPIRING if fixable else kind,
             severity,
             placeholders,
-            fixable=(
-                problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
-            ),
+            fixable=fixable,
         )
     return None
 
@@ -115,9 +118,7 @@ def async_sync_certificate_issues(
                     for translation_key in CERTIFICATE_ISSUE_KEYS
                 }
             elif (spec := _issue_for(entry, status)) is not None:
-                issue_id = certificate_issue_id(
-                    spec.translation_key, entry.entry_id, key
-                )
+                issue_id = certificate_issue_id(spec.kind, entry.entry_id, key)
                 wanted[issue_id] = (key, spec)
     for issue_id in _certificate_issue_ids(hass, entry.entry_id):
         if issue_id not in wanted and issue_id not in keep:

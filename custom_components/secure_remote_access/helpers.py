@@ -109,7 +109,7 @@ def check_endpoint_text(hass: HomeAssistant, text: str) -> EndpointCheck:
         if endpoint.ca_bundle is None:
             continue
         if not path_is_allowed(hass, endpoint.ca_bundle):
-            return EndpointCheck([], "path_not_allowed", endpoint.ca_bundle)
+            return EndpointCheck([], "ca_bundle_not_allowed", endpoint.ca_bundle)
         try:
             build_verify_context(endpoint.ca_bundle)
         except CertificateError as err:

@@ -289,6 +289,22 @@ async def async_apply(
     await hass.services.async_call(HOMEASSISTANT_DOMAIN, SERVICE_RESTART)
 
 
+async def async_forget_trial(hass: HomeAssistant) -> None:
+    """The last entry is gone: remove the trial's store unless that trial is pending.
+
+    While Home Assistant still tries the settings it was written for, the store
+    says what keeping them does (the external URL).
+    """
+    trial = _trial_store(hass)
+    store = await async_get_and_load_store(hass)
+    pending = store.pending
+    if pending is not None and pending[HTTP_CONFIG_ERROR] is None:
+        kept = await trial.async_load() or {}
+        if kept.get("created_at") == _created_at(store):
+            return
+    await trial.async_remove()
+
+
 def _trial_store(hass: HomeAssistant) -> Store[dict[str, str | None]]:
     """What to do once the trial is kept (by the pending config's created_at)."""
     return Store(hass, 1, f"{DOMAIN}.https_trial")

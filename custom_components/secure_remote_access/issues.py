@@ -2,7 +2,8 @@
 
 Issue ids are persisted in users' issue registries (a dismissed issue stays
 dismissed by id): never change how one is built. Each kind's translation key
-is also the start of its id.
+is also the start of its id (except the fixable variant of an expiring
+certificate's issue, MANAGED_CERTIFICATE_EXPIRING).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ CERTIFICATE_KEY_MISMATCH: Final = "certificate_key_mismatch"
 CERTIFICATE_EXPIRED: Final = "certificate_expired"
 CERTIFICATE_NAME_MISMATCH: Final = "certificate_name_mismatch"
 CERTIFICATE_EXPIRING: Final = "certificate_expiring"
+# The managed certificate's expiry issue renews it (a fix flow): its own text,
+# the id of the certificate_expiring kind.
+MANAGED_CERTIFICATE_EXPIRING: Final = "managed_certificate_expiring"
 
 
 # ------------------------------------------------------------------------ ids

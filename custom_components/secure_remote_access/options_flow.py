@@ -17,7 +17,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .certificate_flow import CertificateSteps, async_defaults
+from .certificate_flow import CertificateSteps, allowed_directories, async_defaults
 from .certificate_settings import other_options
 from .checklist.checks import CHECK_IDS
 from .const import (
@@ -197,7 +197,7 @@ class OptionsFlowHandler(
     ) -> ConfigFlowResult:
         """Certificate monitoring: remote endpoints and the warning threshold."""
         errors: dict[str, str] = {}
-        detail = ""
+        detail = allowed = ""
         if user_input is not None:
             check = await self.hass.async_add_executor_job(
                 check_endpoint_text, self.hass, user_input.get(CONF_ENDPOINTS) or ""
@@ -212,6 +212,10 @@ class OptionsFlowHandler(
             if check.error is not None:
                 errors[CONF_ENDPOINTS] = check.error
                 detail = check.detail
+                if check.error == "ca_bundle_not_allowed":
+                    allowed = await self.hass.async_add_executor_job(
+                        allowed_directories, self.hass
+                    )
             elif not errors:
                 return self.async_create_entry(
                     data={
@@ -253,5 +257,6 @@ class OptionsFlowHandler(
             description_placeholders={
                 "max_endpoints": str(MAX_ENDPOINTS),
                 "detail": detail,
+                "allowed": allowed,
             },
         )

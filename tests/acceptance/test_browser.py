@@ -5,7 +5,8 @@ logs into the frontend of a real ``hass`` process, adds Secure Remote Access
 through Settings -> Devices & services, fills the config flow against the
 sandbox (DuckDNS stand-in, Pebble), and waits on the device page until the
 certificate sensors show the certificate the integration obtained by itself.
-Every step leaves a screenshot in ``test-artifacts/browser``.
+Every step leaves a screenshot in ``test-artifacts/browser``; the last one is
+the README's dashboard card on a dashboard of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 from pathlib import Path
 import re
 import shutil
+from typing import Any
 
 import aiohttp
 from cryptography import x509
@@ -26,9 +28,10 @@ from playwright.async_api import (
     expect,
 )
 import pytest
+import yaml
 
 from tests.acceptance.client import PASSWORD, USERNAME, HassClient
-from tests.acceptance.conftest import ARTIFACTS
+from tests.acceptance.conftest import ARTIFACTS, REPO
 from tests.fakes.sandbox import FQDN, Sandbox
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
@@ -107,6 +110,7 @@ async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> 
         await _see_what_serving_https_changes(page, shots)
         await _open_a_repair(page, shots)
         await _find_the_actions(page, shots)
+        await _show_the_readme_dashboard_card(page, sandbox.url, shots)
     except Exception:
         await shots.take("failure")
         raise
@@ -160,6 +164,9 @@ async def _add_integration(
     await expect(url_field).to_be_hidden()
     await page.get_by_text("For testing").click()
     await url_field.fill(values["duckdns_url"])
+    await page.get_by_role("textbox", name="UPnP gateway description URL").fill(
+        values["upnp_location"]
+    )
     await shots.take("duckdns")
     await page.get_by_role("button", name="Submit").click()
     await expect(page.get_by_text("A DuckDNS token looks like")).to_be_visible()
@@ -252,8 +259,10 @@ async def _check_device_page(page: Page, shots: Screenshots) -> None:
         "Managed certificate status OK",
         "DuckDNS update status OK",
         "Last renewal result Renewed",
+        # Once the renewal is recorded, the next one is weeks away (not "Now").
+        "Next certificate renewal (In|Next) ",
     ):
-        await body.to_match_aria_snapshot(f"- list: /{row}/")
+        await body.to_match_aria_snapshot(f"- list: /{row}/", timeout=30_000)
     await shots.take("device")
 
     # The default Overview dashboard shows them under Devices (no area set).
@@ -326,3 +335,73 @@ async def _find_the_actions(page: Page, shots: Screenshots) -> None:
         page.get_by_text("secure_remote_access.renew_certificate")
     ).to_be_visible()
     await shots.take("actions")
+
+
+DASHBOARD_URL_PATH = "remote-access"
+#: What the frontend's dashboard editor sends: a new dashboard, then its config.
+SAVE_DASHBOARD_JS = """
+async ({urlPath, title, config}) => {
+  const hass = document.querySelector("home-assistant").hass;
+  await hass.callWS({
+    type: "lovelace/dashboards/create",
+    url_path: urlPath,
+    title: title,
+    icon: "mdi:shield-lock-outline",
+    show_in_sidebar: true,
+  });
+  await hass.callWS({type: "lovelace/config/save", url_path: urlPath, config});
+}
+"""
+
+
+def readme_dashboard_card() -> dict[str, Any]:
+    """The card configuration of the README's "On a dashboard" section."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## On a dashboard\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    card: dict[str, Any] = yaml.safe_load(block)
+    return card
+
+
+async def _show_the_readme_dashboard_card(
+    page: Page, url: str, shots: Screenshots
+) -> None:
+    """The README's card, saved through the frontend's own connection as its
+    dashboard editor saves it, renders every tile without an error."""
+    card = readme_dashboard_card()
+    await page.keyboard.press("Escape")  # whatever the last step left open
+    await page.evaluate(
+        SAVE_DASHBOARD_JS,
+        {
+            "urlPath": DASHBOARD_URL_PATH,
+            "title": "Remote access",
+            "config": {"views": [{"title": "Remote access", "cards": [card]}]},
+        },
+    )
+    await page.get_by_role("link", name="Remote access").click()
+    await page.wait_for_url(f"{url}/{DASHBOARD_URL_PATH}/**")
+    tiles = page.locator("hui-tile-card")
+    await expect(tiles).to_have_count(5)
+    await expect(page.locator("hui-error-card")).to_have_count(0)
+    await expect(page.locator("hui-warning")).to_have_count(0)
+    body = expect(page.locator("body"))
+    for tile in (
+        "Certificate expires in (89|90)d",
+        "Next renewal (In|Next) ",
+        "Last renewal Renewed",
+        "From the internet Reachable",
+        "Security findings [0-9]+",
+    ):
+        await body.to_match_aria_snapshot(f"- button /{tile}/")
+    await shots.take("dashboard")
+
+    # Its details: reachable, so no reason (it read "Reason: Unknown").
+    await page.get_by_role("button", name=re.compile("^From the internet")).click()
+    await page.get_by_role("button", name="Menu", exact=True).click()
+    await page.get_by_text("Details", exact=True).click()
+    await expect(page.get_by_text("Attributes", exact=True)).to_be_visible()
+    await expect(page.get_by_text("Hairpin probe")).to_be_visible()
+    await expect(page.get_by_text("Router WAN address")).to_be_visible()
+    await expect(page.get_by_text("Reason", exact=True)).to_have_count(0)
+    await shots.take("remote-access-details")
+    await page.keyboard.press("Escape")

@@ -448,17 +448,32 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``scripts/develop --sandbox``: run the sandbox until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="scripts/develop --sandbox")
-    parser.add_argument(
-        "--config", type=Path, default=REPO / ".sandbox" / "config", metavar="DIR"
+    parser = argparse.ArgumentParser(
+        prog="scripts/develop --sandbox",
+        description="The offline sandbox on 127.0.0.1: Pebble, challtestsrv, a"
+        " DuckDNS stand-in, a UPnP gateway and Home Assistant with the integration"
+        " from this working tree. It prints what to enter; Ctrl-C stops it.",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_HASS_PORT)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=REPO / ".sandbox" / "config",
+        metavar="DIR",
+        help="Home Assistant's configuration directory (default: .sandbox/config,"
+        " emptied at start unless --keep)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_HASS_PORT,
+        help=f"Home Assistant's port (default: {DEFAULT_HASS_PORT})",
+    )
     parser.add_argument(
         "--base-port",
         type=int,
         default=DEFAULT_BASE_PORT,
         help="Pebble, challtestsrv, DuckDNS and the UPnP gateway use this port"
-        " and the next five",
+        f" and the next five (default: {DEFAULT_BASE_PORT})",
     )
     parser.add_argument(
         "--keep",

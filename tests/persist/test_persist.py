@@ -77,7 +77,7 @@ async def test_set_once_then_renewals_need_no_dns_write(
     assert events[0].data["validation_method"] == "dns-persist-01"
     result = hass.states.get("sensor.myhome_duckdns_org_last_renewal_result")
     assert result is not None
-    assert result.attributes["validation_method"] == "dns_persist_01"
+    assert result.attributes["validation_method"] == "dns-persist-01"
     assert result.attributes["validation_note"] == "record_set"
 
     for _ in range(2):
