@@ -30,6 +30,8 @@ from .protocol.names import InvalidDomainError, normalize_duckdns_domain
 from .protocol.remote_access import Finding
 
 RENEWAL_FAILED: Final = "renewal_failed"
+#: renewal_failed's variant when a path leads outside the allowed folders.
+RENEWAL_PATH_NOT_ALLOWED: Final = CERTIFICATE_PATH_NOT_ALLOWED
 ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
 PERSIST_RECORD_LEFT: Final = "persist_record_left"
@@ -258,11 +260,11 @@ def async_raise_renewal_issue(
     if delegations_verified:
         async_delete_delegation_issue(hass, entry_id)
     # A path outside the allowed folders explains itself (same issue id and fix flow).
-    own = err.translation_key == CERTIFICATE_PATH_NOT_ALLOWED
+    own = err.translation_key == RENEWAL_PATH_NOT_ALLOWED
     _async_create(
         hass,
         renewal_failed_issue_id(entry_id),
-        CERTIFICATE_PATH_NOT_ALLOWED if own else RENEWAL_FAILED,
+        RENEWAL_PATH_NOT_ALLOWED if own else RENEWAL_FAILED,
         ir.IssueSeverity.ERROR,
         {
             **(err.translation_placeholders or {} if own else {}),
