@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
+from custom_components.secure_remote_access.account import async_acme_client
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
@@ -143,6 +144,17 @@ async def renew(
     )
     assert isinstance(response, dict)
     return response
+
+
+async def deactivate_account(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """Deactivate the entry's ACME account at the CA (RFC 8555 section 7.3.6)."""
+    managed = entry.runtime_data.managed
+    assert managed is not None
+    client = await async_acme_client(hass, managed.manager.settings)
+    url = client.account_url
+    assert url is not None
+    await client._post(url, {"status": "deactivated"})
+    return url
 
 
 async def advance(

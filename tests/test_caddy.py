@@ -24,11 +24,19 @@ from custom_components.secure_remote_access.const import (
     CONF_ACME_DIRECTORY,
     CONF_ACME_DIRECTORY_URL,
     CONF_VALIDATION_METHOD,
+    CONF_WILDCARD,
     DOMAIN,
     VALIDATION_AUTOMATIC,
 )
 from custom_components.secure_remote_access.issues import renewal_failed_issue_id
-from tests.common import pebble_options, read_leaf, renew, setup_duckdns_entry
+from custom_components.secure_remote_access.protocol.acme import client as acme_client
+from tests.common import (
+    dns_names,
+    pebble_options,
+    read_leaf,
+    renew,
+    setup_duckdns_entry,
+)
 from tests.fakes.caddy import CaddyAcmeServer, DnsRelay, find_caddy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
@@ -39,6 +47,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 CHALLENGE = "_acme-challenge.myhome.duckdns.org"
+TIME_SCALE = 0.1  # of the client's challenge retry delays (1 s -> 0.1 s)
+DUCKDNS_TTL = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -56,24 +66,37 @@ def caddy(relay: DnsRelay) -> Iterator[CaddyAcmeServer]:
 
 
 @pytest.fixture
-async def caddy_entry(
+def caddy_options(
     hass: HomeAssistant,
-    duckdns: tuple[FakeDuckDns, str],
     pebble: PebbleServer,
     caddy: CaddyAcmeServer,
     relay: DnsRelay,
     ssl_dir: Path,
-) -> MockConfigEntry:
-    """An entry getting its certificate from Caddy (Automatic validation)."""
-    relay.late, relay.silent = 0, False
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Any]:
+    """Options of an entry getting its certificate from Caddy (Automatic
+    validation); the relay starts each test answering at once, uncached."""
+    relay.late, relay.silent, relay.ttl = 0, False, 0.0
     relay.queries.clear()
     hass.config.allowlist_external_dirs.add(str(caddy.ca_bundle_path.parent))
-    options: dict[str, Any] = pebble_options(pebble, ssl_dir) | {
+    # Time runs ten times faster for the challenge retries (and the relay's
+    # TTL is scaled the same way where a test sets one).
+    monkeypatch.setattr(acme_client, "DEFAULT_CHALLENGE_RETRY_DELAY", TIME_SCALE)
+    return pebble_options(pebble, ssl_dir) | {
         CONF_ACME_DIRECTORY: caddy.directory_url,
         CONF_ACME_CA_BUNDLE: str(caddy.ca_bundle_path),
         CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC,
     }
-    return await setup_duckdns_entry(hass, duckdns[1], options)
+
+
+@pytest.fixture
+async def caddy_entry(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    caddy_options: dict[str, Any],
+) -> MockConfigEntry:
+    """An entry getting its certificate from Caddy."""
+    return await setup_duckdns_entry(hass, duckdns[1], caddy_options)
 
 
 async def test_config_flow_without_terms(
@@ -134,6 +157,27 @@ async def test_resolver_a_few_seconds_late(
     assert relay.queries[CHALLENGE] >= 2
 
 
+async def test_wildcard_through_a_caching_resolver(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    caddy_options: dict[str, Any],
+    relay: DnsRelay,
+    ssl_dir: Path,
+) -> None:
+    """Caddy's resolver caches TXT answers for DuckDNS's TTL (60 s), as a
+    Pi-hole does. The wildcard and the base name take turns in DuckDNS's one
+    TXT value, so Caddy first sees the second challenge's record as the
+    first's cached value: POSTing it again until the cache expires validates it."""
+    relay.ttl = DUCKDNS_TTL * TIME_SCALE
+    entry = await setup_duckdns_entry(
+        hass, duckdns[1], caddy_options | {CONF_WILDCARD: True}
+    )
+    result = await renew(hass, entry)
+    assert result["renewed"] is True
+    leaf = read_leaf(ssl_dir / "fullchain.pem")
+    assert set(dns_names(leaf)) == {"myhome.duckdns.org", "*.myhome.duckdns.org"}
+
+
 async def test_resolver_that_never_sees_the_value(
     hass: HomeAssistant, caddy_entry: MockConfigEntry, relay: DnsRelay, ssl_dir: Path
 ) -> None:
@@ -143,16 +187,16 @@ async def test_resolver_that_never_sees_the_value(
     with pytest.raises(HomeAssistantError) as caught:
         await renew(hass, caddy_entry)
     message = str(caught.value)
-    assert "after 5 attempts" in message
+    assert "after 9 attempts" in message
     assert "(dns)" in message
     assert "still pending" not in message
-    assert relay.queries[CHALLENGE] == 5
+    assert relay.queries[CHALLENGE] == 9
     issue = ir.async_get(hass).async_get_issue(
         DOMAIN, renewal_failed_issue_id(caddy_entry.entry_id)
     )
     assert issue is not None
     detail = (issue.translation_placeholders or {})["detail"]
-    assert "after 5 attempts" in detail
+    assert "after 9 attempts" in detail
     assert "(dns)" in detail
     assert not (ssl_dir / "fullchain.pem").exists()
 

@@ -59,6 +59,7 @@ from custom_components.secure_remote_access.renewal import RenewalCoordinator
 from custom_components.secure_remote_access.solver import duckdns_domain_for
 from custom_components.secure_remote_access.status import Problem
 from tests.fakes import certs
+from tests.fakes.acme_proxy import AcmeFront
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
@@ -208,6 +209,51 @@ async def test_refused_name_keeps_old_pair(
     assert REFUSED_NAME in str(err.value.translation_placeholders)
     assert (ssl_dir / "fullchain.pem").read_text() == "old certificate"
     assert (ssl_dir / "privkey.pem").read_text() == "old key"
+
+
+async def test_huge_problem_detail_is_shown_as_one_bounded_line(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """A CA (or a proxy in front of it) that answers a refusal with a whole
+    page of text and markup: the Repairs issue, the sensor and the action's
+    error show one line of at most 1000 characters, not 200 KB of Markdown
+    headings (nor a recorder refusing the sensor's attributes)."""
+    page = "# Maintenance\n\n<b>Refused</b>\r\n" + "* the CA is down\n" * 12000
+    problem = {"type": "urn:ietf:params:acme:error:rejectedIdentifier"}
+    async with AcmeFront(pebble) as front:
+        front.refuse = lambda _method, path: (
+            (400, {**problem, "detail": page}, {}) if path == "/order-plz" else None
+        )
+        entry = await setup_duckdns_entry(
+            hass,
+            duckdns[1],
+            pebble_options(pebble, ssl_dir, acme_directory=front.directory_url),
+        )
+        with pytest.raises(HomeAssistantError) as caught:
+            await renew(hass, entry)
+    shown = [
+        str(caught.value),
+        caught.value.translation_placeholders["detail"],
+    ]
+    result = hass.states.get("sensor.myhome_duckdns_org_last_renewal_result")
+    assert result is not None
+    shown.append(result.attributes["last_error"])
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, renewal_failed_issue_id(entry.entry_id)
+    )
+    assert issue is not None
+    shown.append((issue.translation_placeholders or {})["detail"])
+    for text in shown:
+        assert "# Maintenance <b>Refused</b> * the CA is down * the CA" in text
+        assert "\n" not in text
+        assert "\r" not in text
+        assert len(text) < 1200
+    assert caught.value.translation_placeholders["detail"].endswith(
+        "… (rejectedIdentifier)"
+    )
 
 
 async def test_dns_that_never_shows_the_record(

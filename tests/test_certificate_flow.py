@@ -13,6 +13,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
 import pytest
 
+from custom_components.secure_remote_access.account import account_store
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
@@ -40,6 +41,7 @@ from .common import (
     TARGET,
     TOKEN,
     StartDuckDns,
+    deactivate_account,
     pebble_options,
     renew,
     section_schema,
@@ -481,3 +483,35 @@ async def test_persist_delegation_alone_is_enough_when_allowed(
             )
     finally:
         await pebble.clear_cname(record)
+
+
+async def test_accepting_the_terms_again_after_a_deactivation(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """The CA deactivated the account: accepting the terms again under
+    Configure registers a new one (a deactivated key is refused for good)
+    instead of blaming External Account Binding credentials never entered."""
+    entry = await setup_duckdns_entry(hass, duckdns[1], pebble_options(pebble, ssl_dir))
+    await renew(hass, entry)
+    old = await deactivate_account(hass, entry)
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "certificate"}
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], _form(pebble, ssl_dir)
+    )
+    assert result["step_id"] == "terms"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"accept_terms": True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result.get("errors")
+    await hass.async_block_till_done()
+    _key, new = await account_store(hass).async_key(pebble.directory_url)
+    assert new not in (None, old)
+    renewed = await renew(hass, entry, force=True)
+    assert renewed["renewed"] is True

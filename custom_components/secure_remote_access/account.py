@@ -26,6 +26,7 @@ from .protocol.acme import (
     AccountKey,
     AcmeClient,
     AcmeError,
+    account_gone,
     describe_acme_error,
 )
 
@@ -53,6 +54,9 @@ class AcmeAccountStore:
         )
         self._accounts: dict[str, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
+        #: Held while a lost account is replaced: entries sharing it register
+        #: one new account, not one each.
+        self.replacing = asyncio.Lock()
 
     async def _load(self) -> dict[str, dict[str, Any]]:
         if self._accounts is None:
@@ -156,11 +160,21 @@ async def _async_terms(client: AcmeClient) -> str:
 async def async_register_account(
     hass: HomeAssistant, settings: CertificateSettings
 ) -> AcmeClient:
-    """Create (or find) the ACME account after the user accepted the terms."""
+    """Create (or find) the ACME account after the user accepted the terms.
+
+    The CA refuses a key whose account it deactivated for good: a new
+    account (with a new key) replaces it then.
+    """
     client = await async_acme_client(hass, settings)
-    account = await client.register_account(
-        terms_of_service_agreed=True, contact_email=settings.email, eab=settings.eab
-    )
+    try:
+        account = await client.register_account(
+            terms_of_service_agreed=True, contact_email=settings.email, eab=settings.eab
+        )
+    except AcmeError as err:
+        if not account_gone(err):
+            raise
+        async with account_store(hass).replacing:
+            return await async_new_account(hass, settings)
     await account_store(hass).async_set_url(
         settings.directory_url, account.url, await _async_terms(client)
     )
@@ -203,14 +217,35 @@ async def async_new_account(
     return client
 
 
-class AccountTermsChangedError(Exception):
-    """The account is gone and the CA's terms are no longer the ones accepted."""
+async def async_account_replaced(
+    hass: HomeAssistant, directory_url: str, lost_url: str | None
+) -> bool:
+    """Whether the CA's account is already another than the lost one (another
+    entry, or its Repairs fix, registered it)."""
+    _key, stored_url = await account_store(hass).async_key(directory_url)
+    return bool(stored_url) and stored_url != lost_url
 
-    def __init__(self, terms: str, lost: AcmeError) -> None:
-        """Remember the new terms and how the CA said the account is gone."""
+
+class AccountTermsChangedError(Exception):
+    """The account is gone and the CA's terms are not known to be the ones accepted.
+
+    ``accepted`` is None for an account made before the accepted terms were
+    stored: the terms may not have changed, but nobody knows.
+    """
+
+    def __init__(
+        self,
+        terms: str,
+        lost: AcmeError,
+        account_url: str | None,
+        accepted: str | None,
+    ) -> None:
+        """Remember the CA's terms, how it said the account is gone and its URL."""
         super().__init__(terms)
         self.terms = terms
+        self.accepted = accepted
         self.detail = describe_acme_error(lost)
+        self.account_url = account_url
 
 
 async def async_heal_account(
@@ -226,17 +261,20 @@ async def async_heal_account(
     CA has none). Raises AccountTermsChangedError when they are not.
     """
     store = account_store(hass)
-    _key, stored_url = await store.async_key(settings.directory_url)
-    if stored_url and stored_url != client.account_url:
-        return await async_acme_client(hass, settings)
-    terms = await _async_terms(client)
-    if terms and terms != await store.async_accepted_terms(settings.directory_url):
-        raise AccountTermsChangedError(terms, lost)
-    LOGGER.warning(
-        "The certificate authority %s no longer accepts the ACME account %s (%s); "
-        "registering a new account",
-        settings.directory_url,
-        client.account_url,
-        describe_acme_error(lost),
-    )
-    return await async_new_account(hass, settings)
+    async with store.replacing:
+        if await async_account_replaced(
+            hass, settings.directory_url, client.account_url
+        ):
+            return await async_acme_client(hass, settings)
+        terms = await _async_terms(client)
+        accepted = await store.async_accepted_terms(settings.directory_url)
+        if terms and terms != accepted:
+            raise AccountTermsChangedError(terms, lost, client.account_url, accepted)
+        LOGGER.warning(
+            "The certificate authority %s no longer accepts the ACME account %s "
+            "(%s); registering a new account",
+            settings.directory_url,
+            client.account_url,
+            describe_acme_error(lost),
+        )
+        return await async_new_account(hass, settings)

@@ -107,15 +107,23 @@ class CertificateDelegationError(CertificateRenewalError):
 
 
 class CertificateTermsError(CertificateRenewalError):
-    """The CA lost the account and its terms changed: the user must accept them."""
+    """The CA lost the account and its terms changed (or which terms were accepted
+    is unknown): the user must accept them."""
 
     def __init__(self, directory_url: str, err: AccountTermsChangedError) -> None:
         """Name the new terms and what the CA said."""
         self.terms = err.terms
         self.directory_url = directory_url
+        self.account_url = err.account_url
+        #: False for an account whose accepted terms were never recorded.
+        self.accepted_known = err.accepted is not None
         super().__init__(
             err.detail,
-            translation_key="account_terms_changed",
+            translation_key=(
+                "account_terms_changed"
+                if err.accepted is not None
+                else "account_terms_unconfirmed"
+            ),
             placeholders={"terms": err.terms, "directory": directory_url},
         )
 
@@ -176,7 +184,8 @@ class CertificateManager:
         self.propagation_timeout = DEFAULT_PROPAGATION_TIMEOUT
         # The latest delegation check: True passed, False broken, None not run yet.
         self.delegations_verified: bool | None = None
-        #: The last order registered a new ACME account (the old one was gone).
+        #: The last order got a new ACME account (the old one was gone) that
+        #: the CA accepted: the conditions of earlier failures changed.
         self.account_replaced = False
 
     async def async_recover(self) -> None:
@@ -350,8 +359,14 @@ class CertificateManager:
                 if not account_gone(err):
                     raise
                 client = await async_heal_account(self.hass, settings, client, err)
+                try:
+                    issued = await issue(client)  # one registration per order at most
+                except AcmeError as again:
+                    # The CA refusing the new account too changed nothing: the
+                    # back-off goes on (no new account every minute).
+                    self.account_replaced = not account_gone(again)
+                    raise
                 self.account_replaced = True
-                issued = await issue(client)  # at most one registration per order
         except AccountTermsChangedError as err:
             raise CertificateTermsError(settings.directory_url, err) from err
         except DelegationError as err:  # dns-01 fallback for a name without one

@@ -33,6 +33,8 @@ RENEWAL_FAILED: Final = "renewal_failed"
 #: renewal_failed's variant when a path leads outside the allowed folders.
 RENEWAL_PATH_NOT_ALLOWED: Final = CERTIFICATE_PATH_NOT_ALLOWED
 ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
+#: The same issue for an account whose accepted terms were never recorded.
+ACCOUNT_TERMS_UNCONFIRMED: Final = "account_terms_unconfirmed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
 PERSIST_RECORD_LEFT: Final = "persist_record_left"
 DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
@@ -249,12 +251,12 @@ def async_raise_renewal_issue(
         _async_create(
             hass,
             terms_issue_id(entry_id),
-            ACCOUNT_TERMS_CHANGED,
+            ACCOUNT_TERMS_CHANGED if err.accepted_known else ACCOUNT_TERMS_UNCONFIRMED,
             ir.IssueSeverity.ERROR,
             {"directory": err.directory_url, "terms": err.terms, "detail": err.detail},
             fixable=True,
             persistent=True,
-            data={"entry_id": entry_id},
+            data={"entry_id": entry_id, "account": err.account_url or ""},
         )
         return
     if delegations_verified:

@@ -19,7 +19,7 @@ from homeassistant.exceptions import (
 from homeassistant.helpers import issue_registry as ir
 import probatio as vol
 
-from .account import async_new_account
+from .account import account_store, async_account_replaced, async_new_account
 from .certificate_flow import terms_for_display, terms_schema
 from .checklist.checks import CHECKS_BY_ID
 from .checklist.runner import DATA_CHECKLIST
@@ -56,7 +56,10 @@ async def async_create_fix_flow(
     if issue_entry_id(issue_id, RESTART_REQUIRED) is not None:
         return RestartRepairFlow()
     if (from_id := issue_entry_id(issue_id, ACCOUNT_TERMS_CHANGED)) is not None:
-        return AcceptTermsRepairFlow(str((data or {}).get("entry_id") or from_id))
+        values = data or {}
+        return AcceptTermsRepairFlow(
+            str(values.get("entry_id") or from_id), str(values.get("account") or "")
+        )
     for kind in RENEW_ISSUES:
         if (from_id := issue_entry_id(issue_id, kind)) is not None:
             values = data or {}
@@ -178,9 +181,10 @@ class RenewCertificateRepairFlow(_ConfirmFlow):
 class AcceptTermsRepairFlow(RepairsFlow):
     """Show the CA's new terms; on acceptance register the new account and retry."""
 
-    def __init__(self, entry_id: str) -> None:
-        """Remember whose account is gone."""
+    def __init__(self, entry_id: str, lost_account: str) -> None:
+        """Remember whose account is gone, and which account it was."""
         self.entry_id = entry_id
+        self.lost_account = lost_account
 
     async def async_step_init(
         self, user_input: dict[str, str] | None = None
@@ -208,15 +212,21 @@ class AcceptTermsRepairFlow(RepairsFlow):
             if not user_input.get(CONF_ACCEPT_TERMS):
                 errors[CONF_ACCEPT_TERMS] = "terms_required"
             else:
+                directory_url = managed.manager.settings.directory_url
                 try:
-                    await async_new_account(self.hass, managed.manager.settings)
+                    async with account_store(self.hass).replacing:
+                        # Accepted in another entry's issue already: one account.
+                        if not self.lost_account or not await async_account_replaced(
+                            self.hass, directory_url, self.lost_account
+                        ):
+                            await async_new_account(self.hass, managed.manager.settings)
                 except AcmeError as err:
                     return self.async_abort(
                         reason="register_failed",
                         description_placeholders={"error": describe_acme_error(err)},
                     )
                 ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
-                await managed.renewal.async_conditions_changed()
+                await _async_account_works_again(self.hass, directory_url)
                 return self.async_create_entry(data={})
         return self.async_show_form(
             step_id="confirm",
@@ -224,3 +234,13 @@ class AcceptTermsRepairFlow(RepairsFlow):
             errors=errors,
             description_placeholders=placeholders,
         )
+
+
+async def _async_account_works_again(hass: HomeAssistant, directory_url: str) -> None:
+    """Every entry on the CA's account checks at once (their issues go then)."""
+    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
+        managed = entry.runtime_data.managed
+        if managed is not None and managed.manager.settings.directory_url == (
+            directory_url
+        ):
+            await managed.renewal.async_conditions_changed()

@@ -36,14 +36,20 @@ _PASSED_HEADERS = (
 )
 
 type Edit = Callable[[dict[str, Any]], dict[str, Any] | None]
+#: (method, path) -> None to pass Pebble's answer, or (HTTP status, problem
+#: document, extra headers) to answer that instead.
+type Refusal = Callable[[str, str], tuple[int, dict[str, Any], dict[str, str]] | None]
 
 
 class AcmeFront:
     """Forwards to ``pebble``; ``edit_directory`` and ``edit_challenge`` change
     the directory and each challenge object on the way back (returning None
-    drops a challenge). ``requests`` lists every (method, path, status)
-    answered; a request Pebble refused for its nonce (5 % of them) is there
-    too, then once more with the client's retry."""
+    drops a challenge); ``refuse`` answers a request with a problem document
+    of the front's choosing instead (Pebble still saw the request, so its
+    fresh nonce goes back with the problem, as a CA's would). ``requests``
+    lists every (method, path, status) answered; a request Pebble refused for
+    its nonce (5 % of them) is there too, then once more with the client's
+    retry."""
 
     def __init__(
         self,
@@ -56,6 +62,7 @@ class AcmeFront:
         self._pebble = pebble
         self.edit_directory = edit_directory
         self.edit_challenge = edit_challenge
+        self.refuse: Refusal | None = None
         self.requests: list[tuple[str, str, int]] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -134,6 +141,18 @@ class AcmeFront:
                 for name in _PASSED_HEADERS
                 if name in upstream.headers
             }
+        refusal = self.refuse(request.method, request.path) if self.refuse else None
+        if refusal is not None:
+            status, problem, extra = refusal
+            self.requests.append((request.method, request.path, status))
+            response = web.json_response(
+                problem, status=status, content_type="application/problem+json"
+            )
+            for name, value in extra.items():
+                response.headers[name] = value
+            for value in passed.get("Replay-Nonce", []):
+                response.headers.add("Replay-Nonce", value)
+            return response
         self.requests.append((request.method, request.path, upstream.status))
         response = web.Response(status=upstream.status, body=self._edited(body))
         for name, values in passed.items():

@@ -77,14 +77,20 @@ class DnsRelay(Service):
     """A UDP resolver in front of ``upstream`` (``ip:port``) that can lag.
 
     ``late`` TXT queries of each name are answered empty before the real
-    answer is passed on; with ``silent`` every TXT query is. ``queries``
-    counts the TXT queries per name.
+    answer is passed on; with ``silent`` every TXT query is. With ``ttl``
+    (seconds) a TXT answer is kept and given again until it is that old, as a
+    caching resolver (a Pi-hole, a router) does with DuckDNS's 60 s TTL.
+    ``queries`` counts the TXT queries per name.
     """
 
     upstream: str
     late: int = 0
     silent: bool = False
+    ttl: float = 0.0
     queries: dict[str, int] = field(default_factory=dict)
+    _cache: dict[str, tuple[float, bytes]] = field(
+        init=False, default_factory=dict, repr=False
+    )
     port: int = field(init=False, default=0)
     _socket: Any = field(init=False, default=None, repr=False)
     _thread: threading.Thread | None = field(init=False, default=None, repr=False)
@@ -128,6 +134,15 @@ class DnsRelay(Service):
             count = self.queries[name] = self.queries.get(name, 0) + 1
             if self.silent or count <= self.late:
                 return _empty_answer(query, end)
+            cached = self._cache.get(name)
+            if cached is not None and time.monotonic() < cached[0]:
+                return query[:2] + cached[1][2:]  # the query's ID, the old answer
+        answer = self._ask_upstream(query)
+        if qtype == DNS_TXT and self.ttl:
+            self._cache[name] = (time.monotonic() + self.ttl, answer)
+        return answer
+
+    def _ask_upstream(self, query: bytes) -> bytes:
         host, port = self.upstream.rsplit(":", 1)
         upstream = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
         upstream.settimeout(2)

@@ -8,11 +8,13 @@ every record we write: a CA that refuses every dns-persist-01 validation.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -120,6 +122,99 @@ async def test_ca_refusing_every_persist_validation(
         assert changed["validation_note"] == "persist_refused"
         assert len(_persist_values(duck, "renamed-again.example")) == 1
         assert front.orders - orders == 2
+
+
+BOULDER_SERVFAIL = (
+    "Retrieving TXT records for DNS-PERSIST-01 challenge: DNS problem: SERVFAIL "
+    "looking up TXT for _validation-persist.myhome.duckdns.org - the domain's "
+    "nameservers may be malfunctioning"
+)
+
+
+def _lookup_failed(challenge: dict[str, Any]) -> dict[str, Any]:
+    """Boulder's answer when DuckDNS's name servers fail it: type ``dns``."""
+    if "error" not in challenge:
+        return challenge
+    error = {"type": "urn:ietf:params:acme:error:dns", "detail": BOULDER_SERVFAIL}
+    return {**challenge, "error": {**challenge["error"], **error}}
+
+
+async def test_a_failed_lookup_is_not_a_refusal(
+    hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
+    fake: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+) -> None:
+    """The CA could not look the record up (DuckDNS's name servers failing
+    for a moment, a ``dns`` problem): dns-01 answers this attempt, and the
+    next one tries dns-persist-01 again instead of waiting 30 days."""
+    duck, _url = fake
+    renamed = _issuers("renamed.example")  # Pebble refuses the record we write
+
+    def servfail(challenge: dict[str, Any]) -> dict[str, Any] | None:
+        edited = renamed(challenge)
+        if edited is None or edited.get("type") != "dns-persist-01":
+            return edited
+        return _lookup_failed(edited)
+
+    async with AcmeFront(pebble, edit_challenge=servfail) as front:
+        entry = await persist_entry(directory=front.directory_url)
+        first = await renew(hass, entry)
+        assert first["renewed"] is True
+        assert first["validation_method"] == "dns-01"
+        assert first["validation_note"] == "persist_lookup_failed"
+        assert BOULDER_SERVFAIL in first["validation_detail"]
+        assert "(dns)" in first["validation_detail"]
+        assert front.orders == 2
+        result = hass.states.get(LAST_RESULT)
+        assert result is not None
+        assert result.attributes["validation_note"] == "persist_lookup_failed"
+
+        # Now the CA reads the record and refuses it: that is remembered.
+        front.edit_challenge = renamed
+        orders = front.orders
+        again = await renew_validating(hass, entry)
+        assert again["validation_note"] == "persist_refused"
+        assert front.orders - orders == 2
+        assert len(_persist_values(duck, "renamed.example")) == 2
+
+
+async def test_rate_limit_on_the_fallback_order(
+    hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
+    pebble: PebbleServer,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """The CA refuses the record, then rate-limits the extra order: the
+    attempt fails with the CA's words and waits for its Retry-After; the
+    refusal is kept, so the attempt after that orders once, with dns-01."""
+    limited = (
+        429,
+        {
+            "type": "urn:ietf:params:acme:error:rateLimited",
+            "detail": "too many new orders recently",
+        },
+        {"Retry-After": "3600"},
+    )
+    async with AcmeFront(pebble, edit_challenge=_issuers("renamed.example")) as front:
+        entry = await persist_entry(directory=front.directory_url)
+        front.refuse = lambda _method, path: (
+            limited if path == "/order-plz" and front.orders >= 1 else None
+        )
+        with pytest.raises(HomeAssistantError, match="rateLimited"):
+            await renew(hass, entry)
+        assert front.orders == 1
+        assert front.requests.count(("POST", "/order-plz", 429)) == 1
+        managed = entry.runtime_data.managed
+        assert managed is not None
+        retry_after = managed.renewal.state.retry_after
+        assert retry_after is not None
+        assert retry_after - dt_util.utcnow() > timedelta(minutes=59)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        assert diagnostics["renewal"]["persist_refusal"]["detail"] == PEBBLE_REFUSAL
+        with pytest.raises(HomeAssistantError):  # not before the CA's time
+            await renew(hass, entry, force=True)
+        assert front.orders == 1
 
 
 async def test_restart_in_the_middle_of_a_fallback(

@@ -214,6 +214,11 @@ def test_refusal_memory() -> None:
     assert loaded.refused_at == NOW
     bare = PersistRefusal.from_error(ACCOUNT, "o", ValueError("boom"), NOW)
     assert bare.describe() == "dns-persist-01 refused by the CA: boom; used dns-01"
+    # A failed lookup is no refusal, also when an earlier version stored one.
+    lookup = PersistRefusal(ACCOUNT, "offer", "dns", "SERVFAIL", NOW)
+    assert not lookup.lasting
+    assert lookup.note == "persist_lookup_failed"
+    assert not lookup.applies(ACCOUNT, "offer", NOW)
 
 
 @pytest.mark.parametrize(

@@ -62,9 +62,13 @@ FIRST_POLL_DELAY: Final = 0.5
 DEFAULT_POLL_TIMEOUT: Final = 180.0
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
 # A challenge kept pending with an error is POSTed again this many times,
-# after 1, 2, 4, 8 s (doubling up to 16 s) unless the CA says Retry-After.
-DEFAULT_CHALLENGE_RETRIES: Final = 4
+# after 1, 2, 4, 8, 16, 16, 16, 16 s (doubling up to 16 times the first delay)
+# unless the CA says Retry-After: 79 s in all, longer than DuckDNS's TTL of
+# 60 s, for which a caching resolver of the CA (a Pi-hole) may still give the
+# value the name had before (the wildcard's, when the base name comes next).
+DEFAULT_CHALLENGE_RETRIES: Final = 8
 DEFAULT_CHALLENGE_RETRY_DELAY: Final = 1.0
+_CHALLENGE_RETRY_GROWTH: Final = 16.0
 # A CA offers one or two alternate chains; never follow an endless list.
 MAX_ALTERNATE_CHAINS: Final = 3
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
@@ -93,8 +97,8 @@ class AcmeClient:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         poll_timeout: float = DEFAULT_POLL_TIMEOUT,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-        challenge_retries: int = DEFAULT_CHALLENGE_RETRIES,
-        challenge_retry_delay: float = DEFAULT_CHALLENGE_RETRY_DELAY,
+        challenge_retries: int | None = None,
+        challenge_retry_delay: float | None = None,
     ) -> None:
         """Set up the client; nothing is sent until the first call."""
         self._transport = AcmeTransport(
@@ -110,8 +114,16 @@ class AcmeClient:
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
         self._max_retry_after = max_retry_after
-        self._challenge_retries = challenge_retries
-        self._challenge_retry_delay = challenge_retry_delay
+        self._challenge_retries = (
+            DEFAULT_CHALLENGE_RETRIES
+            if challenge_retries is None
+            else challenge_retries
+        )
+        self._challenge_retry_delay = (
+            DEFAULT_CHALLENGE_RETRY_DELAY
+            if challenge_retry_delay is None
+            else challenge_retry_delay
+        )
 
     @property
     def account_key(self) -> AccountKey:
@@ -256,7 +268,8 @@ class AcmeClient:
                 raise AuthorizationInvalidError(
                     authz.name, authz.status, challenge.error, attempts=attempts
                 )
-            delay = min(self._challenge_retry_delay * 2.0 ** (attempts - 1), 16.0)
+            first = self._challenge_retry_delay
+            delay = min(first * 2.0 ** (attempts - 1), first * _CHALLENGE_RETRY_GROWTH)
             if (retry_after := response.retry_after) is not None:
                 delay = max(delay, (retry_after - datetime.now(UTC)).total_seconds())
             _LOGGER.debug(

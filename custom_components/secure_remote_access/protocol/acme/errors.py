@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from .persist import PersistRefusal
 
 ERROR_NS: Final = "urn:ietf:params:acme:error:"
+#: A CA's problem detail is shown to people (Repairs issues, sensor
+#: attributes, the action's error): one line of at most this many characters.
+MAX_DETAIL_CHARS: Final = 1000
+
+
+def one_line(text: str) -> str:
+    """A CA's words as one line (no control characters) of bounded length."""
+    line = " ".join(
+        "".join(char if char.isprintable() else " " for char in text).split()
+    )
+    if len(line) > MAX_DETAIL_CHARS:
+        line = line[: MAX_DETAIL_CHARS - 1].rstrip() + "…"
+    return line
 
 
 def parse_retry_after(
@@ -150,7 +163,7 @@ class Subproblem:
         value = ident.get("value") if isinstance(ident, Mapping) else None
         return cls(
             type=str(data.get("type", "about:blank")),
-            detail=str(data.get("detail", "")),
+            detail=one_line(str(data.get("detail", ""))),
             identifier=str(value) if value is not None else None,
         )
 
@@ -339,7 +352,7 @@ def problem_from_json(
     retry_after: datetime | None = None,
 ) -> AcmeProblemError:
     """Turn a problem document into the matching typed exception."""
-    type_ = str(data.get("type") or "about:blank")
+    type_ = one_line(str(data.get("type") or "about:blank"))
     raw_subproblems = data.get("subproblems")
     subproblems = tuple(
         Subproblem.from_json(item)
@@ -352,7 +365,7 @@ def problem_from_json(
     instance = data.get("instance")
     return cls(
         type_,
-        str(data.get("detail") or ""),
+        one_line(str(data.get("detail") or "")),
         status=status,
         subproblems=subproblems,
         retry_after=retry_after,

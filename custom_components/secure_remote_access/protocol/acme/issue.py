@@ -38,7 +38,7 @@ from .messages import (
     IssuedCertificate,
     Order,
 )
-from .persist import PersistNote, PersistValidation
+from .persist import PersistValidation
 from .validate import validate_order
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ async def issue_certificate(
             await validate_order(
                 client, order, clean, solver, checker, None, propagation_timeout
             )
-        )._replace(note=PersistNote.PERSIST_REFUSED, detail=refused.refusal.describe())
+        )._replace(note=refused.refusal.note, detail=refused.refusal.describe())
     key_pem = ""
     ours: bytes | None = None  # a key the certificate must have (see below)
     if order.status in (STATUS_PENDING, STATUS_READY):

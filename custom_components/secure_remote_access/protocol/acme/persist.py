@@ -34,6 +34,10 @@ POLICY_WILDCARD: Final = "wildcard"
 MAX_ISSUER_DOMAIN_NAMES: Final = 10
 #: How long a CA's refusal of dns-persist-01 keeps an entry on dns-01.
 REFUSAL_MEMORY: Final = timedelta(days=30)
+#: Problem types by which a CA says it could not read the record (Boulder: a
+#: DNS SERVFAIL or time-out at DuckDNS's name servers), not that it refused
+#: it: dns-01 answers that attempt, and the next one tries the record again.
+LOOKUP_PROBLEMS: Final = frozenset({"dns", "connection", "serverInternal"})
 _WSP: Final = " \t"
 # RFC 8659 section 4.2: issuer-domain-name = label *("." label),
 # label = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT)); tags are labels too.
@@ -70,6 +74,7 @@ class PersistNote(StrEnum):
     NOT_DELEGATED = "not_delegated"  # a name has no _validation-persist delegation
     PERSIST_REFUSED = "persist_refused"  # the CA refused the record: dns-01 now
     PERSIST_REFUSED_EARLIER = "persist_refused_earlier"  # remembered: dns-01 at once
+    PERSIST_LOOKUP_FAILED = "persist_lookup_failed"  # the CA could not read it
     RECORD_REUSED = "record_reused"
     RECORD_SET = "record_set"
     OUTDATED_RECORD_REPLACED = "outdated_record_replaced"
@@ -270,6 +275,19 @@ class PersistRefusal:
         return cls(account_url, offer, problem.short_type, problem.detail, now)
 
     @property
+    def lasting(self) -> bool:
+        """Whether the CA judged the record (remembered), rather than failing
+        to look it up (tried again next time)."""
+        return self.problem_type not in LOOKUP_PROBLEMS
+
+    @property
+    def note(self) -> PersistNote:
+        """The renewal result's note for this refusal."""
+        if self.lasting:
+            return PersistNote.PERSIST_REFUSED
+        return PersistNote.PERSIST_LOOKUP_FAILED
+
+    @property
     def retry_from(self) -> datetime:
         """When dns-persist-01 is tried again (unless the CA's challenges change)."""
         return self.refused_at + REFUSAL_MEMORY
@@ -277,7 +295,8 @@ class PersistRefusal:
     def applies(self, account_url: str, offer: str, now: datetime) -> bool:
         """Whether an order of ``account_url`` offered ``offer`` skips dns-persist-01."""
         return (
-            self.account_url == account_url
+            self.lasting
+            and self.account_url == account_url
             and self.offer == offer
             and now < self.retry_from
         )
@@ -291,6 +310,11 @@ class PersistRefusal:
     def describe(self, *, earlier: bool = False) -> str:
         """The refusal in words, for the renewal result."""
         reason = self.reason
+        if not self.lasting:
+            return (
+                f"the CA could not look up the dns-persist-01 record: {reason}; "
+                "used dns-01 (dns-persist-01 is tried again next time)"
+            )
         if not earlier:
             return f"dns-persist-01 refused by the CA: {reason}; used dns-01"
         return (

@@ -116,7 +116,7 @@ async def validate_order(
                     account_url, offer.fingerprint, err, datetime.now(UTC)
                 )
                 pending = await _after_refusal(client, persist, pending, refusal)
-                note, detail = PersistNote.PERSIST_REFUSED, refusal.describe()
+                note, detail = refusal.note, refusal.describe()
             else:
                 return Validation(CHALLENGE_DNS_PERSIST01, note)
         _LOGGER.info("Validating with dns-01: %s", detail or note)
@@ -153,14 +153,21 @@ async def _after_refusal(
     Raises PersistRefusedError when the CA made one invalid (most do: a
     failed challenge fails its authorization and the order).
     """
-    _LOGGER.warning(
-        "The CA refused the dns-persist-01 record (%s): using dns-01 until "
-        "%s or until the CA's dns-persist-01 challenge changes",
-        refusal.reason,
-        f"{refusal.retry_from:%Y-%m-%d}",
-    )
-    if persist.on_refused is not None:
-        await persist.on_refused(refusal)
+    if not refusal.lasting:
+        _LOGGER.warning(
+            "The CA could not look up the dns-persist-01 record (%s): using "
+            "dns-01 for this order",
+            refusal.reason,
+        )
+    else:
+        _LOGGER.warning(
+            "The CA refused the dns-persist-01 record (%s): using dns-01 until "
+            "%s or until the CA's dns-persist-01 challenge changes",
+            refusal.reason,
+            f"{refusal.retry_from:%Y-%m-%d}",
+        )
+        if persist.on_refused is not None:
+            await persist.on_refused(refusal)
     remaining: list[Authorization] = []
     for authz in pending:
         fresh = await client.get_authorization(authz.url)
