@@ -29,8 +29,10 @@ from custom_components.secure_remote_access.renewal import FIRST_CHECK_DELAY
 from tests.blocking import detect_blocking_calls
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
+from tests.fakes.igd import FakeIgd
 from tests.fakes.issuer import FakeCa
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
+from tests.fakes.router import FakeRouter, fritzbox
 from tests.translations_guard import check_translations
 
 from .common import (
@@ -50,6 +52,7 @@ from .common import (
     setup_duckdns_entry,
     setup_integration,
 )
+from .remote_home import Home, home_with
 
 # Build the test CAs before any test freezes time (cryptography rejects
 # datetimes of the real class while freezegun's class is patched in).
@@ -190,6 +193,13 @@ async def duckdns(
 ) -> tuple[FakeDuckDns, str]:
     """A DuckDNS stand-in for the session's Pebble, and its URL."""
     return await start_duckdns(pebble, ["myhome", "cabin", "refused"])
+
+
+@pytest.fixture
+def allowed_tmp_path(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """``tmp_path`` in ``allowlist_external_dirs``: certificates may be written there."""
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture
@@ -337,3 +347,19 @@ def assert_platform_snapshot(
             )
 
     return check
+
+
+@pytest.fixture
+async def home(hass: HomeAssistant, start_duckdns: StartDuckDns) -> AsyncIterator[Home]:
+    """DuckDNS sees 203.0.113.7; the router (async_upnp_client's IGD) too."""
+    async with home_with(hass, start_duckdns, FakeIgd()) as home:
+        yield home
+
+
+@pytest.fixture
+async def router_home(
+    hass: HomeAssistant, start_duckdns: StartDuckDns
+) -> AsyncIterator[Home]:
+    """DuckDNS sees 203.0.113.7; the router is a FRITZ!Box on PPPoE with it."""
+    async with home_with(hass, start_duckdns, FakeRouter(fritzbox())) as home:
+        yield home

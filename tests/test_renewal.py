@@ -75,6 +75,9 @@ from .common import (
 NEXT = "sensor.myhome_duckdns_org_next_certificate_renewal"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
 
+# The tests write certificates into tmp_path, as into an allowlisted folder.
+pytestmark = pytest.mark.usefixtures("allowed_tmp_path")
+
 
 @pytest.fixture
 def duckdns_response() -> dict[str, Any]:

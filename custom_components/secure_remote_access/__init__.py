@@ -41,6 +41,7 @@ from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEnt
 from .persist_record import PersistRecords, PersistRefusals
 from .proxy_restart import async_setup_proxy_restart
 from .remote_access import RemoteAccessCoordinator
+from .remote_access_memory import RemoteAccessMemory
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
@@ -247,6 +248,7 @@ async def async_remove_entry(
     """
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
+    await RemoteAccessMemory(hass, entry.entry_id).async_remove()
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )

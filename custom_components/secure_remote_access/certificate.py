@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Any, Final
 
 from cryptography.hazmat.primitives import serialization
 from homeassistant.core import HomeAssistant
@@ -25,6 +27,7 @@ from .certificate_settings import (
     misfits,
 )
 from .const import DOMAIN, LOGGER
+from .helpers import allowed_roots
 from .persist_record import PersistRecords, PersistRefusals
 from .protocol.acme import (
     AcmeClient,
@@ -40,6 +43,7 @@ from .protocol.acme import (
 )
 from .protocol.acme.dns import DEFAULT_PROPAGATION_TIMEOUT
 from .protocol.acme.messages import CHALLENGE_DNS01
+from .protocol.confined import PathNotAllowedError
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.dnsutil import is_nameserver
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
@@ -59,6 +63,9 @@ from .protocol.x509 import (
     read_certificates,
 )
 from .solver import DuckDnsSolver
+
+#: The renewal error (and Repairs issue) of a path outside the allowed folders.
+CERTIFICATE_PATH_NOT_ALLOWED: Final = "certificate_path_not_allowed"
 
 
 class CertificateRenewalError(HomeAssistantError):
@@ -201,6 +208,8 @@ class CertificateManager:
         """Finish or undo a certificate install that a crash interrupted."""
         try:
             status = await self.hass.async_add_executor_job(
+                _in_allowed_roots,
+                self.hass,
                 recover_pair,
                 self.settings.certificate_path,
                 self.settings.private_key_path,
@@ -320,12 +329,14 @@ class CertificateManager:
             )
         try:
             await self.hass.async_add_executor_job(
+                _in_allowed_roots,
+                self.hass,
                 check_pair_writable,
                 settings.certificate_path,
                 settings.private_key_path,
             )
         except CertificateError as err:
-            raise CertificateRenewalError(str(err)) from err
+            raise _write_refused(err) from err
         # Before the order: a broken delegation never reaches the CA.
         self._solver.delegations = await self.async_check_delegations()
         self.account_replaced = False
@@ -415,6 +426,8 @@ class CertificateManager:
         try:
             await self.hass.async_add_executor_job(
                 partial(
+                    _in_allowed_roots,
+                    self.hass,
                     write_certificate_pair,
                     settings.certificate_path,
                     settings.private_key_path,
@@ -425,7 +438,7 @@ class CertificateManager:
                 )
             )
         except CertificateError as err:
-            raise CertificateRenewalError(str(err)) from err
+            raise _write_refused(err) from err
         LOGGER.info(
             "Obtained a certificate for %s, valid until %s",
             ", ".join(issued.names),
@@ -436,6 +449,24 @@ class CertificateManager:
         if current is None or current.info.missing_names(self.settings.names):
             return None
         return current.ari_id
+
+
+def _in_allowed_roots[T](
+    hass: HomeAssistant, write: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Run a pair function confined to this installation's folders (blocking)."""
+    return write(*args, allowed=allowed_roots(hass), **kwargs)
+
+
+def _write_refused(err: CertificateError) -> CertificateRenewalError:
+    """A pair that cannot be written; a path outside the allowed folders says so."""
+    if isinstance(err, PathNotAllowedError):
+        return CertificateRenewalError(
+            str(err),
+            translation_key=CERTIFICATE_PATH_NOT_ALLOWED,
+            placeholders={"path": err.path or "", "allowed": ", ".join(err.allowed)},
+        )
+    return CertificateRenewalError(str(err))
 
 
 def _os_error_detail(err: OSError) -> str:

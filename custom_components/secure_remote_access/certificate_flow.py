@@ -52,7 +52,7 @@ from .const import (
     directory_url_for,
 )
 from .helpers import (
-    SSL_DIR,
+    allowed_roots,
     default_certificate_dir,
     flatten_sections,
     path_is_allowed,
@@ -207,11 +207,7 @@ def suggested_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def allowed_directories(hass: HomeAssistant) -> str:
     """The directories this installation lets certificates be written to."""
-    directories = [hass.config.config_dir]
-    if SSL_DIR.is_dir():
-        directories.append(str(SSL_DIR))
-    directories += sorted(hass.config.allowlist_external_dirs)
-    return ", ".join(dict.fromkeys(directories))
+    return ", ".join(allowed_roots(hass))
 
 
 def _check_paths(hass: HomeAssistant, check: CertificateCheck) -> None:

@@ -17,6 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from .certificate import (
+    CERTIFICATE_PATH_NOT_ALLOWED,
     CertificateDelegationError,
     CertificateRenewalError,
     CertificateTermsError,
@@ -29,6 +30,8 @@ from .protocol.names import InvalidDomainError, normalize_duckdns_domain
 from .protocol.remote_access import Finding
 
 RENEWAL_FAILED: Final = "renewal_failed"
+#: renewal_failed's variant when a path leads outside the allowed folders.
+RENEWAL_PATH_NOT_ALLOWED: Final = CERTIFICATE_PATH_NOT_ALLOWED
 ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
 #: The same issue for an account whose accepted terms were never recorded.
 ACCOUNT_TERMS_UNCONFIRMED: Final = "account_terms_unconfirmed"
@@ -266,12 +269,15 @@ def async_raise_renewal_issue(
         return
     if delegations_verified:
         async_delete_delegation_issue(hass, entry_id)
+    # A path outside the allowed folders explains itself (same issue id and fix flow).
+    own = err.translation_key == RENEWAL_PATH_NOT_ALLOWED
     _async_create(
         hass,
         renewal_failed_issue_id(entry_id),
-        RENEWAL_FAILED,
+        RENEWAL_PATH_NOT_ALLOWED if own else RENEWAL_FAILED,
         ir.IssueSeverity.ERROR,
         {
+            **(err.translation_placeholders or {} if own else {}),
             "names": ", ".join(names),
             "detail": err.detail,
             "next_attempt": dt_util.as_local(next_attempt).strftime("%Y-%m-%d %H:%M"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -302,6 +302,9 @@ class SecurityFindingsSensor(SensorEntity):
         return {"failing_checks": [] if result is None else result.failing_ids}
 
 
+#: Remote access attributes shown only when they say something.
+EXPLAINING: Final = ("reason", "wan_connection", "router")
+
 REMOTE_ACCESS = SensorEntityDescription(
     key="remote_access",
     translation_key="remote_access",
@@ -330,12 +333,13 @@ class RemoteAccessSensor(
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Public and WAN address, the mappings to this host, the hairpin result.
 
-        The reason only while the state is unknown: the frontend would show a
-        missing one as "Unknown" beside "Reachable".
+        The reason only while the state is unknown, the router and the WAN
+        connection service read only when a router answered: the frontend
+        would show a missing one as "Unknown" beside "Reachable".
         """
         result: RemoteAccessResult | None = self.coordinator.data  # None at first
         if result is None:
             return None
         attributes = result.attributes()
-        reason = attributes.pop("reason")
-        return {**attributes, **known_values(reason=reason)}
+        explaining = {key: attributes.pop(key) for key in EXPLAINING}
+        return {**attributes, **known_values(**explaining)}

@@ -44,7 +44,7 @@ from tests.common import StartDuckDns, pebble_options, renew, setup_duckdns_entr
 from tests.fakes import certs
 from tests.fakes.pebble import DuckDnsLikeSolver, PebbleServer
 
-pytestmark = pytest.mark.pebble
+pytestmark = [pytest.mark.pebble, pytest.mark.usefixtures("allowed_tmp_path")]
 
 NAME = "myhome.duckdns.org"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
