@@ -113,7 +113,7 @@ def loop_health(
         "worst over the runs). Inside Home Assistant: the sandbox's `hass` "
         "(tests/fakes/sandbox.py: Pebble, challtestsrv, the DuckDNS stand-in) with "
         "the integration set up through the config flow over REST (RSA 4096 key) "
-        "and a bench-only component (bench/hass_probe, copied into the temporary "
+        "and a bench-only component (bench/sra_bench_probe, copied into the temporary "
         "configuration directory) whose action runs the probe on Home Assistant's "
         "loop during one workload: the `renew_certificate` action with "
         "`force: true`, or one refresh of an `EndpointMonitor` of the entry for "

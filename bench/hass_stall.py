@@ -2,7 +2,7 @@
 
 Starts the sandbox (tests/fakes/sandbox.py: Pebble, challtestsrv, the DuckDNS
 stand-in, ``hass``) in a temporary configuration directory with the bench-only
-probe component (bench/hass_probe, copied there, never into the integration),
+probe component (bench/sra_bench_probe, copied there, never into the integration),
 onboards, adds the integration with an RSA 4096 key, then asks the probe to
 measure: idle, forced renewals, and refreshes of 100 TLS endpoints.
 """
@@ -41,7 +41,7 @@ def _install_probe(sandbox: Sandbox) -> None:
         ROOT / "custom_components" / DOMAIN, target_is_directory=True
     )
     shutil.copytree(
-        ROOT / "bench" / "hass_probe",
+        ROOT / "bench" / PROBE,
         components / PROBE,
         ignore=shutil.ignore_patterns("__pycache__"),
     )

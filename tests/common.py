@@ -6,25 +6,31 @@ builders and queries that tests call with their own arguments.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from cryptography import x509
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
+from custom_components.secure_remote_access import certificate as certificate_module
+from custom_components.secure_remote_access.account import async_acme_client
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
+    CONF_ACME_DIRECTORY_URL,
     CONF_CERTIFICATE_PATH,
     CONF_DNS_SERVER,
     CONF_DOMAINS,
@@ -34,10 +40,13 @@ from custom_components.secure_remote_access.const import (
     CONF_PRIVATE_KEY_PATH,
     CONF_VALIDATION_METHOD,
     CONF_WILDCARD,
+    CUSTOM_CA,
     DOMAIN,
+    SECTION_TESTING,
     VALIDATION_DNS01,
 )
 from custom_components.secure_remote_access.issues import CERTIFICATE_ISSUE_KEYS
+from custom_components.secure_remote_access.protocol import pairfiles as files_module
 from custom_components.secure_remote_access.renewal import FIRST_CHECK_DELAY
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
@@ -145,6 +154,29 @@ async def renew(
     return response
 
 
+def last_outcome(entry: MockConfigEntry) -> dict[str, Any]:
+    """What the entry's last renewal check did, as the action would respond.
+
+    The first certificate is ordered right after setup: this is its outcome.
+    """
+    managed = entry.runtime_data.managed
+    assert managed is not None
+    outcome = managed.renewal.state.last_outcome
+    assert outcome is not None
+    return outcome
+
+
+async def deactivate_account(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """Deactivate the entry's ACME account at the CA (RFC 8555 section 7.3.6)."""
+    managed = entry.runtime_data.managed
+    assert managed is not None
+    client = await async_acme_client(hass, managed.manager.settings)
+    url = client.account_url
+    assert url is not None
+    await client._post(url, {"status": "deactivated"})
+    return url
+
+
 async def advance(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -161,9 +193,18 @@ async def advance(
 async def setup_until_first_check(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, entry: MockConfigEntry
 ) -> None:
-    """Set ``entry`` up and let its first renewal check (within a minute) run."""
+    """Set ``entry`` up and let its first renewal check run, and only that one.
+
+    A certificate to obtain (or that does not fit) is ordered right after
+    setup; a fitting one is checked within a minute.
+    """
+    started = dt_util.utcnow()
     await setup_integration(hass, entry)
-    await advance(hass, freezer, timedelta(seconds=FIRST_CHECK_DELAY[1]))
+    managed = entry.runtime_data.managed
+    assert managed is not None
+    checked = managed.renewal.state.last_check
+    if checked is None or checked < started:
+        await advance(hass, freezer, timedelta(seconds=FIRST_CHECK_DELAY[1]))
 
 
 async def tick(
@@ -195,6 +236,19 @@ def pebble_options(
             CONF_WILDCARD: False,
         }
     return {**options, CONF_DNS_SERVER: pebble.dns_server, **extra}
+
+
+def certificate_form(
+    pebble: PebbleServer, ssl_dir: Path, **extra: Any
+) -> dict[str, Any]:
+    """What a user enters in the certificate form for Pebble: another CA's URL."""
+    entered = {
+        **pebble_options(pebble, ssl_dir, **extra),
+        CONF_ACME_DIRECTORY: CUSTOM_CA,
+        CONF_ACME_DIRECTORY_URL: pebble.directory_url,
+    }
+    entered[SECTION_TESTING] = {CONF_DNS_SERVER: entered.pop(CONF_DNS_SERVER)}
+    return entered
 
 
 def managed_options(
@@ -245,6 +299,25 @@ def certificate_issues(hass: HomeAssistant, entry_id: str) -> dict[str, ir.Issue
             if domain == DOMAIN and issue_id.startswith(prefix):
                 found[f"{key}:{issue_id.removeprefix(prefix)}"] = issue
     return found
+
+
+@contextmanager
+def disk_full(writes: int | None = None) -> Iterator[None]:
+    """The next ``writes`` writes of the pair (all when None) fail: disk full."""
+    real_write = files_module.write_certificate_pair
+    failed = 0
+
+    def write(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failed
+        if writes is None or failed < writes:
+            failed += 1
+            raise files_module.PairWriteError(
+                "cannot write the new pair: No space left"
+            )
+        return real_write(*args, **kwargs)
+
+    with patch.object(certificate_module, "write_certificate_pair", write):
+        yield
 
 
 def write_executor(path: Path, data: bytes) -> Callable[[], None]:

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
@@ -27,6 +29,7 @@ from custom_components.secure_remote_access.renewal import FIRST_CHECK_DELAY
 from tests.blocking import detect_blocking_calls
 from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
+from tests.fakes.igd import FakeIgd
 from tests.fakes.issuer import FakeCa
 from tests.fakes.miniupnpd import (
     HomeNetwork,
@@ -35,6 +38,8 @@ from tests.fakes.miniupnpd import (
     home_network,
 )
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
+from tests.fakes.router import FakeRouter, fritzbox
+from tests.translations_guard import check_translations
 
 from .common import (
     DOMAINS,
@@ -53,6 +58,7 @@ from .common import (
     setup_duckdns_entry,
     setup_integration,
 )
+from .remote_home import Home, home_with
 
 # Build the test CAs before any test freezes time (cryptography rejects
 # datetimes of the real class while freezegun's class is patched in).
@@ -101,6 +107,17 @@ def no_blocking_calls_in_the_loop() -> Generator[None]:
     assert not calls.found, "blocking calls in the event loop:\n" + "\n".join(
         dict.fromkeys(calls.found)
     )
+
+
+@pytest.fixture(autouse=True)
+def every_screen_translated() -> Generator[list[str]]:
+    """Fail a test that showed an issue or a flow screen without its English text.
+
+    A test that shows one on purpose removes the problems it expects from the list.
+    """
+    with check_translations() as problems:
+        yield problems
+    assert not problems, "texts missing:\n" + "\n".join(dict.fromkeys(problems))
 
 
 @pytest.fixture
@@ -185,6 +202,13 @@ async def duckdns(
 
 
 @pytest.fixture
+def allowed_tmp_path(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """``tmp_path`` in ``allowlist_external_dirs``: certificates may be written there."""
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
 def ssl_dir(hass: HomeAssistant, tmp_path: Path, pebble: PebbleServer) -> Path:
     """A certificate directory Home Assistant may write to."""
     directory = tmp_path / "ssl"
@@ -237,7 +261,7 @@ def router_config() -> RouterConfig:
 
 
 @pytest.fixture
-def home(
+def home_router(
     socket_enabled: None, tmp_path: Path, router_config: RouterConfig
 ) -> Iterator[HomeNetwork]:
     """Debian's miniupnpd as the home router, in network namespaces of the test's own."""
@@ -248,15 +272,26 @@ def home(
 
 
 @pytest.fixture
-def in_lan(home: HomeNetwork) -> Iterator[HomeNetwork]:
+def in_lan(home_router: HomeNetwork) -> Iterator[HomeNetwork]:
     """The test runs on the home's LAN host: the sockets it makes are that host's.
 
     Only the test's own thread moves: executor threads that already exist
     stay outside (and are refused the network's addresses), so blocking
     calls that need the LAN run in the test's thread or a `NamespaceLoop`.
     """
-    with home.lan.entered():
-        yield home
+    with home_router.lan.entered():
+        yield home_router
+
+
+@pytest.fixture
+def ticking() -> Generator[Any]:
+    """Time travel that keeps the clock running.
+
+    Talking to a real CA needs real waits (polling with Retry-After), which a
+    stopped clock would never finish.
+    """
+    with freeze_time(dt_util.utcnow(), tick=True) as frozen:
+        yield frozen
 
 
 @pytest.fixture
@@ -347,3 +382,19 @@ def assert_platform_snapshot(
             )
 
     return check
+
+
+@pytest.fixture
+async def home(hass: HomeAssistant, start_duckdns: StartDuckDns) -> AsyncIterator[Home]:
+    """DuckDNS sees 203.0.113.7; the router (async_upnp_client's IGD) too."""
+    async with home_with(hass, start_duckdns, FakeIgd()) as home:
+        yield home
+
+
+@pytest.fixture
+async def router_home(
+    hass: HomeAssistant, start_duckdns: StartDuckDns
+) -> AsyncIterator[Home]:
+    """DuckDNS sees 203.0.113.7; the router is a FRITZ!Box on PPPoE with it."""
+    async with home_with(hass, start_duckdns, FakeRouter(fritzbox())) as home:
+        yield home

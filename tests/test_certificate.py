@@ -20,6 +20,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.secure_remote_access import certificate as certificate_module
 from custom_components.secure_remote_access.certificate import CertificateManager
 from custom_components.secure_remote_access.certificate_settings import (
     CertificateSettings,
@@ -59,6 +60,7 @@ from custom_components.secure_remote_access.renewal import RenewalCoordinator
 from custom_components.secure_remote_access.solver import duckdns_domain_for
 from custom_components.secure_remote_access.status import Problem
 from tests.fakes import certs
+from tests.fakes.acme_proxy import AcmeFront
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
@@ -70,6 +72,7 @@ from .common import (
     TOKEN,
     StartDuckDns,
     dns_names,
+    last_outcome,
     mock_entry,
     pebble_options,
     read_leaf,
@@ -83,15 +86,15 @@ async def test_first_issuance_renewal_and_chain(
     duckdns: tuple[FakeDuckDns, str],
     pebble: PebbleServer,
     ssl_dir: Path,
-    pebble_entry: MockConfigEntry,
 ) -> None:
-    """The action issues, reports, fires the event, then only renews when due."""
-    fake, _ = duckdns
-    entry = pebble_entry
+    """Setup issues, reports, fires the event; the action then only renews when due."""
+    fake, url = duckdns
     events: list[Event] = []
     hass.bus.async_listen(EVENT_CERTIFICATE_RENEWED, events.append)
+    entry = await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
 
-    first = await renew(hass, entry)
+    assert len(events) == 1
+    first = events[0].data
     assert first["renewed"] is True
     assert first["reason"] == "no_certificate"
     assert first["names"] == ["myhome.duckdns.org"]
@@ -102,10 +105,9 @@ async def test_first_issuance_renewal_and_chain(
     assert dns_names(leaf) == {"myhome.duckdns.org"}
     assert isinstance(leaf.public_key(), ec.EllipticCurvePublicKey)
     assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
-    await hass.async_block_till_done()
-    assert len(events) == 1
-    assert events[0].data["config_entry_id"] == entry.entry_id
-    assert events[0].data["serial"] == first["serial"]
+    assert first["config_entry_id"] == entry.entry_id
+    # The sensors and diagnostics show what the event said.
+    assert {**last_outcome(entry), "config_entry_id": entry.entry_id} == first
     # The TXT record was cleared after the challenge.
     assert fake.records["myhome"].txt == ""
     assert any(q.get("txt") for q in fake.requests)
@@ -151,8 +153,7 @@ async def test_wildcard_and_rsa_through_one_txt_value(
         ),
         domains=["cabin.duckdns.org", "myhome.duckdns.org"],
     )
-    result = await renew(hass, entry)
-    assert result["renewed"] is True
+    assert last_outcome(entry)["renewed"] is True
     leaf = read_leaf(ssl_dir / "fullchain.pem")
     assert dns_names(leaf) == {
         "cabin.duckdns.org",
@@ -182,8 +183,7 @@ async def test_profile_is_requested(
     entry = await setup_duckdns_entry(
         hass, url, pebble_options(pebble, ssl_dir, **{CONF_PROFILE: "shortlived"})
     )
-    result = await renew(hass, entry)
-    assert result["profile"] == "shortlived"
+    assert last_outcome(entry)["profile"] == "shortlived"
     leaf = read_leaf(ssl_dir / "fullchain.pem")
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     assert lifetime.days < 10
@@ -210,6 +210,51 @@ async def test_refused_name_keeps_old_pair(
     assert (ssl_dir / "privkey.pem").read_text() == "old key"
 
 
+async def test_huge_problem_detail_is_shown_as_one_bounded_line(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """A CA (or a proxy in front of it) that answers a refusal with a whole
+    page of text and markup: the Repairs issue, the sensor and the action's
+    error show one line of at most 1000 characters, not 200 KB of Markdown
+    headings (nor a recorder refusing the sensor's attributes)."""
+    page = "# Maintenance\n\n<b>Refused</b>\r\n" + "* the CA is down\n" * 12000
+    problem = {"type": "urn:ietf:params:acme:error:rejectedIdentifier"}
+    async with AcmeFront(pebble) as front:
+        front.refuse = lambda _method, path: (
+            (400, {**problem, "detail": page}, {}) if path == "/order-plz" else None
+        )
+        entry = await setup_duckdns_entry(
+            hass,
+            duckdns[1],
+            pebble_options(pebble, ssl_dir, acme_directory=front.directory_url),
+        )
+        with pytest.raises(HomeAssistantError) as caught:
+            await renew(hass, entry)
+    shown = [
+        str(caught.value),
+        caught.value.translation_placeholders["detail"],
+    ]
+    result = hass.states.get("sensor.myhome_duckdns_org_last_renewal_result")
+    assert result is not None
+    shown.append(result.attributes["last_error"])
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, renewal_failed_issue_id(entry.entry_id)
+    )
+    assert issue is not None
+    shown.append((issue.translation_placeholders or {})["detail"])
+    for text in shown:
+        assert "# Maintenance <b>Refused</b> * the CA is down * the CA" in text
+        assert "\n" not in text
+        assert "\r" not in text
+        assert len(text) < 1200
+    assert caught.value.translation_placeholders["detail"].endswith(
+        "… (rejectedIdentifier)"
+    )
+
+
 async def test_dns_that_never_shows_the_record(
     hass: HomeAssistant,
     pebble: PebbleServer,
@@ -219,8 +264,10 @@ async def test_dns_that_never_shows_the_record(
     """Propagation times out with a clear error; the TXT is cleared; files stay."""
     fake, url = await start_duckdns(None)  # its TXT values never reach DNS
     (ssl_dir / "fullchain.pem").write_text("old certificate")
-    entry = await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
-    entry.runtime_data.managed.manager.propagation_timeout = 1.5
+    with patch.object(certificate_module, "DEFAULT_PROPAGATION_TIMEOUT", 1.5):
+        # The unreadable pair is replaced right after setup: that fails too.
+        entry = await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
+    assert entry.runtime_data.managed.renewal.state.failures == 1
     with pytest.raises(HomeAssistantError) as err:
         await renew(hass, entry)
     assert err.value.translation_key == "renewal_failed"
@@ -268,19 +315,22 @@ async def test_crash_while_writing_keeps_old_pair(
 
 async def test_bad_issued_pair_is_refused(
     hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
     ssl_dir: Path,
-    pebble_entry: MockConfigEntry,
 ) -> None:
     """Verification failures before writing surface as renewal errors."""
-    entry = pebble_entry
-    with (
-        patch(
-            "custom_components.secure_remote_access.certificate.write_certificate_pair",
-            side_effect=PairVerificationError("names not covered"),
-        ),
-        pytest.raises(HomeAssistantError) as err,
+    _, url = duckdns
+    with patch(
+        "custom_components.secure_remote_access.certificate.write_certificate_pair",
+        side_effect=PairVerificationError("names not covered"),
     ):
-        await renew(hass, entry)
+        entry = await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
+        assert "names not covered" in str(
+            entry.runtime_data.managed.renewal.state.last_error
+        )
+        with pytest.raises(HomeAssistantError) as err:
+            await renew(hass, entry, force=True)
     assert "names not covered" in str(err.value.translation_placeholders)
     assert not (ssl_dir / "fullchain.pem").exists()
 
@@ -291,6 +341,8 @@ async def test_concurrent_calls_run_one_order(
 ) -> None:
     """Two calls at once: one order, the other finds the fresh certificate."""
     entry = pebble_entry
+    settings = entry.runtime_data.managed.manager.settings
+    settings.certificate_path.unlink()  # the pair set up obtained is gone
     first, second = await asyncio.gather(renew(hass, entry), renew(hass, entry))
     assert sorted([first["renewed"], second["renewed"]]) == [False, True]
     assert first["serial"] == second["serial"]
@@ -310,12 +362,15 @@ async def test_action_validation(
 async def test_duckdns_outage_during_issuance(
     hass: HomeAssistant,
     duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
     ssl_dir: Path,
-    pebble_entry: MockConfigEntry,
 ) -> None:
     """DuckDNS failing to take the TXT value is a renewal error with its reason."""
-    fake, _ = duckdns
-    entry = pebble_entry
+    fake, url = duckdns
+    fake.txt_outage = "html"  # the order right after setup
+    entry = await setup_duckdns_entry(hass, url, pebble_options(pebble, ssl_dir))
+    state = entry.runtime_data.managed.renewal.state
+    assert "neither OK nor KO" in str(state.last_error)
     fake.outage = "html"
     with pytest.raises(HomeAssistantError) as err:
         await renew(hass, entry)
@@ -369,7 +424,7 @@ async def test_one_certificate_through_one_txt_value(
     """DuckDNS name, own name and its wildcard: three challenges, one TXT value."""
     fake, url = duckdns
     entry = await setup_duckdns_entry(hass, url, _extra(pebble, ssl_dir))
-    result = await renew(hass, entry)
+    result = last_outcome(entry)
     assert result["renewed"] is True
     assert set(result["names"]) == {"myhome.duckdns.org", OWN, f"*.{OWN}"}
     assert dns_names(read_leaf(ssl_dir / "fullchain.pem")) == {

@@ -13,6 +13,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
 import pytest
 
+from custom_components.secure_remote_access.account import account_store
 from custom_components.secure_remote_access.const import (
     CONF_ACME_CA_BUNDLE,
     CONF_ACME_DIRECTORY,
@@ -40,23 +41,16 @@ from .common import (
     TARGET,
     TOKEN,
     StartDuckDns,
+    certificate_form,
+    deactivate_account,
+    last_outcome,
     pebble_options,
+    read_leaf,
     renew,
     section_schema,
     setup_duckdns_entry,
     suggested,
 )
-
-
-def _form(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any]:
-    """What a user enters in the certificate form for Pebble: another CA's URL."""
-    entered = {
-        **pebble_options(pebble, ssl_dir, **extra),
-        CONF_ACME_DIRECTORY: CUSTOM_CA,
-        CONF_ACME_DIRECTORY_URL: pebble.directory_url,
-    }
-    entered[SECTION_TESTING] = {CONF_DNS_SERVER: entered.pop(CONF_DNS_SERVER)}
-    return entered
 
 
 def _step_text(step: str) -> str:
@@ -100,7 +94,7 @@ async def test_config_flow_certificate_steps(
     result = await _user_step(hass, url)
     assert result["step_id"] == "certificate"
     flow_id = result["flow_id"]
-    options = _form(pebble, ssl_dir)
+    options = certificate_form(pebble, ssl_dir)
 
     bad = {
         **options,
@@ -176,9 +170,13 @@ async def test_config_flow_certificate_steps(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["options"][CONF_ACME_DIRECTORY] == pebble.directory_url
     entry = result["result"]
+    # The first certificate is ordered right after setup: no wait, no action.
     await hass.async_block_till_done()
-    response = await renew(hass, entry)
-    assert response["renewed"] is True
+    outcome = last_outcome(entry)
+    assert (outcome["renewed"], outcome["reason"]) == (True, "no_certificate")
+    assert outcome["serial"] == format(
+        read_leaf(ssl_dir / "fullchain.pem").serial_number, "x"
+    )
 
 
 async def test_config_flow_with_eab(
@@ -198,7 +196,7 @@ async def _eab_flow(
     hass.config.allowlist_external_dirs.add(str(pebble_eab.ca_bundle_path.parent))
     result = await _user_step(hass, url)
     flow_id = result["flow_id"]
-    options = _form(pebble_eab, ssl_dir)
+    options = certificate_form(pebble_eab, ssl_dir)
     result = await hass.config_entries.flow.async_configure(flow_id, options)
     assert result["errors"] == {CONF_EAB_KID: "eab_required"}
     kid, hmac_key = next(iter(DEFAULT_EAB_KEYS.items()))
@@ -220,8 +218,8 @@ async def _eab_flow(
         flow_id, {"accept_terms": True}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    response = await renew(hass, result["result"])
-    assert response["renewed"] is True
+    await hass.async_block_till_done()
+    assert last_outcome(result["result"])["renewed"] is True
 
 
 async def test_options_flow_certificate_on_and_off(
@@ -239,7 +237,7 @@ async def test_options_flow_certificate_on_and_off(
         result["flow_id"], {"next_step_id": "certificate"}
     )
     assert result["step_id"] == "certificate"
-    options = _form(pebble, ssl_dir)
+    options = certificate_form(pebble, ssl_dir)
     (ssl_dir / "folder").mkdir()
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -340,7 +338,7 @@ async def test_config_flow_form_error_names_the_record(
         await pebble.set_cname(record, cname)
     try:
         result = await _user_step(hass, url)
-        options = _form(pebble, ssl_dir)
+        options = certificate_form(pebble, ssl_dir)
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {**options, CONF_EXTRA_NAMES: f"*.{own}\n{own}"}
         )
@@ -359,6 +357,8 @@ async def test_config_flow_form_error_names_the_record(
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["options"][CONF_EXTRA_NAMES] == [f"*.{own}", own]
+        await hass.async_block_till_done()  # the first certificate, for all three
+        assert last_outcome(result["result"])["renewed"] is True
     finally:
         await pebble.clear_cname(record)
 
@@ -394,7 +394,7 @@ async def test_options_flow_rejects_bad_names(
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
-            **_form(pebble, ssl_dir, **{CONF_WILDCARD: True}),
+            **certificate_form(pebble, ssl_dir, **{CONF_WILDCARD: True}),
             CONF_EXTRA_NAMES: text,
         },
     )
@@ -419,7 +419,7 @@ async def test_options_flow_wrong_cname_then_fixed(
         result = await hass.config_entries.options.async_configure(
             result["flow_id"], {"next_step_id": "certificate"}
         )
-        options = _form(pebble, ssl_dir)
+        options = certificate_form(pebble, ssl_dir)
         result = await hass.config_entries.options.async_configure(
             result["flow_id"], {**options, CONF_EXTRA_NAMES: own}
         )
@@ -467,7 +467,7 @@ async def test_persist_delegation_alone_is_enough_when_allowed(
     await pebble.set_cname(record, "_validation-persist.myhome.duckdns.org")
     try:
         result = await _user_step(hass, url)
-        options = _form(pebble, ssl_dir, **{CONF_VALIDATION_METHOD: method})
+        options = certificate_form(pebble, ssl_dir, **{CONF_VALIDATION_METHOD: method})
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {**options, CONF_EXTRA_NAMES: own}
         )
@@ -481,3 +481,35 @@ async def test_persist_delegation_alone_is_enough_when_allowed(
             )
     finally:
         await pebble.clear_cname(record)
+
+
+async def test_accepting_the_terms_again_after_a_deactivation(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+) -> None:
+    """The CA deactivated the account: accepting the terms again under
+    Configure registers a new one (a deactivated key is refused for good)
+    instead of blaming External Account Binding credentials never entered."""
+    entry = await setup_duckdns_entry(hass, duckdns[1], pebble_options(pebble, ssl_dir))
+    await renew(hass, entry)
+    old = await deactivate_account(hass, entry)
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "certificate"}
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], certificate_form(pebble, ssl_dir)
+    )
+    assert result["step_id"] == "terms"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"accept_terms": True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result.get("errors")
+    await hass.async_block_till_done()
+    _key, new = await account_store(hass).async_key(pebble.directory_url)
+    assert new not in (None, old)
+    renewed = await renew(hass, entry, force=True)
+    assert renewed["renewed"] is True

@@ -59,6 +59,7 @@ from tests.fakes.tls_server import (
     stalling_server,
     tls_server,
 )
+from tests.translations_guard import issue_placeholders
 
 from .common import (
     DAYS,
@@ -1033,6 +1034,7 @@ async def test_first_check_runs_after_setup(
                 is_fixable=False,
                 severity=ir.IssueSeverity.CRITICAL,
                 translation_key="certificate_expired",
+                translation_placeholders=issue_placeholders("certificate_expired"),
             )
         with patch("tests.common.MockConfigEntry", wraps=MockConfigEntry) as make_entry:
             make_entry.side_effect = lambda **kwargs: MockConfigEntry(
@@ -1158,8 +1160,8 @@ async def test_options_flow_adds_and_removes_endpoints(
         ("-bad-.test", "invalid_endpoint", "-bad-.test"),
         ("[example.test]:443", "invalid_endpoint", "[example.test]:443"),
         ("\n".join(f"host{n}.test" for n in range(51)), "too_many_endpoints", "51"),
-        ("example.test ca=relative.pem", "path_not_allowed", "relative.pem"),
-        ("example.test ca=/etc/ssl/certs/x.pem", "path_not_allowed", "/etc/ssl/"),
+        ("example.test ca=relative.pem", "ca_bundle_not_allowed", "relative.pem"),
+        ("example.test ca=/etc/ssl/certs/x.pem", "ca_bundle_not_allowed", "/etc/ssl/"),
         ("example.test ca={tmp}/missing.pem", "ca_bundle_unreadable", "missing.pem"),
         ("example.test ca={tmp}/garbage.pem", "ca_bundle_unreadable", "garbage"),
     ],
@@ -1187,6 +1189,8 @@ async def test_options_flow_errors(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_ENDPOINTS: error}
     assert detail in result["description_placeholders"]["detail"]
+    if error == "ca_bundle_not_allowed":  # the error lists where bundles may be
+        assert str(tmp_path) in result["description_placeholders"]["allowed"]
     assert CONF_ENDPOINTS not in entry.options
     # What was typed stays in the form.
     assert suggested(result["data_schema"].schema)[CONF_ENDPOINTS] == text.replace(

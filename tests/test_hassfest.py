@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+import inspect
 import json
 from pathlib import Path
 import re
+import subprocess
 from typing import Any
 
 import homeassistant.components
@@ -14,6 +16,9 @@ import pytest
 import yaml
 
 from custom_components import secure_remote_access
+from custom_components.secure_remote_access import issues
+from custom_components.secure_remote_access.checklist.checks import CHECK_IDS
+from custom_components.secure_remote_access.protocol.remote_access import Finding
 
 ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "custom_components" / "secure_remote_access"
@@ -114,6 +119,51 @@ def test_config_schema_defined() -> None:
 def test_no_manifest_under_tests() -> None:
     """A manifest.json under tests/ would be picked up as an integration."""
     assert not list((ROOT / "tests").rglob("manifest.json"))
+
+
+def _tracked_manifests() -> list[Path]:
+    """The manifests the hassfest Action validates: **/manifest.json of a checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--", "manifest.json", "**/manifest.json"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return [
+        ROOT / name
+        for name in listed
+        if not any(part.startswith(".") for part in Path(name).parts)
+    ]
+
+
+def test_every_manifest_is_a_valid_integration_folder() -> None:
+    """hassfest: the domain is the folder's name; actions are described."""
+    manifests = _tracked_manifests()
+    assert PACKAGE / "manifest.json" in manifests
+    for path in manifests:
+        folder = path.parent
+        assert _json(path)["domain"] == folder.name, path
+        source = (folder / "__init__.py").read_text(encoding="utf-8")
+        if "async_register(" in source:
+            assert (folder / "services.yaml").is_file(), folder
+        if "def async_setup(" in source:
+            assert "CONFIG_SCHEMA" in source, folder
+
+
+def test_lint_runs_hassfest_and_the_hacs_checks() -> None:
+    """A regression fails scripts/lint (CI); GitHub runs the official actions."""
+    lint = (ROOT / "scripts" / "lint").read_text(encoding="utf-8")
+    assert '"$TOOLS/hassfest/run"' in lint
+    assert '"$TOOLS/hacs-check/check_hacs_local.py" .' in lint
+    assert "SRA_SHARED_TOOLS" in lint
+    validate = yaml.safe_load(
+        (ROOT / ".github" / "workflows" / "validate.yaml").read_text(encoding="utf-8")
+    )
+    steps = [step for job in validate["jobs"].values() for step in job["steps"]]
+    uses = {step.get("uses", "").split("@")[0]: step for step in steps}
+    assert "home-assistant/actions/hassfest" in uses
+    assert uses["hacs/action"]["with"]["category"] == "integration"
 
 
 def _walk_values(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -238,6 +288,50 @@ def test_every_translation_key_used_in_code_has_text() -> None:
     assert not missing
     assert used["step"], "the scan found no flow steps: the scanner is broken"
     assert used["error"], "the scan found no form errors: the scanner is broken"
+
+
+def test_issue_translations_follow_home_assistants_schema() -> None:
+    """hassfest's rule: an issue has a title and a description OR a fix flow.
+
+    With a fix flow the frontend opens the flow when the issue is clicked and
+    shows only the flow's step texts: each step has a title and a description.
+    """
+    for key, issue in _strings()["issues"].items():
+        assert issue["title"], key
+        assert ("description" in issue) != ("fix_flow" in issue), key
+        for step_id, step in issue.get("fix_flow", {}).get("step", {}).items():
+            assert step.get("title"), (key, step_id)
+            assert step.get("description"), (key, step_id)
+
+
+def test_every_issue_kind_has_its_text() -> None:
+    """Each kind the code raises (issues.py, the checklist, the remote-access
+    findings, the https variants) has a translation, and no text is orphaned."""
+    kinds = {
+        getattr(issues, name)
+        for name, annotation in inspect.get_annotations(issues).items()
+        if annotation == "Final"  # the kinds: its Final constants
+    }
+    kinds |= set(CHECK_IDS) | {finding.value for finding in Finding}
+    # https_trial.py derives variants of its two kinds from their constants.
+    https = (PACKAGE / "https_trial.py").read_text(encoding="utf-8")
+    for constant, value in (
+        ("HTTPS_TRIAL", "https_trial"),
+        ("HTTPS_REVERTED", "https_reverted"),
+    ):
+        kinds |= {
+            f"{value}_{suffix}"
+            for suffix in re.findall(r'f"\{' + constant + r'\}_(\w+)"', https)
+        }
+    texts = set(_strings()["issues"])
+    assert kinds - texts == set()
+    assert texts - kinds == set()
+
+
+def test_no_plural_guesses() -> None:
+    """No "account(s)": texts are worded so that one and many read right."""
+    for path, value in _walk_values(_strings()):
+        assert "(s)" not in value, path
 
 
 def test_placeholders_in_texts_are_balanced() -> None:

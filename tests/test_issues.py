@@ -19,6 +19,7 @@ from custom_components.secure_remote_access.issues import (
     issue_entry_id,
     renewal_failed_issue_id,
 )
+from tests.translations_guard import issue_placeholders, strings
 
 
 def test_issue_ids_are_the_persisted_ones() -> None:
@@ -36,13 +37,16 @@ def test_issue_ids_are_the_persisted_ones() -> None:
 
 
 def _raise(hass: HomeAssistant, issue_id: str) -> None:
+    """Create an issue as its kind would (the kind: the start of its id)."""
+    key = max((key for key in strings()["issues"] if issue_id.startswith(key)), key=len)
     ir.async_create_issue(
         hass,
         DOMAIN,
         issue_id,
-        is_fixable=False,
+        is_fixable="fix_flow" in strings()["issues"][key],
         severity=ir.IssueSeverity.WARNING,
-        translation_key=issue_id,
+        translation_key=key,
+        translation_placeholders=issue_placeholders(key),
     )
 
 

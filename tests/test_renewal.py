@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 from cryptography import x509
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import CONF_TOKEN, EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import Context, CoreState, HomeAssistant
@@ -29,7 +26,6 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
-from custom_components.secure_remote_access import certificate as certificate_module
 from custom_components.secure_remote_access.certificate import (
     CertificateDelegationError,
     CertificateManager,
@@ -49,8 +45,10 @@ from custom_components.secure_remote_access.const import (
     EVENT_CERTIFICATE_RENEWED,
 )
 from custom_components.secure_remote_access.issues import delegation_issue_id
-from custom_components.secure_remote_access.protocol import pairfiles as files_module
-from custom_components.secure_remote_access.protocol.acme import RenewalInfo
+from custom_components.secure_remote_access.protocol.acme import (
+    IssuedCertificate,
+    RenewalInfo,
+)
 from custom_components.secure_remote_access.protocol.delegation import (
     DelegationError,
     DelegationProblem,
@@ -66,6 +64,7 @@ from .common import (
     UPDATE_URL,
     StartDuckDns,
     advance,
+    disk_full,
     duckdns_reply,
     read_leaf,
     renew,
@@ -75,6 +74,9 @@ from .common import (
 
 NEXT = "sensor.myhome_duckdns_org_next_certificate_renewal"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
+
+# The tests write certificates into tmp_path, as into an allowlisted folder.
+pytestmark = pytest.mark.usefixtures("allowed_tmp_path")
 
 
 @pytest.fixture
@@ -232,25 +234,6 @@ async def test_nothing_runs_before_start(
     assert len(ca.issued) == 1
 
 
-@contextmanager
-def _disk_full(writes: int | None = None) -> Iterator[None]:
-    """The next ``writes`` writes of the pair (all when None) fail: disk full."""
-    real_write = files_module.write_certificate_pair
-    failed = 0
-
-    def write(*args: Any, **kwargs: Any) -> Any:
-        nonlocal failed
-        if writes is None or failed < writes:
-            failed += 1
-            raise files_module.PairWriteError(
-                "cannot write the new pair: No space left"
-            )
-        return real_write(*args, **kwargs)
-
-    with patch.object(certificate_module, "write_certificate_pair", write):
-        yield
-
-
 def _failed_issue(
     issue_registry: ir.IssueRegistry, entry: MockConfigEntry
 ) -> ir.IssueEntry | None:
@@ -265,9 +248,13 @@ async def test_the_first_minute_looks_pending_not_broken(
     fake_ca_entry: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
-    """Before the first certificate: no problem, and the time of the first attempt."""
+    """While the first certificate is ordered: no problem, and the time of that order."""
+    fake_ca.gate = asyncio.Event()
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    while fake_ca.running == 0:  # ordered right after setup, waiting at the gate
+        await asyncio.sleep(0)
     status = hass.states.get(
         "binary_sensor.myhome_duckdns_org_managed_certificate_status"
     )
@@ -282,8 +269,10 @@ async def test_the_first_minute_looks_pending_not_broken(
         (DOMAIN, entry.entry_id), entry.entry_id
     )
     assert device is not None
-    assert device.model == "DuckDNS and x"
-    await advance(hass, freezer, timedelta(minutes=1))
+    # The CA by its address, said to be one ("DuckDNS and x" read like a product).
+    assert device.model == "DuckDNS and the ACME CA at x"
+    fake_ca.gate.set()
+    await hass.async_block_till_done()
     status = hass.states.get(
         "binary_sensor.myhome_duckdns_org_managed_certificate_status"
     )
@@ -467,6 +456,7 @@ async def test_actions_are_for_administrators(
     """A non-admin user can neither renew, nor update DNS, nor read the findings."""
     entry = fake_ca_entry
     await setup_integration(hass, entry)
+    assert fake_ca.orders == 1  # the first certificate, right after setup
     context = Context(user_id=hass_read_only_user.id)
     for service, data in (
         ("renew_certificate", {"config_entry_id": entry.entry_id, "force": True}),
@@ -482,7 +472,7 @@ async def test_actions_are_for_administrators(
                 context=context,
                 return_response=service == "run_security_checks",
             )
-    assert fake_ca.orders == 0
+    assert fake_ca.orders == 1
 
 
 async def test_unload_cancels_the_running_order(
@@ -495,9 +485,9 @@ async def test_unload_cancels_the_running_order(
     """A reload while an order runs cancels it; the reloaded entry orders alone."""
     fake_ca.gate = asyncio.Event()
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
-    freezer.tick(timedelta(minutes=1))
-    async_fire_time_changed(hass)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    # The first certificate is ordered right after setup.
     while fake_ca.running == 0:  # the order has started and waits at the gate
         await asyncio.sleep(0)
     assert await hass.config_entries.async_reload(entry.entry_id)
@@ -520,7 +510,7 @@ async def test_a_failed_write_never_costs_a_new_order(
 ) -> None:
     """The certificate the CA issued is kept and written by the retry, not ordered again."""
     entry = fake_ca_entry
-    with _disk_full(writes=2):
+    with disk_full(writes=2):
         await setup_until_first_check(hass, freezer, entry)
         assert fake_ca.orders == 1
         assert hass.states.get(RESULT).state == "failed"
@@ -550,7 +540,7 @@ async def test_deleting_the_entry_deletes_a_kept_certificate(
 ) -> None:
     """A certificate kept for writing (it holds a private key) goes with its entry."""
     entry = fake_ca_entry
-    with _disk_full():
+    with disk_full():
         await setup_until_first_check(hass, freezer, entry)
     assert hass.states.get(RESULT).state == "failed"
     assert await IssuedStash(hass, entry.entry_id).async_load() is not None
@@ -753,17 +743,6 @@ def _pebble_options(pebble: PebbleServer, **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def ticking() -> Generator[Any]:
-    """Time travel that keeps the clock running.
-
-    Talking to a real CA needs real waits (polling with Retry-After), which a
-    stopped clock would never finish.
-    """
-    with freeze_time(dt_util.utcnow(), tick=True) as frozen:
-        yield frozen
-
-
 async def test_shortlived_certificate_renews_by_itself(
     hass: HomeAssistant,
     ticking: Any,
@@ -835,13 +814,13 @@ async def test_renewal_failure_raises_translated_error(
 ) -> None:
     """The action surfaces the CA's reason and the scheduler records the failure."""
     ca = fake_ca
-    ca.failures = [CertificateRenewalError("rejectedIdentifier")]
+    ca.failures = [CertificateRenewalError("rejectedIdentifier")] * 2
     entry = fake_ca_entry
-    await setup_integration(hass, entry)
+    await setup_integration(hass, entry)  # the first order fails
     with pytest.raises(HomeAssistantError) as err:
         await renew(hass, entry)
     assert err.value.translation_placeholders == {"detail": "rejectedIdentifier"}
-    assert entry.runtime_data.managed.renewal.state.failures == 1
+    assert entry.runtime_data.managed.renewal.state.failures == 2
 
 
 # --- the certificate kept for writing, and the issues around failures ---
@@ -860,7 +839,7 @@ async def test_kept_certificate_of_another_ca_is_not_installed(
     production CA (it would be served, untrusted, for 60 days).
     """
     entry = fake_ca_entry  # acme_directory "x"
-    with _disk_full():
+    with disk_full():
         await setup_until_first_check(hass, freezer, entry)
     assert fake_ca.orders == 1
     assert await IssuedStash(hass, entry.entry_id).async_load() is not None
@@ -886,7 +865,7 @@ async def test_kept_certificate_older_than_the_one_on_disk_is_not_installed(
     the one it replaces) must not be installed over it.
     """
     entry = fake_ca_entry
-    with _disk_full():
+    with disk_full():
         await setup_until_first_check(hass, freezer, entry)
         kept = await IssuedStash(hass, entry.entry_id).async_load()
         assert kept is not None
@@ -926,7 +905,7 @@ async def test_a_kept_certificate_that_cannot_be_saved_is_not_ordered_again(
         await real_write(store, data)
 
     entry = fake_ca_entry
-    with _disk_full(), patch.object(Store, "_async_write_data", write_data):
+    with disk_full(), patch.object(Store, "_async_write_data", write_data):
         await setup_until_first_check(hass, freezer, entry)
         assert fake_ca.orders == 1
         await advance(hass, freezer, timedelta(minutes=1, seconds=1))
@@ -1066,3 +1045,53 @@ async def test_an_unrelated_failure_does_not_hide_a_broken_delegation(
         assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None, (
             "the delegation is still broken, but its issue was deleted"
         )
+
+
+async def test_kept_certificate_in_the_older_stash_format_is_written(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    fake_ca_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A certificate kept by an older version (settings as one text) is still used."""
+    entry = fake_ca_entry  # acme_directory "x", ECDSA P-256, no profile
+    pair = certs.issue([NAME], key=certs.generate_key(slot=25))
+    kept = IssuedCertificate.from_json(
+        {
+            "fullchain_pem": pair.fullchain_pem.decode(),
+            "private_key_pem": pair.key_pem.decode(),
+            "names": [NAME],
+        }
+    )
+    hass_storage[f"{DOMAIN}.issued_{entry.entry_id}"] = {
+        "version": 1,
+        "key": f"{DOMAIN}.issued_{entry.entry_id}",
+        "data": {**kept.to_json(), "ordered_for": "x ec-p256 "},
+    }
+    await setup_integration(hass, entry)
+    assert fake_ca.orders == 0, "ordered again instead of writing the kept one"
+    assert _serial(tmp_path / "fullchain.pem") == int(kept.serial_hex, 16)
+
+
+async def test_conditions_changed_ends_the_backoff_at_once(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    fake_ca_entry: MockConfigEntry,
+) -> None:
+    """A new account or a fix: the next attempt is now, not in 100 minutes."""
+    fake_ca.failures = [CertificateRenewalError("accountDoesNotExist")] * 3
+    entry = fake_ca_entry
+    await setup_integration(hass, entry)
+    await advance(hass, freezer, timedelta(minutes=1, seconds=1))
+    await advance(hass, freezer, timedelta(minutes=10, seconds=1))
+    renewal = entry.runtime_data.managed.renewal
+    assert renewal.state.failures == 3
+    assert renewal.state.next_attempt == dt_util.utcnow() + timedelta(minutes=100)
+    await renewal.async_conditions_changed()
+    await hass.async_block_till_done()
+    assert fake_ca.orders == 4
+    assert renewal.state.failures == 0
+    assert hass.states.get(RESULT).state == "renewed"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from custom_components.secure_remote_access.certificate_settings import (
+    CertificateSettings,
+    OrderedWith,
+)
 from custom_components.secure_remote_access.renewal_state import (
     CHECK_INTERVAL,
     MAX_RETRY_AFTER,
@@ -109,3 +114,45 @@ def test_times_from_a_clock_that_jumped_back_are_reset() -> None:
 def test_next_check_time(state: RenewalState, expected: datetime) -> None:
     """The next check: retries, due moments, Retry-After and the twice-daily cap."""
     assert state.next_check_time(NOW, timedelta(minutes=10)) == expected
+
+
+def _settings(directory: str = "https://ca.example/dir") -> CertificateSettings:
+    return CertificateSettings.parse(
+        ["myhome.duckdns.org"],
+        {
+            "acme_directory": directory,
+            "certificate_path": "/ssl/fullchain.pem",
+            "private_key_path": "/ssl/privkey.pem",
+            "profile": "classic",
+        },
+    )
+
+
+def test_settings_changes() -> None:
+    """Other settings end the backoff; another CA's Retry-After goes with it."""
+    settings = _settings()
+    # Stored before conditions were: taken as they are, backoff kept, and the
+    # last certificate written as ordered with today's settings.
+    old = RenewalState(failures=2, next_attempt=NOW, last_outcome={"serial": "ab"})
+    state = replace(old, **(old.settings_changes("one", settings) or {}))
+    assert (state.failures, state.next_attempt) == (2, NOW)
+    assert state.ordered_with("ab") == OrderedWith("https://ca.example/dir", "classic")
+    assert state.ordered_with("cd") is None
+    assert state.settings_changes("one", settings) is None
+
+    failing = replace(
+        state, failed_order=True, failed_serial="ab", retry_after=NOW + CHECK_INTERVAL
+    )
+    changed = replace(failing, **(failing.settings_changes("two", settings) or {}))
+    assert (changed.failures, changed.next_attempt, changed.failed_order) == (
+        0,
+        None,
+        False,
+    )
+    assert changed.retry_after == NOW + CHECK_INTERVAL  # the same CA's
+    assert changed.ordered_with("ab") is not None  # the certificate's own history
+
+    other_ca = failing.settings_changes("two", _settings("https://other.example/d"))
+    assert other_ca is not None
+    assert other_ca["retry_after"] is None
+    assert other_ca["conditions_directory"] == "https://other.example/d"

@@ -111,7 +111,7 @@ async def https_server(
 
 async def test_swap_after_renewal_without_restart(
     hass: HomeAssistant,
-    tmp_path: Path,
+    allowed_tmp_path: Path,
     fake_ca: FakeCa,
     aioclient_mock: Any,
     issue_registry: ir.IssueRegistry,
@@ -146,7 +146,7 @@ async def test_swap_after_renewal_without_restart(
     assert issue_registry.async_get_issue(DOMAIN, "restart_required") is None
 
     # A certificate replaced behind our back is picked up too.
-    other.write(tmp_path)
+    other.write(allowed_tmp_path)
     served = served_certificate(hass)
     assert await served.async_check() is SwapResult.ROTATED
     assert await _presented(files) == _serial(other)

@@ -11,15 +11,15 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.secure_remote_access.certificate_issues import (
+    CERTIFICATE_ISSUES,
+    _issue_for,
+)
 from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.coordinator.certificates import (
     file_signatures,
 )
-from custom_components.secure_remote_access.issues import (
-    CERTIFICATE_ISSUE_KEYS,
-    CERTIFICATE_ISSUES,
-    _issue_for,
-)
+from custom_components.secure_remote_access.issues import CERTIFICATE_ISSUE_KEYS
 from custom_components.secure_remote_access.protocol.endpoint_list import EndpointOption
 from custom_components.secure_remote_access.protocol.tls import EndpointCertificate
 from custom_components.secure_remote_access.protocol.x509 import (

@@ -11,10 +11,10 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
-from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
 from .certificate import CertificateManager
+from .certificate_issues import async_sync_certificate_issues
 from .certificate_settings import CertificateSettings
 from .checklist.runner import async_get_runner
 from .const import CONF_DOMAINS, CONF_ENDPOINTS, DOMAIN
@@ -26,7 +26,8 @@ from .coordinator import (
 )
 from .entity import endpoint_device_identifier
 from .helpers import duckdns_client, endpoints_from_options
-from .https import async_check_trial
+from .https_trial import async_forget_trial, async_setup_https_trial, get_https_trial
+from .https_unmanaged import async_check_unmanaged, async_warn_unmanaged
 from .issues import (
     async_check_duplicate_updater,
     async_delete_delegation_issue,
@@ -35,11 +36,12 @@ from .issues import (
     async_delete_persist_record_left,
     async_delete_renewal_failed_issue,
     async_raise_persist_record_left,
-    async_sync_certificate_issues,
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
-from .persist_record import PersistRecords
+from .persist_record import PersistRecords, PersistRefusals
+from .proxy_restart import async_setup_proxy_restart
 from .remote_access import RemoteAccessCoordinator
+from .remote_access_memory import RemoteAccessMemory
 from .renewal import RenewalCoordinator, RenewalOutcome
 from .renewal_state import async_remove_renewal_state
 from .sensor import RENEWAL_SENSORS
@@ -52,8 +54,10 @@ PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions."""
+    """Register the integration's actions; follow a change of the http config."""
     async_setup_services(hass)
+    # Serving HTTPS (issue 28): checked whatever the state of the entries.
+    async_setup_https_trial(hass)
     return True
 
 
@@ -84,7 +88,7 @@ async def async_setup_entry(
         )
         await manager.async_recover()
         managed = ManagedCertificate(manager, RenewalCoordinator(hass, entry, manager))
-        await managed.renewal.async_start()
+        await managed.renewal.async_load()
         entry.async_on_unload(managed.renewal.async_stop)
     certificates = LocalCertificateMonitor(
         hass,
@@ -103,16 +107,17 @@ async def async_setup_entry(
         remote_access=RemoteAccessCoordinator(hass, entry, dns),
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
-    # Serving HTTPS (issue 18): confirm a trial of a pending http config.
-    entry.async_on_unload(
-        async_at_started(hass, partial(async_check_trial, entry=entry))
-    )
+    # Serving HTTPS: the entry renews a served pair again.
+    await async_check_unmanaged(hass)
 
     async_check_duplicate_updater(hass, entry)
     entry.async_on_unload(
         dns.async_add_listener(lambda: async_check_duplicate_updater(hass, entry))
     )
     _async_setup_monitoring(hass, entry)
+    # A proxy add-on in front: restarted after renewals when the user chose so.
+    if (unsub := async_setup_proxy_restart(hass, entry)) is not None:
+        entry.async_on_unload(unsub)
     checklist = async_get_runner(hass)
     if settings is not None:
         # The checklist also audits the permissions of the key we write.
@@ -122,6 +127,9 @@ async def async_setup_entry(
     checklist.async_add_entry(entry)
     entry.async_on_unload(lambda: checklist.async_remove_entry(entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if managed is not None:
+        # Once everything listens: the first check may order at once.
+        managed.renewal.async_start()
     # UPnP queries and handshakes take seconds: the first check runs after setup.
     entry.runtime_data.remote_access.async_start()
     if endpoints.sources:
@@ -234,13 +242,20 @@ async def async_remove_entry(
     """Forget the entry's Repairs issues and stored state when it is deleted.
 
     Persistent validation records it set in DuckDNS are cleared. The
-    checklist's issues belong to the installation: they go with the last entry.
+    checklist's issues and the serving-HTTPS record belong to the
+    installation: they go with the last entry (a trial then is no longer
+    followed). The ACME accounts stay (README: Removal).
     """
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
+    await RemoteAccessMemory(hass, entry.entry_id).async_remove()
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )
+    # Serving HTTPS: a trial of the entry is no longer ours to follow; served
+    # files that nobody renews get a lasting warning.
+    await get_https_trial(hass).async_resolve()
+    await async_warn_unmanaged(hass, settings)
     records = PersistRecords(hass, entry.entry_id)
     for domain in await records.async_release(
         duckdns_client(hass, entry.data),
@@ -249,8 +264,10 @@ async def async_remove_entry(
         # Nobody is left to try again: the user clears it at duckdns.org.
         async_raise_persist_record_left(hass, domain)
     await records.async_remove()
+    await PersistRefusals(hass, entry.entry_id).async_remove()
     if not hass.config_entries.async_entries(DOMAIN):
         async_delete_installation_issues(hass)
+        await async_forget_trial(hass)
 
 
 async def async_remove_config_entry_device(

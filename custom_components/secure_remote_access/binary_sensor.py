@@ -18,6 +18,7 @@ from .entity import (
     SecureRemoteAccessEntity,
     async_entry_device_id,
     certificate_device_info,
+    known_values,
 )
 from .models import SecureRemoteAccessConfigEntry
 from .status import CertificateKind, status_attributes
@@ -80,9 +81,9 @@ class DnsProblemSensor(SecureRemoteAccessEntity[DnsCoordinator], BinarySensorEnt
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """The number of failed attempts and the last error."""
+        """The number of failed attempts and the last error, if any."""
         data = self.coordinator.data
-        return {"failures": data.failures, "last_error": data.last_error}
+        return {"failures": data.failures, **known_values(last_error=data.last_error)}
 
 
 class CertificateProblemSensor(CertificateEntity, BinarySensorEntity):

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives import serialization
-from homeassistant.const import __version__ as ha_version
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
-from .certificate_settings import CertificateSettings
+from .account import (
+    AccountTermsChangedError,
+    account_store,
+    async_acme_client,
+    async_ensure_account,
+    async_heal_account,
+)
+from .certificate_settings import (
+    CertificateFacts,
+    CertificateSettings,
+    OrderedWith,
+    misfits,
+)
 from .const import DOMAIN, LOGGER
-from .persist_record import PersistRecords
+from .helpers import allowed_roots
+from .persist_record import PersistRecords, PersistRefusals
 from .protocol.acme import (
-    AccountDoesNotExistError,
-    AccountKey,
     AcmeClient,
     AcmeError,
     DnsPropagationChecker,
@@ -30,11 +37,13 @@ from .protocol.acme import (
     PersistRecordConflictError,
     PersistValidation,
     RenewalInfo,
+    account_gone,
     ari_cert_id,
     describe_acme_error,
 )
 from .protocol.acme.dns import DEFAULT_PROPAGATION_TIMEOUT
 from .protocol.acme.messages import CHALLENGE_DNS01
+from .protocol.confined import PathNotAllowedError
 from .protocol.delegation import DelegationError, expected_records, resolve_delegations
 from .protocol.dnsutil import is_nameserver
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
@@ -55,91 +64,8 @@ from .protocol.x509 import (
 )
 from .solver import DuckDnsSolver
 
-STORAGE_VERSION: Final = 1
-STORAGE_KEY: Final = f"{DOMAIN}.acme_accounts"
-DATA_ACCOUNT_STORE: HassKey[AcmeAccountStore] = HassKey(f"{DOMAIN}_acme_accounts")
-USER_AGENT: Final = f"secure-remote-access/0.1 HomeAssistant/{ha_version}"
-
-
-class AcmeAccountStore:
-    """ACME account keys and URLs, one per directory URL, in private storage."""
-
-    def __init__(self, hass: HomeAssistant) -> None:
-        """Create the store (loaded lazily)."""
-        self._hass = hass
-        self._store: Store[dict[str, dict[str, str]]] = Store(
-            hass, STORAGE_VERSION, STORAGE_KEY, private=True, atomic_writes=True
-        )
-        self._accounts: dict[str, dict[str, str]] | None = None
-        self._lock = asyncio.Lock()
-
-    async def _load(self) -> dict[str, dict[str, str]]:
-        if self._accounts is None:
-            self._accounts = await self._store.async_load() or {}
-        return self._accounts
-
-    async def async_key(self, directory_url: str) -> tuple[AccountKey, str | None]:
-        """The account key for a CA (created on first use) and its account URL."""
-        async with self._lock:
-            accounts = await self._load()
-            stored = accounts.get(directory_url)
-            if stored is not None:
-                return AccountKey.from_pem(stored["key"]), stored.get("url") or None
-            key = await self._hass.async_add_executor_job(AccountKey.generate)
-            accounts[directory_url] = {"key": key.to_pem(), "url": ""}
-            await self._store.async_save(accounts)
-            return key, None
-
-    async def async_account_urls(self) -> frozenset[str]:
-        """Every account URL of ours, at every CA (persistent records naming one are ours)."""
-        async with self._lock:
-            accounts = await self._load()
-            return frozenset(
-                url for item in accounts.values() if (url := item.get("url"))
-            )
-
-    async def async_set_url(self, directory_url: str, account_url: str) -> None:
-        """Remember the account URL the CA gave us."""
-        async with self._lock:
-            accounts = await self._load()
-            if accounts[directory_url].get("url") != account_url:
-                accounts[directory_url]["url"] = account_url
-                await self._store.async_save(accounts)
-
-
-@callback
-def account_store(hass: HomeAssistant) -> AcmeAccountStore:
-    """The one account store of this Home Assistant instance."""
-    if DATA_ACCOUNT_STORE not in hass.data:
-        hass.data[DATA_ACCOUNT_STORE] = AcmeAccountStore(hass)
-    return hass.data[DATA_ACCOUNT_STORE]
-
-
-async def async_acme_client(
-    hass: HomeAssistant, settings: CertificateSettings
-) -> AcmeClient:
-    """An ACME client on Home Assistant's shared session with the stored account key."""
-    key, account_url = await account_store(hass).async_key(settings.directory_url)
-    return AcmeClient(
-        async_get_clientsession(hass),
-        settings.directory_url,
-        key,
-        user_agent=USER_AGENT,
-        ca_bundle=settings.ca_bundle,
-        account_url=account_url,
-    )
-
-
-async def async_register_account(
-    hass: HomeAssistant, settings: CertificateSettings
-) -> AcmeClient:
-    """Create (or find) the ACME account after the user accepted the terms."""
-    client = await async_acme_client(hass, settings)
-    account = await client.register_account(
-        terms_of_service_agreed=True, contact_email=settings.email, eab=settings.eab
-    )
-    await account_store(hass).async_set_url(settings.directory_url, account.url)
-    return client
+#: The renewal error (and Repairs issue) of a path outside the allowed folders.
+CERTIFICATE_PATH_NOT_ALLOWED: Final = "certificate_path_not_allowed"
 
 
 class CertificateRenewalError(HomeAssistantError):
@@ -185,6 +111,28 @@ class CertificateDelegationError(CertificateRenewalError):
         )
 
 
+class CertificateTermsError(CertificateRenewalError):
+    """The CA lost the account and its terms changed (or which terms were accepted
+    is unknown): the user must accept them."""
+
+    def __init__(self, directory_url: str, err: AccountTermsChangedError) -> None:
+        """Name the new terms and what the CA said."""
+        self.terms = err.terms
+        self.directory_url = directory_url
+        self.account_url = err.account_url
+        #: False for an account whose accepted terms were never recorded.
+        self.accepted_known = err.accepted is not None
+        super().__init__(
+            err.detail,
+            translation_key=(
+                "account_terms_changed"
+                if err.accepted is not None
+                else "account_terms_unconfirmed"
+            ),
+            placeholders={"terms": err.terms, "directory": directory_url},
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CurrentCertificate:
     """The managed pair as it is on disk now (no secrets)."""
@@ -212,6 +160,17 @@ def read_current_certificate(settings: CertificateSettings) -> CurrentCertificat
     )
 
 
+async def async_read_current(
+    hass: HomeAssistant, settings: CertificateSettings
+) -> CurrentCertificate | None:
+    """The pair on disk, or None when the certificate is missing or unreadable."""
+    try:
+        return await hass.async_add_executor_job(read_current_certificate, settings)
+    except (CertificateError, ValueError) as err:
+        LOGGER.debug("Managed certificate not usable: %s", err)
+        return None
+
+
 class CertificateManager:
     """Orders and writes one entry's certificate; it holds no renewal state.
 
@@ -234,17 +193,23 @@ class CertificateManager:
         self.settings = settings
         self._domains = domains
         self.persist_records = persist_records or PersistRecords(hass, entry_id)
+        self.persist_refusals = PersistRefusals(hass, entry_id)
         self._solver = DuckDnsSolver(
             duckdns, domains, self.persist_records.async_written
         )
         self.propagation_timeout = DEFAULT_PROPAGATION_TIMEOUT
         # The latest delegation check: True passed, False broken, None not run yet.
         self.delegations_verified: bool | None = None
+        #: The last order got a new ACME account (the old one was gone) that
+        #: the CA accepted: the conditions of earlier failures changed.
+        self.account_replaced = False
 
     async def async_recover(self) -> None:
         """Finish or undo a certificate install that a crash interrupted."""
         try:
             status = await self.hass.async_add_executor_job(
+                _in_allowed_roots,
+                self.hass,
                 recover_pair,
                 self.settings.certificate_path,
                 self.settings.private_key_path,
@@ -257,25 +222,22 @@ class CertificateManager:
 
     async def async_current(self) -> CurrentCertificate | None:
         """The pair on disk, or None when the certificate is missing or unreadable."""
-        try:
-            return await self.hass.async_add_executor_job(
-                read_current_certificate, self.settings
-            )
-        except (CertificateError, ValueError) as err:
-            LOGGER.debug("Managed certificate not usable: %s", err)
-            return None
+        return await async_read_current(self.hass, self.settings)
 
     async def async_decide(
         self,
         current: CurrentCertificate | None,
         *,
+        ordered_with: OrderedWith | None = None,
         renew_at: datetime | None = None,
         now: datetime | None = None,
     ) -> RenewalDecision:
         """Whether the pair on disk needs renewing at ``now``.
 
-        ``renew_at`` is the moment picked in the CA's ARI window for this
-        very certificate (the caller checks the serial).
+        A pair that does not fit the settings (`misfits`; ``ordered_with``
+        is what this very certificate was ordered with, when known) is due
+        at once. ``renew_at`` is the moment picked in the CA's ARI window
+        for this very certificate (the caller checks the serial).
         """
         if current is None:
             exists = await self.hass.async_add_executor_job(
@@ -285,8 +247,10 @@ class CertificateManager:
                 RenewalReason.UNREADABLE if exists else RenewalReason.NO_CERTIFICATE
             )
             return RenewalDecision(True, reason)
-        if current.info.missing_names(self.settings.names):
-            return RenewalDecision(True, RenewalReason.NAMES_CHANGED)
+        if found := misfits(
+            self.settings, CertificateFacts.of(current.info, ordered_with)
+        ):
+            return RenewalDecision(True, found[0])
         if not current.key_matches:
             return RenewalDecision(True, RenewalReason.KEY_MISMATCH)
         return decide(
@@ -365,37 +329,61 @@ class CertificateManager:
             )
         try:
             await self.hass.async_add_executor_job(
+                _in_allowed_roots,
+                self.hass,
                 check_pair_writable,
                 settings.certificate_path,
                 settings.private_key_path,
             )
         except CertificateError as err:
-            raise CertificateRenewalError(str(err)) from err
+            raise _write_refused(err) from err
         # Before the order: a broken delegation never reaches the CA.
         self._solver.delegations = await self.async_check_delegations()
+        self.account_replaced = False
         try:
             client = await async_acme_client(self.hass, settings)
-            await self._ensure_account(client)
             checker = DnsPropagationChecker(settings.nameservers)
             persist = (
                 PersistValidation(
                     self._solver,
                     checker,
                     await account_store(self.hass).async_account_urls(),
+                    await self.persist_refusals.async_get(settings.directory_url),
+                    partial(
+                        self.persist_refusals.async_remember, settings.directory_url
+                    ),
                 )
                 if settings.persist_allowed
                 else None
             )
-            issued = await client.issue_certificate(
-                settings.names,
-                self._solver,
-                checker,
+            issue = partial(
+                AcmeClient.issue_certificate,
+                names=settings.names,
+                solver=self._solver,
+                checker=checker,
                 key_type=settings.key_type,
                 profile=settings.profile,
                 replaces=self._replaces(current) if replaces else None,
                 propagation_timeout=self.propagation_timeout,
                 persist=persist,
             )
+            try:
+                await async_ensure_account(self.hass, settings, client)
+                issued = await issue(client)
+            except AcmeError as err:
+                if not account_gone(err):
+                    raise
+                client = await async_heal_account(self.hass, settings, client, err)
+                try:
+                    issued = await issue(client)  # one registration per order at most
+                except AcmeError as again:
+                    # The CA refusing the new account too changed nothing: the
+                    # back-off goes on (no new account every minute).
+                    self.account_replaced = not account_gone(again)
+                    raise
+                self.account_replaced = True
+        except AccountTermsChangedError as err:
+            raise CertificateTermsError(settings.directory_url, err) from err
         except DelegationError as err:  # dns-01 fallback for a name without one
             raise CertificateDelegationError(err) from err
         except PersistRecordConflictError as err:
@@ -438,6 +426,8 @@ class CertificateManager:
         try:
             await self.hass.async_add_executor_job(
                 partial(
+                    _in_allowed_roots,
+                    self.hass,
                     write_certificate_pair,
                     settings.certificate_path,
                     settings.private_key_path,
@@ -448,32 +438,35 @@ class CertificateManager:
                 )
             )
         except CertificateError as err:
-            raise CertificateRenewalError(str(err)) from err
+            raise _write_refused(err) from err
         LOGGER.info(
             "Obtained a certificate for %s, valid until %s",
             ", ".join(issued.names),
             issued.not_after.isoformat(),
         )
 
-    async def _ensure_account(self, client: AcmeClient) -> None:
-        if client.account_url is not None:
-            return
-        try:
-            account = await client.find_account()
-        except AccountDoesNotExistError:
-            account = await client.register_account(
-                terms_of_service_agreed=True,
-                contact_email=self.settings.email,
-                eab=self.settings.eab,
-            )
-        await account_store(self.hass).async_set_url(
-            self.settings.directory_url, account.url
-        )
-
     def _replaces(self, current: CurrentCertificate | None) -> str | None:
         if current is None or current.info.missing_names(self.settings.names):
             return None
         return current.ari_id
+
+
+def _in_allowed_roots[T](
+    hass: HomeAssistant, write: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Run a pair function confined to this installation's folders (blocking)."""
+    return write(*args, allowed=allowed_roots(hass), **kwargs)
+
+
+def _write_refused(err: CertificateError) -> CertificateRenewalError:
+    """A pair that cannot be written; a path outside the allowed folders says so."""
+    if isinstance(err, PathNotAllowedError):
+        return CertificateRenewalError(
+            str(err),
+            translation_key=CERTIFICATE_PATH_NOT_ALLOWED,
+            placeholders={"path": err.path or "", "allowed": ", ".join(err.allowed)},
+        )
+    return CertificateRenewalError(str(err))
 
 
 def _os_error_detail(err: OSError) -> str:

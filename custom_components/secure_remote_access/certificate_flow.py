@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import ssl
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 from homeassistant.config_entries import ConfigEntryBaseFlow, ConfigFlowResult
@@ -24,7 +24,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .certificate import async_acme_client, async_register_account
+from .account import async_acme_client, async_register_account
 from .certificate_settings import CertificateSettings, certificate_options
 from .const import (
     ACME_DIRECTORIES,
@@ -52,7 +52,7 @@ from .const import (
     directory_url_for,
 )
 from .helpers import (
-    SSL_DIR,
+    allowed_roots,
     default_certificate_dir,
     flatten_sections,
     path_is_allowed,
@@ -81,6 +81,8 @@ from .protocol.dnsutil import is_nameserver
 from .protocol.names import PERSIST_PREFIX, DuckDnsNameError, InvalidNameError
 
 _SECRET_KEYS = (CONF_EAB_HMAC_KEY,)
+STEP_TERMS: Final = "terms"
+STEP_ACCOUNT: Final = "account"  # the terms step of a CA without terms
 
 
 @dataclass(slots=True)
@@ -173,8 +175,6 @@ def certificate_schema() -> vol.Schema:
 
 def terms_for_display(url: str) -> str:
     """The terms as a link; terms given inline (a ``data:`` URL) as their text."""
-    if not url:
-        return "-"
     if url.startswith("data:"):
         _, _, payload = url.partition(",")
         return f"“{unquote(payload).strip()}”"
@@ -207,11 +207,7 @@ def suggested_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def allowed_directories(hass: HomeAssistant) -> str:
     """The directories this installation lets certificates be written to."""
-    directories = [hass.config.config_dir]
-    if SSL_DIR.is_dir():
-        directories.append(str(SSL_DIR))
-    directories += sorted(hass.config.allowlist_external_dirs)
-    return ", ".join(dict.fromkeys(directories))
+    return ", ".join(allowed_roots(hass))
 
 
 def _check_paths(hass: HomeAssistant, check: CertificateCheck) -> None:
@@ -422,11 +418,16 @@ class CertificateSteps(ConfigEntryBaseFlow):
     async def async_step_terms(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Accept the CA's terms; the ACME account is created here."""
+        """Accept the CA's terms; the ACME account is created here.
+
+        A CA without terms of service (step-ca, Caddy) gets the ``account``
+        step instead: the same, without terms to accept.
+        """
+        has_terms = bool(self._terms_url)
         errors: dict[str, str] = {}
         detail = ""
         if user_input is not None:
-            if not user_input.get(CONF_ACCEPT_TERMS):
+            if has_terms and not user_input.get(CONF_ACCEPT_TERMS):
                 errors[CONF_ACCEPT_TERMS] = "terms_required"
             else:
                 errors, detail = await async_accept_terms(
@@ -441,16 +442,24 @@ class CertificateSteps(ConfigEntryBaseFlow):
                     )
                 if not errors:
                     return await self._async_certificate_done(self._certificate)
+        placeholders = {
+            "directory": directory_url_for(self._certificate[CONF_ACME_DIRECTORY]),
+            "detail": detail,
+        }
+        if has_terms:
+            placeholders["terms_url"] = terms_for_display(self._terms_url)
         return self.async_show_form(
-            step_id="terms",
-            data_schema=terms_schema(),
+            step_id=STEP_TERMS if has_terms else STEP_ACCOUNT,
+            data_schema=terms_schema() if has_terms else vol.Schema({}),
             errors=errors,
-            description_placeholders={
-                "terms_url": terms_for_display(self._terms_url),
-                "directory": directory_url_for(self._certificate[CONF_ACME_DIRECTORY]),
-                "detail": detail,
-            },
+            description_placeholders=placeholders,
         )
+
+    async def async_step_account(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Create the ACME account at a CA that has no terms of service."""
+        return await self.async_step_terms(user_input)
 
     def _certificate_form(
         self,

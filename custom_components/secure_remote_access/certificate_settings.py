@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from .const import (
     CONF_ACME_CA_BUNDLE,
@@ -28,6 +28,10 @@ from .const import (
     directory_url_for,
 )
 from .protocol.acme import ExternalAccountBinding, KeyType
+from .protocol.acme.crypto import key_type_of
+from .protocol.names import normalize_san_name
+from .protocol.schedule import RenewalReason
+from .protocol.x509 import CertificateInfo
 
 CERTIFICATE_KEYS: Final = (
     CONF_ACME_DIRECTORY,
@@ -143,3 +147,66 @@ class CertificateSettings:
             if (method := options.get(CONF_VALIDATION_METHOD)) in VALIDATION_METHODS
             else VALIDATION_AUTOMATIC,
         )
+
+
+class OrderedWith(NamedTuple):
+    """What a certificate was ordered with that the certificate itself does not show."""
+
+    directory_url: str
+    profile: str | None
+
+    @classmethod
+    def of(cls, settings: CertificateSettings) -> OrderedWith:
+        """What an order with ``settings`` is placed with."""
+        return cls(settings.directory_url, settings.profile)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateFacts:
+    """What decides whether a certificate fits the settings.
+
+    ``ordered_with`` is None when nobody recorded it (a certificate this
+    entry did not order): the CA and the profile are then not compared.
+    """
+
+    names: tuple[str, ...]
+    key_type: KeyType | None
+    ordered_with: OrderedWith | None = None
+
+    @classmethod
+    def of(
+        cls, info: CertificateInfo, ordered_with: OrderedWith | None
+    ) -> CertificateFacts:
+        """The facts of a certificate (its SANs and key) and how it was ordered."""
+        return cls(
+            info.dns_names, key_type_of(info.key_type, info.key_size), ordered_with
+        )
+
+
+def misfits(
+    settings: CertificateSettings, facts: CertificateFacts
+) -> tuple[RenewalReason, ...]:
+    """Why a certificate cannot stay for ``settings`` (empty: it fits).
+
+    Exactly the wanted names (a name too many is a misfit: a wildcard or an
+    own domain turned off), the wanted key type, and, when recorded, the CA's
+    directory and the profile it was ordered from. The contact e-mail, the
+    validation method, the DNS server for propagation checks or the account's
+    credentials never make a certificate unfit. The first misfit is the
+    renewal's reason.
+    """
+    found: list[RenewalReason] = []
+    if _name_set(facts.names) != _name_set(settings.names):
+        found.append(RenewalReason.NAMES_CHANGED)
+    if facts.key_type is not settings.key_type:
+        found.append(RenewalReason.KEY_TYPE_CHANGED)
+    if (ordered := facts.ordered_with) is not None:
+        if ordered.directory_url != settings.directory_url:
+            found.append(RenewalReason.CA_CHANGED)
+        if ordered.profile != settings.profile:
+            found.append(RenewalReason.PROFILE_CHANGED)
+    return tuple(found)
+
+
+def _name_set(names: Iterable[str]) -> set[str]:
+    return {normalize_san_name(name) or name.lower() for name in names}

@@ -14,9 +14,11 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.typing import UNDEFINED
 import probatio as vol
 
 from .certificate_flow import CertificateSteps
+from .certificate_settings import CertificateSettings
 from .const import (
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
@@ -38,6 +40,7 @@ from .protocol.duckdns import (
     parse_domains,
 )
 from .protocol.names import InvalidDomainError
+from .settings_change import async_replacement
 
 _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
@@ -269,11 +272,19 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
                 errors, placeholders = await async_check_duckdns(self.hass, data)
             if not errors:
                 unique_id = ",".join(data[CONF_DOMAINS])
+                settings = CertificateSettings.from_options(
+                    data[CONF_DOMAINS], entry.options
+                )
+                replaced = settings is not None and bool(
+                    await async_replacement(self.hass, entry, settings)
+                )
                 return self.async_update_reload_and_abort(
                     entry,
                     unique_id=unique_id,
                     title=data[CONF_DOMAINS][0],
                     data_updates=data,
+                    # Otherwise Home Assistant's own "reconfigure_successful".
+                    reason="reconfigure_renewal" if replaced else UNDEFINED,
                 )
         schema = self.add_suggested_values_to_schema(
             vol.Schema(

@@ -108,3 +108,7 @@ SERVICE_RUN_SECURITY_CHECKS: Final = "run_security_checks"
 
 # Remote-access check.
 SERVICE_CHECK_REMOTE_ACCESS: Final = "check_remote_access"
+
+# Serving HTTPS behind a proxy add-on (entry option): the add-on's slug to
+# restart after every renewal.
+CONF_PROXY_ADDON: Final = "proxy_addon"

@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant
 from .checklist.runner import DATA_CHECKLIST
 from .const import CONF_EAB_HMAC_KEY, CONF_EAB_KID, CONF_EMAIL
 from .models import SecureRemoteAccessConfigEntry
+from .protocol.acme import PersistRefusal
 from .status import status_diagnostics
 
 # Secrets, and what identifies the user: the e-mail address given to the CA.
@@ -85,6 +86,24 @@ async def _renewal(entry: SecureRemoteAccessConfigEntry) -> dict[str, Any] | Non
         "persistent_records": sorted(
             await renewal.manager.persist_records.async_records()
         ),
+        "persist_refusal": _refusal(
+            await renewal.manager.persist_refusals.async_get(
+                renewal.manager.settings.directory_url
+            )
+        ),
+    }
+
+
+def _refusal(refusal: PersistRefusal | None) -> dict[str, Any] | None:
+    """The CA's remembered refusal of dns-persist-01 (not the account it names)."""
+    if refusal is None:
+        return None
+    return {
+        "problem_type": refusal.problem_type,
+        "detail": refusal.detail,
+        "refused_at": refusal.refused_at.isoformat(),
+        "retry_from": refusal.retry_from.isoformat(),
+        "described": refusal.describe(earlier=True),
     }
 
 

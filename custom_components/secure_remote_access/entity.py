@@ -27,6 +27,15 @@ from .models import SecureRemoteAccessConfigEntry
 from .status import CertificateSource, CertificateStatus
 
 
+def known_values(**attributes: Any) -> dict[str, Any]:
+    """Attributes that explain something, left out while there is nothing to say.
+
+    Home Assistant's frontend shows an attribute whose value is None as
+    "Unknown", which misleads for "no error" or "no reason".
+    """
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
 def entry_model(options: Mapping[str, Any]) -> str:
     """The device model: DuckDNS, and the CA when a certificate is managed."""
     directory = options.get(CONF_ACME_DIRECTORY)
@@ -36,7 +45,7 @@ def entry_model(options: Mapping[str, Any]) -> str:
         return "DuckDNS and Let's Encrypt"
     if directory == LETSENCRYPT_STAGING:
         return "DuckDNS and Let's Encrypt (staging)"
-    return f"DuckDNS and {urlsplit(directory).hostname or directory}"
+    return f"DuckDNS and the ACME CA at {urlsplit(directory).netloc or directory}"
 
 
 def entry_device_info(entry: SecureRemoteAccessConfigEntry) -> DeviceInfo:

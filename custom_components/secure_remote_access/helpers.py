@@ -19,6 +19,7 @@ from .const import (
     MAX_ENDPOINTS,
     SECTION_TESTING,
 )
+from .protocol.confined import is_confined
 from .protocol.duckdns import DEFAULT_UPDATE_URL, DuckDnsClient
 from .protocol.endpoint_list import (
     EndpointOption,
@@ -48,22 +49,20 @@ def flatten_sections(values: Mapping[str, Any]) -> dict[str, Any]:
 SSL_DIR = Path("/ssl")
 
 
+def allowed_roots(hass: HomeAssistant) -> list[str]:
+    """The folders files may be read from and written to: the configuration
+    directory, /ssl (Home Assistant OS's) and ``allowlist_external_dirs``."""
+    roots = [hass.config.config_dir, str(SSL_DIR)]
+    roots += sorted(hass.config.allowlist_external_dirs)
+    return list(dict.fromkeys(roots))
+
+
 def path_is_allowed(hass: HomeAssistant, path: str) -> bool:
-    """True for absolute paths in the config directory, /ssl or an allowlisted dir.
+    """True for absolute paths whose real path is inside `allowed_roots`.
 
     Blocking (resolves symbolic links): run it in the executor.
     """
-    candidate = Path(path)
-    if not candidate.is_absolute():
-        return False
-    try:
-        resolved = (candidate if candidate.exists() else candidate.parent).resolve()
-    except OSError, RuntimeError:
-        return False
-    roots = (Path(hass.config.config_dir).resolve(), SSL_DIR)
-    if any(resolved.is_relative_to(root) for root in roots):
-        return True
-    return hass.config.is_allowed_path(path)
+    return Path(path).is_absolute() and is_confined(path, allowed_roots(hass))
 
 
 def default_certificate_dir(hass: HomeAssistant) -> Path:
@@ -110,7 +109,7 @@ def check_endpoint_text(hass: HomeAssistant, text: str) -> EndpointCheck:
         if endpoint.ca_bundle is None:
             continue
         if not path_is_allowed(hass, endpoint.ca_bundle):
-            return EndpointCheck([], "path_not_allowed", endpoint.ca_bundle)
+            return EndpointCheck([], "ca_bundle_not_allowed", endpoint.ca_bundle)
         try:
             build_verify_context(endpoint.ca_bundle)
         except CertificateError as err:

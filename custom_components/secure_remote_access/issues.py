@@ -2,13 +2,13 @@
 
 Issue ids are persisted in users' issue registries (a dismissed issue stays
 dismissed by id): never change how one is built. Each kind's translation key
-is also the start of its id.
+is also the start of its id (except the fixable variant of an expiring
+certificate's issue, MANAGED_CERTIFICATE_EXPIRING).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -16,27 +16,41 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .certificate import CertificateDelegationError, CertificateRenewalError
+from .certificate import (
+    CERTIFICATE_PATH_NOT_ALLOWED,
+    CertificateDelegationError,
+    CertificateRenewalError,
+    CertificateTermsError,
+)
 from .checklist.checks import CHECK_IDS, CHECKS
 from .checklist.models import ChecklistResult
 from .const import CONF_DOMAINS, CORE_DUCKDNS_DOMAIN, DOMAIN
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.names import InvalidDomainError, normalize_duckdns_domain
 from .protocol.remote_access import Finding
-from .status import CertificateKind, CertificateStatus, Problem
 
 RENEWAL_FAILED: Final = "renewal_failed"
+#: renewal_failed's variant when a path leads outside the allowed folders.
+RENEWAL_PATH_NOT_ALLOWED: Final = CERTIFICATE_PATH_NOT_ALLOWED
+ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
+#: The same issue for an account whose accepted terms were never recorded.
+ACCOUNT_TERMS_UNCONFIRMED: Final = "account_terms_unconfirmed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
 PERSIST_RECORD_LEFT: Final = "persist_record_left"
 DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
 RESTART_REQUIRED: Final = "restart_required"
 HTTPS_TRIAL: Final = "https_trial"
 HTTPS_REVERTED: Final = "https_reverted"
+SERVED_NOT_RENEWED: Final = "served_not_renewed"
+PROXY_RESTART_FAILED: Final = "proxy_restart_failed"
 CERTIFICATE_UNREADABLE: Final = "certificate_unreadable"
 CERTIFICATE_KEY_MISMATCH: Final = "certificate_key_mismatch"
 CERTIFICATE_EXPIRED: Final = "certificate_expired"
 CERTIFICATE_NAME_MISMATCH: Final = "certificate_name_mismatch"
 CERTIFICATE_EXPIRING: Final = "certificate_expiring"
+# The managed certificate's expiry issue renews it (a fix flow): its own text,
+# the id of the certificate_expiring kind.
+MANAGED_CERTIFICATE_EXPIRING: Final = "managed_certificate_expiring"
 
 
 # ------------------------------------------------------------------------ ids
@@ -49,6 +63,11 @@ def _entry_issue_id(kind: str, entry_id: str) -> str:
 def renewal_failed_issue_id(entry_id: str) -> str:
     """The issue raised while renewals of an entry fail."""
     return _entry_issue_id(RENEWAL_FAILED, entry_id)
+
+
+def terms_issue_id(entry_id: str) -> str:
+    """The issue raised while a lost account waits for new terms to be accepted."""
+    return _entry_issue_id(ACCOUNT_TERMS_CHANGED, entry_id)
 
 
 def delegation_issue_id(entry_id: str) -> str:
@@ -69,6 +88,11 @@ def https_trial_issue_id(entry_id: str) -> str:
 def https_reverted_issue_id(entry_id: str) -> str:
     """The issue that explains a reverted http change of an entry."""
     return _entry_issue_id(HTTPS_REVERTED, entry_id)
+
+
+def proxy_restart_issue_id(entry_id: str) -> str:
+    """The issue raised when the entry's proxy add-on could not be restarted."""
+    return _entry_issue_id(PROXY_RESTART_FAILED, entry_id)
 
 
 def remote_access_issue_id(finding: Finding, entry_id: str) -> str:
@@ -136,9 +160,11 @@ def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
     for issue_id in (
         duplicate_updater_issue_id(entry_id),
         renewal_failed_issue_id(entry_id),
+        terms_issue_id(entry_id),
         delegation_issue_id(entry_id),
         https_trial_issue_id(entry_id),
         https_reverted_issue_id(entry_id),
+        proxy_restart_issue_id(entry_id),
         *_certificate_issue_ids(hass, entry_id),
         *(remote_access_issue_id(finding, entry_id) for finding in Finding),
     ):
@@ -228,14 +254,30 @@ def async_raise_renewal_issue(
         async_delete_renewal_failed_issue(hass, entry_id)
         async_raise_delegation_broken(hass, entry_id, err)
         return
+    if isinstance(err, CertificateTermsError):
+        async_delete_renewal_failed_issue(hass, entry_id)
+        _async_create(
+            hass,
+            terms_issue_id(entry_id),
+            ACCOUNT_TERMS_CHANGED if err.accepted_known else ACCOUNT_TERMS_UNCONFIRMED,
+            ir.IssueSeverity.ERROR,
+            {"directory": err.directory_url, "terms": err.terms, "detail": err.detail},
+            fixable=True,
+            persistent=True,
+            data={"entry_id": entry_id, "account": err.account_url or ""},
+        )
+        return
     if delegations_verified:
         async_delete_delegation_issue(hass, entry_id)
+    # A path outside the allowed folders explains itself (same issue id and fix flow).
+    own = err.translation_key == RENEWAL_PATH_NOT_ALLOWED
     _async_create(
         hass,
         renewal_failed_issue_id(entry_id),
-        RENEWAL_FAILED,
+        RENEWAL_PATH_NOT_ALLOWED if own else RENEWAL_FAILED,
         ir.IssueSeverity.ERROR,
         {
+            **(err.translation_placeholders or {} if own else {}),
             "names": ", ".join(names),
             "detail": err.detail,
             "next_attempt": dt_util.as_local(next_attempt).strftime("%Y-%m-%d %H:%M"),
@@ -263,51 +305,15 @@ def async_raise_delegation_broken(
 
 @callback
 def async_delete_renewal_failed_issue(hass: HomeAssistant, entry_id: str) -> None:
-    """Renewing works (again)."""
+    """Renewing works (again): the account works too."""
     ir.async_delete_issue(hass, DOMAIN, renewal_failed_issue_id(entry_id))
+    ir.async_delete_issue(hass, DOMAIN, terms_issue_id(entry_id))
 
 
 @callback
 def async_delete_delegation_issue(hass: HomeAssistant, entry_id: str) -> None:
     """The delegations work, or nothing is delegated any more."""
     ir.async_delete_issue(hass, DOMAIN, delegation_issue_id(entry_id))
-
-
-# ------------------------------------------------------------ serving HTTPS
-
-
-@callback
-def async_raise_https_issue(
-    hass: HomeAssistant,
-    issue_id: str,
-    translation_key: str,
-    placeholders: dict[str, str],
-    entry_id: str,
-    created_at: str,
-    *,
-    fixable: bool = True,
-) -> None:
-    """Show the state of a trial http config (``created_at`` names which one)."""
-    _async_create(
-        hass,
-        issue_id,
-        translation_key,
-        ir.IssueSeverity.WARNING,
-        placeholders,
-        fixable=fixable,
-        data={"entry_id": entry_id, "created_at": created_at},
-    )
-
-
-@callback
-def async_delete_https_issues(
-    hass: HomeAssistant, entry_id: str, *, trial: bool, reverted: bool
-) -> None:
-    """Delete the chosen serving-HTTPS issues of an entry."""
-    if trial:
-        ir.async_delete_issue(hass, DOMAIN, https_trial_issue_id(entry_id))
-    if reverted:
-        ir.async_delete_issue(hass, DOMAIN, https_reverted_issue_id(entry_id))
 
 
 # ------------------------------------------------------------------ serving
@@ -361,21 +367,6 @@ def async_sync_checklist_issues(hass: HomeAssistant, result: ChecklistResult) ->
 
 # ----------------------------------------------------------- certificates
 
-# At most one issue per certificate, the first of its problems that has an
-# issue. Problems missing here (unreachable endpoints, untrusted chains...)
-# show on the certificate's problem binary sensor only.
-CERTIFICATE_ISSUES: dict[Problem, tuple[str, ir.IssueSeverity]] = {
-    Problem.NOT_FOUND: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.PERMISSION_DENIED: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.EMPTY: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.INVALID_FORMAT: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.KEY_UNREADABLE: (CERTIFICATE_UNREADABLE, ir.IssueSeverity.ERROR),
-    Problem.KEY_MISMATCH: (CERTIFICATE_KEY_MISMATCH, ir.IssueSeverity.ERROR),
-    Problem.EXPIRED: (CERTIFICATE_EXPIRED, ir.IssueSeverity.CRITICAL),
-    Problem.NAME_MISMATCH: (CERTIFICATE_NAME_MISMATCH, ir.IssueSeverity.ERROR),
-    Problem.EXPIRING: (CERTIFICATE_EXPIRING, ir.IssueSeverity.WARNING),
-}
 CERTIFICATE_ISSUE_KEYS = (
     CERTIFICATE_UNREADABLE,
     CERTIFICATE_KEY_MISMATCH,
@@ -383,98 +374,6 @@ CERTIFICATE_ISSUE_KEYS = (
     CERTIFICATE_NAME_MISMATCH,
     CERTIFICATE_EXPIRING,
 )
-_LOCAL_ONLY = frozenset(
-    {
-        Problem.NOT_FOUND,
-        Problem.PERMISSION_DENIED,
-        Problem.EMPTY,
-        Problem.INVALID_FORMAT,
-        Problem.UNREADABLE,
-        Problem.KEY_UNREADABLE,
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _IssueSpec:
-    translation_key: str
-    severity: ir.IssueSeverity
-    placeholders: dict[str, str]
-    fixable: bool
-
-
-def _issue_for(
-    entry: SecureRemoteAccessConfigEntry, status: CertificateStatus
-) -> _IssueSpec | None:
-    source = status.source
-    for problem in status.problems:
-        if problem not in CERTIFICATE_ISSUES:
-            continue
-        if source.kind is CertificateKind.ENDPOINT and problem in _LOCAL_ONLY:
-            continue
-        if source.kind is CertificateKind.MANAGED and problem is Problem.NOT_FOUND:
-            continue  # not issued yet: obtaining it is the renewal's job
-        translation_key, severity = CERTIFICATE_ISSUES[problem]
-        info = status.info
-        placeholders = {
-            "certificate": source.name,
-            "entry": entry.title,
-            "date": f"{info.not_after:%Y-%m-%d %H:%M} UTC" if info else "-",
-            "days": str(status.days_remaining) if info else "-",
-            "names": ", ".join(status.missing_names) or "-",
-            "key": source.key_path or "-",
-            "detail": status.observation.detail or problem.value,
-        }
-        return _IssueSpec(
-            translation_key,
-            severity,
-            placeholders,
-            fixable=(
-                problem is Problem.EXPIRING and source.kind is CertificateKind.MANAGED
-            ),
-        )
-    return None
-
-
-@callback
-def async_sync_certificate_issues(
-    hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
-) -> None:
-    """Create, update and delete the entry's certificate issues in one place.
-
-    Certificates not observed yet keep their issues; issues of certificates
-    that are no longer monitored go away.
-    """
-    now = dt_util.utcnow()
-    wanted: dict[str, tuple[str, _IssueSpec]] = {}
-    keep: set[str] = set()
-    for monitor in entry.runtime_data.monitors:
-        for key in monitor.sources:
-            if (status := monitor.status(key, now)) is None:
-                keep |= {
-                    certificate_issue_id(translation_key, entry.entry_id, key)
-                    for translation_key in CERTIFICATE_ISSUE_KEYS
-                }
-            elif (spec := _issue_for(entry, status)) is not None:
-                issue_id = certificate_issue_id(
-                    spec.translation_key, entry.entry_id, key
-                )
-                wanted[issue_id] = (key, spec)
-    for issue_id in _certificate_issue_ids(hass, entry.entry_id):
-        if issue_id not in wanted and issue_id not in keep:
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
-    for issue_id, (key, spec) in wanted.items():
-        _async_create(
-            hass,
-            issue_id,
-            spec.translation_key,
-            spec.severity,
-            spec.placeholders,
-            fixable=spec.fixable,
-            data={"entry_id": entry.entry_id, "certificate": key}
-            if spec.fixable
-            else None,
-        )
 
 
 def _certificate_issue_ids(hass: HomeAssistant, entry_id: str) -> list[str]:

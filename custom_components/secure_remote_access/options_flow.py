@@ -17,8 +17,8 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .certificate_flow import CertificateSteps, async_defaults
-from .certificate_settings import other_options
+from .certificate_flow import CertificateSteps, allowed_directories, async_defaults
+from .certificate_settings import CertificateSettings, other_options
 from .checklist.checks import CHECK_IDS
 from .const import (
     CONF_ACME_DIRECTORY,
@@ -39,14 +39,17 @@ from .const import (
     Ipv6Mode,
 )
 from .helpers import check_endpoint_text, endpoints_from_options
-from .https import async_serves_managed
-from .https_flow import STEP_SERVE, STEP_STOP, HttpsSteps
+from .https_flow import HttpsSteps, async_https_menu_option
+from .https_store import settings_of
+from .https_unmanaged import async_warn_unmanaged
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.ipv6 import is_public_ipv6
+from .proxy_flow import ProxySteps
+from .settings_change import CertificateReplacement, async_replacement
 
 
 class OptionsFlowHandler(
-    CertificateSteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
+    CertificateSteps, ProxySteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
 ):
     """Change how the entry works; the entry reloads with the new options."""
 
@@ -54,6 +57,8 @@ class OptionsFlowHandler(
         """Start with nothing entered."""
         self._certificate: dict[str, Any] = {}
         self._terms_url = ""
+        self._saved: dict[str, Any] = {}
+        self._replacement: CertificateReplacement | None = None
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -62,10 +67,9 @@ class OptionsFlowHandler(
         menu = ["dns", "certificate", "endpoints", "checks"]
         if self.config_entry.options.get(CONF_ACME_DIRECTORY):
             menu.append("certificate_off")
-        # Serving HTTPS (issue 18): the steps are in https_flow.py.
-        serving = await async_serves_managed(self.hass, self.config_entry)
-        if serving is not None:
-            menu.append(STEP_STOP if serving else STEP_SERVE)
+        # Serving HTTPS (issues 18, 28): the steps are in https_flow.py.
+        if option := await async_https_menu_option(self.hass, self.config_entry):
+            menu.append(option)
         return self.async_show_menu(step_id="init", menu_options=menu)
 
     async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
@@ -84,7 +88,26 @@ class OptionsFlowHandler(
     async def _async_certificate_done(
         self, options: dict[str, Any]
     ) -> ConfigFlowResult:
-        return self.async_create_entry(data={**self._other_options(), **options})
+        self._saved = {**self._other_options(), **options}
+        settings = CertificateSettings.parse(self._certificate_domains(), options)
+        self._replacement = await async_replacement(
+            self.hass, self.config_entry, settings
+        )
+        if self._replacement is None:
+            return self.async_create_entry(data=self._saved)
+        return await self.async_step_certificate_renew()
+
+    async def async_step_certificate_renew(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say, before saving, that the certificate on disk is replaced and why."""
+        if user_input is not None:
+            return self.async_create_entry(data=self._saved)
+        assert self._replacement is not None
+        return self.async_show_form(
+            step_id="certificate_renew",
+            description_placeholders=self._replacement.placeholders(),
+        )
 
     def _other_options(self) -> dict[str, Any]:
         """The entry's options that are not about certificates."""
@@ -95,6 +118,8 @@ class OptionsFlowHandler(
     ) -> ConfigFlowResult:
         """Stop managing a certificate; the files on disk stay where they are."""
         if user_input is not None:
+            # Served files that are no longer renewed get a lasting warning.
+            await async_warn_unmanaged(self.hass, settings_of(self.config_entry))
             return self.async_create_entry(data=self._other_options())
         return self.async_show_form(step_id="certificate_off")
 
@@ -197,7 +222,7 @@ class OptionsFlowHandler(
     ) -> ConfigFlowResult:
         """Certificate monitoring: remote endpoints and the warning threshold."""
         errors: dict[str, str] = {}
-        detail = ""
+        detail = allowed = ""
         if user_input is not None:
             check = await self.hass.async_add_executor_job(
                 check_endpoint_text, self.hass, user_input.get(CONF_ENDPOINTS) or ""
@@ -212,6 +237,10 @@ class OptionsFlowHandler(
             if check.error is not None:
                 errors[CONF_ENDPOINTS] = check.error
                 detail = check.detail
+                if check.error == "ca_bundle_not_allowed":
+                    allowed = await self.hass.async_add_executor_job(
+                        allowed_directories, self.hass
+                    )
             elif not errors:
                 return self.async_create_entry(
                     data={
@@ -253,5 +282,6 @@ class OptionsFlowHandler(
             description_placeholders={
                 "max_endpoints": str(MAX_ENDPOINTS),
                 "detail": detail,
+                "allowed": allowed,
             },
         )

@@ -15,7 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, LOGGER
-from .protocol.acme import DnsPropagationChecker
+from .protocol.acme import DnsPropagationChecker, PersistRefusal
 from .protocol.duckdns import DuckDnsClient, DuckDnsError
 from .protocol.names import persist_record_name
 
@@ -111,4 +111,50 @@ class PersistRecords:
     async def async_remove(self) -> None:
         """Delete the store (the entry is removed)."""
         self._records = {}
+        await self._store.async_remove()
+
+
+class PersistRefusals:
+    """The CA's last refusal of the entry's dns-persist-01 record, per CA directory.
+
+    While one applies (30 days, the same account, the same challenges),
+    orders use dns-01 at once; kept in a store so that a restart, even in
+    the middle of the fallback, never tries the refused record again.
+    """
+
+    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+        """Bind to the entry's store (loaded lazily)."""
+        self._store: Store[dict[str, dict[str, str]]] = Store(
+            hass,
+            STORAGE_VERSION,
+            f"{DOMAIN}.persist_refusals_{entry_id}",
+            atomic_writes=True,
+        )
+        self._refusals: dict[str, PersistRefusal] | None = None
+
+    async def _async_load(self) -> dict[str, PersistRefusal]:
+        if self._refusals is None:
+            stored = await self._store.async_load() or {}
+            self._refusals = {
+                str(directory): refusal
+                for directory, data in stored.items()
+                if (refusal := PersistRefusal.from_json(data)) is not None
+            }
+        return self._refusals
+
+    async def async_get(self, directory_url: str) -> PersistRefusal | None:
+        """The last refusal by the CA at ``directory_url``, if any."""
+        return (await self._async_load()).get(directory_url)
+
+    async def async_remember(self, directory_url: str, refusal: PersistRefusal) -> None:
+        """Keep a refusal (replacing the CA's earlier one)."""
+        refusals = await self._async_load()
+        refusals[directory_url] = refusal
+        await self._store.async_save(
+            {directory: item.to_json() for directory, item in refusals.items()}
+        )
+
+    async def async_remove(self) -> None:
+        """Delete the store (the entry is removed)."""
+        self._refusals = {}
         await self._store.async_remove()

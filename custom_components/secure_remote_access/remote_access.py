@@ -51,6 +51,7 @@ from .protocol.remote_access import (
     probe_ports,
 )
 from .remote_access_issues import async_sync_remote_access_issues
+from .remote_access_memory import RemoteAccessMemory
 from .served import served_files
 
 if TYPE_CHECKING:
@@ -118,6 +119,8 @@ class RemoteAccessResult:
             ],
             "hairpin": self.facts.hairpin.value,
             "reason": self.judgement.reason,
+            "wan_connection": gateway.connection if gateway else None,
+            "router": gateway.router_name if gateway else None,
         }
 
     def as_response(self) -> dict[str, Any]:
@@ -152,8 +155,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         )
         self._dns = dns
         self.names: list[str] = list(entry.data[CONF_DOMAINS])
-        self._mismatch_since: datetime | None = None
-        self._gateway_lost_since: datetime | None = None
+        self.memory = RemoteAccessMemory(hass, entry.entry_id)
         self._last_recorded: tuple[str | None, str | None] | None = None
         self._discovery_rechecked = False
         self._lock = asyncio.Lock()
@@ -202,40 +204,51 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         ipv4, ipv6 = (dns.ipv4, dns.ipv6) if dns else (None, None)
         self._last_recorded = (ipv4, ipv6)
         now = dt_util.utcnow()
+        memory = await self.memory.async_load()
         resolved = await self._resolve()
         unanswered = frozenset(self.names) - resolved.keys()
+        mismatch_since = memory.mismatch_since
         if mismatched_names(resolved, ipv4, ipv6):
-            self._mismatch_since = self._mismatch_since or now
+            mismatch_since = mismatch_since or now
         elif not unanswered:
-            self._mismatch_since = None
+            mismatch_since = None
         # A name without answer may still resolve elsewhere: the clock (and
         # with it the short interval) stays as it was.
         self.update_interval = (
-            REMOTE_ACCESS_INTERVAL if self._mismatch_since is None else MISMATCH_RECHECK
+            REMOTE_ACCESS_INTERVAL if mismatch_since is None else MISMATCH_RECHECK
         )
-        gateway, reason = await self._gateway()
-        if gateway is None:
-            self._gateway_lost_since = self._gateway_lost_since or now
-        else:
-            self._gateway_lost_since = None
+        ssh_ports, ssh_known = await self._ssh_password_ports()
+        wanted = (
+            *sorted({p for ports in memory.port_evidence.values() for p in ports}),
+            HTTP_PORT,
+            HTTPS_PORT,
+            _ha_port(self.hass),
+            SSH_PORT,
+            *sorted(ssh_ports),
+        )
+        gateway, reason, detail = await self._gateway(wanted)
+        lost_since = None if gateway else memory.gateway_lost_since or now
+        self._log_gateway(
+            memory.gateway_lost_since, memory.gateway_answered, reason, detail
+        )
         if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
             self._discovery_rechecked = True
             self.update_interval = min(self.update_interval, DISCOVERY_RECHECK)
-        ssh_ports, ssh_known = await self._ssh_password_ports()
         facts = Facts(
             recorded_ipv4=ipv4,
             recorded_ipv6=ipv6,
             resolved=resolved,
             unanswered=unanswered,
-            mismatch_since=self._mismatch_since,
+            mismatch_since=mismatch_since,
             gateway=gateway,
             gateway_reason=reason,
-            gateway_lost_since=self._gateway_lost_since,
+            gateway_lost_since=lost_since,
             host_addresses=await self._host_addresses(),
             ha_port=_ha_port(self.hass),
             serves_https=served_files(self.hass) is not None,
             ssh_password_ports=ssh_ports,
             ssh_addons_known=ssh_known,
+            port_evidence=memory.port_evidence,
         )
         facts = replace(facts, hairpin=await self._hairpin(facts))
         judgement = judge(facts, now)
@@ -246,7 +259,40 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             judgement.findings,
             judgement.evaluated,
         )
+        await self.memory.async_update(
+            mismatch_since=mismatch_since,
+            gateway_lost_since=lost_since,
+            gateway_answered=memory.gateway_answered or gateway is not None,
+            port_evidence=dict(judgement.evidence),
+        )
         return RemoteAccessResult(facts, judgement, now)
+
+    def _log_gateway(
+        self,
+        lost_since: datetime | None,
+        answered_before: bool,
+        reason: str | None,
+        detail: str,
+    ) -> None:
+        """One warning when a gateway stops answering (or answers nonsense from
+        the start), one line when it answers again; nothing in between."""
+        if reason is None:
+            if lost_since is not None and answered_before:
+                LOGGER.info("The UPnP gateway of %s answers again", self.names[0])
+            return
+        if lost_since is not None:
+            return  # the same outage, across restarts too
+        if answered_before or reason not in (
+            NO_DISCOVERY,
+            upnp.GatewayReason.NO_GATEWAY,
+        ):
+            LOGGER.warning(
+                "The remote-access check of %s cannot read the router (%s%s); its "
+                "findings are kept until it answers, at most a day",
+                self.names[0],
+                reason,
+                f": {detail}" if detail else "",
+            )
 
     async def _resolve(self) -> dict[str, tuple[str, ...]]:
         """A and AAAA of each name from DuckDNS's servers (or the testing server)."""
@@ -264,32 +310,36 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
                 resolved[name] = addresses
         return resolved
 
-    async def _gateway(self) -> tuple[upnp.GatewayFacts | None, str | None]:
+    async def _gateway(
+        self, wanted_ports: tuple[int, ...]
+    ) -> tuple[upnp.GatewayFacts | None, str | None, str]:
+        """The first gateway that answers; else why none did, and how."""
         testing: str | None = self.config_entry.data.get(CONF_UPNP_LOCATION)
         locations = [testing] if testing else await async_discover_gateways(self.hass)
         if locations is None:
-            return None, NO_DISCOVERY
+            return None, NO_DISCOVERY, ""
         if not locations:
-            return None, upnp.GatewayReason.NO_GATEWAY
+            return None, upnp.GatewayReason.NO_GATEWAY, ""
         session = async_get_clientsession(self.hass)
         reason: str = upnp.GatewayReason.NO_GATEWAY
+        detail = ""
         for location in locations[:2]:
             try:
                 facts = await upnp.query_gateway(
                     session,
                     location,
                     timeout_seconds=GATEWAY_TIMEOUT,
-                    wanted_ports=(HTTP_PORT, HTTPS_PORT, _ha_port(self.hass), SSH_PORT),
+                    wanted_ports=wanted_ports,
                 )
             except upnp.GatewayError as err:
-                LOGGER.debug("UPnP gateway %s: %s", location, err)
-                reason = err.reason
+                LOGGER.debug("UPnP gateway %s: %s", location, err, exc_info=True)
+                reason, detail = err.reason, f"{location}: {err.detail}"
                 continue
             local = await self.hass.async_add_executor_job(
                 upnp.local_address_towards, location
             )
-            return replace(facts, local_address=local), None
-        return None, reason
+            return replace(facts, local_address=local), None, ""
+        return None, reason, detail
 
     async def _host_addresses(self) -> frozenset[str]:
         adapters = await network.async_get_adapters(self.hass)

@@ -27,6 +27,7 @@ from .certificate import (
     CertificateRenewalError,
     CurrentCertificate,
 )
+from .certificate_settings import OrderedWith
 from .const import DOMAIN, EVENT_CERTIFICATE_RENEWED, LOGGER
 from .helpers import cancel_callback
 from .issues import (
@@ -36,20 +37,18 @@ from .issues import (
     async_raise_renewal_issue,
 )
 from .models import SecureRemoteAccessConfigEntry
-from .protocol.acme import AcmeError, IssuedCertificate
-from .protocol.schedule import RenewalReason, decide, moment_in_window, next_retry
-from .protocol.x509 import CertificateError
+from .protocol.acme import IssuedCertificate
+from .protocol.schedule import UNFIT_REASONS, RenewalReason, decide, next_retry
+from .renewal_ari import async_ari_changes
 from .renewal_state import (
     _NO_ARI,
-    ARI_DEFAULT_POLL,
-    ARI_MAX_POLL,
-    ARI_MIN_POLL,
+    _NO_BACKOFF,
     CHECK_INTERVAL,
     IssuedStash,
     RenewalOutcome,
     RenewalResult,
     RenewalState,
-    ordered_for,
+    conditions_digest,
     renewal_store,
 )
 from .served import async_swap_after_renewal
@@ -57,6 +56,7 @@ from .served import async_swap_after_renewal
 __all__ = ["RenewalCoordinator", "RenewalOutcome", "RenewalResult", "RenewalState"]
 
 CHECK_JITTER_SECONDS: Final = 3600.0
+# Spreads the first check of a fitting certificate (many homes restart at once).
 FIRST_CHECK_DELAY: Final = (10.0, 60.0)
 
 
@@ -85,6 +85,7 @@ class RenewalCoordinator:
         self._listeners: list[Callable[[], None]] = []
         self._renewed_listeners: list[Callable[[RenewalOutcome], None]] = []
         self._rng = random.Random()
+        self._unfit = False
         self._stopped = False
         self._unexpected_logged = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -114,9 +115,32 @@ class RenewalCoordinator:
         self._renewed_listeners.append(listener)
         return lambda: self._renewed_listeners.remove(listener)
 
-    async def async_start(self) -> None:
-        """Load the stored state and schedule the first check once HA has started."""
+    async def async_load(self) -> None:
+        """Load the state; changed settings start the backoff over.
+
+        A pair that is missing or does not fit the settings is due now.
+        """
         self.state = RenewalState.from_json(await self._store.async_load())
+        settings = self.manager.settings
+        conditions = conditions_digest(settings, self.entry.data)
+        changes = self.state.settings_changes(conditions, settings) or {}
+        try:
+            current = await self.manager.async_current()
+            serial = current.serial if current else None
+            decision = await self.manager.async_decide(
+                current, ordered_with=self.state.ordered_with(serial)
+            )
+            self._unfit = decision.reason in UNFIT_REASONS
+        except Exception:  # noqa: BLE001 - the first check reports it
+            self._unfit = False
+        if self._unfit:
+            changes["due_at"] = dt_util.utcnow()
+        if changes:
+            await self._async_update(**changes)
+
+    @callback
+    def async_start(self) -> None:
+        """Schedule the first check once Home Assistant has started."""
         self._unsub_started = async_at_started(self.hass, self._async_started)
 
     @callback
@@ -134,9 +158,11 @@ class RenewalCoordinator:
             task.cancel(f"{DOMAIN} entry unloading")
 
     async def _async_started(self, _hass: HomeAssistant) -> None:
+        """The first check: at once for a pair to obtain, else within a minute."""
         self._unsub_started = None
         now = dt_util.utcnow()
-        first = now + timedelta(seconds=self._rng.uniform(*FIRST_CHECK_DELAY))
+        delay = 0.0 if self._unfit else self._rng.uniform(*FIRST_CHECK_DELAY)
+        first = now + timedelta(seconds=delay)
         if (not_before := self.state.sanitized(now).not_before()) is not None:
             first = min(max(first, not_before), now + CHECK_INTERVAL)
         self._schedule(first)
@@ -230,9 +256,11 @@ class RenewalCoordinator:
         waiting = self.state.retry_after is not None and now < self.state.retry_after
         if current is not None and not waiting:
             await self._async_refresh_ari(now, current)
+        serial = current.serial if current else None
         decision = await self.manager.async_decide(
             current,
-            renew_at=self.state.ari_moment(current.serial if current else None),
+            ordered_with=self.state.ordered_with(serial),
+            renew_at=self.state.ari_moment(serial),
             now=now,
         )
         reason = decision.reason
@@ -278,7 +306,7 @@ class RenewalCoordinator:
             issued = await self.manager.async_order(
                 current, replaces=self.state.failures == 0
             )
-            await self._stash.async_keep(issued, ordered_for(settings))
+            await self._stash.async_keep(issued, OrderedWith.of(settings))
         await self.manager.async_write(issued)
         await self._stash.async_clear()  # the key is not kept a moment longer
         return await self._async_renewed(issued, reason)
@@ -300,11 +328,19 @@ class RenewalCoordinator:
             profile=issued.profile,
             validation_method=issued.validation_method,
             validation_note=issued.validation_note,
+            validation_detail=issued.validation_detail,
         )
         ended = dt_util.utcnow()
         due_at = decide(ended, issued.not_before, issued.not_after).due_at
         # The old certificate's ARI window must never apply to the new one.
-        await self._async_update(**_NO_ARI, ari_next_poll=None)
+        settings = self.manager.settings
+        await self._async_update(
+            **_NO_ARI,
+            ari_next_poll=None,
+            ordered_serial=issued.serial_hex,
+            ordered_directory=settings.directory_url,
+            ordered_profile=settings.profile,
+        )
         await self._async_succeeded(outcome, due_at=due_at)
         self.hass.bus.async_fire(
             EVENT_CERTIFICATE_RENEWED,
@@ -313,7 +349,6 @@ class RenewalCoordinator:
         async_delete_delegation_issue(self.hass, self.entry_id)
         for listener in list(self._renewed_listeners):
             listener(outcome)
-        settings = self.manager.settings
         try:
             await async_swap_after_renewal(
                 self.hass, settings.certificate_path, settings.private_key_path
@@ -360,7 +395,8 @@ class RenewalCoordinator:
     ) -> None:
         """Count, persist and show a failure; the retry counts from now (its end)."""
         ended = dt_util.utcnow()
-        failures = self.state.failures + 1
+        # A new account changed the conditions: the back-off starts again.
+        failures = 1 if self.manager.account_replaced else self.state.failures + 1
         lifetime = current.info.not_after - current.info.not_before if current else None
         retry = next_retry(ended, failures, err.retry_after, lifetime)
         retry_after = max(
@@ -402,45 +438,24 @@ class RenewalCoordinator:
         self, now: datetime, current: CurrentCertificate
     ) -> None:
         """Ask the CA for the renewal window of ``current`` when it is time to."""
-        state = self.state
-        same = state.ari_serial == current.serial
-        if same and state.ari_next_poll is not None and now < state.ari_next_poll:
-            return
-        try:
-            info = await self.manager.async_renewal_info(current)
-        except (AcmeError, CertificateError, OSError, ValueError) as err:
-            LOGGER.debug("Renewal information not available: %s", err)
-            changes: dict[str, Any] = {} if same else dict(_NO_ARI)
-            await self._async_update(**changes, ari_next_poll=now + ARI_DEFAULT_POLL)
-            return
-        if info is None:
-            await self._async_update(**_NO_ARI, ari_next_poll=now + ARI_MAX_POLL)
-            return
-        poll = ARI_DEFAULT_POLL
-        if info.retry_after is not None:
-            poll = min(max(info.retry_after - now, ARI_MIN_POLL), ARI_MAX_POLL)
-        renew_at = state.renew_at
-        if (
-            not same
-            or state.ari_start != info.start
-            or state.ari_end != info.end
-            or renew_at is None
-        ):
-            renew_at = moment_in_window(info.start, info.end, self._rng)
-            LOGGER.debug(
-                "CA suggests renewing %s between %s and %s; picked %s",
-                current.serial,
-                info.start,
-                info.end,
-                renew_at,
-            )
-        await self._async_update(
-            ari_serial=current.serial,
-            ari_start=info.start,
-            ari_end=info.end,
-            renew_at=renew_at,
-            ari_next_poll=now + poll,
+        changes = await async_ari_changes(
+            self.manager, self.state, current, now, self._rng
         )
+        if changes is not None:
+            await self._async_update(**changes)
+
+    async def async_conditions_changed(self) -> None:
+        """What the last failures depended on changed (a new account, a fix):
+        the failure back-off starts again and a check runs at once.
+
+        The CA's own Retry-After still holds.
+        """
+        if self.state.failures:
+            await self._async_update(**_NO_BACKOFF)
+        when = dt_util.utcnow()
+        if (retry_after := self.state.retry_after) is not None and retry_after > when:
+            when = retry_after
+        self._schedule(when)
 
     # --- scheduling ---------------------------------------------------------------
 
@@ -448,10 +463,13 @@ class RenewalCoordinator:
         if self._stopped:
             return
         self._cancel_timer()
-        self._unsub_timer = async_track_point_in_utc_time(
-            self.hass, self._async_timer, when
-        )
         self.next_check = when
+        if when > dt_util.utcnow():
+            self._unsub_timer = async_track_point_in_utc_time(
+                self.hass, self._async_timer, when
+            )
+        else:  # at once, as a task Home Assistant waits for: no timer hop
+            self._async_timer(when)
         self._notify()
 
     def _cancel_timer(self) -> None:

@@ -6,18 +6,22 @@ action, diagnostics and Repairs read it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+import hashlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER
+from .certificate_settings import CertificateFacts, OrderedWith, misfits
+from .const import CONF_DUCKDNS_URL, DOMAIN, LOGGER
 from .protocol.acme import IssuedCertificate
 from .protocol.schedule import MIN_RETRY_DELAY, RETRY_DELAYS, decide
-from .protocol.x509 import CertificateError
+from .protocol.x509 import CertificateError, inspect_pem
 
 if TYPE_CHECKING:
     from .certificate import CurrentCertificate
@@ -57,6 +61,8 @@ class RenewalOutcome:
     """dns-01, dns-persist-01 or reused_authorization; None when nothing was ordered."""
     validation_note: str | None = None
     """Why dns-01 was used, or what happened to the persistent record."""
+    validation_detail: str | None = None
+    """The note in words where it says more (the CA's refusal of dns-persist-01)."""
 
     def as_response(self) -> dict[str, Any]:
         """The renew_certificate action's response."""
@@ -69,6 +75,7 @@ class RenewalOutcome:
             "profile": self.profile,
             "validation_method": self.validation_method,
             "validation_note": self.validation_note,
+            "validation_detail": self.validation_detail,
         }
 
 
@@ -83,6 +90,13 @@ class RenewalState:
     that was on disk then, ``failed_order`` whether the attempt was going to
     order one), ``retry_after`` the CA's own "not before" time: no request is
     sent to the CA before it.
+
+    ``ordered_serial`` is the certificate this entry wrote last, ordered from
+    ``ordered_directory`` with ``ordered_profile``: what the certificate
+    itself does not show when it is judged against new settings.
+    ``conditions`` is a digest of the settings the state was built with, and
+    ``conditions_directory`` their CA: when they change, the backoff starts
+    over (and the CA's Retry-After goes with its CA).
     """
 
     failures: int = 0
@@ -100,6 +114,11 @@ class RenewalState:
     renew_at: datetime | None = None
     ari_next_poll: datetime | None = None
     last_outcome: dict[str, Any] | None = None
+    ordered_serial: str | None = None
+    ordered_directory: str | None = None
+    ordered_profile: str | None = None
+    conditions: str | None = None
+    conditions_directory: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Serialisable form for storage."""
@@ -154,6 +173,41 @@ class RenewalState:
         if serial is None or serial != self.ari_serial:
             return None
         return self.renew_at
+
+    def settings_changes(
+        self, conditions: str, settings: CertificateSettings
+    ) -> dict[str, Any] | None:
+        """The changes when this state was built with other ``conditions`` (None: same).
+
+        Other settings start the failure backoff over and drop another CA's
+        Retry-After. A state stored before conditions were recorded takes
+        them, and its last certificate as ordered with ``settings``.
+        """
+        if self.conditions == conditions:
+            return None
+        changes: dict[str, Any] = {
+            "conditions": conditions,
+            "conditions_directory": settings.directory_url,
+        }
+        if self.conditions is None:
+            if self.ordered_serial is None and self.last_outcome:
+                changes |= {
+                    "ordered_serial": self.last_outcome.get("serial"),
+                    "ordered_directory": settings.directory_url,
+                    "ordered_profile": settings.profile,
+                }
+            return changes
+        if self.conditions_directory != settings.directory_url:
+            changes["retry_after"] = None
+        return changes | _NO_BACKOFF
+
+    def ordered_with(self, serial: str | None) -> OrderedWith | None:
+        """What the certificate ``serial`` was ordered with, when this entry recorded it."""
+        if serial is None or serial != self.ordered_serial:
+            return None
+        if self.ordered_directory is None:
+            return None
+        return OrderedWith(self.ordered_directory, self.ordered_profile)
 
     def not_before(self) -> datetime | None:
         """The earliest time the next automatic attempt may run."""
@@ -220,9 +274,26 @@ _NO_ARI: Final[dict[str, Any]] = {
     "ari_end": None,
     "renew_at": None,
 }
+# The failure backoff starting over (the count, the retry time, what failed).
+_NO_BACKOFF: Final[dict[str, Any]] = {
+    "failures": 0,
+    "failed_serial": None,
+    "failed_order": False,
+    "next_attempt": None,
+}
 
 
 STORAGE_VERSION: Final = 1
+
+
+def conditions_digest(
+    settings: CertificateSettings, entry_data: Mapping[str, Any]
+) -> str:
+    """A digest of what renewals depend on: the settings and the DuckDNS account."""
+    text = repr(
+        (settings, entry_data.get(CONF_TOKEN), entry_data.get(CONF_DUCKDNS_URL))
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def renewal_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
@@ -233,10 +304,10 @@ def renewal_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
 
 
 class KeptCertificate(NamedTuple):
-    """A certificate kept for writing, and the settings it was ordered with."""
+    """A certificate kept for writing, and what it was ordered with."""
 
     issued: IssuedCertificate
-    ordered_for: str
+    ordered_with: OrderedWith
 
 
 class IssuedStash:
@@ -259,10 +330,14 @@ class IssuedStash:
         self._kept: KeptCertificate | None = None
         self._loaded = False
 
-    async def async_keep(self, issued: IssuedCertificate, ordered_for: str) -> None:
-        """Keep ``issued``, ordered with the settings ``ordered_for``, until cleared."""
-        self._kept, self._loaded = KeptCertificate(issued, ordered_for), True
-        await self._store.async_save({**issued.to_json(), _ORDERED_FOR: ordered_for})
+    async def async_keep(
+        self, issued: IssuedCertificate, ordered_with: OrderedWith
+    ) -> None:
+        """Keep ``issued``, ordered with ``ordered_with``, until cleared."""
+        self._kept, self._loaded = KeptCertificate(issued, ordered_with), True
+        await self._store.async_save(
+            {**issued.to_json(), _ORDERED_WITH: ordered_with._asdict()}
+        )
 
     async def async_clear(self) -> None:
         """Forget the certificate: it is written, or no longer wanted."""
@@ -279,13 +354,14 @@ class IssuedStash:
             return None
         try:
             issued = IssuedCertificate.from_json(data)
+            ordered_with = _stored_ordered_with(data)
         except (KeyError, TypeError, ValueError, CertificateError) as err:
             LOGGER.warning(
                 "Dropped an unreadable certificate kept for writing: %s", err
             )
             await self.async_clear()
             return None
-        self._kept = KeptCertificate(issued, str(data.get(_ORDERED_FOR, "")))
+        self._kept = KeptCertificate(issued, ordered_with)
         return self._kept
 
     async def async_usable(
@@ -293,15 +369,17 @@ class IssuedStash:
     ) -> IssuedCertificate | None:
         """The kept certificate when it is still good to write; otherwise it is dropped.
 
-        Good: ordered with today's settings (CA, key type, profile, names), not
-        due itself, and newer than the pair on disk.
+        Good: it fits today's settings (`misfits`: names, key type, CA,
+        profile), is not due itself, and is newer than the pair on disk.
         """
         if (kept := await self.async_load()) is None:
             return None
         issued = kept.issued
+        facts = CertificateFacts.of(
+            inspect_pem(issued.fullchain_pem), kept.ordered_with
+        )
         if (
-            kept.ordered_for != ordered_for(settings)
-            or set(issued.names) != set(settings.names)
+            misfits(settings, facts)
             or decide(dt_util.utcnow(), issued.not_before, issued.not_after).due
             or (
                 current is not None
@@ -325,12 +403,18 @@ class IssuedStash:
         await self._store.async_remove()
 
 
-_ORDERED_FOR: Final = "ordered_for"
+_ORDERED_WITH: Final = "ordered_with"
 
 
-def ordered_for(settings: CertificateSettings) -> str:
-    """The settings a kept certificate must have been ordered with to be written."""
-    return f"{settings.directory_url} {settings.key_type} {settings.profile or ''}"
+def _stored_ordered_with(data: dict[str, Any]) -> OrderedWith:
+    """What a kept certificate was ordered with, as the stash stored it.
+
+    Older stashes kept one text, ``"<directory> <key type> <profile>"``.
+    """
+    if isinstance(stored := data.get(_ORDERED_WITH), dict):
+        return OrderedWith(str(stored["directory_url"]), stored.get("profile") or None)
+    directory, _key_type, profile = str(data["ordered_for"]).split(" ")
+    return OrderedWith(directory, profile or None)
 
 
 async def async_remove_renewal_state(hass: HomeAssistant, entry_id: str) -> None:

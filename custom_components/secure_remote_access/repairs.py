@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from homeassistant.components.repairs import (
     ConfirmRepairFlow,
     RepairsFlow,
     RepairsFlowResult,
 )
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant
 from homeassistant.exceptions import (
     HomeAssistantError,
@@ -18,17 +19,21 @@ from homeassistant.exceptions import (
 from homeassistant.helpers import issue_registry as ir
 import probatio as vol
 
+from .account import account_store, async_account_replaced, async_new_account
+from .certificate_flow import terms_for_display, terms_schema
 from .checklist.checks import CHECKS_BY_ID
 from .checklist.runner import DATA_CHECKLIST
-from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
+from .const import ATTR_CONFIG_ENTRY_ID, CONF_ACCEPT_TERMS, DOMAIN
 from .https_flow import HttpsSteps, async_entry_to_serve, async_https_fix_flow
 from .issues import (
+    ACCOUNT_TERMS_CHANGED,
     CERTIFICATE_EXPIRING,
     RENEWAL_FAILED,
     RESTART_REQUIRED,
     issue_entry_id,
 )
 from .models import SecureRemoteAccessConfigEntry
+from .protocol.acme import AcmeError, describe_acme_error
 
 SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
 RENEW_ISSUES: Final = (CERTIFICATE_EXPIRING, RENEWAL_FAILED)
@@ -50,6 +55,11 @@ async def async_create_fix_flow(
         return ChecklistRepairFlow()
     if issue_entry_id(issue_id, RESTART_REQUIRED) is not None:
         return RestartRepairFlow()
+    if (from_id := issue_entry_id(issue_id, ACCOUNT_TERMS_CHANGED)) is not None:
+        values = data or {}
+        return AcceptTermsRepairFlow(
+            str(values.get("entry_id") or from_id), str(values.get("account") or "")
+        )
     for kind in RENEW_ISSUES:
         if (from_id := issue_entry_id(issue_id, kind)) is not None:
             values = data or {}
@@ -166,3 +176,71 @@ class RenewCertificateRepairFlow(_ConfirmFlow):
                 reason="renew_failed", description_placeholders={"error": str(err)}
             )
         return self.async_create_entry(data={})
+
+
+class AcceptTermsRepairFlow(RepairsFlow):
+    """Show the CA's new terms; on acceptance register the new account and retry."""
+
+    def __init__(self, entry_id: str, lost_account: str) -> None:
+        """Remember whose account is gone, and which account it was."""
+        self.entry_id = entry_id
+        self.lost_account = lost_account
+
+    async def async_step_init(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Go to the terms step."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """Show the new terms; register the account once they are accepted."""
+        entry = self.hass.config_entries.async_get_entry(self.entry_id)
+        managed = (
+            entry.runtime_data.managed
+            if entry is not None and entry.state is ConfigEntryState.LOADED
+            else None
+        )
+        if managed is None:
+            return self.async_abort(reason="renew_unavailable")
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+        placeholders = dict(issue.translation_placeholders or {}) if issue else {}
+        placeholders["terms"] = terms_for_display(placeholders.get("terms", ""))
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if not user_input.get(CONF_ACCEPT_TERMS):
+                errors[CONF_ACCEPT_TERMS] = "terms_required"
+            else:
+                directory_url = managed.manager.settings.directory_url
+                try:
+                    async with account_store(self.hass).replacing:
+                        # Accepted in another entry's issue already: one account.
+                        if not self.lost_account or not await async_account_replaced(
+                            self.hass, directory_url, self.lost_account
+                        ):
+                            await async_new_account(self.hass, managed.manager.settings)
+                except AcmeError as err:
+                    return self.async_abort(
+                        reason="register_failed",
+                        description_placeholders={"error": describe_acme_error(err)},
+                    )
+                ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+                await _async_account_works_again(self.hass, directory_url)
+                return self.async_create_entry(data={})
+        return self.async_show_form(
+            step_id="confirm",
+            data_schema=terms_schema(),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+
+async def _async_account_works_again(hass: HomeAssistant, directory_url: str) -> None:
+    """Every entry on the CA's account checks at once (their issues go then)."""
+    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
+        managed = entry.runtime_data.managed
+        if managed is not None and managed.manager.settings.directory_url == (
+            directory_url
+        ):
+            await managed.renewal.async_conditions_changed()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -26,10 +26,11 @@ from .entity import (
     async_entry_device_id,
     certificate_device_info,
     entry_device_info,
+    known_values,
 )
 from .models import SecureRemoteAccessConfigEntry
 from .protocol.remote_access import RemoteAccessState
-from .remote_access import RemoteAccessCoordinator
+from .remote_access import RemoteAccessCoordinator, RemoteAccessResult
 from .renewal import RenewalCoordinator, RenewalResult
 from .status import CertificateKind, CertificateStatus
 
@@ -233,20 +234,21 @@ class RenewalSensor(SensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        """The last error, for the result sensor."""
+        """The failures; the last error and how control was proven, when known."""
         if self.entity_description.key != "last_renewal_result":
             return None
         state = self._scheduler.state
         outcome = state.last_outcome or {}
-        method = outcome.get("validation_method")
         return {
-            "last_error": state.last_error,
             "failures": state.failures,
-            # dns-01 -> dns_01: attribute states are translated by slug.
-            "validation_method": method.replace("-", "_")
-            if isinstance(method, str)
-            else None,
-            "validation_note": outcome.get("validation_note"),
+            # Spelled as in the action's response and the event (dns-01,
+            # dns-persist-01): translated state attributes allow the hyphen.
+            **known_values(
+                last_error=state.last_error,
+                validation_method=outcome.get("validation_method"),
+                validation_note=outcome.get("validation_note"),
+                validation_detail=outcome.get("validation_detail"),
+            ),
         }
 
 
@@ -300,6 +302,9 @@ class SecurityFindingsSensor(SensorEntity):
         return {"failing_checks": [] if result is None else result.failing_ids}
 
 
+#: Remote access attributes shown only when they say something.
+EXPLAINING: Final = ("reason", "wan_connection", "router")
+
 REMOTE_ACCESS = SensorEntityDescription(
     key="remote_access",
     translation_key="remote_access",
@@ -326,6 +331,15 @@ class RemoteAccessSensor(
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        """Public and WAN address, the mappings to this host, the hairpin result."""
-        result = self.coordinator.data
-        return None if result is None else result.attributes()
+        """Public and WAN address, the mappings to this host, the hairpin result.
+
+        The reason only while the state is unknown, the router and the WAN
+        connection service read only when a router answered: the frontend
+        would show a missing one as "Unknown" beside "Reachable".
+        """
+        result: RemoteAccessResult | None = self.coordinator.data  # None at first
+        if result is None:
+            return None
+        attributes = result.attributes()
+        explaining = {key: attributes.pop(key) for key in EXPLAINING}
+        return {**attributes, **known_values(**explaining)}

@@ -138,13 +138,15 @@ def build_server_context(
     return context
 
 
-async def async_presented_serial(host: str, port: int) -> str | None:
-    """The serial number the server at ``host:port`` presents now (no SNI)."""
+async def async_presented_serial(
+    host: str, port: int, server_name: str | None = None
+) -> str | None:
+    """The serial number the server at ``host:port`` presents now (SNI: ``server_name``)."""
     context = ssl_util.get_default_no_verify_context()
     try:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             _, writer = await asyncio.open_connection(
-                host, port, ssl=context, server_hostname=None
+                host, port, ssl=context, server_hostname=server_name
             )
     except (OSError, TimeoutError) as err:
         LOGGER.debug("Handshake with the local server failed: %s", err)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from .const import LOGGER
 from .protocol.delegation import DelegationError
-from .protocol.duckdns import DuckDnsClient
+from .protocol.duckdns import DuckDnsClient, DuckDnsError
 from .protocol.names import WILDCARD_PREFIX, clean_name, duckdns_parent
 
 
@@ -52,6 +53,7 @@ class DuckDnsSolver:
         #: Why dns-01 cannot answer for a delegated name (only its
         #: ``_validation-persist`` record delegates); raised if dns-01 is needed.
         self.dns01_problem: DelegationError | None = None
+        self._clear_failing = False
 
     async def set_txt(self, identifier: str, value: str) -> None:
         """Publish a dns-01 value."""
@@ -62,10 +64,26 @@ class DuckDnsSolver:
         )
 
     async def clear_txt(self, identifier: str) -> None:
-        """Remove a dns-01 value."""
-        await self._client.clear_txt(
-            duckdns_domain_for(identifier, self._domains, self.delegations)
-        )
+        """Remove a dns-01 value; DuckDNS failing is logged, not raised.
+
+        The value left behind is overwritten by the next order. One warning
+        per outage (the first failed clear), the traceback at debug level.
+        """
+        domain = self.dns01_zone_of(identifier)
+        try:
+            await self._client.clear_txt(domain)
+        except DuckDnsError as err:
+            log = LOGGER.debug if self._clear_failing else LOGGER.warning
+            log(
+                "Could not clear the TXT record of %s (%s); the next order "
+                "overwrites it",
+                domain,
+                err,
+            )
+            LOGGER.debug("Clearing the TXT record of %s", domain, exc_info=True)
+            self._clear_failing = True
+            return
+        self._clear_failing = False
 
     def dns01_zone_of(self, identifier: str) -> str:
         """The DuckDNS name whose TXT value answers ``identifier``'s dns-01 challenge."""

@@ -36,4 +36,4 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         box.start_hass()
         yield box
         code = box.stop_hass()
-        assert code == 0, box.log_tail()
+        assert code in (0, None), box.log_tail()  # None: a test stopped it

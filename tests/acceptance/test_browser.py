@@ -1,21 +1,30 @@
-"""Acceptance: a user adds the integration in the Home Assistant frontend.
+"""Acceptance: a user follows the README's sandbox walk-through in the frontend.
 
-Debian's ``chromium``, driven headless by Playwright (no browser download),
-logs into the frontend of a real ``hass`` process, adds Secure Remote Access
-through Settings -> Devices & services, fills the config flow against the
-sandbox (DuckDNS stand-in, Pebble), and waits on the device page until the
-certificate sensors show the certificate the integration obtained by itself.
-Every step leaves a screenshot in ``test-artifacts/browser``.
+Debian's ``chromium``, driven headless by Playwright (no browser download)
+and started with the options the sandbox prints, logs into the frontend of a
+real ``hass`` process, adds Secure Remote Access through Settings -> Devices
+& services, fills the config flow against the sandbox (DuckDNS stand-in,
+Pebble), and waits on the device page until the certificate sensors show the
+certificate the integration obtained by itself. Then it serves the
+certificate: Home Assistant restarts (the sandbox starts it again, as the
+Supervisor does), the browser opens the printed HTTPS address, logs in,
+confirms Home Assistant's own "Confirm new HTTP server configuration"
+dialog, and finds the Repairs issue gone and the external URL set. Before
+that it shows the README's dashboard card on a dashboard of its own. Every
+step leaves a screenshot in ``test-artifacts/browser``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 import os
 from pathlib import Path
 import re
 import shutil
+import time
+from typing import Any
 
 import aiohttp
 from cryptography import x509
@@ -26,12 +35,13 @@ from playwright.async_api import (
     expect,
 )
 import pytest
+import yaml
 
 from tests.acceptance.client import PASSWORD, USERNAME, HassClient
-from tests.acceptance.conftest import ARTIFACTS
+from tests.acceptance.conftest import ARTIFACTS, REPO
 from tests.fakes.sandbox import FQDN, Sandbox
 
-pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(480)]
 
 #: Debian's chromium package; SRA_CHROMIUM points elsewhere.
 CHROMIUM = os.environ.get("SRA_CHROMIUM", "/usr/bin/chromium")
@@ -72,13 +82,18 @@ class Screenshots:
 
 @pytest.fixture
 async def page(sandbox: Sandbox, socket_enabled: None) -> AsyncIterator[Page]:
-    """A fresh headless Debian chromium page on the sandbox's Home Assistant."""
+    """A fresh headless Debian chromium page on the sandbox's Home Assistant.
+
+    Started with the options the sandbox prints for its HTTPS address; the
+    sandbox restarts Home Assistant when it exits to restart.
+    """
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run scripts/setup"
     async with aiohttp.ClientSession() as session:
         await HassClient(sandbox.url, session).onboard()
+    sandbox.supervise()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *sandbox.browser_args()]
         )
         context = await browser.new_context(
             locale="en-US", viewport={"width": 1280, "height": 1000}
@@ -88,6 +103,8 @@ async def page(sandbox: Sandbox, socket_enabled: None) -> AsyncIterator[Page]:
             yield await context.new_page()
         finally:
             await browser.close()
+    # The sandbox's restarting thread ends with Home Assistant.
+    assert await asyncio.to_thread(sandbox.stop_hass) == 0, sandbox.log_tail()
 
 
 async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> None:
@@ -104,9 +121,11 @@ async def test_add_integration_in_the_frontend(page: Page, sandbox: Sandbox) -> 
         await _add_integration(page, sandbox.url, values, shots)
         await _check_device_page(page, shots)
         await _fix_an_endpoint_list(page, sandbox.url, shots)
-        await _see_what_serving_https_changes(page, shots)
         await _open_a_repair(page, shots)
         await _find_the_actions(page, shots)
+        await _show_the_readme_dashboard_card(page, sandbox.url, shots)
+        await _serve_https(page, sandbox, shots)
+        await _confirm_after_the_restart(page, sandbox, shots)
     except Exception:
         await shots.take("failure")
         raise
@@ -160,6 +179,9 @@ async def _add_integration(
     await expect(url_field).to_be_hidden()
     await page.get_by_text("For testing").click()
     await url_field.fill(values["duckdns_url"])
+    await page.get_by_role("textbox", name="UPnP gateway description URL").fill(
+        values["upnp_location"]
+    )
     await shots.take("duckdns")
     await page.get_by_role("button", name="Submit").click()
     await expect(page.get_by_text("A DuckDNS token looks like")).to_be_visible()
@@ -252,8 +274,10 @@ async def _check_device_page(page: Page, shots: Screenshots) -> None:
         "Managed certificate status OK",
         "DuckDNS update status OK",
         "Last renewal result Renewed",
+        # Once the renewal is recorded, the next one is weeks away (not "Now").
+        "Next certificate renewal (In|Next) ",
     ):
-        await body.to_match_aria_snapshot(f"- list: /{row}/")
+        await body.to_match_aria_snapshot(f"- list: /{row}/", timeout=30_000)
     await shots.take("device")
 
     # The default Overview dashboard shows them under Devices (no area set).
@@ -293,18 +317,61 @@ async def _fix_an_endpoint_list(page: Page, url: str, shots: Screenshots) -> Non
     await page.get_by_role("button", name="Finish").click()
 
 
-async def _see_what_serving_https_changes(page: Page, shots: Screenshots) -> None:
-    """Configure → Serve the certificate: one screen says what changes (not sent).
-
-    Submitting restarts Home Assistant; tests/acceptance/test_serve_https.py
-    runs that path over the REST API.
-    """
+async def _serve_https(page: Page, sandbox: Sandbox, shots: Screenshots) -> None:
+    """Configure → Serve the certificate: one screen says what changes; submit."""
+    await page.keyboard.press("Escape")
+    await _settings(page, "Devices & services")
+    await page.get_by_role("link", name="Secure Remote Access").click()
     await page.get_by_role("button", name="Configure").first.click()
     await page.get_by_text("Serve the certificate from Home Assistant").click()
     await expect(page.get_by_text("takes its place")).to_be_visible()
-    await expect(page.get_by_text(f"https://{FQDN}:")).to_be_visible()
+    await expect(page.get_by_text(f"https://{FQDN}:").first).to_be_visible()
+    external = page.get_by_role(
+        "checkbox", name=f"Set the external URL to {sandbox.https_url}"
+    )
+    await expect(external).to_be_checked()
     await shots.take("serve-https")
-    await page.reload()  # leaves the dialog unsent
+    await page.get_by_role("button", name="Submit").click()
+    await expect(
+        page.get_by_text("Home Assistant restarts with the new")
+    ).to_be_visible()
+    await shots.take("serve-https-restarting")
+
+
+async def _confirm_after_the_restart(
+    page: Page, sandbox: Sandbox, shots: Screenshots
+) -> None:
+    """The printed address, a new login, core's dialog; then nothing left to keep."""
+    deadline = time.monotonic() + sandbox.boot_timeout
+    while not (sandbox.restarts and await asyncio.to_thread(sandbox.answers)):
+        assert time.monotonic() < deadline, sandbox.log_tail()
+        await asyncio.sleep(0.5)
+    assert sandbox.serves_https()
+    await page.goto(sandbox.https_url)
+    await page.get_by_role("textbox", name="Username").fill(USERNAME)
+    await page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    title = page.get_by_text("Confirm new HTTP server configuration")
+    # Home Assistant may still be starting: the dialog comes once it has.
+    await expect(title).to_be_visible(timeout=120_000)
+    await expect(page.get_by_text("SSL certificate path")).to_be_visible()
+    await shots.take("core-confirm-dialog")
+    await page.get_by_role("button", name="Confirm", exact=True).click()
+    await expect(title).to_be_hidden()
+
+    # The store says kept: our "Keep serving HTTPS?" goes within seconds.
+    await _settings(page, "System", "Repairs")
+    await expect(page.get_by_text("Keep serving HTTPS?")).to_be_hidden(timeout=30_000)
+    await expect(
+        page.get_by_text("SSL is configured without an external URL")
+    ).to_be_hidden()
+    await shots.take("repairs-after-confirm")
+    # The ticked box applied: Settings → System → Network shows the HTTPS URL.
+    await _settings(page, "System", "Network")
+    # (Its first field, under "Internet"; the fields have no label of their own.)
+    await expect(page.get_by_text("Internet", exact=True)).to_be_visible()
+    await expect(page.get_by_role("textbox").first).to_have_value(sandbox.https_url)
+    await shots.take("network-url")
 
 
 async def _open_a_repair(page: Page, shots: Screenshots) -> None:
@@ -326,3 +393,73 @@ async def _find_the_actions(page: Page, shots: Screenshots) -> None:
         page.get_by_text("secure_remote_access.renew_certificate")
     ).to_be_visible()
     await shots.take("actions")
+
+
+DASHBOARD_URL_PATH = "remote-access"
+#: What the frontend's dashboard editor sends: a new dashboard, then its config.
+SAVE_DASHBOARD_JS = """
+async ({urlPath, title, config}) => {
+  const hass = document.querySelector("home-assistant").hass;
+  await hass.callWS({
+    type: "lovelace/dashboards/create",
+    url_path: urlPath,
+    title: title,
+    icon: "mdi:shield-lock-outline",
+    show_in_sidebar: true,
+  });
+  await hass.callWS({type: "lovelace/config/save", url_path: urlPath, config});
+}
+"""
+
+
+def readme_dashboard_card() -> dict[str, Any]:
+    """The card configuration of the README's "On a dashboard" section."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## On a dashboard\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    card: dict[str, Any] = yaml.safe_load(block)
+    return card
+
+
+async def _show_the_readme_dashboard_card(
+    page: Page, url: str, shots: Screenshots
+) -> None:
+    """The README's card, saved through the frontend's own connection as its
+    dashboard editor saves it, renders every tile without an error."""
+    card = readme_dashboard_card()
+    await page.keyboard.press("Escape")  # whatever the last step left open
+    await page.evaluate(
+        SAVE_DASHBOARD_JS,
+        {
+            "urlPath": DASHBOARD_URL_PATH,
+            "title": "Remote access",
+            "config": {"views": [{"title": "Remote access", "cards": [card]}]},
+        },
+    )
+    await page.get_by_role("link", name="Remote access").click()
+    await page.wait_for_url(f"{url}/{DASHBOARD_URL_PATH}/**")
+    tiles = page.locator("hui-tile-card")
+    await expect(tiles).to_have_count(5)
+    await expect(page.locator("hui-error-card")).to_have_count(0)
+    await expect(page.locator("hui-warning")).to_have_count(0)
+    body = expect(page.locator("body"))
+    for tile in (
+        "Certificate expires in (89|90)d",
+        "Next renewal (In|Next) ",
+        "Last renewal Renewed",
+        "From the internet Reachable",
+        "Security findings [0-9]+",
+    ):
+        await body.to_match_aria_snapshot(f"- button /{tile}/")
+    await shots.take("dashboard")
+
+    # Its details: reachable, so no reason (it read "Reason: Unknown").
+    await page.get_by_role("button", name=re.compile("^From the internet")).click()
+    await page.get_by_role("button", name="Menu", exact=True).click()
+    await page.get_by_text("Details", exact=True).click()
+    await expect(page.get_by_text("Attributes", exact=True)).to_be_visible()
+    await expect(page.get_by_text("Hairpin probe")).to_be_visible()
+    await expect(page.get_by_text("Router WAN address")).to_be_visible()
+    await expect(page.get_by_text("Reason", exact=True)).to_have_count(0)
+    await shots.take("remote-access-details")
+    await page.keyboard.press("Escape")

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.secure_remote_access.checklist.checks import CHECK_IDS
 from custom_components.secure_remote_access.const import DOMAIN
+from tests.translations_guard import issue_placeholders
 
 from .conftest import Installation
 
@@ -62,7 +63,11 @@ async def _step_text(hass: HomeAssistant, issue_id: str, flow: dict[str, Any]) -
 
 
 def test_every_fix_flow_starts_with_why_it_matters() -> None:
-    """The why of each checklist issue is on the first (only) step of its fix."""
+    """The why of each checklist issue is on the first (only) step of its fix.
+
+    A fixable issue has no description of its own: clicking it opens the fix
+    flow, so its first step is all the user reads.
+    """
     strings = json.loads(
         (
             Path(__file__).parents[2]
@@ -71,14 +76,16 @@ def test_every_fix_flow_starts_with_why_it_matters() -> None:
     )
     for check_id in CHECK_IDS:
         issue = strings["issues"][check_id]
-        why = issue["description"].split("\n\n")[0]
+        assert "description" not in issue, check_id
         step = issue["fix_flow"]["step"]["confirm"]["description"]
-        assert step.startswith("Why it matters: "), check_id
-        assert why[1:] in step, check_id
+        why, how = step.split("\n\n", 1)
+        assert why.startswith("Why it matters: "), check_id
+        assert "submit to check again" in how.lower(), check_id
         # The check's label in the options is the issue's title: one wording.
         assert strings["selector"]["check_ids"]["options"][check_id] == issue["title"]
     mfa = strings["issues"]["admin_without_mfa"]["fix_flow"]["step"]["confirm"]
     assert "For each of" not in mfa["description"]
+    assert "(s)" not in json.dumps(strings)
 
 
 def _create_fixable(
@@ -89,7 +96,11 @@ def _create_fixable(
     severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
     data: dict[str, str] | None = None,
 ) -> None:
-    """Create a fixable issue of this domain (translation key: ``key`` or the id)."""
+    """Create a fixable issue of this domain (translation key: ``key`` or the id).
+
+    Every placeholder of its texts is filled with its own name.
+    """
+    key = key or issue_id
     ir.async_create_issue(
         hass,
         DOMAIN,
@@ -97,7 +108,8 @@ def _create_fixable(
         data=data,
         is_fixable=True,
         severity=severity,
-        translation_key=key or issue_id,
+        translation_key=key,
+        translation_placeholders=issue_placeholders(key),
     )
 
 
@@ -190,9 +202,9 @@ async def test_restart_fix_flow(hass: HomeAssistant, client: TestClient) -> None
 @pytest.mark.parametrize(
     ("issue_id", "key", "data"),
     [
-        ("certificate_expiring", "certificate_expiring", "entry_id"),
+        ("certificate_expiring", "managed_certificate_expiring", "entry_id"),
         ("renewal_failed", "renewal_failed", "config_entry_id"),
-        ("certificate_expiring_{entry_id}", "certificate_expiring", None),
+        ("certificate_expiring_{entry_id}", "managed_certificate_expiring", None),
     ],
 )
 async def test_renew_fix_flow(
@@ -251,11 +263,108 @@ async def test_renew_fix_flow_without_entry_id(
 
 
 async def test_other_fixable_issue_gets_a_confirm_flow(
-    hass: HomeAssistant, client: TestClient
+    hass: HomeAssistant, client: TestClient, every_screen_translated: list[str]
 ) -> None:
     """Unknown fixable issues fall back to Home Assistant's confirm flow."""
-    _create_fixable(hass, "something_else")
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        "something_else",
+        is_fixable=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="something_else",
+    )
     flow = await _start(client, "something_else")
     assert flow["step_id"] == "confirm"
     result = await _submit(client, flow["flow_id"])
+    # The guard sees what the user would see: an issue without text.
+    assert set(every_screen_translated) == {
+        "issue something_else: issues.something_else: no translation",
+        (
+            "flow secure_remote_access step init: "
+            "issues.something_else.fix_flow: no translation"
+        ),
+    }
+    every_screen_translated.clear()
     assert result["type"] == "create_entry"
+
+
+def _frontend_config_texts() -> dict[str, Any]:
+    """The English texts of the installed frontend's Settings pages, flattened."""
+    import hass_frontend
+
+    folder = Path(hass_frontend.where()) / "static" / "translations"
+    texts: dict[str, Any] = {}
+    for directory in (folder, folder / "config"):
+        # en-<hash>.json (not en-GB-<hash>.json)
+        (path,) = (p for p in directory.glob("en-*.json") if "en-GB" not in p.name)
+        stack: list[tuple[str, Any]] = [("", json.loads(path.read_text()))]
+        while stack:
+            prefix, node = stack.pop()
+            if isinstance(node, dict):
+                stack.extend(
+                    (f"{prefix}.{key}" if prefix else key, value)
+                    for key, value in node.items()
+                )
+            else:
+                texts[prefix] = node
+    return texts
+
+
+@pytest.mark.parametrize(
+    ("check_id", "labels"),
+    [
+        (
+            "login_ban_disabled",
+            (
+                "caption",
+                "sections.ip_banning",
+                "fields.ip_ban_enabled",
+                "fields.login_attempts_unlimited",
+                "fields.login_attempts_threshold",
+            ),
+        ),
+        (
+            "x_frame_options_disabled",
+            ("caption", "sections.advanced", "fields.use_x_frame_options"),
+        ),
+        (
+            "trusted_proxies_too_broad",
+            ("caption", "sections.reverse_proxy", "fields.trusted_proxies"),
+        ),
+        (
+            "http_without_tls",
+            (
+                "caption",
+                "sections.ssl",
+                "fields.ssl_certificate",
+                "fields.ssl_key",
+                "fields.use_x_forwarded_for",
+                "fields.trusted_proxies",
+            ),
+        ),
+    ],
+)
+def test_network_page_steps_use_the_frontends_labels(
+    check_id: str, labels: tuple[str, ...]
+) -> None:
+    """Steps on Settings > System > Network name what the installed frontend shows.
+
+    Home Assistant 2026.10 has IP banning on already and shows the threshold
+    only once "Unlimited login attempts" is off; saving asks "Save and restart"
+    and the restart asks to confirm the new configuration.
+    """
+    frontend = _frontend_config_texts()
+    http = "ui.panel.config.network.http"
+    strings = json.loads(
+        (
+            Path(__file__).parents[2]
+            / "custom_components/secure_remote_access/translations/en.json"
+        ).read_text()
+    )
+    step = strings["issues"][check_id]["fix_flow"]["step"]["confirm"]["description"]
+    for label in labels:
+        assert frontend[f"{http}.{label}"] in step, label
+    assert frontend[f"{http}.save"] in step
+    assert frontend[f"{http}.save_confirm.confirm"] in step
+    assert frontend["ui.dialogs.http_pending_config.title"] in step

@@ -24,8 +24,9 @@ from aiohttp import web
 
 SUFFIX = ".duckdns.org"
 #: DuckDNS answers its TXT value for every name under a domain; challtestsrv
-#: answers only the names it is told: the challenge records of both methods.
-FORWARDED_PREFIXES = ("_acme-challenge.", "_validation-persist.")
+#: answers only the names it is told: the challenge records of both methods,
+#: and the name itself (the target of a CNAME to ``myhome.duckdns.org``).
+FORWARDED_PREFIXES = ("_acme-challenge.", "_validation-persist.", "")
 Outage = Literal["html", "404", "500", "503", "hang", "garbage"] | None
 
 
@@ -50,12 +51,16 @@ class FakeDuckDns:
     outage: Outage = None
     #: An outage met only by the next request that sets a TXT value (one-shot).
     txt_outage: Outage = None
+    #: An outage met by every request that clears the TXT value.
+    clear_outage: Outage = None
     detected_ipv4: str | None = None
     #: Requests arrive over IPv6 only: DuckDNS detects no IPv4 address.
     ipv6_only: bool = False
     #: How many requests the ``hang`` outages hold; ``on_hang`` hears of each.
     hanging: int = 0
     on_hang: Callable[[], None] | None = None
+    #: Hears of every request (its query) once its own outage is decided.
+    on_request: Callable[[dict[str, str]], None] | None = None
 
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -90,6 +95,10 @@ class FakeDuckDns:
         outage = self.outage
         if self.txt_outage and query.get("txt") and query.get("clear") != "true":
             outage, self.txt_outage = self.txt_outage, None
+        if self.clear_outage and query.get("clear") == "true":
+            outage = self.clear_outage
+        if self.on_request is not None:
+            self.on_request(query)  # may set up an outage for the next request
         if outage == "hang":
             self.hanging += 1
             if self.on_hang is not None:

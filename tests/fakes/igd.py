@@ -22,11 +22,9 @@ IPv6 firewall); tests/fakes/igd_v2.py adds both.
 # No ``from __future__ import annotations``: the server module checks the
 # actions' parameter annotations against the state variable types.
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-import socket
 from typing import Any, cast
 import xml.etree.ElementTree as ET
 
@@ -44,7 +42,8 @@ from async_upnp_client.server import (
     to_xml,
 )
 
-HOST = "127.0.0.1"
+from .gateway import HOST, LoopbackGateway
+
 WAN_IP_CONNECTION = "urn:schemas-upnp-org:service:WANIPConnection:1"
 ARRAY_INDEX_INVALID = 713
 NO_SUCH_ENTRY = 714
@@ -370,7 +369,7 @@ class InternetGatewayDevice(UpnpServerDevice):
 GARBAGE = "<html><body><h1>Router login</h1><p>Please log in</body>"
 
 
-class FakeIgd:
+class FakeIgd(LoopbackGateway):
     """The gateway's HTTP server on 127.0.0.1 (no SSDP)."""
 
     def __init__(
@@ -379,21 +378,9 @@ class FakeIgd:
         root: type[UpnpServerDevice] = InternetGatewayDevice,
     ) -> None:
         """Nothing listens until `start`; ``root`` is the device tree served."""
+        super().__init__()
         self.state = state or GatewayState()
         self._root = root
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._release = asyncio.Event()
-
-    @property
-    def location(self) -> str:
-        """The description URL a client starts from."""
-        return f"http://{HOST}:{self.port}/rootDesc.xml"
-
-    @property
-    def running(self) -> bool:
-        """Whether the HTTP server listens."""
-        return self._runner is not None
 
     @web.middleware
     async def _faults(
@@ -404,7 +391,7 @@ class FakeIgd:
         self.state.requests += 1
         mode = self.state.mode
         if mode == "hang":
-            await self._release.wait()
+            await self.hang()
             raise web.HTTPServiceUnavailable
         if mode == "garbage" or (mode == "garbage_soap" and request.method == "POST"):
             return web.Response(text=GARBAGE, content_type="text/html")
@@ -412,13 +399,9 @@ class FakeIgd:
 
     async def start(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (``port`` 0: a free one); return the location."""
-        if port == 0:
-            with socket.socket() as probe:
-                probe.bind((HOST, 0))
-                port = probe.getsockname()[1]
-        self.port = port
+        self.port = self.free_port(port)
         requester: UpnpRequester = AiohttpRequester()
-        device = self._root(requester, f"http://{HOST}:{port}")
+        device = self._root(requester, f"http://{HOST}:{self.port}")
         app = web.Application(middlewares=[self._faults])
         app.router.add_get(device.device_url, partial(to_xml, device))
         for service in device.all_services:
@@ -430,15 +413,4 @@ class FakeIgd:
             app.router.add_post(
                 definition.control_url, partial(action_handler, server_service)
             )
-        self._release = asyncio.Event()
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, port, reuse_address=True).start()
-        return self.location
-
-    async def stop(self) -> None:
-        """Stop listening (a gateway that disappears); hanging requests end."""
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return await self.listen(app)

@@ -81,7 +81,10 @@ class FakeCa:
             list(manager.settings.names),
             not_before=now,
             not_after=now + self.lifetime,
-            key=certs.generate_key(slot=len(self.issued) % 3),
+            # The key type the order asked for, as a CA's certificate has it.
+            key=certs.generate_key(
+                certs.KeyType(manager.settings.key_type), slot=len(self.issued) % 3
+            ),
         )
         self.issued.append((now, now + self.lifetime))
         return IssuedCertificate.from_json(

@@ -17,7 +17,12 @@ miniupnpd 2.3.1 refuses to forward with a reserved WAN address (RFC 1918,
 has no option to allow one, so the public WAN is ``WAN_ADDRESS``, just
 past the benchmark range 198.18.0.0/15; like every address here it exists
 only inside these namespaces. ``RouterConfig(wan="cgnat")`` gives the
-carrier-grade NAT router instead (a hidden WAN address, every add 501).
+carrier-grade NAT router instead (a hidden WAN address, every add 501),
+``wan="pppoe"`` a router whose WAN is a point-to-point interface without
+link layer (a tun device, as ppp0 is) with a public /32 and no provider
+namespace behind it. Debian's build only *advertises* WANPPPConnection in
+SSDP: its description and control are WANIPConnection:2 whatever the link
+(tests/fakes/router.py plays a WANPPPConnection service).
 
 What Debian's build does (verified against it, see docs/architecture.md):
 IGDv2 (``force_igd_desc_v1=yes`` gives a true IGDv1: no AddAnyPortMapping,
@@ -64,6 +69,9 @@ WAN_ADDRESS = "198.20.0.2"
 PROVIDER_ADDRESS = "198.20.0.1"
 CGNAT_WAN_ADDRESS = "100.64.0.7"
 CGNAT_PROVIDER_ADDRESS = "100.64.0.1"
+#: A public address on a point-to-point link (``wan="pppoe"``), as pppd makes ppp0.
+PPP_WAN_ADDRESS = "81.2.69.160"
+PPP_PEER = "81.2.69.1"
 ROUTER_LAN = "192.168.77.1"
 LAN_NETWORK = "192.168.77.0/24"
 LAN_HOST = "192.168.77.20"
@@ -147,7 +155,7 @@ def run(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
 class RouterConfig:
     """One miniupnpd configuration; `text` renders it."""
 
-    wan: Literal["public", "cgnat"] = "public"
+    wan: Literal["public", "cgnat", "pppoe"] = "public"
     igd_v1: bool = False
     secure_mode: bool = True
     ipv6: bool = True
@@ -156,7 +164,11 @@ class RouterConfig:
     @property
     def wan_address(self) -> str:
         """The router's WAN address."""
-        return WAN_ADDRESS if self.wan == "public" else CGNAT_WAN_ADDRESS
+        return {
+            "public": WAN_ADDRESS,
+            "cgnat": CGNAT_WAN_ADDRESS,
+            "pppoe": PPP_WAN_ADDRESS,
+        }[self.wan]
 
     def text(self, lease_file: Path) -> str:
         """The configuration file's content."""
@@ -285,6 +297,7 @@ class HomeNetwork:
             PROVIDER_ADDRESS,
             CGNAT_WAN_ADDRESS,
             CGNAT_PROVIDER_ADDRESS,
+            PPP_WAN_ADDRESS,
             ROUTER_LAN,
             LAN_HOST,
             OTHER_HOST,
@@ -300,46 +313,23 @@ class HomeNetwork:
         for namespace in self.namespaces:
             run("ip", "netns", "add", namespace.name)
             run("ip", "-n", namespace.name, "link", "set", "lo", "up")
-        r, w = self.router.name, self.provider.name
-        run("ip", "link", "add", "wan0", "netns", r, "type", "veth",
-            "peer", "name", "wanp", "netns", w)  # fmt: skip
+        r = self.router.name
         run("ip", "-n", r, "link", "add", "br0", "type", "bridge")
         for host in (self.lan, self.other):
             port = f"lan{host is self.other:d}"
             run("ip", "link", "add", port, "netns", r, "type", "veth",
                 "peer", "name", "eth0", "netns", host.name)  # fmt: skip
             run("ip", "-n", r, "link", "set", port, "master", "br0", "up")
-        wan = self.config.wan_address
-        provider = (
-            PROVIDER_ADDRESS
-            if self.config.wan == "public"
-            else (CGNAT_PROVIDER_ADDRESS)
-        )
-        prefix = "24" if self.config.wan == "public" else "10"
+        if self.config.wan == "pppoe":
+            self._point_to_point_wan()
+        else:
+            self._provider_wan()
         for ns, dev, addresses in (
-            (r, "wan0", (f"{wan}/{prefix}", f"{WAN_ADDRESS6}/64")),
-            (w, "wanp", (f"{provider}/{prefix}", f"{PROVIDER_ADDRESS6}/64")),
             (r, "br0", (f"{ROUTER_LAN}/24", f"{ROUTER_LAN6}/64")),
             (self.lan.name, "eth0", (f"{LAN_HOST}/24", f"{LAN_HOST6}/64")),
             (self.other.name, "eth0", (f"{OTHER_HOST}/24", f"{OTHER_HOST6}/64")),
         ):
-            for address in addresses:
-                nodad = ("nodad",) if ":" in address else ()  # no IPv6 duplicate check
-                run("ip", "-n", ns, "addr", "add", address, "dev", dev, *nodad)
-            run("ip", "-n", ns, "link", "set", dev, "up")
-        run("ip", "-n", r, "route", "add", "default", "via", provider)
-        run("ip", "-n", r, "-6", "route", "add", "default", "via", PROVIDER_ADDRESS6)
-        run(
-            "ip",
-            "-n",
-            w,
-            "-6",
-            "route",
-            "add",
-            f"{ROUTER_LAN6}/64",
-            "via",
-            WAN_ADDRESS6,
-        )
+            _addresses(ns, dev, addresses)
         for host in (self.lan, self.other):
             run("ip", "-n", host.name, "route", "add", "default", "via", ROUTER_LAN)
             run(
@@ -358,6 +348,31 @@ class HomeNetwork:
         ruleset = self.folder / "router.nft"
         ruleset.write_text(NFT_RULESET)
         self.router.exec(NFT, "-f", str(ruleset))
+
+    def _provider_wan(self) -> None:
+        """``wan0``: a veth to the provider namespace, IPv4 and IPv6 routed."""
+        r, w = self.router.name, self.provider.name
+        run("ip", "link", "add", "wan0", "netns", r, "type", "veth",
+            "peer", "name", "wanp", "netns", w)  # fmt: skip
+        public = self.config.wan == "public"
+        provider = PROVIDER_ADDRESS if public else CGNAT_PROVIDER_ADDRESS
+        prefix = "24" if public else "10"
+        wan = self.config.wan_address
+        _addresses(r, "wan0", (f"{wan}/{prefix}", f"{WAN_ADDRESS6}/64"))
+        _addresses(w, "wanp", (f"{provider}/{prefix}", f"{PROVIDER_ADDRESS6}/64"))
+        run("ip", "-n", r, "route", "add", "default", "via", provider)
+        run("ip", "-n", r, "-6", "route", "add", "default", "via", PROVIDER_ADDRESS6)
+        run("ip", "-n", w, "-6", "route", "add", f"{ROUTER_LAN6}/64",
+            "via", WAN_ADDRESS6)  # fmt: skip
+
+    def _point_to_point_wan(self) -> None:
+        """``wan0`` as pppd makes ppp0: a tun device, a /32 with its peer."""
+        r = self.router.name
+        run("ip", "-n", r, "tuntap", "add", "dev", "wan0", "mode", "tun")
+        run("ip", "-n", r, "addr", "add", PPP_WAN_ADDRESS, "peer", PPP_PEER,
+            "dev", "wan0")  # fmt: skip
+        run("ip", "-n", r, "link", "set", "wan0", "up")
+        run("ip", "-n", r, "route", "add", "default", "dev", "wan0")
 
     def start(self, config: RouterConfig | None = None) -> None:
         """Start miniupnpd (with ``config`` if given) and wait until it listens."""
@@ -465,6 +480,14 @@ class HomeNetwork:
                 timeout=10,
                 check=False,
             )
+
+
+def _addresses(namespace: str, device: str, addresses: tuple[str, ...]) -> None:
+    """Give ``device`` its addresses (IPv6 without duplicate detection) and bring it up."""
+    for address in addresses:
+        nodad = ("nodad",) if ":" in address else ()
+        run("ip", "-n", namespace, "addr", "add", address, "dev", device, *nodad)
+    run("ip", "-n", namespace, "link", "set", device, "up")
 
 
 def _namespace_id(path: str) -> int:

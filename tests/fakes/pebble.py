@@ -159,7 +159,13 @@ class PebbleServer(Service):
     alternate_roots: int = 1
     retry_after: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Pebble's issuer names (``caaIdentities``, also its dns-persist-01
+    #: issuer-domain-names); empty: Pebble's default, pebble.letsencrypt.org.
+    caa_identities: Sequence[str] = ()
     startup_timeout: float = 15.0
+    #: The DNS server (``ip:port``) Pebble validates against instead of its own
+    #: challtestsrv's: a second CA that sees the records another Pebble's has.
+    validation_dns: str | None = None
     #: Fixed ports instead of free ones: ACME, management, challtestsrv and its
     #: DNS server listen on base_port .. base_port + 3 (the sandbox's stable values).
     base_port: int | None = None
@@ -258,6 +264,8 @@ class PebbleServer(Service):
         }
         if self.eab_required:
             config["pebble"]["externalAccountMACKeys"] = dict(self.eab_keys)
+        if self.caa_identities:
+            config["pebble"]["caaIdentities"] = list(self.caa_identities)
         config_path = self.workdir / "pebble-config.json"
         config_path.write_text(json.dumps(config, indent=2))
 
@@ -303,7 +311,7 @@ class PebbleServer(Service):
                     "-config",
                     str(config_path),
                     "-dnsserver",
-                    self.dns_server,
+                    self.validation_dns or self.dns_server,
                 ],
                 stdout=pebble_log,
                 stderr=subprocess.STDOUT,

@@ -17,19 +17,16 @@ the acceptance tests. Everything listens on 127.0.0.1 only:
   into ``custom_components`` and Pebble's CA bundle copied into the
   configuration directory (certificate paths must be inside it).
 
-:class:`Sandbox` is a context manager; :func:`main` is the command line.
+:class:`Sandbox` is a context manager; :mod:`tests.fakes.sandbox_cli` is the
+command line (``scripts/develop --sandbox``).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 import json
-import os
 from pathlib import Path
 import shutil
 import signal
@@ -37,19 +34,24 @@ import subprocess
 import sys
 import threading
 import time
-from types import FrameType
-from typing import Any, Self
-import urllib.error
-import urllib.request
+from typing import Self
 
-from aiohttp import web
-
-from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
+from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.igd import FakeIgd, GatewayState, Mapping
 from tests.fakes.pebble import HOST, PebbleServer, _port_open
+from tests.fakes.sandbox_support import (
+    REPO,
+    DuckDnsThread,
+    active_http,
+    catches_sigterm,
+    hass_binary,
+    http_status,
+    http_storage,
+    https_status,
+    spki_sha256,
+)
 from tests.fakes.service import Service
 
-REPO = Path(__file__).resolve().parents[2]
 #: The DuckDNS account of the sandbox: a fixed token and one name.
 TOKEN = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
 NAME = "myhome"
@@ -61,6 +63,8 @@ DEFAULT_BASE_PORT = 14000
 #: The public address DuckDNS and the gateway report (a documentation address:
 #: nothing is ever sent to it; the hairpin probe goes to the gateway's host).
 PUBLIC_IPV4 = "203.0.113.7"
+#: The exit code of Home Assistant's restart: the Supervisor starts it again.
+RESTART_EXIT_CODE = 100
 
 CONFIGURATION_YAML = """\
 # Written by the Secure Remote Access sandbox (tests/fakes/sandbox.py).
@@ -79,116 +83,6 @@ logger:
     custom_components.secure_remote_access: debug
     homeassistant.components.http: info
 """
-
-
-def hass_binary() -> str:
-    """The virtual environment's ``hass``."""
-    candidates = [Path(sys.executable).parent / "hass", REPO / ".venv" / "bin" / "hass"]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    if found := shutil.which("hass"):
-        return found
-    raise FileNotFoundError("hass not found; run scripts/setup")
-
-
-def http_storage(port: int) -> dict[str, object]:
-    """``.storage/http`` with the port as the confirmed (stable) configuration.
-
-    Since 2026.8 the http settings live in UI storage: a YAML ``http:`` section
-    is migrated once as a *pending* trial that reverts (and restarts Home
-    Assistant) after five minutes unless confirmed. Seeding storage avoids it.
-    """
-    return {
-        "version": 2,
-        "minor_version": 2,
-        "key": "http",
-        "data": {
-            "stable": {
-                "server_host": [HOST],
-                "server_port": port,
-                "cors_allowed_origins": ["https://cast.home-assistant.io"],
-                "login_attempts_threshold": -1,
-                "ip_ban_enabled": True,
-                "ssl_profile": "modern",
-                "use_x_frame_options": True,
-                "created_at": datetime.now(UTC).isoformat(),
-                "error": None,
-                "error_message": None,
-            },
-            "pending": None,
-            "yaml_migration_done": True,
-        },
-    }
-
-
-def _http_status(url: str) -> int | None:
-    """The HTTP status of a GET, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-            status: int = response.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except urllib.error.URLError, OSError:
-        return None
-    return status
-
-
-def _catches_sigterm(pid: int) -> bool:
-    """Whether process ``pid`` has a handler for SIGTERM (Linux /proc)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    for line in status.splitlines():
-        if line.startswith("SigCgt:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
-    return False
-
-
-class DuckDnsThread:
-    """:class:`FakeDuckDns` served from an event loop in a daemon thread."""
-
-    def __init__(self, fake: FakeDuckDns, port: int = 0) -> None:
-        """Serve ``fake`` on 127.0.0.1:``port`` (0: a free port) once started."""
-        self.fake = fake
-        self.port = port
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        # One executor thread, made at start: the loop never adds threads
-        # later (pytest's leak check runs per test, this thread outlives them).
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sandbox-duckdns")
-        self._loop.set_default_executor(self._executor)
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="sandbox-duckdns", daemon=True
-        )
-        self._runner: web.AppRunner | None = None
-
-    def run[T](self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the thread's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
-
-    def start(self) -> str:
-        """Start serving; return the ``/update`` URL."""
-        self._thread.start()
-        self._executor.submit(time.sleep, 0).result(timeout=10)
-        self._runner, self.url = asyncio.run_coroutine_threadsafe(
-            start_fake_duckdns(self.fake, HOST, self.port), self._loop
-        ).result(timeout=10)
-        return self.url
-
-    def stop(self) -> None:
-        """Stop serving and end the thread."""
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(
-                stop_fake_duckdns(self.fake, self._runner), self._loop
-            ).result(timeout=10)
-            self._runner = None
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        self._executor.shutdown(wait=True)
-        self._loop.close()
 
 
 @dataclass
@@ -210,14 +104,72 @@ class Sandbox(Service):
     gateway: FakeIgd = field(init=False)
     upnp_location: str = field(init=False, default="")
     hass_process: subprocess.Popen[bytes] | None = field(init=False, default=None)
+    restarts: int = field(init=False, default=0)
+    """Restarts Home Assistant asked for (exit code 100) and got."""
+    http_note: str = field(init=False, default="")
+    """Why ``.storage/http`` was left as it was (empty when the sandbox wrote it)."""
+    intermediate_spki: str = field(init=False, default="")
     _duckdns_thread: DuckDnsThread | None = field(init=False, default=None)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _stopping: bool = field(init=False, default=False)
+    _watcher: threading.Thread | None = field(init=False, default=None)
 
     # --- the values a user enters ------------------------------------------------
 
     @property
     def url(self) -> str:
-        """Home Assistant's address."""
+        """Home Assistant's address over plain HTTP."""
         return f"http://{HOST}:{self.hass_port}"
+
+    @property
+    def https_url(self) -> str:
+        """Home Assistant's address once it serves the certificate for the name."""
+        return f"https://{FQDN}:{self.hass_port}"
+
+    @property
+    def address(self) -> str:
+        """The address to open now: HTTPS with the name once Home Assistant serves it."""
+        return self.https_url if self.serves_https() else self.url
+
+    @property
+    def root_path(self) -> Path:
+        """The root of Pebble's certificates (new every run): what a browser trusts."""
+        return self.config_dir / "sandbox" / "pebble-root.pem"
+
+    @property
+    def browser_profile(self) -> Path:
+        """A browser profile of its own for the sandbox's command line."""
+        return self.config_dir / "sandbox" / "browser"
+
+    def browser_args(self) -> list[str]:
+        """Chromium's options to open :attr:`https_url`: the name, and the CA trusted.
+
+        The DuckDNS name resolves to 127.0.0.1 in this browser only; errors of
+        chains through Pebble's intermediate (its key hash) are ignored.
+        """
+        return [
+            f"--host-resolver-rules=MAP {FQDN} {HOST}",
+            f"--ignore-certificate-errors-spki-list={self.intermediate_spki}",
+        ]
+
+    def browser_command(self) -> str:
+        """The command line the banner prints."""
+        args = " ".join(f"'{arg}'" for arg in self.browser_args())
+        return (
+            f"chromium --user-data-dir={self.browser_profile} {args} {self.https_url}"
+        )
+
+    def serves_https(self) -> bool:
+        """Whether Home Assistant serves (or its next start tries) HTTPS.
+
+        Read from ``.storage/http`` as Home Assistant reads it: a pending
+        config that has not failed is tried, otherwise the stable one.
+        """
+        try:
+            data = json.loads((self.config_dir / ".storage" / "http").read_text())
+        except OSError, ValueError:
+            return False
+        return bool(active_http(data["data"]).get("ssl_certificate"))
 
     @property
     def ca_bundle_path(self) -> Path:
@@ -286,6 +238,7 @@ class Sandbox(Service):
                 self.gateway.start(gateway_port)
             )
             self.write_config()
+            self._write_trust()
         except BaseException:
             self.stop()
             raise
@@ -299,21 +252,59 @@ class Sandbox(Service):
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(REPO / "custom_components", target_is_directory=True)
-        storage = self.config_dir / ".storage"
-        storage.mkdir(exist_ok=True)
-        http = storage / "http"
-        http.write_text(json.dumps(http_storage(self.hass_port), indent=2))
-        http.chmod(0o600)
+        self._write_http_storage()
         self.ca_bundle_path.parent.mkdir(exist_ok=True)
         shutil.copyfile(self.pebble.ca_bundle_path, self.ca_bundle_path)
         self.certificate_path.parent.mkdir(exist_ok=True)
 
+    def _write_http_storage(self) -> None:
+        """Seed ``.storage/http``, never over one the sandbox did not write.
+
+        Home Assistant writes a pending change there (serving HTTPS, a change
+        on the Network page); ``--keep`` keeps it. The sandbox rewrites only
+        what it wrote itself (a copy is kept beside it), and otherwise takes
+        the port from the stored config.
+        """
+        storage = self.config_dir / ".storage"
+        storage.mkdir(parents=True, exist_ok=True)
+        http = storage / "http"
+        written = self.config_dir / "sandbox" / "http-written.json"
+        written.parent.mkdir(exist_ok=True)
+        if http.exists() and (
+            not written.exists() or written.read_text() != http.read_text()
+        ):
+            data = json.loads(http.read_text())["data"]
+            self.hass_port = int(active_http(data).get("server_port", self.hass_port))
+            self.http_note = (
+                f"kept {http} (Home Assistant wrote it): port {self.hass_port}"
+            )
+            return
+        text = json.dumps(http_storage(self.hass_port), indent=2)
+        http.write_text(text)
+        http.chmod(0o600)
+        written.write_text(text)
+
+    def _write_trust(self) -> None:
+        """Pebble's root (to trust in a browser) and its intermediate's key hash."""
+        assert self._duckdns_thread is not None
+        root = self._duckdns_thread.run(self.pebble.root_pem(0))
+        intermediate = self._duckdns_thread.run(self.pebble.intermediate_pem(0))
+        self.root_path.write_text(root)
+        self.intermediate_spki = spki_sha256(intermediate)
+
     start = start_services  # what ``with sandbox:`` starts
 
     def start_hass(self, *, wait: bool = True) -> None:
-        """Start ``hass`` and (unless ``wait`` is False) wait until its HTTP API answers."""
+        """Start ``hass`` and (unless ``wait`` is False) wait until it answers."""
+        with self._lock:
+            self._start_hass_process()
+        if wait:
+            self.wait_hass()
+
+    def _start_hass_process(self) -> None:
         if _port_open(self.hass_port):
             raise RuntimeError(f"port {self.hass_port} is already in use")
+        self._stopping = False
         log = self.log_path.open("ab")
         try:
             self.hass_process = subprocess.Popen(
@@ -326,19 +317,26 @@ class Sandbox(Service):
             )
         finally:
             log.close()
-        if wait:  # over HTTPS the caller waits with a client that trusts the CA
-            self.wait_hass()
+
+    def answers(self) -> bool:
+        """The frontend answers, over HTTPS or plain HTTP (a failed trial falls back)."""
+        https = f"https://{HOST}:{self.hass_port}/manifest.json"
+        return (
+            https_status(https) == 200
+            or http_status(f"{self.url}/manifest.json") == 200
+        )
 
     def wait_hass(self) -> None:
         """Wait until the frontend (and so the REST API, its dependency) answers."""
-        assert self.hass_process is not None
+        process = self.hass_process
+        assert process is not None
         deadline = time.monotonic() + self.boot_timeout
         while True:
-            if self.hass_process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(
-                    f"hass exited with {self.hass_process.returncode}:\n{self.log_tail()}"
+                    f"hass exited with {process.returncode}:\n{self.log_tail()}"
                 )
-            if _http_status(f"{self.url}/manifest.json") == 200:
+            if self.answers():
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"hass did not answer in time:\n{self.log_tail()}")
@@ -353,31 +351,73 @@ class Sandbox(Service):
         """
         assert self.hass_process is not None
         deadline = time.monotonic() + (timeout or self.boot_timeout)
-        while not _catches_sigterm(self.hass_process.pid):
+        while not catches_sigterm(self.hass_process.pid):
             if self.hass_process.poll() is not None:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"hass did not finish starting:\n{self.log_tail()}")
             time.sleep(0.1)
 
+    def run_hass(self, on_restart: Callable[[], None] | None = None) -> int:
+        """Wait for ``hass`` to end; start it again when it asks (exit code 100).
+
+        As the Supervisor of Home Assistant OS does: serving HTTPS, keeping or
+        reverting a trial and the restart action all end the process with 100.
+        Returns the exit code that ends it for good.
+        """
+        while True:
+            process = self.hass_process
+            if process is None:
+                return 0
+            code = process.wait()
+            with self._lock:
+                if (
+                    self._stopping
+                    or code != RESTART_EXIT_CODE
+                    or self.hass_process is not process
+                ):
+                    return code
+                self.restarts += 1
+                self._start_hass_process()
+            self.wait_hass()
+            if on_restart is not None:
+                on_restart()
+
+    def supervise(self) -> None:
+        """Run :meth:`run_hass` in a thread of its own (the tests' sandbox)."""
+
+        def watch() -> None:
+            with contextlib.suppress(RuntimeError):  # the log tail says why
+                self.run_hass()
+
+        self._watcher = threading.Thread(
+            target=watch, name="sandbox-supervisor", daemon=True
+        )
+        self._watcher.start()
+
     def stop_hass(self, timeout: float = 60.0) -> int | None:
         """Stop ``hass`` with SIGTERM (SIGKILL after ``timeout``); return its exit code.
 
-        Waits for the end of start-up first, so that the stop is a clean one.
+        Waits for the end of start-up first, so that the stop is a clean one;
+        nothing restarts it afterwards.
         """
-        if self.hass_process is not None and self.hass_process.poll() is None:
+        with self._lock:
+            self._stopping = True
+            process = self.hass_process
+        if process is not None and process.poll() is None:
             self.wait_running()
-        process, self.hass_process = self.hass_process, None
-        if process is None:
-            return None
-        if process.poll() is None:
+        self.hass_process = None
+        if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-        return process.returncode
+        if self._watcher is not None:
+            self._watcher.join(timeout=timeout)
+            self._watcher = None
+        return None if process is None else process.returncode
 
     def stop(self) -> None:
         """Stop everything that was started."""
@@ -399,112 +439,16 @@ class Sandbox(Service):
             return ""
 
 
-def banner(sandbox: Sandbox) -> str:
-    """What the user enters, and where things are."""
-    values = sandbox.values()
-    return f"""
-Secure Remote Access sandbox: everything runs on 127.0.0.1, nothing leaves this machine.
-
-  Home Assistant    {sandbox.url}   (configuration: {sandbox.config_dir})
-  Pebble (ACME)     {values["acme_directory_url"]}
-  challtestsrv DNS  {values["dns_server"]}
-  DuckDNS stand-in  {values["duckdns_url"]}
-  UPnP gateway      {values["upnp_location"]}
-
-1. Open {sandbox.url}, create your user, finish onboarding.
-2. Settings -> Devices & services -> Add integration -> Secure Remote Access:
-     DuckDNS names ............ {values["domain"]}
-     Token .................... {values["token"]}
-     For testing -> DuckDNS update URL  {values["duckdns_url"]}
-     For testing -> UPnP gateway description URL  {values["upnp_location"]}
-   Then "Obtain a certificate":
-     Certificate authority .... Another ACME CA
-     Directory URL of the other CA  {values["acme_directory_url"]}
-     Certificate profile ...... {values["profile"]}
-     Certificate file ......... {values["certificate_path"]}
-     Private key file ......... {values["private_key_path"]}
-     CA bundle of the ACME server  {values["acme_ca_bundle"]}
-     For testing -> DNS server for propagation checks  {values["dns_server"]}
-   Accept the terms: the first certificate is issued within a minute
-   (or at once with the action secure_remote_access.renew_certificate).
-
-The gateway forwards port {sandbox.hass_port} to Home Assistant, which serves plain
-HTTP: the entry's Remote access sensor says reachable and Repairs shows
-"Home Assistant's plain-HTTP port is open to the internet" until you serve
-the certificate (Configure -> Serve the certificate from Home Assistant).
-
-Home Assistant's log: {sandbox.log_path}
-Press Ctrl-C to stop everything.
-"""
-
-
-class _StopRequestedError(Exception):
-    """SIGINT or SIGTERM arrived."""
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _StopRequestedError
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``scripts/develop --sandbox``: run the sandbox until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="scripts/develop --sandbox")
-    parser.add_argument(
-        "--config", type=Path, default=REPO / ".sandbox" / "config", metavar="DIR"
-    )
-    parser.add_argument("--port", type=int, default=DEFAULT_HASS_PORT)
-    parser.add_argument(
-        "--base-port",
-        type=int,
-        default=DEFAULT_BASE_PORT,
-        help="Pebble, challtestsrv, DuckDNS and the UPnP gateway use this port"
-        " and the next five",
-    )
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep Home Assistant's state from the last run (Pebble starts"
-        " empty every time: its CA, accounts and certificates are new)",
-    )
-    args = parser.parse_args(argv)
-    config_dir: Path = args.config.resolve()
-    if not args.keep and config_dir.exists():
-        shutil.rmtree(config_dir)
-    for port in (args.port, *range(args.base_port, args.base_port + 6)):
-        if _port_open(port):
-            print(f"port {port} is in use: pick others with --port/--base-port")
-            return 1
-    signal.signal(signal.SIGINT, _raise_stop)
-    signal.signal(signal.SIGTERM, _raise_stop)
-    sandbox = Sandbox(config_dir, hass_port=args.port, base_port=args.base_port)
-    try:
-        sandbox.start_services()
-        print(
-            f"Starting Home Assistant on {sandbox.url} (a few seconds)...", flush=True
-        )
-        sandbox.start_hass()
-        print(banner(sandbox), flush=True)
-        assert sandbox.hass_process is not None
-        code = sandbox.hass_process.wait()
-    except _StopRequestedError:
-        print(
-            "\nStopping Home Assistant, Pebble, challtestsrv, DuckDNS"
-            " and the UPnP gateway..."
-        )
-        return 0
-    except RuntimeError as err:
-        print(err)
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        sandbox.stop()
-        print("Sandbox stopped.")
-    print(f"Home Assistant exited with {code}; see {sandbox.log_path}")
-    return code or 1
-
-
-__all__ = ["NAME", "TOKEN", "Sandbox", "main"]
+__all__ = [
+    "FQDN",
+    "NAME",
+    "RESTART_EXIT_CODE",
+    "TOKEN",
+    "Sandbox",
+    "http_storage",
+]
 
 if __name__ == "__main__":
+    from tests.fakes.sandbox_cli import main
+
     sys.exit(main())

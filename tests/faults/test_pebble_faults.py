@@ -44,7 +44,7 @@ from tests.common import StartDuckDns, pebble_options, renew, setup_duckdns_entr
 from tests.fakes import certs
 from tests.fakes.pebble import DuckDnsLikeSolver, PebbleServer
 
-pytestmark = pytest.mark.pebble
+pytestmark = [pytest.mark.pebble, pytest.mark.usefixtures("allowed_tmp_path")]
 
 NAME = "myhome.duckdns.org"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
@@ -153,6 +153,7 @@ async def test_half_the_nonces_rejected(
 ) -> None:
     """With every other nonce refused, renewals still go through at once."""
     entry = await entry_for(flaky_pebble)
+    exchanges.clear()  # the first certificate, ordered right after setup
 
     def rejected() -> list[Seen]:
         return [s for s in exchanges if s.problem and s.problem.endswith(":badNonce")]
@@ -230,6 +231,7 @@ async def test_replaces_of_another_cas_certificate(
     """A certificate of another CA: Pebble refuses its ``replaces`` (400), ordered again at once."""
     entry = await entry_for(pebble)
     certs.issue([NAME], key=certs.generate_key(slot=71)).write(tmp_path)
+    exchanges.clear()
     response = await renew(hass, entry, force=True)
     assert response["renewed"] is True
     orders = _orders(exchanges)
@@ -256,6 +258,7 @@ async def test_server_error_on_replaces_is_retried_without_it(
     leaf = _with_authority_key_id(pair.certificate, key_id)
     certs.write_file(tmp_path / "fullchain.pem", certs.to_pem([leaf]))
     certs.write_file(tmp_path / "privkey.pem", pair.key_pem, 0o600)
+    exchanges.clear()
     response = await renew(hass, entry, force=True)
     assert response["renewed"] is True
     assert [s.status for s in _orders(exchanges)] == [500, 201]

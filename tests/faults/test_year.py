@@ -53,6 +53,7 @@ from custom_components.secure_remote_access.const import (
     DOMAIN,
 )
 from custom_components.secure_remote_access.protocol import (
+    confined as confined_module,
     fileops as fileops_module,
     pairfiles as files_module,
 )
@@ -211,6 +212,7 @@ class Year:
         )
         self.cert_path.parent.mkdir()
         seed.write(self.cert_path.parent)
+        self.hass.config.allowlist_external_dirs = {str(self.folder)}
         await self._start_https()
 
         write = certificate_module.write_certificate_pair
@@ -223,6 +225,7 @@ class Year:
         self._patches = [
             patch.object(files_module, "os", self.faulty_os),
             patch.object(fileops_module, "os", self.faulty_os),
+            patch.object(confined_module, "os", self.faulty_os),
             patch.object(certificate_module, "write_certificate_pair", counted_write),
             # The coordinators' jitter and ARI picks drawn from the year's seed:
             # the same year every run (a flaky year would be a failing test).
@@ -285,12 +288,13 @@ class Year:
                 second.fullchain_pem,
                 second.key_pem,
                 expected_names=[NAME],
+                allowed=[self.folder],  # one folder deep, as the real pair
             )
         steps = self.faulty_os.last_steps
         commit = max(
             index
             for index, (name, args) in enumerate(steps)
-            if name == "replace" and Path(args[1]) == cert_path
+            if name == "replace" and Path(args[1]).name == cert_path.name
         )
         return len(steps), commit
 

@@ -10,6 +10,7 @@ from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
+from custom_components.secure_remote_access.certificate import CertificateRenewalError
 from custom_components.secure_remote_access.https import (
     HttpsAction,
     HttpsRefusedError,
@@ -17,6 +18,7 @@ from custom_components.secure_remote_access.https import (
 )
 from custom_components.secure_remote_access.issues import https_trial_issue_id
 from tests.fakes import certs
+from tests.fakes.issuer import FakeCa
 
 from .conftest import NAME, MakeSetup, Setup, their_pending
 
@@ -67,9 +69,16 @@ async def test_not_started_yet(hass: HomeAssistant, plain: Setup) -> None:
     ],
 )
 async def test_unusable_certificate_is_refused(
-    hass: HomeAssistant, make_setup: MakeSetup, pair: Any, reason: str
+    hass: HomeAssistant,
+    make_setup: MakeSetup,
+    fake_ca: FakeCa,
+    pair: Any,
+    reason: str,
 ) -> None:
     """An expired or not yet valid certificate, or one without the names, is never served."""
+    # The CA is down: the certificate without the names, ordered again right
+    # after setup, stays until a renewal works.
+    fake_ca.failures = [CertificateRenewalError("the CA is down")]
     setup = await make_setup(pair=pair())
     result = await setup.options_step("serve_https")
     assert result["type"] is FlowResultType.ABORT

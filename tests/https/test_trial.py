@@ -9,11 +9,9 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.http.config import AUTO_REVERT_DELAY, ActiveConfigType
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.https import (
     HttpsAction,
     HttpsRefusedError,
@@ -26,7 +24,7 @@ from custom_components.secure_remote_access.issues import (
 from custom_components.secure_remote_access.served import served_files
 from tests.fakes import certs
 
-from .conftest import FIX_URL, HTTPS, NAME, Setup, serial_of, serve, their_pending
+from .conftest import HTTPS, NAME, Setup, serial_of, serve, their_pending
 
 
 async def test_serve_writes_the_pending_config_and_restarts(
@@ -98,14 +96,7 @@ async def test_trial_confirmed_then_kept_through_the_fix_flow(
     assert len(plain.restarts) == 1
 
     # A renewal is served at once, without another restart.
-    renewed = await hass.services.async_call(
-        DOMAIN,
-        "renew_certificate",
-        {"config_entry_id": plain.entry.entry_id, "force": True},
-        blocking=True,
-        return_response=True,
-    )
-    assert renewed is not None
+    renewed = await plain.renew()
     assert renewed["serial"] != serial_of(plain.pair)
     assert await plain.presented() == renewed["serial"]
     assert len(plain.restarts) == 1
@@ -222,28 +213,10 @@ async def test_http_without_tls_fix_flow_serves_the_certificate(
     hass: HomeAssistant, plain: Setup
 ) -> None:
     """The checklist issue's fix: why it matters, then the same explaining screen."""
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        "http_without_tls",
-        is_fixable=True,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key="http_without_tls",
-        translation_placeholders={"external_url": "http://example.org"},
-    )
-    resp = await plain.client.post(
-        FIX_URL, json={"handler": DOMAIN, "issue_id": "http_without_tls"}
-    )
-    flow = await resp.json()
-    assert flow["step_id"] == "confirm"
-    resp = await plain.client.post(f"{FIX_URL}/{flow['flow_id']}", json={})
-    flow = await resp.json()
+    flow = await plain.http_without_tls_fix()
     assert flow["step_id"] == "serve_https", flow
     assert flow["description_placeholders"]["certificate"] == str(plain.cert)
-    resp = await plain.client.post(
-        f"{FIX_URL}/{flow['flow_id']}", json={"set_external_url": False}
-    )
-    result = await resp.json()
+    result = await plain.fix_step(flow, {"set_external_url": False})
     assert result["type"] == "create_entry", result
     assert plain.store.pending is not None
     assert plain.store.pending["ssl_certificate"] == str(plain.cert)

@@ -16,7 +16,11 @@ from typing import Any
 
 import pytest
 
-from custom_components.secure_remote_access.protocol import pairfiles as f, x509 as c
+from custom_components.secure_remote_access.protocol import (
+    fileops as fo,
+    pairfiles as f,
+    x509 as c,
+)
 from custom_components.secure_remote_access.protocol.pairfiles import RecoveryStatus
 from tests.fakes import certs
 
@@ -76,8 +80,8 @@ def _staging_left(folder: Path) -> list[str]:
 
 def _assert_no_leftovers(folder: Path, cert_path: Path, key_path: Path) -> None:
     """Neither a kept previous pair nor a staging file is left behind."""
-    assert not f.previous_path(cert_path).exists()
-    assert not f.previous_path(key_path).exists()
+    assert not fo.previous_path(cert_path).exists()
+    assert not fo.previous_path(key_path).exists()
     assert _staging_left(folder) == []
 
 
@@ -90,6 +94,7 @@ def _install(
         pair.fullchain_pem,
         pair.key_pem,
         expected_names=kwargs.pop("expected_names", NAMES),
+        allowed=kwargs.pop("allowed", [folder.parent]),
         **kwargs,
     )
 
@@ -135,6 +140,7 @@ def test_first_install_creates_directories_and_modes(
         new.fullchain_pem,
         new.key_pem,
         expected_names=["www.example.test"],
+        allowed=[tmp_path],
     )
     assert cert_path.read_bytes() == new.fullchain_pem
     assert key_path.read_bytes() == new.key_pem
@@ -162,14 +168,14 @@ def test_replace_keeps_previous_pair(
     assert result.previous_kept is True
     assert cert_path.read_bytes() == new.fullchain_pem
     assert key_path.read_bytes() == new.key_pem
-    assert f.previous_path(cert_path).read_bytes() == old.fullchain_pem
-    assert f.previous_path(key_path).read_bytes() == old.key_pem
-    assert f.previous_path(cert_path) == tmp_path / "fullchain.pem.previous"
-    assert f.previous_path(key_path) == tmp_path / "privkey.pem.previous"
+    assert fo.previous_path(cert_path).read_bytes() == old.fullchain_pem
+    assert fo.previous_path(key_path).read_bytes() == old.key_pem
+    assert fo.previous_path(cert_path) == tmp_path / "fullchain.pem.previous"
+    assert fo.previous_path(key_path) == tmp_path / "privkey.pem.previous"
     assert _mode(key_path) == 0o600
-    assert _mode(f.previous_path(key_path)) == 0o600
+    assert _mode(fo.previous_path(key_path)) == 0o600
     assert _mode(cert_path) == 0o640
-    assert _mode(f.previous_path(cert_path)) == 0o640
+    assert _mode(fo.previous_path(cert_path)) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "fullchain.pem",
         "fullchain.pem.previous",
@@ -182,8 +188,8 @@ def test_replace_keeps_previous_pair(
 
     newer = certs.issue(NAMES, key=certs.generate_key(slot=12))
     _install(tmp_path, newer)
-    assert f.previous_path(cert_path).read_bytes() == new.fullchain_pem
-    assert f.previous_path(key_path).read_bytes() == new.key_pem
+    assert fo.previous_path(cert_path).read_bytes() == new.fullchain_pem
+    assert fo.previous_path(key_path).read_bytes() == new.key_pem
 
 
 def test_key_is_never_readable_by_others(
@@ -214,9 +220,10 @@ def test_key_is_never_readable_by_others(
     finally:
         os.umask(previous_umask)
     key_files = {p: v for p, v in created.items() if "privkey" in p}
+    # Created relative to the folder's descriptor (openat), never by full path.
     assert sorted(re.sub(r"\.[0-9a-f]{8}\.", ".RUN.", p) for p in key_files) == [
-        str(tmp_path / "privkey.pem.RUN.new"),
-        str(tmp_path / "privkey.pem.previous.RUN.new"),
+        "privkey.pem.RUN.new",
+        "privkey.pem.previous.RUN.new",
     ]
     for flags, mode in key_files.values():
         assert flags & os.O_EXCL
@@ -236,8 +243,8 @@ def test_mismatched_live_pair_does_not_overwrite_a_good_backup(
     newer = certs.issue(NAMES, key=certs.generate_key(slot=12))
     result = _install(tmp_path, newer)
     assert result.previous_kept is False
-    assert f.previous_path(cert_path).read_bytes() == old.fullchain_pem
-    assert f.previous_path(key_path).read_bytes() == old.key_pem
+    assert fo.previous_path(cert_path).read_bytes() == old.fullchain_pem
+    assert fo.previous_path(key_path).read_bytes() == old.key_pem
     assert key_path.read_bytes() == newer.key_pem
 
 
@@ -310,6 +317,7 @@ def test_verification_failure_leaves_files_untouched(
             chain,
             key,
             expected_names=names,
+            allowed=[tmp_path],
         )
     assert err.value.reason == reason
     assert _snapshot(tmp_path) == before
@@ -322,6 +330,7 @@ def test_verification_failure_leaves_files_untouched(
             chain,
             key,
             expected_names=names,
+            allowed=[tmp_path],
         )
     assert not missing_dirs.parent.exists()
 
@@ -351,6 +360,7 @@ def test_same_path_for_certificate_and_key(
             new.fullchain_pem,
             new.key_pem,
             expected_names=[],
+            allowed=[tmp_path],
         )
 
 
@@ -382,7 +392,7 @@ def test_crash_at_every_step_leaves_a_recoverable_pair(
             else:
                 crashed = False
         live_after_crash = (_read(cert_path), _read(key_path))
-        status = f.recover_pair(cert_path, key_path)
+        status = f.recover_pair(cert_path, key_path, allowed=[tmp_path])
         live = (_read(cert_path), _read(key_path))
         assert live in allowed, (step, calls[-1], status)
         assert _staging_left(folder) == [], (step, calls[-1])
@@ -456,7 +466,7 @@ def test_io_error_at_every_step_keeps_the_old_pair(
             if error and first_install
             else (RecoveryStatus.INTACT)
         )
-        assert f.recover_pair(cert_path, key_path) is expected
+        assert f.recover_pair(cert_path, key_path, allowed=[tmp_path]) is expected
         if not hit:
             break
         step += 1
@@ -478,11 +488,11 @@ def test_failed_rollback_is_recoverable(
     real_replace, real_unlink = os.replace, os.unlink
     state = {"key_replaced": False}
 
-    def replace(src: Any, dst: Any) -> None:
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
         if state["key_replaced"]:
             raise OSError(errno.EIO, "disk gone", str(dst))
-        real_replace(src, dst)
-        if Path(dst) == key_path:
+        real_replace(src, dst, **kwargs)
+        if Path(dst).name == key_path.name:
             state["key_replaced"] = True
 
     def unlink(path: Any, **kwargs: Any) -> None:
@@ -498,7 +508,10 @@ def test_failed_rollback_is_recoverable(
     assert err.value.recovery_needed is True
     assert key_path.read_bytes() == new.key_pem  # live pair mismatched now
     assert _read(cert_path) == (None if first_install else old.fullchain_pem)
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.ROLLED_FORWARD
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        is RecoveryStatus.ROLLED_FORWARD
+    )
     assert (cert_path.read_bytes(), key_path.read_bytes()) == (
         new.fullchain_pem,
         new.key_pem,
@@ -514,57 +527,73 @@ def test_recover_pair_cases(
 ) -> None:
     """Each recovery path, including failure when nothing matches."""
     cert_path, key_path = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.ABSENT
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path]) is RecoveryStatus.ABSENT
+    )
 
     old.write(tmp_path)
-    certs.write_file(f.pending_path(cert_path), b"stale half-written")
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.INTACT
+    certs.write_file(fo.pending_path(cert_path), b"stale half-written")
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path]) is RecoveryStatus.INTACT
+    )
     assert _staging_left(tmp_path) == []
 
     # Crash between the renames, key first: the staged certificate completes it.
     certs.write_file(key_path, new.key_pem, 0o600)
-    certs.write_file(f.pending_path(cert_path), new.fullchain_pem)
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.ROLLED_FORWARD
+    certs.write_file(fo.pending_path(cert_path), new.fullchain_pem)
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        is RecoveryStatus.ROLLED_FORWARD
+    )
     assert cert_path.read_bytes() == new.fullchain_pem
 
     # The other order: the staged key completes the pair.
     certs.write_file(cert_path, old.fullchain_pem)
-    certs.write_file(f.pending_path(key_path), old.key_pem, 0o600)
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.ROLLED_FORWARD
+    certs.write_file(fo.pending_path(key_path), old.key_pem, 0o600)
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        is RecoveryStatus.ROLLED_FORWARD
+    )
     assert key_path.read_bytes() == old.key_pem
 
     # A staged certificate whose chain does not link is not used.
     certs.write_file(key_path, new.key_pem, 0o600)
     certs.write_file(
-        f.pending_path(cert_path),
+        fo.pending_path(cert_path),
         new.cert_pem + certs.other_pki().intermediate.cert_pem,
     )
     with pytest.raises(f.PairRecoveryError) as err:
-        f.recover_pair(cert_path, key_path)
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
     assert err.value.reason == "recovery_failed"
 
     # Restore the .previous copies when the live pair is broken.
-    certs.write_file(f.previous_path(cert_path), old.fullchain_pem, 0o640)
-    certs.write_file(f.previous_path(key_path), old.key_pem, 0o600)
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.RESTORED_PREVIOUS
+    certs.write_file(fo.previous_path(cert_path), old.fullchain_pem, 0o640)
+    certs.write_file(fo.previous_path(key_path), old.key_pem, 0o600)
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        is RecoveryStatus.RESTORED_PREVIOUS
+    )
     assert (cert_path.read_bytes(), key_path.read_bytes()) == (
         old.fullchain_pem,
         old.key_pem,
     )
     assert _mode(key_path) == 0o600
     assert _mode(cert_path) == 0o640
-    assert f.previous_path(cert_path).exists()
+    assert fo.previous_path(cert_path).exists()
 
     # A missing key is restored as well.
     key_path.unlink()
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.RESTORED_PREVIOUS
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        is RecoveryStatus.RESTORED_PREVIOUS
+    )
     assert key_path.read_bytes() == old.key_pem
 
     # Garbage live files with a mismatched backup: nothing to restore.
     certs.write_file(cert_path, certs.GARBAGE)
-    certs.write_file(f.previous_path(key_path), new.key_pem, 0o600)
+    certs.write_file(fo.previous_path(key_path), new.key_pem, 0o600)
     with pytest.raises(f.PairRecoveryError):
-        f.recover_pair(cert_path, key_path)
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
     assert cert_path.read_bytes() == certs.GARBAGE
 
 
@@ -577,14 +606,14 @@ def test_recover_pair_reports_io_errors(
     """A failing rename during recovery is a PairRecoveryError."""
     cert_path, key_path = old.write(tmp_path)
     certs.write_file(key_path, new.key_pem, 0o600)
-    certs.write_file(f.pending_path(cert_path), new.fullchain_pem)
+    certs.write_file(fo.pending_path(cert_path), new.fullchain_pem)
 
-    def replace(src: Any, dst: Any) -> None:
+    def replace(src: Any, dst: Any, **_kwargs: Any) -> None:
         raise OSError(errno.EROFS, "Read-only file system", str(dst))
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(f.PairRecoveryError, match="Read-only"):
-        f.recover_pair(cert_path, key_path)
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
 
 
 def test_oversized_live_file_aborts_the_install(
@@ -606,10 +635,13 @@ def test_recover_pair_replaces_an_oversized_live_file(
 ) -> None:
     """A live certificate that cannot be read (too large) counts as broken."""
     cert_path, key_path = old.write(tmp_path)
-    certs.write_file(f.previous_path(cert_path), old.fullchain_pem)
-    certs.write_file(f.previous_path(key_path), old.key_pem, 0o600)
+    certs.write_file(fo.previous_path(cert_path), old.fullchain_pem)
+    certs.write_file(fo.previous_path(key_path), old.key_pem, 0o600)
     certs.write_file(cert_path, b"-" * (4 * c.MAX_FILE_SIZE + 1))
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.RESTORED_PREVIOUS
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        is RecoveryStatus.RESTORED_PREVIOUS
+    )
     assert cert_path.read_bytes() == old.fullchain_pem
     assert key_path.read_bytes() == old.key_pem
 
@@ -619,13 +651,16 @@ def test_stale_staging_entry_that_cannot_be_removed(
 ) -> None:
     """An undeletable leftover is reported, and does not fail an intact pair."""
     cert_path, key_path = old.write(tmp_path)
-    f.pending_path(key_path).mkdir()
-    certs.write_file(f.pending_path(cert_path), b"half-written")
+    fo.pending_path(key_path).mkdir()
+    certs.write_file(fo.pending_path(cert_path), b"half-written")
     with caplog.at_level(logging.WARNING):
-        assert f.recover_pair(cert_path, key_path) is RecoveryStatus.INTACT
-    assert f"Cannot remove stale file {f.pending_path(key_path)}" in caplog.text
-    assert not f.pending_path(cert_path).exists()
-    assert f.pending_path(key_path).is_dir()
+        assert (
+            f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+            is RecoveryStatus.INTACT
+        )
+    assert f"Cannot remove stale file {fo.pending_path(key_path)}" in caplog.text
+    assert not fo.pending_path(cert_path).exists()
+    assert fo.pending_path(key_path).is_dir()
     assert (cert_path.read_bytes(), key_path.read_bytes()) == (
         old.fullchain_pem,
         old.key_pem,
@@ -684,8 +719,8 @@ def test_backup_pair_is_never_left_mismatched(
             else:
                 crashed = False
         cert_path, key_path = folder / "fullchain.pem", folder / "privkey.pem"
-        f.recover_pair(cert_path, key_path)
-        backup = (_read(f.previous_path(cert_path)), _read(f.previous_path(key_path)))
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        backup = (_read(fo.previous_path(cert_path)), _read(fo.previous_path(key_path)))
         assert backup in {
             (old.fullchain_pem, old.key_pem),
             (new.fullchain_pem, new.key_pem),
@@ -706,12 +741,15 @@ def test_recovery_drops_a_backup_whose_halves_differ(
 ) -> None:
     """A mismatched .previous pair (edited by hand) is removed, the live pair kept."""
     cert_path, key_path = new.write(tmp_path)
-    certs.write_file(f.previous_path(cert_path), old.fullchain_pem)
-    certs.write_file(f.previous_path(key_path), new.key_pem, 0o600)
+    certs.write_file(fo.previous_path(cert_path), old.fullchain_pem)
+    certs.write_file(fo.previous_path(key_path), new.key_pem, 0o600)
     with caplog.at_level(logging.WARNING):
-        assert f.recover_pair(cert_path, key_path) is RecoveryStatus.INTACT
-    assert not f.previous_path(cert_path).exists()
-    assert not f.previous_path(key_path).exists()
+        assert (
+            f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+            is RecoveryStatus.INTACT
+        )
+    assert not fo.previous_path(cert_path).exists()
+    assert not fo.previous_path(key_path).exists()
     assert "do not match" in caplog.text
 
 
@@ -727,10 +765,10 @@ def test_failed_backup_write_leaves_no_half_backup(
     newer = certs.issue(NAMES, key=certs.generate_key(slot=12))
     real_replace = os.replace
 
-    def replace(src: Any, dst: Any) -> None:
-        if Path(dst) == f.previous_path(cert_path):
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
+        if Path(dst).name == fo.previous_path(cert_path).name:
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        real_replace(src, dst)
+        real_replace(src, dst, **kwargs)
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(f.PairWriteError, match="No space"):
@@ -779,15 +817,20 @@ def test_recovery_picks_the_staged_file_that_completes_the_pair(
     """Several crashed installs left staging files: the matching one wins."""
     cert_path, key_path = old.write(tmp_path)
     certs.write_file(key_path, new.key_pem, 0o600)
-    certs.write_file(f.pending_path(cert_path, "0000aaaa"), b"half-written")
-    certs.write_file(f.pending_path(cert_path, "0000bbbb"), new.fullchain_pem)
-    certs.write_file(f.pending_path(cert_path, "0000cccc"), old.fullchain_pem)
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.ROLLED_FORWARD
+    certs.write_file(fo.pending_path(cert_path, "0000aaaa"), b"half-written")
+    certs.write_file(fo.pending_path(cert_path, "0000bbbb"), new.fullchain_pem)
+    certs.write_file(fo.pending_path(cert_path, "0000cccc"), old.fullchain_pem)
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path])
+        is RecoveryStatus.ROLLED_FORWARD
+    )
     assert cert_path.read_bytes() == new.fullchain_pem
     assert _staging_left(tmp_path) == []
     # Names that only look like staging files are not touched.
     other = certs.write_file(tmp_path / "fullchain.pem.backup.new", b"mine")
-    assert f.recover_pair(cert_path, key_path) is RecoveryStatus.INTACT
+    assert (
+        f.recover_pair(cert_path, key_path, allowed=[tmp_path]) is RecoveryStatus.INTACT
+    )
     assert other.read_bytes() == b"mine"
 
 
@@ -821,23 +864,30 @@ def test_a_symlinked_pair_updates_the_files_the_links_point_to(
         new.fullchain_pem,
         new.key_pem,
         expected_names=NAMES,
+        allowed=[tmp_path],
     )
     assert (live / "fullchain.pem").is_symlink()
     assert (live / "privkey.pem").is_symlink()
     assert (live / "fullchain.pem").read_bytes() == new.fullchain_pem
     assert (archive / "fullchain1.pem").read_bytes() == new.fullchain_pem
     assert result.previous_kept
-    assert f.recover_pair(live / "fullchain.pem", live / "privkey.pem") is (
-        RecoveryStatus.INTACT
-    )
+    assert f.recover_pair(
+        live / "fullchain.pem", live / "privkey.pem", allowed=[tmp_path]
+    ) is (RecoveryStatus.INTACT)
 
 
 def test_writability_is_checked_before_anything_is_ordered(tmp_path: Path) -> None:
     """A file where a directory must go, or a directory where the key must go."""
-    f.check_pair_writable(tmp_path / "new" / "fullchain.pem", tmp_path / "privkey.pem")
+    f.check_pair_writable(
+        tmp_path / "new" / "fullchain.pem", tmp_path / "privkey.pem", allowed=[tmp_path]
+    )
     (tmp_path / "keys").write_text("a file")
     with pytest.raises(f.PairWriteError, match=r"is a file|Not a directory"):
-        f.check_pair_writable(tmp_path / "fullchain.pem", tmp_path / "keys" / "k.pem")
+        f.check_pair_writable(
+            tmp_path / "fullchain.pem", tmp_path / "keys" / "k.pem", allowed=[tmp_path]
+        )
     (tmp_path / "dir.pem").mkdir()
     with pytest.raises(f.PairWriteError, match="cannot read the current file"):
-        f.check_pair_writable(tmp_path / "dir.pem", tmp_path / "privkey.pem")
+        f.check_pair_writable(
+            tmp_path / "dir.pem", tmp_path / "privkey.pem", allowed=[tmp_path]
+        )

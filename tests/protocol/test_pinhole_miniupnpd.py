@@ -15,7 +15,6 @@ import pytest
 from custom_components.secure_remote_access.protocol.pinhole import (
     MAX_PINHOLE_LEASE,
     PinholeRequest,
-    Pinholes,
     PinholeTraffic,
 )
 from custom_components.secure_remote_access.protocol.port_forward import (
@@ -72,7 +71,7 @@ async def test_our_pinhole_lets_the_internet_reach_us_over_ipv6(
         gateway(LOCATION6) as wan,
     ):
         assert wan.firewall is not None
-        pinholes = Pinholes(wan.firewall)
+        pinholes = wan.firewall
         status = await pinholes.status()
         before = await _from_internet(provider, ours)
         opened = await pinholes.open(OURS)
@@ -98,7 +97,7 @@ async def test_pinholes_the_router_refuses(in_lan: HomeNetwork) -> None:
     """Ports below 1024, another host's address, an over-long lease, an unknown id."""
     async with gateway(LOCATION6) as wan:
         assert wan.firewall is not None
-        pinholes = Pinholes(wan.firewall)
+        pinholes = wan.firewall
         low = await _refusal(lambda: pinholes.open(PinholeRequest(LAN_HOST6, 443)))
         other = await _refusal(
             lambda: pinholes.open(PinholeRequest(OTHER_HOST6, HA_PORT))
@@ -120,7 +119,7 @@ async def test_pinholes_asked_over_ipv4_are_refused(in_lan: HomeNetwork) -> None
     """The request must come from the pinhole's own IPv6 address."""
     async with gateway(LOCATION) as wan:
         assert wan.firewall is not None
-        refused = await _refusal(lambda: Pinholes(wan.firewall).open(OURS))  # type: ignore[arg-type]
+        refused = await _refusal(lambda: wan.firewall.open(OURS))  # type: ignore[arg-type]
     assert refused.reason is Refusal.NOT_AUTHORIZED
 
 
@@ -128,7 +127,7 @@ async def test_a_router_reboot_forgets_our_pinhole(in_lan: HomeNetwork) -> None:
     """After the reboot the old id is unknown; opening again gives a working one."""
     async with gateway(LOCATION6) as wan:
         assert wan.firewall is not None
-        pinholes = Pinholes(wan.firewall)
+        pinholes = wan.firewall
         first = await pinholes.open(OURS)
         await asyncio.to_thread(in_lan.reboot)
         forgotten = await _refusal(lambda: pinholes.update(first, 3600))

@@ -21,7 +21,7 @@ from custom_components.secure_remote_access.protocol.port_forward import (
     Owner,
     PortForwarder,
     Refusal,
-    call_action,
+    belongs_to,
     check_incoming,
 )
 from custom_components.secure_remote_access.protocol.remote_access import (
@@ -97,7 +97,7 @@ async def test_our_forward_reaches_home_assistant_from_the_internet(
         )
         from_lan = await check_incoming(forwarder, _request(), WAN_ADDRESS, NAME, ours)
     assert result.action is Ensured.ADDED
-    assert result.entry.belongs_to(OURS)
+    assert belongs_to(result.entry, OURS)
     assert 3500 < result.entry.lease_seconds <= 3600
     assert await _router_list(in_lan) == [_listed(8443)]
     assert from_internet is Hairpin.REACHED_US
@@ -131,18 +131,8 @@ async def test_another_host_already_forwards_443(in_lan: HomeNetwork) -> None:
         left = await _refusal(lambda: forwarder.remove(443, internal_client=LAN_HOST))
         # The router refuses too, when asked without our check first.
         router = await _refusal(
-            lambda: call_action(
-                wan.connection,
-                "AddPortMapping",
-                10,
-                NewRemoteHost="",
-                NewExternalPort=443,
-                NewProtocol="TCP",
-                NewInternalPort=HA_PORT,
-                NewInternalClient=LAN_HOST,
-                NewEnabled=True,
-                NewPortMappingDescription=OURS.description,
-                NewLeaseDuration=3600,
+            lambda: PortForwarder(wan.connection)._call(
+                "AddPortMapping", _request(443).arguments()
             )
         )
         picked = await forwarder.add_any(_request(443))

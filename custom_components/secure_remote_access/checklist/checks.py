@@ -215,7 +215,7 @@ def check_admin_without_mfa(snapshot: Snapshot) -> Finding | None:
     return Finding(
         "admin_without_mfa",
         Severity.WARNING,
-        f"{len(names)} administrator(s) log in without multi-factor authentication.",
+        f"Administrators without multi-factor authentication: {len(names)}.",
         {"count": str(len(names)), "users": _names(names)},
     )
 
@@ -276,8 +276,8 @@ def check_secrets_inline(snapshot: Snapshot) -> Finding | None:
     return Finding(
         "secrets_inline",
         Severity.WARNING,
-        f"{scan.inline} credential(s) are written inline in {_names(scan.files)} "
-        "instead of !secret.",
+        f"Credentials written inline instead of !secret in {_names(scan.files)} "
+        f"(values found: {scan.inline}).",
         {"count": str(scan.inline), "files": _names(scan.files)},
     )
 

@@ -18,7 +18,11 @@ Files, for ``cert_path=/ssl/fullchain.pem`` and ``key_path=/ssl/privkey.pem``:
 Install sequence of `write_certificate_pair` (one install at a time per process):
 
 1. verify the new pair in memory (key matches the leaf, chain links, names
-   covered, dates sane); on failure raise and touch nothing;
+   covered, dates sane); on failure raise and touch nothing; resolve the
+   real paths (links followed) and refuse any outside the allowed folders
+   (`confined.PathNotAllowedError`), then open their folders without
+   following links: every later step is relative to those folders
+   (`protocol/confined.py`);
 2. read the live pair; if it matches, install it as the ``.previous`` pair
    the same way as step 3 and 4 (stage both, then rename key, then certificate);
 3. write ``privkey.pem.<run>.new`` (created 0600 via ``os.open``) and
@@ -39,7 +43,8 @@ nothing is wrong).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,22 +54,23 @@ from pathlib import Path
 import threading
 from typing import Final
 
+from .confined import Folder, confine, open_folder
 from .fileops import (
     CERT_DIRECTORY_MODE,
     DEFAULT_CERT_MODE,
     KEY_DIRECTORY_MODE,
     KEY_MODE,
-    ensure_directory,
+    Spot,
     existing_mode,
     fsync_directories,
     install_file,
     new_run,
-    pending_path,
-    previous_path,
     read_existing,
     read_quietly,
     remove_stale,
+    replace,
     staged_files,
+    unwritable,
     write_file,
 )
 from .x509 import (
@@ -136,89 +142,102 @@ class PairWriteResult:
 # ------------------------------------------------------------ low-level I/O
 
 
-def _pair_paths(cert_path: StrPath, key_path: StrPath) -> tuple[Path, Path]:
-    """The real files of the pair: a symbolic link (certbot's live/) is followed,
-    so that the file it points to is the one replaced, not the link."""
-    cert = Path(os.path.realpath(os.fspath(cert_path)))
-    key = Path(os.path.realpath(os.fspath(key_path)))
-    if cert == key:
+def _real_pair(
+    cert_path: StrPath, key_path: StrPath, allowed: Sequence[StrPath]
+) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
+    """The real files of the pair and their allowed roots: a symbolic link
+    (certbot's live/) is followed, so that the file it points to is the one
+    replaced, not the link. `PathNotAllowedError` when one leaves ``allowed``."""
+    cert, key = confine(cert_path, allowed), confine(key_path, allowed)
+    if cert[0] == key[0]:
         raise ValueError("the certificate and the key need different paths")
     return cert, key
 
 
-def check_pair_writable(cert_path: StrPath, key_path: StrPath) -> None:
+@contextmanager
+def _open_pair(
+    cert_path: StrPath,
+    key_path: StrPath,
+    allowed: Sequence[StrPath],
+    *,
+    create: bool,
+) -> Iterator[tuple[Spot, Spot]]:
+    """The pair's files in their folders, opened without following links.
+
+    ``create`` makes missing folders (0700 for the key's). OSError when a
+    folder cannot be opened or made.
+    """
+    (cert, cert_root), (key, key_root) = _real_pair(cert_path, key_path, allowed)
+    folders: list[Folder] = []
+    try:
+        key_folder = open_folder(
+            key.parent,
+            key_root,
+            create=(KEY_DIRECTORY_MODE, CERT_DIRECTORY_MODE) if create else None,
+        )
+        folders.append(key_folder)
+        cert_folder = key_folder
+        if cert.parent != key.parent:
+            cert_folder = open_folder(
+                cert.parent,
+                cert_root,
+                create=(CERT_DIRECTORY_MODE, CERT_DIRECTORY_MODE) if create else None,
+            )
+            folders.append(cert_folder)
+        yield Spot(cert_folder, cert.name), Spot(key_folder, key.name)
+    finally:
+        for folder in folders:
+            folder.close()
+
+
+def check_pair_writable(
+    cert_path: StrPath, key_path: StrPath, *, allowed: Sequence[StrPath]
+) -> None:
     """Raise `PairWriteError` unless the pair can be installed at these paths. Blocking.
 
-    Run before anything is ordered: an existing file must be readable (it is
-    kept as the backup) and its directory, or the nearest existing parent of
-    a missing one, writable.
+    Run before anything is ordered: both real paths must be inside
+    ``allowed`` (`PathNotAllowedError`), an existing file must be readable
+    (it is kept as the backup) and its directory, or the nearest existing
+    parent of a missing one, writable.
     """
-    for path in _pair_paths(cert_path, key_path):
-        try:
-            read_existing(path)
-        except OSError as err:
-            raise PairWriteError(
-                f"cannot read the current file to keep it: {err.strerror or err}",
-                path=path,
-            ) from err
-        directory = path.parent
-        while not directory.exists() and directory.parent != directory:
-            directory = directory.parent
-        if not directory.is_dir():
-            raise PairWriteError(
-                f"cannot create the directory {path.parent}: {directory} is a file",
-                path=path,
-            )
-        if not os.access(directory, os.W_OK | os.X_OK):
-            reason = (
-                "the file system is read-only"
-                if _read_only(directory)
-                else "permission denied"
-            )
-            raise PairWriteError(f"cannot write in {directory}: {reason}", path=path)
-
-
-def _read_only(directory: Path) -> bool:
-    try:
-        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
+    for path, _root in _real_pair(cert_path, key_path, allowed):
+        if (problem := unwritable(path)) is not None:
+            raise PairWriteError(problem, path=path)
 
 
 def _install_previous(
-    cert: Path, key: Path, cert_data: bytes, key_data: bytes, mode: int, run: str
+    cert: Spot, key: Spot, cert_data: bytes, key_data: bytes, mode: int, run: str
 ) -> None:
     """Make ``(cert_data, key_data)`` the ``.previous`` pair: stage both, then rename.
 
     On an error, a half-replaced ``.previous`` pair is removed: no backup is
     better than a backup whose halves do not belong together.
     """
-    previous_cert, previous_key = previous_path(cert), previous_path(key)
+    previous_cert, previous_key = cert.previous(), key.previous()
     try:
-        write_file(pending_path(previous_key, run), key_data, KEY_MODE)
-        write_file(pending_path(previous_cert, run), cert_data, mode)
-        os.replace(pending_path(previous_key, run), previous_key)
-        os.replace(pending_path(previous_cert, run), previous_cert)
+        write_file(previous_key.pending(run), key_data, KEY_MODE)
+        write_file(previous_cert.pending(run), cert_data, mode)
+        replace(previous_key.pending(run), previous_key)
+        replace(previous_cert.pending(run), previous_cert)
     except OSError:
         if not _pair_matches(read_quietly(previous_cert), read_quietly(previous_key)):
             remove_stale(previous_cert, previous_key)
         raise
 
 
-def _staging_files(cert: Path, key: Path) -> list[Path]:
+def _staging_files(cert: Spot, key: Spot) -> list[Spot]:
     """The staging files of every install of this pair."""
     return [
         staged
-        for path in (cert, key, previous_path(cert), previous_path(key))
-        for staged in staged_files(path)
+        for spot in (cert, key, cert.previous(), key.previous())
+        for staged in staged_files(spot)
     ]
 
 
-def _run_staging_files(cert: Path, key: Path, run: str) -> tuple[Path, ...]:
+def _run_staging_files(cert: Spot, key: Spot, run: str) -> tuple[Spot, ...]:
     """The staging files of one install."""
     return tuple(
-        pending_path(path, run)
-        for path in (cert, key, previous_path(cert), previous_path(key))
+        spot.pending(run) for spot in (cert, key, cert.previous(), key.previous())
     )
 
 
@@ -248,6 +267,7 @@ def write_certificate_pair(
     key_pem: bytes,
     *,
     expected_names: Iterable[str],
+    allowed: Sequence[StrPath],
     now: datetime | None = None,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> PairWriteResult:
@@ -256,9 +276,11 @@ def write_certificate_pair(
     The bytes are written as given. Verification failures raise
     `verify_certificate_pair`'s errors (`PairVerificationError` subclasses,
     `CertificateFormatError`, `PrivateKeyFormatError`) before anything is
-    touched; I/O failures raise `PairWriteError` (see the module docstring).
-    Missing directories are created: 0700 for the key's, 0755 otherwise. The
-    key is 0600; the certificate keeps its current mode (new: 0644).
+    touched; a real path outside ``allowed`` raises `PathNotAllowedError`
+    before anything is touched; I/O failures raise `PairWriteError` (see the
+    module docstring). Missing directories are created: 0700 for the key's,
+    0755 otherwise. The key is 0600; the certificate keeps its current mode
+    (new: 0644).
     """
     info = verify_certificate_pair(
         fullchain_pem,
@@ -267,19 +289,27 @@ def write_certificate_pair(
         now=now,
         clock_skew=clock_skew,
     )
-    cert, key = _pair_paths(cert_path, key_path)
     with _PAIR_LOCK:
-        previous_kept = _install_pair(cert, key, fullchain_pem, key_pem, new_run())
+        try:
+            with _open_pair(cert_path, key_path, allowed, create=True) as (cert, key):
+                previous_kept = _install_pair(
+                    cert, key, fullchain_pem, key_pem, new_run()
+                )
+        except OSError as err:  # a folder that cannot be opened or made
+            raise PairWriteError(
+                f"cannot write the new pair: {err.strerror or err}",
+                path=err.filename,
+            ) from err
     return PairWriteResult(
         certificate=info,
-        cert_path=os.fspath(cert),
-        key_path=os.fspath(key),
+        cert_path=os.fspath(cert.path),
+        key_path=os.fspath(key.path),
         previous_kept=previous_kept,
     )
 
 
 def _install_pair(
-    cert: Path, key: Path, fullchain_pem: bytes, key_pem: bytes, run: str
+    cert: Spot, key: Spot, fullchain_pem: bytes, key_pem: bytes, run: str
 ) -> bool:
     """Steps 2 to 4 of the install; True when the old pair was kept as .previous."""
     try:
@@ -293,14 +323,12 @@ def _install_pair(
     cert_mode = existing_mode(cert) or DEFAULT_CERT_MODE
     previous_kept = False
     try:
-        ensure_directory(key.parent, KEY_DIRECTORY_MODE)
-        ensure_directory(cert.parent, CERT_DIRECTORY_MODE)
         if _pair_matches(old_cert, old_key):
             assert old_cert is not None and old_key is not None
             _install_previous(cert, key, old_cert, old_key, cert_mode, run)
             previous_kept = True
-        write_file(pending_path(key, run), key_pem, KEY_MODE)
-        write_file(pending_path(cert, run), fullchain_pem, cert_mode)
+        write_file(key.pending(run), key_pem, KEY_MODE)
+        write_file(cert.pending(run), fullchain_pem, cert_mode)
         fsync_directories(cert, key)  # staged files durable before any rename
     except OSError as err:
         remove_stale(*_run_staging_files(cert, key, run))
@@ -308,11 +336,11 @@ def _install_pair(
             f"cannot write the new pair: {err.strerror or err}", path=err.filename
         ) from err
 
-    replaced: list[tuple[Path, bytes | None, int]] = []
+    replaced: list[tuple[Spot, bytes | None, int]] = []
     try:
-        os.replace(pending_path(key, run), key)
+        replace(key.pending(run), key)
         replaced.append((key, old_key, KEY_MODE))
-        os.replace(pending_path(cert, run), cert)
+        replace(cert.pending(run), cert)
     except OSError as err:
         rolled_back = _roll_back(replaced, run)
         if rolled_back:  # else keep them: recover_pair may roll forward with them
@@ -327,55 +355,59 @@ def _install_pair(
     return previous_kept
 
 
-def _roll_back(replaced: list[tuple[Path, bytes | None, int]], run: str) -> bool:
+def _roll_back(replaced: list[tuple[Spot, bytes | None, int]], run: str) -> bool:
     """Put the old bytes back where a new file was renamed in; True on success."""
     try:
-        for path, old, mode in reversed(replaced):
+        for spot, old, mode in reversed(replaced):
             if old is None:
-                os.unlink(path)
+                spot.folder.unlink(spot.name)
             else:
-                install_file(path, old, mode, run)
+                install_file(spot, old, mode, run)
     except OSError as err:
-        _LOGGER.error("Rolling back %s failed: %s", replaced, err)
+        _LOGGER.error(
+            "Rolling back %s failed: %s", [spot.path for spot, _, _ in replaced], err
+        )
         return False
     return True
 
 
 def _roll_forward(
-    cert: Path, key: Path, live_cert: bytes | None, live_key: bytes | None
+    cert: Spot, key: Spot, live_cert: bytes | None, live_key: bytes | None
 ) -> bool:
     """Complete an interrupted install of a pair with one staged file; True if done."""
     for staged in staged_files(cert):
         if _pair_matches(read_quietly(staged), live_key, require_chain=True):
-            os.replace(staged, cert)
+            replace(staged, cert)
             return True
     for staged in staged_files(key):
         if _pair_matches(live_cert, read_quietly(staged), require_chain=True):
-            os.replace(staged, key)
+            replace(staged, key)
             return True
     return False
 
 
-def _recover_previous(cert: Path, key: Path) -> None:
+def _recover_previous(cert: Spot, key: Spot) -> None:
     """Complete an interrupted install of the .previous pair; drop a mismatched one."""
-    previous_cert, previous_key = previous_path(cert), previous_path(key)
+    previous_cert, previous_key = cert.previous(), key.previous()
     old_cert, old_key = read_quietly(previous_cert), read_quietly(previous_key)
     if old_cert is None and old_key is None:
         return
     if _pair_matches(old_cert, old_key):
         return
     if _roll_forward(previous_cert, previous_key, old_cert, old_key):
-        _LOGGER.warning("Completed the interrupted backup %s", previous_cert)
+        _LOGGER.warning("Completed the interrupted backup %s", previous_cert.path)
         return
     _LOGGER.warning(
         "Removing the backup %s / %s: its certificate and key do not match",
-        previous_cert,
-        previous_key,
+        previous_cert.path,
+        previous_key.path,
     )
     remove_stale(previous_cert, previous_key)
 
 
-def recover_pair(cert_path: StrPath, key_path: StrPath) -> RecoveryStatus:
+def recover_pair(
+    cert_path: StrPath, key_path: StrPath, *, allowed: Sequence[StrPath]
+) -> RecoveryStatus:
     """Make the live pair match again after a crash or failed write. Blocking.
 
     In order: a matching live pair is left alone (INTACT); a staged file that
@@ -384,14 +416,24 @@ def recover_pair(cert_path: StrPath, key_path: StrPath) -> RecoveryStatus:
     otherwise a matching ``.previous`` pair is copied back (RESTORED_PREVIOUS).
     The ``.previous`` pair is completed the same way, or removed when its
     halves do not match. Stale staging files are removed. Raises
-    `PairRecoveryError` when no matching pair can be found or written.
+    `PathNotAllowedError` (nothing touched) when a real path leaves
+    ``allowed``, `PairRecoveryError` when no matching pair can be found or
+    written.
     """
-    cert, key = _pair_paths(cert_path, key_path)
     with _PAIR_LOCK:
-        return _recover(cert, key)
+        try:
+            with _open_pair(cert_path, key_path, allowed, create=False) as (cert, key):
+                return _recover(cert, key)
+        except FileNotFoundError:
+            return RecoveryStatus.ABSENT  # a folder of the pair does not exist
+        except OSError as err:
+            raise PairRecoveryError(
+                f"cannot restore a matching pair: {err.strerror or err}",
+                path=err.filename,
+            ) from err
 
 
-def _recover(cert: Path, key: Path) -> RecoveryStatus:
+def _recover(cert: Spot, key: Spot) -> RecoveryStatus:
     live_cert, live_key = read_quietly(cert), read_quietly(key)
     status: RecoveryStatus | None = None
     try:
@@ -407,21 +449,21 @@ def _recover(cert: Path, key: Path) -> RecoveryStatus:
         ):
             status = RecoveryStatus.ABSENT
         else:
-            old_cert = read_quietly(previous_path(cert))
-            old_key = read_quietly(previous_path(key))
+            old_cert = read_quietly(cert.previous())
+            old_key = read_quietly(key.previous())
             if not _pair_matches(old_cert, old_key, require_chain=True):
                 raise PairRecoveryError(
                     "the live pair does not match and no matching previous pair "
                     "or staged file exists",
-                    path=cert,
+                    path=cert.path,
                 )
             assert old_cert is not None and old_key is not None
-            cert_mode = existing_mode(previous_path(cert)) or DEFAULT_CERT_MODE
+            cert_mode = existing_mode(cert.previous()) or DEFAULT_CERT_MODE
             run = new_run()
-            write_file(pending_path(key, run), old_key, KEY_MODE)
-            write_file(pending_path(cert, run), old_cert, cert_mode)
-            os.replace(pending_path(key, run), key)
-            os.replace(pending_path(cert, run), cert)
+            write_file(key.pending(run), old_key, KEY_MODE)
+            write_file(cert.pending(run), old_cert, cert_mode)
+            replace(key.pending(run), key)
+            replace(cert.pending(run), cert)
             status = RecoveryStatus.RESTORED_PREVIOUS
     except OSError as err:
         raise PairRecoveryError(
@@ -436,5 +478,7 @@ def _recover(cert: Path, key: Path) -> RecoveryStatus:
         fsync_directories(cert, key)
     remove_stale(*_staging_files(cert, key))
     if changed:
-        _LOGGER.warning("Certificate pair %s / %s: %s", cert, key, status.value)
+        _LOGGER.warning(
+            "Certificate pair %s / %s: %s", cert.path, key.path, status.value
+        )
     return status

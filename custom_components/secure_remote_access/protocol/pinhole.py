@@ -16,20 +16,20 @@ another host.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
-
-from async_upnp_client.client import UpnpService
 
 from .port_forward import (
     DEFAULT_LEASE,
     DEFAULT_TIMEOUT,
     ForwardError,
     Refusal,
-    call_action,
     router_errors,
 )
+from .upnp import IPV6_FIREWALL, Gateway, Service, WanConnection
+from .upnp.soap import Argument
 
 #: WANIPv6FirewallControl's longest pinhole lease.
 MAX_PINHOLE_LEASE: Final = 86400
@@ -51,16 +51,19 @@ class PinholeRequest:
     lease_seconds: int = DEFAULT_LEASE
     protocol: int = IANA_TCP
 
-    def arguments(self, lease_seconds: int | None = None) -> dict[str, str | int]:
-        """AddPinhole's arguments."""
-        return {
-            "RemoteHost": "",
-            "RemotePort": 0,
-            "InternalClient": self.internal_client,
-            "InternalPort": self.internal_port,
-            "Protocol": self.protocol,
-            "LeaseTime": self.lease_seconds if lease_seconds is None else lease_seconds,
-        }
+    def arguments(self, lease_seconds: int | None = None) -> list[Argument]:
+        """AddPinhole's arguments, in their order."""
+        return [
+            ("RemoteHost", ""),
+            ("RemotePort", 0),
+            ("InternalClient", self.internal_client),
+            ("InternalPort", self.internal_port),
+            ("Protocol", self.protocol),
+            (
+                "LeaseTime",
+                self.lease_seconds if lease_seconds is None else lease_seconds,
+            ),
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ class PinholeTraffic(StrEnum):
     NO_TRAFFIC_YET = "no_traffic_yet"
 
 
-def _flag(value: object) -> bool:
+def _flag(value: str | None) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes")
 
 
@@ -86,15 +89,33 @@ class Pinholes:
     """Opens, keeps, checks and closes our pinholes on one firewall service."""
 
     def __init__(
-        self, firewall: UpnpService, *, timeout_seconds: float = DEFAULT_TIMEOUT
+        self,
+        gateway: Gateway,
+        firewall: Service,
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT,
     ) -> None:
-        """Work on ``firewall`` (WANIPv6FirewallControl:1)."""
+        """Work on ``firewall`` (WANIPv6FirewallControl:1) of ``gateway``."""
+        self.gateway = gateway
         self.firewall = firewall
         self._timeout = timeout_seconds
 
-    async def _call(self, action: str, **arguments: str | int) -> dict[str, object]:
-        found = await call_action(self.firewall, action, self._timeout, **arguments)
-        return dict(found)
+    @classmethod
+    def beside(
+        cls, connection: WanConnection, *, timeout_seconds: float = DEFAULT_TIMEOUT
+    ) -> Pinholes | None:
+        """The pinholes of the firewall service beside ``connection`` (None:
+        the router offers none, as IGDv1 routers do)."""
+        services = connection.gateway.beside(connection, IPV6_FIREWALL)
+        if not services:
+            return None
+        return cls(connection.gateway, services[0], timeout_seconds=timeout_seconds)
+
+    async def _call(
+        self, action: str, arguments: Sequence[Argument] = ()
+    ) -> dict[str, str]:
+        async with router_errors(action, self._timeout):
+            return await self.gateway.call(self.firewall, action, arguments)
 
     async def status(self) -> FirewallStatus:
         """Whether the firewall is on and lets control points open pinholes."""
@@ -106,7 +127,7 @@ class Pinholes:
             )
 
     async def _add(self, request: PinholeRequest, lease_seconds: int) -> int:
-        found = await self._call("AddPinhole", **request.arguments(lease_seconds))
+        found = await self._call("AddPinhole", request.arguments(lease_seconds))
         async with router_errors("AddPinhole", self._timeout):
             return int(str(found["UniqueID"]))
 
@@ -144,7 +165,8 @@ class Pinholes:
             )
         try:
             await self._call(
-                "UpdatePinhole", UniqueID=unique_id, NewLeaseTime=lease_seconds
+                "UpdatePinhole",
+                [("UniqueID", unique_id), ("NewLeaseTime", lease_seconds)],
             )
         except ForwardError as err:
             if err.code == INVALID_ARGS:
@@ -156,7 +178,7 @@ class Pinholes:
     async def traffic(self, unique_id: int) -> PinholeTraffic:
         """Whether packets went through pinhole ``unique_id`` (CheckPinholeWorking)."""
         try:
-            found = await self._call("CheckPinholeWorking", UniqueID=unique_id)
+            found = await self._call("CheckPinholeWorking", [("UniqueID", unique_id)])
         except ForwardError as err:
             if err.code == NO_PACKET_SENT:
                 return PinholeTraffic.NO_TRAFFIC_YET
@@ -173,7 +195,7 @@ class Pinholes:
         """
         unique_id = await self._add(request, CLOSING_LEASE)
         try:
-            await self._call("DeletePinhole", UniqueID=unique_id)
+            await self._call("DeletePinhole", [("UniqueID", unique_id)])
         except ForwardError as err:
             if err.reason is not Refusal.NO_SUCH_PINHOLE:
                 raise

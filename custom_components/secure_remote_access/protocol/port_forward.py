@@ -1,8 +1,7 @@
 """Port mappings we add on the home router through UPnP IGD, and only ours.
 
 No Home Assistant imports. A `PortForwarder` works on the WAN connection
-service the caller chose (async_upnp_client's ``UpnpService`` of
-WANIPConnection:1/2 or WANPPPConnection:1). It changes no mapping it cannot
+in use (`upnp.WanConnection`: WANIPConnection:1/2 or WANPPPConnection:1). It changes no mapping it cannot
 prove to be ours (description and internal client; see `Owner`), reads
 every change back, and reports every refusal as a `ForwardError` whose
 `Refusal` says why: an add the router accepted but does not list is
@@ -11,24 +10,24 @@ every change back, and reports every refusal as a `ForwardError` whose
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 import ipaddress
-from typing import Any, Final
-
-import aiohttp
-from async_upnp_client.client import UpnpService
-from async_upnp_client.exceptions import (
-    UpnpActionError,
-    UpnpCommunicationError,
-    UpnpError,
-)
+from typing import Final
 
 from .remote_access import Hairpin, hairpin_probe
-from .upnp import GatewayError, GatewayReason, _caused_by
+from .upnp import (
+    ActionRefusedError,
+    GatewayError,
+    GatewayReason,
+    PortMapping,
+    WanConnection,
+)
+from .upnp.errors import gateway_errors
+from .upnp.query import NO_SUCH_ENTRY, TCP, mapping_from
+from .upnp.soap import Argument
 
 DEFAULT_TIMEOUT: Final = 10.0
 #: What we ask for: a mapping nobody renews is gone within the hour.
@@ -37,7 +36,8 @@ DEFAULT_LEASE: Final = 3600
 MAX_LEASE: Final = 604800
 #: Never renew more often than this, whatever lease the router granted.
 MIN_RENEW_DELAY: Final = 30
-TCP: Final = "TCP"
+#: The connection service that has AddAnyPortMapping.
+IGD_V2_CONNECTION: Final = "urn:schemas-upnp-org:service:WANIPConnection:2"
 
 
 class Refusal(StrEnum):
@@ -60,7 +60,7 @@ class Refusal(StrEnum):
     NO_SUCH_PINHOLE = "no_such_pinhole"  # 704
     PROTOCOL_NOT_SUPPORTED = "protocol_not_supported"  # 705
     UPNP_ERROR = "upnp_error"  # any other UPnP error code
-    NOT_SUPPORTED = "not_supported"  # the router's service has no such action
+    NOT_SUPPORTED = "not_supported"  # 401, 602: the service has no such action
     NOT_OURS = "not_ours"  # we never delete another host's or program's mapping
     NOT_CONFIRMED = "not_confirmed"  # accepted, but the read-back disagrees
     UNREACHABLE = GatewayReason.UNREACHABLE.value
@@ -69,10 +69,12 @@ class Refusal(StrEnum):
 
 
 _BY_CODE: Final[Mapping[int, Refusal]] = {
+    401: Refusal.NOT_SUPPORTED,
     402: Refusal.INVALID_ARGS,
     501: Refusal.ACTION_FAILED,
     600: Refusal.INVALID_ARGS,
     601: Refusal.INVALID_ARGS,
+    602: Refusal.NOT_SUPPORTED,
     606: Refusal.NOT_AUTHORIZED,
     701: Refusal.PINHOLE_SPACE_EXHAUSTED,
     702: Refusal.FIREWALL_DISABLED,
@@ -88,12 +90,6 @@ _BY_CODE: Final[Mapping[int, Refusal]] = {
     729: Refusal.CONFLICT_WITH_OTHER_MECHANISMS,
     732: Refusal.INTERNAL_PORT_WILDCARD,
 }
-#: GetSpecificPortMappingEntry's "no such mapping".
-NO_SUCH_ENTRY: Final = 714
-#: GetGenericPortMappingEntry's end of the list: 713 SpecifiedArrayIndexInvalid, 714.
-END_OF_LIST: Final = frozenset({713, NO_SUCH_ENTRY})
-#: The most list entries read to find the port AddAnyPortMapping reserved.
-MAX_LISTED: Final = 64
 _BY_GATEWAY_REASON: Final[Mapping[GatewayReason, Refusal]] = {
     GatewayReason.UNREACHABLE: Refusal.UNREACHABLE,
     GatewayReason.TIMEOUT: Refusal.TIMEOUT,
@@ -142,62 +138,46 @@ class MappingRequest:
     lease_seconds: int = DEFAULT_LEASE
     protocol: str = TCP
 
-    def arguments(self) -> dict[str, str | int | bool]:
-        """AddPortMapping's (and AddAnyPortMapping's) arguments."""
-        return {
-            "NewRemoteHost": "",
-            "NewExternalPort": self.external_port,
-            "NewProtocol": self.protocol,
-            "NewInternalPort": self.internal_port,
-            "NewInternalClient": self.owner.internal_client,
-            "NewEnabled": True,
-            "NewPortMappingDescription": self.owner.description,
-            "NewLeaseDuration": self.lease_seconds,
-        }
+    def arguments(self) -> list[Argument]:
+        """AddPortMapping's (and AddAnyPortMapping's) arguments, in their order."""
+        return [
+            ("NewRemoteHost", ""),
+            ("NewExternalPort", self.external_port),
+            ("NewProtocol", self.protocol),
+            ("NewInternalPort", self.internal_port),
+            ("NewInternalClient", self.owner.internal_client),
+            ("NewEnabled", True),
+            ("NewPortMappingDescription", self.owner.description),
+            ("NewLeaseDuration", self.lease_seconds),
+        ]
 
 
-@dataclass(frozen=True, slots=True)
-class RouterEntry:
-    """A mapping as the router reports it; ``lease_seconds`` is what is left
-    (0: permanent), so two reads of one mapping are equal whatever it says."""
+def held_by(entry: PortMapping, internal_client: str) -> bool:
+    """Whether ``entry`` forwards to ``internal_client``."""
+    return same_address(entry.internal_client, internal_client)
 
-    external_port: int
-    protocol: str
-    internal_port: int
-    internal_client: str
-    description: str
-    enabled: bool
-    lease_seconds: int = field(compare=False)
 
-    def held_by(self, internal_client: str) -> bool:
-        """Whether it forwards to ``internal_client``."""
-        return same_address(self.internal_client, internal_client)
+def belongs_to(entry: PortMapping, owner: Owner) -> bool:
+    """Whether ``entry`` is ``owner``'s: same internal client and description."""
+    return held_by(entry, owner.internal_client) and (
+        entry.description == owner.description
+    )
 
-    def belongs_to(self, owner: Owner) -> bool:
-        """Whether it is ``owner``'s: same internal client and description."""
-        return self.held_by(owner.internal_client) and (
-            self.description == owner.description
-        )
 
-    def serves(self, request: MappingRequest) -> bool:
-        """Whether it is ``request``'s mapping, enabled, to the requested port."""
-        return (
-            self.belongs_to(request.owner)
-            and self.enabled
-            and self.internal_port == request.internal_port
-        )
+def serves(entry: PortMapping, request: MappingRequest) -> bool:
+    """Whether ``entry`` is ``request``'s mapping, enabled, to the requested port."""
+    return (
+        belongs_to(entry, request.owner)
+        and entry.enabled
+        and entry.internal_port == request.internal_port
+    )
 
-    def as_dict(self) -> dict[str, str | int | bool]:
-        """JSON-friendly form."""
-        return {
-            "external_port": self.external_port,
-            "protocol": self.protocol,
-            "internal_port": self.internal_port,
-            "internal_client": self.internal_client,
-            "description": self.description,
-            "enabled": self.enabled,
-            "lease_seconds": self.lease_seconds,
-        }
+
+def _described(entry: PortMapping) -> str:
+    return (
+        f"{entry.internal_client}:{entry.internal_port} ({entry.description!r}"
+        f"{'' if entry.enabled else ', disabled'})"
+    )
 
 
 class Ensured(StrEnum):
@@ -212,7 +192,7 @@ class Ensured(StrEnum):
 class EnsureResult:
     """The mapping as confirmed on the router, and what it took."""
 
-    entry: RouterEntry
+    entry: PortMapping
     action: Ensured
 
 
@@ -226,58 +206,34 @@ def renewal_delay(lease_seconds: int) -> float | None:
     return max(MIN_RENEW_DELAY, lease_seconds / 2)
 
 
+def refusal(action: str, err: ActionRefusedError) -> ForwardError:
+    """The router's UPnP error (or HTTP refusal) as a `ForwardError`."""
+    reason = _BY_CODE.get(err.code or 0, Refusal.UPNP_ERROR)
+    if err.code is None:
+        reason = Refusal.NOT_AUTHORIZED
+    detail = f"{action}: UPnP error {err.code} {err.description}".strip()
+    return ForwardError(reason, detail, err.code)
+
+
 @asynccontextmanager
 async def router_errors(action: str, timeout_seconds: float) -> AsyncIterator[None]:
     """Bound one exchange with the router; every failure becomes a `ForwardError`."""
     try:
-        async with asyncio.timeout(timeout_seconds):
-            yield
-    except UpnpActionError as err:
-        code = err.error_code
-        reason = _BY_CODE.get(code or 0, Refusal.UPNP_ERROR)
-        raise ForwardError(
-            reason, f"{action}: UPnP error {code} {err.error_desc or ''}".strip(), code
-        ) from err
+        async with gateway_errors(timeout_seconds):
+            try:
+                yield
+            except ActionRefusedError as err:
+                raise refusal(action, err) from err
     except GatewayError as err:
         reason = _BY_GATEWAY_REASON.get(err.reason, Refusal.INVALID_REPLY)
         raise ForwardError(reason, f"{action}: {err.detail}") from err
-    except TimeoutError as err:
-        raise ForwardError(
-            Refusal.TIMEOUT, f"{action}: no answer within {timeout_seconds:g} s"
-        ) from err
-    except (UpnpCommunicationError, aiohttp.ClientError, OSError) as err:
-        if _caused_by(err, TimeoutError):
-            raise ForwardError(
-                Refusal.TIMEOUT, f"{action}: no answer within {timeout_seconds:g} s"
-            ) from err
-        refused = _caused_by(err, ConnectionRefusedError)
-        raise ForwardError(
-            Refusal.UNREACHABLE,
-            f"{action}: {'connection refused' if refused else type(err).__name__}",
-        ) from err
-    except (UpnpError, ValueError, KeyError, TypeError) as err:
-        raise ForwardError(
-            Refusal.INVALID_REPLY, f"{action}: {str(err)[:200] or type(err).__name__}"
-        ) from err
-
-
-async def call_action(
-    service: UpnpService, action: str, timeout_seconds: float, **arguments: Any
-) -> Mapping[str, Any]:
-    """Call ``action`` of ``service``; `Refusal.NOT_SUPPORTED` when it has none."""
-    if not service.has_action(action):
-        raise ForwardError(
-            Refusal.NOT_SUPPORTED, f"{service.service_type} has no {action}"
-        )
-    async with router_errors(action, timeout_seconds):
-        return await service.async_call_action(action, **arguments)
 
 
 class PortForwarder:
-    """Adds, reads, keeps and removes our mappings on one WAN connection service."""
+    """Adds, reads, keeps and removes our mappings on one WAN connection."""
 
     def __init__(
-        self, connection: UpnpService, *, timeout_seconds: float = DEFAULT_TIMEOUT
+        self, connection: WanConnection, *, timeout_seconds: float = DEFAULT_TIMEOUT
     ) -> None:
         """Work on ``connection``; each exchange is bounded by ``timeout_seconds``."""
         self.connection = connection
@@ -286,110 +242,88 @@ class PortForwarder:
     @property
     def picks_free_ports(self) -> bool:
         """Whether the router can choose a free external port (IGDv2 AddAnyPortMapping)."""
-        return self.connection.has_action("AddAnyPortMapping")
+        return self.connection.service.service_type == IGD_V2_CONNECTION
 
-    async def _call(self, action: str, **arguments: Any) -> Mapping[str, Any]:
-        return await call_action(self.connection, action, self._timeout, **arguments)
+    async def _call(self, action: str, arguments: Sequence[Argument]) -> dict[str, str]:
+        async with router_errors(action, self._timeout):
+            return await self.connection.call(action, arguments)
 
-    async def read(self, external_port: int, protocol: str = TCP) -> RouterEntry | None:
+    async def read(self, external_port: int, protocol: str = TCP) -> PortMapping | None:
         """The router's mapping of ``external_port``, or None (GetSpecificPortMappingEntry)."""
         action = "GetSpecificPortMappingEntry"
         try:
             found = await self._call(
                 action,
-                NewRemoteHost="",
-                NewExternalPort=external_port,
-                NewProtocol=protocol,
+                [
+                    ("NewRemoteHost", ""),
+                    ("NewExternalPort", external_port),
+                    ("NewProtocol", protocol),
+                ],
             )
         except ForwardError as err:
             if err.code == NO_SUCH_ENTRY:
                 return None
             raise
         async with router_errors(action, self._timeout):
-            return _entry(found, external_port, protocol)
+            return mapping_from(found, external_port, protocol)
 
-    async def _ports_serving(self, request: MappingRequest) -> set[int]:
-        """External ports of the listed mappings that serve ``request``."""
-        ports: set[int] = set()
-        action = "GetGenericPortMappingEntry"
-        for index in range(MAX_LISTED):
-            try:
-                found = await self._call(action, NewPortMappingIndex=index)
-            except ForwardError as err:
-                if err.code in END_OF_LIST:
-                    break
-                raise
-            async with router_errors(action, self._timeout):
-                entry = _entry(
-                    found, int(found["NewExternalPort"]), str(found["NewProtocol"])
-                )
-            if entry.protocol.upper() == request.protocol and entry.serves(request):
-                ports.add(entry.external_port)
-        return ports
-
-    def _taken(self, entry: RouterEntry) -> ForwardError:
+    def _taken(self, entry: PortMapping) -> ForwardError:
         return ForwardError(
             Refusal.PORT_TAKEN,
-            f"external port {entry.external_port} goes to {entry.internal_client}:"
-            f"{entry.internal_port} ({entry.description!r})",
+            f"external port {entry.external_port} goes to {_described(entry)}",
             718,
         )
 
     async def _confirm(
         self, request: MappingRequest, external_port: int
-    ) -> RouterEntry:
+    ) -> PortMapping:
         entry = await self.read(external_port, request.protocol)
-        if entry is None or not entry.serves(request):
+        if entry is None or not serves(entry, request):
             raise ForwardError(
                 Refusal.NOT_CONFIRMED,
                 f"the router accepted external port {external_port} but lists "
-                + (f"{entry.as_dict()}" if entry else "no such mapping"),
+                + (_described(entry) if entry else "no such mapping"),
             )
         return entry
 
-    async def _add(self, request: MappingRequest) -> RouterEntry:
-        await self._call("AddPortMapping", **request.arguments())
+    async def _add(self, request: MappingRequest) -> PortMapping:
+        await self._call("AddPortMapping", request.arguments())
         return await self._confirm(request, request.external_port)
 
-    async def add(self, request: MappingRequest) -> RouterEntry:
+    async def add(self, request: MappingRequest) -> PortMapping:
         """Add (or renew) our mapping; never over a mapping that is not ours.
 
         A mapping of the port by another host or with another description
         (another program, another entry) is `Refusal.PORT_TAKEN`.
         """
         current = await self.read(request.external_port, request.protocol)
-        if current is not None and not current.belongs_to(request.owner):
+        if current is not None and not belongs_to(current, request.owner):
             raise self._taken(current)
         return await self._add(request)
 
-    async def add_any(self, request: MappingRequest) -> RouterEntry:
+    async def add_any(self, request: MappingRequest) -> PortMapping:
         """Our mapping on the requested external port or, when that is taken,
         one the router picks (IGDv2 AddAnyPortMapping): the entry says which.
         """
         current = await self.read(request.external_port, request.protocol)
-        if current is not None and current.belongs_to(request.owner):
+        if current is not None and belongs_to(current, request.owner):
             return await self._add(request)
         action = "AddAnyPortMapping"
-        # miniupnpd 2.3 answers NewReservedPort but its SCPD names the out
-        # argument NewExternalPort, so the client drops it: find the new
-        # mapping in the list instead.
-        named = self.picks_free_ports and (
-            self.connection.action(action).argument("NewReservedPort", "out")
-            is not None
-        )
-        before = set() if named else await self._ports_serving(request)
-        found = await self._call(action, **request.arguments())
-        if named:
-            async with router_errors(action, self._timeout):
-                reserved = int(found["NewReservedPort"])
-            return await self._confirm(request, reserved)
-        added = await self._ports_serving(request) - before
-        if len(added) != 1:
+        if not self.picks_free_ports:
+            raise ForwardError(
+                Refusal.NOT_SUPPORTED,
+                f"{self.connection.service.service_type} has no {action}",
+            )
+        found = await self._call(action, request.arguments())
+        # The standard names it NewReservedPort (miniupnpd 2.3's SCPD says
+        # NewExternalPort but it answers NewReservedPort).
+        reserved = found.get("NewReservedPort") or found.get("NewExternalPort") or ""
+        if not reserved.strip().isdigit():
             raise ForwardError(
                 Refusal.NOT_CONFIRMED,
-                f"the router accepted {action} but lists {len(added)} new mappings",
+                f"the router accepted {action} but named no port ({reserved[:20]!r})",
             )
-        return await self._confirm(request, added.pop())
+        return await self._confirm(request, int(reserved))
 
     async def ensure(
         self, request: MappingRequest, *, renew_below: int | None = None
@@ -401,9 +335,9 @@ class PortForwarder:
         current = await self.read(request.external_port, request.protocol)
         if current is None:
             return EnsureResult(await self._add(request), Ensured.ADDED)
-        if not current.belongs_to(request.owner):
+        if not belongs_to(current, request.owner):
             raise self._taken(current)
-        if current.serves(request) and (
+        if serves(current, request) and (
             current.lease_seconds == 0 or current.lease_seconds > threshold
         ):
             return EnsureResult(current, Ensured.PRESENT)
@@ -416,7 +350,7 @@ class PortForwarder:
         *,
         internal_client: str,
         description: str | None = None,
-    ) -> RouterEntry | None:
+    ) -> PortMapping | None:
         """Delete the mapping of ``external_port`` if it forwards to
         ``internal_client`` (and has ``description``, when given).
 
@@ -426,26 +360,27 @@ class PortForwarder:
         current = await self.read(external_port, protocol)
         if current is None:
             return None
-        if not current.held_by(internal_client) or (
+        if not held_by(current, internal_client) or (
             description is not None and current.description != description
         ):
             raise ForwardError(
                 Refusal.NOT_OURS,
-                f"external port {external_port} goes to {current.internal_client}:"
-                f"{current.internal_port} ({current.description!r})",
+                f"external port {external_port} goes to {_described(current)}",
             )
         try:
             await self._call(
                 "DeletePortMapping",
-                NewRemoteHost="",
-                NewExternalPort=external_port,
-                NewProtocol=protocol,
+                [
+                    ("NewRemoteHost", ""),
+                    ("NewExternalPort", external_port),
+                    ("NewProtocol", protocol),
+                ],
             )
         except ForwardError as err:
             if err.code != NO_SUCH_ENTRY:  # gone meanwhile: what we wanted
                 raise
         after = await self.read(external_port, protocol)
-        if after is not None and after.held_by(internal_client):
+        if after is not None and held_by(after, internal_client):
             raise ForwardError(
                 Refusal.NOT_CONFIRMED,
                 f"the router accepted the deletion of external port {external_port}"
@@ -454,24 +389,11 @@ class PortForwarder:
         return current
 
 
-def _entry(found: Mapping[str, Any], external_port: int, protocol: str) -> RouterEntry:
-    """A mapping from a Get*PortMappingEntry answer (raises on nonsense)."""
-    return RouterEntry(
-        external_port=external_port,
-        protocol=protocol,
-        internal_port=int(found["NewInternalPort"]),
-        internal_client=str(found["NewInternalClient"]),
-        description=str(found.get("NewPortMappingDescription") or ""),
-        enabled=str(found.get("NewEnabled", "1")).lower() not in ("0", "false", "no"),
-        lease_seconds=int(found.get("NewLeaseDuration") or 0),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class IncomingCheck:
     """Whether the forwarded port reaches us: the router's entry and a TLS handshake."""
 
-    entry: RouterEntry | None
+    entry: PortMapping | None
     hairpin: Hairpin
 
     @property
@@ -493,7 +415,7 @@ async def check_incoming(
     A router without NAT loopback answers `Hairpin.NO_ANSWER` from the LAN.
     """
     entry = await forwarder.read(request.external_port, request.protocol)
-    if entry is None or not entry.serves(request):
+    if entry is None or not serves(entry, request):
         return IncomingCheck(None, Hairpin.NOT_TRIED)
     found = await hairpin_probe(
         public_address, (entry.external_port,), server_name, our_fingerprints

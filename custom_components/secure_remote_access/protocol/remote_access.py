@@ -14,7 +14,7 @@ import ipaddress
 from typing import Final
 
 from .tls import inspect_endpoint
-from .upnp import GatewayFacts, PortMapping
+from .upnp import GatewayFacts, PortMapping, usable_ipv4
 from .x509.errors import CertificateError
 
 #: A name must resolve elsewhere this long before it counts as a mismatch.
@@ -31,19 +31,6 @@ SSH_PORT: Final = 22
 _BEHIND_NAT: Final = tuple(
     ipaddress.ip_network(net)
     for net in ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
-)
-# No address a router's WAN side can have: "this network" (0.0.0.0/8, what
-# routers without a connection report), loopback, link-local, multicast,
-# reserved and broadcast.
-_NO_WAN: Final = tuple(
-    ipaddress.ip_network(net)
-    for net in (
-        "0.0.0.0/8",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-    )
 )
 
 
@@ -84,6 +71,7 @@ class UnknownReason(StrEnum):
     MAPPINGS_REFUSED = "mappings_refused"
     MAPPINGS_INCOMPLETE = "mappings_incomplete"
     WAN_ADDRESS_HIDDEN = "wan_address_hidden"
+    WAN_DISCONNECTED = "wan_disconnected"
     GATEWAY_GONE = "gateway_gone"
 
 
@@ -111,6 +99,10 @@ class Facts:
     #: False when an SSH add-on could not be read: the SSH finding is unknown.
     ssh_addons_known: bool = True
     hairpin: Hairpin = Hairpin.NOT_TRIED
+    #: The external ports of the mappings behind each port finding raised
+    #: before (kept by the caller across runs): an incomplete mapping list
+    #: clears a finding when the router answered for each of them.
+    port_evidence: Mapping[Finding, frozenset[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +114,8 @@ class Judgement:
     findings: Mapping[Finding, Mapping[str, str]]
     #: The findings this run could judge: the others keep their last verdict.
     evaluated: frozenset[Finding] = frozenset(Finding)
+    #: The port findings' evidence to keep for the next run (see `Facts`).
+    evidence: Mapping[Finding, frozenset[int]] = field(default_factory=dict)
 
 
 class WanKind(StrEnum):
@@ -134,12 +128,9 @@ class WanKind(StrEnum):
 
 def wan_kind(text: str | None) -> WanKind:
     """Public, behind another NAT (private or shared), or no usable IPv4 address."""
-    try:
-        address = ipaddress.ip_address(text or "")
-    except ValueError:
+    if not usable_ipv4(text):
         return WanKind.INVALID
-    if address.version != 4 or any(address in net for net in _NO_WAN):
-        return WanKind.INVALID
+    address = ipaddress.ip_address((text or "").strip())
     if any(address in net for net in _BEHIND_NAT):
         return WanKind.BEHIND_NAT
     return WanKind.PUBLIC
@@ -224,32 +215,41 @@ def probe_ports(facts: Facts) -> tuple[int, ...]:
     return tuple(ports[:MAX_HAIRPIN_PROBES] or [HTTPS_PORT])
 
 
-def _findings(facts: Facts, state: RemoteAccessState) -> dict[Finding, dict[str, str]]:
-    findings: dict[Finding, dict[str, str]] = {}
+def port_finding_mappings(facts: Facts) -> dict[Finding, list[PortMapping]]:
+    """The TCP mappings to this host behind each port finding that holds."""
     tcp = [m for m in mappings_to_host(facts) if m.protocol == "TCP"]
-    if behind_nat(facts) and facts.gateway is not None:
-        findings[Finding.CARRIER_GRADE_NAT] = {
-            "wan_address": facts.gateway.wan_address or "-",
-            "public_address": facts.recorded_ipv4 or "-",
-        }
+    found: dict[Finding, list[PortMapping]] = {}
     # A wildcard mapping (external port 0) forwards every port, these included.
     plain = [m for m in tcp if m.all_ports or m.internal_port == facts.ha_port]
     if plain and not facts.serves_https:
-        findings[Finding.PLAIN_HTTP_FORWARDED] = {
-            "ports": _ports(plain),
-            "port": str(facts.ha_port),
-        }
+        found[Finding.PLAIN_HTTP_FORWARDED] = plain
     if port_80 := [
         m for m in tcp if m.all_ports or HTTP_PORT in (m.external_port, m.internal_port)
     ]:
-        findings[Finding.PORT_80_FORWARDED] = {"ports": _ports(port_80)}
+        found[Finding.PORT_80_FORWARDED] = port_80
     ssh_ports = facts.ssh_password_ports
     if ssh_ports and (
         ssh := [
             m for m in tcp if m.all_ports or m.internal_port in ssh_ports | {SSH_PORT}
         ]
     ):
-        findings[Finding.SSH_FORWARDED_WITH_PASSWORD] = {"ports": _ports(ssh)}
+        found[Finding.SSH_FORWARDED_WITH_PASSWORD] = ssh
+    return found
+
+
+def _findings(
+    facts: Facts, state: RemoteAccessState, ports: Mapping[Finding, list[PortMapping]]
+) -> dict[Finding, dict[str, str]]:
+    findings: dict[Finding, dict[str, str]] = {}
+    if behind_nat(facts) and facts.gateway is not None:
+        findings[Finding.CARRIER_GRADE_NAT] = {
+            "wan_address": facts.gateway.wan_address or "-",
+            "public_address": facts.recorded_ipv4 or "-",
+        }
+    for finding, mappings in ports.items():
+        findings[finding] = {"ports": _ports(mappings)}
+    if Finding.PLAIN_HTTP_FORWARDED in findings:
+        findings[Finding.PLAIN_HTTP_FORWARDED]["port"] = str(facts.ha_port)
     if state is RemoteAccessState.DNS_MISMATCH:
         names = mismatched_names(
             facts.resolved, facts.recorded_ipv4, facts.recorded_ipv6
@@ -288,17 +288,20 @@ def judge(facts: Facts, now: datetime) -> Judgement:
     """The state (first that holds) and every finding."""
     state, reason = _state(facts, now)
     evaluated = set(Finding)
-    findings = _findings(facts, state)
+    ports = port_finding_mappings(facts)
+    findings = _findings(facts, state, ports)
     gateway = facts.gateway
     if gateway is None:
         if not _gateway_gone(facts, now):
             evaluated = {Finding.DNS_MISMATCH}
         # Silent for a day: the router's findings are judged again (as none).
-    elif gateway.mappings_refused:
-        evaluated -= PORT_FINDINGS
     elif gateway.incomplete:
-        # An incomplete list can show a forward, never that there is none.
-        evaluated -= PORT_FINDINGS - findings.keys()
+        # An incomplete list can show a forward, never that there is none,
+        # unless the router answered for every port that raised the finding.
+        for finding in PORT_FINDINGS - findings.keys():
+            before = facts.port_evidence.get(finding)
+            if not before or not before <= gateway.known_ports:
+                evaluated.discard(finding)
     if behind_nat(facts) is None and gateway is not None:
         evaluated.discard(Finding.CARRIER_GRADE_NAT)
     if not facts.ssh_addons_known and Finding.SSH_FORWARDED_WITH_PASSWORD not in (
@@ -310,7 +313,34 @@ def judge(facts: Facts, now: datetime) -> Judgement:
     ):
         # Only answers for every name can clear a mismatch.
         evaluated.discard(Finding.DNS_MISMATCH)
-    return Judgement(state, reason, findings, frozenset(evaluated))
+    return Judgement(
+        state,
+        reason,
+        findings,
+        frozenset(evaluated),
+        _evidence(facts, ports, frozenset(evaluated)),
+    )
+
+
+def _evidence(
+    facts: Facts,
+    ports: Mapping[Finding, list[PortMapping]],
+    evaluated: frozenset[Finding],
+) -> dict[Finding, frozenset[int]]:
+    """The ports behind each port finding still raised after this run."""
+    evidence: dict[Finding, frozenset[int]] = {}
+    gateway = facts.gateway
+    for finding in PORT_FINDINGS:
+        before = facts.port_evidence.get(finding, frozenset())
+        if finding in ports:
+            now = frozenset(m.external_port for m in ports[finding])
+            if gateway is not None and gateway.incomplete:
+                # Ports seen before and not answered for now may still be open.
+                now |= before - gateway.known_ports
+            evidence[finding] = now
+        elif finding not in evaluated and before:
+            evidence[finding] = before
+    return evidence
 
 
 def _gateway_gone(facts: Facts, now: datetime) -> bool:
@@ -335,6 +365,8 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         if _gateway_gone(facts, now):
             return RemoteAccessState.UNKNOWN, UnknownReason.GATEWAY_GONE
         return RemoteAccessState.UNKNOWN, facts.gateway_reason or "no_gateway"
+    if gateway.disconnected and wan_kind(gateway.wan_address) is WanKind.INVALID:
+        return RemoteAccessState.UNKNOWN, UnknownReason.WAN_DISCONNECTED
     if gateway.wan_address is None and gateway.wan_address_hidden:
         return RemoteAccessState.UNKNOWN, UnknownReason.WAN_ADDRESS_HIDDEN
     if wan_kind(gateway.wan_address) is WanKind.INVALID:
@@ -344,12 +376,10 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         return RemoteAccessState.CARRIER_GRADE_NAT, None
     if nat is None:
         return RemoteAccessState.UNKNOWN, UnknownReason.NO_IPV4
-    if facts.hairpin is Hairpin.REACHED_US:
+    if facts.hairpin is Hairpin.REACHED_US or web_mappings(facts):
         return RemoteAccessState.REACHABLE, None
     if gateway.mappings_refused:
         return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_REFUSED
-    if web_mappings(facts):
-        return RemoteAccessState.REACHABLE, None
     if gateway.incomplete:
         return RemoteAccessState.UNKNOWN, UnknownReason.MAPPINGS_INCOMPLETE
     return RemoteAccessState.NO_PORT_FORWARD, None

@@ -39,11 +39,28 @@ class RenewalReason(StrEnum):
     UNREADABLE = "unreadable"
     KEY_MISMATCH = "key_mismatch"
     NAMES_CHANGED = "names_changed"
+    KEY_TYPE_CHANGED = "key_type_changed"
+    CA_CHANGED = "ca_changed"
+    PROFILE_CHANGED = "profile_changed"
     EXPIRED = "expired"
     EMERGENCY = "emergency"
     ARI_WINDOW = "ari_window"
     LIFETIME = "lifetime"
     NOT_DUE = "not_due"
+
+
+#: The pair on disk is missing or does not fit the settings: no reason to wait.
+UNFIT_REASONS: Final = frozenset(
+    {
+        RenewalReason.NO_CERTIFICATE,
+        RenewalReason.UNREADABLE,
+        RenewalReason.KEY_MISMATCH,
+        RenewalReason.NAMES_CHANGED,
+        RenewalReason.KEY_TYPE_CHANGED,
+        RenewalReason.CA_CHANGED,
+        RenewalReason.PROFILE_CHANGED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

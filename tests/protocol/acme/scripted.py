@@ -175,3 +175,32 @@ def new_order_reply(ca: ScriptedAcme, status: str = "pending", **extra: Any) -> 
 def cert_reply(pem: bytes, **headers: str) -> Reply:
     """A certificate download answer."""
     return Reply(body=pem, content_type=PEM_CHAIN, headers=headers)
+
+
+class Zones:
+    """A DuckDNS-like solver and lookup: one TXT value per zone."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.lookups: list[str] = []
+        self.writes: list[tuple[str, str]] = []
+        self.waits: list[str] = []
+
+    def zone_of(self, identifier: str) -> str:
+        """The last two labels plus duckdns.org."""
+        return ".".join(identifier.removeprefix("*.").split(".")[-3:])
+
+    async def set_persist_txt(self, identifier: str, value: str) -> None:
+        """Write the zone's one value."""
+        self.writes.append((self.zone_of(identifier), value))
+        self.values[self.zone_of(identifier)] = value
+
+    async def query_txt(self, name: str) -> tuple[str, ...] | None:
+        """The zone's value."""
+        self.lookups.append(name)
+        value = self.values.get(self.zone_of(name), "")
+        return (value,) if value else ()
+
+    async def wait_for_record(self, record: str, value: str, deadline: float) -> None:
+        """Visible at once."""
+        self.waits.append(record)

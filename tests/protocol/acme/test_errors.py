@@ -11,6 +11,7 @@ import pytest
 
 from custom_components.secure_remote_access.protocol.acme import AccountKey, AcmeClient
 from custom_components.secure_remote_access.protocol.acme.errors import (
+    MAX_DETAIL_CHARS,
     AccountDoesNotExistError,
     AcmeError,
     AcmeProblemError,
@@ -116,6 +117,25 @@ def test_problem_with_subproblems() -> None:
     assert "Some identifiers were rejected" in str(error)
 
 
+def test_problem_text_is_one_bounded_line() -> None:
+    """Details (subproblems' too) lose line breaks and control characters and
+    end with an ellipsis beyond MAX_DETAIL_CHARS; short ones are kept as sent."""
+    error = problem_from_json(
+        {
+            "type": "urn:ietf:params:acme:error:dns\n",
+            "detail": "DNS problem:\tSERVFAIL\r\n\x00looking up TXT" + " x" * 5000,
+            "subproblems": [{"type": "about:blank", "detail": "line\nbreak"}],
+        }
+    )
+    assert error.type == "urn:ietf:params:acme:error:dns"
+    assert error.detail.startswith("DNS problem: SERVFAIL looking up TXT x x")
+    assert MAX_DETAIL_CHARS - 2 <= len(error.detail) <= MAX_DETAIL_CHARS
+    assert error.detail.endswith("x…")
+    assert error.subproblems[0].detail == "line break"
+    short = "Error creating new order :: too many certificates (5)"
+    assert problem_from_json({"type": "about:blank", "detail": short}).detail == short
+
+
 def test_rate_limited_response_carries_retry_after() -> None:
     """A rateLimited problem response keeps the Retry-After time."""
     body = b'{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many"}'
@@ -145,6 +165,12 @@ def test_503_without_problem_document() -> None:
     generic = error_from_response(_response(500, b""))
     assert type(generic) is AcmeProblemError
     assert generic.detail == "HTTP 500"
+    proxy = error_from_response(
+        _response(502, b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n")
+    )
+    assert proxy.detail == (
+        "HTTP 502: <html> <head><title>502 Bad Gateway</title></head>"
+    )
 
 
 def test_response_links_and_location() -> None:

@@ -20,6 +20,7 @@ from custom_components.secure_remote_access.protocol.acme import (
     BadCsrError,
     RateLimitedError,
     UnauthorizedError,
+    issue,
 )
 from custom_components.secure_remote_access.protocol.acme.crypto import (
     KeyAndCsr,
@@ -120,7 +121,7 @@ async def test_server_error_after_the_ca_took_our_csr_keeps_our_key(
     _script(ca, _problem(500, "serverInternal", "database timeout"), *orders)
     ca.on("cert/1", cert_reply(chain))
     client = make()
-    with patch.object(AcmeClient, "_fresh_key", return_value=fresh):
+    with patch.object(issue, "_fresh_key", return_value=fresh):
         issued = await client.issue_certificate([NAME], RecordingSolver(), Visible())
     assert issued.private_key_pem == fresh.private_key_pem
     assert len(ca.posted("order/1/finalize")) == 1

@@ -10,17 +10,20 @@ import pytest
 from custom_components.secure_remote_access.protocol.acme import (
     AcmeClient,
     Challenge,
+    Directory,
     PersistLookupError,
     PersistNote,
+    PersistOffer,
     PersistRecord,
     PersistRecordConflictError,
+    PersistRefusal,
     PersistState,
     PersistValidation,
 )
 from custom_components.secure_remote_access.protocol.acme.persist import (
     judge,
+    offer_for_order,
     publish_persist_record,
-    record_for_order,
 )
 from tests.fakes import certs
 
@@ -30,6 +33,7 @@ from .scripted import (
     Reply,
     ScriptedAcme,
     Visible,
+    Zones,
     authz,
     cert_reply,
     dns01,
@@ -39,7 +43,9 @@ from .scripted import (
 
 ACCOUNT = "https://ca.example/acct/1"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-WANTED = PersistRecord("letsencrypt.org", ACCOUNT)
+WANTED = PersistOffer(("letsencrypt.org",), ACCOUNT)
+WANTED_TXT = f"letsencrypt.org; accounturi={ACCOUNT}"
+DIRECTORY = Directory("https://ca/nonce", "https://ca/acct", "https://ca/order")
 
 
 def test_record_round_trip() -> None:
@@ -87,13 +93,142 @@ def test_parse(text: str, expected: PersistRecord | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "strict", "owner"),
+    [
+        # Pasted zone-file style: quoted, or split into strings. A CA reads the
+        # quotes as part of the value (no valid issuer), but whose it is shows.
+        (f'"letsencrypt.org; accounturi={ACCOUNT}"', False, ACCOUNT),
+        (f'"letsencrypt.org; " "accounturi={ACCOUNT}"', False, ACCOUNT),
+        # Tabs and the case of tags are the syntax's own freedom.
+        (f"letsencrypt.org;\taccounturi={ACCOUNT}\t", True, ACCOUNT),
+        (f"letsencrypt.org; AccountURI={ACCOUNT}; POLICY=WILDCARD", True, ACCOUNT),
+        # Pebble and Boulder reject a trailing ";" or an empty parameter.
+        (f"letsencrypt.org; accounturi={ACCOUNT};", False, ACCOUNT),
+        (f"letsencrypt.org;; accounturi={ACCOUNT}", False, ACCOUNT),
+        # Unknown tags are ignored (forward compatibility).
+        (f"letsencrypt.org; accounturi={ACCOUNT}; future=1", True, ACCOUNT),
+        # Another tool's token, an empty value: nobody's record.
+        ("gfj9Xq-Rpk0aDF5LvXr1Z8K2N8tWlbdtTzP9bB0Y2qs", False, None),
+        ("", False, None),
+        ('""', False, None),
+        # RFC 8659 issuer-domain-name syntax.
+        (f"-letsencrypt.org; accounturi={ACCOUNT}", False, ACCOUNT),
+        (f"lets_encrypt.org; accounturi={ACCOUNT}", False, ACCOUNT),
+        (f"letsencrypt..org; accounturi={ACCOUNT}", False, ACCOUNT),
+        (f"xn--bcher-kva.example; accounturi={ACCOUNT}", True, ACCOUNT),
+        (f"ca-1.example; accounturi={ACCOUNT}; persistUntil=+5", True, ACCOUNT),
+    ],
+)
+def test_every_txt_shape(text: str, strict: bool, owner: str | None) -> None:
+    """`parse` reads a value as a CA does; `read` finds whose record it is."""
+    assert (PersistRecord.parse(text) is not None) is strict
+    found = PersistRecord.read(text)
+    assert (found.account_uri if found else None) == owner
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        # A record pasted with quotes names our account: rewritten, no conflict.
+        (f'"letsencrypt.org; accounturi={ACCOUNT}"', PersistState.OUTDATED),
+        (f"letsencrypt.org; accounturi={ACCOUNT};", PersistState.OUTDATED),
+        ('"letsencrypt.org; accounturi=https://x/9"', PersistState.OTHER_ACCOUNT),
+        # Any issuer the CA lists is current, whatever the list's order.
+        (f"second.example; accounturi={ACCOUNT}", PersistState.CURRENT),
+        (f"LetsEncrypt.org; accounturi={ACCOUNT}", PersistState.OUTDATED),
+        (f"renamed.example; accounturi={ACCOUNT}", PersistState.OUTDATED),
+    ],
+)
+def test_judge_what_people_and_cas_do(text: str, state: PersistState) -> None:
+    """Pasted records, two issuers in any order, a renamed issuer."""
+    offer = PersistOffer(("letsencrypt.org", "second.example"), ACCOUNT)
+    assert judge((text,), offer, {ACCOUNT}, NOW)[0] is state
+
+
+@pytest.mark.parametrize("key", ["issuer-domain-names", "issuerDomainNames"])
+def test_challenge_in_both_spellings(key: str) -> None:
+    """draft-01 and draft-02 name the issuer list differently."""
+    challenge = Challenge.from_json(
+        {"type": "dns-persist-01", "url": "u", "status": "pending", key: ["a.example"]}
+    )
+    assert challenge.issuer_domain_names == ("a.example",)
+    offer, note = offer_for_order([challenge], ["x"], ACCOUNT, DIRECTORY)
+    assert note is None
+    assert offer is not None
+    assert offer.issuers == ("a.example",)
+
+
+def test_directory_meta_of_draft_02() -> None:
+    """The directory's issuer list stands in for a challenge without one; a
+    hashed account URI is a form that is never written."""
+    directory = Directory.from_json(
+        {
+            "newNonce": "n",
+            "newAccount": "a",
+            "newOrder": "o",
+            "meta": {
+                "issuer-domain-names": ["meta.example"],
+                "accountHashPrefix": "https://ca.example/account-hash/",
+            },
+        }
+    )
+    assert directory.issuer_domain_names == ("meta.example",)
+    assert directory.account_hash_prefix == "https://ca.example/account-hash/"
+    bare = _offer(())
+    assert offer_for_order([bare], ["x"], ACCOUNT, directory) == (
+        None,
+        PersistNote.RECORD_FORM_UNSUPPORTED,
+    )
+    plain = Directory("n", "a", "o", issuer_domain_names=("meta.example",))
+    offer, _ = offer_for_order([bare], ["x"], ACCOUNT, plain)
+    assert offer is not None
+    assert offer.issuers == ("meta.example",)
+    hashed = Challenge(
+        "dns-persist-01", "u", "pending", ("a.example",), account_hash_prefix="h/"
+    )
+    assert offer_for_order([hashed], ["x"], ACCOUNT, DIRECTORY)[1] is (
+        PersistNote.RECORD_FORM_UNSUPPORTED
+    )
+    eleven = _offer(tuple(f"ca{number}.example" for number in range(11)))
+    assert offer_for_order([eleven], ["x"], ACCOUNT, DIRECTORY)[1] is (
+        PersistNote.NO_ISSUER_DOMAIN_NAMES
+    )
+
+
+def test_refusal_memory() -> None:
+    """30 days, the same account and challenge; kept in a store and read back."""
+    refusal = PersistRefusal(ACCOUNT, "offer", "unauthorized", "No TXT", NOW)
+    assert refusal.applies(ACCOUNT, "offer", NOW + timedelta(days=29))
+    assert not refusal.applies(ACCOUNT, "offer", NOW + timedelta(days=30))
+    assert not refusal.applies("https://ca.example/acct/2", "offer", NOW)
+    assert not refusal.applies(ACCOUNT, "changed", NOW)
+    assert refusal.describe() == (
+        "dns-persist-01 refused by the CA: No TXT (unauthorized); used dns-01"
+    )
+    assert PersistRefusal.from_json(refusal.to_json()) == refusal
+    assert PersistRefusal.from_json({"refused_at": "soon"}) is None
+    assert PersistRefusal.from_json(None) is None
+    naive = {**refusal.to_json(), "refused_at": "2026-12-01T00:00:00"}
+    loaded = PersistRefusal.from_json(naive)
+    assert loaded is not None
+    assert loaded.refused_at == NOW
+    bare = PersistRefusal.from_error(ACCOUNT, "o", ValueError("boom"), NOW)
+    assert bare.describe() == "dns-persist-01 refused by the CA: boom; used dns-01"
+    # A failed lookup is no refusal, also when an earlier version stored one.
+    lookup = PersistRefusal(ACCOUNT, "offer", "dns", "SERVFAIL", NOW)
+    assert not lookup.lasting
+    assert lookup.note == "persist_lookup_failed"
+    assert not lookup.applies(ACCOUNT, "offer", NOW)
+
+
+@pytest.mark.parametrize(
     ("texts", "state"),
     [
         ((), PersistState.ABSENT),
         (("some-dns-01-value",), PersistState.ABSENT),
-        ((WANTED.to_txt(),), PersistState.CURRENT),
+        ((WANTED_TXT,), PersistState.CURRENT),
         # Another value beside ours does not matter.
-        (("junk", WANTED.to_txt()), PersistState.CURRENT),
+        (("junk", WANTED_TXT), PersistState.CURRENT),
         (
             (f"letsencrypt.org; accounturi={ACCOUNT}; persistUntil=1",),
             PersistState.EXPIRED,
@@ -126,12 +261,11 @@ def test_judge_issuer_must_match_exactly(issuer: str) -> None:
 
 def test_judge_wildcard_needs_the_policy() -> None:
     """A record without policy=wildcard is outdated for a wildcard certificate."""
-    wildcard = PersistRecord("letsencrypt.org", ACCOUNT, wildcard=True)
+    wildcard = PersistOffer(("letsencrypt.org",), ACCOUNT, wildcard=True)
+    assert judge((WANTED_TXT,), wildcard, {ACCOUNT}, NOW)[0] is PersistState.OUTDATED
     assert (
-        judge((WANTED.to_txt(),), wildcard, {ACCOUNT}, NOW)[0] is PersistState.OUTDATED
-    )
-    assert (
-        judge((wildcard.to_txt(),), WANTED, {ACCOUNT}, NOW)[0] is PersistState.CURRENT
+        judge((wildcard.record().to_txt(),), WANTED, {ACCOUNT}, NOW)[0]
+        is PersistState.CURRENT
     )
     future = PersistRecord(
         "letsencrypt.org", ACCOUNT, persist_until=NOW + timedelta(days=1)
@@ -149,64 +283,40 @@ def _offer(issuers: tuple[str, ...], account: str | None = None) -> Challenge:
     )
 
 
-def test_record_for_order() -> None:
-    """One issuer every challenge names; the CA's account URL; wildcard policy."""
-    record, note = record_for_order(
+def test_offer_for_order() -> None:
+    """The issuers every challenge names; the CA's account URL; wildcard policy."""
+    offer, note = offer_for_order(
         [_offer(("b.example", "a.example")), _offer(("a.example",), ACCOUNT)],
         ["x.duckdns.org", "*.x.duckdns.org"],
         "https://kid",
+        DIRECTORY,
     )
     assert note is None
-    assert record == PersistRecord("a.example", "https://kid", wildcard=True)
-    record, _ = record_for_order(
-        [_offer(("a.example",), ACCOUNT)], ["x"], "https://kid"
+    assert offer is not None
+    assert offer.issuers == ("a.example",)
+    assert offer.record() == PersistRecord("a.example", ACCOUNT, wildcard=True)
+    offer, _ = offer_for_order(
+        [_offer(("a.example", "b.example"))], ["x"], "https://kid", DIRECTORY
     )
-    assert record == PersistRecord("a.example", ACCOUNT)
-    assert record_for_order([_offer(("a.example",)), None], ["x"], "k") == (
+    assert offer is not None
+    assert offer.issuers == ("a.example", "b.example")
+    assert offer.record() == PersistRecord("a.example", "https://kid")
+    assert offer_for_order([_offer(("a.example",)), None], ["x"], "k", DIRECTORY) == (
         None,
         PersistNote.NOT_OFFERED,
     )
-    assert record_for_order([_offer(())], ["x"], "k") == (
+    assert offer_for_order([_offer(())], ["x"], "k", DIRECTORY) == (
         None,
         PersistNote.NO_ISSUER_DOMAIN_NAMES,
     )
-    assert record_for_order(
-        [_offer(("a.example",)), _offer(("b.example",))], ["x"], "k"
+    assert offer_for_order(
+        [_offer(("a.example",)), _offer(("b.example",))], ["x"], "k", DIRECTORY
     ) == (None, PersistNote.NO_ISSUER_DOMAIN_NAMES)
-
-
-class Zones:
-    """A DuckDNS-like solver and lookup: one TXT value per zone."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.lookups: list[str] = []
-        self.writes: list[tuple[str, str]] = []
-        self.waits: list[str] = []
-
-    def zone_of(self, identifier: str) -> str:
-        """The last two labels plus duckdns.org."""
-        return ".".join(identifier.removeprefix("*.").split(".")[-3:])
-
-    async def set_persist_txt(self, identifier: str, value: str) -> None:
-        """Write the zone's one value."""
-        self.writes.append((self.zone_of(identifier), value))
-        self.values[self.zone_of(identifier)] = value
-
-    async def query_txt(self, name: str) -> tuple[str, ...] | None:
-        """The zone's value."""
-        self.lookups.append(name)
-        value = self.values.get(self.zone_of(name), "")
-        return (value,) if value else ()
-
-    async def wait_for_record(self, record: str, value: str, deadline: float) -> None:
-        """Visible at once."""
-        self.waits.append(record)
 
 
 async def test_publish_writes_only_where_missing() -> None:
     """One look per zone; a zone with the record costs no write and no wait."""
-    zones = Zones({"b.duckdns.org": WANTED.to_txt()})
+    zones = Zones({"b.duckdns.org": WANTED_TXT})
     note = await publish_persist_record(
         PersistValidation(zones, zones),
         ["a.duckdns.org", "*.a.duckdns.org", "x.a.duckdns.org", "b.duckdns.org"],
@@ -219,7 +329,7 @@ async def test_publish_writes_only_where_missing() -> None:
         "_validation-persist.a.duckdns.org",
         "_validation-persist.b.duckdns.org",
     ]
-    assert zones.writes == [("a.duckdns.org", WANTED.to_txt())]
+    assert zones.writes == [("a.duckdns.org", WANTED_TXT)]
     assert zones.waits == ["_validation-persist.a.duckdns.org"]
     again = await publish_persist_record(
         PersistValidation(zones, zones), ["a.duckdns.org"], WANTED, 1e9, NOW

@@ -37,6 +37,7 @@ from .errors import (
     OrderNotReadyError,
     PersistLookupError,
     PersistRecordConflictError,
+    PersistRefusedError,
     PollTimeoutError,
     RateLimitedError,
     RejectedIdentifierError,
@@ -44,6 +45,7 @@ from .errors import (
     Subproblem,
     UnauthorizedError,
     UserActionRequiredError,
+    account_gone,
     describe_acme_error,
     parse_retry_after,
 )
@@ -58,7 +60,14 @@ from .messages import (
     Order,
     RenewalInfo,
 )
-from .persist import PersistNote, PersistRecord, PersistState, PersistValidation
+from .persist import (
+    PersistNote,
+    PersistOffer,
+    PersistRecord,
+    PersistRefusal,
+    PersistState,
+    PersistValidation,
+)
 
 __all__ = [
     "Account",
@@ -94,8 +103,11 @@ __all__ = [
     "OrderNotReadyError",
     "PersistLookupError",
     "PersistNote",
+    "PersistOffer",
     "PersistRecord",
     "PersistRecordConflictError",
+    "PersistRefusal",
+    "PersistRefusedError",
     "PersistState",
     "PersistValidation",
     "PollTimeoutError",
@@ -107,6 +119,7 @@ __all__ = [
     "Subproblem",
     "UnauthorizedError",
     "UserActionRequiredError",
+    "account_gone",
     "ari_cert_id",
     "build_csr",
     "challenge_record_name",

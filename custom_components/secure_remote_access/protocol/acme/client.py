@@ -12,7 +12,7 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 import logging
 import os
@@ -21,7 +21,6 @@ from typing import Any, Final
 
 import aiohttp
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from custom_components.secure_remote_access.protocol.names import normalize_names
 from custom_components.secure_remote_access.protocol.x509.errors import (
@@ -31,44 +30,30 @@ from custom_components.secure_remote_access.protocol.x509.parse import (
     parse_pem_certificates,
 )
 
-from .crypto import (
-    KeyAndCsr,
-    KeyType,
-    ari_cert_id,
-    generate_key_and_csr,
-    top_issuer_common_name,
-)
-from .dns import DEFAULT_PROPAGATION_TIMEOUT, Dns01Solver, PropagationChecker
+from .crypto import ari_cert_id, top_issuer_common_name
 from .errors import (
-    AcmeError,
-    AcmeProblemError,
     AuthorizationInvalidError,
     ExternalAccountRequiredError,
     InvalidProfileError,
     MalformedResponseError,
     OrderInvalidError,
-    OrderNotReadyError,
     PollTimeoutError,
-    refuses_replaces,
 )
+from .issue import issue_certificate
 from .jws import AccountKey, ExternalAccountBinding, b64url
 from .messages import (
     STATUS_INVALID,
     STATUS_PENDING,
     STATUS_PROCESSING,
-    STATUS_READY,
     STATUS_VALID,
     Account,
     Authorization,
     Challenge,
     Directory,
-    IssuedCertificate,
     Order,
     RenewalInfo,
 )
-from .persist import PersistValidation
 from .transport import DEFAULT_REQUEST_TIMEOUT, AcmeResponse, AcmeTransport
-from .validate import validate_order
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,6 +61,14 @@ DEFAULT_POLL_INTERVAL: Final = 2.0
 FIRST_POLL_DELAY: Final = 0.5
 DEFAULT_POLL_TIMEOUT: Final = 180.0
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+# A challenge kept pending with an error is POSTed again this many times,
+# after 1, 2, 4, 8, 16, 16, 16, 16 s (doubling up to 16 times the first delay)
+# unless the CA says Retry-After: 79 s in all, longer than DuckDNS's TTL of
+# 60 s, for which a caching resolver of the CA (a Pi-hole) may still give the
+# value the name had before (the wildcard's, when the base name comes next).
+DEFAULT_CHALLENGE_RETRIES: Final = 8
+DEFAULT_CHALLENGE_RETRY_DELAY: Final = 1.0
+_CHALLENGE_RETRY_GROWTH: Final = 16.0
 # A CA offers one or two alternate chains; never follow an endless list.
 MAX_ALTERNATE_CHAINS: Final = 3
 PEM_CHAIN_TYPE: Final = "application/pem-certificate-chain"
@@ -104,6 +97,8 @@ class AcmeClient:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         poll_timeout: float = DEFAULT_POLL_TIMEOUT,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        challenge_retries: int | None = None,
+        challenge_retry_delay: float | None = None,
     ) -> None:
         """Set up the client; nothing is sent until the first call."""
         self._transport = AcmeTransport(
@@ -119,6 +114,16 @@ class AcmeClient:
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
         self._max_retry_after = max_retry_after
+        self._challenge_retries = (
+            DEFAULT_CHALLENGE_RETRIES
+            if challenge_retries is None
+            else challenge_retries
+        )
+        self._challenge_retry_delay = (
+            DEFAULT_CHALLENGE_RETRY_DELAY
+            if challenge_retry_delay is None
+            else challenge_retry_delay
+        )
 
     @property
     def account_key(self) -> AccountKey:
@@ -237,12 +242,53 @@ class AcmeClient:
         """Tell the CA that the challenge is ready to be validated."""
         return Challenge.from_json((await self._post(url, {})).json())
 
-    async def wait_for_authorization(self, url: str) -> Authorization:
-        """Poll an authorization until valid; raise AuthorizationInvalidError otherwise."""
+    async def wait_for_authorization(
+        self, url: str, answered: str | None = None
+    ) -> Authorization:
+        """Poll an authorization until valid; raise AuthorizationInvalidError otherwise.
+
+        ``answered`` is the type of the challenge the client answered. A CA
+        that keeps that challenge pending with an ``error`` (smallstep's
+        step-ca and Caddy) waits for it to be POSTed again (RFC 8555 section
+        8.2): it is, up to ``challenge_retries`` times, after the CA's
+        Retry-After or a short back-off; then the CA's error ends the wait.
+        """
+        attempts = 1
+
+        async def retry(authz: Authorization, response: AcmeResponse) -> bool:
+            nonlocal attempts
+            challenge = authz.challenge(answered) if answered else None
+            if (
+                challenge is None
+                or challenge.status != STATUS_PENDING
+                or challenge.error is None
+            ):
+                return False
+            if attempts > self._challenge_retries:
+                raise AuthorizationInvalidError(
+                    authz.name, authz.status, challenge.error, attempts=attempts
+                )
+            first = self._challenge_retry_delay
+            delay = min(first * 2.0 ** (attempts - 1), first * _CHALLENGE_RETRY_GROWTH)
+            if (retry_after := response.retry_after) is not None:
+                delay = max(delay, (retry_after - datetime.now(UTC)).total_seconds())
+            _LOGGER.debug(
+                "%s: the CA could not validate %s (%s); asking again in %.1fs",
+                authz.name,
+                challenge.type,
+                challenge.error,
+                delay,
+            )
+            await asyncio.sleep(min(delay, self._max_retry_after))
+            attempts += 1
+            await self.respond_to_challenge(challenge.url)
+            return True
+
         authz = await self._poll(
             url,
             Authorization.from_json,
             lambda item: item.status not in (STATUS_PENDING, STATUS_PROCESSING),
+            retry,
         )
         if authz.status != STATUS_VALID:
             raise AuthorizationInvalidError(
@@ -300,7 +346,9 @@ class AcmeClient:
         url: str,
         parse: Callable[[str, dict[str, Any]], T],
         done: Callable[[T], bool],
+        retry: Callable[[T, AcmeResponse], Awaitable[bool]] | None = None,
     ) -> T:
+        """Fetch ``url`` until ``done``; ``retry`` may act instead of waiting."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._poll_timeout
         attempt = 0
@@ -309,6 +357,9 @@ class AcmeClient:
             item = parse(url, response.json())
             if done(item):
                 return item
+            if retry is not None and await retry(item, response):
+                attempt = 0
+                continue
             delay = self._delay(response, attempt)
             attempt += 1
             if loop.time() + delay > deadline:
@@ -330,148 +381,8 @@ class AcmeClient:
 
     # --- issuance -------------------------------------------------------------
 
-    async def issue_certificate(
-        self,
-        names: Sequence[str],
-        solver: Dns01Solver,
-        checker: PropagationChecker,
-        *,
-        key_type: KeyType = KeyType.EC_P256,
-        profile: str | None = None,
-        replaces: str | None = None,
-        preferred_chain: str | None = None,
-        propagation_timeout: float = DEFAULT_PROPAGATION_TIMEOUT,
-        persist: PersistValidation | None = None,
-    ) -> IssuedCertificate:
-        """Order, prove control of the names, finalize, download.
-
-        With ``persist``, and when the CA offers dns-persist-01 for every
-        pending authorization, the persistent record is published once (only
-        where it is missing) and all challenges are answered at once. Otherwise
-        dns-01, strictly one challenge after the other, because DuckDNS has a
-        single TXT value per domain: set it, wait until visible, tell the CA,
-        wait for the authorization, then the next. Every dns-01 value set is
-        cleared at the end, also after errors and cancellation.
-        """
-        clean = normalize_names(names)
-        order, replaces = await self._new_replacement_order(clean, profile, replaces)
-        method, note = await validate_order(
-            self, order, clean, solver, checker, persist, propagation_timeout
-        )
-        key_pem = ""
-        ours: bytes | None = None  # a key the certificate must have (see below)
-        if order.status in (STATUS_PENDING, STATUS_READY):
-            # Every authorization is valid now, so the order is ready: finalize
-            # at once instead of fetching the order first (one request less).
-            fresh = await self._fresh_key(key_type, clean)
-            key_pem = fresh.private_key_pem
-            try:
-                order = await self.finalize_order(order, fresh.csr_der)
-            except OrderNotReadyError as err:  # the CA is still catching up
-                _LOGGER.debug("finalize refused (%s): polling the order", err)
-                order, taken = await self._finalize_when_ready(order, fresh, err)
-                ours = fresh.public_key_der if taken else None
-            except AcmeProblemError as err:
-                if err.status is None or err.status < 500:
-                    raise  # the CA's own answer (badCSR, rateLimited, ...): as it is
-                # A server error may come after the CA took our CSR: the order decides.
-                _LOGGER.debug("finalize failed (%s): polling the order", err)
-                order, taken = await self._finalize_when_ready(order, fresh, err)
-                ours = fresh.public_key_der if taken else None
-        else:
-            order = await self.wait_for_order(
-                order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
-            )
-            if order.status == STATUS_READY:
-                fresh = await self._fresh_key(key_type, clean)
-                order = await self.finalize_order(order, fresh.csr_der)
-                key_pem = fresh.private_key_pem
-        if order.status != STATUS_VALID:
-            order = await self.wait_for_order(order.url, frozenset({STATUS_VALID}))
-        if not key_pem:
-            raise AcmeError(
-                f"order {order.url} was finalized elsewhere; its key is unknown"
-            )
-        if order.certificate is None:
-            raise MalformedResponseError("valid order has no certificate URL")
-        chain_pem = await self.download_certificate(
-            order.certificate, preferred_chain=preferred_chain
-        )
-        leaf = parse_pem_certificates(chain_pem)[0]
-        if ours is not None and _spki(leaf) != ours:
-            raise AcmeError(
-                f"order {order.url} was finalized elsewhere; its key is unknown"
-            )
-        return IssuedCertificate(
-            fullchain_pem=chain_pem,
-            private_key_pem=key_pem,
-            serial_hex=format(leaf.serial_number, "x"),
-            not_before=leaf.not_valid_before_utc,
-            not_after=leaf.not_valid_after_utc,
-            names=clean,
-            ari_cert_id=ari_cert_id(leaf),
-            profile=order.profile,
-            account_url=await self._kid(),
-            certificate_url=order.certificate,
-            replaced=replaces,
-            validation_method=method,
-            validation_note=note,
-        )
-
-    async def _fresh_key(self, key_type: KeyType, names: Sequence[str]) -> KeyAndCsr:
-        """A new certificate key and CSR, made in the executor."""
-        loop = asyncio.get_running_loop()
-        fresh = await loop.run_in_executor(None, generate_key_and_csr, key_type, names)
-        account_der = self._key.public_key.public_bytes(
-            serialization.Encoding.DER,
-            serialization.PublicFormat.SubjectPublicKeyInfo,
-        )
-        if fresh.public_key_der == account_der:  # pragma: no cover - defensive
-            raise AcmeError("the certificate key must not be the account key")
-        return fresh
-
-    async def _finalize_when_ready(
-        self, order: Order, fresh: KeyAndCsr, refusal: AcmeProblemError
-    ) -> tuple[Order, bool]:
-        """Poll the order after a refused finalize; finalize once more if it is ready.
-
-        Returns the order and whether the CA had taken a CSR before:
-        ``processing`` or ``valid`` (whose key is checked against ours after
-        the download). An order that went invalid reports the CA's refusal,
-        not the bare status.
-        """
-        try:
-            order = await self.wait_for_order(
-                order.url, frozenset({STATUS_READY, STATUS_PROCESSING, STATUS_VALID})
-            )
-        except OrderInvalidError as err:
-            raise (err if err.problem is not None else refusal) from refusal
-        if order.status != STATUS_READY:
-            return order, True
-        return await self.finalize_order(order, fresh.csr_der), False
-
-    async def _new_replacement_order(
-        self, names: tuple[str, ...], profile: str | None, replaces: str | None
-    ) -> tuple[Order, str | None]:
-        """Order with ``replaces``; when the CA refuses that, order once without.
-
-        ``replaces`` is a hint: Boulder refuses it for another account's or
-        another CA's certificate (403, 404) or one already replaced (409);
-        Pebble answers 500 when it cannot find the replaced certificate.
-        Returns the order and the ``replaces`` value it was accepted with.
-        """
-        try:
-            return await self.new_order(
-                names, profile=profile, replaces=replaces
-            ), replaces
-        except AcmeProblemError as err:
-            if replaces is None or not refuses_replaces(err):
-                raise
-            _LOGGER.info(
-                "The CA refused the order as a replacement (%s); ordering without it",
-                err,
-            )
-        return await self.new_order(names, profile=profile), None
+    #: Order, prove control of the names, finalize, download (issue.py).
+    issue_certificate = issue_certificate
 
     # --- ARI ------------------------------------------------------------------
 
@@ -492,13 +403,6 @@ class AcmeClient:
             f"{directory.renewal_info.rstrip('/')}/{cert_id}"
         )
         return RenewalInfo.from_json(response.json(), response.retry_after)
-
-
-def _spki(certificate: x509.Certificate) -> bytes:
-    """A certificate's public key as DER SubjectPublicKeyInfo."""
-    return certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _matches(chain_pem: str, issuer_cn: str) -> bool:

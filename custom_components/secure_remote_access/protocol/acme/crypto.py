@@ -34,6 +34,16 @@ class KeyType(StrEnum):
 
 
 _RSA_BITS = {KeyType.RSA_2048: 2048, KeyType.RSA_3072: 3072, KeyType.RSA_4096: 4096}
+_EC_BITS = {KeyType.EC_P256: 256, KeyType.EC_P384: 384}
+
+
+def key_type_of(algorithm: str, size: int | None) -> KeyType | None:
+    """The key type of a certificate's key (``"EC"``, 384: P-384); None for others.
+
+    ``algorithm`` and ``size`` as `x509.key_type_and_size` gives them.
+    """
+    bits = {"EC": _EC_BITS, "RSA": _RSA_BITS}.get(algorithm, {})
+    return next((key_type for key_type, n in bits.items() if n == size), None)
 
 
 def generate_private_key(key_type: KeyType) -> CertificateKey:

@@ -11,9 +11,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .persist import PersistRefusal
 
 ERROR_NS: Final = "urn:ietf:params:acme:error:"
+#: A CA's problem detail is shown to people (Repairs issues, sensor
+#: attributes, the action's error): one line of at most this many characters.
+MAX_DETAIL_CHARS: Final = 1000
+
+
+def one_line(text: str) -> str:
+    """A CA's words as one line (no control characters) of bounded length."""
+    line = " ".join(
+        "".join(char if char.isprintable() else " " for char in text).split()
+    )
+    if len(line) > MAX_DETAIL_CHARS:
+        line = line[: MAX_DETAIL_CHARS - 1].rstrip() + "…"
+    return line
 
 
 def parse_retry_after(
@@ -92,6 +109,19 @@ class PersistRecordConflictError(AcmeError):
         self.account_uri = account_uri
 
 
+class PersistRefusedError(AcmeError):
+    """The CA refused the dns-persist-01 record and the order is spent.
+
+    The authorizations it failed are invalid: the client orders once more and
+    answers with dns-01. ``refusal`` is the persist module's PersistRefusal.
+    """
+
+    def __init__(self, refusal: PersistRefusal) -> None:
+        """Remember the refusal."""
+        super().__init__(refusal.describe())
+        self.refusal = refusal
+
+
 class PersistLookupError(AcmeError):
     """No name server answered for a persistent record: it is not written blind."""
 
@@ -133,7 +163,7 @@ class Subproblem:
         value = ident.get("value") if isinstance(ident, Mapping) else None
         return cls(
             type=str(data.get("type", "about:blank")),
-            detail=str(data.get("detail", "")),
+            detail=one_line(str(data.get("detail", ""))),
             identifier=str(value) if value is not None else None,
         )
 
@@ -243,17 +273,34 @@ class BadCsrError(AcmeProblemError):
 
 
 class AuthorizationInvalidError(AcmeError):
-    """An authorization became invalid; ``problem`` is the challenge's error, if any."""
+    """The CA could not validate a name; ``problem`` is the challenge's error, if any.
+
+    ``status`` is the authorization's: ``invalid``, or ``pending`` when the CA
+    kept the challenge pending with an error (smallstep) and retrying it did
+    not help (``attempts`` validations).
+    """
 
     def __init__(
-        self, identifier: str, status: str, problem: AcmeProblemError | None
+        self,
+        identifier: str,
+        status: str,
+        problem: AcmeProblemError | None,
+        *,
+        attempts: int = 1,
     ) -> None:
         """Remember the identifier, the authorization status and the challenge error."""
-        reason = (problem.detail or problem.type) if problem else "no error detail"
-        super().__init__(f"authorization for {identifier} is {status}: {reason}")
+        if problem is None:
+            reason = "no error detail"
+        elif problem.detail:
+            reason = f"{problem.detail} ({problem.short_type})"
+        else:
+            reason = problem.short_type
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"the CA could not validate {identifier}{tries}: {reason}")
         self.identifier = identifier
         self.status = status
         self.problem = problem
+        self.attempts = attempts
 
 
 class OrderInvalidError(AcmeError):
@@ -305,7 +352,7 @@ def problem_from_json(
     retry_after: datetime | None = None,
 ) -> AcmeProblemError:
     """Turn a problem document into the matching typed exception."""
-    type_ = str(data.get("type") or "about:blank")
+    type_ = one_line(str(data.get("type") or "about:blank"))
     raw_subproblems = data.get("subproblems")
     subproblems = tuple(
         Subproblem.from_json(item)
@@ -318,7 +365,7 @@ def problem_from_json(
     instance = data.get("instance")
     return cls(
         type_,
-        str(data.get("detail") or ""),
+        one_line(str(data.get("detail") or "")),
         status=status,
         subproblems=subproblems,
         retry_after=retry_after,
@@ -326,15 +373,32 @@ def problem_from_json(
     )
 
 
+# How CAs refuse a request of a deactivated account: Pebble ("Account has been
+# deactivated"), Boulder ("Account is not valid, has status ..."), smallstep
+# ("account is not active").
+_ACCOUNT_DEACTIVATED: Final = re.compile(
+    r"deactivated|not active|has status", re.IGNORECASE
+)
+
+
+def account_gone(error: AcmeError) -> bool:
+    """Whether the CA no longer knows the account, or it was deactivated."""
+    if isinstance(error, AccountDoesNotExistError):
+        return True
+    return isinstance(error, UnauthorizedError) and bool(
+        _ACCOUNT_DEACTIVATED.search(error.detail)
+    )
+
+
 def refuses_replaces(error: AcmeProblemError) -> bool:
     """Whether an order refusal may be about ``replaces`` (worth one retry without).
 
-    4xx refusals other than rate limits and bad nonces are; so is HTTP 500,
-    which Pebble (like other CAs) answers when it cannot find the replaced
-    certificate's order. An overloaded or unavailable CA (502, 503, 504) and
-    errors the client raised itself before asking are not.
+    4xx refusals other than rate limits, bad nonces and a lost account are; so
+    is HTTP 500, which Pebble (like other CAs) answers when it cannot find the
+    replaced certificate's order. An overloaded or unavailable CA (502, 503,
+    504) and errors the client raised itself before asking are not.
     """
-    if isinstance(error, (RateLimitedError, BadNonceError)):
+    if isinstance(error, (RateLimitedError, BadNonceError)) or account_gone(error):
         return False
     return error.status is not None and (
         400 <= error.status < 500 or error.status == 500

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+import json
 from typing import Any, Final
 
 from custom_components.secure_remote_access.protocol.x509.parse import (
@@ -25,6 +26,11 @@ STATUS_VALID: Final = "valid"
 STATUS_INVALID: Final = "invalid"
 CHALLENGE_DNS01: Final = "dns-01"
 CHALLENGE_DNS_PERSIST01: Final = "dns-persist-01"
+#: The issuer list of dns-persist-01: draft-01 (Pebble 2.10, Boulder) spells it
+#: ``issuer-domain-names``, draft-02 ``issuerDomainNames``.
+ISSUER_DOMAIN_NAMES_KEYS: Final = ("issuer-domain-names", "issuerDomainNames")
+#: draft-02: the account URI in the record is a hash under this prefix.
+ACCOUNT_HASH_PREFIX_KEY: Final = "accountHashPrefix"
 
 
 def _str(data: Mapping[str, Any], key: str, what: str) -> str:
@@ -73,6 +79,17 @@ def _opt_timestamp(data: Mapping[str, Any], key: str, what: str) -> datetime | N
     return None if value is None else parse_timestamp(value, f"{what} {key}")
 
 
+def _issuer_domain_names(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """dns-persist-01 issuer names in either spelling (draft-01 and draft-02).
+
+    Read leniently: an unreadable list must not break a dns-01 order.
+    """
+    for key in ISSUER_DOMAIN_NAMES_KEYS:
+        if (names := _lenient_str_list(data.get(key))) or key in data:
+            return names
+    return ()
+
+
 def _problem(data: Mapping[str, Any], key: str) -> AcmeProblemError | None:
     value = data.get(key)
     return problem_from_json(value) if isinstance(value, Mapping) else None
@@ -93,6 +110,10 @@ class Directory:
     caa_identities: tuple[str, ...] = ()
     external_account_required: bool = False
     profiles: Mapping[str, str] = field(default_factory=dict)
+    #: dns-persist-01 (draft-02): issuer names for records made in advance.
+    issuer_domain_names: tuple[str, ...] = ()
+    #: dns-persist-01 (draft-02): the CA wants a hashed account URI under it.
+    account_hash_prefix: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Directory:
@@ -118,6 +139,8 @@ class Directory:
             else (),
             external_account_required=meta.get("externalAccountRequired") is True,
             profiles={str(name): str(text) for name, text in raw_profiles.items()},
+            issuer_domain_names=_issuer_domain_names(meta),
+            account_hash_prefix=_opt_str(meta, ACCOUNT_HASH_PREFIX_KEY),
         )
 
 
@@ -169,6 +192,8 @@ class Challenge:
     issuer_domain_names: tuple[str, ...] = ()
     #: dns-persist-01: the account URL the CA expects in ``accounturi``.
     account_uri: str | None = None
+    #: dns-persist-01 (draft-02): the prefix of a hashed account URI.
+    account_hash_prefix: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Challenge:
@@ -181,9 +206,21 @@ class Challenge:
             status=_str(data, "status", "challenge"),
             token=_opt_str(data, "token"),
             error=_problem(data, "error"),
-            # Read leniently: an unreadable list must not break a dns-01 order.
-            issuer_domain_names=_lenient_str_list(data.get("issuer-domain-names")),
+            issuer_domain_names=_issuer_domain_names(data),
             account_uri=_opt_str(data, "accounturi"),
+            account_hash_prefix=_opt_str(data, ACCOUNT_HASH_PREFIX_KEY),
+        )
+
+    def persist_fingerprint(self) -> str:
+        """What a refusal of dns-persist-01 was about: the issuers (their order
+        means nothing), the account URI and record form the CA asked for."""
+        return json.dumps(
+            [
+                sorted(self.issuer_domain_names),
+                self.account_uri,
+                self.account_hash_prefix,
+            ],
+            separators=(",", ":"),
         )
 
 
@@ -315,6 +352,8 @@ class IssuedCertificate:
     ``reused_authorization`` when the CA still held valid authorizations."""
     validation_note: str | None = None
     """Why dns-01 was used, or what happened to the persistent record."""
+    validation_detail: str | None = None
+    """The note in words where it has more to say (the CA's refusal)."""
 
     def to_json(self) -> dict[str, Any]:
         """What must survive until the pair is written: the chain, the key, the order's facts."""
@@ -328,6 +367,7 @@ class IssuedCertificate:
             "replaced": self.replaced,
             "validation_method": self.validation_method,
             "validation_note": self.validation_note,
+            "validation_detail": self.validation_detail,
         }
 
     @classmethod
@@ -348,4 +388,5 @@ class IssuedCertificate:
             replaced=data.get("replaced"),
             validation_method=str(data.get("validation_method") or CHALLENGE_DNS01),
             validation_note=data.get("validation_note"),
+            validation_detail=data.get("validation_detail"),
         )

@@ -38,6 +38,7 @@ from .errors import (
     BadNonceError,
     MalformedResponseError,
     ServiceUnavailableError,
+    one_line,
     parse_retry_after,
     problem_from_json,
 )
@@ -137,7 +138,7 @@ def error_from_response(response: AcmeResponse) -> AcmeProblemError:
         "type" in data or response.content_type.endswith("json")
     ):
         return problem_from_json(data, status=response.status, retry_after=retry_after)
-    snippet = response.body[:200].decode("utf-8", "replace").strip()
+    snippet = one_line(response.body[:200].decode("utf-8", "replace"))
     detail = f"HTTP {response.status}" + (f": {snippet}" if snippet else "")
     cls = ServiceUnavailableError if response.status == 503 else AcmeProblemError
     return cls("about:blank", detail, status=response.status, retry_after=retry_after)

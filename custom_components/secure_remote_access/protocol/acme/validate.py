@@ -1,15 +1,20 @@
-"""Proving control of an order's names: dns-persist-01 or dns-01, one method per order."""
+"""Proving control of an order's names: dns-persist-01, else (or after a refusal) dns-01."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from .crypto import dns01_txt_value
 from .dns import Dns01Solver, PropagationChecker
-from .errors import AuthorizationInvalidError, NoDns01ChallengeError
+from .errors import (
+    AuthorizationInvalidError,
+    NoDns01ChallengeError,
+    PersistRefusedError,
+)
 from .messages import (
     CHALLENGE_DNS01,
     CHALLENGE_DNS_PERSIST01,
@@ -19,10 +24,12 @@ from .messages import (
     Order,
 )
 from .persist import (
+    UNSUPPORTED_FORM_DETAIL,
     PersistNote,
+    PersistRefusal,
     PersistValidation,
+    offer_for_order,
     publish_persist_record,
-    record_for_order,
 )
 
 if TYPE_CHECKING:
@@ -34,6 +41,14 @@ _LOGGER = logging.getLogger(__name__)
 VALIDATION_REUSED: Final = "reused_authorization"
 
 
+class Validation(NamedTuple):
+    """How control of an order's names was proven, and why that way."""
+
+    method: str
+    note: str | None = None
+    detail: str | None = None
+
+
 async def validate_order(
     client: AcmeClient,
     order: Order,
@@ -42,11 +57,14 @@ async def validate_order(
     checker: PropagationChecker,
     persist: PersistValidation | None,
     propagation_timeout: float,
-) -> tuple[str, str | None]:
-    """Complete the order's authorizations; returns the method and a note.
+) -> Validation:
+    """Complete the order's authorizations with one method at a time.
 
-    One method for the whole order: a dns-01 value would overwrite the
-    persistent record in DuckDNS's one TXT value.
+    A dns-01 value would overwrite the persistent record in DuckDNS's one TXT
+    value, so an order starts with one method for every name. When the CA
+    refuses the dns-persist-01 record, the refusal is remembered and the
+    names are answered with dns-01: on this order while its authorizations
+    are still pending, otherwise PersistRefusedError asks for a new order.
     """
     pending: list[Authorization] = []
     for url in order.authorizations:
@@ -60,27 +78,48 @@ async def validate_order(
         else:
             pending.append(authz)
     if not pending:
-        return VALIDATION_REUSED, None
+        return Validation(VALIDATION_REUSED)
     loop = asyncio.get_running_loop()
     note: str | None = None
+    detail: str | None = None
     if persist is not None:
-        wanted, note = record_for_order(
+        account_url = client.account_url or ""
+        offer, note = offer_for_order(
             [authz.challenge(CHALLENGE_DNS_PERSIST01) for authz in pending],
             names,
-            client.account_url or "",
+            account_url,
+            await client.directory(),
         )
-        if wanted is not None and not _placeable(persist, pending):
-            wanted, note = None, PersistNote.NOT_DELEGATED
-        if wanted is not None:
+        if offer is not None and not _placeable(persist, pending):
+            offer, note = None, PersistNote.NOT_DELEGATED
+        refusal = persist.refusal
+        if (
+            offer is not None
+            and refusal is not None
+            and refusal.applies(account_url, offer.fingerprint, datetime.now(UTC))
+        ):
+            offer, note = None, PersistNote.PERSIST_REFUSED_EARLIER
+            detail = refusal.describe(earlier=True)
+        if note is PersistNote.RECORD_FORM_UNSUPPORTED:
+            detail = UNSUPPORTED_FORM_DETAIL
+        if offer is not None:
             note = await publish_persist_record(
                 persist,
                 [authz.identifier.value for authz in pending],
-                wanted,
+                offer,
                 loop.time() + propagation_timeout,
             )
-            await _answer_persist(client, pending)
-            return CHALLENGE_DNS_PERSIST01, note
-        _LOGGER.info("Validating with dns-01: %s", note)
+            try:
+                await _answer_persist(client, pending)
+            except AuthorizationInvalidError as err:
+                refusal = PersistRefusal.from_error(
+                    account_url, offer.fingerprint, err, datetime.now(UTC)
+                )
+                pending = await _after_refusal(client, persist, pending, refusal)
+                note, detail = refusal.note, refusal.describe()
+            else:
+                return Validation(CHALLENGE_DNS_PERSIST01, note)
+        _LOGGER.info("Validating with dns-01: %s", detail or note)
     published: list[str] = []
     try:
         for authz in pending:
@@ -89,7 +128,7 @@ async def validate_order(
             )
     finally:
         await _clear_all(solver, published)
-    return CHALLENGE_DNS01, note
+    return Validation(CHALLENGE_DNS01, note, detail)
 
 
 async def _answer_persist(client: AcmeClient, pending: Sequence[Authorization]) -> None:
@@ -100,7 +139,44 @@ async def _answer_persist(client: AcmeClient, pending: Sequence[Authorization]) 
         if challenge.status == STATUS_PENDING:
             await client.respond_to_challenge(challenge.url)
     for authz in pending:
-        await client.wait_for_authorization(authz.url)
+        await client.wait_for_authorization(authz.url, CHALLENGE_DNS_PERSIST01)
+
+
+async def _after_refusal(
+    client: AcmeClient,
+    persist: PersistValidation,
+    pending: Sequence[Authorization],
+    refusal: PersistRefusal,
+) -> list[Authorization]:
+    """Remember a refusal; the authorizations dns-01 can still answer on this order.
+
+    Raises PersistRefusedError when the CA made one invalid (most do: a
+    failed challenge fails its authorization and the order).
+    """
+    if not refusal.lasting:
+        _LOGGER.warning(
+            "The CA could not look up the dns-persist-01 record (%s): using "
+            "dns-01 for this order",
+            refusal.reason,
+        )
+    else:
+        _LOGGER.warning(
+            "The CA refused the dns-persist-01 record (%s): using dns-01 until "
+            "%s or until the CA's dns-persist-01 challenge changes",
+            refusal.reason,
+            f"{refusal.retry_from:%Y-%m-%d}",
+        )
+        if persist.on_refused is not None:
+            await persist.on_refused(refusal)
+    remaining: list[Authorization] = []
+    for authz in pending:
+        fresh = await client.get_authorization(authz.url)
+        if fresh.status == STATUS_VALID:
+            continue
+        if fresh.status != STATUS_PENDING:
+            raise PersistRefusedError(refusal)
+        remaining.append(fresh)
+    return remaining
 
 
 async def _authorize_dns01(
@@ -124,7 +200,7 @@ async def _authorize_dns01(
     await checker.wait_for_txt(identifier, value, loop.time() + propagation_timeout)
     if challenge.status == STATUS_PENDING:
         await client.respond_to_challenge(challenge.url)
-    await client.wait_for_authorization(authz.url)
+    await client.wait_for_authorization(authz.url, CHALLENGE_DNS01)
 
 
 def _placeable(persist: PersistValidation, pending: Sequence[Authorization]) -> bool:
@@ -138,9 +214,14 @@ def _placeable(persist: PersistValidation, pending: Sequence[Authorization]) -> 
 
 
 async def _clear_all(solver: Dns01Solver, identifiers: Sequence[str]) -> None:
-    """Clear every published TXT record; failures are logged, not raised."""
+    """Clear every published TXT record; failures are logged, not raised.
+
+    One line at warning level (a value left behind is overwritten by the next
+    order); the traceback only at debug level.
+    """
     for identifier in identifiers:
         try:
             await solver.clear_txt(identifier)
-        except Exception:
-            _LOGGER.exception("could not clear the TXT record of %s", identifier)
+        except Exception as err:
+            _LOGGER.warning("Could not clear the TXT record of %s: %s", identifier, err)
+            _LOGGER.debug("Clearing the TXT record of %s", identifier, exc_info=True)

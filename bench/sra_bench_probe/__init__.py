@@ -23,10 +23,13 @@ import traceback
 from typing import Any
 
 from homeassistant.core import HomeAssistant, ServiceCall, SupportsResponse
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 DOMAIN = "sra_bench_probe"
 INTEGRATION = "secure_remote_access"
+# Set up by an empty ``sra_bench_probe:`` line in configuration.yaml.
+CONFIG_SCHEMA = cv.empty_config_schema(DOMAIN)
 
 
 class LagProbe:

@@ -1,30 +1,29 @@
 """dns-persist-01 end to end: Pebble validates against the one DuckDNS TXT value.
 
-A Pebble of this module's own that never reuses authorizations, so that
+A Pebble of this package's own that never reuses authorizations, so that
 every order really validates; the DuckDNS stand-in counts every TXT call.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import logging
 from pathlib import Path
-from typing import Any, Self
-from unittest.mock import patch
 
-import aiohttp
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.secure_remote_access.certificate import (
+from custom_components.secure_remote_access.account import (
     account_store,
     async_register_account,
+)
+from custom_components.secure_remote_access.certificate_settings import (
+    CertificateSettings,
 )
 from custom_components.secure_remote_access.const import (
     CONF_EXTRA_NAMES,
@@ -32,151 +31,29 @@ from custom_components.secure_remote_access.const import (
     CONF_WILDCARD,
     DOMAIN,
     EVENT_CERTIFICATE_RENEWED,
-    VALIDATION_AUTOMATIC,
     VALIDATION_DNS01,
 )
 from custom_components.secure_remote_access.issues import (
     delegation_issue_id,
     renewal_failed_issue_id,
 )
-from custom_components.secure_remote_access.protocol.acme import DnsPropagationChecker
+from tests.common import dns_names, last_outcome, read_leaf, renew
 from tests.fakes.acme_proxy import ChallengeFilterProxy
 from tests.fakes.duckdns import FakeDuckDns
 from tests.fakes.pebble import PebbleServer
 
 from .common import (
-    TOKEN,
-    StartDuckDns,
-    dns_names,
-    pebble_options,
-    read_leaf,
-    renew,
-    setup_duckdns_entry,
+    ISSUER,
+    OWN,
+    OWN_DNS01_RECORD,
+    OWN_RECORD,
+    SetupPersistEntry,
+    Waits,
+    other_tool_writes,
+    persist_options,
+    renew_validating,
+    txt_writes,
 )
-
-ISSUER = "pebble.letsencrypt.org"  # Pebble's issuer domain name by default
-OWN = "home.persist-e2e.example.com"
-OWN_RECORD = f"_validation-persist.{OWN}"
-OWN_DNS01_RECORD = f"_acme-challenge.{OWN}"
-
-
-@pytest.fixture(scope="module")
-def persist_pebble() -> Iterator[PebbleServer]:
-    """A Pebble that validates every authorization afresh (no reuse)."""
-    with PebbleServer(extra_env={"PEBBLE_AUTHZREUSE": "0"}) as server:
-        yield server
-
-
-@pytest.fixture
-async def fake(
-    start_duckdns: StartDuckDns, persist_pebble: PebbleServer
-) -> AsyncIterator[tuple[FakeDuckDns, str]]:
-    """DuckDNS for this Pebble (its TXT values are gone after each test)."""
-    yield await start_duckdns(persist_pebble, ["myhome", "cabin"])
-    await persist_pebble.clear_cname(OWN_RECORD)
-    await persist_pebble.clear_cname(OWN_DNS01_RECORD)
-
-
-@pytest.fixture
-def ssl_dir(hass: HomeAssistant, tmp_path: Path, persist_pebble: PebbleServer) -> Path:
-    """A certificate directory Home Assistant may write to."""
-    directory = tmp_path / "ssl"
-    directory.mkdir()
-    hass.config.allowlist_external_dirs = {
-        str(tmp_path),
-        str(persist_pebble.ca_bundle_path.parent),
-    }
-    return directory
-
-
-type SetupPersistEntry = Callable[..., Awaitable[MockConfigEntry]]
-
-
-@pytest.fixture
-def persist_entry(
-    hass: HomeAssistant,
-    fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
-    ssl_dir: Path,
-) -> SetupPersistEntry:
-    """Set up an entry validating automatically through this module's Pebble."""
-
-    async def setup(
-        domains: list[str] | None = None, directory: str | None = None, **extra: Any
-    ) -> MockConfigEntry:
-        options = _options(persist_pebble, ssl_dir, **extra)
-        if directory is not None:
-            options["acme_directory"] = directory
-        return await setup_duckdns_entry(hass, fake[1], options, domains=domains)
-
-    return setup
-
-
-def _options(pebble: PebbleServer, ssl_dir: Path, **extra: Any) -> dict[str, Any]:
-    return pebble_options(
-        pebble, ssl_dir, **{CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC, **extra}
-    )
-
-
-async def _renew_validating(
-    hass: HomeAssistant, entry: MockConfigEntry
-) -> dict[str, Any]:
-    """A forced renewal whose order validated its names.
-
-    Pebble reuses a valid authorization 1 % of the time even with
-    PEBBLE_AUTHZREUSE=0 (``rand.Intn(100) > 0`` in its WFE): such an order
-    validates nothing, so it is repeated (a few times at most).
-    """
-    for _ in range(5):
-        result = await renew(hass, entry, force=True)
-        if result["validation_method"] != "reused_authorization":
-            return result
-    raise AssertionError("Pebble reused the authorizations five times in a row")
-
-
-def _txt_writes(fake: FakeDuckDns) -> list[dict[str, str]]:
-    return [query for query in fake.requests if "txt" in query]
-
-
-class _Waits:
-    """Counts propagation waits (both methods) while letting them run."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __enter__(self) -> Self:
-        original = DnsPropagationChecker.wait_for_record
-
-        async def counted(
-            checker: DnsPropagationChecker, record: str, value: str, deadline: float
-        ) -> None:
-            self.count += 1
-            await original(checker, record, value, deadline)
-
-        self._patch = patch.object(DnsPropagationChecker, "wait_for_record", counted)
-        self._patch.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._patch.stop()
-
-
-async def _other_tool_writes(fake: FakeDuckDns, url: str, value: str) -> None:
-    """Another client with the same DuckDNS token sets the TXT value."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            url,
-            params={
-                "domains": "myhome",
-                "token": TOKEN,
-                "txt": value,
-                "verbose": "true",
-            },
-        ) as response,
-    ):
-        assert (await response.text()).startswith("OK")
-    assert fake.records["myhome"].txt == value
 
 
 async def test_set_once_then_renewals_need_no_dns_write(
@@ -187,35 +64,35 @@ async def test_set_once_then_renewals_need_no_dns_write(
 ) -> None:
     """The first order writes the record once; later ones make no DuckDNS call."""
     duck, url = fake
-    entry = await persist_entry()
     events: list[Event] = []
     hass.bus.async_listen(EVENT_CERTIFICATE_RENEWED, events.append)
-    with _Waits() as waits:
-        first = await renew(hass, entry)
+    with Waits() as waits:
+        entry = await persist_entry()  # the first order runs right after setup
+    first = last_outcome(entry)
     assert first["renewed"] is True
     assert first["validation_method"] == "dns-persist-01"
     assert first["validation_note"] == "record_set"
     account = await account_store(hass).async_account_urls()
     (account_url,) = account
     assert duck.records["myhome"].txt == f"{ISSUER}; accounturi={account_url}"
-    assert len(_txt_writes(duck)) == 1
+    assert len(txt_writes(duck)) == 1
     assert waits.count == 1
     await hass.async_block_till_done()
     assert events[0].data["validation_method"] == "dns-persist-01"
     result = hass.states.get("sensor.myhome_duckdns_org_last_renewal_result")
     assert result is not None
-    assert result.attributes["validation_method"] == "dns_persist_01"
+    assert result.attributes["validation_method"] == "dns-persist-01"
     assert result.attributes["validation_note"] == "record_set"
 
     for _ in range(2):
-        writes = len(_txt_writes(duck))
-        with _Waits() as waits:
-            again = await _renew_validating(hass, entry)
+        writes = len(txt_writes(duck))
+        with Waits() as waits:
+            again = await renew_validating(hass, entry)
         assert again["renewed"] is True
         assert again["serial"] != first["serial"]
         assert again["validation_method"] == "dns-persist-01"
         assert again["validation_note"] == "record_reused"
-        assert len(_txt_writes(duck)) == writes  # no DuckDNS TXT call
+        assert len(txt_writes(duck)) == writes  # no DuckDNS TXT call
         assert waits.count == 0  # no propagation wait
     # The record stays: it is what the next renewal uses.
     assert duck.records["myhome"].txt.startswith(ISSUER)
@@ -239,7 +116,7 @@ async def test_wildcard_and_base_name_through_policy_wildcard(
     entry = await persist_entry(
         domains=["myhome.duckdns.org", "cabin.duckdns.org"], **{CONF_WILDCARD: True}
     )
-    result = await renew(hass, entry)
+    result = last_outcome(entry)
     assert result["validation_method"] == "dns-persist-01"
     assert dns_names(read_leaf(ssl_dir / "fullchain.pem")) == {
         "myhome.duckdns.org",
@@ -250,7 +127,7 @@ async def test_wildcard_and_base_name_through_policy_wildcard(
     for name in ("myhome", "cabin"):
         assert duck.records[name].txt.endswith("; policy=wildcard")
     # One write per DuckDNS name, not per certificate name.
-    assert sorted(query["domains"] for query in _txt_writes(duck)) == [
+    assert sorted(query["domains"] for query in txt_writes(duck)) == [
         "cabin",
         "myhome",
     ]
@@ -260,17 +137,17 @@ async def test_delegated_own_name(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """_validation-persist.<own name> CNAME to the DuckDNS name is all it needs."""
     duck, url = fake
-    await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
+    await pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
     entry = await persist_entry(**{CONF_EXTRA_NAMES: [OWN]})
-    result = await renew(hass, entry)
+    result = last_outcome(entry)
     assert result["renewed"] is True
     assert result["validation_method"] == "dns-persist-01"
     assert set(result["names"]) == {"myhome.duckdns.org", OWN}
-    assert {query["domains"] for query in _txt_writes(duck)} == {"myhome"}
+    assert {query["domains"] for query in txt_writes(duck)} == {"myhome"}
     # Without an _acme-challenge delegation there is no broken-delegation issue.
     assert not ir.async_get(hass).async_get_issue(
         DOMAIN, delegation_issue_id(entry.entry_id)
@@ -281,15 +158,15 @@ async def test_falls_back_to_dns01_when_not_offered(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """A CA without dns-persist-01: dns-01, its value cleared after, said so."""
     duck, url = fake
-    proxy = ChallengeFilterProxy(persist_pebble)
+    proxy = ChallengeFilterProxy(pebble)
     await proxy.start()
     try:
         entry = await persist_entry(directory=proxy.directory_url)
-        result = await renew(hass, entry)
+        result = last_outcome(entry)
     finally:
         await proxy.stop()
     assert result["renewed"] is True
@@ -310,7 +187,7 @@ async def test_record_of_another_account_is_left_alone(
     """Someone else's client holds the record: nothing is written, the user is told."""
     duck, url = fake
     foreign = f"{ISSUER}; accounturi=https://127.0.0.1:1/my-account/999"
-    await _other_tool_writes(duck, url, foreign)
+    await other_tool_writes(duck, url, foreign)
     entry = await persist_entry()
     with pytest.raises(HomeAssistantError) as caught:
         await renew(hass, entry)
@@ -319,7 +196,7 @@ async def test_record_of_another_account_is_left_alone(
     assert "another ACME account" in str(caught.value)
     assert "https://127.0.0.1:1/my-account/999" in str(caught.value)
     assert duck.records["myhome"].txt == foreign
-    assert len(_txt_writes(duck)) == 1  # only the other tool's
+    assert len(txt_writes(duck)) == 1  # only the other tool's
     issue = ir.async_get(hass).async_get_issue(
         DOMAIN, renewal_failed_issue_id(entry.entry_id)
     )
@@ -347,23 +224,27 @@ async def test_own_outdated_record_is_rewritten(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
     record: str,
     note: str,
 ) -> None:
     """A record naming one of our accounts is ours to rewrite."""
     duck, url = fake
-    entry = await persist_entry()
     store = account_store(hass)
     await store.async_key("https://old-ca.example/dir")
     await store.async_set_url(
         "https://old-ca.example/dir", "https://old-ca.example/acct/7"
     )
-    manager = entry.runtime_data.managed.manager  # type: ignore[union-attr]
-    client = await async_register_account(hass, manager.settings)
-    await _other_tool_writes(
+    settings = CertificateSettings.parse(
+        ["myhome.duckdns.org"], persist_options(pebble, ssl_dir)
+    )
+    client = await async_register_account(hass, settings)
+    await other_tool_writes(
         duck, url, record.format(issuer=ISSUER, account=client.account_url)
     )
-    result = await renew(hass, entry)
+    entry = await persist_entry()  # the first order runs right after setup
+    result = last_outcome(entry)
     assert result["validation_method"] == "dns-persist-01"
     assert result["validation_note"] == note
     assert duck.records["myhome"].txt == f"{ISSUER}; accounturi={client.account_url}"
@@ -385,7 +266,7 @@ async def test_switch_to_dns01_only_clears_the_record(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert duck.records["myhome"].txt == ""
-    result = await _renew_validating(hass, entry)
+    result = await renew_validating(hass, entry)
     assert result["validation_method"] == "dns-01"
     assert result["validation_note"] is None
 
@@ -400,7 +281,7 @@ async def test_removal_clears_the_record_but_not_another_value(
     entry = await persist_entry(domains=["myhome.duckdns.org", "cabin.duckdns.org"])
     await renew(hass, entry)
     assert duck.records["cabin"].txt.startswith(ISSUER)
-    await _other_tool_writes(duck, url, "another-tool-value")
+    await other_tool_writes(duck, url, "another-tool-value")
     assert await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
     assert duck.records["cabin"].txt == ""
@@ -415,10 +296,9 @@ async def test_duckdns_outage_while_setting_the_record(
 ) -> None:
     """DuckDNS answering HTML: a clear failure, no certificate; the retry sets it."""
     duck, url = fake
-    entry = await persist_entry()
     duck.txt_outage = "html"
-    with pytest.raises(HomeAssistantError):
-        await renew(hass, entry)
+    entry = await persist_entry()  # the first order runs right after setup
+    assert entry.runtime_data.managed.renewal.state.failures == 1  # type: ignore[union-attr]
     assert duck.records["myhome"].txt == ""
     assert not (ssl_dir / "fullchain.pem").exists()
     issue = ir.async_get(hass).async_get_issue(
@@ -436,12 +316,12 @@ async def test_duckdns_outage_while_setting_the_record(
 async def test_persist_only_delegation_with_a_ca_without_it(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
     ssl_dir: Path,
 ) -> None:
     """Only _validation-persist delegates and the CA offers only dns-01: the record to create."""
-    await persist_pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
-    proxy = ChallengeFilterProxy(persist_pebble)
+    await pebble.set_cname(OWN_RECORD, "_validation-persist.myhome.duckdns.org")
+    proxy = ChallengeFilterProxy(pebble)
     await proxy.start()
     try:
         entry = await persist_entry(
@@ -486,15 +366,13 @@ async def test_own_name_with_only_the_dns01_delegation(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """Only _acme-challenge delegates: the order uses dns-01 and says why."""
     duck, url = fake
-    await persist_pebble.set_cname(
-        OWN_DNS01_RECORD, "_acme-challenge.myhome.duckdns.org"
-    )
+    await pebble.set_cname(OWN_DNS01_RECORD, "_acme-challenge.myhome.duckdns.org")
     entry = await persist_entry(**{CONF_EXTRA_NAMES: [OWN]})
-    result = await renew(hass, entry)
+    result = last_outcome(entry)
     assert result["renewed"] is True
     assert result["validation_method"] == "dns-01"
     assert result["validation_note"] == "not_delegated"
@@ -505,7 +383,7 @@ async def test_dns01_fallback_forgets_the_record_it_wiped(
     hass: HomeAssistant,
     persist_entry: SetupPersistEntry,
     fake: tuple[FakeDuckDns, str],
-    persist_pebble: PebbleServer,
+    pebble: PebbleServer,
 ) -> None:
     """A dns-01 order overwrites and clears the one TXT value: no longer ours."""
     duck, url = fake
@@ -515,7 +393,7 @@ async def test_dns01_fallback_forgets_the_record_it_wiped(
     assert await records.async_records() == {
         "myhome.duckdns.org": duck.records["myhome"].txt
     }
-    proxy = ChallengeFilterProxy(persist_pebble)
+    proxy = ChallengeFilterProxy(pebble)
     await proxy.start()
     try:
         hass.config_entries.async_update_entry(
@@ -530,3 +408,44 @@ async def test_dns01_fallback_forgets_the_record_it_wiped(
     assert duck.records["myhome"].txt == ""
     records = entry.runtime_data.managed.manager.persist_records  # type: ignore[union-attr]
     assert await records.async_records() == {}
+
+
+async def test_duckdns_failing_to_clear_warns_once_per_outage(
+    hass: HomeAssistant,
+    persist_entry: SetupPersistEntry,
+    fake: tuple[FakeDuckDns, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DuckDNS refusing to clear the dns-01 value: one warning line per outage,
+    the traceback only at debug level; the renewals themselves work."""
+    duck, _url = fake
+    entry = await persist_entry(**{CONF_VALIDATION_METHOD: VALIDATION_DNS01})
+
+    def clear_warnings() -> list[logging.LogRecord]:
+        return [
+            record
+            for record in caplog.records
+            if record.levelno >= logging.WARNING
+            and "Could not clear the TXT record" in record.getMessage()
+        ]
+
+    duck.clear_outage = "html"
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(2):
+            assert (await renew_validating(hass, entry))["renewed"] is True
+        (warning,) = clear_warnings()
+        assert warning.levelno == logging.WARNING
+        assert warning.exc_info is None
+        assert "myhome.duckdns.org" in warning.getMessage()
+        assert any(
+            record.exc_info
+            for record in caplog.records
+            if record.levelno == logging.DEBUG
+            and "Clearing the TXT record" in record.getMessage()
+        )
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        duck.clear_outage = None
+        await renew_validating(hass, entry)  # the outage is over
+        duck.clear_outage = "html"
+        await renew_validating(hass, entry)  # a new outage: a new warning
+    assert len(clear_warnings()) == 2

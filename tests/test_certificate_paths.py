@@ -1,0 +1,153 @@
+"""Certificate writes confined to the allowed folders, through Home Assistant.
+
+The paths were allowed when they were configured; a symbolic link changed
+later (``privkey.pem -> ../outside/victim.conf``) must make the renewal fail
+with a translated reason (the action's error, the Repairs issue and its fix
+flow), write nothing and delete nothing; the certificate already obtained is
+kept and written once the link points back inside. Real files and links.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import os
+from pathlib import Path
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.repairs import repairs_flow_manager
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.translation import async_get_translations
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+
+from custom_components.secure_remote_access.const import DOMAIN
+from tests.fakes.issuer import FakeCa
+
+from .common import managed_options, mock_entry, renew, setup_until_first_check
+
+VICTIM = b"# a configuration file Home Assistant must never overwrite\n"
+RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
+
+
+def _listing(root: Path) -> dict[str, bytes | str]:
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        if path.is_symlink():
+            found[name] = f"-> {os.readlink(path)}"
+        elif path.is_file():
+            found[name] = path.read_bytes()
+    return found
+
+
+@pytest.fixture
+async def managed(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    fake_ca: FakeCa,
+    mock_duckdns: AiohttpClientMocker,
+) -> MockConfigEntry:
+    """An entry whose certificate (in ssl/live/, ssl/ allowlisted) was obtained."""
+    live = tmp_path / "ssl" / "live"
+    live.mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "victim.conf").write_bytes(VICTIM)
+    hass.config.allowlist_external_dirs = {str(tmp_path / "ssl")}
+    entry = mock_entry(managed_options(live / "fullchain.pem", live / "privkey.pem"))
+    await setup_until_first_check(hass, freezer, entry)
+    assert (live / "privkey.pem").is_file()
+    assert fake_ca.orders == 1
+    return entry
+
+
+async def test_a_key_link_to_outside_fails_the_renewal_and_writes_nothing(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    managed: MockConfigEntry,
+    fake_ca: FakeCa,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Refused with the path and the allowed folders, in the action's error,
+    the Repairs issue and its fix flow; the obtained certificate is kept."""
+    ssl, victim = tmp_path / "ssl", tmp_path / "outside" / "victim.conf"
+    live = ssl / "live"
+    key = live / "privkey.pem"
+    key.rename(live / "privkey.real.pem")
+    key.symlink_to(Path("..") / ".." / "outside" / "victim.conf")
+    before = _listing(tmp_path)
+    freezer.tick(timedelta(hours=1))  # the next certificate is a newer one
+
+    with pytest.raises(HomeAssistantError) as caught:
+        await renew(hass, managed, force=True)
+    assert caught.value.translation_key == "certificate_path_not_allowed"
+    placeholders = caught.value.translation_placeholders or {}
+    assert placeholders["path"] == str(key)
+    assert str(ssl) in placeholders["allowed"]
+    assert (
+        _listing(tmp_path) == before
+    )  # the link too: nothing written, nothing removed
+    assert victim.read_bytes() == VICTIM
+    state = hass.states.get(RESULT)
+    assert state is not None
+    assert state.state == "failed"
+
+    issue = issue_registry.async_get_issue(DOMAIN, f"renewal_failed_{managed.entry_id}")
+    assert issue is not None
+    assert issue.translation_key == "certificate_path_not_allowed"
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["path"] == str(key)
+
+    # The fix flow explains it (translated, placeholders filled) and retries.
+    assert await async_setup_component(hass, "repairs", {})
+    flows = repairs_flow_manager(hass)
+    assert flows is not None
+    flow: Any = await flows.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+    strings = await async_get_translations(hass, "en", "issues", [DOMAIN])
+    text = strings[
+        f"component.{DOMAIN}.issues.certificate_path_not_allowed.fix_flow.step."
+        f"{flow['step_id']}.description"
+    ].format(**flow["description_placeholders"])
+    assert str(key) in text
+    assert str(ssl) in text
+
+    # The link points back inside: the retry writes the certificate kept
+    # from the refused write, without ordering another.
+    key.unlink()
+    key.symlink_to("privkey.real.pem")
+    done = await flows.async_configure(flow["flow_id"], {})
+    assert done["type"] == "create_entry"
+    assert fake_ca.orders == 2
+    assert key.is_symlink()
+    assert (live / "privkey.real.pem").read_bytes() != before[
+        "ssl/live/privkey.real.pem"
+    ]
+    assert victim.read_bytes() == VICTIM
+    assert (
+        issue_registry.async_get_issue(DOMAIN, f"renewal_failed_{managed.entry_id}")
+        is None
+    )
+
+
+async def test_a_certificate_folder_swapped_for_a_link_is_refused(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    managed: MockConfigEntry,
+    fake_ca: FakeCa,
+) -> None:
+    """ssl/live now leads outside: nothing is written there, the old pair
+    stays where it was."""
+    live, outside = tmp_path / "ssl" / "live", tmp_path / "outside"
+    live.rename(tmp_path / "ssl" / "live.old")
+    live.symlink_to(outside)
+    before = _listing(tmp_path)
+    with pytest.raises(HomeAssistantError) as caught:
+        await renew(hass, managed, force=True)
+    assert caught.value.translation_key == "certificate_path_not_allowed"
+    assert _listing(tmp_path) == before
