@@ -28,11 +28,13 @@ from .https_flow import HttpsSteps, async_entry_to_serve, async_https_fix_flow
 from .issues import (
     ACCOUNT_TERMS_CHANGED,
     CERTIFICATE_EXPIRING,
+    PORT_FORWARD_LEFT,
     RENEWAL_FAILED,
     RESTART_REQUIRED,
     issue_entry_id,
 )
 from .models import SecureRemoteAccessConfigEntry
+from .port_forward_flow import PortForwardLeftRepairFlow
 from .protocol.acme import AcmeError, describe_acme_error
 
 SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
@@ -49,6 +51,8 @@ async def async_create_fix_flow(
     # Serving HTTPS (issue 18): its flows live in https_flow.py.
     if (https_flow := async_https_fix_flow(issue_id, data)) is not None:
         return https_flow
+    if issue_id.startswith(f"{PORT_FORWARD_LEFT}_"):
+        return PortForwardLeftRepairFlow(data)
     if issue_id == HTTP_WITHOUT_TLS:
         return ServeHttpsChecklistFlow()
     if issue_id in CHECKS_BY_ID:

@@ -17,6 +17,8 @@ from enum import StrEnum
 import ipaddress
 from typing import Final
 
+import aiohttp
+
 from .remote_access import Hairpin, hairpin_probe
 from .upnp import (
     ActionRefusedError,
@@ -24,6 +26,8 @@ from .upnp import (
     GatewayReason,
     PortMapping,
     WanConnection,
+    choose_connection,
+    open_gateway,
 )
 from .upnp.errors import gateway_errors
 from .upnp.query import NO_SUCH_ENTRY, TCP, mapping_from
@@ -387,6 +391,23 @@ class PortForwarder:
                 " but still lists it",
             )
         return current
+
+
+@asynccontextmanager
+async def open_forwarder(
+    session: aiohttp.ClientSession, location: str, *, timeout_seconds: float
+) -> AsyncIterator[PortForwarder]:
+    """A `PortForwarder` on the connection in use of the gateway at ``location``.
+
+    The block is bounded by ``timeout_seconds``; every failure in it,
+    reading the description included, is a `ForwardError`.
+    """
+    async with (
+        router_errors("the gateway", timeout_seconds),
+        open_gateway(session, location, timeout_seconds=timeout_seconds) as gateway,
+    ):
+        connection = await choose_connection(gateway)
+        yield PortForwarder(connection, timeout_seconds=timeout_seconds)
 
 
 @dataclass(frozen=True, slots=True)
