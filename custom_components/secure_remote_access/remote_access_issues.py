@@ -15,6 +15,14 @@ from .const import DOMAIN
 from .issues import _async_create, remote_access_issue_id
 from .protocol.remote_access import Finding
 
+#: The findings whose forwards a fix flow can remove on the router.
+REMOVABLE_FINDINGS: frozenset[Finding] = frozenset(
+    {
+        Finding.PLAIN_HTTP_FORWARDED,
+        Finding.SSH_FORWARDED_WITH_PASSWORD,
+        Finding.PORT_80_FORWARDED,
+    }
+)
 REMOTE_ACCESS_SEVERITY: dict[Finding, ir.IssueSeverity] = {
     Finding.CARRIER_GRADE_NAT: ir.IssueSeverity.WARNING,
     Finding.PLAIN_HTTP_FORWARDED: ir.IssueSeverity.CRITICAL,
@@ -50,4 +58,6 @@ def async_sync_remote_access_issues(
             REMOTE_ACCESS_SEVERITY[finding],
             dict(placeholders),
             persistent=True,
+            # Their fix flow offers "Remove this forward" (forward_cleanup_flow.py).
+            fixable=finding in REMOVABLE_FINDINGS,
         )

@@ -24,6 +24,7 @@ from .certificate_flow import terms_for_display, terms_schema
 from .checklist.checks import CHECKS_BY_ID
 from .checklist.runner import DATA_CHECKLIST
 from .const import ATTR_CONFIG_ENTRY_ID, CONF_ACCEPT_TERMS, DOMAIN
+from .forward_cleanup_flow import async_cleanup_fix_flow
 from .https_flow import HttpsSteps, async_entry_to_serve, async_https_fix_flow
 from .issues import (
     ACCOUNT_TERMS_CHANGED,
@@ -51,6 +52,8 @@ async def async_create_fix_flow(
     # Serving HTTPS (issue 18): its flows live in https_flow.py.
     if (https_flow := async_https_fix_flow(issue_id, data)) is not None:
         return https_flow
+    if (cleanup := async_cleanup_fix_flow(issue_id)) is not None:
+        return cleanup
     if issue_id.startswith(f"{PORT_FORWARD_LEFT}_"):
         return PortForwardLeftRepairFlow(data)
     if issue_id == HTTP_WITHOUT_TLS:
