@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from datetime import timedelta
 import logging
 from pathlib import Path
+import socket
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.components.repairs import DOMAIN as REPAIRS
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
@@ -408,9 +411,6 @@ async def test_deleting_the_entry_while_the_router_is_away(
 
 
 async def _fix(home: Home, issue_id: str) -> dict[str, Any]:
-    from homeassistant.components.repairs import DOMAIN as REPAIRS
-    from homeassistant.setup import async_setup_component
-
     await async_setup_component(home.hass, REPAIRS, {})
     flows = home.hass.data[REPAIRS]["flow_manager"]
     form = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
@@ -445,3 +445,66 @@ async def test_a_restart_in_the_middle_of_adding(
         await https.restart(hass)
         assert https.igd.state.mappings == [_ours(https)]
         assert https.attributes()["forwarded_https_port"] == 443
+
+
+# ------------------------------------------------------- no_port_forward
+
+
+@pytest.fixture
+def disable_http_server() -> None:
+    """Let these tests run Home Assistant's real web server (when they set it up)."""
+
+
+async def test_https_served_but_not_forwarded_offers_the_forward(
+    home: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """Home Assistant's real server serves the managed pair, nothing forwards to
+    it: a Repairs issue whose fix forwards it; the check then reaches us."""
+    issued = certs.issue([NAME])
+    cert, key = issued.write(tmp_path)
+    with socket.socket() as probe:
+        probe.bind((LOCAL, 0))
+        port = int(probe.getsockname()[1])
+    http = {
+        "server_host": [LOCAL],
+        "server_port": port,
+        "ssl_certificate": str(cert),
+        "ssl_key": str(key),
+        "ip_ban_enabled": True,
+        "login_attempts_threshold": 5,
+    }
+    assert await async_setup_component(home.hass, "http", {"http": http})
+    await home.hass.http.start()
+    # The hairpin probe meets a TLS server of its own (on the external port),
+    # not Home Assistant's, which would log the probe's early close.
+    async with tls_server(issued) as hairpin:
+        with served(CertificateServer("Home Assistant", port)):
+            done = await _fix_no_port_forward(home, cert, key, port, hairpin.port)
+    assert done["reason"] == "forward_added"
+    assert home.igd.state.mappings[0].internal_port == port
+    assert home.attributes()["hairpin"] == "reached_us"
+    assert home.state() == "reachable"
+    assert home.entry is not None
+    issue_id = f"no_port_forward_{home.entry.entry_id}"
+    assert ir.async_get(home.hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def _fix_no_port_forward(
+    home: Home, cert: Path, key: Path, port: int, external_port: int
+) -> dict[str, Any]:
+    """Set the entry up, find the issue and forward through its fix flow."""
+    entry = await home.setup(managed_options(cert, key))
+    issue_id = f"no_port_forward_{entry.entry_id}"
+    issue = ir.async_get(home.hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.is_fixable
+    await async_setup_component(home.hass, REPAIRS, {})
+    flows = home.hass.data[REPAIRS]["flow_manager"]
+    form = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+    assert form.get("step_id") == "forward_https", form
+    assert form["description_placeholders"]["internal"] == f"{LOCAL}:{port}"
+    return dict(
+        await flows.async_configure(
+            form["flow_id"], {"external_port": external_port, "consent": True}
+        )
+    )

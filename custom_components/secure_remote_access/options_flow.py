@@ -80,7 +80,7 @@ class OptionsFlowHandler(
             menu.append(option)
         return self.async_show_menu(step_id="init", menu_options=menu)
 
-    async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry:
+    async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry | None:
         return self.config_entry
 
     async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:

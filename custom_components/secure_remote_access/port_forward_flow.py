@@ -13,7 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlowResult
+from homeassistant.components.repairs import (
+    ConfirmRepairFlow,
+    RepairsFlow,
+    RepairsFlowResult,
+)
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowHandler, FlowResult
@@ -112,15 +116,16 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
     saving options (the entry does not reload).
     """
 
-    async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry:
-        """The entry whose HTTPS is forwarded."""
+    async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry | None:
+        """The entry whose HTTPS is forwarded (None: not loaded any more)."""
         raise NotImplementedError
 
     async def async_step_forward_https(
         self, user_input: dict[str, Any] | None = None
     ) -> ResultT:
         """Say what is exposed and how to undo it; forward once the user consents."""
-        entry = await self._async_forward_entry()
+        if (entry := await self._async_forward_entry()) is None:
+            return self.async_abort(reason="forward_entry_gone")
         server, conditions = await async_forward_conditions(self.hass, entry)
         if server is None or MISSING in conditions.values():
             return self.async_abort(
@@ -189,7 +194,9 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
         self, user_input: dict[str, Any] | None = None
     ) -> ResultT:
         """Remove our forward from the router; say so when the router refuses."""
-        keeper = (await self._async_forward_entry()).runtime_data.port_forward
+        if (entry := await self._async_forward_entry()) is None:
+            return self.async_abort(reason="forward_entry_gone")
+        keeper = entry.runtime_data.port_forward
         wanted = keeper.state.wanted
         placeholders = {
             "port": str(wanted.external_port) if wanted else "-",
@@ -210,6 +217,28 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
         return self.async_abort(
             reason="forward_removed", description_placeholders=placeholders
         )
+
+
+class ForwardHttpsRepairFlow(PortForwardSteps[RepairsFlowResult], RepairsFlow):
+    """no_port_forward: Home Assistant serves HTTPS, nothing forwards to it."""
+
+    def __init__(self, entry_id: str) -> None:
+        """Remember whose check raised the issue."""
+        self.entry_id = entry_id
+
+    async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry | None:
+        entry: SecureRemoteAccessConfigEntry | None = (
+            self.hass.config_entries.async_get_entry(self.entry_id)
+        )
+        if entry is None or entry.state is not ConfigEntryState.LOADED:
+            return None
+        return entry
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """The forward step explains what is exposed before anything changes."""
+        return await self.async_step_forward_https()
 
 
 class PortForwardLeftRepairFlow(ConfirmRepairFlow):

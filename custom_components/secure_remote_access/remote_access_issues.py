@@ -29,6 +29,7 @@ REMOTE_ACCESS_SEVERITY: dict[Finding, ir.IssueSeverity] = {
     Finding.PORT_80_FORWARDED: ir.IssueSeverity.WARNING,
     Finding.SSH_FORWARDED_WITH_PASSWORD: ir.IssueSeverity.ERROR,
     Finding.DNS_MISMATCH: ir.IssueSeverity.ERROR,
+    Finding.NO_PORT_FORWARD: ir.IssueSeverity.WARNING,
 }
 
 
@@ -59,5 +60,6 @@ def async_sync_remote_access_issues(
             dict(placeholders),
             persistent=True,
             # Their fix flow offers "Remove this forward" (forward_cleanup_flow.py).
-            fixable=finding in REMOVABLE_FINDINGS,
+            # no_port_forward's offers "Forward HTTPS from the internet".
+            fixable=finding in REMOVABLE_FINDINGS or finding is Finding.NO_PORT_FORWARD,
         )

@@ -35,8 +35,9 @@ from .issues import (
     issue_entry_id,
 )
 from .models import SecureRemoteAccessConfigEntry
-from .port_forward_flow import PortForwardLeftRepairFlow
+from .port_forward_flow import ForwardHttpsRepairFlow, PortForwardLeftRepairFlow
 from .protocol.acme import AcmeError, describe_acme_error
+from .protocol.remote_access import Finding
 
 SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
 RENEW_ISSUES: Final = (CERTIFICATE_EXPIRING, RENEWAL_FAILED)
@@ -54,6 +55,8 @@ async def async_create_fix_flow(
         return https_flow
     if (cleanup := async_cleanup_fix_flow(issue_id)) is not None:
         return cleanup
+    if forward_id := issue_entry_id(issue_id, Finding.NO_PORT_FORWARD.value):
+        return ForwardHttpsRepairFlow(forward_id)
     if issue_id.startswith(f"{PORT_FORWARD_LEFT}_"):
         return PortForwardLeftRepairFlow(data)
     if issue_id == HTTP_WITHOUT_TLS:
