@@ -339,6 +339,21 @@ async def test_stop_forwarding_removes_only_ours(
     assert "forward_https" in await _menu(https)
 
 
+async def test_a_port_another_host_took_meanwhile_is_left_alone(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """After a reboot another device holds our port: stopping deletes nothing."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings = [Mapping(443, "TCP", 443, OTHER_HOST, "camera")]
+    form = await _step(https, "forward_https_off")
+    done = await _submit(https, form)
+    assert done["reason"] == "forward_removed"
+    assert _listed(https) == [(443, OTHER_HOST, "camera")]
+    await _later(https, timedelta(minutes=6))
+    assert _listed(https) == [(443, OTHER_HOST, "camera")]
+
+
 async def test_stopping_while_the_router_is_away(
     https: Home, fake_ca: FakeCa, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ leaves a Repairs issue that names the forward.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -33,6 +34,7 @@ from .protocol.port_forward import (
     ForwardError,
     MappingRequest,
     Owner,
+    Refusal,
     open_forwarder,
     renewal_delay,
 )
@@ -147,14 +149,21 @@ async def async_remove_forward(
     session: aiohttp.ClientSession, forward: Forward
 ) -> None:
     """Delete ``forward`` from its router if it is still ours (raises `ForwardError`)."""
-    async with open_forwarder(
-        session, forward.location, timeout_seconds=CHANGE_TIMEOUT
-    ) as forwarder:
-        removed = await forwarder.remove(
-            forward.external_port,
-            internal_client=forward.internal_client,
-            description=forward.description,
-        )
+    try:
+        async with open_forwarder(
+            session, forward.location, timeout_seconds=CHANGE_TIMEOUT
+        ) as forwarder:
+            removed = await forwarder.remove(
+                forward.external_port,
+                internal_client=forward.internal_client,
+                description=forward.description,
+            )
+    except ForwardError as err:
+        if err.reason is not Refusal.NOT_OURS:
+            raise
+        # Ours is gone: the port now holds another host's or program's forward.
+        LOGGER.debug("Not removed, not ours: %s", err.detail)
+        return
     if removed is not None:
         LOGGER.info(
             "Removed the port forward of external port %s to %s:%s from the router",
@@ -180,6 +189,8 @@ class PortForwardKeeper:
         self._store = _store(hass, entry.entry_id)
         self.state = ForwardState()
         self._unsub_timer: CALLBACK_TYPE | None = None
+        # One change or look at a time (a flow and the schedule).
+        self._lock = asyncio.Lock()
 
     @property
     def external_port(self) -> int | None:
@@ -245,45 +256,55 @@ class PortForwardKeeper:
         outcome that is unknown (the router vanished mid-change) becomes a
         pending removal. Raises `ForwardError`.
         """
-        forward = Forward(
-            location, port, internal_port, internal_client, self.description
-        )
-        removals = tuple(f for f in self.state.removals if f != forward)
-        await self._async_save(ForwardState(forward, removals))
+        async with self._lock:
+            await self._async_forward(
+                Forward(
+                    location, port, internal_port, internal_client, self.description
+                )
+            )
+        await self._checked()
+
+    async def _async_forward(self, forward: Forward) -> None:
+        earlier = self.state.wanted if self.state.wanted != forward else None
+        kept = tuple(f for f in self.state.removals if f != forward)
+        replaced = (*kept, earlier) if earlier else kept
+        # The intent first: a restart from here on finishes it.
+        await self._async_save(ForwardState(forward, replaced))
         session = async_get_clientsession(self.hass)
         try:
             async with open_forwarder(
-                session, location, timeout_seconds=CHANGE_TIMEOUT
+                session, forward.location, timeout_seconds=CHANGE_TIMEOUT
             ) as forwarder:
                 await forwarder.add(forward.request())
         except ForwardError as err:
-            unknown = err.code is None  # no UPnP refusal: it may be there
-            await self._async_save(
-                ForwardState(None, (*removals, forward) if unknown else removals)
-            )
-            if unknown:
+            if err.code is None:  # no UPnP refusal: it may be there, remove it
+                await self._async_save(ForwardState(earlier, (*kept, forward)))
                 self._schedule(RETRY_INTERVAL)
+            else:  # refused: nothing was added, the earlier forward stays
+                await self._async_save(ForwardState(earlier, kept))
             raise
-        await self._async_save(ForwardState(forward, removals, confirmed=True))
+        await self._async_save(ForwardState(forward, replaced, confirmed=True))
         LOGGER.info(
             "Forwarded external port %s on the router to %s:%s (%s)",
-            port,
-            internal_client,
-            internal_port,
-            self.description,
+            forward.external_port,
+            forward.internal_client,
+            forward.internal_port,
+            forward.description,
         )
-        self._schedule(_delay(DEFAULT_LEASE))
-        await self._checked()
+        self._schedule(_delay(DEFAULT_LEASE) if not replaced else RETRY_INTERVAL)
 
     async def async_unforward(self) -> ForwardError | None:
         """Remove our forward; a router that refuses or is away is asked again later.
 
         Returns the refusal (the forward stays a pending removal), None when done.
         """
-        wanted = self.state.wanted
-        if wanted is not None:
-            await self._async_save(ForwardState(None, (*self.state.removals, wanted)))
-        refusal = await self._async_removals()
+        async with self._lock:
+            wanted = self.state.wanted
+            if wanted is not None:
+                await self._async_save(
+                    ForwardState(None, (*self.state.removals, wanted))
+                )
+            refusal = await self._async_removals()
         await self._checked()
         return refusal
 
@@ -307,19 +328,21 @@ class PortForwardKeeper:
 
     async def async_keep(self) -> None:
         """Finish pending removals, then keep the wanted forward (or drop it)."""
-        await self._async_removals()
-        wanted = self.state.wanted
-        if wanted is None:
-            return
-        if await async_who_serves_managed(self.hass, self.entry) is None:
-            LOGGER.warning(
-                "Neither Home Assistant nor its proxy serves the managed certificate "
-                "any more: the port forward of external port %s is removed",
-                wanted.external_port,
-            )
-            await self.async_unforward()
-            return
-        await self._async_ensure(wanted)
+        async with self._lock:
+            await self._async_removals()
+            wanted = self.state.wanted
+            if wanted is None:
+                return
+            served = await async_who_serves_managed(self.hass, self.entry)
+            if served is not None:
+                await self._async_ensure(wanted)
+                return
+        LOGGER.warning(
+            "Neither Home Assistant nor its proxy serves the managed certificate "
+            "any more: the port forward of external port %s is removed",
+            wanted.external_port,
+        )
+        await self.async_unforward()
 
     async def _async_ensure(self, wanted: Forward) -> None:
         session = async_get_clientsession(self.hass)
