@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import DOMAIN, LOGGER
 from .issues import issue_entry_id
-from .models import SecureRemoteAccessConfigEntry
+from .port_forward_flow import loaded_entry
 from .port_forwarding import CHANGE_TIMEOUT
 from .protocol.port_forward import ForwardError, open_forwarder
 from .protocol.remote_access import Finding, port_finding_mappings
@@ -65,20 +64,12 @@ class RemoveForwardRepairFlow(RepairsFlow):
             reason="forward_manual", description_placeholders=self._placeholders()
         )
 
-    def _entry(self) -> SecureRemoteAccessConfigEntry | None:
-        entry: SecureRemoteAccessConfigEntry | None = (
-            self.hass.config_entries.async_get_entry(self.entry_id)
-        )
-        if entry is None or entry.state is not ConfigEntryState.LOADED:
-            return None
-        return entry
-
     async def async_step_remove_forward(
         self, user_input: dict[str, Any] | None = None
     ) -> RepairsFlowResult:
         """Delete the forwards behind the finding; check again."""
         placeholders = self._placeholders()
-        entry = self._entry()
+        entry = loaded_entry(self.hass, self.entry_id)
         result = entry.runtime_data.remote_access.data if entry else None
         gateway = result.facts.gateway if result else None
         mappings = (

@@ -100,6 +100,18 @@ async def async_forward_conditions(
     }
 
 
+def loaded_entry(
+    hass: HomeAssistant, entry_id: str
+) -> SecureRemoteAccessConfigEntry | None:
+    """The entry while it is loaded (a fix flow may outlive it)."""
+    entry: SecureRemoteAccessConfigEntry | None = hass.config_entries.async_get_entry(
+        entry_id
+    )
+    if entry is None or entry.state is not ConfigEntryState.LOADED:
+        return None
+    return entry
+
+
 def forward_menu_option(entry: SecureRemoteAccessConfigEntry) -> str | None:
     """The entry's menu step: forward (with a managed certificate) or stop forwarding."""
     if entry.state is not ConfigEntryState.LOADED:
@@ -227,12 +239,7 @@ class ForwardHttpsRepairFlow(PortForwardSteps[RepairsFlowResult], RepairsFlow):
         self.entry_id = entry_id
 
     async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry | None:
-        entry: SecureRemoteAccessConfigEntry | None = (
-            self.hass.config_entries.async_get_entry(self.entry_id)
-        )
-        if entry is None or entry.state is not ConfigEntryState.LOADED:
-            return None
-        return entry
+        return loaded_entry(self.hass, self.entry_id)
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
