@@ -1,4 +1,5 @@
-"""Forwarding HTTPS through Home Assistant, on Debian's miniupnpd as the router.
+"""Forwarding HTTPS, and removing what should not be forwarded, through Home
+Assistant on Debian's miniupnpd as the router.
 
 Home Assistant runs on the home's LAN host (``in_lan``: the test's thread,
 and with it the event loop, is inside the LAN namespace; the DuckDNS
@@ -16,8 +17,11 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.components.repairs import DOMAIN as REPAIRS
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
@@ -25,6 +29,7 @@ from custom_components.secure_remote_access import port_forward_flow, port_forwa
 from custom_components.secure_remote_access.const import (
     CONF_DUCKDNS_URL,
     CONF_UPNP_LOCATION,
+    DOMAIN,
 )
 from custom_components.secure_remote_access.port_forwarding import mapping_description
 from custom_components.secure_remote_access.protocol import upnp
@@ -38,6 +43,7 @@ from tests.fakes.issuer import FakeCa
 from tests.fakes.miniupnpd import (
     LAN_HOST,
     LOCATION,
+    OTHER_HOST,
     WAN_ADDRESS,
     HomeNetwork,
     RouterMapping,
@@ -146,4 +152,36 @@ async def test_forward_https_on_miniupnpd(
             assert removed["reason"] == "forward_removed"
             assert await asyncio.to_thread(in_lan.mappings) == []
             assert "forwarded_https_port" not in _attributes(hass)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_remove_this_forward_on_miniupnpd(
+    in_lan: HomeNetwork,
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+) -> None:
+    """Plain HTTP forwarded to this host (and a port of another host's): the
+    fix deletes ours on the router, the other host's stays, the issue goes."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = WAN_ADDRESS
+    await asyncio.to_thread(in_lan.add_mapping, "lan", 8123, HA_PORT, "manual")
+    await asyncio.to_thread(in_lan.add_mapping, "other", 9000, HA_PORT, "nas")
+    entry = mock_entry(None, **{CONF_DUCKDNS_URL: url, CONF_UPNP_LOCATION: LOCATION})
+    with on_the_lan(in_lan):
+        await setup_integration(hass, entry)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        issue_id = f"plain_http_forwarded_{entry.entry_id}"
+        assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+        await async_setup_component(hass, REPAIRS, {})
+        flows = hass.data[REPAIRS]["flow_manager"]
+        menu = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+        done = await flows.async_configure(
+            menu["flow_id"], {"next_step_id": "remove_forward"}
+        )
+        assert done["type"] is FlowResultType.CREATE_ENTRY
+        assert [
+            (m.external_port, m.internal_client)
+            for m in await asyncio.to_thread(in_lan.mappings)
+        ] == [(9000, OTHER_HOST)]
+        assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
         assert await hass.config_entries.async_unload(entry.entry_id)
