@@ -39,6 +39,7 @@ from .issues import (
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords, PersistRefusals
+from .port_forwarding import PortForwardKeeper, async_remove_forwards
 from .proxy_restart import async_setup_proxy_restart
 from .remote_access import RemoteAccessCoordinator
 from .remote_access_memory import RemoteAccessMemory
@@ -98,13 +99,17 @@ async def async_setup_entry(
     # Never fails the entry: a broken file is an observation, a bug a log line.
     await certificates.async_refresh()
     endpoints = EndpointMonitor(hass, entry, endpoints_from_options(entry.options))
+    remote = RemoteAccessCoordinator(hass, entry, dns)
+    port_forward = PortForwardKeeper(hass, entry, remote.async_refresh)
+    await port_forward.async_load()
     entry.runtime_data = RuntimeData(
         duckdns=client,
         dns=dns,
         certificates=certificates,
         endpoints=endpoints,
         managed=managed,
-        remote_access=RemoteAccessCoordinator(hass, entry, dns),
+        remote_access=remote,
+        port_forward=port_forward,
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
     # Serving HTTPS: the entry renews a served pair again.
@@ -132,6 +137,8 @@ async def async_setup_entry(
         managed.renewal.async_start()
     # UPnP queries and handshakes take seconds: the first check runs after setup.
     entry.runtime_data.remote_access.async_start()
+    # The HTTPS forward on the router: kept, or removed when no longer wanted.
+    port_forward.async_start()
     if endpoints.sources:
         # Handshakes can take seconds: the first check runs after setup.
         entry.async_create_background_task(
@@ -249,6 +256,7 @@ async def async_remove_entry(
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
     await RemoteAccessMemory(hass, entry.entry_id).async_remove()
+    await async_remove_forwards(hass, entry.entry_id)
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )

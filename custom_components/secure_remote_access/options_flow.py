@@ -43,13 +43,18 @@ from .https_flow import HttpsSteps, async_https_menu_option
 from .https_store import settings_of
 from .https_unmanaged import async_warn_unmanaged
 from .models import SecureRemoteAccessConfigEntry
+from .port_forward_flow import PortForwardSteps, forward_menu_option
 from .protocol.ipv6 import is_public_ipv6
 from .proxy_flow import ProxySteps
 from .settings_change import CertificateReplacement, async_replacement
 
 
 class OptionsFlowHandler(
-    CertificateSteps, ProxySteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
+    CertificateSteps,
+    ProxySteps,
+    HttpsSteps[ConfigFlowResult],
+    PortForwardSteps[ConfigFlowResult],
+    OptionsFlowWithReload,
 ):
     """Change how the entry works; the entry reloads with the new options."""
 
@@ -70,7 +75,13 @@ class OptionsFlowHandler(
         # Serving HTTPS (issues 18, 28): the steps are in https_flow.py.
         if option := await async_https_menu_option(self.hass, self.config_entry):
             menu.append(option)
+        # Port forwards on the router (issue 30): port_forward_flow.py.
+        if option := forward_menu_option(self.config_entry):
+            menu.append(option)
         return self.async_show_menu(step_id="init", menu_options=menu)
+
+    async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry | None:
+        return self.config_entry
 
     async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
         return self.config_entry
