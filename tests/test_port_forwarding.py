@@ -283,6 +283,24 @@ async def test_kept_renewed_and_added_again_after_a_reboot(
     assert https.attributes()["forwarded_https_port"] == 443
 
 
+async def test_a_router_that_grants_a_shorter_lease(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router grants 60 s for the hour asked: renewed within that minute,
+    not half an hour later when the mapping is long gone."""
+    await _setup(https, tmp_path)
+    https.igd.state.lease_limit = 60
+    await _forward(https)
+    assert https.igd.state.mappings[0].lease_seconds == 60
+    https.igd.state.mappings[0].lease_seconds = 25  # what the router has left
+    await _later(https, timedelta(seconds=35))
+    assert https.igd.state.mappings[0].lease_seconds == 60
+    https.igd.state.mappings[0].lease_seconds = 25
+    await _later(https, timedelta(seconds=70))
+    assert https.igd.state.mappings[0].lease_seconds == 60
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
 async def test_a_router_away_for_a_while(
     https: Home, fake_ca: FakeCa, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -275,7 +275,7 @@ class PortForwardKeeper:
             async with open_forwarder(
                 session, forward.location, timeout_seconds=CHANGE_TIMEOUT
             ) as forwarder:
-                await forwarder.add(forward.request())
+                added = await forwarder.add(forward.request())
         except ForwardError as err:
             if err.code is None:  # no UPnP refusal: it may be there, remove it
                 await self._async_save(ForwardState(earlier, (*kept, forward)))
@@ -291,7 +291,9 @@ class PortForwardKeeper:
             forward.internal_port,
             forward.description,
         )
-        self._schedule(_delay(DEFAULT_LEASE) if not replaced else RETRY_INTERVAL)
+        # Renew within the lease the router granted (it may cut the one asked).
+        due = _delay(added.lease_seconds)
+        self._schedule(min(due, RETRY_INTERVAL) if replaced else due)
 
     async def async_unforward(self) -> ForwardError | None:
         """Remove our forward; a router that refuses or is away is asked again later.
