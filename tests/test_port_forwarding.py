@@ -301,6 +301,25 @@ async def test_a_router_that_grants_a_shorter_lease(
     assert https.attributes()["forwarded_https_port"] == 443
 
 
+async def test_a_router_that_comes_back_on_another_port(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """Rebooted, the router forgot the forward and serves UPnP on a new port
+    (miniupnpd's http_port=0): the forward is added there again."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    await https.igd.stop()
+    https.igd.state.mappings = []
+    await https.igd.start()
+    await _later(https, timedelta(minutes=61))
+    await _later(https, timedelta(minutes=67))
+    assert https.igd.state.mappings == [_ours(https)]
+    assert https.attributes()["forwarded_https_port"] == 443
+    form = await _step(https, "forward_https_off")
+    assert (await _submit(https, form))["reason"] == "forward_removed"
+    assert https.igd.state.mappings == []
+
+
 async def test_a_router_away_for_a_while(
     https: Home, fake_ca: FakeCa, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -295,12 +296,43 @@ class PortForwardKeeper:
         due = _delay(added.lease_seconds)
         self._schedule(min(due, RETRY_INTERVAL) if replaced else due)
 
+    async def _async_follow_router(self) -> None:
+        """Follow our router to the description URL the latest check found.
+
+        A rebooted router may serve UPnP on another port (miniupnpd picks one
+        at each start unless configured): same address, new location.
+        """
+        runtime = getattr(self.entry, "runtime_data", None)
+        result = runtime.remote_access.data if runtime is not None else None
+        gateway = result.facts.gateway if result is not None else None
+        if gateway is None:
+            return
+        location = gateway.location
+
+        def followed(forward: Forward) -> Forward:
+            if forward.location != location and (
+                urlsplit(forward.location).hostname == urlsplit(location).hostname
+            ):
+                return replace(forward, location=location)
+            return forward
+
+        state = self.state
+        moved = replace(
+            state,
+            wanted=followed(state.wanted) if state.wanted else None,
+            removals=tuple(followed(forward) for forward in state.removals),
+        )
+        if moved != state:
+            LOGGER.debug("The router's UPnP moved to %s", location)
+            await self._async_save(moved)
+
     async def async_unforward(self) -> ForwardError | None:
         """Remove our forward; a router that refuses or is away is asked again later.
 
         Returns the refusal (the forward stays a pending removal), None when done.
         """
         async with self._lock:
+            await self._async_follow_router()
             wanted = self.state.wanted
             if wanted is not None:
                 await self._async_save(
@@ -331,6 +363,7 @@ class PortForwardKeeper:
     async def async_keep(self) -> None:
         """Finish pending removals, then keep the wanted forward (or drop it)."""
         async with self._lock:
+            await self._async_follow_router()
             await self._async_removals()
             wanted = self.state.wanted
             if wanted is None:
