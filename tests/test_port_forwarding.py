@@ -320,6 +320,26 @@ async def test_a_router_that_comes_back_on_another_port(
     assert https.igd.state.mappings == []
 
 
+async def test_home_assistant_on_a_new_address_after_a_power_cut(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router gave this host another address: the forward follows it,
+    and the one to the old address (now maybe another device) goes."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings[0].lease_seconds = 600
+    with patch.object(
+        remote_access.upnp, "local_address_towards", lambda _location: OTHER_HOST
+    ):
+        await https.check()
+        await _later(https, timedelta(minutes=61))
+    assert _listed(https) == [(443, OTHER_HOST, _ours(https).description)]
+    form = await _step(https, "forward_https_off")
+    assert form["description_placeholders"]["internal"] == f"{OTHER_HOST}:8123"
+    assert (await _submit(https, form))["reason"] == "forward_removed"
+    assert https.igd.state.mappings == []
+
+
 async def test_a_router_away_for_a_while(
     https: Home, fake_ca: FakeCa, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

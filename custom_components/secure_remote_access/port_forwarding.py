@@ -39,6 +39,7 @@ from .protocol.port_forward import (
     open_forwarder,
     renewal_delay,
 )
+from .protocol.upnp import GatewayFacts
 from .proxy import async_who_serves_managed
 
 if TYPE_CHECKING:
@@ -296,16 +297,46 @@ class PortForwardKeeper:
         due = _delay(added.lease_seconds)
         self._schedule(min(due, RETRY_INTERVAL) if replaced else due)
 
+    def _gateway(self) -> GatewayFacts | None:
+        """The router as the latest remote-access check found it."""
+        runtime = getattr(self.entry, "runtime_data", None)
+        result = runtime.remote_access.data if runtime is not None else None
+        return result.facts.gateway if result is not None else None
+
+    async def _async_follow_host(self, wanted: Forward, served_port: int) -> Forward:
+        """Point our forward at this host's address and HTTPS port of today.
+
+        A new DHCP lease (or a proxy on another port) would leave the
+        forward pointing at another device: the old one is removed first
+        (the router refuses a second client on the same external port).
+        """
+        gateway = self._gateway()
+        local = gateway.local_address if gateway is not None else None
+        target = replace(
+            wanted,
+            internal_client=local or wanted.internal_client,
+            internal_port=served_port or wanted.internal_port,
+        )
+        if target == wanted:
+            return wanted
+        LOGGER.info(
+            "Home Assistant is now at %s:%s: the port forward of external port %s "
+            "moves there",
+            target.internal_client,
+            target.internal_port,
+            target.external_port,
+        )
+        await self._async_save(ForwardState(target, (*self.state.removals, wanted)))
+        await self._async_removals()
+        return target
+
     async def _async_follow_router(self) -> None:
         """Follow our router to the description URL the latest check found.
 
         A rebooted router may serve UPnP on another port (miniupnpd picks one
         at each start unless configured): same address, new location.
         """
-        runtime = getattr(self.entry, "runtime_data", None)
-        result = runtime.remote_access.data if runtime is not None else None
-        gateway = result.facts.gateway if result is not None else None
-        if gateway is None:
+        if (gateway := self._gateway()) is None:
             return
         location = gateway.location
 
@@ -370,6 +401,7 @@ class PortForwardKeeper:
                 return
             served = await async_who_serves_managed(self.hass, self.entry)
             if served is not None:
+                wanted = await self._async_follow_host(wanted, served.port or 0)
                 await self._async_ensure(wanted)
                 return
         LOGGER.warning(
