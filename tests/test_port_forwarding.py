@@ -48,6 +48,7 @@ from tests.fakes.tls_server import tls_server
 from .common import NAME, managed_options
 from .remote_home import LOCAL, Home
 from .restart import restarted
+from .translations_guard import strings
 
 SERVED_BY_HA = CertificateServer("Home Assistant", 8123)
 OTHER_HOST = "127.0.0.9"
@@ -226,6 +227,39 @@ async def test_every_refusal_is_said_and_leaves_nothing(
     assert https.igd.state.mappings == []
     assert "forwarded_https_port" not in https.attributes()
     assert "forward_https" in await _menu(https)
+
+
+@pytest.mark.parametrize(
+    ("router", "shown", "hidden"),
+    [
+        ({"mode": "garbage_soap"}, None, "mismatched tag"),
+        ({"mappings": [Mapping(443, "TCP", 443, OTHER_HOST, "web server")]},
+         f"\n\nexternal port 443 goes to {OTHER_HOST}:443", None),
+    ],
+)  # fmt: skip
+async def test_the_refused_screen_reads_as_text(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    router: dict[str, Any],
+    shown: str | None,
+    hidden: str | None,
+) -> None:
+    """The router's own answer (who holds the port) is a paragraph of its
+    own; a parser's message about a broken reply is not shown at all."""
+    await _setup(https, tmp_path)
+    for name, value in router.items():
+        setattr(https.igd.state, name, value)
+    refused = await _forward(https, 443)
+    text = strings()["options"]["step"]["forward_https"]["description"].format(
+        **refused["description_placeholders"]
+    )
+    assert text.startswith("Secure Remote Access adds one port forward")
+    if shown is not None:
+        assert shown in text
+    if hidden is not None:
+        assert hidden not in text
+        assert text.endswith("adds it again.")
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,9 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
                 except ForwardError as err:
                     field, key = refusal_error(err)
                     errors[field] = key
-                    detail = err.detail
+                    # The router's own answer (who holds the port), never
+                    # a parser's message about a reply that made no sense.
+                    detail = f"\n\n{err.detail}" if err.code is not None else ""
                 else:
                     return self.async_abort(
                         reason="forward_added",
