@@ -553,6 +553,37 @@ async def test_a_restart_in_the_middle_of_adding(
         assert https.attributes()["forwarded_https_port"] == 443
 
 
+@pytest.mark.parametrize(
+    ("external_port", "internal_port"), [(0, 8123), (443, 0), (70000, 8123)]
+)
+async def test_a_stored_forward_that_makes_no_sense_is_not_added(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    hass_storage: dict[str, Any],
+    external_port: int,
+    internal_port: int,
+) -> None:
+    """A damaged or hand-edited Store file asks for external port 0 (on many
+    routers: every port) or another impossible port: nothing is added."""
+    entry = await _setup(https, tmp_path)
+    description = _ours(https).description
+    forward = Forward(
+        https.igd.location, external_port, internal_port, LOCAL, description
+    )
+    async with restarted(https.hass, hass_storage) as hass:
+        hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
+            "version": 1,
+            "minor_version": 1,
+            "key": f"{DOMAIN}.port_forward_{entry.entry_id}",
+            "data": ForwardState(forward, (forward,)).as_dict(),
+        }
+        await https.restart(hass)
+        await _later(https, timedelta(minutes=61))
+        assert https.igd.state.mappings == []
+        assert "forward_https" in await _menu(https)
+
+
 # ------------------------------------------------------- no_port_forward
 
 

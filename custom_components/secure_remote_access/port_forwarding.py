@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+import ipaddress
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -95,15 +96,19 @@ class Forward:
         if not isinstance(data, dict):
             return None
         try:
-            return cls(
+            forward = cls(
                 str(data["location"]),
                 int(data["external_port"]),
                 int(data["internal_port"]),
                 str(data["internal_client"]),
                 str(data["description"]),
             )
+            ipaddress.ip_address(forward.internal_client)
         except KeyError, TypeError, ValueError:
             return None
+        # External port 0 is every port on many routers: never ask for it.
+        ports = (forward.external_port, forward.internal_port)
+        return forward if all(0 < port < 65536 for port in ports) else None
 
 
 @dataclass(frozen=True, slots=True)
