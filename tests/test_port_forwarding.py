@@ -477,6 +477,21 @@ async def test_a_router_that_vanishes_in_the_middle_of_adding(
     assert "forward_https" in await _menu(https)
 
 
+async def test_a_router_that_cuts_our_name_keeps_nothing(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router lists the forward under a cut name: not confirmed, and, as
+    the error says, nothing is kept: the forward it did add is removed."""
+    await _setup(https, tmp_path)
+    https.igd.state.description_limit = 16
+    refused = await _forward(https)
+    assert refused["errors"] == {"base": "forward_not_confirmed"}
+    https.igd.state.mappings.append(Mapping(9000, "TCP", 8123, LOCAL, "Secure"))
+    await _later(https, timedelta(minutes=6))
+    assert _listed(https) == [(9000, LOCAL, "Secure")]
+    assert "forward_https" in await _menu(https)
+
+
 async def test_deleting_the_entry_removes_the_forward(
     https: Home, fake_ca: FakeCa, tmp_path: Path
 ) -> None:
