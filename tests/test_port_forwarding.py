@@ -402,9 +402,29 @@ async def test_removed_when_https_is_no_longer_served(
         await _forward(home)
     with served(None):
         await _later(home, timedelta(minutes=61))
+        await _later(home, timedelta(minutes=67))
         assert home.igd.state.mappings == []
         assert "forward_https_off" not in await _menu(home)
     assert "forwarded_https_port" not in home.attributes()
+
+
+async def test_kept_while_the_proxy_add_on_restarts(
+    home: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """At one look the proxy add-on is restarting (an update), or the
+    Supervisor does not answer: the forward stays; it goes only when HTTPS
+    is still not served at the next look."""
+    with served():
+        await _setup(home, tmp_path)
+        await _forward(home)
+    with served(None):
+        await _later(home, timedelta(minutes=61))
+    with served():
+        await _later(home, timedelta(minutes=67))
+        await _later(home, timedelta(minutes=130))
+    assert home.igd.state.mappings == [_ours(home)]
+    assert home.attributes()["forwarded_https_port"] == 443
+    assert "forward_https_off" in await _menu(home)
 
 
 # ------------------------------------------------------------------ remove

@@ -52,6 +52,9 @@ DESCRIPTION_PREFIX: Final = "Secure Remote Access"
 KEEP_INTERVAL: Final = timedelta(hours=1)
 #: How soon a change the router did not take is tried again.
 RETRY_INTERVAL: Final = timedelta(minutes=5)
+#: Looks in a row (RETRY_INTERVAL apart) that find HTTPS not served before
+#: the forward is removed.
+UNSERVED_LOOKS: Final = 2
 #: One change with its read-back (several SOAP exchanges).
 CHANGE_TIMEOUT: float = 30.0
 
@@ -198,6 +201,7 @@ class PortForwardKeeper:
         self._unsub_timer: CALLBACK_TYPE | None = None
         # One change or look at a time (a flow and the schedule).
         self._lock = asyncio.Lock()
+        self._unserved_looks = 0
 
     @property
     def external_port(self) -> int | None:
@@ -406,9 +410,18 @@ class PortForwardKeeper:
                 return
             served = await async_who_serves_managed(self.hass, self.entry)
             if served is not None:
+                self._unserved_looks = 0
                 wanted = await self._async_follow_host(wanted, served.port or 0)
                 await self._async_ensure(wanted)
                 return
+            # A proxy add-on restarting or a Supervisor that does not answer
+            # looks the same: removed only when a second look agrees.
+            self._unserved_looks += 1
+            if self._unserved_looks < UNSERVED_LOOKS:
+                LOGGER.debug("The managed certificate is not served; looking again")
+                self._schedule(RETRY_INTERVAL)
+                return
+        self._unserved_looks = 0
         LOGGER.warning(
             "Neither Home Assistant nor its proxy serves the managed certificate "
             "any more: the port forward of external port %s is removed",
