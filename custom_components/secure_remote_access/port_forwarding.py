@@ -59,6 +59,11 @@ UNSERVED_LOOKS: Final = 2
 CHANGE_TIMEOUT: float = 30.0
 
 
+def same_router(location: str, other: str) -> bool:
+    """Whether two description URLs are served by the same router (its address)."""
+    return urlsplit(location).hostname == urlsplit(other).hostname
+
+
 def mapping_description(entry_id: str) -> str:
     """The description our mapping carries on the router (names entry and product)."""
     return f"{DESCRIPTION_PREFIX} {entry_id[:8]}"
@@ -320,7 +325,11 @@ class PortForwardKeeper:
         (the router refuses a second client on the same external port).
         """
         gateway = self._gateway()
-        local = gateway.local_address if gateway is not None else None
+        local = (
+            gateway.local_address
+            if gateway is not None and same_router(gateway.location, wanted.location)
+            else None
+        )
         target = replace(
             wanted,
             internal_client=local or wanted.internal_client,
@@ -350,9 +359,7 @@ class PortForwardKeeper:
         location = gateway.location
 
         def followed(forward: Forward) -> Forward:
-            if forward.location != location and (
-                urlsplit(forward.location).hostname == urlsplit(location).hostname
-            ):
+            if forward.location != location and same_router(forward.location, location):
                 return replace(forward, location=location)
             return forward
 
