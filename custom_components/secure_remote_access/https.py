@@ -16,7 +16,12 @@ from typing import Any, Final, cast
 
 from homeassistant import config as conf_util
 from homeassistant.components.http.config import (
+    HTTP_CONFIG_CREATED_AT,
     HTTP_CONFIG_ERROR,
+    KEY_PENDING,
+    STORAGE_KEY,
+    STORAGE_MINOR_VERSION,
+    STORAGE_VERSION,
     ActiveConfigType,
     ConfData,
     HTTPConfigStore,
@@ -24,6 +29,7 @@ from homeassistant.components.http.config import (
 )
 from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, CoreState, HomeAssistant
 from homeassistant.helpers import recorder
+from homeassistant.helpers.storage import Store
 
 from .certificate_flow import allowed_directories
 from .certificate_settings import CertificateSettings
@@ -186,6 +192,20 @@ async def async_plan(
     )
 
 
+async def _async_pending_on_disk(hass: HomeAssistant) -> str | None:
+    """The created_at of the pending config as ``.storage/http`` holds it."""
+    saved: Store[dict[str, Any]] = Store(
+        hass, STORAGE_VERSION, STORAGE_KEY, minor_version=STORAGE_MINOR_VERSION
+    )
+    try:
+        data = await saved.async_load()
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a failed write
+        LOGGER.debug("Reading back .storage/http failed: %r", err)
+        return None
+    pending = (data or {}).get(KEY_PENDING)
+    return pending.get(HTTP_CONFIG_CREATED_AT) if isinstance(pending, dict) else None
+
+
 def _check_allowed(hass: HomeAssistant, settings: CertificateSettings) -> None:
     """Refuse files Home Assistant may not read (blocking: resolves links)."""
     for path in (settings.certificate_path, settings.private_key_path):
@@ -218,6 +238,12 @@ async def async_apply(
     await store.async_set_pending(plan.config)
     written = created_at(store.pending)
     assert written is not None
+    if await _async_pending_on_disk(hass) != written:
+        # Home Assistant's store logs a failed write and carries on: the
+        # restart would start on the old file, as if nothing was asked.
+        await store.async_set_pending(None)
+        LOGGER.warning("Home Assistant could not save its HTTP settings")
+        raise HttpsRefusedError("https_write_failed")
     chosen = {
         change.key: SetUrl(change.current, change.new)
         for change in plan.url_changes

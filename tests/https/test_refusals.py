@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components.http.config import ActiveConfigType
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import storage
+from homeassistant.util.file import WriteError
 import pytest
 
 from custom_components.secure_remote_access.certificate import CertificateRenewalError
@@ -146,6 +149,43 @@ async def test_a_restart_home_assistant_would_refuse_writes_nothing(
     assert plain.store.pending is None
     assert hass.config.external_url is None
     assert not plain.restarts
+
+
+async def test_settings_the_disk_refuses_are_not_restarted_for(
+    hass: HomeAssistant,
+    plain: Setup,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A full or read-only disk: said at once, no restart into the old settings.
+
+    Home Assistant's store only logs a failed write; the restart would start
+    on the old ``.storage/http`` and nobody would say why nothing changed.
+    """
+    form = await plain.options_step("serve_https")
+    write = storage.Store._async_write_data
+
+    async def disk_full(store: storage.Store[Any], data: dict[str, Any]) -> None:
+        if store.key == "http":
+            raise WriteError("[Errno 28] No space left on device")
+        await write(store, data)
+
+    with patch.object(storage.Store, "_async_write_data", disk_full):
+        result = await hass.config_entries.options.async_configure(
+            form["flow_id"], {"set_external_url": True}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "https_write_failed"
+    assert not plain.restarts
+    assert plain.store.pending is None
+    assert hass_storage["http"]["data"]["pending"] is None
+    assert plain.trial_issue() is None
+    assert hass.config.external_url is None
+
+    form = await plain.options_step("serve_https")
+    result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    assert hass_storage["http"]["data"]["pending"]["ssl_certificate"] == str(plain.cert)
+    await hass.http.stop()
 
 
 async def _their_pending_with_our_files(setup: Setup) -> None:
