@@ -77,6 +77,10 @@ async def async_setup_entry(
         async_delete_renewal_failed_issue(hass, entry.entry_id)
         async_delete_delegation_issue(hass, entry.entry_id)
         await async_remove_renewal_state(hass, entry.entry_id)
+        # Nor is a change of the http config to serve it still ours to keep
+        # (at start-up, the check once Home Assistant has started sees to it).
+        if hass.is_running:
+            await get_https_trial(hass).async_resolve()
     elif not settings.extra_names:
         async_delete_delegation_issue(hass, entry.entry_id)
     async_delete_persist_record_left(hass, domains)

@@ -211,7 +211,9 @@ class HttpsTrial:
         )
         settings = None if entry is None else settings_of(entry)
         if trial is not None and (entry is None or settings is None):
+            # Nothing would renew what it serves: nothing of ours asks to keep it.
             LOGGER.debug("Forgetting the HTTP change of a removed entry")
+            async_delete_https_issues(hass, trial.entry_id, trial=True, reverted=True)
             trial = None
         if trial is None:
             trial, entry, settings = await self._async_adopt(store)

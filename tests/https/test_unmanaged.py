@@ -88,3 +88,24 @@ async def test_removal_during_a_serve_trial_then_reverted(
     await plain.restart()
     assert plain.issue(ISSUE) is None
     await hass.http.stop()
+
+
+async def test_certificate_off_during_the_trial_asks_nothing_more(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Nothing renews the pair any more: no "Keep serving HTTPS?" that would keep it."""
+    await serve(plain)
+    await plain.restart()
+    assert plain.trial_issue() is not None
+    result = await plain.options_step("certificate_off")
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert plain.trial_issue() is None
+    assert plain.issue(ISSUE) is not None
+    # Kept in core's dialog anyway: the lasting warning stays, nothing of ours applies.
+    await plain.promote_in_core_dialog()
+    assert plain.trial_issue() is None
+    assert plain.issue(ISSUE) is not None
+    assert hass.config.external_url is None
+    await hass.http.stop()
