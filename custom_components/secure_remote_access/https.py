@@ -59,6 +59,7 @@ from .https_urls import (
     changes_for_stopping,
 )
 from .models import SecureRemoteAccessConfigEntry
+from .protocol.x509 import CertificateError, read_certificate_file
 
 SERVICE_RESTART: Final = "restart"
 
@@ -168,9 +169,17 @@ async def async_plan(
             raise HttpsRefusedError("https_already_serving")
         await hass.async_add_executor_job(_check_allowed, hass, settings)
         await async_managed_serial(hass, settings)
+        try:
+            info = await hass.async_add_executor_job(
+                read_certificate_file, settings.certificate_path
+            )
+        except CertificateError as err:  # rewritten since it was checked
+            raise HttpsRefusedError(
+                "https_certificate_unusable", error=str(err)
+            ) from err
         config[SSL_CERTIFICATE] = str(settings.certificate_path)
         config[SSL_KEY] = str(settings.private_key_path)
-        changes = changes_for_serving(urls, port, address)
+        changes = changes_for_serving(urls, port, address, info.covers)
     else:
         if not serving:
             raise HttpsRefusedError("https_not_serving")
