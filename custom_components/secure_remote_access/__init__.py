@@ -258,8 +258,9 @@ async def async_remove_entry(
     )
     # Serving HTTPS: a trial of the entry is no longer ours to follow; served
     # files that nobody renews get a lasting warning.
-    await get_https_trial(hass).async_resolve()
-    await async_warn_unmanaged(hass, settings)
+    trial = get_https_trial(hass)
+    await trial.async_resolve()
+    await async_warn_unmanaged(hass, settings, await trial.async_set_urls())
     records = PersistRecords(hass, entry.entry_id)
     for domain in await records.async_release(
         duckdns_client(hass, entry.data),

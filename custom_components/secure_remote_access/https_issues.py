@@ -55,7 +55,7 @@ def async_delete_https_issues(
 
 @callback
 def async_raise_served_not_renewed(
-    hass: HomeAssistant, certificate: str, key: str, expiry: str
+    hass: HomeAssistant, certificate: str, key: str, expiry: str, urls: str
 ) -> None:
     """Home Assistant serves a pair that no entry renews any more (persistent)."""
     _async_create(
@@ -63,7 +63,7 @@ def async_raise_served_not_renewed(
         SERVED_NOT_RENEWED,
         SERVED_NOT_RENEWED,
         ir.IssueSeverity.WARNING,
-        {"certificate": certificate, "key": key, "date": expiry},
+        {"certificate": certificate, "key": key, "date": expiry, "urls": urls},
         fixable=True,
         persistent=True,
         data={"certificate": certificate},
