@@ -454,3 +454,27 @@ async def test_an_uninstalled_proxy_is_forgotten_by_the_fix(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert behind.issue(issue_id) is None
     assert len(os_supervisor.supervisor.requests) == requests
+
+
+async def test_a_lan_proxy_next_to_a_proxy_addon_is_named_too(
+    hass: HomeAssistant, make_setup: MakeSetup, os_supervisor: OsSupervisor
+) -> None:
+    """Home Assistant OS with Cloudflared and Apache on the LAN: both break, both named.
+
+    The add-ons' own network (172.30.32.0/23) is the add-on's; another
+    trusted address is a proxy of its own.
+    """
+    setup = await make_setup(
+        http_settings={
+            "use_x_forwarded_for": True,
+            "trusted_proxies": ["172.30.33.0/24", "192.168.1.20/32"],
+        }
+    )
+    os_supervisor.supervisor.add(
+        FakeAddon("9074a9fa_cloudflared", "Cloudflared", repository="9074a9fa")
+    )
+    menu = await _serve_menu(setup)
+    assert menu["description_placeholders"]["proxies"] == (
+        "Cloudflared, 192.168.1.20/32"
+    )
+    await hass.http.stop()
