@@ -236,8 +236,17 @@ def _async_remove_stale_certificate_entries(
 async def async_unload_entry(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> bool:
-    """Unload a config entry."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload a config entry; disabled while Home Assistant serves its pair: warn."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if entry.disabled_by is not None:
+        await async_warn_unmanaged(
+            hass,
+            CertificateSettings.from_options(
+                list(entry.data[CONF_DOMAINS]), entry.options
+            ),
+            await get_https_trial(hass).async_set_urls(),
+        )
+    return unloaded
 
 
 async def async_remove_entry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.config_entries import ConfigEntryDisabler
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
@@ -147,4 +148,24 @@ async def test_nothing_to_set_back_without_urls_of_ours(
     assert issue is not None
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["urls"] == "-"
+    await hass.http.stop()
+
+
+async def test_disabling_the_entry_while_served_warns_until_enabled(
+    hass: HomeAssistant, serving: Setup
+) -> None:
+    """A disabled entry renews nothing: the same lasting warning; enabling clears it."""
+    assert await hass.config_entries.async_set_disabled_by(
+        serving.entry.entry_id, ConfigEntryDisabler.USER
+    )
+    await hass.async_block_till_done()
+    issue = serving.issue(ISSUE)
+    assert issue is not None
+    assert issue.is_persistent
+    result = await serving.fix(ISSUE)
+    assert result["reason"] == "still_served"
+
+    assert await hass.config_entries.async_set_disabled_by(serving.entry.entry_id, None)
+    await hass.async_block_till_done()
+    assert serving.issue(ISSUE) is None
     await hass.http.stop()
