@@ -14,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+from aiohasupervisor import SupervisorError
 from homeassistant import config as conf_util
 from homeassistant.components.http.config import (
     HTTP_CONFIG_CREATED_AT,
@@ -28,6 +29,7 @@ from homeassistant.components.http.config import (
     async_get_and_load_store,
 )
 from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, CoreState, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import recorder
 from homeassistant.helpers.storage import Store
 
@@ -35,6 +37,7 @@ from .certificate_flow import allowed_directories
 from .certificate_settings import CertificateSettings
 from .const import LOGGER
 from .helpers import path_is_allowed
+from .https_issues import async_delete_restart_refused, async_raise_restart_refused
 from .https_store import (
     SERVER_PORT,
     SSL_CERTIFICATE,
@@ -262,4 +265,30 @@ async def async_apply(
         Trial(written, plan.entry_id, plan.action, chosen)
     )
     LOGGER.info("Pending http config written (%s HTTPS); restarting", plan.action)
-    await hass.services.async_call(HOMEASSISTANT_DOMAIN, SERVICE_RESTART)
+    async_delete_restart_refused(hass)
+    # Not awaited here: on Home Assistant OS the Supervisor answers an
+    # accepted restart only as it stops Core, and the flow must answer first.
+    hass.async_create_background_task(
+        _async_restart_or_withdraw(hass, store, written),
+        "restart for the new http config",
+    )
+
+
+async def _async_restart_or_withdraw(
+    hass: HomeAssistant, store: HTTPConfigStore, written: str
+) -> None:
+    """Restart; when that is refused, withdraw the change and say so.
+
+    Otherwise it would wait for whichever restart comes next, days later.
+    """
+    try:
+        await hass.services.async_call(
+            HOMEASSISTANT_DOMAIN, SERVICE_RESTART, blocking=True
+        )
+    except (HomeAssistantError, SupervisorError) as err:
+        error = str(err) or type(err).__name__
+        LOGGER.warning("Home Assistant refused to restart: %s", error)
+        if created_at(store.pending) == written:
+            await store.async_set_pending(None)
+        await get_https_trial(hass).async_resolve()
+        async_raise_restart_refused(hass, error)

@@ -12,6 +12,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .issues import (
+    HTTPS_RESTART_REFUSED,
     SERVED_NOT_RENEWED,
     _async_create,
     https_reverted_issue_id,
@@ -82,3 +83,21 @@ def served_not_renewed_path(hass: HomeAssistant) -> str | None:
 def async_delete_served_not_renewed(hass: HomeAssistant) -> None:
     """The served certificate is renewed again, or no longer served."""
     ir.async_delete_issue(hass, DOMAIN, SERVED_NOT_RENEWED)
+
+
+@callback
+def async_raise_restart_refused(hass: HomeAssistant, error: str) -> None:
+    """Home Assistant refused the restart: the change was withdrawn."""
+    _async_create(
+        hass,
+        HTTPS_RESTART_REFUSED,
+        HTTPS_RESTART_REFUSED,
+        ir.IssueSeverity.WARNING,
+        {"error": error},
+    )
+
+
+@callback
+def async_delete_restart_refused(hass: HomeAssistant) -> None:
+    """A new change is written: the last refusal is history."""
+    ir.async_delete_issue(hass, DOMAIN, HTTPS_RESTART_REFUSED)

@@ -7,11 +7,13 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.components.http.config import ActiveConfigType
-from homeassistant.core import CoreState, HomeAssistant
+from homeassistant.core import CoreState, HomeAssistant, ServiceCall
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import storage
 from homeassistant.util.file import WriteError
 import pytest
+from pytest_homeassistant_custom_component.common import async_mock_service
 
 from custom_components.secure_remote_access.certificate import CertificateRenewalError
 from custom_components.secure_remote_access.https import (
@@ -149,6 +151,48 @@ async def test_a_restart_home_assistant_would_refuse_writes_nothing(
     assert plain.store.pending is None
     assert hass.config.external_url is None
     assert not plain.restarts
+
+
+async def test_a_restart_the_supervisor_refuses_leaves_nothing_waiting(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """The Supervisor refuses the restart (another job of Core runs): said at once.
+
+    Otherwise the flow says "restarting", nothing restarts, and the change
+    waits for whichever restart comes next, days later.
+    """
+    form = await plain.options_step("serve_https")
+
+    async def refuse(call: ServiceCall) -> None:
+        raise HomeAssistantError(
+            "'HomeAssistantCore.restart' blocked from execution, another job of"
+            " home_assistant_core is running"
+        )
+
+    hass.services.async_register("homeassistant", "restart", refuse)
+    result = await hass.config_entries.options.async_configure(
+        form["flow_id"], {"set_external_url": True}
+    )
+    assert result["reason"] == "https_restarting"  # answered before the restart
+    await hass.async_block_till_done(wait_background_tasks=True)
+    issue = plain.issue("https_restart_refused")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert "another job" in issue.translation_placeholders["error"]
+    assert plain.store.pending is None
+    assert plain.trial_issue() is None
+    menu = await hass.config_entries.options.async_init(plain.entry.entry_id)
+    assert "serve_https" in menu["menu_options"]
+    hass.config_entries.options.async_abort(menu["flow_id"])
+    # Once the job is done, trying again works and the refusal is history.
+    async_mock_service(hass, "homeassistant", "restart")
+    result = await plain.options_step("serve_https")
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert plain.issue("https_restart_refused") is None
+    assert plain.store.pending is not None
+    await hass.http.stop()
 
 
 async def test_settings_the_disk_refuses_are_not_restarted_for(
