@@ -293,7 +293,12 @@ class HttpsTrial:
         if changes:
             await hass.config.async_update(**changes)
         if trial.action is HttpsAction.SERVE:
-            self._set_urls.update({key: trial.urls[key] for key in changes})
+            for key in changes:
+                url = trial.urls[key]
+                # Replacing a URL of ours: stopping goes back to the user's.
+                if (ours := self._set_urls.get(key)) and ours.after == url.before:
+                    url = SetUrl(ours.before, url.after)
+                self._set_urls[key] = url
         else:
             self._set_urls = {}
         ssl_served = trial.action is HttpsAction.SERVE

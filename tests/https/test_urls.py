@@ -87,6 +87,18 @@ async def test_serving_another_entrys_certificate_names_the_url_it_breaks(
     assert result["reason"] == "https_restarting"
     await _keep_through_core_dialog(plain)
     assert hass.config.external_url == f"https://{OTHER}:{plain.port}"
+
+    # Stopping goes back to what the user had before either: not to the
+    # first name's https:// address, dead once plain HTTP is served.
+    menu = await hass.config_entries.options.async_init(other.entry_id)
+    form = await hass.config_entries.options.async_configure(
+        menu["flow_id"], {"next_step_id": "stop_https"}
+    )
+    assert form["description_placeholders"]["new_external_url"] == "-"
+    result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    await _keep_through_core_dialog(plain)
+    assert hass.config.external_url is None
     await hass.http.stop()
 
 
