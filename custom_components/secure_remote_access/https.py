@@ -250,7 +250,10 @@ async def async_apply(
     await store.async_set_pending(plan.config)
     written = created_at(store.pending)
     assert written is not None
-    if await _async_pending_on_disk(hass) != written:
+    on_disk = await _async_pending_on_disk(hass)
+    if created_at(store.pending) != written:  # another change came meanwhile
+        raise HttpsRefusedError("https_pending_exists")
+    if on_disk != written:
         # Home Assistant's store logs a failed write and carries on: the
         # restart would start on the old file, as if nothing was asked.
         await store.async_set_pending(None)

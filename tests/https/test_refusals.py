@@ -232,6 +232,29 @@ async def test_settings_the_disk_refuses_are_not_restarted_for(
     await hass.http.stop()
 
 
+async def test_a_change_saved_while_ours_is_written_is_left_alone(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """The Network page saves while ours is being checked on disk: theirs stays."""
+    form = await plain.options_step("serve_https")
+    load = storage.Store._async_load
+    theirs = dict(plain.store.stable) | {"login_attempts_threshold": 9}
+
+    async def network_page_saves(store: storage.Store[Any]) -> Any:
+        pending = plain.store.pending
+        if store.key == "http" and pending and pending["login_attempts_threshold"] != 9:
+            await plain.store.async_set_pending(theirs)  # type: ignore[arg-type]
+        return await load(store)
+
+    with patch.object(storage.Store, "_async_load", network_page_saves):
+        result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_pending_exists"
+    assert plain.store.pending is not None
+    assert plain.store.pending["login_attempts_threshold"] == 9
+    assert not plain.restarts
+    await hass.http.stop()
+
+
 async def _their_pending_with_our_files(setup: Setup) -> None:
     """The user or another tool stages our two paths and one more change."""
     theirs = dict(setup.store.stable) | {
