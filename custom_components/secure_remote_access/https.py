@@ -289,6 +289,8 @@ async def _async_restart_or_withdraw(
             HOMEASSISTANT_DOMAIN, SERVICE_RESTART, blocking=True
         )
     except (HomeAssistantError, SupervisorError) as err:
+        if hass.is_stopping:  # the restart is under way after all
+            return
         error = str(err) or type(err).__name__
         LOGGER.warning("Home Assistant refused to restart: %s", error)
         if created_at(store.pending) == written:
