@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from aiohasupervisor import SupervisorConnectionError
 from homeassistant.components.http.config import ActiveConfigType
 from homeassistant.core import CoreState, HomeAssistant, ServiceCall
 from homeassistant.data_entry_flow import FlowResultType
@@ -192,6 +193,26 @@ async def test_a_restart_the_supervisor_refuses_leaves_nothing_waiting(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert plain.issue("https_restart_refused") is None
     assert plain.store.pending is not None
+    await hass.http.stop()
+
+
+async def test_a_restart_under_way_keeps_the_new_settings(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """The Supervisor stops Core before it answers: the lost answer is no refusal."""
+    form = await plain.options_step("serve_https")
+
+    async def stop_core(call: ServiceCall) -> None:
+        hass.set_state(CoreState.stopping)
+        raise SupervisorConnectionError("Server disconnected")
+
+    hass.services.async_register("homeassistant", "restart", stop_core)
+    result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    hass.set_state(CoreState.running)
+    assert plain.store.pending is not None
+    assert plain.issue("https_restart_refused") is None
     await hass.http.stop()
 
 
