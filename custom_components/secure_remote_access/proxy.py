@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,8 +39,12 @@ ADDON_SSL_DIR: Final = Path("/ssl")
 SUPERVISOR_TIMEOUT: Final = 10.0
 RUNNING: Final = "started"
 HTTPS_PORT: Final = "443/tcp"
-#: The Supervisor's network of Home Assistant and its add-ons.
-SUPERVISOR_NETWORK: Final = IPv4Network("172.30.32.0/23")
+#: The Supervisor's networks of Home Assistant and its add-ons (its
+#: DOCKER_IPV4_NETWORK_MASK and DOCKER_IPV6_NETWORK_MASK).
+SUPERVISOR_NETWORKS: Final = (
+    IPv4Network("172.30.32.0/23"),
+    IPv6Network("fd0c:ac1e:2100::/48"),
+)
 USE_X_FORWARDED_FOR: Final = "use_x_forwarded_for"
 TRUSTED_PROXIES: Final = "trusted_proxies"
 
@@ -198,7 +202,10 @@ async def async_proxies_in_front(hass: HomeAssistant) -> ProxyReport:
 
 def _supervisor_network(network: str) -> bool:
     parsed = ip_network(network, strict=False)
-    return parsed.version == 4 and parsed.subnet_of(SUPERVISOR_NETWORK)  # type: ignore[arg-type]
+    return any(
+        parsed.version == own.version and parsed.subnet_of(own)  # type: ignore[arg-type]
+        for own in SUPERVISOR_NETWORKS
+    )
 
 
 def reads_managed(proxy: Proxy, certificate: Path, key: Path) -> bool:

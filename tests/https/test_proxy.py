@@ -467,7 +467,11 @@ async def test_a_lan_proxy_next_to_a_proxy_addon_is_named_too(
     setup = await make_setup(
         http_settings={
             "use_x_forwarded_for": True,
-            "trusted_proxies": ["172.30.33.0/24", "192.168.1.20/32"],
+            "trusted_proxies": [
+                "172.30.33.0/24",
+                "fd0c:ac1e:2100::/48",
+                "192.168.1.20/32",
+            ],
         }
     )
     os_supervisor.supervisor.add(
