@@ -78,6 +78,10 @@ async def async_setup_entry(
         async_delete_renewal_failed_issue(hass, entry.entry_id)
         async_delete_delegation_issue(hass, entry.entry_id)
         await async_remove_renewal_state(hass, entry.entry_id)
+        # Nor is a change of the http config to serve it still ours to keep
+        # (at start-up, the check once Home Assistant has started sees to it).
+        if hass.is_running:
+            await get_https_trial(hass).async_resolve()
     elif not settings.extra_names:
         async_delete_delegation_issue(hass, entry.entry_id)
     async_delete_persist_record_left(hass, domains)
@@ -239,8 +243,17 @@ def _async_remove_stale_certificate_entries(
 async def async_unload_entry(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> bool:
-    """Unload a config entry."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload a config entry; disabled while Home Assistant serves its pair: warn."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if entry.disabled_by is not None:
+        await async_warn_unmanaged(
+            hass,
+            CertificateSettings.from_options(
+                list(entry.data[CONF_DOMAINS]), entry.options
+            ),
+            await get_https_trial(hass).async_set_urls(),
+        )
+    return unloaded
 
 
 async def async_remove_entry(
@@ -262,8 +275,9 @@ async def async_remove_entry(
     )
     # Serving HTTPS: a trial of the entry is no longer ours to follow; served
     # files that nobody renews get a lasting warning.
-    await get_https_trial(hass).async_resolve()
-    await async_warn_unmanaged(hass, settings)
+    trial = get_https_trial(hass)
+    await trial.async_resolve()
+    await async_warn_unmanaged(hass, settings, await trial.async_set_urls())
     records = PersistRecords(hass, entry.entry_id)
     for domain in await records.async_release(
         duckdns_client(hass, entry.data),

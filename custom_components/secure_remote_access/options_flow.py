@@ -41,6 +41,7 @@ from .const import (
 from .helpers import check_endpoint_text, endpoints_from_options
 from .https_flow import HttpsSteps, async_https_menu_option
 from .https_store import settings_of
+from .https_trial import get_https_trial
 from .https_unmanaged import async_warn_unmanaged
 from .models import SecureRemoteAccessConfigEntry
 from .port_forward_flow import PortForwardSteps, forward_menu_option
@@ -130,7 +131,11 @@ class OptionsFlowHandler(
         """Stop managing a certificate; the files on disk stay where they are."""
         if user_input is not None:
             # Served files that are no longer renewed get a lasting warning.
-            await async_warn_unmanaged(self.hass, settings_of(self.config_entry))
+            await async_warn_unmanaged(
+                self.hass,
+                settings_of(self.config_entry),
+                await get_https_trial(self.hass).async_set_urls(),
+            )
             return self.async_create_entry(data=self._other_options())
         return self.async_show_form(step_id="certificate_off")
 
