@@ -551,6 +551,24 @@ async def test_deleting_the_entry_while_the_router_is_away(
     assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_a_left_forward_on_a_router_back_on_another_port(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The entry was deleted while the router was away; the router comes back
+    serving UPnP on a new port: the fix finds it there and removes the forward."""
+    entry = await _setup(https, tmp_path)
+    await _forward(https)
+    await https.igd.stop()
+    assert await https.hass.config_entries.async_remove(entry.entry_id)
+    await https.hass.async_block_till_done()
+    await https.igd.start()
+    issue_id = f"port_forward_left_{entry.entry_id}_443"
+    fixed = await _fix(https, issue_id)
+    assert fixed["type"] is FlowResultType.CREATE_ENTRY
+    assert https.igd.state.mappings == []
+    assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is None
+
+
 async def _fix(home: Home, issue_id: str) -> dict[str, Any]:
     await async_setup_component(home.hass, REPAIRS, {})
     flows = home.hass.data[REPAIRS]["flow_manager"]

@@ -28,6 +28,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 
+from . import remote_access
 from .const import DOMAIN, LOGGER
 from .issues import async_raise_port_forward_left
 from .protocol.port_forward import (
@@ -481,15 +482,38 @@ def _delay(lease_seconds: int) -> timedelta:
     return min(KEEP_INTERVAL, timedelta(seconds=half))
 
 
+async def async_remove_forward_found(hass: HomeAssistant, forward: Forward) -> None:
+    """Remove ``forward`` from its router, wherever it serves UPnP today.
+
+    Without an entry no check follows the router: one that does not answer
+    at the stored address is looked for among the gateways SSDP has seen
+    (same address, new port after a reboot). Raises `ForwardError`.
+    """
+    session = async_get_clientsession(hass)
+    try:
+        await async_remove_forward(session, forward)
+    except ForwardError as err:
+        if err.reason not in (Refusal.UNREACHABLE, Refusal.TIMEOUT):
+            raise
+        found = await remote_access.async_discover_gateways(hass) or []
+        moved = [
+            location
+            for location in found
+            if location != forward.location and same_router(location, forward.location)
+        ]
+        if not moved:
+            raise
+        await async_remove_forward(session, replace(forward, location=moved[0]))
+
+
 async def async_remove_forwards(hass: HomeAssistant, entry_id: str) -> None:
     """The entry is deleted: remove its forwards; a Repairs issue names what stays."""
     store = _store(hass, entry_id)
     state = ForwardState.from_dict(await store.async_load())
     forwards = (*((state.wanted,) if state.wanted else ()), *state.removals)
-    session = async_get_clientsession(hass)
     for forward in forwards:
         try:
-            await async_remove_forward(session, forward)
+            await async_remove_forward_found(hass, forward)
         except ForwardError as err:
             LOGGER.warning(
                 "The port forward of external port %s to %s could not be removed "
