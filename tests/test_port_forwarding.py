@@ -577,6 +577,28 @@ async def _fix(home: Home, issue_id: str) -> dict[str, Any]:
     return dict(await flows.async_configure(form["flow_id"], {}))
 
 
+async def test_remove_this_forward_on_our_own_forward_stops_it(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """HTTPS was forwarded on external port 80: the port-80 issue's 'Remove
+    this forward' stops our forward for good, it is not added back."""
+    entry = await _setup(https, tmp_path)
+    assert (await _forward(https, 80))["reason"] == "forward_added"
+    issue_id = f"port_80_forwarded_{entry.entry_id}"
+    assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is not None
+    await async_setup_component(https.hass, REPAIRS, {})
+    flows = https.hass.data[REPAIRS]["flow_manager"]
+    menu = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+    done = await flows.async_configure(
+        menu["flow_id"], {"next_step_id": "remove_forward"}
+    )
+    assert done["type"] is FlowResultType.CREATE_ENTRY
+    await _later(https, timedelta(minutes=61))
+    await _later(https, timedelta(minutes=122))
+    assert https.igd.state.mappings == []
+    assert "forward_https" in await _menu(https)
+
+
 # ----------------------------------------------------------------- restart
 
 
