@@ -423,9 +423,13 @@ class PortForwardKeeper:
                 await self._async_ensure(wanted)
                 return
             # A proxy add-on restarting or a Supervisor that does not answer
-            # looks the same: removed only when a second look agrees.
+            # looks the same: removed only when a second look agrees. A
+            # forward to Home Assistant's own port now exposes plain HTTP.
             self._unserved_looks += 1
-            if self._unserved_looks < UNSERVED_LOOKS:
+            to_proxy = wanted.internal_port != remote_access.home_assistant_port(
+                self.hass
+            )
+            if to_proxy and self._unserved_looks < UNSERVED_LOOKS:
                 LOGGER.debug("The managed certificate is not served; looking again")
                 self._schedule(RETRY_INTERVAL)
                 return
