@@ -20,6 +20,7 @@ import socket
 from typing import Any
 from unittest.mock import patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.repairs import DOMAIN as REPAIRS
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
@@ -45,7 +46,7 @@ from tests.fakes.igd import Mapping
 from tests.fakes.issuer import FakeCa
 from tests.fakes.tls_server import tls_server
 
-from .common import NAME, managed_options
+from .common import NAME, advance, managed_options
 from .remote_home import LOCAL, Home
 from .restart import restarted
 from .translations_guard import strings
@@ -314,6 +315,21 @@ async def test_kept_renewed_and_added_again_after_a_reboot(
     https.igd.state.mappings = []  # a reboot
     await _later(https, timedelta(minutes=62))
     assert https.igd.state.mappings == [_ours(https)]
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
+async def test_renewed_on_a_router_that_lists_the_granted_lease(
+    https: Home, fake_ca: FakeCa, tmp_path: Path, freezer: FrozenDateTimeFactory
+) -> None:
+    """The router lists the hour it granted, not what is left of it (linux-igd):
+    renewed all the same before the hour ends, every time."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    assert https.igd.state.additions == 1
+    for renewals in (1, 2, 3):
+        await advance(https.hass, freezer, timedelta(minutes=31), background=True)
+        await advance(https.hass, freezer, timedelta(minutes=29), background=True)
+        assert https.igd.state.additions == 1 + renewals
     assert https.attributes()["forwarded_https_port"] == 443
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 import ipaddress
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -27,12 +27,14 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 
 from . import remote_access
 from .const import DOMAIN, LOGGER
 from .issues import async_raise_port_forward_left
 from .protocol.port_forward import (
     DEFAULT_LEASE,
+    MAX_LEASE,
     Ensured,
     ForwardError,
     MappingRequest,
@@ -208,6 +210,9 @@ class PortForwardKeeper:
         # One change or look at a time (a flow and the schedule).
         self._lock = asyncio.Lock()
         self._unserved_looks = 0
+        # When our own clock says the lease granted at the last add is half
+        # gone (some routers list the granted lease, not what is left).
+        self._renew_at: datetime | None = None
 
     @property
     def external_port(self) -> int | None:
@@ -300,6 +305,7 @@ class PortForwardKeeper:
             else:  # refused: nothing was added, the earlier forward stays
                 await self._async_save(ForwardState(earlier, kept))
             raise
+        self._granted(added.lease_seconds)
         await self._async_save(ForwardState(forward, replaced, confirmed=True))
         LOGGER.info(
             "Forwarded external port %s on the router to %s:%s (%s)",
@@ -441,6 +447,13 @@ class PortForwardKeeper:
         )
         await self.async_unforward()
 
+    def _granted(self, lease_seconds: int) -> None:
+        """The router granted ``lease_seconds`` just now: renew halfway."""
+        delay = renewal_delay(lease_seconds)
+        self._renew_at = (
+            None if delay is None else dt_util.utcnow() + timedelta(seconds=delay)
+        )
+
     async def _async_ensure(self, wanted: Forward) -> None:
         session = async_get_clientsession(self.hass)
         was_confirmed = self.state.confirmed
@@ -448,7 +461,10 @@ class PortForwardKeeper:
             async with open_forwarder(
                 session, wanted.location, timeout_seconds=CHANGE_TIMEOUT
             ) as forwarder:
-                kept = await forwarder.ensure(wanted.request())
+                due = self._renew_at is None or dt_util.utcnow() >= self._renew_at
+                kept = await forwarder.ensure(
+                    wanted.request(), renew_below=MAX_LEASE + 1 if due else None
+                )
         except ForwardError as err:
             if self.state.refusal is None:
                 LOGGER.warning(
@@ -466,6 +482,8 @@ class PortForwardKeeper:
             if was_confirmed:
                 await self._checked()
             return
+        if kept.action is not Ensured.PRESENT:
+            self._granted(kept.entry.lease_seconds)
         if kept.action is Ensured.ADDED:
             LOGGER.info(
                 "The router had forgotten the port forward of external port %s: "
