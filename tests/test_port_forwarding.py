@@ -35,7 +35,7 @@ from custom_components.secure_remote_access import (
     remote_access,
 )
 from custom_components.secure_remote_access.const import DOMAIN
-from custom_components.secure_remote_access.port_forwarding import (
+from custom_components.secure_remote_access.port_forward_state import (
     Forward,
     ForwardState,
     mapping_description,

@@ -33,7 +33,8 @@ from .checklist.models import Severity
 from .checklist.runner import DATA_CHECKLIST
 from .const import CONF_DOMAINS
 from .models import SecureRemoteAccessConfigEntry
-from .port_forwarding import Forward, async_remove_forward_found
+from .port_forward_state import Forward
+from .port_forwarding import async_remove_forward_found
 from .protocol.port_forward import ForwardError, Refusal
 from .protocol.remote_access import HTTPS_PORT, RemoteAccessState, UnknownReason
 from .proxy import CertificateServer, async_who_serves_managed

@@ -15,30 +15,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-import ipaddress
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.start import async_at_started
-from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from . import remote_access
-from .const import DOMAIN, LOGGER
+from .const import LOGGER
 from .issues import async_raise_port_forward_left
+from .port_forward_state import (
+    Forward,
+    ForwardState,
+    forward_store,
+    mapping_description,
+    same_router,
+)
 from .protocol.port_forward import (
-    DEFAULT_LEASE,
     MAX_LEASE,
     Ensured,
     ForwardError,
-    MappingRequest,
-    Owner,
     Refusal,
     open_forwarder,
     renewal_delay,
@@ -49,8 +50,6 @@ from .proxy import async_who_serves_managed
 if TYPE_CHECKING:
     from .models import SecureRemoteAccessConfigEntry
 
-STORAGE_VERSION: Final = 1
-DESCRIPTION_PREFIX: Final = "Secure Remote Access"
 #: How often a forward is looked at when nothing is due (a rebooted router).
 KEEP_INTERVAL: Final = timedelta(hours=1)
 #: How soon a change the router did not take is tried again.
@@ -60,107 +59,6 @@ RETRY_INTERVAL: Final = timedelta(minutes=5)
 UNSERVED_LOOKS: Final = 2
 #: One change with its read-back (several SOAP exchanges).
 CHANGE_TIMEOUT: float = 30.0
-
-
-def same_router(location: str, other: str) -> bool:
-    """Whether two description URLs are served by the same router (its address)."""
-    return urlsplit(location).hostname == urlsplit(other).hostname
-
-
-def mapping_description(entry_id: str) -> str:
-    """The description our mapping carries on the router (names entry and product)."""
-    return f"{DESCRIPTION_PREFIX} {entry_id[:8]}"
-
-
-@dataclass(frozen=True, slots=True)
-class Forward:
-    """One mapping the integration made (or means to make) on one router."""
-
-    location: str
-    external_port: int
-    internal_port: int
-    internal_client: str
-    description: str
-
-    def request(self) -> MappingRequest:
-        """What `PortForwarder` adds and keeps."""
-        return MappingRequest(
-            self.external_port,
-            self.internal_port,
-            Owner(self.description, self.internal_client),
-            DEFAULT_LEASE,
-        )
-
-    def as_dict(self) -> dict[str, str | int]:
-        """The stored form."""
-        return {
-            "location": self.location,
-            "external_port": self.external_port,
-            "internal_port": self.internal_port,
-            "internal_client": self.internal_client,
-            "description": self.description,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> Forward | None:
-        """The stored form read back; None when it makes no sense."""
-        if not isinstance(data, dict):
-            return None
-        try:
-            forward = cls(
-                str(data["location"]),
-                int(data["external_port"]),
-                int(data["internal_port"]),
-                str(data["internal_client"]),
-                str(data["description"]),
-            )
-            ipaddress.ip_address(forward.internal_client)
-        except KeyError, TypeError, ValueError:
-            return None
-        # External port 0 is every port on many routers: never ask for it.
-        ports = (forward.external_port, forward.internal_port)
-        return forward if all(0 < port < 65536 for port in ports) else None
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardState:
-    """What is (meant to be) on the router: the wanted forward, pending removals."""
-
-    wanted: Forward | None = None
-    removals: tuple[Forward, ...] = ()
-    #: The router listed `wanted` at the last look.
-    confirmed: bool = False
-    #: Why the last look or change failed (a `Refusal` value), None when it did not.
-    refusal: str | None = field(default=None, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The stored form."""
-        return {
-            "wanted": self.wanted.as_dict() if self.wanted else None,
-            "removals": [forward.as_dict() for forward in self.removals],
-            "confirmed": self.confirmed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> ForwardState:
-        """The stored form read back; whatever makes no sense is forgotten."""
-        if not isinstance(data, dict):
-            return cls()
-        stored = data.get("removals")
-        removals = tuple(
-            forward
-            for item in (stored if isinstance(stored, list) else [])
-            if (forward := Forward.from_dict(item)) is not None
-        )
-        return cls(
-            Forward.from_dict(data.get("wanted")),
-            removals,
-            data.get("confirmed") is True,
-        )
-
-
-def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
-    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.port_forward_{entry_id}")
 
 
 async def async_remove_forward(
@@ -204,7 +102,7 @@ class PortForwardKeeper:
         self.hass = hass
         self.entry = entry
         self._checked = checked
-        self._store = _store(hass, entry.entry_id)
+        self._store = forward_store(hass, entry.entry_id)
         self.state = ForwardState()
         self._unsub_timer: CALLBACK_TYPE | None = None
         # One change or look at a time (a flow and the schedule).
@@ -530,7 +428,7 @@ async def async_remove_forward_found(hass: HomeAssistant, forward: Forward) -> N
 
 async def async_remove_forwards(hass: HomeAssistant, entry_id: str) -> None:
     """The entry is deleted: remove its forwards; a Repairs issue names what stays."""
-    store = _store(hass, entry_id)
+    store = forward_store(hass, entry_id)
     state = ForwardState.from_dict(await store.async_load())
     forwards = (*((state.wanted,) if state.wanted else ()), *state.removals)
     for forward in forwards:
