@@ -17,6 +17,8 @@ from tests.fakes.igd import Mapping
 
 from .remote_home import LOCAL, PUBLIC, Home
 
+HTML_501 = "<html><body><h1>501 Not Implemented</h1></body></html>"
+
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The integration's log lines a user would see: warnings and worse."""
@@ -175,6 +177,40 @@ async def test_carrier_grade_nat_on_the_ppp_connection(router_home: Home) -> Non
     await router_home.setup()
     assert router_home.state() == "carrier_grade_nat"
     assert router_home.issues() == {"carrier_grade_nat": ir.IssueSeverity.WARNING}
+
+
+async def test_unused_ip_connection_answering_501_html(router_home: Home) -> None:
+    """The unused WANIPConnection answers 501 with an HTML page (a web server
+    in front of a half-implemented service): the PPP connection still counts."""
+    model = router_home.router.model
+    ip = model.connections[0]
+    ip.raw["GetStatusInfo"] = (501, HTML_501)
+    ip.raw["GetExternalIPAddress"] = (501, HTML_501)
+    model.connections[1].mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes.get("reason") is None, attributes
+    assert router_home.state() == "reachable"
+    assert attributes["wan_connection"] == "wan_ppp_connection"
+    assert router_home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
+
+
+async def test_dual_access_private_ip_connection_beside_public_ppp(
+    router_home: Home,
+) -> None:
+    """PPPoE "dual access": the WANIPConnection is Connected to the ISP's
+    local network (a private address), the PPP session carries the public
+    address and the forwards. The public PPP connection is the one in use."""
+    model = router_home.router.model
+    ip, ppp = model.connections
+    ip.status, ip.address = "Connected", "10.20.30.40"
+    ppp.mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes["wan_connection"] == "wan_ppp_connection", attributes
+    assert attributes["router_wan_address"] == PUBLIC
+    assert router_home.state() == "reachable"
+    assert router_home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
 
 
 # ------------------------------------------------------ incomplete lists
