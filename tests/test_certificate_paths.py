@@ -10,6 +10,7 @@ kept and written once the link points back inside. Real files and links.
 from __future__ import annotations
 
 from datetime import timedelta
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,28 @@ async def test_a_certificate_folder_swapped_for_a_link_is_refused(
         await renew(hass, managed, force=True)
     assert caught.value.translation_key == "certificate_path_not_allowed"
     assert _listing(tmp_path) == before
+
+
+async def test_a_key_link_onto_the_certificate_is_a_translated_failure(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    managed: MockConfigEntry,
+    fake_ca: FakeCa,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """privkey.pem swapped for a link to fullchain.pem (a combined PEM some
+    proxies want): the renewal fails with the reason the flow gives for the
+    same paths, no traceback, nothing written."""
+    live = tmp_path / "ssl" / "live"
+    key = live / "privkey.pem"
+    key.unlink()
+    key.symlink_to("fullchain.pem")
+    before = _listing(tmp_path)
+    with pytest.raises(HomeAssistantError) as caught:
+        await renew(hass, managed, force=True)
+    detail = (caught.value.translation_placeholders or {}).get("detail", "")
+    assert "unexpected" not in detail, detail
+    assert "same file" in detail
+    assert _listing(tmp_path) == before
+    shown = [r for r in caplog.records if r.exc_info and r.levelno > logging.DEBUG]
+    assert not shown, [r.getMessage() for r in shown]
