@@ -213,6 +213,31 @@ async def test_dual_access_private_ip_connection_beside_public_ppp(
     assert router_home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
 
 
+async def test_a_garbled_fault_past_the_end_of_the_list(router_home: Home) -> None:
+    """Past its last mapping, a TP-Link Archer answers HTTP 500 with a fault
+    whose bytes are garbled (no XML): the mappings listed before count, the
+    ports that matter are asked by number; the check does not fail."""
+    ppp = router_home.router.model.connections[1]
+    ppp.mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    ppp.past_end = (
+        500,
+        (
+            "<s:Envelope><s:Body><s:Fault><detail><UPnPError><errorCode>713"
+            "</errorCode><errorDescription>SpecifiedArrayIn\ufffd\ufffd*\ufffd"
+            "rrorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>"
+        ),
+    )
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes.get("reason") is None, attributes.get("reason")
+    assert router_home.state() == "reachable"
+    assert router_home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
+    ppp.mappings.clear()  # the user deletes the forward: the router says so
+    response = await router_home.check()
+    assert response["state"] != "reachable"
+    assert router_home.issues() == {}
+
+
 # ------------------------------------------------------ incomplete lists
 
 

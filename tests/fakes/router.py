@@ -83,6 +83,9 @@ class Connection:
     refuse: dict[str, int] = field(default_factory=dict)
     #: Action -> an HTTP status and a body sent as they are (broken routers).
     raw: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: GetGenericPortMappingEntry past the end of the list: an HTTP status
+    #: and a body sent as they are (None: 713 SpecifiedArrayIndexInvalid).
+    past_end: tuple[int, str] | None = None
     name: str = "WANIPConn1"
 
     def answer(self, action: str, arguments: dict[str, str]) -> dict[str, str]:
@@ -486,6 +489,14 @@ class FakeRouter(LoopbackGateway):
             if connection.name == name:
                 if action in connection.raw:
                     status, text = connection.raw[action]
+                    return self._reply(text, status, declare=False)
+                if (
+                    action == "GetGenericPortMappingEntry"
+                    and connection.past_end is not None
+                    and int(arguments["NewPortMappingIndex"])
+                    >= len(connection.mappings)
+                ):
+                    status, text = connection.past_end
                     return self._reply(text, status, declare=False)
                 try:
                     values = connection.answer(action, arguments)
