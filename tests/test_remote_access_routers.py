@@ -14,6 +14,7 @@ import pytest
 
 from custom_components.secure_remote_access.protocol.upnp import MAX_DESCRIPTION_BYTES
 from tests.fakes.igd import Mapping
+from tests.fakes.router import description
 
 from .remote_home import LOCAL, PUBLIC, Home
 
@@ -236,6 +237,23 @@ async def test_a_garbled_fault_past_the_end_of_the_list(router_home: Home) -> No
     response = await router_home.check()
     assert response["state"] != "reachable"
     assert router_home.issues() == {}
+
+
+async def test_a_stale_url_base_is_ignored(router_home: Home) -> None:
+    """The description's URLBase names another address (deprecated since UPnP
+    1.1; routers leave a stale LAN address or 0.0.0.0 there): the control
+    URLs are taken relative to the description, as Home Assistant's own UPnP
+    integration does, and the router is read."""
+    model = router_home.router.model
+    model.connections[1].mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    model.description_text = description(model).replace(
+        "</specVersion>", "</specVersion><URLBase>http://192.168.1.1:5431/</URLBase>"
+    )
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes.get("reason") is None, attributes.get("reason")
+    assert router_home.state() == "reachable"
+    assert attributes["wan_connection"] == "wan_ppp_connection"
 
 
 # ------------------------------------------------------ incomplete lists
