@@ -595,3 +595,31 @@ async def test_change_during_a_rate_limit_says_when(
     public_key = read_leaf(ssl_dir / "fullchain.pem").public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)
     assert public_key.curve.key_size == 384
+
+
+async def test_reconfigured_token_with_a_pending_key_change_says_no_new_names(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+    orders: list[CertificateSettings],
+) -> None:
+    """The P-384 order failed (say DuckDNS refused the TXT value); the user then
+    enters the token again under Reconfigure, names unchanged: the closing
+    message must not claim the certificate lacks new names."""
+    entry = await _entry(hass, duckdns, pebble, ssl_dir)
+    result = await _configure_certificate(
+        hass, entry, certificate_form(pebble, ssl_dir, **{CONF_KEY_TYPE: "ec-p384"})
+    )
+    refusal = CertificateRenewalError("DuckDNS answered HTTP 500")
+    with patch.object(CertificateManager, "async_order", side_effect=refusal):
+        await hass.config_entries.options.async_configure(result["flow_id"], {})
+        await hass.async_block_till_done()
+    assert hass.states.get(RESULT).state == "failed"
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"domain": "myhome", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] != "reconfigure_renewal"
