@@ -94,6 +94,18 @@ async def test_a_description_nested_without_end_or_huge(
     _no_traceback_above_debug(caplog)
 
 
+async def test_a_reply_cut_short_is_an_invalid_reply(
+    router_home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The description ends halfway (the connection closes before its
+    Content-Length): the router answered, badly: gateway_invalid_reply, not
+    "could not be reached"; no traceback."""
+    router_home.router.model.truncated = True
+    await router_home.setup()
+    assert router_home.attributes()["reason"] == "gateway_invalid_reply"
+    _no_traceback_above_debug(caplog)
+
+
 async def test_a_router_that_vanishes_keeps_its_issues(
     router_home: Home, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -214,6 +214,9 @@ class RouterModel:
     delay: float | None = 0.0
     #: Drop the connection at this request and stop listening (None: never).
     vanish_at: int | None = None
+    #: Send only the first half of the description (its Content-Length whole),
+    #: then close the connection: a reply cut short.
+    truncated: bool = False
     requests: list[str] = field(default_factory=list)
 
     @property
@@ -467,6 +470,8 @@ class FakeRouter(LoopbackGateway):
             if request.path == self.DESCRIPTION_PATH:
                 if model.description_text is not None:
                     return self._reply(model.description_text, declare=False)
+                if model.truncated:
+                    return await self._cut_short(request, description(model))
                 return self._reply(description(model))
             kinds = [
                 kind
@@ -481,6 +486,17 @@ class FakeRouter(LoopbackGateway):
                     return self._reply(scpd(kind))
             raise web.HTTPNotFound
         return await self._control(request)
+
+    async def _cut_short(self, request: web.Request, text: str) -> web.StreamResponse:
+        body = self._encode(text, True)
+        response = web.StreamResponse()
+        response.content_length = len(body)
+        response.headers["Content-Type"] = self.model.content_type
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()
+        return response
 
     async def _control(self, request: web.Request) -> web.Response:
         name = request.path.rpartition("/")[2]
