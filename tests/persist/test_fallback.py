@@ -123,7 +123,9 @@ async def test_ca_refusing_every_persist_validation(
         # The CA changes its challenge: dns-persist-01 is worth a new try.
         front.edit_challenge = _issuers("renamed-again.example")
         orders = front.orders
-        changed = await renew_validating(hass, entry)
+        # Not renew_validating: Pebble may reuse a valid authorization for the
+        # dns-01 order after the refusal, and a repeat would find it remembered.
+        changed = await renew(hass, entry, force=True)
         assert changed["validation_note"] == "persist_refused"
         assert len(_persist_values(duck, "renamed-again.example")) == 1
         assert front.orders - orders == 2
