@@ -31,6 +31,12 @@ from tests.fakes import certs
 from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckdns
 from tests.fakes.igd import FakeIgd
 from tests.fakes.issuer import FakeCa
+from tests.fakes.miniupnpd import (
+    HomeNetwork,
+    RouterConfig,
+    available as miniupnpd_available,
+    home_network,
+)
 from tests.fakes.pebble import DEFAULT_BLOCKLIST, PebbleServer
 from tests.fakes.router import FakeRouter, fritzbox
 from tests.translations_guard import check_translations
@@ -246,6 +252,35 @@ def pebble_eab() -> Iterator[PebbleServer]:
     """A Pebble that requires External Account Binding (keys: DEFAULT_EAB_KEYS)."""
     with PebbleServer(eab_required=True) as server:
         yield server
+
+
+@pytest.fixture
+def router_config() -> RouterConfig:
+    """The home router's miniupnpd configuration; parametrize to change it."""
+    return RouterConfig()
+
+
+@pytest.fixture
+def home_router(
+    socket_enabled: None, tmp_path: Path, router_config: RouterConfig
+) -> Iterator[HomeNetwork]:
+    """Debian's miniupnpd as the home router, in network namespaces of the test's own."""
+    if reason := miniupnpd_available():
+        pytest.skip(reason)
+    with home_network(tmp_path / "home", router_config) as network:
+        yield network
+
+
+@pytest.fixture
+def in_lan(home_router: HomeNetwork) -> Iterator[HomeNetwork]:
+    """The test runs on the home's LAN host: the sockets it makes are that host's.
+
+    Only the test's own thread moves: executor threads that already exist
+    stay outside (and are refused the network's addresses), so blocking
+    calls that need the LAN run in the test's thread or a `NamespaceLoop`.
+    """
+    with home_router.lan.entered():
+        yield home_router
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from .issues import (
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords, PersistRefusals
+from .port_forwarding import PortForwardKeeper, async_remove_forwards
 from .proxy_restart import async_setup_proxy_restart
 from .remote_access import RemoteAccessCoordinator
 from .remote_access_memory import RemoteAccessMemory
@@ -77,6 +78,10 @@ async def async_setup_entry(
         async_delete_renewal_failed_issue(hass, entry.entry_id)
         async_delete_delegation_issue(hass, entry.entry_id)
         await async_remove_renewal_state(hass, entry.entry_id)
+        # Nor is a change of the http config to serve it still ours to keep
+        # (at start-up, the check once Home Assistant has started sees to it).
+        if hass.is_running:
+            await get_https_trial(hass).async_resolve()
     elif not settings.extra_names:
         async_delete_delegation_issue(hass, entry.entry_id)
     async_delete_persist_record_left(hass, domains)
@@ -98,13 +103,17 @@ async def async_setup_entry(
     # Never fails the entry: a broken file is an observation, a bug a log line.
     await certificates.async_refresh()
     endpoints = EndpointMonitor(hass, entry, endpoints_from_options(entry.options))
+    remote = RemoteAccessCoordinator(hass, entry, dns)
+    port_forward = PortForwardKeeper(hass, entry, remote.async_refresh)
+    await port_forward.async_load()
     entry.runtime_data = RuntimeData(
         duckdns=client,
         dns=dns,
         certificates=certificates,
         endpoints=endpoints,
         managed=managed,
-        remote_access=RemoteAccessCoordinator(hass, entry, dns),
+        remote_access=remote,
+        port_forward=port_forward,
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
     # Serving HTTPS: the entry renews a served pair again.
@@ -132,6 +141,8 @@ async def async_setup_entry(
         managed.renewal.async_start()
     # UPnP queries and handshakes take seconds: the first check runs after setup.
     entry.runtime_data.remote_access.async_start()
+    # The HTTPS forward on the router: kept, or removed when no longer wanted.
+    port_forward.async_start()
     if endpoints.sources:
         # Handshakes can take seconds: the first check runs after setup.
         entry.async_create_background_task(
@@ -232,8 +243,17 @@ def _async_remove_stale_certificate_entries(
 async def async_unload_entry(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> bool:
-    """Unload a config entry."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload a config entry; disabled while Home Assistant serves its pair: warn."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if entry.disabled_by is not None:
+        await async_warn_unmanaged(
+            hass,
+            CertificateSettings.from_options(
+                list(entry.data[CONF_DOMAINS]), entry.options
+            ),
+            await get_https_trial(hass).async_set_urls(),
+        )
+    return unloaded
 
 
 async def async_remove_entry(
@@ -249,13 +269,15 @@ async def async_remove_entry(
     async_delete_entry_issues(hass, entry.entry_id)
     await async_remove_renewal_state(hass, entry.entry_id)
     await RemoteAccessMemory(hass, entry.entry_id).async_remove()
+    await async_remove_forwards(hass, entry.entry_id)
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )
     # Serving HTTPS: a trial of the entry is no longer ours to follow; served
     # files that nobody renews get a lasting warning.
-    await get_https_trial(hass).async_resolve()
-    await async_warn_unmanaged(hass, settings)
+    trial = get_https_trial(hass)
+    await trial.async_resolve()
+    await async_warn_unmanaged(hass, settings, await trial.async_set_urls())
     records = PersistRecords(hass, entry.entry_id)
     for domain in await records.async_release(
         duckdns_client(hass, entry.data),

@@ -14,21 +14,30 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+from aiohasupervisor import SupervisorError
 from homeassistant import config as conf_util
 from homeassistant.components.http.config import (
+    HTTP_CONFIG_CREATED_AT,
     HTTP_CONFIG_ERROR,
+    KEY_PENDING,
+    STORAGE_KEY,
+    STORAGE_MINOR_VERSION,
+    STORAGE_VERSION,
     ActiveConfigType,
     ConfData,
     HTTPConfigStore,
     async_get_and_load_store,
 )
 from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, CoreState, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import recorder
+from homeassistant.helpers.storage import Store
 
 from .certificate_flow import allowed_directories
 from .certificate_settings import CertificateSettings
 from .const import LOGGER
 from .helpers import path_is_allowed
+from .https_issues import async_delete_restart_refused, async_raise_restart_refused
 from .https_store import (
     SERVER_PORT,
     SSL_CERTIFICATE,
@@ -53,6 +62,7 @@ from .https_urls import (
     changes_for_stopping,
 )
 from .models import SecureRemoteAccessConfigEntry
+from .protocol.x509 import CertificateError, read_certificate_file
 
 SERVICE_RESTART: Final = "restart"
 
@@ -162,9 +172,17 @@ async def async_plan(
             raise HttpsRefusedError("https_already_serving")
         await hass.async_add_executor_job(_check_allowed, hass, settings)
         await async_managed_serial(hass, settings)
+        try:
+            info = await hass.async_add_executor_job(
+                read_certificate_file, settings.certificate_path
+            )
+        except CertificateError as err:  # rewritten since it was checked
+            raise HttpsRefusedError(
+                "https_certificate_unusable", error=str(err)
+            ) from err
         config[SSL_CERTIFICATE] = str(settings.certificate_path)
         config[SSL_KEY] = str(settings.private_key_path)
-        changes = changes_for_serving(urls, port, address)
+        changes = changes_for_serving(urls, port, address, info.covers)
     else:
         if not serving:
             raise HttpsRefusedError("https_not_serving")
@@ -184,6 +202,20 @@ async def async_plan(
         url_changes=tuple(changes),
         replaces=replaces,
     )
+
+
+async def _async_pending_on_disk(hass: HomeAssistant) -> str | None:
+    """The created_at of the pending config as ``.storage/http`` holds it."""
+    saved: Store[dict[str, Any]] = Store(
+        hass, STORAGE_VERSION, STORAGE_KEY, minor_version=STORAGE_MINOR_VERSION
+    )
+    try:
+        data = await saved.async_load()
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a failed write
+        LOGGER.debug("Reading back .storage/http failed: %r", err)
+        return None
+    pending = (data or {}).get(KEY_PENDING)
+    return pending.get(HTTP_CONFIG_CREATED_AT) if isinstance(pending, dict) else None
 
 
 def _check_allowed(hass: HomeAssistant, settings: CertificateSettings) -> None:
@@ -218,6 +250,15 @@ async def async_apply(
     await store.async_set_pending(plan.config)
     written = created_at(store.pending)
     assert written is not None
+    on_disk = await _async_pending_on_disk(hass)
+    if created_at(store.pending) != written:  # another change came meanwhile
+        raise HttpsRefusedError("https_pending_exists")
+    if on_disk != written:
+        # Home Assistant's store logs a failed write and carries on: the
+        # restart would start on the old file, as if nothing was asked.
+        await store.async_set_pending(None)
+        LOGGER.warning("Home Assistant could not save its HTTP settings")
+        raise HttpsRefusedError("https_write_failed")
     chosen = {
         change.key: SetUrl(change.current, change.new)
         for change in plan.url_changes
@@ -227,4 +268,32 @@ async def async_apply(
         Trial(written, plan.entry_id, plan.action, chosen)
     )
     LOGGER.info("Pending http config written (%s HTTPS); restarting", plan.action)
-    await hass.services.async_call(HOMEASSISTANT_DOMAIN, SERVICE_RESTART)
+    async_delete_restart_refused(hass)
+    # Not awaited here: on Home Assistant OS the Supervisor answers an
+    # accepted restart only as it stops Core, and the flow must answer first.
+    hass.async_create_background_task(
+        _async_restart_or_withdraw(hass, store, written),
+        "restart for the new http config",
+    )
+
+
+async def _async_restart_or_withdraw(
+    hass: HomeAssistant, store: HTTPConfigStore, written: str
+) -> None:
+    """Restart; when that is refused, withdraw the change and say so.
+
+    Otherwise it would wait for whichever restart comes next, days later.
+    """
+    try:
+        await hass.services.async_call(
+            HOMEASSISTANT_DOMAIN, SERVICE_RESTART, blocking=True
+        )
+    except (HomeAssistantError, SupervisorError) as err:
+        if hass.is_stopping:  # the restart is under way after all
+            return
+        error = str(err) or type(err).__name__
+        LOGGER.warning("Home Assistant refused to restart: %s", error)
+        if created_at(store.pending) == written:
+            await store.async_set_pending(None)
+        await get_https_trial(hass).async_resolve()
+        async_raise_restart_refused(hass, error)

@@ -30,7 +30,7 @@ from .issues import (
 )
 from .models import SecureRemoteAccessConfigEntry
 from .proxy import ProxyReport, async_proxies_in_front
-from .proxy_restart import async_restart_and_report
+from .proxy_restart import async_forget_proxy, async_restart_and_report
 
 STEP_SERVE: Final = "serve_https"
 STEP_STOP: Final = "stop_https"
@@ -253,6 +253,9 @@ class ProxyRestartRepairFlow(ConfirmRepairFlow):
         if entry is None or not self.slug:
             return self.async_abort(reason="proxy_restart_unavailable")
         result = await async_restart_and_report(self.hass, entry, self.slug)
+        if result.gone:
+            async_forget_proxy(self.hass, entry)
+            return self.async_create_entry(data={})
         if not result.ok:
             return self.async_abort(
                 reason="proxy_restart_failed",

@@ -12,6 +12,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .issues import (
+    HTTPS_RESTART_REFUSED,
     SERVED_NOT_RENEWED,
     _async_create,
     https_reverted_issue_id,
@@ -55,7 +56,7 @@ def async_delete_https_issues(
 
 @callback
 def async_raise_served_not_renewed(
-    hass: HomeAssistant, certificate: str, key: str, expiry: str
+    hass: HomeAssistant, certificate: str, key: str, expiry: str, urls: str
 ) -> None:
     """Home Assistant serves a pair that no entry renews any more (persistent)."""
     _async_create(
@@ -63,7 +64,7 @@ def async_raise_served_not_renewed(
         SERVED_NOT_RENEWED,
         SERVED_NOT_RENEWED,
         ir.IssueSeverity.WARNING,
-        {"certificate": certificate, "key": key, "date": expiry},
+        {"certificate": certificate, "key": key, "date": expiry, "urls": urls},
         fixable=True,
         persistent=True,
         data={"certificate": certificate},
@@ -82,3 +83,21 @@ def served_not_renewed_path(hass: HomeAssistant) -> str | None:
 def async_delete_served_not_renewed(hass: HomeAssistant) -> None:
     """The served certificate is renewed again, or no longer served."""
     ir.async_delete_issue(hass, DOMAIN, SERVED_NOT_RENEWED)
+
+
+@callback
+def async_raise_restart_refused(hass: HomeAssistant, error: str) -> None:
+    """Home Assistant refused the restart: the change was withdrawn."""
+    _async_create(
+        hass,
+        HTTPS_RESTART_REFUSED,
+        HTTPS_RESTART_REFUSED,
+        ir.IssueSeverity.WARNING,
+        {"error": error},
+    )
+
+
+@callback
+def async_delete_restart_refused(hass: HomeAssistant) -> None:
+    """A new change is written: the last refusal is history."""
+    ir.async_delete_issue(hass, DOMAIN, HTTPS_RESTART_REFUSED)

@@ -211,7 +211,9 @@ class HttpsTrial:
         )
         settings = None if entry is None else settings_of(entry)
         if trial is not None and (entry is None or settings is None):
+            # Nothing would renew what it serves: nothing of ours asks to keep it.
             LOGGER.debug("Forgetting the HTTP change of a removed entry")
+            async_delete_https_issues(hass, trial.entry_id, trial=True, reverted=True)
             trial = None
         if trial is None:
             trial, entry, settings = await self._async_adopt(store)
@@ -291,7 +293,12 @@ class HttpsTrial:
         if changes:
             await hass.config.async_update(**changes)
         if trial.action is HttpsAction.SERVE:
-            self._set_urls.update({key: trial.urls[key] for key in changes})
+            for key in changes:
+                url = trial.urls[key]
+                # Replacing a URL of ours: stopping goes back to the user's.
+                if (ours := self._set_urls.get(key)) and ours.after == url.before:
+                    url = SetUrl(ours.before, url.after)
+                self._set_urls[key] = url
         else:
             self._set_urls = {}
         ssl_served = trial.action is HttpsAction.SERVE

@@ -9,6 +9,8 @@ manages them again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from homeassistant.components.http.config import async_get_and_load_store
 from homeassistant.core import HomeAssistant
 
@@ -27,6 +29,7 @@ from .https_store import (
     settings_of,
     without_meta,
 )
+from .https_urls import URL_KEYS, SetUrl
 from .protocol.x509 import CertificateError, read_certificate_file
 from .served import served_files
 
@@ -48,10 +51,28 @@ def _expiry(settings: CertificateSettings) -> str:
     return f"{info.not_after:%Y-%m-%d %H:%M} UTC"
 
 
+def _urls_to_set_back(hass: HomeAssistant, set_urls: Mapping[str, SetUrl]) -> str:
+    """``now → before`` for each URL the product set that is still as it set it."""
+    back = [
+        f"{url.after} → {url.before or '-'}"
+        for key in URL_KEYS
+        if (url := set_urls.get(key)) is not None
+        and url.after
+        and getattr(hass.config, key) == url.after
+    ]
+    return ", ".join(back) or "-"
+
+
 async def async_warn_unmanaged(
-    hass: HomeAssistant, settings: CertificateSettings | None
+    hass: HomeAssistant,
+    settings: CertificateSettings | None,
+    set_urls: Mapping[str, SetUrl],
 ) -> None:
-    """The managed pair is no longer renewed: warn if Home Assistant serves it."""
+    """The managed pair is no longer renewed: warn if Home Assistant serves it.
+
+    ``set_urls`` are the URLs the product set for HTTPS: whoever stops
+    serving on the Network page sets them back by hand.
+    """
     if settings is None or not await _async_served(hass, settings):
         return
     expiry = await hass.async_add_executor_job(_expiry, settings)
@@ -61,7 +82,11 @@ async def async_warn_unmanaged(
         expiry,
     )
     async_raise_served_not_renewed(
-        hass, str(settings.certificate_path), str(settings.private_key_path), expiry
+        hass,
+        str(settings.certificate_path),
+        str(settings.private_key_path),
+        expiry,
+        _urls_to_set_back(hass, set_urls),
     )
 
 

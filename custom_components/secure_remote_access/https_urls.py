@@ -6,7 +6,7 @@ what the product itself set earlier.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,23 +51,43 @@ def reaches_port(url: str | None, scheme: str, port: int) -> bool:
 
 
 def changes_for_serving(
-    urls: Mapping[str, str | None], port: int, https_url: str
+    urls: Mapping[str, str | None],
+    port: int,
+    https_url: str,
+    covers: Callable[[str], bool] = lambda _host: True,
 ) -> list[UrlChange]:
     """The URLs serving HTTPS breaks (or leaves without HTTPS), all to ``https_url``.
 
     The external URL when it is empty or plain HTTP (whatever its port: a
     router may forward another one); the internal URL when it is plain HTTP
-    straight to Home Assistant's port, as ``http://homeassistant.local:8123``.
+    straight to Home Assistant's port, as ``http://homeassistant.local:8123``;
+    either when it is HTTPS straight to that port for a host the certificate
+    does not ``cover`` (another entry's name served until now).
     """
     changes = []
     external = urls.get(EXTERNAL_URL)
     parsed = _parsed(external)
-    if not external or (parsed is not None and parsed.scheme == "http"):
+    if (
+        not external
+        or (parsed is not None and parsed.scheme == "http")
+        or _uncovered(external, port, covers)
+    ):
         changes.append(UrlChange(EXTERNAL_URL, external, https_url))
     internal = urls.get(INTERNAL_URL)
-    if reaches_port(internal, "http", port):
+    if reaches_port(internal, "http", port) or _uncovered(internal, port, covers):
         changes.append(UrlChange(INTERNAL_URL, internal, https_url))
     return changes
+
+
+def _uncovered(url: str | None, port: int, covers: Callable[[str], bool]) -> bool:
+    """``url`` is HTTPS straight to ``port`` for a host the certificate misses."""
+    parsed = _parsed(url)
+    return (
+        reaches_port(url, "https", port)
+        and parsed is not None
+        and parsed.host is not None
+        and not covers(parsed.host)
+    )
 
 
 def changes_for_stopping(

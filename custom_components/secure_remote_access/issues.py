@@ -37,10 +37,12 @@ ACCOUNT_TERMS_CHANGED: Final = "account_terms_changed"
 ACCOUNT_TERMS_UNCONFIRMED: Final = "account_terms_unconfirmed"
 CNAME_DELEGATION_BROKEN: Final = "cname_delegation_broken"
 PERSIST_RECORD_LEFT: Final = "persist_record_left"
+PORT_FORWARD_LEFT: Final = "port_forward_left"
 DUPLICATE_DUCKDNS_UPDATER: Final = "duplicate_duckdns_updater"
 RESTART_REQUIRED: Final = "restart_required"
 HTTPS_TRIAL: Final = "https_trial"
 HTTPS_REVERTED: Final = "https_reverted"
+HTTPS_RESTART_REFUSED: Final = "https_restart_refused"
 SERVED_NOT_RENEWED: Final = "served_not_renewed"
 PROXY_RESTART_FAILED: Final = "proxy_restart_failed"
 CERTIFICATE_UNREADABLE: Final = "certificate_unreadable"
@@ -219,6 +221,31 @@ def async_raise_persist_record_left(hass: HomeAssistant, domain: str) -> None:
         ir.IssueSeverity.WARNING,
         {"domain": domain},
         persistent=True,
+    )
+
+
+@callback
+def async_raise_port_forward_left(
+    hass: HomeAssistant, entry_id: str, forward: dict[str, str | int]
+) -> None:
+    """A removed entry's port forward could not be removed from the router.
+
+    Its fix flow tries again (``forward`` is the keeper's stored form).
+    """
+    _async_create(
+        hass,
+        f"{PORT_FORWARD_LEFT}_{entry_id}_{forward['external_port']}",
+        PORT_FORWARD_LEFT,
+        ir.IssueSeverity.WARNING,
+        {
+            "external_port": str(forward["external_port"]),
+            "internal_client": str(forward["internal_client"]),
+            "internal_port": str(forward["internal_port"]),
+            "description": str(forward["description"]),
+        },
+        fixable=True,
+        persistent=True,
+        data=dict(forward),
     )
 
 

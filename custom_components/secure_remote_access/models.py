@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         EndpointMonitor,
         LocalCertificateMonitor,
     )
+    from .port_forwarding import PortForwardKeeper
     from .protocol.duckdns import DuckDnsClient
     from .remote_access import RemoteAccessCoordinator
     from .renewal import RenewalCoordinator
@@ -39,6 +40,8 @@ class RuntimeData:
     endpoints: EndpointMonitor
     managed: ManagedCertificate | None
     remote_access: RemoteAccessCoordinator
+    port_forward: PortForwardKeeper
+    """The entry's HTTPS forward on the router."""
 
     @property
     def monitors(self) -> tuple[CertificateMonitor, ...]:

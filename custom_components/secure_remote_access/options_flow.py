@@ -41,15 +41,21 @@ from .const import (
 from .helpers import check_endpoint_text, endpoints_from_options
 from .https_flow import HttpsSteps, async_https_menu_option
 from .https_store import settings_of
+from .https_trial import get_https_trial
 from .https_unmanaged import async_warn_unmanaged
 from .models import SecureRemoteAccessConfigEntry
+from .port_forward_flow import PortForwardSteps, forward_menu_option
 from .protocol.ipv6 import is_public_ipv6
 from .proxy_flow import ProxySteps
 from .settings_change import CertificateReplacement, async_replacement
 
 
 class OptionsFlowHandler(
-    CertificateSteps, ProxySteps, HttpsSteps[ConfigFlowResult], OptionsFlowWithReload
+    CertificateSteps,
+    ProxySteps,
+    HttpsSteps[ConfigFlowResult],
+    PortForwardSteps[ConfigFlowResult],
+    OptionsFlowWithReload,
 ):
     """Change how the entry works; the entry reloads with the new options."""
 
@@ -70,7 +76,13 @@ class OptionsFlowHandler(
         # Serving HTTPS (issues 18, 28): the steps are in https_flow.py.
         if option := await async_https_menu_option(self.hass, self.config_entry):
             menu.append(option)
+        # Port forwards on the router (issue 30): port_forward_flow.py.
+        if option := forward_menu_option(self.config_entry):
+            menu.append(option)
         return self.async_show_menu(step_id="init", menu_options=menu)
+
+    async def _async_forward_entry(self) -> SecureRemoteAccessConfigEntry | None:
+        return self.config_entry
 
     async def _async_https_entry(self) -> SecureRemoteAccessConfigEntry | None:
         return self.config_entry
@@ -125,7 +137,11 @@ class OptionsFlowHandler(
         """Stop managing a certificate; the files on disk stay where they are."""
         if user_input is not None:
             # Served files that are no longer renewed get a lasting warning.
-            await async_warn_unmanaged(self.hass, settings_of(self.config_entry))
+            await async_warn_unmanaged(
+                self.hass,
+                settings_of(self.config_entry),
+                await get_https_trial(self.hass).async_set_urls(),
+            )
             return self.async_create_entry(data=self._other_options())
         return self.async_show_form(step_id="certificate_off")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +39,12 @@ ADDON_SSL_DIR: Final = Path("/ssl")
 SUPERVISOR_TIMEOUT: Final = 10.0
 RUNNING: Final = "started"
 HTTPS_PORT: Final = "443/tcp"
+#: The Supervisor's networks of Home Assistant and its add-ons (its
+#: DOCKER_IPV4_NETWORK_MASK and DOCKER_IPV6_NETWORK_MASK).
+SUPERVISOR_NETWORKS: Final = (
+    IPv4Network("172.30.32.0/23"),
+    IPv6Network("fd0c:ac1e:2100::/48"),
+)
 USE_X_FORWARDED_FOR: Final = "use_x_forwarded_for"
 TRUSTED_PROXIES: Final = "trusted_proxies"
 
@@ -181,12 +188,24 @@ async def async_proxies_in_front(hass: HomeAssistant) -> ProxyReport:
             error = str(err) or type(err).__name__
         if error is not None:
             LOGGER.warning("The Supervisor could not list the add-ons: %s", error)
+    trusted = await _async_trusted_proxies(hass)
     if addons:
+        # Trusted addresses outside the add-ons' network: a proxy of their own.
+        if others := [net for net in trusted if not _supervisor_network(net)]:
+            addons.append(Proxy(ProxyKind.TRUSTED_PROXY, ", ".join(others)))
         return ProxyReport(tuple(addons), error)
-    if trusted := await _async_trusted_proxies(hass):
+    if trusted:
         proxy = Proxy(ProxyKind.TRUSTED_PROXY, ", ".join(trusted))
         return ProxyReport((proxy,), error)
     return ProxyReport((), error)
+
+
+def _supervisor_network(network: str) -> bool:
+    parsed = ip_network(network, strict=False)
+    return any(
+        parsed.version == own.version and parsed.subnet_of(own)  # type: ignore[arg-type]
+        for own in SUPERVISOR_NETWORKS
+    )
 
 
 def reads_managed(proxy: Proxy, certificate: Path, key: Path) -> bool:

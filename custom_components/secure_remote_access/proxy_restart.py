@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from aiohasupervisor import SupervisorError
+from aiohasupervisor import SupervisorError, SupervisorNotFoundError
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
@@ -33,6 +34,8 @@ from .served import async_presented_serial
 
 #: The Supervisor waits up to 120 s for an add-on to start; a little more here.
 RESTART_TIMEOUT: Final = 150.0
+#: An add-on the user stopped.
+STOPPED: Final = "stopped"
 #: Handshakes after the restart (the proxy may need a moment to listen).
 CONFIRM_ATTEMPTS: Final = 5
 CONFIRM_DELAY: Final = 2.0
@@ -44,6 +47,10 @@ class RestartResult:
 
     name: str
     error: str | None = None
+    not_running: bool = False
+    """Stopped on purpose: left stopped (it reads the files when started)."""
+    gone: bool = False
+    """Not installed any more: nothing to restart, ever."""
 
     @property
     def ok(self) -> bool:
@@ -90,14 +97,21 @@ async def async_restart_proxy(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry, slug: str
 ) -> RestartResult:
     """Restart the add-on through the Supervisor and confirm it serves; never raises."""
+    addons = supervisor_client(hass).addons
     try:
         async with asyncio.timeout(RESTART_TIMEOUT):
-            await supervisor_client(hass).addons.restart_addon(slug)
+            # The Supervisor's restart starts a stopped add-on too.
+            info = await addons.addon_info(slug)
+            if str(info.state) == STOPPED:
+                return RestartResult(info.name, not_running=True)
+            await addons.restart_addon(slug)
             return await _async_confirm(hass, entry, slug)
     except TimeoutError:
         return RestartResult(
             slug, f"the Supervisor did not answer within {RESTART_TIMEOUT:g} s"
         )
+    except SupervisorNotFoundError as err:
+        return RestartResult(slug, str(err) or "it is not installed", gone=True)
     except SupervisorError as err:
         return RestartResult(slug, str(err) or type(err).__name__)
 
@@ -108,6 +122,10 @@ async def async_restart_and_report(
     """Restart, log one line, and raise or clear the Repairs issue."""
     result = await async_restart_proxy(hass, entry, slug)
     issue_id = proxy_restart_issue_id(entry.entry_id)
+    if result.not_running:
+        LOGGER.info("%s is stopped: not restarted after the renewal", result.name)
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return result
     if result.ok:
         LOGGER.info("Restarted %s: it serves the renewed certificate", result.name)
         ir.async_delete_issue(hass, DOMAIN, issue_id)
@@ -127,6 +145,15 @@ async def async_restart_and_report(
 
 
 @callback
+def async_forget_proxy(hass: HomeAssistant, entry: ConfigEntry[Any]) -> None:
+    """The chosen add-on is not installed any more: stop restarting it."""
+    options = {k: v for k, v in entry.options.items() if k != CONF_PROXY_ADDON}
+    hass.config_entries.async_update_entry(entry, options=options)
+    ir.async_delete_issue(hass, DOMAIN, proxy_restart_issue_id(entry.entry_id))
+    LOGGER.info("The proxy add-on is gone: no longer restarted after renewals")
+
+
+@callback
 def async_setup_proxy_restart(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> CALLBACK_TYPE | None:
@@ -139,6 +166,9 @@ def async_setup_proxy_restart(
 
     @callback
     def _renewed(_outcome: RenewalOutcome) -> None:
+        # The option as it is now: the fix of a gone add-on removes it.
+        if entry.options.get(CONF_PROXY_ADDON) != slug:
+            return
         entry.async_create_background_task(
             hass,
             async_restart_and_report(hass, entry, str(slug)),

@@ -15,12 +15,21 @@ from .const import DOMAIN
 from .issues import _async_create, remote_access_issue_id
 from .protocol.remote_access import Finding
 
+#: The findings whose forwards a fix flow can remove on the router.
+REMOVABLE_FINDINGS: frozenset[Finding] = frozenset(
+    {
+        Finding.PLAIN_HTTP_FORWARDED,
+        Finding.SSH_FORWARDED_WITH_PASSWORD,
+        Finding.PORT_80_FORWARDED,
+    }
+)
 REMOTE_ACCESS_SEVERITY: dict[Finding, ir.IssueSeverity] = {
     Finding.CARRIER_GRADE_NAT: ir.IssueSeverity.WARNING,
     Finding.PLAIN_HTTP_FORWARDED: ir.IssueSeverity.CRITICAL,
     Finding.PORT_80_FORWARDED: ir.IssueSeverity.WARNING,
     Finding.SSH_FORWARDED_WITH_PASSWORD: ir.IssueSeverity.ERROR,
     Finding.DNS_MISMATCH: ir.IssueSeverity.ERROR,
+    Finding.NO_PORT_FORWARD: ir.IssueSeverity.WARNING,
 }
 
 
@@ -50,6 +59,9 @@ def async_sync_remote_access_issues(
             REMOTE_ACCESS_SEVERITY[finding],
             dict(placeholders),
             persistent=True,
+            # Their fix flow offers "Remove this forward" (forward_cleanup_flow.py).
+            # no_port_forward's offers "Forward HTTPS from the internet".
+            fixable=finding in REMOVABLE_FINDINGS or finding is Finding.NO_PORT_FORWARD,
         )
 
 

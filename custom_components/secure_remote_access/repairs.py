@@ -24,16 +24,20 @@ from .certificate_flow import terms_for_display, terms_schema
 from .checklist.checks import CHECKS_BY_ID
 from .checklist.runner import DATA_CHECKLIST
 from .const import ATTR_CONFIG_ENTRY_ID, CONF_ACCEPT_TERMS, DOMAIN
+from .forward_cleanup_flow import async_cleanup_fix_flow
 from .https_flow import HttpsSteps, async_entry_to_serve, async_https_fix_flow
 from .issues import (
     ACCOUNT_TERMS_CHANGED,
     CERTIFICATE_EXPIRING,
+    PORT_FORWARD_LEFT,
     RENEWAL_FAILED,
     RESTART_REQUIRED,
     issue_entry_id,
 )
 from .models import SecureRemoteAccessConfigEntry
+from .port_forward_flow import ForwardHttpsRepairFlow, PortForwardLeftRepairFlow
 from .protocol.acme import AcmeError, describe_acme_error
+from .protocol.remote_access import Finding
 
 SERVICE_RENEW_CERTIFICATE: Final = "renew_certificate"
 RENEW_ISSUES: Final = (CERTIFICATE_EXPIRING, RENEWAL_FAILED)
@@ -49,6 +53,12 @@ async def async_create_fix_flow(
     # Serving HTTPS (issue 18): its flows live in https_flow.py.
     if (https_flow := async_https_fix_flow(issue_id, data)) is not None:
         return https_flow
+    if (cleanup := async_cleanup_fix_flow(issue_id)) is not None:
+        return cleanup
+    if forward_id := issue_entry_id(issue_id, Finding.NO_PORT_FORWARD.value):
+        return ForwardHttpsRepairFlow(forward_id)
+    if issue_id.startswith(f"{PORT_FORWARD_LEFT}_"):
+        return PortForwardLeftRepairFlow(data)
     if issue_id == HTTP_WITHOUT_TLS:
         return ServeHttpsChecklistFlow()
     if issue_id in CHECKS_BY_ID:

@@ -342,4 +342,10 @@ class RemoteAccessSensor(
             return None
         attributes = result.attributes()
         explaining = {key: attributes.pop(key) for key in EXPLAINING}
-        return {**attributes, **known_values(**explaining)}
+        forwarded = (
+            self.coordinator.config_entry.runtime_data.port_forward.external_port
+        )
+        return {
+            **attributes,
+            **known_values(**explaining, forwarded_https_port=forwarded),
+        }

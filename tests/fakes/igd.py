@@ -9,7 +9,14 @@ description URL (:attr:`FakeIgd.location`) directly.
 ``mode`` turns it into a broken router: ``garbage`` answers every request
 with an HTML page, ``garbage_soap`` only the control requests, ``hang``
 never answers, ``refuse`` answers GetExternalIPAddress with a UPnP error,
-``refuse_mappings`` answers GetGenericPortMappingEntry with UPnP error 606.
+``refuse_mappings`` answers GetGenericPortMappingEntry with UPnP error 606,
+``read_only`` answers every change with 606 (UPnP changes switched off).
+`GatewayState` plays the error replies of real routers that Debian's
+miniupnpd (tests/fakes/miniupnpd.py) cannot give: a chosen UPnP error for
+every addition, permanent leases only (725), additions that are accepted
+but never listed, deletions that change nothing, and a router that stops
+answering right after a change. This is IGDv1 (no AddAnyPortMapping, no
+IPv6 firewall); tests/fakes/igd_v2.py adds both.
 """
 
 # No ``from __future__ import annotations``: the server module checks the
@@ -42,11 +49,15 @@ ARRAY_INDEX_INVALID = 713
 NO_SUCH_ENTRY = 714
 
 
-#: A port mapping's arguments and their state variables (IGD:1 WANIPConnection).
-MAPPING_ARGS: dict[str, str] = {
+#: What names a port mapping: the arguments and their state variables.
+MAPPING_KEY_ARGS: dict[str, str] = {
     "NewRemoteHost": "RemoteHost",
     "NewExternalPort": "ExternalPort",
     "NewProtocol": "PortMappingProtocol",
+}
+#: A port mapping's arguments and their state variables (IGD:1 WANIPConnection).
+MAPPING_ARGS: dict[str, str] = {
+    **MAPPING_KEY_ARGS,
     "NewInternalPort": "InternalPort",
     "NewInternalClient": "InternalClient",
     "NewEnabled": "PortMappingEnabled",
@@ -65,6 +76,18 @@ class Mapping:
     internal_client: str
     description: str = "test"
     enabled: bool = True
+    lease_seconds: int = 0
+
+
+@dataclass
+class Pinhole:
+    """An IPv6 firewall pinhole as the router stores it (tests/fakes/igd_v2.py)."""
+
+    internal_client: str
+    internal_port: int
+    protocol: int
+    lease_seconds: int
+    packets: int = 0
 
 
 @dataclass
@@ -75,14 +98,49 @@ class GatewayState:
     mappings: list[Mapping] = field(default_factory=list)
     mode: str = "ok"
     requests: int = 0
+    #: The UPnP error code every AddPortMapping (and AddPinhole) answers.
+    add_error: int | None = None
+    #: Only leases of 0 (permanent) are accepted: 725 otherwise.
+    permanent_only: bool = False
+    #: Additions are answered with success but never listed.
+    lists_additions: bool = True
+    #: Deletions are answered with success but the mapping stays.
+    keeps_deleted: bool = False
+    #: The modes the router turns to after answering each change, in turn
+    #: (``["hang"]``: it vanishes in the middle of an add-and-read-back;
+    #: ``["ok", "hang"]``: after the second change).
+    after_changes: list[str] = field(default_factory=list)
+    #: The longest description the router keeps (longer ones are cut).
+    description_limit: int | None = None
+    firewall_enabled: bool = True
+    inbound_pinholes_allowed: bool = True
+    pinholes: dict[int, Pinhole] = field(default_factory=dict)
+
+    def refuse_change(self, *, addition: bool) -> None:
+        """Raise the UPnP error a change gets in the router's current shape."""
+        if self.mode == "read_only":
+            raise UpnpActionError(error_code=606, error_desc="Action not authorized")
+        if addition and self.add_error is not None:
+            raise UpnpActionError(error_code=self.add_error, error_desc="Refused")
+
+    def changed(self) -> None:
+        """A change was answered: the router may now vanish."""
+        if self.after_changes:
+            self.mode = self.after_changes.pop(0)
 
 
-def _var(data_type: str, default: str | None = None) -> StateVariableTypeInfo:
+def state_var(data_type: str, default: str | None = None) -> StateVariableTypeInfo:
     return create_state_var(data_type, default=default)
 
 
-class WanIpConnectionService(UpnpServerService):
-    """WANIPConnection:1 with the read actions and AddPortMapping."""
+class GatewayService(UpnpServerService):
+    """A service of the fake router: its `GatewayState` is set by `FakeIgd`."""
+
+    state: GatewayState
+
+
+class WanIpConnectionService(GatewayService):
+    """WANIPConnection:1: the read actions, AddPortMapping and DeletePortMapping."""
 
     SERVICE_DEFINITION = ServiceInfo(
         service_id="urn:upnp-org:serviceId:WANIPConn1",
@@ -93,18 +151,17 @@ class WanIpConnectionService(UpnpServerService):
         xml=ET.Element("server_service"),
     )
     STATE_VARIABLE_DEFINITIONS = {  # noqa: RUF012
-        "ExternalIPAddress": _var("string"),
-        "PortMappingNumberOfEntries": _var("ui2", "0"),
-        "RemoteHost": _var("string"),
-        "ExternalPort": _var("ui2"),
-        "PortMappingProtocol": _var("string"),
-        "InternalPort": _var("ui2"),
-        "InternalClient": _var("string"),
-        "PortMappingEnabled": _var("boolean"),
-        "PortMappingDescription": _var("string"),
-        "PortMappingLeaseDuration": _var("ui4"),
+        "ExternalIPAddress": state_var("string"),
+        "PortMappingNumberOfEntries": state_var("ui2", "0"),
+        "RemoteHost": state_var("string"),
+        "ExternalPort": state_var("ui2"),
+        "PortMappingProtocol": state_var("string"),
+        "InternalPort": state_var("ui2"),
+        "InternalClient": state_var("string"),
+        "PortMappingEnabled": state_var("boolean"),
+        "PortMappingDescription": state_var("string"),
+        "PortMappingLeaseDuration": state_var("ui4"),
     }
-    state: GatewayState  # set by FakeIgd
 
     @callable_action(
         name="GetExternalIPAddress",
@@ -143,16 +200,12 @@ class WanIpConnectionService(UpnpServerService):
             "NewInternalClient": mapping.internal_client,
             "NewEnabled": mapping.enabled,
             "NewPortMappingDescription": mapping.description,
-            "NewLeaseDuration": 0,
+            "NewLeaseDuration": mapping.lease_seconds,
         }
 
     @callable_action(
         name="GetSpecificPortMappingEntry",
-        in_args={
-            "NewRemoteHost": "RemoteHost",
-            "NewExternalPort": "ExternalPort",
-            "NewProtocol": "PortMappingProtocol",
-        },
+        in_args=dict(MAPPING_KEY_ARGS),
         out_args={
             "NewInternalPort": "InternalPort",
             "NewInternalClient": "InternalClient",
@@ -180,9 +233,51 @@ class WanIpConnectionService(UpnpServerService):
                     "NewInternalClient": mapping.internal_client,
                     "NewEnabled": mapping.enabled,
                     "NewPortMappingDescription": mapping.description,
-                    "NewLeaseDuration": 0,
+                    "NewLeaseDuration": mapping.lease_seconds,
                 }
         raise UpnpActionError(error_code=NO_SUCH_ENTRY, error_desc="NoSuchEntryInArray")
+
+    @callable_action(
+        name="DeletePortMapping",
+        in_args=dict(MAPPING_KEY_ARGS),
+        out_args={},
+    )
+    async def delete_port_mapping(
+        self,
+        NewRemoteHost: str,  # noqa: N803
+        NewExternalPort: int,  # noqa: N803
+        NewProtocol: str,  # noqa: N803
+    ) -> dict[str, Any]:
+        """Delete a mapping; 714 when there is none."""
+        self.state.refuse_change(addition=False)
+        key = (NewExternalPort, NewProtocol)
+        if not any((m.external_port, m.protocol) == key for m in self.state.mappings):
+            raise UpnpActionError(
+                error_code=NO_SUCH_ENTRY, error_desc="NoSuchEntryInArray"
+            )
+        if not self.state.keeps_deleted:
+            self.state.mappings = [
+                m for m in self.state.mappings if (m.external_port, m.protocol) != key
+            ]
+        self.state.changed()
+        return {}
+
+    def _store(self, mapping: Mapping) -> None:
+        """Add (or replace) a mapping, as the router's answer to an addition."""
+        self.state.refuse_change(addition=True)
+        if self.state.permanent_only and mapping.lease_seconds:
+            raise UpnpActionError(
+                error_code=725, error_desc="OnlyPermanentLeasesSupported"
+            )
+        key = (mapping.external_port, mapping.protocol)
+        self.state.mappings = [
+            m for m in self.state.mappings if (m.external_port, m.protocol) != key
+        ]
+        if (limit := self.state.description_limit) is not None:
+            mapping.description = mapping.description[:limit]
+        if self.state.lists_additions:
+            self.state.mappings.append(mapping)
+        self.state.changed()
 
     @callable_action(
         name="AddPortMapping",
@@ -200,13 +295,8 @@ class WanIpConnectionService(UpnpServerService):
         NewPortMappingDescription: str,  # noqa: N803
         NewLeaseDuration: int,  # noqa: N803
     ) -> dict[str, Any]:
-        """Add (or replace) a mapping, as the tests' "user" does on the router."""
-        self.state.mappings = [
-            m
-            for m in self.state.mappings
-            if (m.external_port, m.protocol) != (NewExternalPort, NewProtocol)
-        ]
-        self.state.mappings.append(
+        """Add (or replace) a mapping."""
+        self._store(
             Mapping(
                 NewExternalPort,
                 NewProtocol,
@@ -214,12 +304,13 @@ class WanIpConnectionService(UpnpServerService):
                 NewInternalClient,
                 NewPortMappingDescription,
                 NewEnabled,
+                NewLeaseDuration,
             )
         )
         return {}
 
 
-def _device_info(device_type: str, name: str, udn: str) -> DeviceInfo:
+def device_info(device_type: str, name: str, udn: str) -> DeviceInfo:
     return DeviceInfo(
         device_type=device_type,
         friendly_name=name,
@@ -242,7 +333,7 @@ def _device_info(device_type: str, name: str, udn: str) -> DeviceInfo:
 class WanConnectionDevice(UpnpServerDevice):
     """WANConnectionDevice:1 holding WANIPConnection:1."""
 
-    DEVICE_DEFINITION = _device_info(
+    DEVICE_DEFINITION = device_info(
         "urn:schemas-upnp-org:device:WANConnectionDevice:1",
         "WAN connection",
         "uuid:5ea1c0de-0000-4000-8000-000000000003",
@@ -254,7 +345,7 @@ class WanConnectionDevice(UpnpServerDevice):
 class WanDevice(UpnpServerDevice):
     """WANDevice:1."""
 
-    DEVICE_DEFINITION = _device_info(
+    DEVICE_DEFINITION = device_info(
         "urn:schemas-upnp-org:device:WANDevice:1",
         "WAN device",
         "uuid:5ea1c0de-0000-4000-8000-000000000002",
@@ -266,7 +357,7 @@ class WanDevice(UpnpServerDevice):
 class InternetGatewayDevice(UpnpServerDevice):
     """InternetGatewayDevice:1, the root device."""
 
-    DEVICE_DEFINITION = _device_info(
+    DEVICE_DEFINITION = device_info(
         "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
         "Test gateway",
         "uuid:5ea1c0de-0000-4000-8000-000000000001",
@@ -281,10 +372,15 @@ GARBAGE = "<html><body><h1>Router login</h1><p>Please log in</body>"
 class FakeIgd(LoopbackGateway):
     """The gateway's HTTP server on 127.0.0.1 (no SSDP)."""
 
-    def __init__(self, state: GatewayState | None = None) -> None:
-        """Nothing listens until `start`."""
+    def __init__(
+        self,
+        state: GatewayState | None = None,
+        root: type[UpnpServerDevice] = InternetGatewayDevice,
+    ) -> None:
+        """Nothing listens until `start`; ``root`` is the device tree served."""
         super().__init__()
         self.state = state or GatewayState()
+        self._root = root
 
     @web.middleware
     async def _faults(
@@ -305,12 +401,12 @@ class FakeIgd(LoopbackGateway):
         """Listen on 127.0.0.1 (``port`` 0: a free one); return the location."""
         self.port = self.free_port(port)
         requester: UpnpRequester = AiohttpRequester()
-        device = InternetGatewayDevice(requester, f"http://{HOST}:{self.port}")
+        device = self._root(requester, f"http://{HOST}:{self.port}")
         app = web.Application(middlewares=[self._faults])
         app.router.add_get(device.device_url, partial(to_xml, device))
         for service in device.all_services:
             server_service = cast("UpnpServerService", service)
-            if isinstance(server_service, WanIpConnectionService):
+            if isinstance(server_service, GatewayService):
                 server_service.state = self.state
             definition = server_service.SERVICE_DEFINITION
             app.router.add_get(definition.scpd_url, partial(to_xml, server_service))

@@ -77,6 +77,10 @@ The gateway forwards port {sandbox.hass_port} to Home Assistant, which serves pl
 HTTP: the entry's Remote access sensor says reachable and Repairs shows
 "Home Assistant's plain-HTTP port is open to the internet" until you serve
 the certificate.
+Its fix offers "Remove this forward": the gateway deletes it (see its list in
+the sensor's attributes). "Configure -> Forward HTTPS from the internet
+(router)" says what it needs first: this sandbox bans no login attempts
+(login_attempts_threshold -1), so it marks that as missing.
 
 {https_help(sandbox)}
 

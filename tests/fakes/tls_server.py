@@ -127,6 +127,7 @@ async def _serve(
     *,
     ssl_context: ssl.SSLContext | None = None,
     state: FakeServer | None = None,
+    port: int = 0,
 ) -> AsyncIterator[FakeServer]:
     loop = asyncio.get_running_loop()
     state = state or FakeServer(HOST, 0)
@@ -145,7 +146,7 @@ async def _serve(
 
     loop.set_exception_handler(handler)
     server = await loop.create_server(
-        lambda: factory(state), HOST, 0, ssl=ssl_context, reuse_address=True
+        lambda: factory(state), state.host, port, ssl=ssl_context, reuse_address=True
     )
     state.port = server.sockets[0].getsockname()[1]
     try:
@@ -198,13 +199,21 @@ async def tls_server(
     default: ServedCertificate,
     *,
     sni: Mapping[str, ServedCertificate] | None = None,
+    host: str = HOST,
+    port: int = 0,
 ) -> AsyncIterator[FakeServer]:
-    """Serve ``default``'s chain + key; ``sni`` maps server names to others."""
-    state = FakeServer(HOST, 0)
+    """Serve ``default``'s chain + key; ``sni`` maps server names to others.
+
+    ``host`` and ``port`` only inside a network namespace of the test's own
+    (tests/fakes/miniupnpd.py): elsewhere 127.0.0.1 and a free port.
+    """
+    state = FakeServer(host, 0)
     context = await asyncio.get_running_loop().run_in_executor(
         None, _server_contexts, default, dict(sni or {}), state
     )
-    async with _serve(_TlsTracked, ssl_context=context, state=state) as server:
+    async with _serve(
+        _TlsTracked, ssl_context=context, state=state, port=port
+    ) as server:
         yield server
 
 

@@ -402,3 +402,83 @@ async def test_the_addon_stand_in_proxies_plain_http(
         # Home Assistant's own answer (no api component here), its headers too.
         assert response.status == 404
         assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+@needs_nginx
+async def test_a_proxy_stopped_on_purpose_is_not_started_by_a_renewal(
+    hass: HomeAssistant, behind: Setup, os_supervisor: OsSupervisor
+) -> None:
+    """The user stopped NGINX (moved to another proxy): a renewal leaves it stopped.
+
+    The Supervisor's restart starts a stopped add-on; a stopped proxy reads
+    the renewed files whenever it is started again.
+    """
+    nginx = os_supervisor.nginx(behind)
+    await _with_restart_chosen(behind, nginx, running=False)
+    nginx.state = "stopped"
+    await behind.renew()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert nginx.restarts == 0
+    assert nginx.state == "stopped"
+    assert behind.issue(proxy_restart_issue_id(behind.entry.entry_id)) is None
+
+
+@needs_nginx
+async def test_an_uninstalled_proxy_is_forgotten_by_the_fix(
+    hass: HomeAssistant, behind: Setup, os_supervisor: OsSupervisor
+) -> None:
+    """NGINX uninstalled: the issue says so; its fix stops restarting it for good.
+
+    Nothing else offers to turn the restart off once no proxy is in front.
+    """
+    nginx = os_supervisor.nginx(behind)
+    await _with_restart_chosen(behind, nginx)
+    assert nginx.service is not None
+    await nginx.service.stop()
+    del os_supervisor.supervisor.addons[nginx.slug]
+    await behind.renew()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    issue_id = proxy_restart_issue_id(behind.entry.entry_id)
+    issue = behind.issue(issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert "does not exist" in issue.translation_placeholders["error"]
+
+    result = await behind.fix(issue_id)
+    assert result["type"] == "create_entry", result
+    await hass.async_block_till_done()
+    assert CONF_PROXY_ADDON not in behind.entry.options
+    assert behind.issue(issue_id) is None
+    requests = len(os_supervisor.supervisor.requests)
+    await behind.renew()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert behind.issue(issue_id) is None
+    assert len(os_supervisor.supervisor.requests) == requests
+
+
+async def test_a_lan_proxy_next_to_a_proxy_addon_is_named_too(
+    hass: HomeAssistant, make_setup: MakeSetup, os_supervisor: OsSupervisor
+) -> None:
+    """Home Assistant OS with Cloudflared and Apache on the LAN: both break, both named.
+
+    The add-ons' own network (172.30.32.0/23) is the add-on's; another
+    trusted address is a proxy of its own.
+    """
+    setup = await make_setup(
+        http_settings={
+            "use_x_forwarded_for": True,
+            "trusted_proxies": [
+                "172.30.33.0/24",
+                "fd0c:ac1e:2100::/48",
+                "192.168.1.20/32",
+            ],
+        }
+    )
+    os_supervisor.supervisor.add(
+        FakeAddon("9074a9fa_cloudflared", "Cloudflared", repository="9074a9fa")
+    )
+    menu = await _serve_menu(setup)
+    assert menu["description_placeholders"]["proxies"] == (
+        "Cloudflared, 192.168.1.20/32"
+    )
+    await hass.http.stop()

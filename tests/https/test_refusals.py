@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
+from aiohasupervisor import SupervisorConnectionError
 from homeassistant.components.http.config import ActiveConfigType
-from homeassistant.core import CoreState, HomeAssistant
+from homeassistant.core import CoreState, HomeAssistant, ServiceCall
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import storage
+from homeassistant.util.file import WriteError
 import pytest
+from pytest_homeassistant_custom_component.common import async_mock_service
 
 from custom_components.secure_remote_access.certificate import CertificateRenewalError
 from custom_components.secure_remote_access.https import (
@@ -146,6 +152,128 @@ async def test_a_restart_home_assistant_would_refuse_writes_nothing(
     assert plain.store.pending is None
     assert hass.config.external_url is None
     assert not plain.restarts
+
+
+async def test_a_restart_the_supervisor_refuses_leaves_nothing_waiting(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """The Supervisor refuses the restart (another job of Core runs): said at once.
+
+    Otherwise the flow says "restarting", nothing restarts, and the change
+    waits for whichever restart comes next, days later.
+    """
+    form = await plain.options_step("serve_https")
+
+    async def refuse(call: ServiceCall) -> None:
+        raise HomeAssistantError(
+            "'HomeAssistantCore.restart' blocked from execution, another job of"
+            " home_assistant_core is running"
+        )
+
+    hass.services.async_register("homeassistant", "restart", refuse)
+    result = await hass.config_entries.options.async_configure(
+        form["flow_id"], {"set_external_url": True}
+    )
+    assert result["reason"] == "https_restarting"  # answered before the restart
+    await hass.async_block_till_done(wait_background_tasks=True)
+    issue = plain.issue("https_restart_refused")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert "another job" in issue.translation_placeholders["error"]
+    assert plain.store.pending is None
+    assert plain.trial_issue() is None
+    menu = await hass.config_entries.options.async_init(plain.entry.entry_id)
+    assert "serve_https" in menu["menu_options"]
+    hass.config_entries.options.async_abort(menu["flow_id"])
+    # Once the job is done, trying again works and the refusal is history.
+    async_mock_service(hass, "homeassistant", "restart")
+    result = await plain.options_step("serve_https")
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert plain.issue("https_restart_refused") is None
+    assert plain.store.pending is not None
+    await hass.http.stop()
+
+
+async def test_a_restart_under_way_keeps_the_new_settings(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """The Supervisor stops Core before it answers: the lost answer is no refusal."""
+    form = await plain.options_step("serve_https")
+
+    async def stop_core(call: ServiceCall) -> None:
+        hass.set_state(CoreState.stopping)
+        raise SupervisorConnectionError("Server disconnected")
+
+    hass.services.async_register("homeassistant", "restart", stop_core)
+    result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    hass.set_state(CoreState.running)
+    assert plain.store.pending is not None
+    assert plain.issue("https_restart_refused") is None
+    await hass.http.stop()
+
+
+async def test_settings_the_disk_refuses_are_not_restarted_for(
+    hass: HomeAssistant,
+    plain: Setup,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A full or read-only disk: said at once, no restart into the old settings.
+
+    Home Assistant's store only logs a failed write; the restart would start
+    on the old ``.storage/http`` and nobody would say why nothing changed.
+    """
+    form = await plain.options_step("serve_https")
+    write = storage.Store._async_write_data
+
+    async def disk_full(store: storage.Store[Any], data: dict[str, Any]) -> None:
+        if store.key == "http":
+            raise WriteError("[Errno 28] No space left on device")
+        await write(store, data)
+
+    with patch.object(storage.Store, "_async_write_data", disk_full):
+        result = await hass.config_entries.options.async_configure(
+            form["flow_id"], {"set_external_url": True}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "https_write_failed"
+    assert not plain.restarts
+    assert plain.store.pending is None
+    assert hass_storage["http"]["data"]["pending"] is None
+    assert plain.trial_issue() is None
+    assert hass.config.external_url is None
+
+    form = await plain.options_step("serve_https")
+    result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    assert hass_storage["http"]["data"]["pending"]["ssl_certificate"] == str(plain.cert)
+    await hass.http.stop()
+
+
+async def test_a_change_saved_while_ours_is_written_is_left_alone(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """The Network page saves while ours is being checked on disk: theirs stays."""
+    form = await plain.options_step("serve_https")
+    load = storage.Store._async_load
+    theirs = dict(plain.store.stable) | {"login_attempts_threshold": 9}
+
+    async def network_page_saves(store: storage.Store[Any]) -> Any:
+        pending = plain.store.pending
+        if store.key == "http" and pending and pending["login_attempts_threshold"] != 9:
+            await plain.store.async_set_pending(theirs)  # type: ignore[arg-type]
+        return await load(store)
+
+    with patch.object(storage.Store, "_async_load", network_page_saves):
+        result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_pending_exists"
+    assert plain.store.pending is not None
+    assert plain.store.pending["login_attempts_threshold"] == 9
+    assert not plain.restarts
+    await hass.http.stop()
 
 
 async def _their_pending_with_our_files(setup: Setup) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from homeassistant.config_entries import ConfigEntryDisabler
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
 from tests.common import managed_options
 
-from .conftest import Setup, serve
+from .conftest import NAME, Setup, serve
 
 ISSUE = "served_not_renewed"
 
@@ -87,4 +88,84 @@ async def test_removal_during_a_serve_trial_then_reverted(
     ]
     await plain.restart()
     assert plain.issue(ISSUE) is None
+    await hass.http.stop()
+
+
+async def test_certificate_off_during_the_trial_asks_nothing_more(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """Nothing renews the pair any more: no "Keep serving HTTPS?" that would keep it."""
+    await serve(plain)
+    await plain.restart()
+    assert plain.trial_issue() is not None
+    result = await plain.options_step("certificate_off")
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert plain.trial_issue() is None
+    assert plain.issue(ISSUE) is not None
+    # Kept in core's dialog anyway: the lasting warning stays, nothing of ours applies.
+    await plain.promote_in_core_dialog()
+    assert plain.trial_issue() is None
+    assert plain.issue(ISSUE) is not None
+    assert hass.config.external_url is None
+    await hass.http.stop()
+
+
+async def test_removal_names_the_urls_to_set_back(
+    hass: HomeAssistant, plain: Setup
+) -> None:
+    """The way out through the Network page names the URLs the product set.
+
+    With the entry gone, nothing of ours restores them when the user stops
+    serving there; the app would keep opening a dead https:// address.
+    """
+    local = f"http://homeassistant.local:{plain.port}"
+    await hass.config.async_update(internal_url=local)
+    await serve(plain)
+    await plain.restart()
+    await plain.promote_in_core_dialog()
+    https = f"https://{NAME}:{plain.port}"
+    assert hass.config.external_url == https
+    assert await hass.config_entries.async_remove(plain.entry.entry_id)
+    await hass.async_block_till_done()
+    issue = plain.issue(ISSUE)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    urls = issue.translation_placeholders["urls"]
+    assert f"{https} → -" in urls
+    assert f"{https} → {local}" in urls
+    await hass.http.stop()
+
+
+async def test_nothing_to_set_back_without_urls_of_ours(
+    hass: HomeAssistant, serving: Setup
+) -> None:
+    """Served from the start (set by hand): no URL of ours to name."""
+    assert await hass.config_entries.async_remove(serving.entry.entry_id)
+    await hass.async_block_till_done()
+    issue = serving.issue(ISSUE)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["urls"] == "-"
+    await hass.http.stop()
+
+
+async def test_disabling_the_entry_while_served_warns_until_enabled(
+    hass: HomeAssistant, serving: Setup
+) -> None:
+    """A disabled entry renews nothing: the same lasting warning; enabling clears it."""
+    assert await hass.config_entries.async_set_disabled_by(
+        serving.entry.entry_id, ConfigEntryDisabler.USER
+    )
+    await hass.async_block_till_done()
+    issue = serving.issue(ISSUE)
+    assert issue is not None
+    assert issue.is_persistent
+    result = await serving.fix(ISSUE)
+    assert result["reason"] == "still_served"
+
+    assert await hass.config_entries.async_set_disabled_by(serving.entry.entry_id, None)
+    await hass.async_block_till_done()
+    assert serving.issue(ISSUE) is None
     await hass.http.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -11,8 +13,12 @@ from custom_components.secure_remote_access.https_urls import (
     changes_for_serving,
     changes_for_stopping,
 )
+from tests.common import managed_options, mock_entry
+from tests.fakes import certs
 
 from .conftest import NAME, Setup, serve, stop
+
+OTHER = "cabin.duckdns.org"
 
 
 async def _keep_through_core_dialog(setup: Setup) -> None:
@@ -46,6 +52,53 @@ async def test_serving_names_every_url_that_stops_working(
     await _keep_through_core_dialog(plain)
     assert hass.config.external_url == https
     assert hass.config.internal_url == https
+    await hass.http.stop()
+
+
+async def test_serving_another_entrys_certificate_names_the_url_it_breaks(
+    hass: HomeAssistant, plain: Setup, tmp_path: Path
+) -> None:
+    """Two entries: the external URL of the first name would get the second's certificate.
+
+    Browsers and the companion app refuse a certificate for cabin.duckdns.org
+    at https://myhome.duckdns.org:8123, so that URL is named and offered too.
+    """
+    await serve(plain)
+    await _keep_through_core_dialog(plain)
+    assert hass.config.external_url == f"https://{NAME}:{plain.port}"
+    cert, key = certs.issue([OTHER]).write(tmp_path / "ssl" / "cabin")
+    other = mock_entry(domains=[OTHER])
+    other.add_to_hass(hass)
+    hass.config_entries.async_update_entry(other, options=managed_options(cert, key))
+    assert await hass.config_entries.async_setup(other.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    menu = await hass.config_entries.options.async_init(other.entry_id)
+    form = await hass.config_entries.options.async_configure(
+        menu["flow_id"], {"next_step_id": "serve_https"}
+    )
+    assert form["type"] is FlowResultType.FORM
+    fields = {str(key) for key in form["data_schema"].schema}
+    assert fields == {"set_external_url"}
+    assert form["description_placeholders"]["external_url"] == (
+        f"https://{NAME}:{plain.port}"
+    )
+    result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    await _keep_through_core_dialog(plain)
+    assert hass.config.external_url == f"https://{OTHER}:{plain.port}"
+
+    # Stopping goes back to what the user had before either: not to the
+    # first name's https:// address, dead once plain HTTP is served.
+    menu = await hass.config_entries.options.async_init(other.entry_id)
+    form = await hass.config_entries.options.async_configure(
+        menu["flow_id"], {"next_step_id": "stop_https"}
+    )
+    assert form["description_placeholders"]["new_external_url"] == "-"
+    result = await hass.config_entries.options.async_configure(form["flow_id"], {})
+    assert result["reason"] == "https_restarting"
+    await _keep_through_core_dialog(plain)
+    assert hass.config.external_url is None
     await hass.http.stop()
 
 
@@ -136,6 +189,25 @@ def test_which_urls_serving_breaks(
     urls = {"external_url": external, "internal_url": internal}
     changes = changes_for_serving(urls, 8123, "https://myhome.duckdns.org:8123")
     assert {change.key for change in changes} == offered
+
+
+def test_urls_of_another_name_on_this_port_are_offered() -> None:
+    """HTTPS straight to this port for a name the certificate misses breaks too."""
+    urls = {
+        "external_url": "https://cabin.duckdns.org:8123",
+        "internal_url": "https://cabin.duckdns.org",  # a proxy on 443: its own
+    }
+    covered = {"myhome.duckdns.org"}
+    changes = changes_for_serving(
+        urls, 8123, "https://myhome.duckdns.org:8123", covered.__contains__
+    )
+    assert [(c.key, c.new) for c in changes] == [
+        ("external_url", "https://myhome.duckdns.org:8123")
+    ]
+    covered.add("cabin.duckdns.org")
+    assert not changes_for_serving(
+        urls, 8123, "https://myhome.duckdns.org:8123", covered.__contains__
+    )
 
 
 def test_which_urls_stopping_breaks() -> None:

@@ -46,6 +46,8 @@ class Finding(StrEnum):
     PORT_80_FORWARDED = "port_80_forwarded"
     SSH_FORWARDED_WITH_PASSWORD = "ssh_forwarded_with_password"  # noqa: S105
     DNS_MISMATCH = "dns_mismatch"
+    #: Home Assistant serves HTTPS, and nothing forwards to it.
+    NO_PORT_FORWARD = "no_port_forward"
 
 
 class Hairpin(StrEnum):
@@ -226,6 +228,8 @@ def _findings(
         findings[finding] = {"ports": _ports(mappings)}
     if Finding.PLAIN_HTTP_FORWARDED in findings:
         findings[Finding.PLAIN_HTTP_FORWARDED]["port"] = str(facts.ha_port)
+    if state is RemoteAccessState.NO_PORT_FORWARD and facts.serves_https:
+        findings[Finding.NO_PORT_FORWARD] = {"port": str(facts.ha_port)}
     if state is RemoteAccessState.DNS_MISMATCH:
         names = mismatched_names(
             facts.resolved, facts.recorded_ipv4, facts.recorded_ipv6

@@ -6,7 +6,7 @@ No Home Assistant imports. Nothing here ever changes the router.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import ipaddress
 import logging
 import socket
@@ -35,13 +35,19 @@ TCP: Final = "TCP"
 
 @dataclass(frozen=True, slots=True)
 class PortMapping:
-    """One port mapping of the router."""
+    """One port mapping of the router.
+
+    ``description`` and the ``lease_seconds`` left (0: permanent) do not
+    take part in comparisons: two reads of one mapping are equal.
+    """
 
     external_port: int
     protocol: str
     internal_port: int
     internal_client: str
     enabled: bool
+    description: str = field(default="", compare=False)
+    lease_seconds: int = field(default=0, compare=False)
 
     @property
     def all_ports(self) -> bool:
@@ -177,8 +183,11 @@ def _as_port(value: object, *, wildcard: bool = False) -> int:
     return port
 
 
-def _mapping(answer: Mapping[str, str], external: int | None = None) -> PortMapping:
-    """A mapping from GetGeneric/GetSpecificPortMappingEntry's answer; ValueError
+def mapping_from(
+    answer: Mapping[str, str], external: int | None = None, protocol: str = TCP
+) -> PortMapping:
+    """A mapping from GetGeneric/GetSpecificPortMappingEntry's answer (for
+    GetSpecific: the ``external`` port and ``protocol`` asked for); ValueError
     (or KeyError) when it makes no sense."""
     if external is None:
         external = _as_port(answer["NewExternalPort"], wildcard=True)
@@ -187,12 +196,14 @@ def _mapping(answer: Mapping[str, str], external: int | None = None) -> PortMapp
         raise ValueError("no internal client")
     return PortMapping(
         external_port=external,
-        protocol=answer.get("NewProtocol", TCP).strip().upper() or TCP,
+        protocol=answer.get("NewProtocol", protocol).strip().upper() or protocol,
         # The wildcard external port may come with a wildcard internal one.
         internal_port=_as_port(answer["NewInternalPort"], wildcard=not external),
         internal_client=client,
         enabled=answer.get("NewEnabled", "1").strip().lower()
         not in ("0", "false", "no"),
+        description=answer.get("NewPortMappingDescription", ""),
+        lease_seconds=int(answer.get("NewLeaseDuration", "").strip() or 0),
     )
 
 
@@ -234,7 +245,7 @@ async def _list_mappings(connection: WanConnection, max_mappings: int) -> _Listi
             )
             return _Listing(tuple(found), index > 0, index == 0, invalid)
         try:
-            found.append(_mapping(answer))
+            found.append(mapping_from(answer))
         except ValueError, KeyError:
             invalid += 1  # e.g. an internal client that is no address, port 0
     return _Listing(tuple(found), True, False, invalid)
@@ -267,7 +278,7 @@ async def _ask_ports(
                 raise
             continue
         try:
-            found.append(_mapping(answer, external=port))
+            found.append(mapping_from(answer, external=port))
         except ValueError, KeyError:
             continue
         answered.add(port)

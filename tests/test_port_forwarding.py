@@ -1,0 +1,525 @@
+"""Forwarding HTTPS from the internet on the router, through Home Assistant.
+
+The router is the project's gateway on 127.0.0.1 (`tests.fakes.igd`, the
+``home`` fixture): its mapping list is read back directly, and it plays the
+error replies of real routers. Whether Home Assistant (or its proxy) serves
+the managed certificate is issue 28's `async_who_serves_managed`, told here.
+Faults first: refusals, another host on the port, a router that reboots,
+vanishes mid-change or is away when the entry is deleted, a restart in the
+middle of adding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+import logging
+from pathlib import Path
+import socket
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.components.repairs import DOMAIN as REPAIRS
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from custom_components.secure_remote_access import (
+    port_forward_flow,
+    port_forwarding,
+    remote_access,
+)
+from custom_components.secure_remote_access.const import DOMAIN
+from custom_components.secure_remote_access.port_forwarding import (
+    Forward,
+    ForwardState,
+    mapping_description,
+)
+from custom_components.secure_remote_access.proxy import CertificateServer
+from tests.fakes import certs
+from tests.fakes.igd import Mapping
+from tests.fakes.issuer import FakeCa
+from tests.fakes.tls_server import tls_server
+
+from .common import NAME, managed_options
+from .remote_home import LOCAL, Home
+from .restart import restarted
+
+SERVED_BY_HA = CertificateServer("Home Assistant", 8123)
+OTHER_HOST = "127.0.0.9"
+
+
+@contextmanager
+def served(server: CertificateServer | None = SERVED_BY_HA) -> Iterator[None]:
+    """Who serves the managed certificate; the router loops back to us."""
+
+    async def who(*_args: Any) -> CertificateServer | None:
+        return server
+
+    with (
+        patch.object(port_forward_flow, "async_who_serves_managed", who),
+        patch.object(port_forwarding, "async_who_serves_managed", who),
+        patch.object(remote_access, "hairpin_loopback", lambda _address: LOCAL),
+        patch.object(port_forwarding, "CHANGE_TIMEOUT", 2.0),
+    ):
+        yield
+
+
+@pytest.fixture
+def https(home: Home) -> Iterator[Home]:
+    """Home Assistant serves the managed certificate on port 8123."""
+    with served():
+        yield home
+
+
+async def _setup(home: Home, tmp_path: Path, names: tuple[str, ...] = (NAME,)) -> Any:
+    cert, key = certs.issue(list(names)).write(tmp_path)
+    return await home.setup(managed_options(cert, key))
+
+
+async def _menu(home: Home) -> list[str]:
+    assert home.entry is not None
+    menu = await home.hass.config_entries.options.async_init(home.entry.entry_id)
+    home.hass.config_entries.options.async_abort(menu["flow_id"])
+    return list(menu["menu_options"])
+
+
+async def _step(home: Home, step: str) -> dict[str, Any]:
+    """Open the options flow's ``step`` (its first screen)."""
+    assert home.entry is not None
+    options = home.hass.config_entries.options
+    menu = await options.async_init(home.entry.entry_id)
+    return dict(await options.async_configure(menu["flow_id"], {"next_step_id": step}))
+
+
+async def _submit(home: Home, form: dict[str, Any], **values: Any) -> dict[str, Any]:
+    options = home.hass.config_entries.options
+    return dict(await options.async_configure(form["flow_id"], values))
+
+
+async def _forward(home: Home, port: int = 443) -> dict[str, Any]:
+    form = await _step(home, "forward_https")
+    assert form["type"] is FlowResultType.FORM, form
+    return await _submit(home, form, external_port=port, consent=True)
+
+
+def _ours(home: Home, port: int = 443) -> Mapping:
+    assert home.entry is not None
+    return Mapping(
+        port, "TCP", 8123, LOCAL, mapping_description(home.entry.entry_id), True, 3600
+    )
+
+
+def _listed(home: Home) -> list[tuple[int, str, str]]:
+    """The router's list: external port, internal client, description."""
+    return [
+        (m.external_port, m.internal_client, m.description)
+        for m in home.igd.state.mappings
+    ]
+
+
+async def _later(home: Home, delta: timedelta) -> None:
+    async_fire_time_changed(home.hass, dt_util.utcnow() + delta)
+    await home.hass.async_block_till_done(wait_background_tasks=True)
+
+
+# ----------------------------------------------------------------- forward
+
+
+async def test_forward_https_with_consent(
+    https: Home, fake_ca: FakeCa, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The screen names what is exposed; nothing changes before consent; then
+    the router lists our mapping, the sensor shows the port, and the check
+    after the change reaches our certificate through the forwarded port."""
+    issued = certs.issue([NAME])
+    cert, key = issued.write(tmp_path)
+    async with tls_server(issued) as server:
+        entry = await https.setup(managed_options(cert, key))
+        assert https.state() == "no_port_forward"
+        assert "forward_https" in await _menu(https)
+        form = await _step(https, "forward_https")
+        assert form["description_placeholders"] == {
+            "router": "Test gateway",
+            "wan_address": "203.0.113.7",
+            "internal": f"{LOCAL}:8123",
+            "server": "Home Assistant",
+            "names": NAME,
+            "description": f"Secure Remote Access {entry.entry_id[:8]}",
+            "detail": "",
+        }
+        unconsented = await _submit(https, form, external_port=443, consent=False)
+        assert unconsented["errors"] == {"consent": "forward_consent_required"}
+        assert https.igd.state.mappings == []
+        with caplog.at_level(logging.INFO):
+            # The "router" loops back to the TLS server on its external port.
+            done = await _submit(
+                https, unconsented, external_port=server.port, consent=True
+            )
+        assert https.attributes()["hairpin"] == "reached_us"
+    assert done["type"] is FlowResultType.ABORT
+    assert done["reason"] == "forward_added"
+    assert done["description_placeholders"]["url"] == f"https://{NAME}:{server.port}"
+    assert https.igd.state.mappings == [_ours(https, server.port)]
+    assert https.attributes()["forwarded_https_port"] == server.port
+    assert https.state() == "reachable"
+    added = [r for r in caplog.records if "Forwarded external port" in r.message]
+    assert len(added) == 1
+    assert await _menu(https) == [
+        "dns", "certificate", "endpoints", "checks", "certificate_off",
+        "serve_https", "forward_https_off",
+    ]  # fmt: skip
+
+
+async def test_a_port_taken_by_another_host_is_an_error_on_the_port(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """443 goes to another host: refused on the field, theirs untouched; 8443 works."""
+    https.igd.state.mappings = [Mapping(443, "TCP", 443, OTHER_HOST, "web server")]
+    await _setup(https, tmp_path)
+    refused = await _forward(https, 443)
+    assert refused["type"] is FlowResultType.FORM
+    assert refused["errors"] == {"external_port": "forward_port_taken"}
+    assert OTHER_HOST in refused["description_placeholders"]["detail"]
+    done = await _submit(https, refused, external_port=8443, consent=True)
+    assert done["reason"] == "forward_added"
+    assert done["description_placeholders"]["url"] == f"https://{NAME}:8443"
+    assert _listed(https) == [
+        (443, OTHER_HOST, "web server"),
+        (8443, LOCAL, _ours(https).description),
+    ]
+    assert https.attributes()["forwarded_https_port"] == 8443
+
+
+@pytest.mark.parametrize(
+    ("router", "field", "error"),
+    [
+        ({"add_error": 606}, "external_port", "forward_not_authorized"),
+        ({"mode": "read_only"}, "external_port", "forward_not_authorized"),
+        ({"add_error": 718}, "external_port", "forward_port_taken"),
+        ({"add_error": 724}, "external_port", "forward_same_port_required"),
+        ({"permanent_only": True}, "base", "forward_permanent_only"),
+        ({"add_error": 501}, "base", "forward_action_failed"),
+        ({"add_error": 401}, "base", "forward_not_supported"),
+        ({"add_error": 729}, "base", "forward_refused"),
+        ({"lists_additions": False}, "base", "forward_not_confirmed"),
+    ],
+)
+async def test_every_refusal_is_said_and_leaves_nothing(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    router: dict[str, Any],
+    field: str,
+    error: str,
+) -> None:
+    """The router's refusal is a translated error; its list is as before."""
+    await _setup(https, tmp_path)
+    for name, value in router.items():
+        setattr(https.igd.state, name, value)
+    refused = await _forward(https, 443)
+    assert refused["errors"] == {field: error}
+    assert https.igd.state.mappings == []
+    assert "forwarded_https_port" not in https.attributes()
+    assert "forward_https" in await _menu(https)
+
+
+@pytest.mark.parametrize(
+    ("server", "names", "missing"),
+    [
+        (None, (NAME,), "served"),
+        (SERVED_BY_HA, ("other.duckdns.org",), "certificate"),
+    ],
+)
+async def test_offered_only_when_safe(
+    home: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    server: CertificateServer | None,
+    names: tuple[str, ...],
+    missing: str,
+) -> None:
+    """Not served, or a certificate for other names: the step says which is missing."""
+    with served(server):
+        await _setup(home, tmp_path, names)
+        refused = await _step(home, "forward_https")
+    assert refused["reason"] == "forward_not_safe"
+    conditions = refused["description_placeholders"]
+    assert conditions[missing] == "✘"
+    assert {k for k in ("served", "certificate", "login_ban", "no_critical")
+            if conditions[k] == "✘"} == {missing}  # fmt: skip
+    assert home.igd.state.mappings == []
+
+
+async def test_behind_carrier_grade_nat_points_elsewhere(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """A shared WAN address: a forward cannot help, the step says so."""
+    https.igd.state.wan_address = "100.64.0.7"
+    await _setup(https, tmp_path)
+    refused = await _step(https, "forward_https")
+    assert refused["reason"] == "forward_behind_cgnat"
+
+
+# -------------------------------------------------------------------- keep
+
+
+async def test_kept_renewed_and_added_again_after_a_reboot(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """Halfway through the lease it is renewed; a router that forgot it gets it again."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings[0].lease_seconds = 600  # what the router has left
+    await _later(https, timedelta(minutes=31))
+    assert https.igd.state.mappings[0].lease_seconds == 3600
+    https.igd.state.mappings = []  # a reboot
+    await _later(https, timedelta(minutes=62))
+    assert https.igd.state.mappings == [_ours(https)]
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
+async def test_a_router_away_for_a_while(
+    https: Home, fake_ca: FakeCa, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Away: one warning, the port leaves the sensor; back: ours is added again."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    await https.igd.stop()
+    await _later(https, timedelta(minutes=61))
+    await _later(https, timedelta(minutes=67))
+    warnings = [r for r in caplog.records if "cannot be kept" in r.message]
+    assert len(warnings) == 1
+    assert "forwarded_https_port" not in https.attributes()
+    https.igd.state.mappings = []
+    await https.igd.start(https.igd.port)
+    await _later(https, timedelta(minutes=73))
+    assert https.igd.state.mappings == [_ours(https)]
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
+async def test_removed_when_https_is_no_longer_served(
+    home: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """Home Assistant went back to plain HTTP: the forward goes at the next look."""
+    with served():
+        await _setup(home, tmp_path)
+        await _forward(home)
+    with served(None):
+        await _later(home, timedelta(minutes=61))
+        assert home.igd.state.mappings == []
+        assert "forward_https_off" not in await _menu(home)
+    assert "forwarded_https_port" not in home.attributes()
+
+
+# ------------------------------------------------------------------ remove
+
+
+async def test_stop_forwarding_removes_only_ours(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The off step deletes our mapping, never another host's."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings.append(Mapping(9000, "TCP", 9000, OTHER_HOST, "nas"))
+    form = await _step(https, "forward_https_off")
+    assert form["description_placeholders"] == {
+        "port": "443",
+        "internal": f"{LOCAL}:8123",
+    }
+    done = await _submit(https, form)
+    assert done["reason"] == "forward_removed"
+    assert _listed(https) == [(9000, OTHER_HOST, "nas")]
+    assert "forwarded_https_port" not in https.attributes()
+    assert https.state() == "no_port_forward"
+    assert "forward_https" in await _menu(https)
+
+
+async def test_a_port_another_host_took_meanwhile_is_left_alone(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """After a reboot another device holds our port: stopping deletes nothing."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings = [Mapping(443, "TCP", 443, OTHER_HOST, "camera")]
+    form = await _step(https, "forward_https_off")
+    done = await _submit(https, form)
+    assert done["reason"] == "forward_removed"
+    assert _listed(https) == [(443, OTHER_HOST, "camera")]
+    await _later(https, timedelta(minutes=6))
+    assert _listed(https) == [(443, OTHER_HOST, "camera")]
+
+
+async def test_stopping_while_the_router_is_away(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The removal waits for the router; it is done once it answers again."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    form = await _step(https, "forward_https_off")
+    await https.igd.stop()
+    pending = await _submit(https, form)
+    assert pending["reason"] == "forward_removal_pending"
+    assert pending["description_placeholders"]["reason"] == "gateway_unreachable"
+    assert "forward_https" in await _menu(https)
+    await https.igd.start(https.igd.port)
+    await _later(https, timedelta(minutes=6))
+    assert https.igd.state.mappings == []
+
+
+async def test_a_router_that_vanishes_in_the_middle_of_adding(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """Added, then no answer: an error, and what it may have added is removed later."""
+    await _setup(https, tmp_path)
+    https.igd.state.after_changes = ["hang"]
+    refused = await _forward(https)
+    assert refused["errors"] == {"base": "forward_router_unreachable"}
+    assert [m.external_port for m in https.igd.state.mappings] == [443]
+    https.igd.state.mode = "ok"
+    await _later(https, timedelta(minutes=6))
+    assert https.igd.state.mappings == []
+    assert "forward_https" in await _menu(https)
+
+
+async def test_deleting_the_entry_removes_the_forward(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The entry goes, and so does its forward (no issue is left)."""
+    entry = await _setup(https, tmp_path)
+    await _forward(https)
+    assert await https.hass.config_entries.async_remove(entry.entry_id)
+    await https.hass.async_block_till_done()
+    assert https.igd.state.mappings == []
+    assert not [key for key in ir.async_get(https.hass).issues if key[0] == DOMAIN]
+
+
+async def test_deleting_the_entry_while_the_router_is_away(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """A Repairs issue names the forward; its fix removes it once the router answers."""
+    entry = await _setup(https, tmp_path)
+    await _forward(https)
+    await https.igd.stop()
+    assert await https.hass.config_entries.async_remove(entry.entry_id)
+    await https.hass.async_block_till_done()
+    issue_id = f"port_forward_left_{entry.entry_id}_443"
+    issue = ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "external_port": "443",
+        "internal_client": LOCAL,
+        "internal_port": "8123",
+        "description": _ours(https).description,
+    }
+    fix = await _fix(https, issue_id)
+    assert fix["reason"] == "forward_left_refused"
+    await https.igd.start(https.igd.port)
+    fixed = await _fix(https, issue_id)
+    assert fixed["type"] is FlowResultType.CREATE_ENTRY
+    assert https.igd.state.mappings == []
+    assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def _fix(home: Home, issue_id: str) -> dict[str, Any]:
+    await async_setup_component(home.hass, REPAIRS, {})
+    flows = home.hass.data[REPAIRS]["flow_manager"]
+    form = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+    assert form["step_id"] == "confirm"
+    return dict(await flows.async_configure(form["flow_id"], {}))
+
+
+# ----------------------------------------------------------------- restart
+
+
+@pytest.mark.parametrize("router_has_it", [True, False])
+async def test_a_restart_in_the_middle_of_adding(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    hass_storage: dict[str, Any],
+    router_has_it: bool,
+) -> None:
+    """The intent was stored, the answer never came: after the restart the
+    forward is confirmed (or added) and shown."""
+    entry = await _setup(https, tmp_path)
+    forward = Forward(https.igd.location, 443, 8123, LOCAL, _ours(https).description)
+    async with restarted(https.hass, hass_storage) as hass:
+        hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
+            "version": 1,
+            "minor_version": 1,
+            "key": f"{DOMAIN}.port_forward_{entry.entry_id}",
+            "data": ForwardState(forward).as_dict(),
+        }
+        if router_has_it:
+            https.igd.state.mappings = [_ours(https)]
+        await https.restart(hass)
+        assert https.igd.state.mappings == [_ours(https)]
+        assert https.attributes()["forwarded_https_port"] == 443
+
+
+# ------------------------------------------------------- no_port_forward
+
+
+@pytest.fixture
+def disable_http_server() -> None:
+    """Let these tests run Home Assistant's real web server (when they set it up)."""
+
+
+async def test_https_served_but_not_forwarded_offers_the_forward(
+    home: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """Home Assistant's real server serves the managed pair, nothing forwards to
+    it: a Repairs issue whose fix forwards it; the check then reaches us."""
+    issued = certs.issue([NAME])
+    cert, key = issued.write(tmp_path)
+    with socket.socket() as probe:
+        probe.bind((LOCAL, 0))
+        port = int(probe.getsockname()[1])
+    http = {
+        "server_host": [LOCAL],
+        "server_port": port,
+        "ssl_certificate": str(cert),
+        "ssl_key": str(key),
+        "ip_ban_enabled": True,
+        "login_attempts_threshold": 5,
+    }
+    assert await async_setup_component(home.hass, "http", {"http": http})
+    await home.hass.http.start()
+    # The hairpin probe meets a TLS server of its own (on the external port),
+    # not Home Assistant's, which would log the probe's early close.
+    async with tls_server(issued) as hairpin:
+        with served(CertificateServer("Home Assistant", port)):
+            done = await _fix_no_port_forward(home, cert, key, port, hairpin.port)
+    assert done["reason"] == "forward_added"
+    assert home.igd.state.mappings[0].internal_port == port
+    assert home.attributes()["hairpin"] == "reached_us"
+    assert home.state() == "reachable"
+    assert home.entry is not None
+    issue_id = f"no_port_forward_{home.entry.entry_id}"
+    assert ir.async_get(home.hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def _fix_no_port_forward(
+    home: Home, cert: Path, key: Path, port: int, external_port: int
+) -> dict[str, Any]:
+    """Set the entry up, find the issue and forward through its fix flow."""
+    entry = await home.setup(managed_options(cert, key))
+    issue_id = f"no_port_forward_{entry.entry_id}"
+    issue = ir.async_get(home.hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.is_fixable
+    await async_setup_component(home.hass, REPAIRS, {})
+    flows = home.hass.data[REPAIRS]["flow_manager"]
+    form = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+    assert form.get("step_id") == "forward_https", form
+    assert form["description_placeholders"]["internal"] == f"{LOCAL}:{port}"
+    return dict(
+        await flows.async_configure(
+            form["flow_id"], {"external_port": external_port, "consent": True}
+        )
+    )
