@@ -10,6 +10,7 @@ kept and written once the link points back inside. Real files and links.
 from __future__ import annotations
 
 from datetime import timedelta
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,24 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
-from custom_components.secure_remote_access.const import DOMAIN
+from custom_components.secure_remote_access.const import (
+    CONF_ACME_DIRECTORY,
+    CONF_ACME_DIRECTORY_URL,
+    CONF_DOMAINS,
+    CONF_KEY_TYPE,
+    CONF_VALIDATION_METHOD,
+    DOMAIN,
+    VALIDATION_AUTOMATIC,
+)
 from tests.fakes.issuer import FakeCa
 
-from .common import managed_options, mock_entry, renew, setup_until_first_check
+from .common import (
+    managed_options,
+    mock_entry,
+    renew,
+    setup_integration,
+    setup_until_first_check,
+)
 
 VICTIM = b"# a configuration file Home Assistant must never overwrite\n"
 RESULT = "sensor.myhome_duckdns_org_last_renewal_result"
@@ -151,3 +166,62 @@ async def test_a_certificate_folder_swapped_for_a_link_is_refused(
         await renew(hass, managed, force=True)
     assert caught.value.translation_key == "certificate_path_not_allowed"
     assert _listing(tmp_path) == before
+
+
+async def test_a_key_link_onto_the_certificate_is_a_translated_failure(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    managed: MockConfigEntry,
+    fake_ca: FakeCa,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """privkey.pem swapped for a link to fullchain.pem (a combined PEM some
+    proxies want): the renewal fails with the reason the flow gives for the
+    same paths, no traceback, nothing written."""
+    live = tmp_path / "ssl" / "live"
+    key = live / "privkey.pem"
+    key.unlink()
+    key.symlink_to("fullchain.pem")
+    before = _listing(tmp_path)
+    with pytest.raises(HomeAssistantError) as caught:
+        await renew(hass, managed, force=True)
+    detail = (caught.value.translation_placeholders or {}).get("detail", "")
+    assert "unexpected" not in detail, detail
+    assert "same file" in detail
+    assert _listing(tmp_path) == before
+    shown = [r for r in caplog.records if r.exc_info and r.levelno > logging.DEBUG]
+    assert not shown, [r.getMessage() for r in shown]
+
+
+async def test_two_entries_never_share_one_certificate_file(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+    managed: MockConfigEntry,
+    fake_ca: FakeCa,
+) -> None:
+    """A second DuckDNS name added with the suggested (same) paths: the
+    options refuse them on the field; otherwise both entries would replace
+    each other's certificate at every check, without end."""
+    live = tmp_path / "ssl" / "live"
+    other = mock_entry({}, **{CONF_DOMAINS: ["cabin.duckdns.org"]})
+    await setup_integration(hass, other)
+    result = await hass.config_entries.options.async_init(other.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "certificate"}
+    )
+    form = {
+        **managed_options(live / "fullchain.pem", live / "privkey.pem"),
+        CONF_ACME_DIRECTORY: "custom",
+        CONF_ACME_DIRECTORY_URL: "https://ca.invalid/directory",
+        CONF_KEY_TYPE: "ec-p256",
+        CONF_VALIDATION_METHOD: VALIDATION_AUTOMATIC,
+    }
+    result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+    assert result["type"] == "form"
+    assert result["errors"] == {
+        "certificate_path": "path_in_use",
+        "private_key_path": "path_in_use",
+    }
+    assert result["description_placeholders"]["detail"] == "myhome.duckdns.org"
+    assert fake_ca.orders == 1

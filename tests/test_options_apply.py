@@ -26,7 +26,10 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.secure_remote_access.certificate import CertificateManager
+from custom_components.secure_remote_access.certificate import (
+    CertificateManager,
+    CertificateRenewalError,
+)
 from custom_components.secure_remote_access.certificate_settings import (
     CertificateSettings,
 )
@@ -555,3 +558,68 @@ async def test_reconfigured_names_are_applied_at_once(
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert len(orders) == 2
+
+
+async def test_change_during_a_rate_limit_says_when(
+    hass: HomeAssistant,
+    ticking: Any,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+    orders: list[CertificateSettings],
+) -> None:
+    """The CA asked to wait 3 hours: the screen says the order waits until
+    then (not "within a minute"), and the P-384 certificate comes then."""
+    entry = await _entry(hass, duckdns, pebble, ssl_dir)
+    retry_after = dt_util.utcnow() + timedelta(hours=3)
+    refusal = CertificateRenewalError("rateLimited", retry_after)
+    with (
+        patch.object(CertificateManager, "async_order", side_effect=refusal),
+        pytest.raises(HomeAssistantError),
+    ):
+        await renew(hass, entry, force=True)
+
+    result = await _configure_certificate(
+        hass, entry, certificate_form(pebble, ssl_dir, **{CONF_KEY_TYPE: "ec-p384"})
+    )
+    assert result["step_id"] == "certificate_renew_later"
+    until = dt_util.as_local(retry_after).strftime("%Y-%m-%d %H:%M")
+    assert result["description_placeholders"]["until"] == until
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert len(orders) == 1, "ordered during the CA's wait"
+    assert abs(_next_renewal(hass) - retry_after) < timedelta(seconds=1)
+
+    await advance(hass, ticking, retry_after - dt_util.utcnow() + timedelta(seconds=1))
+    public_key = read_leaf(ssl_dir / "fullchain.pem").public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    assert public_key.curve.key_size == 384
+
+
+async def test_reconfigured_token_with_a_pending_key_change_says_no_new_names(
+    hass: HomeAssistant,
+    duckdns: tuple[FakeDuckDns, str],
+    pebble: PebbleServer,
+    ssl_dir: Path,
+    orders: list[CertificateSettings],
+) -> None:
+    """The P-384 order failed (say DuckDNS refused the TXT value); the user then
+    enters the token again under Reconfigure, names unchanged: the closing
+    message must not claim the certificate lacks new names."""
+    entry = await _entry(hass, duckdns, pebble, ssl_dir)
+    result = await _configure_certificate(
+        hass, entry, certificate_form(pebble, ssl_dir, **{CONF_KEY_TYPE: "ec-p384"})
+    )
+    refusal = CertificateRenewalError("DuckDNS answered HTTP 500")
+    with patch.object(CertificateManager, "async_order", side_effect=refusal):
+        await hass.config_entries.options.async_configure(result["flow_id"], {})
+        await hass.async_block_till_done()
+    assert hass.states.get(RESULT).state == "failed"
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"domain": "myhome", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] != "reconfigure_renewal"

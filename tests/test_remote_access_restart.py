@@ -160,3 +160,43 @@ async def test_removing_the_entry_forgets_the_check(
     assert await home.hass.config_entries.async_remove(entry.entry_id)
     await home.hass.async_block_till_done()
     assert key not in hass_storage
+
+
+async def test_a_home_without_upnp_keeps_saying_so_after_a_day(
+    home: Home,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """UPnP off on the router from the start (a common, safe setting): the
+    reason stays no_gateway, across days and restarts; no router has gone,
+    and none had issues to remove."""
+    home.discoverable = False
+    await home.setup()
+    assert home.attributes()["reason"] == "no_gateway"
+    freezer.tick(timedelta(days=2))
+    assert (await home.check())["reason"] == "no_gateway"
+    async with restarted(home.hass, hass_storage) as hass:
+        await home.restart(hass)
+        assert home.attributes()["reason"] == "no_gateway"
+
+
+async def test_an_upgrade_while_the_router_is_silent_still_drops_its_issues(
+    home: Home,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """The version before kept no memory: upgraded while UPnP is already off,
+    the issue its router raised still goes after a day of silence."""
+    await home.forward(80, 80)
+    await home.setup()
+    assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+    assert home.entry is not None
+    home.discoverable = False
+    hass_storage.pop(f"{DOMAIN}.remote_access_{home.entry.entry_id}", None)
+    async with restarted(home.hass, hass_storage) as hass:
+        await home.restart(hass)  # the new version's first start
+        assert home.attributes()["reason"] == "no_gateway"
+        assert home.issues() == {"port_80_forwarded": ir.IssueSeverity.WARNING}
+        freezer.tick(timedelta(days=1, minutes=1))
+        assert (await home.check())["reason"] == "gateway_gone"
+        assert home.issues() == {}

@@ -14,8 +14,11 @@ import pytest
 
 from custom_components.secure_remote_access.protocol.upnp import MAX_DESCRIPTION_BYTES
 from tests.fakes.igd import Mapping
+from tests.fakes.router import description
 
 from .remote_home import LOCAL, PUBLIC, Home
+
+HTML_501 = "<html><body><h1>501 Not Implemented</h1></body></html>"
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -88,6 +91,18 @@ async def test_a_description_nested_without_end_or_huge(
     warnings = _warnings(caplog)
     assert len(warnings) == 1, warnings
     assert "gateway_invalid_reply" in warnings[0]
+    _no_traceback_above_debug(caplog)
+
+
+async def test_a_reply_cut_short_is_an_invalid_reply(
+    router_home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The description ends halfway (the connection closes before its
+    Content-Length): the router answered, badly: gateway_invalid_reply, not
+    "could not be reached"; no traceback."""
+    router_home.router.model.truncated = True
+    await router_home.setup()
+    assert router_home.attributes()["reason"] == "gateway_invalid_reply"
     _no_traceback_above_debug(caplog)
 
 
@@ -175,6 +190,82 @@ async def test_carrier_grade_nat_on_the_ppp_connection(router_home: Home) -> Non
     await router_home.setup()
     assert router_home.state() == "carrier_grade_nat"
     assert router_home.issues() == {"carrier_grade_nat": ir.IssueSeverity.WARNING}
+
+
+async def test_unused_ip_connection_answering_501_html(router_home: Home) -> None:
+    """The unused WANIPConnection answers 501 with an HTML page (a web server
+    in front of a half-implemented service): the PPP connection still counts."""
+    model = router_home.router.model
+    ip = model.connections[0]
+    ip.raw["GetStatusInfo"] = (501, HTML_501)
+    ip.raw["GetExternalIPAddress"] = (501, HTML_501)
+    model.connections[1].mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes.get("reason") is None, attributes
+    assert router_home.state() == "reachable"
+    assert attributes["wan_connection"] == "wan_ppp_connection"
+    assert router_home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
+
+
+async def test_dual_access_private_ip_connection_beside_public_ppp(
+    router_home: Home,
+) -> None:
+    """PPPoE "dual access": the WANIPConnection is Connected to the ISP's
+    local network (a private address), the PPP session carries the public
+    address and the forwards. The public PPP connection is the one in use."""
+    model = router_home.router.model
+    ip, ppp = model.connections
+    ip.status, ip.address = "Connected", "10.20.30.40"
+    ppp.mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes["wan_connection"] == "wan_ppp_connection", attributes
+    assert attributes["router_wan_address"] == PUBLIC
+    assert router_home.state() == "reachable"
+    assert router_home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
+
+
+async def test_a_garbled_fault_past_the_end_of_the_list(router_home: Home) -> None:
+    """Past its last mapping, a TP-Link Archer answers HTTP 500 with a fault
+    whose bytes are garbled (no XML): the mappings listed before count, the
+    ports that matter are asked by number; the check does not fail."""
+    ppp = router_home.router.model.connections[1]
+    ppp.mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    ppp.past_end = (
+        500,
+        (
+            "<s:Envelope><s:Body><s:Fault><detail><UPnPError><errorCode>713"
+            "</errorCode><errorDescription>SpecifiedArrayIn\ufffd\ufffd*\ufffd"
+            "rrorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>"
+        ),
+    )
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes.get("reason") is None, attributes.get("reason")
+    assert router_home.state() == "reachable"
+    assert router_home.issues() == {"plain_http_forwarded": ir.IssueSeverity.CRITICAL}
+    ppp.mappings.clear()  # the user deletes the forward: the router says so
+    response = await router_home.check()
+    assert response["state"] != "reachable"
+    assert router_home.issues() == {}
+
+
+async def test_a_stale_url_base_is_ignored(router_home: Home) -> None:
+    """The description's URLBase names another address (deprecated since UPnP
+    1.1; routers leave a stale LAN address or 0.0.0.0 there): the control
+    URLs are taken relative to the description, as Home Assistant's own UPnP
+    integration does, and the router is read."""
+    model = router_home.router.model
+    model.connections[1].mappings = [Mapping(8123, "TCP", 8123, LOCAL)]
+    model.description_text = description(model).replace(
+        "</specVersion>", "</specVersion><URLBase>http://192.168.1.1:5431/</URLBase>"
+    )
+    await router_home.setup()
+    attributes = router_home.attributes()
+    assert attributes.get("reason") is None, attributes.get("reason")
+    assert router_home.state() == "reachable"
+    assert attributes["wan_connection"] == "wan_ppp_connection"
 
 
 # ------------------------------------------------------ incomplete lists

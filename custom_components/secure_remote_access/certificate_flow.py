@@ -54,6 +54,7 @@ from .const import (
 from .helpers import (
     allowed_roots,
     default_certificate_dir,
+    files_of_other_entries,
     flatten_sections,
     path_is_allowed,
     same_file,
@@ -210,15 +211,28 @@ def allowed_directories(hass: HomeAssistant) -> str:
     return ", ".join(allowed_roots(hass))
 
 
-def _check_paths(hass: HomeAssistant, check: CertificateCheck) -> None:
-    """Blocking: the paths must be allowed and distinct, the CA bundle a certificate."""
+def _check_paths(
+    hass: HomeAssistant, check: CertificateCheck, taken: Mapping[str, list[str]]
+) -> None:
+    """Blocking: the paths must be allowed, distinct and no other entry's
+    (``taken``: entry title -> its files), the CA bundle a certificate."""
     options = check.options
     for key in (CONF_CERTIFICATE_PATH, CONF_PRIVATE_KEY_PATH):
+        owner = next(
+            (
+                title
+                for title, files in taken.items()
+                if any(same_file(options[key], file) for file in files)
+            ),
+            None,
+        )
         if not path_is_allowed(hass, options[key]):
             check.fail(key, "path_not_allowed")
             check.placeholders["allowed"] = allowed_directories(hass)
         elif Path(options[key]).is_dir():
             check.fail(key, "path_is_directory")
+        elif owner is not None:
+            check.fail(key, "path_in_use", owner)
     if (
         CONF_CERTIFICATE_PATH not in check.errors
         and CONF_PRIVATE_KEY_PATH not in check.errors
@@ -286,15 +300,22 @@ async def _delegation_problem(
 
 
 async def async_check_certificate_input(
-    hass: HomeAssistant, user_input: Mapping[str, Any], domains: list[str]
+    hass: HomeAssistant,
+    user_input: Mapping[str, Any],
+    domains: list[str],
+    own_entry_id: str = "",
 ) -> CertificateCheck:
-    """Check the form, then ask the CA's directory about terms, profiles and EAB."""
+    """Check the form, then ask the CA's directory about terms, profiles and EAB.
+
+    ``own_entry_id``: the entry being changed (its own files are no conflict).
+    """
     user_input = flatten_sections(user_input)
     check = CertificateCheck(options=certificate_options(user_input))
     options = check.options
     _check_fields(check)
     _check_extra_names(check, user_input.get(CONF_EXTRA_NAMES), domains)
-    await hass.async_add_executor_job(_check_paths, hass, check)
+    taken = files_of_other_entries(hass, own_entry_id)
+    await hass.async_add_executor_job(_check_paths, hass, check, taken)
     if check.errors:
         return check
 
@@ -407,7 +428,11 @@ class CertificateSteps(ConfigEntryBaseFlow):
                 SECTION_TESTING: {CONF_DNS_SERVER: stored[CONF_DNS_SERVER]},
             }
         check = await async_check_certificate_input(
-            self.hass, user_input, self._certificate_domains()
+            # An options flow's handler is its entry's id (a config flow's the domain).
+            self.hass,
+            user_input,
+            self._certificate_domains(),
+            str(self.handler),
         )
         if check.errors:
             return self._certificate_form(user_input, check.errors, check.placeholders)

@@ -40,6 +40,7 @@ from .protocol.duckdns import (
     parse_domains,
 )
 from .protocol.names import InvalidDomainError
+from .protocol.schedule import RenewalReason
 from .settings_change import async_replacement
 
 _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -275,8 +276,12 @@ class SecureRemoteAccessConfigFlow(CertificateSteps, ConfigFlow, domain=DOMAIN):
                 settings = CertificateSettings.from_options(
                     data[CONF_DOMAINS], entry.options
                 )
-                replaced = settings is not None and bool(
-                    await async_replacement(self.hass, entry, settings)
+                replacement = settings and await async_replacement(
+                    self.hass, entry, settings
+                )
+                # Its message speaks of names: another misfit is not its to tell.
+                replaced = bool(
+                    replacement and RenewalReason.NAMES_CHANGED in replacement.reasons
                 )
                 return self.async_update_reload_and_abort(
                     entry,

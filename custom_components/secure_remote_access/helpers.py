@@ -13,8 +13,12 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import (
+    CONF_ACME_DIRECTORY,
+    CONF_CERTIFICATE_PATH,
     CONF_DUCKDNS_URL,
     CONF_ENDPOINTS,
+    CONF_PRIVATE_KEY_PATH,
+    DOMAIN,
     LOGGER,
     MAX_ENDPOINTS,
     SECTION_TESTING,
@@ -122,3 +126,17 @@ def cancel_callback(unsubscribe: CALLBACK_TYPE | None) -> None:
     """Stop a timer or listener, if there is one."""
     if unsubscribe is not None:
         unsubscribe()
+
+
+def files_of_other_entries(
+    hass: HomeAssistant, own_entry_id: str
+) -> dict[str, list[str]]:
+    """The certificate and key files the other entries write: title -> files."""
+    taken: dict[str, list[str]] = {}
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        options = entry.options
+        if entry.entry_id == own_entry_id or not options.get(CONF_ACME_DIRECTORY):
+            continue
+        files = [options.get(CONF_CERTIFICATE_PATH), options.get(CONF_PRIVATE_KEY_PATH)]
+        taken[entry.title] = [file for file in files if file]
+    return taken

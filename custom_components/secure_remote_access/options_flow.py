@@ -117,9 +117,15 @@ class OptionsFlowHandler(
             return self.async_create_entry(data=self._saved)
         assert self._replacement is not None
         return self.async_show_form(
-            step_id="certificate_renew",
+            step_id=self._replacement.step_id,
             description_placeholders=self._replacement.placeholders(),
         )
+
+    async def async_step_certificate_renew_later(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The same, while the CA's Retry-After holds the order back."""
+        return await self.async_step_certificate_renew(user_input)
 
     def _other_options(self) -> dict[str, Any]:
         """The entry's options that are not about certificates."""

@@ -50,7 +50,10 @@ from .protocol.remote_access import (
     mismatched_names,
     probe_ports,
 )
-from .remote_access_issues import async_sync_remote_access_issues
+from .remote_access_issues import (
+    async_router_issues_raised,
+    async_sync_remote_access_issues,
+)
 from .remote_access_memory import RemoteAccessMemory
 from .served import served_files
 
@@ -228,9 +231,11 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         )
         gateway, reason, detail = await self._gateway(wanted)
         lost_since = None if gateway else memory.gateway_lost_since or now
-        self._log_gateway(
-            memory.gateway_lost_since, memory.gateway_answered, reason, detail
+        # Open router issues: one answered before the memory was kept (upgrade).
+        answered_before = memory.gateway_answered or async_router_issues_raised(
+            self.hass, self.config_entry.entry_id
         )
+        self._log_gateway(memory.gateway_lost_since, answered_before, reason, detail)
         if reason == upnp.GatewayReason.NO_GATEWAY and not self._discovery_rechecked:
             self._discovery_rechecked = True
             self.update_interval = min(self.update_interval, DISCOVERY_RECHECK)
@@ -242,7 +247,8 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             mismatch_since=mismatch_since,
             gateway=gateway,
             gateway_reason=reason,
-            gateway_lost_since=lost_since,
+            # A router that never answered has gone nowhere: "no_gateway" stays.
+            gateway_lost_since=lost_since if answered_before else None,
             host_addresses=await self._host_addresses(),
             ha_port=home_assistant_port(self.hass),
             serves_https=served_files(self.hass) is not None,
@@ -262,7 +268,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         await self.memory.async_update(
             mismatch_since=mismatch_since,
             gateway_lost_since=lost_since,
-            gateway_answered=memory.gateway_answered or gateway is not None,
+            gateway_answered=answered_before or gateway is not None,
             port_evidence=dict(judgement.evidence),
         )
         return RemoteAccessResult(facts, judgement, now)

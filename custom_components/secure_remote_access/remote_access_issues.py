@@ -63,3 +63,15 @@ def async_sync_remote_access_issues(
             # no_port_forward's offers "Forward HTTPS from the internet".
             fixable=finding in REMOVABLE_FINDINGS or finding is Finding.NO_PORT_FORWARD,
         )
+
+
+@callback
+def async_router_issues_raised(hass: HomeAssistant, entry_id: str) -> bool:
+    """Whether an issue only a router's answer can raise is open for the entry
+    (a router answered once, maybe before the check kept a memory)."""
+    registry = ir.async_get(hass)
+    return any(
+        registry.async_get_issue(DOMAIN, remote_access_issue_id(finding, entry_id))
+        for finding in Finding
+        if finding is not Finding.DNS_MISMATCH
+    )

@@ -197,9 +197,18 @@ class RenewalState:
                     "ordered_profile": settings.profile,
                 }
             return changes
-        if self.conditions_directory != settings.directory_url:
+        if self.retry_after_with(settings) is None:
             changes["retry_after"] = None
         return changes | _NO_BACKOFF
+
+    def retry_after_with(self, settings: CertificateSettings) -> datetime | None:
+        """The CA's Retry-After that still holds with ``settings`` (another CA's goes)."""
+        if (
+            self.conditions is not None
+            and self.conditions_directory != settings.directory_url
+        ):
+            return None
+        return self.retry_after
 
     def ordered_with(self, serial: str | None) -> OrderedWith | None:
         """What the certificate ``serial`` was ordered with, when this entry recorded it."""
@@ -219,10 +228,14 @@ class RenewalState:
 
     @property
     def next_renewal(self) -> datetime | None:
-        """When the certificate will be renewed (or retried) next."""
+        """When the certificate will be renewed (or retried) next: never
+        before the CA's Retry-After."""
+        when = self.due_at
         if self.failures and self.next_attempt is not None:
-            return self.next_attempt
-        return self.due_at
+            when = self.next_attempt
+        if when is not None and self.retry_after is not None:
+            return max(when, self.retry_after)
+        return when
 
     def next_check_time(self, now: datetime, jitter: timedelta) -> datetime:
         """When the coordinator checks next: the retry, else the next due moment.

@@ -2,17 +2,19 @@
 
 The flows ask before they save: a certificate that no longer fits the new
 settings (`certificate_settings.misfits`) is replaced within a minute of
-saving, and the screen says so. The renewal coordinator decides the same way
+saving (or once the CA's Retry-After is over), and the screen says so. The renewal coordinator decides the same way
 when the entry is set up again with the new settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 import re
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 
 from .certificate import CurrentCertificate, async_read_current
 from .certificate_settings import (
@@ -39,6 +41,13 @@ class CertificateReplacement:
     current: CurrentCertificate
     ordered_with: OrderedWith | None
     reasons: tuple[RenewalReason, ...]
+    #: The CA asked to wait until then (Retry-After): the order waits too.
+    waits_until: datetime | None = None
+
+    @property
+    def step_id(self) -> str:
+        """The options step that says it: within a minute, or after the CA's wait."""
+        return "certificate_renew_later" if self.waits_until else "certificate_renew"
 
     def placeholders(self) -> dict[str, str]:
         """The certificate on disk beside the new settings; what changes in bold."""
@@ -74,6 +83,9 @@ class CertificateReplacement:
             shown = _markdown_text(new)
             changed = reason in self.reasons
             placeholders[f"{key}_new"] = f"**{shown}**" if changed else shown
+        if self.waits_until is not None:
+            until = dt_util.as_local(self.waits_until)
+            placeholders["until"] = until.strftime("%Y-%m-%d %H:%M")
         return placeholders
 
 
@@ -96,7 +108,10 @@ async def async_replacement(
     reasons = misfits(settings, CertificateFacts.of(current.info, ordered_with))
     if not reasons:
         return None
-    return CertificateReplacement(settings, current, ordered_with, reasons)
+    waits_until = state.retry_after_with(settings)
+    if waits_until is not None and waits_until <= dt_util.utcnow():
+        waits_until = None
+    return CertificateReplacement(settings, current, ordered_with, reasons, waits_until)
 
 
 async def _async_renewal_state(

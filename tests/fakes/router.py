@@ -83,6 +83,9 @@ class Connection:
     refuse: dict[str, int] = field(default_factory=dict)
     #: Action -> an HTTP status and a body sent as they are (broken routers).
     raw: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: GetGenericPortMappingEntry past the end of the list: an HTTP status
+    #: and a body sent as they are (None: 713 SpecifiedArrayIndexInvalid).
+    past_end: tuple[int, str] | None = None
     name: str = "WANIPConn1"
 
     def answer(self, action: str, arguments: dict[str, str]) -> dict[str, str]:
@@ -211,6 +214,9 @@ class RouterModel:
     delay: float | None = 0.0
     #: Drop the connection at this request and stop listening (None: never).
     vanish_at: int | None = None
+    #: Send only the first half of the description (its Content-Length whole),
+    #: then close the connection: a reply cut short.
+    truncated: bool = False
     requests: list[str] = field(default_factory=list)
 
     @property
@@ -464,6 +470,8 @@ class FakeRouter(LoopbackGateway):
             if request.path == self.DESCRIPTION_PATH:
                 if model.description_text is not None:
                     return self._reply(model.description_text, declare=False)
+                if model.truncated:
+                    return await self._cut_short(request, description(model))
                 return self._reply(description(model))
             kinds = [
                 kind
@@ -479,6 +487,17 @@ class FakeRouter(LoopbackGateway):
             raise web.HTTPNotFound
         return await self._control(request)
 
+    async def _cut_short(self, request: web.Request, text: str) -> web.StreamResponse:
+        body = self._encode(text, True)
+        response = web.StreamResponse()
+        response.content_length = len(body)
+        response.headers["Content-Type"] = self.model.content_type
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()
+        return response
+
     async def _control(self, request: web.Request) -> web.Response:
         name = request.path.rpartition("/")[2]
         action, arguments = read_request(await request.text())
@@ -486,6 +505,14 @@ class FakeRouter(LoopbackGateway):
             if connection.name == name:
                 if action in connection.raw:
                     status, text = connection.raw[action]
+                    return self._reply(text, status, declare=False)
+                if (
+                    action == "GetGenericPortMappingEntry"
+                    and connection.past_end is not None
+                    and int(arguments["NewPortMappingIndex"])
+                    >= len(connection.mappings)
+                ):
+                    status, text = connection.past_end
                     return self._reply(text, status, declare=False)
                 try:
                     values = connection.answer(action, arguments)

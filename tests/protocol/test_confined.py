@@ -309,3 +309,37 @@ def test_missing_folders_are_made_inside_the_root(disk: Disk, no_umask: None) ->
     assert (key.parent.stat().st_mode & 0o777) == 0o700
     assert ((disk.ssl / "keys").stat().st_mode & 0o777) == 0o755
     assert ((disk.ssl / "certs").stat().st_mode & 0o777) == 0o755
+
+
+def test_a_hard_link_to_outside_is_replaced_not_written_through(disk: Disk) -> None:
+    """privkey.pem and fullchain.pem hard-linked to files outside (same
+    inode: no link to resolve): the new pair replaces the names in ssl/, the
+    files outside keep their bytes; nothing outside is read into a backup
+    that does not belong together."""
+    outside_cert = disk.outside / "cert.conf"
+    outside_cert.write_bytes(VICTIM)
+    disk.key.unlink()
+    disk.cert.unlink()
+    os.link(disk.victim, disk.key)
+    os.link(outside_cert, disk.cert)
+    disk.write()
+    assert disk.victim.read_bytes() == VICTIM
+    assert outside_cert.read_bytes() == VICTIM
+    assert disk.key.read_bytes() == disk.new.key_pem
+    assert not (disk.ssl / "privkey.pem.previous").exists()
+
+
+@pytest.mark.parametrize("name", ["privkey.pem", "privkey.pem.previous"])
+def test_a_directory_in_place_of_a_file_fails_the_write_cleanly(
+    disk: Disk, name: str
+) -> None:
+    """A folder where a file belongs: a write error, the live pair intact."""
+    (disk.ssl / name).unlink(missing_ok=True)
+    (disk.ssl / name).mkdir()
+    (disk.ssl / name / "keep").write_bytes(b"x")
+    before = disk.listing()
+    with pytest.raises(f.PairWriteError):
+        disk.write()
+    after = disk.listing()
+    assert after["ssl/fullchain.pem"] == before["ssl/fullchain.pem"]
+    assert after[f"ssl/{name}/keep"] == b"x"

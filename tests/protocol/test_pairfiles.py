@@ -353,7 +353,7 @@ def test_same_path_for_certificate_and_key(
     tmp_path: Path, new: certs.IssuedCertificate
 ) -> None:
     """A single combined file is not supported."""
-    with pytest.raises(ValueError, match="different paths"):
+    with pytest.raises(f.PairWriteError, match="same file"):
         f.write_certificate_pair(
             tmp_path / "both.pem",
             tmp_path / "." / "both.pem",

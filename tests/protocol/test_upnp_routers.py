@@ -421,3 +421,54 @@ async def test_entries_that_make_no_sense_are_skipped(
     assert facts.invalid_entries == 2
     assert facts.incomplete
     assert facts.mappings == (PortMapping(443, "TCP", 8123, LAN, True),)
+
+
+# ------------------------------------------------------ review: routers' quirks
+
+
+@pytest.mark.parametrize(
+    ("ip_status", "ip_address", "ip_raw", "kind", "wan"),
+    [
+        # Dual access: the IP connection on the ISP's local network.
+        ("Connected", "10.20.30.40", None, ConnectionKind.PPP, PUBLIC),
+        # The unused IP connection answers a 501 page.
+        ("Disconnected", "", (501, "<html>501</html>"), ConnectionKind.PPP, PUBLIC),
+        # Carrier-grade NAT on the only connection up: it counts.
+        ("Disconnected", "", None, ConnectionKind.PPP, "100.64.1.2"),
+    ],
+)
+async def test_the_connection_in_use_beside_quirky_ones(
+    serve: Callable[..., object],
+    ip_status: str,
+    ip_address: str,
+    ip_raw: tuple[int, str] | None,
+    kind: ConnectionKind,
+    wan: str,
+) -> None:
+    """Connected with a public address beats Connected with a private one;
+    a service answering no SOAP is passed over."""
+    model = fritzbox(PUBLIC if wan == PUBLIC else wan)
+    ip = model.connections[0]
+    ip.status, ip.address = ip_status, ip_address
+    if ip_raw is not None:
+        ip.raw["GetExternalIPAddress"] = ip_raw
+    facts = await _query(await serve(model))  # type: ignore[arg-type]
+    assert (facts.connection, facts.wan_address) == (kind, wan)
+
+
+async def test_a_stale_url_base_and_a_garbled_end_of_list(
+    serve: Callable[..., object],
+) -> None:
+    """URLBase on another host is ignored; a garbled fault past the last
+    mapping ends an incomplete list, the mappings before it count."""
+    model = fritzbox()
+    ppp = model.connections[1]
+    ppp.mappings = [Mapping(8123, "TCP", 8123, LAN)]
+    ppp.past_end = (500, "<s:Envelope><s:Body><s:Fault>garbled")
+    model.description_text = description(model).replace(
+        "</specVersion>", "</specVersion><URLBase>http://0.0.0.0:5431/</URLBase>"
+    )
+    facts = await _query(await serve(model), wanted_ports=(8123, 80))  # type: ignore[arg-type]
+    assert [m.external_port for m in facts.mappings] == [8123]
+    assert facts.truncated and not facts.mappings_refused
+    assert facts.known_ports == {8123, 80}

@@ -147,10 +147,15 @@ def _real_pair(
 ) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
     """The real files of the pair and their allowed roots: a symbolic link
     (certbot's live/) is followed, so that the file it points to is the one
-    replaced, not the link. `PathNotAllowedError` when one leaves ``allowed``."""
+    replaced, not the link. `PathNotAllowedError` when one leaves ``allowed``,
+    `PairWriteError` when both lead to the same file (a link swapped in)."""
     cert, key = confine(cert_path, allowed), confine(key_path, allowed)
     if cert[0] == key[0]:
-        raise ValueError("the certificate and the key need different paths")
+        raise PairWriteError(
+            "the certificate and the key lead to the same file; they need "
+            "different files",
+            path=key_path,
+        )
     return cert, key
 
 

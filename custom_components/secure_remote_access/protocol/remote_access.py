@@ -14,7 +14,7 @@ import ipaddress
 from typing import Final
 
 from .tls import inspect_endpoint
-from .upnp import GatewayFacts, PortMapping, usable_ipv4
+from .upnp import GatewayFacts, PortMapping, WanKind, wan_kind
 from .x509.errors import CertificateError
 
 #: A name must resolve elsewhere this long before it counts as a mismatch.
@@ -26,12 +26,6 @@ MAX_HAIRPIN_PROBES: Final = 2
 HTTPS_PORT: Final = 443
 HTTP_PORT: Final = 80
 SSH_PORT: Final = 22
-
-# WAN addresses behind another NAT: RFC 1918 and the shared 100.64.0.0/10 (RFC 6598).
-_BEHIND_NAT: Final = tuple(
-    ipaddress.ip_network(net)
-    for net in ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
-)
 
 
 class RemoteAccessState(StrEnum):
@@ -118,24 +112,6 @@ class Judgement:
     evaluated: frozenset[Finding] = frozenset(Finding)
     #: The port findings' evidence to keep for the next run (see `Facts`).
     evidence: Mapping[Finding, frozenset[int]] = field(default_factory=dict)
-
-
-class WanKind(StrEnum):
-    """What kind of address the router's WAN address is."""
-
-    PUBLIC = "public"
-    BEHIND_NAT = "behind_nat"
-    INVALID = "invalid"
-
-
-def wan_kind(text: str | None) -> WanKind:
-    """Public, behind another NAT (private or shared), or no usable IPv4 address."""
-    if not usable_ipv4(text):
-        return WanKind.INVALID
-    address = ipaddress.ip_address((text or "").strip())
-    if any(address in net for net in _BEHIND_NAT):
-        return WanKind.BEHIND_NAT
-    return WanKind.PUBLIC
 
 
 def is_public_ipv4(text: str) -> bool:

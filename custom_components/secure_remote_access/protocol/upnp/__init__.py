@@ -25,9 +25,11 @@ from .wan import (
     ConnectionKind,
     Gateway,
     WanConnection,
+    WanKind,
     choose_connection,
     open_gateway,
     usable_ipv4,
+    wan_kind,
 )
 
 IGD_SEARCH_TARGETS = tuple(IgdDevice.DEVICE_TYPES)
@@ -51,10 +53,12 @@ __all__ = [
     "PortMapping",
     "Service",
     "WanConnection",
+    "WanKind",
     "choose_connection",
     "decode_body",
     "local_address_towards",
     "open_gateway",
     "query_gateway",
     "usable_ipv4",
+    "wan_kind",
 ]

@@ -84,13 +84,17 @@ def _text(element: ET.Element, name: str) -> str:
 def parse_description(text: str, location: str) -> Description:
     """Every device and service of an Internet gateway's description.
 
-    Namespaces are not insisted on (routers get them wrong). Services whose
-    control URL is on another host than the description are left out. Raises
+    Namespaces are not insisted on (routers get them wrong). A URLBase on
+    another host is ignored (URLs are taken relative to ``location``);
+    services whose control URL is on another host are left out. Raises
     `GatewayError` (invalid reply) for anything that is no gateway.
     """
     root = _tree(text)
-    base = _text(root, "URLBase") or location
     host = urlsplit(location).hostname
+    base = _text(root, "URLBase")
+    if not base or urlsplit(base).hostname != host:
+        # Deprecated since UPnP 1.1; routers leave stale addresses there.
+        base = location
     top = next(_children(root, "device"), None)
     if top is None:
         raise invalid_reply("the description names no device")

@@ -85,6 +85,9 @@ async def gateway_errors(timeout_seconds: float) -> AsyncIterator[None]:
     except ActionRefusedError as err:
         raise GatewayError(GatewayReason.REFUSED, str(err)) from err
     except (UpnpCommunicationError, aiohttp.ClientError, OSError) as err:
+        if caused_by(err, aiohttp.ClientPayloadError):
+            # It answered, but cut short (or with a broken encoding).
+            raise invalid_reply("the answer ended early") from err
         if caused_by(err, TimeoutError):
             raise GatewayError(
                 GatewayReason.TIMEOUT, f"no answer within {timeout_seconds:g} s"

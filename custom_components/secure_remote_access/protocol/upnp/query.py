@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 import ipaddress
+import logging
 import socket
 from typing import Final
 from urllib.parse import urlsplit
@@ -16,6 +17,8 @@ import aiohttp
 
 from .errors import ActionRefusedError, GatewayError, GatewayReason, invalid_reply
 from .wan import ConnectionKind, WanConnection, choose_connection, open_gateway
+
+_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT: Final = 10.0
 #: The most GetGenericPortMappingEntry requests one query sends.
@@ -220,7 +223,9 @@ async def _list_mappings(connection: WanConnection, max_mappings: int) -> _Listi
     """Index 0, 1, ... until the router says the index is invalid.
 
     Any other UPnP error means the router refused the listing (the mappings
-    are unknown); entries that make no sense are skipped and counted.
+    are unknown); entries that make no sense are skipped and counted. An
+    answer that is no SOAP at all (some routers garble the fault that ends
+    the list) ends the list as incomplete: the mappings read so far count.
     """
     found: list[PortMapping] = []
     invalid = 0
@@ -232,6 +237,13 @@ async def _list_mappings(connection: WanConnection, max_mappings: int) -> _Listi
         except ActionRefusedError as err:
             refused = err.code not in END_OF_LIST
             return _Listing(tuple(found), False, refused, invalid)
+        except GatewayError as err:
+            if err.reason is not GatewayReason.INVALID_REPLY:
+                raise
+            _LOGGER.debug(
+                "Mapping %d unreadable, list taken as incomplete: %s", index, err
+            )
+            return _Listing(tuple(found), index > 0, index == 0, invalid)
         try:
             found.append(mapping_from(answer))
         except ValueError, KeyError:

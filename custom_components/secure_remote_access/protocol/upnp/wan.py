@@ -26,6 +26,7 @@ from .errors import (
     MALFORMED,
     ActionRefusedError,
     GatewayError,
+    GatewayReason,
     gateway_errors,
     invalid_reply,
 )
@@ -56,6 +57,13 @@ _NO_WAN: Final = tuple(
 )
 
 
+# WAN addresses behind another NAT: RFC 1918 and the shared 100.64.0.0/10 (RFC 6598).
+_BEHIND_NAT: Final = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+
 def usable_ipv4(text: str | None) -> bool:
     """Whether ``text`` is an IPv4 address a WAN interface can have."""
     try:
@@ -63,6 +71,24 @@ def usable_ipv4(text: str | None) -> bool:
     except ValueError:
         return False
     return address.version == 4 and not any(address in net for net in _NO_WAN)
+
+
+class WanKind(StrEnum):
+    """What kind of address the router's WAN address is."""
+
+    PUBLIC = "public"
+    BEHIND_NAT = "behind_nat"
+    INVALID = "invalid"
+
+
+def wan_kind(text: str | None) -> WanKind:
+    """Public, behind another NAT (private or shared), or no usable IPv4 address."""
+    if not usable_ipv4(text):
+        return WanKind.INVALID
+    address = ipaddress.ip_address((text or "").strip())
+    if any(address in net for net in _BEHIND_NAT):
+        return WanKind.BEHIND_NAT
+    return WanKind.PUBLIC
 
 
 class ConnectionKind(StrEnum):
@@ -101,14 +127,15 @@ class WanConnection:
 
     ``status`` is GetStatusInfo's ConnectionStatus (None: not answered);
     ``external_address`` GetExternalIPAddress's answer as sent (None: not
-    answered, ``address_refusal`` says why when the router refused).
+    answered, ``address_refusal`` says why: a UPnP error, or an answer that
+    is no SOAP, such as a 501 page of a service the router lists but lacks).
     """
 
     gateway: Gateway
     service: Service
     status: str | None
     external_address: str | None
-    address_refusal: ActionRefusedError | None = None
+    address_refusal: ActionRefusedError | GatewayError | None = None
 
     @property
     def kind(self) -> ConnectionKind:
@@ -129,15 +156,19 @@ class WanConnection:
 
     @property
     def rank(self) -> int:
-        """3 Connected with a usable address, 2 a usable address whatever the
-        status (some routers call the connection in use Unconfigured), 1
-        Connected without one (a hidden address), 0 anything else, -1 when
-        the router refused to tell the address."""
+        """4 Connected with a public address, 3 Connected with a private or
+        shared one (the ISP's local network beside a PPPoE session, or
+        carrier-grade NAT), 2 a usable address whatever the status (some
+        routers call the connection in use Unconfigured), 1 Connected
+        without one (a hidden address), 0 anything else, -1 when the router
+        refused to tell the address."""
         if self.address_refusal is not None:
             return -1
-        usable = usable_ipv4(self.external_address)
-        if usable:
-            return 3 if self.connected else 2
+        match wan_kind(self.external_address):
+            case WanKind.PUBLIC:
+                return 4 if self.connected else 2
+            case WanKind.BEHIND_NAT:
+                return 3 if self.connected else 2
         return 1 if self.connected else 0
 
     async def call(
@@ -170,13 +201,15 @@ async def choose_connection(gateway: Gateway) -> WanConnection:
     """The WAN connection service in use: the first of the highest `rank`.
 
     Every connection service of every device is asked, in document order,
-    until one is Connected with a usable address. Raises `GatewayError`
-    when the gateway has none, or refused every GetExternalIPAddress.
+    until one is Connected with a public address. Raises `GatewayError`
+    when the gateway has none, or when one would not tell its address
+    (a UPnP error, an answer that is no SOAP) and none is up.
     """
     services = gateway.description.services_of(WAN_IP_CONNECTION, WAN_PPP_CONNECTION)
     if not services:
         raise invalid_reply("the gateway has no WAN connection")
     best: WanConnection | None = None
+    failure: ActionRefusedError | GatewayError | None = None
     for service in services[:MAX_CONNECTIONS]:
         connection = await _probe(gateway, service)
         _LOGGER.debug(
@@ -185,13 +218,15 @@ async def choose_connection(gateway: Gateway) -> WanConnection:
             connection.status,
             connection.external_address,
         )
+        failure = failure or connection.address_refusal
         if best is None or connection.rank > best.rank:
             best = connection
-        if best.rank == 3:
+        if best.rank == 4:
             break
     assert best is not None
-    if best.address_refusal is not None:
-        raise best.address_refusal
+    if best.rank <= 0 and failure is not None:
+        # A service that would not tell says more than an unused one's "down".
+        raise failure
     return best
 
 
@@ -210,4 +245,10 @@ async def _probe(gateway: Gateway, service: Service) -> WanConnection:
         answer = await gateway.call(service, "GetExternalIPAddress")
     except ActionRefusedError as err:
         return WanConnection(gateway, service, status, None, err)
+    except GatewayError as err:
+        if err.reason is not GatewayReason.INVALID_REPLY:
+            raise
+        return WanConnection(gateway, service, status, None, err)
+    except MALFORMED as err:
+        return WanConnection(gateway, service, status, None, invalid_reply(str(err)))
     return WanConnection(gateway, service, status, answer.get("NewExternalIPAddress"))
