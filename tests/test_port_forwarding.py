@@ -20,6 +20,7 @@ import socket
 from typing import Any
 from unittest.mock import patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.repairs import DOMAIN as REPAIRS
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
@@ -34,7 +35,7 @@ from custom_components.secure_remote_access import (
     remote_access,
 )
 from custom_components.secure_remote_access.const import DOMAIN
-from custom_components.secure_remote_access.port_forwarding import (
+from custom_components.secure_remote_access.port_forward_state import (
     Forward,
     ForwardState,
     mapping_description,
@@ -45,9 +46,10 @@ from tests.fakes.igd import Mapping
 from tests.fakes.issuer import FakeCa
 from tests.fakes.tls_server import tls_server
 
-from .common import NAME, managed_options
+from .common import NAME, advance, managed_options
 from .remote_home import LOCAL, Home
 from .restart import restarted
+from .translations_guard import strings
 
 SERVED_BY_HA = CertificateServer("Home Assistant", 8123)
 OTHER_HOST = "127.0.0.9"
@@ -229,6 +231,39 @@ async def test_every_refusal_is_said_and_leaves_nothing(
 
 
 @pytest.mark.parametrize(
+    ("router", "shown", "hidden"),
+    [
+        ({"mode": "garbage_soap"}, None, "mismatched tag"),
+        ({"mappings": [Mapping(443, "TCP", 443, OTHER_HOST, "web server")]},
+         f"\n\nexternal port 443 goes to {OTHER_HOST}:443", None),
+    ],
+)  # fmt: skip
+async def test_the_refused_screen_reads_as_text(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    router: dict[str, Any],
+    shown: str | None,
+    hidden: str | None,
+) -> None:
+    """The router's own answer (who holds the port) is a paragraph of its
+    own; a parser's message about a broken reply is not shown at all."""
+    await _setup(https, tmp_path)
+    for name, value in router.items():
+        setattr(https.igd.state, name, value)
+    refused = await _forward(https, 443)
+    text = strings()["options"]["step"]["forward_https"]["description"].format(
+        **refused["description_placeholders"]
+    )
+    assert text.startswith("Secure Remote Access adds one port forward")
+    if shown is not None:
+        assert shown in text
+    if hidden is not None:
+        assert hidden not in text
+        assert text.endswith("adds it again.")
+
+
+@pytest.mark.parametrize(
     ("server", "names", "missing"),
     [
         (None, (NAME,), "served"),
@@ -283,6 +318,78 @@ async def test_kept_renewed_and_added_again_after_a_reboot(
     assert https.attributes()["forwarded_https_port"] == 443
 
 
+async def test_renewed_on_a_router_that_lists_the_granted_lease(
+    https: Home, fake_ca: FakeCa, tmp_path: Path, freezer: FrozenDateTimeFactory
+) -> None:
+    """The router lists the hour it granted, not what is left of it (linux-igd):
+    renewed all the same before the hour ends, every time."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    assert https.igd.state.additions == 1
+    for renewals in (1, 2, 3):
+        await advance(https.hass, freezer, timedelta(minutes=31), background=True)
+        await advance(https.hass, freezer, timedelta(minutes=29), background=True)
+        assert https.igd.state.additions == 1 + renewals
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
+async def test_a_router_that_grants_a_shorter_lease(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router grants 60 s for the hour asked: renewed within that minute,
+    not half an hour later when the mapping is long gone."""
+    await _setup(https, tmp_path)
+    https.igd.state.lease_limit = 60
+    await _forward(https)
+    assert https.igd.state.mappings[0].lease_seconds == 60
+    https.igd.state.mappings[0].lease_seconds = 25  # what the router has left
+    await _later(https, timedelta(seconds=35))
+    assert https.igd.state.mappings[0].lease_seconds == 60
+    https.igd.state.mappings[0].lease_seconds = 25
+    await _later(https, timedelta(seconds=70))
+    assert https.igd.state.mappings[0].lease_seconds == 60
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
+async def test_a_router_that_comes_back_on_another_port(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """Rebooted, the router forgot the forward and serves UPnP on a new port
+    (miniupnpd's http_port=0): the forward is added there again."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    await https.igd.stop()
+    https.igd.state.mappings = []
+    await https.igd.start()
+    await _later(https, timedelta(minutes=61))
+    await _later(https, timedelta(minutes=67))
+    assert https.igd.state.mappings == [_ours(https)]
+    assert https.attributes()["forwarded_https_port"] == 443
+    form = await _step(https, "forward_https_off")
+    assert (await _submit(https, form))["reason"] == "forward_removed"
+    assert https.igd.state.mappings == []
+
+
+async def test_home_assistant_on_a_new_address_after_a_power_cut(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router gave this host another address: the forward follows it,
+    and the one to the old address (now maybe another device) goes."""
+    await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings[0].lease_seconds = 600
+    with patch.object(
+        remote_access.upnp, "local_address_towards", lambda _location: OTHER_HOST
+    ):
+        await https.check()
+        await _later(https, timedelta(minutes=61))
+    assert _listed(https) == [(443, OTHER_HOST, _ours(https).description)]
+    form = await _step(https, "forward_https_off")
+    assert form["description_placeholders"]["internal"] == f"{OTHER_HOST}:8123"
+    assert (await _submit(https, form))["reason"] == "forward_removed"
+    assert https.igd.state.mappings == []
+
+
 async def test_a_router_away_for_a_while(
     https: Home, fake_ca: FakeCa, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -305,7 +412,8 @@ async def test_a_router_away_for_a_while(
 async def test_removed_when_https_is_no_longer_served(
     home: Home, fake_ca: FakeCa, tmp_path: Path
 ) -> None:
-    """Home Assistant went back to plain HTTP: the forward goes at the next look."""
+    """Home Assistant went back to plain HTTP: the forward goes at the next look
+    (at once: it would expose plain HTTP)."""
     with served():
         await _setup(home, tmp_path)
         await _forward(home)
@@ -314,6 +422,26 @@ async def test_removed_when_https_is_no_longer_served(
         assert home.igd.state.mappings == []
         assert "forward_https_off" not in await _menu(home)
     assert "forwarded_https_port" not in home.attributes()
+
+
+async def test_kept_while_the_proxy_add_on_restarts(
+    home: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """At one look the proxy add-on is restarting (an update), or the
+    Supervisor does not answer: the forward stays; it goes only when HTTPS
+    is still not served at the next look."""
+    proxy = CertificateServer("NGINX Home Assistant SSL proxy", 443)
+    with served(proxy):
+        await _setup(home, tmp_path)
+        await _forward(home)
+    with served(None):
+        await _later(home, timedelta(minutes=61))
+    with served(proxy):
+        await _later(home, timedelta(minutes=67))
+        await _later(home, timedelta(minutes=130))
+    assert _listed(home) == [(443, LOCAL, _ours(home).description)]
+    assert home.attributes()["forwarded_https_port"] == 443
+    assert "forward_https_off" in await _menu(home)
 
 
 # ------------------------------------------------------------------ remove
@@ -386,6 +514,21 @@ async def test_a_router_that_vanishes_in_the_middle_of_adding(
     assert "forward_https" in await _menu(https)
 
 
+async def test_a_router_that_cuts_our_name_keeps_nothing(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router lists the forward under a cut name: not confirmed, and, as
+    the error says, nothing is kept: the forward it did add is removed."""
+    await _setup(https, tmp_path)
+    https.igd.state.description_limit = 16
+    refused = await _forward(https)
+    assert refused["errors"] == {"base": "forward_not_confirmed"}
+    https.igd.state.mappings.append(Mapping(9000, "TCP", 8123, LOCAL, "Secure"))
+    await _later(https, timedelta(minutes=6))
+    assert _listed(https) == [(9000, LOCAL, "Secure")]
+    assert "forward_https" in await _menu(https)
+
+
 async def test_deleting_the_entry_removes_the_forward(
     https: Home, fake_ca: FakeCa, tmp_path: Path
 ) -> None:
@@ -425,12 +568,52 @@ async def test_deleting_the_entry_while_the_router_is_away(
     assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_a_left_forward_on_a_router_back_on_another_port(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The entry was deleted while the router was away; the router comes back
+    serving UPnP on a new port: the fix finds it there and removes the forward."""
+    entry = await _setup(https, tmp_path)
+    await _forward(https)
+    await https.igd.stop()
+    assert await https.hass.config_entries.async_remove(entry.entry_id)
+    await https.hass.async_block_till_done()
+    await https.igd.start()
+    issue_id = f"port_forward_left_{entry.entry_id}_443"
+    fixed = await _fix(https, issue_id)
+    assert fixed["type"] is FlowResultType.CREATE_ENTRY
+    assert https.igd.state.mappings == []
+    assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is None
+
+
 async def _fix(home: Home, issue_id: str) -> dict[str, Any]:
     await async_setup_component(home.hass, REPAIRS, {})
     flows = home.hass.data[REPAIRS]["flow_manager"]
     form = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
     assert form["step_id"] == "confirm"
     return dict(await flows.async_configure(form["flow_id"], {}))
+
+
+async def test_remove_this_forward_on_our_own_forward_stops_it(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """HTTPS was forwarded on external port 80: the port-80 issue's 'Remove
+    this forward' stops our forward for good, it is not added back."""
+    entry = await _setup(https, tmp_path)
+    assert (await _forward(https, 80))["reason"] == "forward_added"
+    issue_id = f"port_80_forwarded_{entry.entry_id}"
+    assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is not None
+    await async_setup_component(https.hass, REPAIRS, {})
+    flows = https.hass.data[REPAIRS]["flow_manager"]
+    menu = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+    done = await flows.async_configure(
+        menu["flow_id"], {"next_step_id": "remove_forward"}
+    )
+    assert done["type"] is FlowResultType.CREATE_ENTRY
+    await _later(https, timedelta(minutes=61))
+    await _later(https, timedelta(minutes=122))
+    assert https.igd.state.mappings == []
+    assert "forward_https" in await _menu(https)
 
 
 # ----------------------------------------------------------------- restart
@@ -460,6 +643,37 @@ async def test_a_restart_in_the_middle_of_adding(
         await https.restart(hass)
         assert https.igd.state.mappings == [_ours(https)]
         assert https.attributes()["forwarded_https_port"] == 443
+
+
+@pytest.mark.parametrize(
+    ("external_port", "internal_port"), [(0, 8123), (443, 0), (70000, 8123)]
+)
+async def test_a_stored_forward_that_makes_no_sense_is_not_added(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    hass_storage: dict[str, Any],
+    external_port: int,
+    internal_port: int,
+) -> None:
+    """A damaged or hand-edited Store file asks for external port 0 (on many
+    routers: every port) or another impossible port: nothing is added."""
+    entry = await _setup(https, tmp_path)
+    description = _ours(https).description
+    forward = Forward(
+        https.igd.location, external_port, internal_port, LOCAL, description
+    )
+    async with restarted(https.hass, hass_storage) as hass:
+        hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
+            "version": 1,
+            "minor_version": 1,
+            "key": f"{DOMAIN}.port_forward_{entry.entry_id}",
+            "data": ForwardState(forward, (forward,)).as_dict(),
+        }
+        await https.restart(hass)
+        await _later(https, timedelta(minutes=61))
+        assert https.igd.state.mappings == []
+        assert "forward_https" in await _menu(https)
 
 
 # ------------------------------------------------------- no_port_forward

@@ -31,7 +31,9 @@ from custom_components.secure_remote_access.const import (
     CONF_UPNP_LOCATION,
     DOMAIN,
 )
-from custom_components.secure_remote_access.port_forwarding import mapping_description
+from custom_components.secure_remote_access.port_forward_state import (
+    mapping_description,
+)
 from custom_components.secure_remote_access.protocol import upnp
 from custom_components.secure_remote_access.protocol.remote_access import (
     Hairpin,

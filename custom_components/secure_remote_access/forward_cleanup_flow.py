@@ -79,14 +79,28 @@ class RemoveForwardRepairFlow(RepairsFlow):
             return self.async_abort(
                 reason="forward_gone_from_check", description_placeholders=placeholders
             )
+        keeper = entry.runtime_data.port_forward
+        wanted = keeper.state.wanted
+        ours = [
+            m
+            for m in mappings
+            if wanted is not None
+            and (m.external_port, m.description)
+            == (wanted.external_port, keeper.description)
+        ]
         try:
+            # Our own HTTPS forward: stop it, or the keeper adds it back.
+            if ours and (refused := await keeper.async_unforward()) is not None:
+                raise refused
             async with open_forwarder(
                 async_get_clientsession(self.hass),
                 gateway.location,
                 timeout_seconds=CHANGE_TIMEOUT,
             ) as forwarder:
                 # A wildcard (every port) is left to the user: the check still finds it.
-                for mapping in [m for m in mappings if not m.all_ports]:
+                for mapping in [
+                    m for m in mappings if not m.all_ports and m not in ours
+                ]:
                     await forwarder.remove(
                         mapping.external_port,
                         mapping.protocol,

@@ -21,7 +21,6 @@ from homeassistant.components.repairs import (
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowHandler, FlowResult
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -34,7 +33,8 @@ from .checklist.models import Severity
 from .checklist.runner import DATA_CHECKLIST
 from .const import CONF_DOMAINS
 from .models import SecureRemoteAccessConfigEntry
-from .port_forwarding import Forward, async_remove_forward
+from .port_forward_state import Forward
+from .port_forwarding import async_remove_forward_found
 from .protocol.port_forward import ForwardError, Refusal
 from .protocol.remote_access import HTTPS_PORT, RemoteAccessState, UnknownReason
 from .proxy import CertificateServer, async_who_serves_managed
@@ -169,7 +169,9 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
                 except ForwardError as err:
                     field, key = refusal_error(err)
                     errors[field] = key
-                    detail = err.detail
+                    # The router's own answer (who holds the port), never
+                    # a parser's message about a reply that made no sense.
+                    detail = f"\n\n{err.detail}" if err.code is not None else ""
                 else:
                     return self.async_abort(
                         reason="forward_added",
@@ -263,9 +265,8 @@ class PortForwardLeftRepairFlow(ConfirmRepairFlow):
             return await super().async_step_confirm()
         if self.forward is None:
             return self.async_create_entry(data={})
-        session = async_get_clientsession(self.hass)
         try:
-            await async_remove_forward(session, self.forward)
+            await async_remove_forward_found(self.hass, self.forward)
         except ForwardError as err:
             return self.async_abort(
                 reason="forward_left_refused",

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -24,125 +24,41 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.start import async_at_started
-from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER
+from . import remote_access
+from .const import LOGGER
 from .issues import async_raise_port_forward_left
+from .port_forward_state import (
+    Forward,
+    ForwardState,
+    forward_store,
+    mapping_description,
+    same_router,
+)
 from .protocol.port_forward import (
-    DEFAULT_LEASE,
+    MAX_LEASE,
     Ensured,
     ForwardError,
-    MappingRequest,
-    Owner,
     Refusal,
     open_forwarder,
     renewal_delay,
 )
+from .protocol.upnp import GatewayFacts
 from .proxy import async_who_serves_managed
 
 if TYPE_CHECKING:
     from .models import SecureRemoteAccessConfigEntry
 
-STORAGE_VERSION: Final = 1
-DESCRIPTION_PREFIX: Final = "Secure Remote Access"
 #: How often a forward is looked at when nothing is due (a rebooted router).
 KEEP_INTERVAL: Final = timedelta(hours=1)
 #: How soon a change the router did not take is tried again.
 RETRY_INTERVAL: Final = timedelta(minutes=5)
+#: Looks in a row (RETRY_INTERVAL apart) that find HTTPS not served before
+#: the forward is removed.
+UNSERVED_LOOKS: Final = 2
 #: One change with its read-back (several SOAP exchanges).
 CHANGE_TIMEOUT: float = 30.0
-
-
-def mapping_description(entry_id: str) -> str:
-    """The description our mapping carries on the router (names entry and product)."""
-    return f"{DESCRIPTION_PREFIX} {entry_id[:8]}"
-
-
-@dataclass(frozen=True, slots=True)
-class Forward:
-    """One mapping the integration made (or means to make) on one router."""
-
-    location: str
-    external_port: int
-    internal_port: int
-    internal_client: str
-    description: str
-
-    def request(self) -> MappingRequest:
-        """What `PortForwarder` adds and keeps."""
-        return MappingRequest(
-            self.external_port,
-            self.internal_port,
-            Owner(self.description, self.internal_client),
-            DEFAULT_LEASE,
-        )
-
-    def as_dict(self) -> dict[str, str | int]:
-        """The stored form."""
-        return {
-            "location": self.location,
-            "external_port": self.external_port,
-            "internal_port": self.internal_port,
-            "internal_client": self.internal_client,
-            "description": self.description,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> Forward | None:
-        """The stored form read back; None when it makes no sense."""
-        if not isinstance(data, dict):
-            return None
-        try:
-            return cls(
-                str(data["location"]),
-                int(data["external_port"]),
-                int(data["internal_port"]),
-                str(data["internal_client"]),
-                str(data["description"]),
-            )
-        except KeyError, TypeError, ValueError:
-            return None
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardState:
-    """What is (meant to be) on the router: the wanted forward, pending removals."""
-
-    wanted: Forward | None = None
-    removals: tuple[Forward, ...] = ()
-    #: The router listed `wanted` at the last look.
-    confirmed: bool = False
-    #: Why the last look or change failed (a `Refusal` value), None when it did not.
-    refusal: str | None = field(default=None, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The stored form."""
-        return {
-            "wanted": self.wanted.as_dict() if self.wanted else None,
-            "removals": [forward.as_dict() for forward in self.removals],
-            "confirmed": self.confirmed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> ForwardState:
-        """The stored form read back; whatever makes no sense is forgotten."""
-        if not isinstance(data, dict):
-            return cls()
-        stored = data.get("removals")
-        removals = tuple(
-            forward
-            for item in (stored if isinstance(stored, list) else [])
-            if (forward := Forward.from_dict(item)) is not None
-        )
-        return cls(
-            Forward.from_dict(data.get("wanted")),
-            removals,
-            data.get("confirmed") is True,
-        )
-
-
-def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
-    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.port_forward_{entry_id}")
 
 
 async def async_remove_forward(
@@ -186,11 +102,15 @@ class PortForwardKeeper:
         self.hass = hass
         self.entry = entry
         self._checked = checked
-        self._store = _store(hass, entry.entry_id)
+        self._store = forward_store(hass, entry.entry_id)
         self.state = ForwardState()
         self._unsub_timer: CALLBACK_TYPE | None = None
         # One change or look at a time (a flow and the schedule).
         self._lock = asyncio.Lock()
+        self._unserved_looks = 0
+        # When our own clock says the lease granted at the last add is half
+        # gone (some routers list the granted lease, not what is left).
+        self._renew_at: datetime | None = None
 
     @property
     def external_port(self) -> int | None:
@@ -275,7 +195,7 @@ class PortForwardKeeper:
             async with open_forwarder(
                 session, forward.location, timeout_seconds=CHANGE_TIMEOUT
             ) as forwarder:
-                await forwarder.add(forward.request())
+                added = await forwarder.add(forward.request())
         except ForwardError as err:
             if err.code is None:  # no UPnP refusal: it may be there, remove it
                 await self._async_save(ForwardState(earlier, (*kept, forward)))
@@ -283,6 +203,7 @@ class PortForwardKeeper:
             else:  # refused: nothing was added, the earlier forward stays
                 await self._async_save(ForwardState(earlier, kept))
             raise
+        self._granted(added.lease_seconds)
         await self._async_save(ForwardState(forward, replaced, confirmed=True))
         LOGGER.info(
             "Forwarded external port %s on the router to %s:%s (%s)",
@@ -291,7 +212,71 @@ class PortForwardKeeper:
             forward.internal_port,
             forward.description,
         )
-        self._schedule(_delay(DEFAULT_LEASE) if not replaced else RETRY_INTERVAL)
+        # Renew within the lease the router granted (it may cut the one asked).
+        due = _delay(added.lease_seconds)
+        self._schedule(min(due, RETRY_INTERVAL) if replaced else due)
+
+    def _gateway(self) -> GatewayFacts | None:
+        """The router as the latest remote-access check found it."""
+        runtime = getattr(self.entry, "runtime_data", None)
+        result = runtime.remote_access.data if runtime is not None else None
+        return result.facts.gateway if result is not None else None
+
+    async def _async_follow_host(self, wanted: Forward, served_port: int) -> Forward:
+        """Point our forward at this host's address and HTTPS port of today.
+
+        A new DHCP lease (or a proxy on another port) would leave the
+        forward pointing at another device: the old one is removed first
+        (the router refuses a second client on the same external port).
+        """
+        gateway = self._gateway()
+        local = (
+            gateway.local_address
+            if gateway is not None and same_router(gateway.location, wanted.location)
+            else None
+        )
+        target = replace(
+            wanted,
+            internal_client=local or wanted.internal_client,
+            internal_port=served_port or wanted.internal_port,
+        )
+        if target == wanted:
+            return wanted
+        LOGGER.info(
+            "Home Assistant is now at %s:%s: the port forward of external port %s "
+            "moves there",
+            target.internal_client,
+            target.internal_port,
+            target.external_port,
+        )
+        await self._async_save(ForwardState(target, (*self.state.removals, wanted)))
+        await self._async_removals()
+        return target
+
+    async def _async_follow_router(self) -> None:
+        """Follow our router to the description URL the latest check found.
+
+        A rebooted router may serve UPnP on another port (miniupnpd picks one
+        at each start unless configured): same address, new location.
+        """
+        if (gateway := self._gateway()) is None:
+            return
+        location = gateway.location
+
+        def followed(forward: Forward) -> Forward:
+            if forward.location != location and same_router(forward.location, location):
+                return replace(forward, location=location)
+            return forward
+
+        state = self.state
+        moved = replace(
+            state,
+            wanted=followed(state.wanted) if state.wanted else None,
+            removals=tuple(followed(forward) for forward in state.removals),
+        )
+        if moved != state:
+            LOGGER.debug("The router's UPnP moved to %s", location)
+            await self._async_save(moved)
 
     async def async_unforward(self) -> ForwardError | None:
         """Remove our forward; a router that refuses or is away is asked again later.
@@ -299,6 +284,7 @@ class PortForwardKeeper:
         Returns the refusal (the forward stays a pending removal), None when done.
         """
         async with self._lock:
+            await self._async_follow_router()
             wanted = self.state.wanted
             if wanted is not None:
                 await self._async_save(
@@ -329,20 +315,42 @@ class PortForwardKeeper:
     async def async_keep(self) -> None:
         """Finish pending removals, then keep the wanted forward (or drop it)."""
         async with self._lock:
+            await self._async_follow_router()
             await self._async_removals()
             wanted = self.state.wanted
             if wanted is None:
                 return
             served = await async_who_serves_managed(self.hass, self.entry)
             if served is not None:
+                self._unserved_looks = 0
+                wanted = await self._async_follow_host(wanted, served.port or 0)
                 await self._async_ensure(wanted)
                 return
+            # A proxy add-on restarting or a Supervisor that does not answer
+            # looks the same: removed only when a second look agrees. A
+            # forward to Home Assistant's own port now exposes plain HTTP.
+            self._unserved_looks += 1
+            to_proxy = wanted.internal_port != remote_access.home_assistant_port(
+                self.hass
+            )
+            if to_proxy and self._unserved_looks < UNSERVED_LOOKS:
+                LOGGER.debug("The managed certificate is not served; looking again")
+                self._schedule(RETRY_INTERVAL)
+                return
+        self._unserved_looks = 0
         LOGGER.warning(
             "Neither Home Assistant nor its proxy serves the managed certificate "
             "any more: the port forward of external port %s is removed",
             wanted.external_port,
         )
         await self.async_unforward()
+
+    def _granted(self, lease_seconds: int) -> None:
+        """The router granted ``lease_seconds`` just now: renew halfway."""
+        delay = renewal_delay(lease_seconds)
+        self._renew_at = (
+            None if delay is None else dt_util.utcnow() + timedelta(seconds=delay)
+        )
 
     async def _async_ensure(self, wanted: Forward) -> None:
         session = async_get_clientsession(self.hass)
@@ -351,7 +359,10 @@ class PortForwardKeeper:
             async with open_forwarder(
                 session, wanted.location, timeout_seconds=CHANGE_TIMEOUT
             ) as forwarder:
-                kept = await forwarder.ensure(wanted.request())
+                due = self._renew_at is None or dt_util.utcnow() >= self._renew_at
+                kept = await forwarder.ensure(
+                    wanted.request(), renew_below=MAX_LEASE + 1 if due else None
+                )
         except ForwardError as err:
             if self.state.refusal is None:
                 LOGGER.warning(
@@ -369,6 +380,8 @@ class PortForwardKeeper:
             if was_confirmed:
                 await self._checked()
             return
+        if kept.action is not Ensured.PRESENT:
+            self._granted(kept.entry.lease_seconds)
         if kept.action is Ensured.ADDED:
             LOGGER.info(
                 "The router had forgotten the port forward of external port %s: "
@@ -389,15 +402,38 @@ def _delay(lease_seconds: int) -> timedelta:
     return min(KEEP_INTERVAL, timedelta(seconds=half))
 
 
+async def async_remove_forward_found(hass: HomeAssistant, forward: Forward) -> None:
+    """Remove ``forward`` from its router, wherever it serves UPnP today.
+
+    Without an entry no check follows the router: one that does not answer
+    at the stored address is looked for among the gateways SSDP has seen
+    (same address, new port after a reboot). Raises `ForwardError`.
+    """
+    session = async_get_clientsession(hass)
+    try:
+        await async_remove_forward(session, forward)
+    except ForwardError as err:
+        if err.reason not in (Refusal.UNREACHABLE, Refusal.TIMEOUT):
+            raise
+        found = await remote_access.async_discover_gateways(hass) or []
+        moved = [
+            location
+            for location in found
+            if location != forward.location and same_router(location, forward.location)
+        ]
+        if not moved:
+            raise
+        await async_remove_forward(session, replace(forward, location=moved[0]))
+
+
 async def async_remove_forwards(hass: HomeAssistant, entry_id: str) -> None:
     """The entry is deleted: remove its forwards; a Repairs issue names what stays."""
-    store = _store(hass, entry_id)
+    store = forward_store(hass, entry_id)
     state = ForwardState.from_dict(await store.async_load())
     forwards = (*((state.wanted,) if state.wanted else ()), *state.removals)
-    session = async_get_clientsession(hass)
     for forward in forwards:
         try:
-            await async_remove_forward(session, forward)
+            await async_remove_forward_found(hass, forward)
         except ForwardError as err:
             LOGGER.warning(
                 "The port forward of external port %s to %s could not be removed "

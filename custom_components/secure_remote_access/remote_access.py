@@ -225,7 +225,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             *sorted({p for ports in memory.port_evidence.values() for p in ports}),
             HTTP_PORT,
             HTTPS_PORT,
-            _ha_port(self.hass),
+            home_assistant_port(self.hass),
             SSH_PORT,
             *sorted(ssh_ports),
         )
@@ -250,7 +250,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             # A router that never answered has gone nowhere: "no_gateway" stays.
             gateway_lost_since=lost_since if answered_before else None,
             host_addresses=await self._host_addresses(),
-            ha_port=_ha_port(self.hass),
+            ha_port=home_assistant_port(self.hass),
             serves_https=served_files(self.hass) is not None,
             ssh_password_ports=ssh_ports,
             ssh_addons_known=ssh_known,
@@ -397,7 +397,8 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
         )
 
 
-def _ha_port(hass: HomeAssistant) -> int:
+def home_assistant_port(hass: HomeAssistant) -> int:
+    """The port Home Assistant's own web server listens on."""
     http: Any = getattr(hass, "http", None)
     port = getattr(http, "server_port", None)
     return int(port) if port else DEFAULT_HA_PORT

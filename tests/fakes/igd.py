@@ -112,6 +112,11 @@ class GatewayState:
     after_changes: list[str] = field(default_factory=list)
     #: The longest description the router keeps (longer ones are cut).
     description_limit: int | None = None
+    #: The longest lease the router grants (longer requests get this one).
+    lease_limit: int | None = None
+    #: How many additions (and renewals) the router took. Like linux-igd it
+    #: lists a mapping's granted lease, not what is left of it.
+    additions: int = 0
     firewall_enabled: bool = True
     inbound_pinholes_allowed: bool = True
     pinholes: dict[int, Pinhole] = field(default_factory=dict)
@@ -275,6 +280,9 @@ class WanIpConnectionService(GatewayService):
         ]
         if (limit := self.state.description_limit) is not None:
             mapping.description = mapping.description[:limit]
+        if (cap := self.state.lease_limit) is not None:
+            mapping.lease_seconds = min(mapping.lease_seconds or cap, cap)
+        self.state.additions += 1
         if self.state.lists_additions:
             self.state.mappings.append(mapping)
         self.state.changed()

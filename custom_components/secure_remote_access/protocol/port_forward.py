@@ -40,6 +40,8 @@ DEFAULT_LEASE: Final = 3600
 MAX_LEASE: Final = 604800
 #: Never renew more often than this, whatever lease the router granted.
 MIN_RENEW_DELAY: Final = 30
+#: The shortest cut of our description that still names it ("Secure Remot").
+MIN_CUT_DESCRIPTION: Final = 12
 #: The connection service that has AddAnyPortMapping.
 IGD_V2_CONNECTION: Final = "urn:schemas-upnp-org:service:WANIPConnection:2"
 
@@ -166,6 +168,18 @@ def belongs_to(entry: PortMapping, owner: Owner) -> bool:
     return held_by(entry, owner.internal_client) and (
         entry.description == owner.description
     )
+
+
+def named(listed: str, description: str) -> bool:
+    """Whether a router lists ``description`` as ``listed``, maybe cut short.
+
+    Some routers keep only the first characters of a description: enough
+    of ours to tell it apart (`MIN_CUT_DESCRIPTION`) still names it when
+    removing what we added (never when keeping: that needs the whole name).
+    """
+    if listed == description:
+        return True
+    return len(listed) >= MIN_CUT_DESCRIPTION and description.startswith(listed)
 
 
 def serves(entry: PortMapping, request: MappingRequest) -> bool:
@@ -365,7 +379,7 @@ class PortForwarder:
         if current is None:
             return None
         if not held_by(current, internal_client) or (
-            description is not None and current.description != description
+            description is not None and not named(current.description, description)
         ):
             raise ForwardError(
                 Refusal.NOT_OURS,
