@@ -73,7 +73,9 @@ async def test_a_router_that_refuses_keeps_the_manual_steps(home: Home) -> None:
     )
     assert refused["type"] is FlowResultType.ABORT
     assert refused["reason"] == "forward_remove_refused"
-    assert refused["description_placeholders"]["reason"] == "not_authorized"
+    assert refused["description_placeholders"]["reason"] == (
+        "its UPnP permission rules do not allow this change"
+    )
     assert [m.external_port for m in home.igd.state.mappings] == [8123]
     assert "plain_http_forwarded" in home.issues()
 

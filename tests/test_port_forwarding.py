@@ -492,7 +492,9 @@ async def test_stopping_while_the_router_is_away(
     await https.igd.stop()
     pending = await _submit(https, form)
     assert pending["reason"] == "forward_removal_pending"
-    assert pending["description_placeholders"]["reason"] == "gateway_unreachable"
+    assert pending["description_placeholders"]["reason"] == (
+        "the router did not answer, or its answer was not UPnP"
+    )
     assert "forward_https" in await _menu(https)
     await https.igd.start(https.igd.port)
     await _later(https, timedelta(minutes=6))
@@ -561,6 +563,9 @@ async def test_deleting_the_entry_while_the_router_is_away(
     }
     fix = await _fix(https, issue_id)
     assert fix["reason"] == "forward_left_refused"
+    assert fix["description_placeholders"]["reason"] == (
+        "the router did not answer, or its answer was not UPnP"
+    )
     await https.igd.start(https.igd.port)
     fixed = await _fix(https, issue_id)
     assert fixed["type"] is FlowResultType.CREATE_ENTRY

@@ -19,7 +19,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import DOMAIN, LOGGER
 from .issues import issue_entry_id
-from .port_forward_flow import loaded_entry
+from .port_forward_flow import loaded_entry, refusal_words
 from .port_forwarding import CHANGE_TIMEOUT
 from .protocol.port_forward import ForwardError, open_forwarder
 from .protocol.remote_access import Finding, port_finding_mappings
@@ -119,7 +119,10 @@ class RemoveForwardRepairFlow(RepairsFlow):
             await entry.runtime_data.remote_access.async_refresh()
             return self.async_abort(
                 reason="forward_remove_refused",
-                description_placeholders={**placeholders, "reason": err.reason},
+                description_placeholders={
+                    **placeholders,
+                    "reason": refusal_words(err.reason),
+                },
             )
         await entry.runtime_data.remote_access.async_refresh()
         if ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id) is not None:

@@ -27,11 +27,12 @@ from homeassistant.helpers.selector import (
     NumberSelectorConfig,
     NumberSelectorMode,
 )
+from homeassistant.helpers.translation import async_get_exception_message
 import probatio as vol
 
 from .checklist.models import Severity
 from .checklist.runner import DATA_CHECKLIST
-from .const import CONF_DOMAINS
+from .const import CONF_DOMAINS, DOMAIN
 from .models import SecureRemoteAccessConfigEntry
 from .port_forward_state import Forward
 from .port_forwarding import async_remove_forward_found
@@ -65,9 +66,28 @@ _ERRORS: Final[dict[Refusal, tuple[str, str]]] = {
 }
 
 
+#: The router's refusal -> the translated words put into an abort's {reason}.
+_REFUSAL_WORDS: Final[dict[Refusal, str]] = {
+    Refusal.UNREACHABLE: "unreachable",
+    Refusal.TIMEOUT: "unreachable",
+    Refusal.INVALID_REPLY: "unreachable",
+    Refusal.NOT_AUTHORIZED: "not_authorized",
+    Refusal.NOT_OURS: "not_ours",
+    Refusal.NOT_SUPPORTED: "not_supported",
+    Refusal.ACTION_FAILED: "not_supported",
+    Refusal.NOT_CONFIRMED: "not_confirmed",
+}
+
+
 def refusal_error(err: ForwardError) -> tuple[str, str]:
     """The form field and translated error key of a router's refusal."""
     return _ERRORS.get(err.reason, ("base", "forward_refused"))
+
+
+def refusal_words(reason: Refusal) -> str:
+    """Why the router did not change a forward, in words (never a code)."""
+    words = _REFUSAL_WORDS.get(reason, "refused")
+    return async_get_exception_message(DOMAIN, f"forward_refusal_{words}")
 
 
 async def async_forward_conditions(
@@ -226,7 +246,10 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
             # Off all the same: the keeper asks the router again until it is gone.
             return self.async_abort(
                 reason="forward_removal_pending",
-                description_placeholders={**placeholders, "reason": refusal.reason},
+                description_placeholders={
+                    **placeholders,
+                    "reason": refusal_words(refusal.reason),
+                },
             )
         return self.async_abort(
             reason="forward_removed", description_placeholders=placeholders
@@ -271,7 +294,7 @@ class PortForwardLeftRepairFlow(ConfirmRepairFlow):
             return self.async_abort(
                 reason="forward_left_refused",
                 description_placeholders={
-                    "reason": str(err.reason),
+                    "reason": refusal_words(err.reason),
                     "external_port": str(self.forward.external_port),
                 },
             )
