@@ -650,6 +650,34 @@ async def test_a_restart_in_the_middle_of_adding(
         assert https.attributes()["forwarded_https_port"] == 443
 
 
+async def test_an_old_removal_never_deletes_the_forward_that_replaced_it(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    hass_storage: dict[str, Any],
+) -> None:
+    """The forward moved from Home Assistant's old port to 8123 on the same
+    external port; the old one is still to be removed: the router's forward
+    (now to 8123) is left in place, never deleted and added again."""
+    entry = await _setup(https, tmp_path)
+    description = _ours(https).description
+    wanted = Forward(https.igd.location, 443, 8123, LOCAL, description)
+    old = Forward(https.igd.location, 443, 8000, LOCAL, description)
+    async with restarted(https.hass, hass_storage) as hass:
+        hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
+            "version": 1,
+            "minor_version": 1,
+            "key": f"{DOMAIN}.port_forward_{entry.entry_id}",
+            "data": ForwardState(wanted, (old,)).as_dict(),
+        }
+        https.igd.state.mappings = [_ours(https)]
+        await https.restart(hass)
+        await _later(https, timedelta(minutes=6))
+        assert https.igd.state.mappings == [_ours(https)]
+        assert https.igd.state.deletions == 0
+        assert https.attributes()["forwarded_https_port"] == 443
+
+
 @pytest.mark.parametrize(
     ("external_port", "internal_port"), [(0, 8123), (443, 0), (70000, 8123)]
 )

@@ -105,6 +105,7 @@ class RemoveForwardRepairFlow(RepairsFlow):
                         mapping.external_port,
                         mapping.protocol,
                         internal_client=mapping.internal_client,
+                        internal_port=mapping.internal_port,
                     )
                     LOGGER.info(
                         "Removed the router's forward of external port %s to %s:%s "

@@ -62,9 +62,21 @@ CHANGE_TIMEOUT: float = 30.0
 
 
 async def async_remove_forward(
-    session: aiohttp.ClientSession, forward: Forward
+    session: aiohttp.ClientSession,
+    forward: Forward,
+    *,
+    replaced_by: Forward | None = None,
 ) -> None:
-    """Delete ``forward`` from its router if it is still ours (raises `ForwardError`)."""
+    """Delete ``forward`` from its router if it is still ours (raises `ForwardError`).
+
+    Where ``replaced_by`` (the wanted forward) holds the same external port,
+    only a mapping on ``forward``'s own internal port is deleted, never the
+    forward that replaced it.
+    """
+    same_port = replaced_by is not None and (
+        replaced_by.external_port == forward.external_port
+        and same_router(replaced_by.location, forward.location)
+    )
     try:
         async with open_forwarder(
             session, forward.location, timeout_seconds=CHANGE_TIMEOUT
@@ -73,6 +85,7 @@ async def async_remove_forward(
                 forward.external_port,
                 internal_client=forward.internal_client,
                 description=forward.description,
+                internal_port=forward.internal_port if same_port else None,
             )
     except ForwardError as err:
         if err.reason is not Refusal.NOT_OURS:
@@ -301,7 +314,9 @@ class PortForwardKeeper:
         first: ForwardError | None = None
         for forward in self.state.removals:
             try:
-                await async_remove_forward(session, forward)
+                await async_remove_forward(
+                    session, forward, replaced_by=self.state.wanted
+                )
             except ForwardError as err:
                 LOGGER.debug("Removing %s: %s", forward, err)
                 left.append(forward)

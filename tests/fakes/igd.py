@@ -117,6 +117,8 @@ class GatewayState:
     #: How many additions (and renewals) the router took. Like linux-igd it
     #: lists a mapping's granted lease, not what is left of it.
     additions: int = 0
+    #: How many deletions the router carried out.
+    deletions: int = 0
     firewall_enabled: bool = True
     inbound_pinholes_allowed: bool = True
     pinholes: dict[int, Pinhole] = field(default_factory=dict)
@@ -261,6 +263,7 @@ class WanIpConnectionService(GatewayService):
                 error_code=NO_SUCH_ENTRY, error_desc="NoSuchEntryInArray"
             )
         if not self.state.keeps_deleted:
+            self.state.deletions += 1
             self.state.mappings = [
                 m for m in self.state.mappings if (m.external_port, m.protocol) != key
             ]

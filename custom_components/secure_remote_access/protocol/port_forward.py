@@ -368,18 +368,23 @@ class PortForwarder:
         *,
         internal_client: str,
         description: str | None = None,
+        internal_port: int | None = None,
     ) -> PortMapping | None:
         """Delete the mapping of ``external_port`` if it forwards to
-        ``internal_client`` (and has ``description``, when given).
+        ``internal_client`` (on ``internal_port`` and with ``description``,
+        when given).
 
         Returns the removed mapping, None when there was none; a mapping of
-        another host or program is `Refusal.NOT_OURS` and left alone.
+        another host or program, or another forward on the same external
+        port, is `Refusal.NOT_OURS` and left alone.
         """
         current = await self.read(external_port, protocol)
         if current is None:
             return None
-        if not held_by(current, internal_client) or (
-            description is not None and not named(current.description, description)
+        if (
+            not held_by(current, internal_client)
+            or (description is not None and not named(current.description, description))
+            or (internal_port is not None and current.internal_port != internal_port)
         ):
             raise ForwardError(
                 Refusal.NOT_OURS,
