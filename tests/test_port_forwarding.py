@@ -650,19 +650,22 @@ async def test_a_restart_in_the_middle_of_adding(
         assert https.attributes()["forwarded_https_port"] == 443
 
 
+@pytest.mark.parametrize("old_port", [8000, 8123])
 async def test_an_old_removal_never_deletes_the_forward_that_replaced_it(
     https: Home,
     fake_ca: FakeCa,
     tmp_path: Path,
     hass_storage: dict[str, Any],
+    old_port: int,
 ) -> None:
     """The forward moved from Home Assistant's old port to 8123 on the same
-    external port; the old one is still to be removed: the router's forward
-    (now to 8123) is left in place, never deleted and added again."""
+    external port (or moved away and back while the router was away); the old
+    one is still to be removed: the router's forward to 8123 is left in
+    place, never deleted and added again."""
     entry = await _setup(https, tmp_path)
     description = _ours(https).description
     wanted = Forward(https.igd.location, 443, 8123, LOCAL, description)
-    old = Forward(https.igd.location, 443, 8000, LOCAL, description)
+    old = Forward(https.igd.location, 443, old_port, LOCAL, description)
     async with restarted(https.hass, hass_storage) as hass:
         hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
             "version": 1,

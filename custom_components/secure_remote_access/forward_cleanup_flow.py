@@ -19,7 +19,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import DOMAIN, LOGGER
 from .issues import issue_entry_id
-from .port_forward_flow import loaded_entry, refusal_words
+from .port_forward_flow import async_refusal_words, loaded_entry
 from .port_forwarding import CHANGE_TIMEOUT
 from .protocol.port_forward import ForwardError, open_forwarder
 from .protocol.remote_access import Finding, port_finding_mappings
@@ -122,7 +122,7 @@ class RemoveForwardRepairFlow(RepairsFlow):
                 reason="forward_remove_refused",
                 description_placeholders={
                     **placeholders,
-                    "reason": refusal_words(err.reason),
+                    "reason": await async_refusal_words(self.hass, err.reason),
                 },
             )
         await entry.runtime_data.remote_access.async_refresh()

@@ -27,7 +27,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorConfig,
     NumberSelectorMode,
 )
-from homeassistant.helpers.translation import async_get_exception_message
+from homeassistant.helpers.translation import async_get_translations
 import probatio as vol
 
 from .checklist.models import Severity
@@ -74,7 +74,6 @@ _REFUSAL_WORDS: Final[dict[Refusal, str]] = {
     Refusal.NOT_AUTHORIZED: "not_authorized",
     Refusal.NOT_OURS: "not_ours",
     Refusal.NOT_SUPPORTED: "not_supported",
-    Refusal.ACTION_FAILED: "not_supported",
     Refusal.NOT_CONFIRMED: "not_confirmed",
 }
 
@@ -84,10 +83,14 @@ def refusal_error(err: ForwardError) -> tuple[str, str]:
     return _ERRORS.get(err.reason, ("base", "forward_refused"))
 
 
-def refusal_words(reason: Refusal) -> str:
-    """Why the router did not change a forward, in words (never a code)."""
+async def async_refusal_words(hass: HomeAssistant, reason: Refusal) -> str:
+    """Why the router did not change a forward, in the user's language."""
     words = _REFUSAL_WORDS.get(reason, "refused")
-    return async_get_exception_message(DOMAIN, f"forward_refusal_{words}")
+    key = f"component.{DOMAIN}.exceptions.forward_refusal_{words}.message"
+    texts = await async_get_translations(
+        hass, hass.config.language, "exceptions", {DOMAIN}
+    )
+    return texts.get(key, words)
 
 
 async def async_forward_conditions(
@@ -248,7 +251,7 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
                 reason="forward_removal_pending",
                 description_placeholders={
                     **placeholders,
-                    "reason": refusal_words(refusal.reason),
+                    "reason": await async_refusal_words(self.hass, refusal.reason),
                 },
             )
         return self.async_abort(
@@ -294,7 +297,7 @@ class PortForwardLeftRepairFlow(ConfirmRepairFlow):
             return self.async_abort(
                 reason="forward_left_refused",
                 description_placeholders={
-                    "reason": refusal_words(err.reason),
+                    "reason": await async_refusal_words(self.hass, err.reason),
                     "external_port": str(self.forward.external_port),
                 },
             )

@@ -313,6 +313,8 @@ class PortForwardKeeper:
         left: list[Forward] = []
         first: ForwardError | None = None
         for forward in self.state.removals:
+            if forward == self.state.wanted:  # wanted again before it was removed
+                continue
             try:
                 await async_remove_forward(
                     session, forward, replaced_by=self.state.wanted
