@@ -124,6 +124,17 @@ def _listed(home: Home) -> list[tuple[int, str, str]]:
     ]
 
 
+def _store(hass_storage: dict[str, Any], entry_id: str, state: ForwardState) -> None:
+    """The keeper's Store file as a restart finds it."""
+    key = f"{DOMAIN}.port_forward_{entry_id}"
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": key,
+        "data": state.as_dict(),
+    }
+
+
 async def _later(home: Home, delta: timedelta) -> None:
     async_fire_time_changed(home.hass, dt_util.utcnow() + delta)
     await home.hass.async_block_till_done(wait_background_tasks=True)
@@ -637,12 +648,7 @@ async def test_a_restart_in_the_middle_of_adding(
     entry = await _setup(https, tmp_path)
     forward = Forward(https.igd.location, 443, 8123, LOCAL, _ours(https).description)
     async with restarted(https.hass, hass_storage) as hass:
-        hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
-            "version": 1,
-            "minor_version": 1,
-            "key": f"{DOMAIN}.port_forward_{entry.entry_id}",
-            "data": ForwardState(forward).as_dict(),
-        }
+        _store(hass_storage, entry.entry_id, ForwardState(forward))
         if router_has_it:
             https.igd.state.mappings = [_ours(https)]
         await https.restart(hass)
@@ -667,12 +673,7 @@ async def test_an_old_removal_never_deletes_the_forward_that_replaced_it(
     wanted = Forward(https.igd.location, 443, 8123, LOCAL, description)
     old = Forward(https.igd.location, 443, old_port, LOCAL, description)
     async with restarted(https.hass, hass_storage) as hass:
-        hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
-            "version": 1,
-            "minor_version": 1,
-            "key": f"{DOMAIN}.port_forward_{entry.entry_id}",
-            "data": ForwardState(wanted, (old,)).as_dict(),
-        }
+        _store(hass_storage, entry.entry_id, ForwardState(wanted, (old,)))
         https.igd.state.mappings = [_ours(https)]
         await https.restart(hass)
         await _later(https, timedelta(minutes=6))
@@ -700,12 +701,7 @@ async def test_a_stored_forward_that_makes_no_sense_is_not_added(
         https.igd.location, external_port, internal_port, LOCAL, description
     )
     async with restarted(https.hass, hass_storage) as hass:
-        hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"] = {
-            "version": 1,
-            "minor_version": 1,
-            "key": f"{DOMAIN}.port_forward_{entry.entry_id}",
-            "data": ForwardState(forward, (forward,)).as_dict(),
-        }
+        _store(hass_storage, entry.entry_id, ForwardState(forward, (forward,)))
         await https.restart(hass)
         await _later(https, timedelta(minutes=61))
         assert https.igd.state.mappings == []
