@@ -10,12 +10,8 @@ miniupnpc from another LAN host; the internet connects from the provider.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from unittest.mock import patch
 
 from homeassistant.components.repairs import DOMAIN as REPAIRS
 from homeassistant.core import HomeAssistant
@@ -25,7 +21,6 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.secure_remote_access import port_forward_flow, port_forwarding
 from custom_components.secure_remote_access.const import (
     CONF_DUCKDNS_URL,
     CONF_UPNP_LOCATION,
@@ -34,12 +29,10 @@ from custom_components.secure_remote_access.const import (
 from custom_components.secure_remote_access.port_forward_state import (
     mapping_description,
 )
-from custom_components.secure_remote_access.protocol import upnp
 from custom_components.secure_remote_access.protocol.remote_access import (
     Hairpin,
     hairpin_probe,
 )
-from custom_components.secure_remote_access.proxy import CertificateServer
 from tests.fakes import certs
 from tests.fakes.issuer import FakeCa
 from tests.fakes.miniupnpd import (
@@ -53,45 +46,7 @@ from tests.fakes.miniupnpd import (
 from tests.fakes.tls_server import tls_server
 
 from .common import NAME, StartDuckDns, managed_options, mock_entry, setup_integration
-
-SENSOR = "sensor.myhome_duckdns_org_remote_access"
-HA_PORT = 8123
-
-
-@contextmanager
-def on_the_lan(network: HomeNetwork) -> Iterator[None]:
-    """Home Assistant serves the managed pair on 8123; executor jobs that ask
-    which address leads to the router ask from the LAN host."""
-    original = upnp.local_address_towards
-
-    def towards(location: str) -> str | None:
-        with network.lan.entered():
-            return original(location)
-
-    async def who(*_args: Any) -> CertificateServer:
-        return CertificateServer("Home Assistant", HA_PORT)
-
-    with (
-        patch.object(upnp, "local_address_towards", towards),
-        patch.object(port_forward_flow, "async_who_serves_managed", who),
-        patch.object(port_forwarding, "async_who_serves_managed", who),
-    ):
-        yield
-
-
-async def _step(hass: HomeAssistant, entry_id: str, step: str) -> dict[str, Any]:
-    menu = await hass.config_entries.options.async_init(entry_id)
-    return dict(
-        await hass.config_entries.options.async_configure(
-            menu["flow_id"], {"next_step_id": step}
-        )
-    )
-
-
-def _attributes(hass: HomeAssistant) -> dict[str, Any]:
-    state = hass.states.get(SENSOR)
-    assert state is not None
-    return dict(state.attributes)
+from .lan import HA_PORT, SENSOR, on_the_lan, options_step, sensor_attributes
 
 
 async def test_forward_https_on_miniupnpd(
@@ -120,7 +75,7 @@ async def test_forward_https_on_miniupnpd(
         async with tls_server(issued, host=LAN_HOST, port=HA_PORT):
             await setup_integration(hass, entry)
             await hass.async_block_till_done(wait_background_tasks=True)
-            form = await _step(hass, entry.entry_id, "forward_https")
+            form = await options_step(hass, entry.entry_id, "forward_https")
             assert form["type"] is FlowResultType.FORM, form
             assert form["description_placeholders"]["internal"] == (
                 f"{LAN_HOST}:{HA_PORT}"
@@ -135,7 +90,7 @@ async def test_forward_https_on_miniupnpd(
             )
             assert done["reason"] == "forward_added"
             assert await asyncio.to_thread(in_lan.mappings) == [ours]
-            assert _attributes(hass)["forwarded_https_port"] == 8443
+            assert sensor_attributes(hass)["forwarded_https_port"] == 8443
             assert hass.states.get(SENSOR).state == "reachable"  # type: ignore[union-attr]
             fingerprints = frozenset({issued.fingerprint_sha256})
             from_internet = await provider.run(
@@ -149,11 +104,11 @@ async def test_forward_https_on_miniupnpd(
             await hass.async_block_till_done(wait_background_tasks=True)
             assert await asyncio.to_thread(in_lan.mappings) == [ours]
 
-            stop = await _step(hass, entry.entry_id, "forward_https_off")
+            stop = await options_step(hass, entry.entry_id, "forward_https_off")
             removed = await options.async_configure(stop["flow_id"], {})
             assert removed["reason"] == "forward_removed"
             assert await asyncio.to_thread(in_lan.mappings) == []
-            assert "forwarded_https_port" not in _attributes(hass)
+            assert "forwarded_https_port" not in sensor_attributes(hass)
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 

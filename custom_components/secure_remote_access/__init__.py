@@ -39,6 +39,7 @@ from .issues import (
 )
 from .models import ManagedCertificate, RuntimeData, SecureRemoteAccessConfigEntry
 from .persist_record import PersistRecords, PersistRefusals
+from .pinhole_keeping import PinholeKeeper, async_remove_pinholes
 from .port_forwarding import PortForwardKeeper, async_remove_forwards
 from .proxy_restart import async_setup_proxy_restart
 from .remote_access import RemoteAccessCoordinator
@@ -106,6 +107,8 @@ async def async_setup_entry(
     remote = RemoteAccessCoordinator(hass, entry, dns)
     port_forward = PortForwardKeeper(hass, entry, remote.async_refresh)
     await port_forward.async_load()
+    pinhole = PinholeKeeper(hass, entry, remote.async_refresh)
+    await pinhole.async_load()
     entry.runtime_data = RuntimeData(
         duckdns=client,
         dns=dns,
@@ -114,6 +117,7 @@ async def async_setup_entry(
         managed=managed,
         remote_access=remote,
         port_forward=port_forward,
+        pinhole=pinhole,
     )
     entry.async_on_unload(served_certificate(hass).async_add_user())
     # Serving HTTPS: the entry renews a served pair again.
@@ -143,6 +147,7 @@ async def async_setup_entry(
     entry.runtime_data.remote_access.async_start()
     # The HTTPS forward on the router: kept, or removed when no longer wanted.
     port_forward.async_start()
+    pinhole.async_start()
     if endpoints.sources:
         # Handshakes can take seconds: the first check runs after setup.
         entry.async_create_background_task(
@@ -270,6 +275,7 @@ async def async_remove_entry(
     await async_remove_renewal_state(hass, entry.entry_id)
     await RemoteAccessMemory(hass, entry.entry_id).async_remove()
     await async_remove_forwards(hass, entry.entry_id)
+    await async_remove_pinholes(hass, entry.entry_id)
     settings = CertificateSettings.from_options(
         list(entry.data[CONF_DOMAINS]), entry.options
     )

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         EndpointMonitor,
         LocalCertificateMonitor,
     )
+    from .pinhole_keeping import PinholeKeeper
     from .port_forwarding import PortForwardKeeper
     from .protocol.duckdns import DuckDnsClient
     from .remote_access import RemoteAccessCoordinator
@@ -42,6 +43,8 @@ class RuntimeData:
     remote_access: RemoteAccessCoordinator
     port_forward: PortForwardKeeper
     """The entry's HTTPS forward on the router."""
+    pinhole: PinholeKeeper
+    """The entry's IPv6 pinhole on the router."""
 
     @property
     def monitors(self) -> tuple[CertificateMonitor, ...]:

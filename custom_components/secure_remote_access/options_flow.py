@@ -44,6 +44,7 @@ from .https_store import settings_of
 from .https_trial import get_https_trial
 from .https_unmanaged import async_warn_unmanaged
 from .models import SecureRemoteAccessConfigEntry
+from .pinhole_flow import PinholeSteps, pinhole_menu_option
 from .port_forward_flow import PortForwardSteps, forward_menu_option
 from .protocol.ipv6 import is_public_ipv6
 from .proxy_flow import ProxySteps
@@ -55,6 +56,7 @@ class OptionsFlowHandler(
     ProxySteps,
     HttpsSteps[ConfigFlowResult],
     PortForwardSteps[ConfigFlowResult],
+    PinholeSteps[ConfigFlowResult],
     OptionsFlowWithReload,
 ):
     """Change how the entry works; the entry reloads with the new options."""
@@ -78,6 +80,9 @@ class OptionsFlowHandler(
             menu.append(option)
         # Port forwards on the router (issue 30): port_forward_flow.py.
         if option := forward_menu_option(self.config_entry):
+            menu.append(option)
+        # The same over IPv6, through a pinhole: pinhole_flow.py.
+        if option := pinhole_menu_option(self.config_entry):
             menu.append(option)
         return self.async_show_menu(step_id="init", menu_options=menu)
 

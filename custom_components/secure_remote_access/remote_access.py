@@ -35,6 +35,7 @@ from .const import (
 from .protocol import upnp
 from .protocol.dnsutil import lookup_addresses
 from .protocol.duckdns import DEFAULT_UPDATE_URL
+from .protocol.ipv6 import is_public_ipv6
 from .protocol.remote_access import (
     HTTP_PORT,
     HTTPS_PORT,
@@ -90,6 +91,21 @@ async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
         for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
             if info.ssdp_location:
                 locations.add(info.ssdp_location)
+    return sorted(locations)
+
+
+async def async_discover_ipv6_gateways(hass: HomeAssistant, udn: str) -> list[str]:
+    """Description URLs at a global IPv6 address SSDP has seen for device ``udn``."""
+    if "ssdp" not in hass.config.components:
+        return []
+    from homeassistant.components import ssdp
+
+    locations: set[str] = set()
+    for search_target in upnp.IGD_SEARCH_TARGETS:
+        for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
+            host = urlsplit(info.ssdp_location or "").hostname or ""
+            if is_public_ipv6(host) and info.ssdp_udn in (udn, None):
+                locations.add(info.ssdp_location or "")
     return sorted(locations)
 
 
@@ -255,6 +271,7 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             ssh_password_ports=ssh_ports,
             ssh_addons_known=ssh_known,
             port_evidence=memory.port_evidence,
+            ipv6_pinhole_port=self.config_entry.runtime_data.pinhole.open_port(ipv6),
         )
         facts = replace(facts, hairpin=await self._hairpin(facts))
         judgement = judge(facts, now)
@@ -344,8 +361,38 @@ class RemoteAccessCoordinator(DataUpdateCoordinator[RemoteAccessResult]):
             local = await self.hass.async_add_executor_job(
                 upnp.local_address_towards, location
             )
-            return replace(facts, local_address=local), None, ""
+            return (
+                replace(
+                    facts,
+                    local_address=local,
+                    ipv6_location=await self._ipv6_location(facts),
+                ),
+                None,
+                "",
+            )
         return None, reason, detail
+
+    async def _ipv6_location(self, gateway: upnp.GatewayFacts) -> str | None:
+        """The router's description URL over IPv6, where pinholes are asked for.
+
+        SSDP over IPv6 finds it; its description must name the same device.
+        """
+        if not gateway.pinholes or gateway.udn is None:
+            return None
+        session = async_get_clientsession(self.hass)
+        for location in (await async_discover_ipv6_gateways(self.hass, gateway.udn))[
+            :2
+        ]:
+            try:
+                udn = await upnp.gateway_udn(
+                    session, location, timeout_seconds=GATEWAY_TIMEOUT
+                )
+            except upnp.GatewayError as err:
+                LOGGER.debug("UPnP gateway %s: %s", location, err)
+                continue
+            if udn == gateway.udn:
+                return location
+        return None
 
     async def _host_addresses(self) -> frozenset[str]:
         adapters = await network.async_get_adapters(self.hass)

@@ -342,10 +342,12 @@ class RemoteAccessSensor(
             return None
         attributes = result.attributes()
         explaining = {key: attributes.pop(key) for key in EXPLAINING}
-        forwarded = (
-            self.coordinator.config_entry.runtime_data.port_forward.external_port
-        )
+        runtime = self.coordinator.config_entry.runtime_data
         return {
             **attributes,
-            **known_values(**explaining, forwarded_https_port=forwarded),
+            **known_values(
+                **explaining,
+                forwarded_https_port=runtime.port_forward.external_port,
+                ipv6_pinhole_port=result.facts.ipv6_pinhole_port,
+            ),
         }

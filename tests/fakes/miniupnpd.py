@@ -82,6 +82,8 @@ PROVIDER_ADDRESS6 = "2a0a:ffff:0:1::1"
 WAN_ADDRESS6 = "2a0a:ffff:0:1::2"
 ROUTER_LAN6 = "2a0a:ffff:0:77::1"
 LAN_HOST6 = "2a0a:ffff:0:77::20"
+#: The LAN host's next address (tests add it: the provider renumbered).
+LAN_HOST6_NEXT = "2a0a:ffff:0:77::21"
 OTHER_HOST6 = "2a0a:ffff:0:77::30"
 HTTP_PORT = 5000
 LOCATION = f"http://{ROUTER_LAN}:{HTTP_PORT}/rootDesc.xml"
@@ -305,6 +307,7 @@ class HomeNetwork:
             WAN_ADDRESS6,
             ROUTER_LAN6,
             LAN_HOST6,
+            LAN_HOST6_NEXT,
             OTHER_HOST6,
         )
 

@@ -113,6 +113,23 @@ def test_carrier_grade_nat(wan: str) -> None:
     }
 
 
+def test_a_pinhole_reaches_the_home_over_ipv6_behind_carrier_grade_nat() -> None:
+    """DuckDNS holds this host's IPv6 and our pinhole is open for it: reachable,
+    and no CGNAT issue (the home is reachable); without the pinhole, CGNAT."""
+    facts = _facts(_gateway("100.64.12.34"), recorded_ipv6="2a0a:ffff:0:77::20")
+    assert judge(facts, NOW).state is RemoteAccessState.CARRIER_GRADE_NAT
+    opened = judge(replace(facts, ipv6_pinhole_port=8123), NOW)
+    assert (opened.state, opened.reason) == (RemoteAccessState.REACHABLE, None)
+    assert Finding.CARRIER_GRADE_NAT not in opened.findings
+    assert Finding.CARRIER_GRADE_NAT in opened.evaluated
+    # No router answered and no IPv4 at all: the pinhole still decides.
+    ipv6_only = replace(facts, gateway=None, recorded_ipv4=None, ipv6_pinhole_port=8123)
+    assert judge(ipv6_only, NOW).state is RemoteAccessState.REACHABLE
+    # DuckDNS holds no IPv6 address: a pinhole cannot be reached by name.
+    no_aaaa = replace(facts, recorded_ipv6=None, ipv6_pinhole_port=8123)
+    assert judge(no_aaaa, NOW).state is RemoteAccessState.CARRIER_GRADE_NAT
+
+
 def test_unknown_without_ipv4() -> None:
     """IPv6 only (DuckDNS recorded no IPv4): unknown, the reason says why."""
     facts = replace(_facts(_gateway(PUBLIC, WEB)), recorded_ipv4=None)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 import ipaddress
 from pathlib import Path
+import socket
 
 IF_INET6 = Path("/proc/net/if_inet6")
 # Flags of /proc/net/if_inet6 (linux/if_addr.h).
@@ -79,3 +80,13 @@ def choose_public_ipv6(
     if not usable:
         return None
     return min(usable)[1]
+
+
+def is_own_address(address: str) -> bool:
+    """Whether this host holds ``address`` now (a socket binds to it; nothing is sent)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind((address, 0))
+    except OSError, ValueError:
+        return False
+    return True

@@ -16,23 +16,29 @@ another host.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from .port_forward import (
-    DEFAULT_LEASE,
-    DEFAULT_TIMEOUT,
-    ForwardError,
-    Refusal,
-    router_errors,
+import aiohttp
+
+from .port_forward import DEFAULT_TIMEOUT, ForwardError, Refusal, router_errors
+from .upnp import (
+    IPV6_FIREWALL,
+    Gateway,
+    Service,
+    WanConnection,
+    choose_connection,
+    open_gateway,
 )
-from .upnp import IPV6_FIREWALL, Gateway, Service, WanConnection
 from .upnp.soap import Argument
 
 #: WANIPv6FirewallControl's longest pinhole lease.
 MAX_PINHOLE_LEASE: Final = 86400
+#: Our pinholes' lease: one the keeper forgets closes by itself within it.
+PINHOLE_LEASE: Final = 7200
 #: The lease of the pinhole `Pinholes.close` opens to learn its id.
 CLOSING_LEASE: Final = 60
 IANA_TCP: Final = 6
@@ -48,7 +54,7 @@ class PinholeRequest:
 
     internal_client: str
     internal_port: int
-    lease_seconds: int = DEFAULT_LEASE
+    lease_seconds: int = PINHOLE_LEASE
     protocol: int = IANA_TCP
 
     def arguments(self, lease_seconds: int | None = None) -> list[Argument]:
@@ -209,3 +215,28 @@ class Pinholes:
             Refusal.NOT_CONFIRMED,
             f"the router accepted the deletion of pinhole {unique_id} but still has it",
         )
+
+
+@asynccontextmanager
+async def open_pinholes(
+    session: aiohttp.ClientSession, location: str, *, timeout_seconds: float
+) -> AsyncIterator[Pinholes]:
+    """The `Pinholes` beside the connection in use of the gateway at ``location``.
+
+    ``session`` must send from the pinhole's own IPv6 address (routers open
+    pinholes only for the control point that asks). The block is bounded
+    by ``timeout_seconds``; every failure in it is a `ForwardError`, a
+    router without the service `Refusal.NO_PINHOLE_SERVICE`.
+    """
+    async with (
+        router_errors("the gateway", timeout_seconds),
+        open_gateway(session, location, timeout_seconds=timeout_seconds) as gateway,
+    ):
+        connection = await choose_connection(gateway)
+        pinholes = Pinholes.beside(connection, timeout_seconds=timeout_seconds)
+        if pinholes is None:
+            raise ForwardError(
+                Refusal.NO_PINHOLE_SERVICE,
+                "the router offers no IPv6 firewall control (WANIPv6FirewallControl)",
+            )
+        yield pinholes

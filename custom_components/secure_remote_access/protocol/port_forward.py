@@ -65,6 +65,7 @@ class Refusal(StrEnum):
     INBOUND_PINHOLE_NOT_ALLOWED = "inbound_pinhole_not_allowed"  # 703
     NO_SUCH_PINHOLE = "no_such_pinhole"  # 704
     PROTOCOL_NOT_SUPPORTED = "protocol_not_supported"  # 705
+    NO_PINHOLE_SERVICE = "no_pinhole_service"  # no WANIPv6FirewallControl
     UPNP_ERROR = "upnp_error"  # any other UPnP error code
     NOT_SUPPORTED = "not_supported"  # 401, 602: the service has no such action
     NOT_OURS = "not_ours"  # we never delete another host's or program's mapping

@@ -99,6 +99,8 @@ class Facts:
     #: before (kept by the caller across runs): an incomplete mapping list
     #: clears a finding when the router answered for each of them.
     port_evidence: Mapping[Finding, frozenset[int]] = field(default_factory=dict)
+    #: The port our IPv6 pinhole opens for ``recorded_ipv6`` (None: none).
+    ipv6_pinhole_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,11 @@ class Judgement:
 def is_public_ipv4(text: str) -> bool:
     """Whether ``text`` is an IPv4 address a port forward could be reached on."""
     return wan_kind(text) is WanKind.PUBLIC
+
+
+def reachable_over_ipv6(facts: Facts) -> bool:
+    """DuckDNS holds this host's IPv6 address and our pinhole is open for it."""
+    return facts.recorded_ipv6 is not None and facts.ipv6_pinhole_port is not None
 
 
 def behind_nat(facts: Facts) -> bool | None:
@@ -219,7 +226,12 @@ def _findings(
     facts: Facts, state: RemoteAccessState, ports: Mapping[Finding, list[PortMapping]]
 ) -> dict[Finding, dict[str, str]]:
     findings: dict[Finding, dict[str, str]] = {}
-    if behind_nat(facts) and facts.gateway is not None:
+    # A pinhole reaches the home over IPv6 whatever the NAT in front of IPv4.
+    if (
+        behind_nat(facts)
+        and facts.gateway is not None
+        and not reachable_over_ipv6(facts)
+    ):
         findings[Finding.CARRIER_GRADE_NAT] = {
             "wan_address": facts.gateway.wan_address or "-",
             "public_address": facts.recorded_ipv4 or "-",
@@ -340,6 +352,8 @@ def _state(facts: Facts, now: datetime) -> tuple[RemoteAccessState, str | None]:
         and mismatched_names(facts.resolved, facts.recorded_ipv4, facts.recorded_ipv6)
     ):
         return RemoteAccessState.DNS_MISMATCH, None
+    if reachable_over_ipv6(facts):
+        return RemoteAccessState.REACHABLE, None
     gateway = facts.gateway
     if gateway is None:
         if _gateway_gone(facts, now):

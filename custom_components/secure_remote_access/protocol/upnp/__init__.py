@@ -17,6 +17,7 @@ from .query import (
     MAX_WANTED,
     GatewayFacts,
     PortMapping,
+    gateway_udn,
     local_address_towards,
     query_gateway,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "WanKind",
     "choose_connection",
     "decode_body",
+    "gateway_udn",
     "local_address_towards",
     "open_gateway",
     "query_gateway",

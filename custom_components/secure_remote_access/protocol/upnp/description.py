@@ -50,6 +50,8 @@ class Description:
     device_type: str
     friendly_name: str
     services: tuple[Service, ...]
+    #: The root device's UDN ("uuid:..."): the same router over IPv4 and IPv6.
+    udn: str = ""
 
     def services_of(self, *prefixes: str) -> tuple[Service, ...]:
         """The services whose type starts with one of ``prefixes``, in order."""
@@ -136,4 +138,5 @@ def parse_description(text: str, location: str) -> Description:
         device_type=device_type,
         friendly_name=_text(top, "friendlyName")[:_NAME_LENGTH],
         services=tuple(services),
+        udn=_text(top, "UDN")[:_NAME_LENGTH],
     )

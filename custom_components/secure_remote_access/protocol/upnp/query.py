@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .errors import ActionRefusedError, GatewayError, GatewayReason, invalid_reply
-from .wan import ConnectionKind, WanConnection, choose_connection, open_gateway
+from .wan import (
+    IPV6_FIREWALL,
+    ConnectionKind,
+    WanConnection,
+    choose_connection,
+    open_gateway,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -90,6 +96,12 @@ class GatewayFacts:
     known_ports: frozenset[int] = frozenset()
     #: The router's friendlyName.
     router_name: str | None = None
+    #: The root device's UDN (None: the description names none).
+    udn: str | None = None
+    #: An IPv6 firewall (pinhole) service sits beside the connection in use.
+    pinholes: bool = False
+    #: The same router's description URL over IPv6 (None: not found).
+    ipv6_location: str | None = None
 
     @property
     def incomplete(self) -> bool:
@@ -163,7 +175,19 @@ async def query_gateway(
         connection_status=connection.status,
         known_ports=known,
         router_name=gateway.description.friendly_name or None,
+        udn=gateway.description.udn or None,
+        pinholes=bool(gateway.beside(connection, IPV6_FIREWALL)),
     )
+
+
+async def gateway_udn(
+    session: aiohttp.ClientSession, location: str, *, timeout_seconds: float
+) -> str | None:
+    """The UDN of the gateway described at ``location`` (raises `GatewayError`)."""
+    async with open_gateway(
+        session, location, timeout_seconds=timeout_seconds
+    ) as gateway:
+        return gateway.description.udn or None
 
 
 def _address_or_none(text: str | None) -> str | None:

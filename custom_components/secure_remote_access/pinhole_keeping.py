@@ -1,0 +1,362 @@
+"""PinholeKeeper: the one owner of an entry's IPv6 pinhole on the router.
+
+IPv6 has no address translation: the pinhole lets the internet reach this
+host's own address (the one DuckDNS holds) on the port that serves the
+managed certificate. Routers open pinholes only for the address that asks,
+so every exchange goes out from the pinhole's address. The keeper's `Store`
+is the one truth: the intent is written before AddPinhole, a close is
+remembered before DeletePinhole. Our pinholes carry a lease of
+`PINHOLE_LEASE`, renewed every `KEEP_INTERVAL`: one the keeper cannot close
+(router away, address gone) closes by itself when the lease ends. The
+pinhole follows a new address from the provider (a new prefix) and the
+router's UPnP after a reboot; it is closed when the option is turned off,
+the entry is removed or the managed certificate is no longer served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.start import async_at_started
+from homeassistant.util import dt as dt_util
+
+from . import remote_access
+from .const import LOGGER
+from .pinhole_state import Closing, Pinhole, PinholeState, pinhole_store
+from .port_forwarding import (
+    CHANGE_TIMEOUT,
+    KEEP_INTERVAL,
+    RETRY_INTERVAL,
+    UNSERVED_LOOKS,
+)
+from .protocol.ipv6 import is_own_address
+from .protocol.pinhole import PINHOLE_LEASE, open_pinholes
+from .protocol.port_forward import ForwardError, Refusal
+from .proxy import async_who_serves_managed
+
+if TYPE_CHECKING:
+    from .models import SecureRemoteAccessConfigEntry
+
+
+@asynccontextmanager
+async def _sent_from(address: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session whose connections leave from ``address`` (the pinhole's own)."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield session
+
+
+async def async_open_pinhole(pinhole: Pinhole) -> None:
+    """Open ``pinhole`` or renew its lease (raises `ForwardError`)."""
+    if not is_own_address(pinhole.internal_client):
+        raise ForwardError(
+            Refusal.NOT_AUTHORIZED,
+            f"{pinhole.internal_client} is no address of this host",
+        )
+    async with (
+        _sent_from(pinhole.internal_client) as session,
+        open_pinholes(
+            session, pinhole.location, timeout_seconds=CHANGE_TIMEOUT
+        ) as pinholes,
+    ):
+        await pinholes.open(pinhole.request())
+
+
+async def async_close_pinhole(pinhole: Pinhole) -> None:
+    """Close ``pinhole`` (raises `ForwardError`; the router may still have it).
+
+    An address this host no longer holds cannot ask the router: its
+    pinhole is left to its lease.
+    """
+    if not is_own_address(pinhole.internal_client):
+        LOGGER.debug("%s is gone: its pinhole ends with its lease", pinhole)
+        return
+    async with (
+        _sent_from(pinhole.internal_client) as session,
+        open_pinholes(
+            session, pinhole.location, timeout_seconds=CHANGE_TIMEOUT
+        ) as pinholes,
+    ):
+        await pinholes.close(pinhole.request())
+    LOGGER.info(
+        "Closed the IPv6 pinhole to [%s]:%s on the router",
+        pinhole.internal_client,
+        pinhole.port,
+    )
+
+
+class PinholeKeeper:
+    """Opens, keeps and closes the entry's IPv6 pinhole; its state in a Store."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: SecureRemoteAccessConfigEntry,
+        checked: Callable[[], Awaitable[object]],
+    ) -> None:
+        """``checked`` runs the remote-access check again after each change."""
+        self.hass = hass
+        self.entry = entry
+        self._checked = checked
+        self._store = pinhole_store(hass, entry.entry_id)
+        self.state = PinholeState()
+        self._unsub_timer: CALLBACK_TYPE | None = None
+        self._lock = asyncio.Lock()
+        self._unserved_looks = 0
+
+    def open_port(self, address: str | None) -> int | None:
+        """The port our confirmed pinhole opens for ``address`` (None: none)."""
+        wanted = self.state.wanted
+        if wanted is None or not self.state.confirmed or address is None:
+            return None
+        return wanted.port if wanted.internal_client == address else None
+
+    async def async_load(self) -> None:
+        """Read what an earlier run opened (or meant to)."""
+        self.state = PinholeState.from_dict(await self._store.async_load())
+
+    async def _async_save(self, state: PinholeState) -> None:
+        self.state = state
+        await self._store.async_save(state.as_dict())
+
+    @callback
+    def async_start(self) -> None:
+        """Keep once Home Assistant has started, then on schedule and on a new address."""
+        entry = self.entry
+        entry.async_on_unload(self._cancel_timer)
+        dns = entry.runtime_data.dns
+        recorded = dns.data.ipv6 if dns.data else None
+
+        @callback
+        def _dns_updated() -> None:
+            nonlocal recorded
+            now = dns.data.ipv6 if dns.data else None
+            if now != recorded and self.state.wanted is not None:
+                self._keep_in_background()
+            recorded = now
+
+        entry.async_on_unload(dns.async_add_listener(_dns_updated))
+        if not (self.state.wanted or self.state.closing):
+            return
+
+        @callback
+        def _started(_hass: HomeAssistant) -> None:
+            self._keep_in_background()
+
+        entry.async_on_unload(async_at_started(self.hass, _started))
+
+    @callback
+    def _keep_in_background(self) -> None:
+        self.entry.async_create_background_task(
+            self.hass, self.async_keep(), "keep the IPv6 pinhole"
+        )
+
+    @callback
+    def _cancel_timer(self) -> None:
+        if self._unsub_timer is not None:
+            self._unsub_timer()
+            self._unsub_timer = None
+
+    @callback
+    def _schedule(self, delay: timedelta) -> None:
+        self._cancel_timer()
+
+        @callback
+        def _due(_now: Any) -> None:
+            self._unsub_timer = None
+            self._keep_in_background()
+
+        self._unsub_timer = async_call_later(self.hass, delay, _due)
+
+    async def async_open(self, pinhole: Pinhole) -> None:
+        """Open ``pinhole``, confirmed by the router (raises `ForwardError`).
+
+        A refusal leaves nothing behind; an unknown outcome (the router
+        vanished mid-change) becomes a pending close.
+        """
+        async with self._lock:
+            before = self.state
+            earlier = before.wanted
+            kept = self._closing_without(pinhole)
+            closing = kept
+            if earlier is not None and earlier != pinhole:
+                closing = (*kept, _closing(earlier))
+            # The intent first: a restart from here on finishes it.
+            await self._async_save(PinholeState(pinhole, closing))
+            try:
+                await async_open_pinhole(pinhole)
+            except ForwardError as err:
+                if earlier == pinhole:
+                    before = PinholeState(None, kept)
+                if (
+                    err.code is None
+                ):  # it may be there: close it when the router answers
+                    before = replace(before, closing=(*kept, _closing(pinhole)))
+                    self._schedule(RETRY_INTERVAL)
+                else:  # refused: nothing was opened, the earlier pinhole stays
+                    before = replace(before, closing=kept)
+                await self._async_save(before)
+                raise
+            await self._async_save(PinholeState(pinhole, closing, confirmed=True))
+            LOGGER.info(
+                "Opened an IPv6 pinhole to [%s]:%s on the router",
+                pinhole.internal_client,
+                pinhole.port,
+            )
+            await self._async_closes()
+            self._schedule(RETRY_INTERVAL if self.state.closing else KEEP_INTERVAL)
+        await self._checked()
+
+    async def async_close(self) -> ForwardError | None:
+        """Close our pinhole; a router that refuses or is away is asked again.
+
+        Returns the refusal (the close stays pending until the lease ends
+        it), None when done.
+        """
+        async with self._lock:
+            wanted = self.state.wanted
+            closing = self.state.closing
+            if wanted is not None:
+                closing = (*self._closing_without(wanted), _closing(wanted))
+            await self._async_save(PinholeState(None, closing))
+            refusal = await self._async_closes()
+        await self._checked()
+        return refusal
+
+    def _closing_without(self, pinhole: Pinhole) -> tuple[Closing, ...]:
+        return tuple(c for c in self.state.closing if c.pinhole != pinhole)
+
+    async def _async_closes(self) -> ForwardError | None:
+        """Try every pending close; keep those the router did not confirm."""
+        now = dt_util.utcnow()
+        left: list[Closing] = []
+        first: ForwardError | None = None
+        for closing in self.state.closing:
+            if closing.until <= now:
+                continue  # the router's lease has closed it
+            try:
+                await async_close_pinhole(closing.pinhole)
+            except ForwardError as err:
+                if err.reason is Refusal.NO_SUCH_PINHOLE:
+                    continue
+                LOGGER.debug("Closing %s: %s", closing.pinhole, err)
+                left.append(closing)
+                first = first or err
+        if tuple(left) != self.state.closing:
+            await self._async_save(replace(self.state, closing=tuple(left)))
+        if left:
+            self._schedule(RETRY_INTERVAL)
+        return first
+
+    def _target(self, wanted: Pinhole, served_port: int) -> Pinhole:
+        """The pinhole today: the address DuckDNS holds (when it is this host's),
+        the router's UPnP as the latest check found it, the port served."""
+        dns = self.entry.runtime_data.dns.data
+        recorded = dns.ipv6 if dns else None
+        result = self.entry.runtime_data.remote_access.data
+        gateway = result.facts.gateway if result is not None else None
+        location = gateway.ipv6_location if gateway is not None else None
+        return replace(
+            wanted,
+            location=location or wanted.location,
+            internal_client=recorded
+            if recorded and is_own_address(recorded)
+            else wanted.internal_client,
+            port=served_port or wanted.port,
+        )
+
+    async def async_keep(self) -> None:
+        """Finish pending closes, then renew the wanted pinhole (or close it)."""
+        async with self._lock:
+            await self._async_closes()
+            wanted = self.state.wanted
+            if wanted is None:
+                return
+            served = await async_who_serves_managed(self.hass, self.entry)
+            if served is not None:
+                self._unserved_looks = 0
+                await self._async_ensure(wanted, self._target(wanted, served.port or 0))
+                return
+            self._unserved_looks += 1
+            to_proxy = wanted.port != remote_access.home_assistant_port(self.hass)
+            if to_proxy and self._unserved_looks < UNSERVED_LOOKS:
+                self._schedule(RETRY_INTERVAL)
+                return
+        self._unserved_looks = 0
+        LOGGER.warning(
+            "Neither Home Assistant nor its proxy serves the managed certificate "
+            "any more: the IPv6 pinhole to port %s is closed",
+            wanted.port,
+        )
+        await self.async_close()
+
+    async def _async_ensure(self, wanted: Pinhole, target: Pinhole) -> None:
+        was_confirmed = self.state.confirmed
+        if target != wanted:
+            LOGGER.info(
+                "Home Assistant is now at [%s]:%s: the IPv6 pinhole moves there",
+                target.internal_client,
+                target.port,
+            )
+            closing = (*self._closing_without(wanted), _closing(wanted))
+            await self._async_save(PinholeState(target, closing))
+            await self._async_closes()
+        try:
+            await async_open_pinhole(target)
+        except ForwardError as err:
+            if self.state.refusal is None:
+                LOGGER.warning(
+                    "The IPv6 pinhole to port %s cannot be kept (%s); trying again "
+                    "every %d minutes",
+                    target.port,
+                    err.reason,
+                    RETRY_INTERVAL.seconds // 60,
+                )
+            LOGGER.debug("Keeping %s: %s", target, err.detail)
+            await self._async_save(
+                replace(self.state, confirmed=False, refusal=err.reason.value)
+            )
+            self._schedule(RETRY_INTERVAL)
+            if was_confirmed:
+                await self._checked()
+            return
+        await self._async_save(replace(self.state, confirmed=True, refusal=None))
+        self._schedule(RETRY_INTERVAL if self.state.closing else KEEP_INTERVAL)
+        if not was_confirmed or target != wanted:
+            await self._checked()
+
+
+def _closing(pinhole: Pinhole) -> Closing:
+    """Close ``pinhole``; its lease (renewed at most now) ends it anyway."""
+    return Closing(pinhole, dt_util.utcnow() + timedelta(seconds=PINHOLE_LEASE))
+
+
+async def async_remove_pinholes(hass: HomeAssistant, entry_id: str) -> None:
+    """The entry is deleted: close its pinholes (the lease ends what stays)."""
+    store = pinhole_store(hass, entry_id)
+    state = PinholeState.from_dict(await store.async_load())
+    pinholes = [
+        *((state.wanted,) if state.wanted else ()),
+        *(c.pinhole for c in state.closing if c.until > dt_util.utcnow()),
+    ]
+    for pinhole in pinholes:
+        try:
+            await async_close_pinhole(pinhole)
+        except ForwardError as err:
+            LOGGER.warning(
+                "The IPv6 pinhole to [%s]:%s could not be closed (%s): the router "
+                "closes it within %d hours, when its lease ends",
+                pinhole.internal_client,
+                pinhole.port,
+                err.reason,
+                PINHOLE_LEASE // 3600,
+            )
+    await store.async_remove()

@@ -1,0 +1,110 @@
+"""The IPv6 pinhole's stored state and the router's IPv6 address, without a router."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.service_info.ssdp import SsdpServiceInfo
+from homeassistant.util import dt as dt_util
+import pytest
+
+from custom_components.secure_remote_access import remote_access
+from custom_components.secure_remote_access.const import DOMAIN
+from custom_components.secure_remote_access.pinhole_keeping import async_remove_pinholes
+from custom_components.secure_remote_access.pinhole_state import (
+    Closing,
+    Pinhole,
+    PinholeState,
+)
+
+ROUTER6 = "http://[2a0a:ffff:0:77::1]:5000/rootDesc.xml"
+OURS = Pinhole(ROUTER6, "2a0a:ffff:0:77::20", 8123)
+IGD2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        None,
+        "garbage",
+        {"wanted": {"location": ROUTER6, "internal_client": "192.168.1.20", "port": 1}},
+        {"wanted": {"location": ROUTER6, "internal_client": "::1", "port": 0}},
+        {"wanted": {"location": ROUTER6}, "closing": 7, "confirmed": "yes"},
+        {"closing": [{"until": "never", **OURS.as_dict()}, "x"], "refusal": 606},
+        {"closing": [{"until": "2026-12-01T12:00:00", **OURS.as_dict()}]},
+    ],
+)
+def test_a_damaged_store_opens_nothing(stored: object) -> None:
+    """IPv4 clients, port 0, no lease end, naive times: forgotten, never sent."""
+    assert PinholeState.from_dict(stored) == PinholeState()
+
+
+def test_the_stored_form_reads_back() -> None:
+    """Wanted, confirmed, a refusal and a pending close survive a restart."""
+    until = dt_util.utcnow().replace(microsecond=0)
+    state = PinholeState(
+        OURS,
+        (Closing(Pinhole(ROUTER6, "2a0a:ffff:0:77::21", 8123), until),),
+        confirmed=True,
+        refusal="unreachable",
+    )
+    assert PinholeState.from_dict(state.as_dict()) == state
+    assert OURS.request().internal_client == OURS.internal_client
+
+
+async def test_the_router_over_ipv6_is_found_by_its_udn(hass: HomeAssistant) -> None:
+    """Only global IPv6 locations of the same device count: not IPv4, not
+    link-local (a request from there is not the pinhole's address), not
+    another device."""
+    udn = "uuid:5ea1c0de-0000-4000-8000-000000000001"
+
+    def info(location: str, device: str | None = udn) -> SsdpServiceInfo:
+        return SsdpServiceInfo(
+            ssdp_usn=f"{device}::{IGD2}",
+            ssdp_st=IGD2,
+            upnp={},
+            ssdp_location=location,
+            ssdp_udn=device,
+        )
+
+    cache = [
+        info("http://192.168.1.1:5000/rootDesc.xml"),
+        info("http://[fe80::1]:5000/rootDesc.xml"),
+        info("http://[2a0a:ffff:0:99::1]:5000/rootDesc.xml", "uuid:other"),
+        info("http://[fd00::1]:5000/rootDesc.xml"),
+        info(ROUTER6),
+        info("http://[2a0a:ffff:0:77::2]:5000/rootDesc.xml", None),
+    ]
+
+    async def by_st(_hass: HomeAssistant, st: str) -> list[SsdpServiceInfo]:
+        return cache if st == IGD2 else []
+
+    assert await remote_access.async_discover_ipv6_gateways(hass, udn) == []
+    hass.config.components.add("ssdp")
+    with patch("homeassistant.components.ssdp.async_get_discovery_info_by_st", by_st):
+        found = await remote_access.async_discover_ipv6_gateways(hass, udn)
+    assert found == [ROUTER6, "http://[2a0a:ffff:0:77::2]:5000/rootDesc.xml"]
+
+
+async def test_an_ended_lease_needs_no_close(
+    socket_enabled: None, hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """The entry is deleted long after its pinhole's lease ended (and for an
+    address this host no longer holds): nothing is sent, the Store goes."""
+    key = f"{DOMAIN}.pinhole_entry"
+    past = dt_util.utcnow() - timedelta(minutes=1)
+    gone = Pinhole(ROUTER6, "2a0a:ffff:0:77::99", 8123)
+    hass_storage[key] = {
+        "version": 1,
+        "key": key,
+        "data": PinholeState(gone, (Closing(OURS, past),)).as_dict(),
+    }
+    with patch(
+        "custom_components.secure_remote_access.pinhole_keeping.open_pinholes"
+    ) as opened:
+        await async_remove_pinholes(hass, "entry")
+    opened.assert_not_called()
+    assert key not in hass_storage
