@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+import socket
+import time
 
 import aiohttp
+from async_upnp_client.search import async_search
+from async_upnp_client.utils import CaseInsensitiveDict
 import pytest
 
 from custom_components.secure_remote_access.protocol.remote_access import (
@@ -27,6 +31,7 @@ from custom_components.secure_remote_access.protocol.upnp import (
     GatewayFacts,
     GatewayReason,
     PortMapping,
+    gateway_udn,
     local_address_towards,
     query_gateway,
 )
@@ -34,6 +39,7 @@ from tests.fakes.miniupnpd import (
     HTTPS_PERMISSIONS,
     LAN_HOST,
     LOCATION,
+    LOCATION6,
     OTHER_HOST,
     PPP_WAN_ADDRESS,
     UPNPC,
@@ -176,3 +182,47 @@ async def test_a_pppoe_router_whose_link_goes_down(in_lan: HomeNetwork) -> None:
         RemoteAccessState.UNKNOWN,
         "wan_disconnected",
     )
+
+
+def _link_local(network: HomeNetwork) -> str:
+    """The LAN host's link-local address on eth0, once it is usable."""
+    deadline = time.monotonic() + 10
+    while True:
+        shown = network.lan.exec("ip", "-6", "-o", "addr", "show", "dev", "eth0")
+        for line in shown.stdout.splitlines():
+            if " fe80::" in line and "tentative" not in line:
+                address = line.split(" fe80::", 1)[1].split("/", 1)[0]
+                return f"fe80::{address}"
+        assert time.monotonic() < deadline, shown.stdout
+        time.sleep(0.1)
+
+
+async def test_ssdp_over_ipv6_names_the_routers_global_address(
+    in_lan: HomeNetwork,
+) -> None:
+    """Home Assistant's SSDP searches over IPv6 from link-local addresses:
+    miniupnpd answers with its description at its global address (where
+    pinholes can be asked for from ours) and the UDN of its IPv4 one."""
+    address = await asyncio.to_thread(_link_local, in_lan)
+    index = socket.if_nametoindex("eth0")  # the test's thread is in the LAN
+    answers: list[CaseInsensitiveDict] = []
+
+    async def found(headers: CaseInsensitiveDict) -> None:
+        answers.append(headers)
+
+    igd2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+    await async_search(
+        found,
+        timeout=2,
+        search_target=igd2,
+        source=(address, 0, 0, index),
+        target=("ff02::c", 1900, 0, index),
+    )
+    async with aiohttp.ClientSession() as session:
+        udn = await gateway_udn(session, LOCATION, timeout_seconds=10)
+        ipv6_udn = await gateway_udn(session, LOCATION6, timeout_seconds=10)
+    assert udn is not None
+    assert udn == ipv6_udn
+    assert {(a["LOCATION"], a["USN"]) for a in answers} == {
+        (LOCATION6, f"{udn}::{igd2}")
+    }
