@@ -111,14 +111,17 @@ def _state(hass: HomeAssistant) -> str:
     return state.state
 
 
-def _ipv6_entry(url: str, tmp_path: Path, address: str = LAN_HOST6) -> tuple:  # type: ignore[type-arg]
+def _ipv6_entry(
+    url: str, tmp_path: Path, address: str = LAN_HOST6
+) -> tuple[certs.IssuedCertificate, MockConfigEntry]:
+    """A managed certificate for NAME, and an entry whose DuckDNS holds ``address``."""
     issued = certs.issue([NAME])
     cert, key = issued.write(tmp_path)
-    options = managed_options(
-        cert,
-        key,
-        **{CONF_IPV6_MODE: Ipv6Mode.FIXED, CONF_IPV6_ADDRESS: address},
-    )
+    options = {
+        **managed_options(cert, key),
+        CONF_IPV6_MODE: Ipv6Mode.FIXED,
+        CONF_IPV6_ADDRESS: address,
+    }
     return issued, mock_entry(options, **{CONF_DUCKDNS_URL: url})
 
 
@@ -167,6 +170,18 @@ async def test_https_over_ipv6_behind_carrier_grade_nat(
             assert await _from_internet(provider, ours) is Hairpin.REACHED_US
             assert _state(hass) == "reachable"
             assert sensor_attributes(hass)["ipv6_pinhole_port"] == HA_PORT
+            response = await hass.services.async_call(
+                DOMAIN,
+                "check_remote_access",
+                {"config_entry_id": entry.entry_id},
+                blocking=True,
+                return_response=True,
+            )
+            assert response is not None
+            assert (response["state"], response["ipv6_pinhole_port"]) == (
+                "reachable",
+                HA_PORT,
+            )
 
             await asyncio.to_thread(in_lan.reboot)
             assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER

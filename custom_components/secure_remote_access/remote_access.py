@@ -149,6 +149,7 @@ class RemoteAccessResult:
             **self.attributes(),
             "resolved": {k: list(v) for k, v in self.facts.resolved.items()},
             "findings": sorted(finding.value for finding in self.judgement.findings),
+            "ipv6_pinhole_port": self.facts.ipv6_pinhole_port,
             "checked_at": self.checked_at.isoformat(),
         }
 

@@ -89,7 +89,9 @@ async def _refused(
         (402, Refusal.INVALID_ARGS),
         (501, Refusal.ACTION_FAILED),
         (606, Refusal.NOT_AUTHORIZED),
-        (718, Refusal.PORT_TAKEN),
+        # 718 ConflictInMappingEntry while no mapping holds the port: old
+        # IGDv1 routers refuse ports below 1024 so (not "taken by another").
+        (718, Refusal.NOT_AUTHORIZED),
         (724, Refusal.SAME_PORT_REQUIRED),
         (725, Refusal.ONLY_PERMANENT_LEASES),
         (726, Refusal.REMOTE_HOST_WILDCARD_ONLY),

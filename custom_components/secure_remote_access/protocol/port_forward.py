@@ -318,7 +318,24 @@ class PortForwarder:
         current = await self.read(request.external_port, request.protocol)
         if current is not None and not belongs_to(current, request.owner):
             raise self._taken(current)
-        return await self._add(request)
+        try:
+            return await self._add(request)
+        except ForwardError as err:
+            if err.reason is not Refusal.PORT_TAKEN:
+                raise
+            holder = await self.read(request.external_port, request.protocol)
+            if holder is not None and not belongs_to(holder, request.owner):
+                raise self._taken(holder) from err
+            if holder is not None:
+                raise
+            # Old IGDv1 routers (miniupnpd before IGDv2) answer 718, not 606,
+            # for a port their permission rules refuse.
+            raise ForwardError(
+                Refusal.NOT_AUTHORIZED,
+                f"the router answered 718 for external port {request.external_port} "
+                "but no mapping holds it: its rules refuse the port",
+                err.code,
+            ) from err
 
     async def add_any(self, request: MappingRequest) -> PortMapping:
         """Our mapping on the requested external port or, when that is taken,
