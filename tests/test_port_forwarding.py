@@ -312,6 +312,26 @@ async def test_behind_carrier_grade_nat_points_elsewhere(
     assert refused["reason"] == "forward_behind_cgnat"
 
 
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("hang", "forward_no_router"),
+        ("refuse", "forward_router_hides_address"),
+    ],
+)
+async def test_without_the_routers_answers_nothing_is_forwarded(
+    https: Home, fake_ca: FakeCa, tmp_path: Path, mode: str, reason: str
+) -> None:
+    """No router answered the check, or one answered but refused to tell its
+    WAN address (carrier-grade NAT cannot be ruled out): the step says which."""
+    https.igd.state.mode = mode
+    await _setup(https, tmp_path)
+    refused = await _step(https, "forward_https")
+    assert refused["reason"] == reason
+    https.igd.state.mode = "ok"
+    assert https.igd.state.mappings == []
+
+
 # -------------------------------------------------------------------- keep
 
 

@@ -38,6 +38,7 @@ from .port_forward_state import Forward
 from .port_forwarding import async_remove_forward_found
 from .protocol.port_forward import ForwardError, Refusal
 from .protocol.remote_access import HTTPS_PORT, RemoteAccessState, UnknownReason
+from .protocol.upnp import GatewayReason
 from .proxy import CertificateServer, async_who_serves_managed
 from .status import CertificateKind, Problem
 
@@ -173,6 +174,8 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
             or result.judgement.reason == UnknownReason.WAN_ADDRESS_HIDDEN
         ):
             return self.async_abort(reason="forward_behind_cgnat")
+        if result is not None and result.judgement.reason == GatewayReason.REFUSED:
+            return self.async_abort(reason="forward_router_hides_address")
         if gateway is None or gateway.local_address is None:
             return self.async_abort(reason="forward_no_router")
         errors: dict[str, str] = {}
