@@ -75,9 +75,11 @@ async def test_the_router_over_ipv6_is_found_by_its_udn(hass: HomeAssistant) -> 
         info("http://[fe80::1]:5000/rootDesc.xml"),
         info("http://[2a0a:ffff:0:99::1]:5000/rootDesc.xml", "uuid:other"),
         info("http://[fd00::1]:5000/rootDesc.xml"),
-        info(ROUTER6),
+        info("http://192.168.1.1:5000/rootDesc.xml"),
         info("http://[2a0a:ffff:0:77::2]:5000/rootDesc.xml", None),
     ]
+    # Home Assistant keeps the router's other locations in all locations.
+    cache[-2].ssdp_all_locations = {ROUTER6}
 
     async def by_st(_hass: HomeAssistant, st: str) -> list[SsdpServiceInfo]:
         return cache if st == IGD2 else []

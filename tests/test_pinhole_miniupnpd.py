@@ -66,20 +66,19 @@ SHARED_IPV4 = "81.2.69.200"
 
 @contextmanager
 def ssdp_sees(udn: str, *locations: str) -> Iterator[None]:
-    """Home Assistant's SSDP cache: the router at ``locations`` (one UDN)."""
-    infos = [
-        SsdpServiceInfo(
-            ssdp_usn=f"{udn}::{IGD2}",
-            ssdp_st=IGD2,
-            upnp={},
-            ssdp_location=location,
-            ssdp_udn=udn,
-        )
-        for location in locations
-    ]
+    """Home Assistant's SSDP cache: one entry for the router, which answered
+    at each of ``locations``, the last one last (as Home Assistant keeps it)."""
+    info = SsdpServiceInfo(
+        ssdp_usn=f"{udn}::{IGD2}",
+        ssdp_st=IGD2,
+        upnp={},
+        ssdp_location=locations[-1],
+        ssdp_udn=udn,
+        ssdp_all_locations=set(locations),
+    )
 
     async def by_st(_hass: HomeAssistant, st: str) -> list[SsdpServiceInfo]:
-        return infos if st == IGD2 else []
+        return [info] if st == IGD2 else []
 
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(

@@ -530,6 +530,17 @@ async def test_gateways_come_from_home_assistants_ssdp(hass: HomeAssistant) -> N
             "http://192.168.1.1:5000/a.xml",
             "http://192.168.1.1:5000/b.xml",
         ]
+    # A router that answered over IPv6 last: Home Assistant keeps one entry
+    # with that location; its IPv4 one (in all locations) comes first.
+    dual = info(igd2, "http://[2a0a:ffff:0:77::1]:5000/c.xml")
+    dual.ssdp_all_locations = {"http://192.168.1.1:5000/c.xml", dual.ssdp_location}  # type: ignore[assignment]
+    cache[igd2] = [dual]
+    with patch("homeassistant.components.ssdp.async_get_discovery_info_by_st", by_st):
+        assert await remote_access.async_discover_gateways(hass) == [
+            "http://192.168.1.1:5000/b.xml",
+            "http://192.168.1.1:5000/c.xml",
+            "http://[2a0a:ffff:0:77::1]:5000/c.xml",
+        ]
 
 
 async def test_a_test_gateway_from_the_entry_plays_the_router(

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+import ipaddress
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -77,36 +78,58 @@ GATEWAY_TIMEOUT: float = upnp.DEFAULT_TIMEOUT
 hairpin_loopback: Callable[[str], str] | None = None
 
 
+async def _async_ssdp_locations(hass: HomeAssistant) -> list[tuple[str | None, str]]:
+    """(UDN, description URL) of every location SSDP has seen for a gateway.
+
+    Home Assistant's SSDP keeps one entry per device: ``ssdp_location`` is
+    where it answered last (over IPv4 or IPv6), ``ssdp_all_locations`` all.
+    """
+    from homeassistant.components import ssdp
+
+    found: set[tuple[str | None, str]] = set()
+    for search_target in upnp.IGD_SEARCH_TARGETS:
+        for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
+            for location in (info.ssdp_location, *info.ssdp_all_locations):
+                if location:
+                    found.add((info.ssdp_udn, location))
+    return sorted(found, key=lambda item: item[1])
+
+
+def _is_ipv4_location(location: str) -> bool:
+    try:
+        return ipaddress.ip_address(urlsplit(location).hostname or "").version == 4
+    except ValueError:
+        return False
+
+
 async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
     """Description URLs of the gateways Home Assistant's SSDP has seen.
 
+    IPv4 ones first: the check and port forwards work over IPv4 (this
+    host's address towards the router is the forward's internal client).
     None when SSDP discovery is not loaded. Sends nothing itself.
     """
     if "ssdp" not in hass.config.components:
         return None
-    from homeassistant.components import ssdp
-
-    locations: set[str] = set()
-    for search_target in upnp.IGD_SEARCH_TARGETS:
-        for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
-            if info.ssdp_location:
-                locations.add(info.ssdp_location)
-    return sorted(locations)
+    locations = {location for _udn, location in await _async_ssdp_locations(hass)}
+    return sorted(
+        locations, key=lambda location: (not _is_ipv4_location(location), location)
+    )
 
 
 async def async_discover_ipv6_gateways(hass: HomeAssistant, udn: str) -> list[str]:
     """Description URLs at a global IPv6 address SSDP has seen for device ``udn``."""
     if "ssdp" not in hass.config.components:
         return []
-    from homeassistant.components import ssdp
-
-    locations: set[str] = set()
-    for search_target in upnp.IGD_SEARCH_TARGETS:
-        for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
-            host = urlsplit(info.ssdp_location or "").hostname or ""
-            if is_public_ipv6(host) and info.ssdp_udn in (udn, None):
-                locations.add(info.ssdp_location or "")
-    return sorted(locations)
+    found = await _async_ssdp_locations(hass)
+    return list(
+        dict.fromkeys(
+            location
+            for device, location in found
+            if device in (udn, None)
+            and is_public_ipv6(urlsplit(location).hostname or "")
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
