@@ -10,6 +10,7 @@ from unittest.mock import patch
 
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
@@ -32,6 +33,8 @@ from tests.fakes.duckdns import FakeDuckDns, start_fake_duckdns, stop_fake_duckd
 from tests.fakes.igd import FakeIgd
 from tests.fakes.issuer import FakeCa
 from tests.fakes.miniupnpd import (
+    LOCATION,
+    LOCATION6,
     HomeNetwork,
     RouterConfig,
     available as miniupnpd_available,
@@ -58,6 +61,8 @@ from .common import (
     setup_duckdns_entry,
     setup_integration,
 )
+from .ipv6_home import SHARED_IPV4, Ipv6Home, router_seen_at, router_udn, ssdp_sees
+from .lan import on_the_lan
 from .remote_home import Home, home_with
 
 # Build the test CAs before any test freezes time (cryptography rejects
@@ -281,6 +286,27 @@ def in_lan(home_router: HomeNetwork) -> Iterator[HomeNetwork]:
     """
     with home_router.lan.entered():
         yield home_router
+
+
+@pytest.fixture
+async def ipv6_home(
+    in_lan: HomeNetwork,
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+) -> AsyncIterator[Ipv6Home]:
+    """Home Assistant on the LAN host behind miniupnpd, the router in its SSDP
+    cache at its IPv4 and IPv6 locations; DuckDNS saw a shared IPv4 address."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = SHARED_IPV4
+    hass.config.components.add("ssdp")
+    seen = router_seen_at(await router_udn(hass), LOCATION, LOCATION6)
+    with on_the_lan(in_lan), ssdp_sees(seen):
+        home = Ipv6Home(hass, in_lan, url, tmp_path, seen)
+        yield home
+        if home.entry is not None and home.entry.state is ConfigEntryState.LOADED:
+            assert await hass.config_entries.async_unload(home.entry.entry_id)
 
 
 @pytest.fixture

@@ -1,414 +1,239 @@
 """HTTPS over IPv6 through a pinhole, through Home Assistant on Debian's
-miniupnpd as the router: the way out of carrier-grade NAT.
-
-Home Assistant runs on the home's LAN host (``in_lan``); Home Assistant's
-SSDP cache holds the router at its IPv4 and its IPv6 address (one UDN), as
-SSDP over both finds it. The internet connects from the provider.
+miniupnpd as the router: the way out of carrier-grade NAT (tests/ipv6_home.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
-from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.service_info.ssdp import SsdpServiceInfo
-from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
-)
 
-from custom_components.secure_remote_access import pinhole_keeping, port_forward_flow
-from custom_components.secure_remote_access.const import (
-    CONF_DUCKDNS_URL,
-    CONF_IPV6_ADDRESS,
-    CONF_IPV6_MODE,
-    DOMAIN,
-    Ipv6Mode,
-)
+from custom_components.secure_remote_access.const import CONF_IPV6_ADDRESS, DOMAIN
 from custom_components.secure_remote_access.pinhole_state import Pinhole, PinholeState
-from custom_components.secure_remote_access.protocol import upnp
-from custom_components.secure_remote_access.protocol.remote_access import (
-    Hairpin,
-    hairpin_probe,
-)
+from custom_components.secure_remote_access.protocol.remote_access import Hairpin
 from custom_components.secure_remote_access.proxy import CertificateServer
-from tests.fakes import certs
-from tests.fakes.issuer import FakeCa
 from tests.fakes.miniupnpd import (
     LAN_HOST6,
     LAN_HOST6_NEXT,
     LOCATION,
     LOCATION6,
     OTHER_HOST6,
-    HomeNetwork,
-    NamespaceLoop,
     RouterConfig,
 )
 from tests.fakes.tls_server import tls_server
 
-from .common import NAME, StartDuckDns, managed_options, mock_entry, setup_integration
-from .lan import HA_PORT, SENSOR, on_the_lan, options_step, sensor_attributes
-
-IGD2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
-#: What DuckDNS saw as the home's IPv4 address: the provider's shared one.
-SHARED_IPV4 = "81.2.69.200"
-
-
-@contextmanager
-def ssdp_sees(udn: str, *locations: str) -> Iterator[None]:
-    """Home Assistant's SSDP cache: one entry for the router, which answered
-    at each of ``locations``, the last one last (as Home Assistant keeps it)."""
-    info = SsdpServiceInfo(
-        ssdp_usn=f"{udn}::{IGD2}",
-        ssdp_st=IGD2,
-        upnp={},
-        ssdp_location=locations[-1],
-        ssdp_udn=udn,
-        ssdp_all_locations=set(locations),
-    )
-
-    async def by_st(_hass: HomeAssistant, st: str) -> list[SsdpServiceInfo]:
-        return [info] if st == IGD2 else []
-
-    with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(
-            "homeassistant.components.ssdp.async_get_discovery_info_by_st", by_st
-        )
-        yield
-
-
-async def _router_udn(hass: HomeAssistant) -> str:
-    udn = await upnp.gateway_udn(
-        async_get_clientsession(hass), LOCATION, timeout_seconds=10
-    )
-    assert udn is not None
-    return udn
-
-
-async def _from_internet(
-    provider: NamespaceLoop, ours: frozenset[str], address: str = LAN_HOST6
-) -> Hairpin:
-    """A TLS handshake from the provider to ``address`` (2 s: dropped)."""
-    return await provider.run(
-        hairpin_probe(address, [HA_PORT], NAME, ours, timeout_seconds=2)
-    )
-
-
-def _state(hass: HomeAssistant) -> str:
-    state = hass.states.get(SENSOR)
-    assert state is not None
-    return state.state
-
-
-def _ipv6_entry(
-    url: str, tmp_path: Path, address: str = LAN_HOST6
-) -> tuple[certs.IssuedCertificate, MockConfigEntry]:
-    """A managed certificate for NAME, and an entry whose DuckDNS holds ``address``."""
-    issued = certs.issue([NAME])
-    cert, key = issued.write(tmp_path)
-    options = {
-        **managed_options(cert, key),
-        CONF_IPV6_MODE: Ipv6Mode.FIXED,
-        CONF_IPV6_ADDRESS: address,
-    }
-    return issued, mock_entry(options, **{CONF_DUCKDNS_URL: url})
+from .common import NAME
+from .ipv6_home import Ipv6Home, served_by
+from .lan import HA_PORT
 
 
 @pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
-async def test_https_over_ipv6_behind_carrier_grade_nat(
-    in_lan: HomeNetwork,
-    hass: HomeAssistant,
-    start_duckdns: StartDuckDns,
-    fake_ca: FakeCa,
-    tmp_path: Path,
-) -> None:
+async def test_https_over_ipv6_behind_carrier_grade_nat(ipv6_home: Ipv6Home) -> None:
     """Behind CGNAT with IPv6: the pinhole is opened on consent, reaches us
     from the internet, turns the sensor reachable, is opened again after a
     router reboot and closed when turned off."""
-    duckdns, url = await start_duckdns(None)
-    duckdns.detected_ipv4 = SHARED_IPV4
-    issued, entry = _ipv6_entry(url, tmp_path)
-    ours = frozenset({issued.fingerprint_sha256})
-    provider = in_lan.loop(in_lan.provider)
-    hass.config.components.add("ssdp")
-    with (
-        on_the_lan(in_lan),
-        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
-    ):
-        async with tls_server(issued, host=LAN_HOST6, port=HA_PORT):
-            await setup_integration(hass, entry)
-            await hass.async_block_till_done(wait_background_tasks=True)
-            # miniupnpd hides a shared WAN address: the IPv4 side is unknown.
-            assert _state(hass) == "unknown"
-            assert sensor_attributes(hass)["reason"] == "wan_address_hidden"
-            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        entry = await home.setup()
+        # miniupnpd hides a shared WAN address: the IPv4 side is unknown.
+        assert home.state() == "unknown"
+        assert home.attributes()["reason"] == "wan_address_hidden"
+        assert await home.from_internet() is Hairpin.NO_ANSWER
 
-            form = await options_step(hass, entry.entry_id, "pinhole_https")
-            assert form["type"] is FlowResultType.FORM, form
-            assert form["description_placeholders"]["address"] == LAN_HOST6
-            assert form["description_placeholders"]["url"] == f"https://{NAME}:8123"
-            options = hass.config_entries.options
-            unticked = await options.async_configure(
-                form["flow_id"], {"consent": False}
-            )
-            assert unticked["errors"] == {"consent": "forward_consent_required"}
-            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
-            done = await options.async_configure(form["flow_id"], {"consent": True})
-            assert done["reason"] == "pinhole_added", done
-            await hass.async_block_till_done(wait_background_tasks=True)
-            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
-            assert _state(hass) == "reachable"
-            assert sensor_attributes(hass)["ipv6_pinhole_port"] == HA_PORT
-            response = await hass.services.async_call(
-                DOMAIN,
-                "check_remote_access",
-                {"config_entry_id": entry.entry_id},
-                blocking=True,
-                return_response=True,
-            )
-            assert response is not None
-            assert (response["state"], response["ipv6_pinhole_port"]) == (
-                "reachable",
-                HA_PORT,
-            )
+        form = await home.step("pinhole_https")
+        assert form["type"] is FlowResultType.FORM, form
+        assert form["description_placeholders"]["address"] == LAN_HOST6
+        assert form["description_placeholders"]["url"] == f"https://{NAME}:8123"
+        unticked = await home.submit(form, consent=False)
+        assert unticked["errors"] == {"consent": "forward_consent_required"}
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+        done = await home.submit(form, consent=True)
+        assert done["reason"] == "pinhole_added", done
+        assert await home.from_internet() is Hairpin.REACHED_US
+        assert home.state() == "reachable"
+        assert home.attributes()["ipv6_pinhole_port"] == HA_PORT
+        response = await home.hass.services.async_call(
+            DOMAIN,
+            "check_remote_access",
+            {"config_entry_id": entry.entry_id},
+            blocking=True,
+            return_response=True,
+        )
+        assert response is not None
+        assert (response["state"], response["ipv6_pinhole_port"]) == (
+            "reachable",
+            HA_PORT,
+        )
 
-            await asyncio.to_thread(in_lan.reboot)
-            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
-            async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=61))
-            await hass.async_block_till_done(wait_background_tasks=True)
-            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+        await home.router("reboot")
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+        await home.later(61)
+        assert await home.from_internet() is Hairpin.REACHED_US
 
-            stop = await options_step(hass, entry.entry_id, "pinhole_https_off")
-            closed = await options.async_configure(stop["flow_id"], {})
-            assert closed["reason"] == "pinhole_closed", closed
-            await hass.async_block_till_done(wait_background_tasks=True)
-            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
-            assert _state(hass) == "unknown"
-            assert "ipv6_pinhole_port" not in sensor_attributes(hass)
-        assert await hass.config_entries.async_unload(entry.entry_id)
+        stop = await home.step("pinhole_https_off")
+        closed = await home.submit(stop)
+        assert closed["reason"] == "pinhole_closed", closed
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+        assert home.state() == "unknown"
+        assert "ipv6_pinhole_port" not in home.attributes()
 
 
-async def test_ipv6_of_another_device_is_never_opened(
-    in_lan: HomeNetwork,
-    hass: HomeAssistant,
-    start_duckdns: StartDuckDns,
-    fake_ca: FakeCa,
-    tmp_path: Path,
-) -> None:
+async def test_ipv6_of_another_device_is_never_opened(ipv6_home: Ipv6Home) -> None:
     """DuckDNS holds the IPv6 address of another LAN host: the step refuses
     to open anything and names the address."""
-    duckdns, url = await start_duckdns(None)
-    duckdns.detected_ipv4 = SHARED_IPV4
-    _issued, entry = _ipv6_entry(url, tmp_path, OTHER_HOST6)
-    hass.config.components.add("ssdp")
-    with (
-        on_the_lan(in_lan),
-        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
-    ):
-        await setup_integration(hass, entry)
-        await hass.async_block_till_done(wait_background_tasks=True)
-        refused = await options_step(hass, entry.entry_id, "pinhole_https")
-        assert refused["reason"] == "pinhole_not_this_host"
-        assert refused["description_placeholders"] == {"address": OTHER_HOST6}
-        assert entry.runtime_data.pinhole.state.wanted is None
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    await ipv6_home.setup(OTHER_HOST6)
+    refused = await ipv6_home.step("pinhole_https")
+    assert refused["reason"] == "pinhole_not_this_host"
+    assert refused["description_placeholders"] == {"address": OTHER_HOST6}
+    assert ipv6_home.keeper.state == PinholeState()
 
 
 @pytest.mark.parametrize("router_config", [RouterConfig(igd_v1=True)])
-async def test_a_router_without_pinholes_says_so(
-    in_lan: HomeNetwork,
-    hass: HomeAssistant,
-    start_duckdns: StartDuckDns,
-    fake_ca: FakeCa,
-    tmp_path: Path,
-) -> None:
+async def test_a_router_without_pinholes_says_so(ipv6_home: Ipv6Home) -> None:
     """miniupnpd as a true IGDv1 offers no WANIPv6FirewallControl: the step
     says what to allow by hand in the router's IPv6 firewall."""
-    duckdns, url = await start_duckdns(None)
-    duckdns.detected_ipv4 = SHARED_IPV4
-    _issued, entry = _ipv6_entry(url, tmp_path)
-    hass.config.components.add("ssdp")
-    with (
-        on_the_lan(in_lan),
-        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
-    ):
-        await setup_integration(hass, entry)
-        await hass.async_block_till_done(wait_background_tasks=True)
-        refused = await options_step(hass, entry.entry_id, "pinhole_https")
-        assert refused["reason"] == "pinhole_no_service", refused
-        assert refused["description_placeholders"]["address"] == LAN_HOST6
-        assert refused["description_placeholders"]["port"] == str(HA_PORT)
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    await ipv6_home.setup()
+    refused = await ipv6_home.step("pinhole_https")
+    assert refused["reason"] == "pinhole_no_service", refused
+    assert refused["description_placeholders"]["address"] == LAN_HOST6
+    assert refused["description_placeholders"]["port"] == str(HA_PORT)
 
 
-@contextmanager
-def proxy_on(port: int) -> Iterator[None]:
-    """The managed certificate is served by a proxy add-on on ``port``."""
-
-    async def who(*_args: Any) -> CertificateServer:
-        return CertificateServer("NGINX Home Assistant SSL proxy", port)
-
-    with (
-        patch.object(port_forward_flow, "async_who_serves_managed", who),
-        patch.object(pinhole_keeping, "async_who_serves_managed", who),
-    ):
-        yield
-
-
-async def _set_up(
-    hass: HomeAssistant, network: HomeNetwork, entry: MockConfigEntry
+@pytest.mark.parametrize(
+    ("locations", "reason"),
+    [
+        # Home Assistant's SSDP has seen the router over IPv4 only.
+        ((LOCATION,), "pinhole_router_not_found"),
+        # No router at all.
+        ((), "forward_no_router"),
+    ],
+)
+async def test_without_the_router_over_ipv6_nothing_is_opened(
+    ipv6_home: Ipv6Home, locations: tuple[str, ...], reason: str
 ) -> None:
-    hass.config.components.add("ssdp")
-    await setup_integration(hass, entry)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    """Pinholes are asked for over IPv6 only: a router Home Assistant has
+    not found there (or none) gets nothing; the step says what to do."""
+    ipv6_home.seen.ssdp_location = locations[-1] if locations else None
+    ipv6_home.seen.ssdp_all_locations = set(locations)
+    await ipv6_home.setup()
+    refused = await ipv6_home.step("pinhole_https")
+    assert refused["reason"] == reason
+    assert ipv6_home.keeper.state == PinholeState()
 
 
-async def test_pinholes_the_router_refuses_or_loses(
-    in_lan: HomeNetwork,
-    hass: HomeAssistant,
-    start_duckdns: StartDuckDns,
-    fake_ca: FakeCa,
-    tmp_path: Path,
-) -> None:
+async def test_pinholes_the_router_refuses_or_loses(ipv6_home: Ipv6Home) -> None:
     """A proxy on 443: miniupnpd refuses pinholes below 1024 (the form says
     so, nothing is kept). The router gone mid-change: the form says it did
     not answer, and what it may have opened is closed once it answers."""
-    duckdns, url = await start_duckdns(None)
-    duckdns.detected_ipv4 = SHARED_IPV4
-    _issued, entry = _ipv6_entry(url, tmp_path)
-    with (
-        on_the_lan(in_lan),
-        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
-    ):
-        await _set_up(hass, in_lan, entry)
-        keeper = entry.runtime_data.pinhole
-        options = hass.config_entries.options
-        with proxy_on(443):
-            form = await options_step(hass, entry.entry_id, "pinhole_https")
-            refused = await options.async_configure(form["flow_id"], {"consent": True})
-        assert refused["errors"] == {"base": "pinhole_not_authorized"}
-        assert keeper.state == PinholeState()
+    home = ipv6_home
+    await home.setup()
+    with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 443)):
+        refused = await home.open()
+    assert refused["errors"] == {"base": "pinhole_not_authorized"}
+    assert home.keeper.state == PinholeState()
 
-        form = await options_step(hass, entry.entry_id, "pinhole_https")
-        await asyncio.to_thread(in_lan.stop)
-        gone = await options.async_configure(form["flow_id"], {"consent": True})
-        assert gone["errors"] == {"base": "pinhole_router_unreachable"}
-        assert keeper.state.wanted is None
-        assert [c.pinhole.port for c in keeper.state.closing] == [HA_PORT]
-        await asyncio.to_thread(in_lan.start)
-        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=6))
-        await hass.async_block_till_done(wait_background_tasks=True)
-        assert keeper.state == PinholeState()
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    form = await home.step("pinhole_https")
+    await home.router("stop")
+    gone = await home.submit(form, consent=True)
+    assert gone["errors"] == {"base": "pinhole_router_unreachable"}
+    assert home.keeper.state.wanted is None
+    assert [c.pinhole.port for c in home.keeper.state.closing] == [HA_PORT]
+    await home.router("start")
+    await home.later(6)
+    assert home.keeper.state == PinholeState()
+
+
+async def test_closing_while_the_router_is_away(ipv6_home: Ipv6Home) -> None:
+    """The router does not answer the close: the step says so and that the
+    lease ends it anyway; the close is sent again once it answers."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        await home.setup()
+        assert (await home.open())["reason"] == "pinhole_added"
+        await home.router("stop")
+        stop = await home.step("pinhole_https_off")
+        pending = await home.submit(stop)
+        assert pending["reason"] == "pinhole_close_pending"
+        assert pending["description_placeholders"]["reason"].startswith(
+            "the router did not answer"
+        )
+        assert home.state() != "reachable"
+        await home.router("start")  # it kept its rules: still open
+        assert await home.from_internet() is Hairpin.REACHED_US
+        await home.later(6)
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+        assert home.keeper.state == PinholeState()
+
+
+async def test_a_proxy_restarting_is_not_https_stopping(ipv6_home: Ipv6Home) -> None:
+    """The pinhole leads to a proxy add-on: one look that finds nobody
+    serving (the add-on restarting) keeps it; the second look closes it."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=8443):
+        await home.setup()
+        with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 8443)):
+            assert (await home.open())["reason"] == "pinhole_added"
+        with served_by(None):
+            await home.later(61)
+            assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, 8443)
+            await home.later(6)
+        assert home.keeper.state == PinholeState()
 
 
 async def test_a_restart_mid_open_and_a_new_address_and_removal(
-    in_lan: HomeNetwork,
-    hass: HomeAssistant,
-    hass_storage: dict[str, Any],
-    start_duckdns: StartDuckDns,
-    fake_ca: FakeCa,
-    tmp_path: Path,
+    ipv6_home: Ipv6Home, hass_storage: dict[str, Any]
 ) -> None:
     """Home Assistant stopped after storing the intent: the pinhole is opened
     at start. The provider gives a new prefix (DuckDNS now holds the new
     address): the pinhole moves there, the old one is closed. Deleting the
     entry closes it."""
-    duckdns, url = await start_duckdns(None)
-    duckdns.detected_ipv4 = SHARED_IPV4
-    issued, entry = _ipv6_entry(url, tmp_path)
-    ours = frozenset({issued.fingerprint_sha256})
-    provider = in_lan.loop(in_lan.provider)
+    home = ipv6_home
+    entry = home.make_entry()
+    key = f"{DOMAIN}.pinhole_{entry.entry_id}"
     intent = PinholeState(Pinhole(LOCATION6, LAN_HOST6, HA_PORT))
-    hass_storage[f"{DOMAIN}.pinhole_{entry.entry_id}"] = {
-        "version": 1,
-        "key": f"{DOMAIN}.pinhole_{entry.entry_id}",
-        "data": intent.as_dict(),
-    }
-    new_address = LAN_HOST6_NEXT
-    await asyncio.to_thread(
-        in_lan.lan.exec, "ip", "addr", "add", f"{new_address}/64", "dev", "eth0",
-        "nodad",
-    )  # fmt: skip
-    with (
-        on_the_lan(in_lan),
-        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
+    hass_storage[key] = {"version": 1, "key": key, "data": intent.as_dict()}
+    home.network.lan.exec(
+        "ip", "addr", "add", f"{LAN_HOST6_NEXT}/64", "dev", "eth0", "nodad"
+    )
+    async with (
+        tls_server(home.issued, host=LAN_HOST6, port=HA_PORT),
+        tls_server(home.issued, host=LAN_HOST6_NEXT, port=HA_PORT),
     ):
-        async with (
-            tls_server(issued, host=LAN_HOST6, port=HA_PORT),
-            tls_server(issued, host=new_address, port=HA_PORT),
-        ):
-            await _set_up(hass, in_lan, entry)
-            assert entry.runtime_data.pinhole.state.confirmed
-            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
-            assert _state(hass) == "reachable"
+        await home.setup()
+        assert home.keeper.state.confirmed
+        assert await home.from_internet() is Hairpin.REACHED_US
+        assert home.state() == "reachable"
 
-            hass.config_entries.async_update_entry(
-                entry,
-                options={**entry.options, CONF_IPV6_ADDRESS: new_address},
-            )
-            assert await hass.config_entries.async_reload(entry.entry_id)
-            await hass.async_block_till_done(wait_background_tasks=True)
-            assert entry.runtime_data.pinhole.state.wanted == Pinhole(
-                LOCATION6, new_address, HA_PORT
-            )
-            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
-            assert (
-                await _from_internet(provider, ours, new_address) is Hairpin.REACHED_US
-            )
-            assert _state(hass) == "reachable"
+        hass = home.hass
+        hass.config_entries.async_update_entry(
+            entry, options={**entry.options, CONF_IPV6_ADDRESS: LAN_HOST6_NEXT}
+        )
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6_NEXT, HA_PORT)
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+        assert await home.from_internet(LAN_HOST6_NEXT) is Hairpin.REACHED_US
+        assert home.state() == "reachable"
 
-            assert await hass.config_entries.async_remove(entry.entry_id)
-            await hass.async_block_till_done(wait_background_tasks=True)
-            assert (
-                await _from_internet(provider, ours, new_address) is Hairpin.NO_ANSWER
-            )
-    assert f"{DOMAIN}.pinhole_{entry.entry_id}" not in hass_storage
+        assert await hass.config_entries.async_remove(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert await home.from_internet(LAN_HOST6_NEXT) is Hairpin.NO_ANSWER
+    assert key not in hass_storage
 
 
 async def test_the_pinhole_closes_when_https_is_no_longer_served(
-    in_lan: HomeNetwork,
-    hass: HomeAssistant,
-    start_duckdns: StartDuckDns,
-    fake_ca: FakeCa,
-    tmp_path: Path,
+    ipv6_home: Ipv6Home,
 ) -> None:
     """Home Assistant stops serving the managed certificate (plain HTTP on
-    the same port): the next look closes the pinhole on the router."""
-    duckdns, url = await start_duckdns(None)
-    duckdns.detected_ipv4 = SHARED_IPV4
-    issued, entry = _ipv6_entry(url, tmp_path)
-    ours = frozenset({issued.fingerprint_sha256})
-    provider = in_lan.loop(in_lan.provider)
-
-    async def nobody(*_args: Any) -> None:
-        return None
-
-    with (
-        on_the_lan(in_lan),
-        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
-    ):
-        async with tls_server(issued, host=LAN_HOST6, port=HA_PORT):
-            await _set_up(hass, in_lan, entry)
-            form = await options_step(hass, entry.entry_id, "pinhole_https")
-            options = hass.config_entries.options
-            done = await options.async_configure(form["flow_id"], {"consent": True})
-            assert done["reason"] == "pinhole_added"
-            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
-            with patch.object(pinhole_keeping, "async_who_serves_managed", nobody):
-                async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=61))
-                await hass.async_block_till_done(wait_background_tasks=True)
-            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
-            assert entry.runtime_data.pinhole.state == PinholeState()
-            assert "ipv6_pinhole_port" not in sensor_attributes(hass)
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    its own port): the next look closes the pinhole on the router."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        await home.setup()
+        assert (await home.open())["reason"] == "pinhole_added"
+        assert await home.from_internet() is Hairpin.REACHED_US
+        with served_by(None):
+            await home.later(61)
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+        assert home.keeper.state == PinholeState()
+        assert "ipv6_pinhole_port" not in home.attributes()
