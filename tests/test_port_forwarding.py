@@ -677,6 +677,46 @@ async def test_a_restart_in_the_middle_of_adding(
         assert https.attributes()["forwarded_https_port"] == 443
 
 
+@pytest.mark.parametrize("established", [False, True])
+async def test_a_refused_intent_after_a_restart_is_given_up(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    established: bool,
+) -> None:
+    """Home Assistant stopped while adding; after the restart the router
+    refuses the port (606): the forward it never listed is given up (one
+    warning, the menu offers forwarding again), not asked for every five
+    minutes. A forward it listed before is kept asking for."""
+    entry = await _setup(https, tmp_path)
+    forward = Forward(https.igd.location, 443, 8123, LOCAL, _ours(https).description)
+    https.igd.state.add_error = 606
+    async with restarted(https.hass, hass_storage) as hass:
+        _store(
+            hass_storage,
+            entry.entry_id,
+            ForwardState(forward, established=established),
+        )
+        await https.restart(hass)
+        await _later(https, timedelta(minutes=6))
+        loaded = hass.config_entries.async_get_entry(entry.entry_id)
+        assert loaded is not None
+        kept = loaded.runtime_data.port_forward.state.wanted
+        menu = await _menu(https)
+    gave_up = [r for r in caplog.records if "it is not added" in r.message]
+    if established:
+        assert kept == forward
+        assert "forward_https_off" in menu
+        assert gave_up == []
+    else:
+        assert kept is None
+        assert "forward_https" in menu
+        assert len(gave_up) == 1
+    assert https.igd.state.mappings == []
+
+
 @pytest.mark.parametrize("old_port", [8000, 8123])
 async def test_an_old_removal_never_deletes_the_forward_that_replaced_it(
     https: Home,

@@ -93,6 +93,8 @@ class ForwardState:
     confirmed: bool = False
     #: Why the last look or change failed (a `Refusal` value), None when it did not.
     refusal: str | None = field(default=None, compare=False)
+    #: The router has listed `wanted` at least once (False: an intent only).
+    established: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The stored form."""
@@ -100,6 +102,7 @@ class ForwardState:
             "wanted": self.wanted.as_dict() if self.wanted else None,
             "removals": [forward.as_dict() for forward in self.removals],
             "confirmed": self.confirmed,
+            "established": self.established,
         }
 
     @classmethod
@@ -113,10 +116,13 @@ class ForwardState:
             for item in (stored if isinstance(stored, list) else [])
             if (forward := Forward.from_dict(item)) is not None
         )
+        confirmed = data.get("confirmed") is True
         return cls(
             Forward.from_dict(data.get("wanted")),
             removals,
-            data.get("confirmed") is True,
+            confirmed,
+            # Stored before the flag existed: a confirmed forward was established.
+            established=data.get("established", confirmed) is True,
         )
 
 

@@ -198,11 +198,14 @@ class PortForwardKeeper:
         await self._checked()
 
     async def _async_forward(self, forward: Forward) -> None:
-        earlier = self.state.wanted if self.state.wanted != forward else None
-        kept = tuple(f for f in self.state.removals if f != forward)
+        before = self.state
+        earlier = before.wanted if before.wanted != forward else None
+        kept = tuple(f for f in before.removals if f != forward)
         replaced = (*kept, earlier) if earlier else kept
         # The intent first: a restart from here on finishes it.
         await self._async_save(ForwardState(forward, replaced))
+        # A refused change leaves the earlier forward as it was.
+        restored = before if earlier is not None else ForwardState()
         session = async_get_clientsession(self.hass)
         try:
             async with open_forwarder(
@@ -211,13 +214,15 @@ class PortForwardKeeper:
                 added = await forwarder.add(forward.request())
         except ForwardError as err:
             if err.code is None:  # no UPnP refusal: it may be there, remove it
-                await self._async_save(ForwardState(earlier, (*kept, forward)))
+                await self._async_save(replace(restored, removals=(*kept, forward)))
                 self._schedule(RETRY_INTERVAL)
             else:  # refused: nothing was added, the earlier forward stays
-                await self._async_save(ForwardState(earlier, kept))
+                await self._async_save(replace(restored, removals=kept))
             raise
         self._granted(added.lease_seconds)
-        await self._async_save(ForwardState(forward, replaced, confirmed=True))
+        await self._async_save(
+            ForwardState(forward, replaced, confirmed=True, established=True)
+        )
         LOGGER.info(
             "Forwarded external port %s on the router to %s:%s (%s)",
             forward.external_port,
@@ -262,7 +267,14 @@ class PortForwardKeeper:
             target.internal_port,
             target.external_port,
         )
-        await self._async_save(ForwardState(target, (*self.state.removals, wanted)))
+        await self._async_save(
+            replace(
+                self.state,
+                wanted=target,
+                removals=(*self.state.removals, wanted),
+                confirmed=False,
+            )
+        )
         await self._async_removals()
         return target
 
@@ -362,6 +374,18 @@ class PortForwardKeeper:
         )
         await self.async_unforward()
 
+    async def _async_drop_intent(self, wanted: Forward, err: ForwardError) -> None:
+        """A forward the router never listed (Home Assistant stopped while it
+        was being added) is refused: it is given up, not asked for forever."""
+        LOGGER.warning(
+            "The router refused the port forward of external port %s that was "
+            "being added when Home Assistant stopped (%s): it is not added",
+            wanted.external_port,
+            err.reason,
+        )
+        await self._async_save(replace(self.state, wanted=None, confirmed=False))
+        await self._checked()
+
     def _granted(self, lease_seconds: int) -> None:
         """The router granted ``lease_seconds`` just now: renew halfway."""
         delay = renewal_delay(lease_seconds)
@@ -381,6 +405,9 @@ class PortForwardKeeper:
                     wanted.request(), renew_below=MAX_LEASE + 1 if due else None
                 )
         except ForwardError as err:
+            if err.code is not None and not self.state.established:
+                await self._async_drop_intent(wanted, err)
+                return
             if self.state.refusal is None:
                 LOGGER.warning(
                     "The port forward of external port %s cannot be kept (%s); "
@@ -405,7 +432,9 @@ class PortForwardKeeper:
                 "added again",
                 wanted.external_port,
             )
-        await self._async_save(replace(self.state, confirmed=True, refusal=None))
+        await self._async_save(
+            replace(self.state, confirmed=True, refusal=None, established=True)
+        )
         self._schedule(_delay(kept.entry.lease_seconds))
         if not was_confirmed or kept.action is Ensured.ADDED:
             await self._checked()
