@@ -49,6 +49,7 @@ from tests.fakes.miniupnpd import (
     LAN_HOST6_NEXT,
     LOCATION,
     LOCATION6,
+    LOCATION_ULA6,
     OTHER_HOST6,
     HomeNetwork,
     NamespaceLoop,
@@ -397,4 +398,38 @@ async def test_the_pinhole_closes_when_https_is_no_longer_served(
             assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
             assert entry.runtime_data.pinhole.state == PinholeState()
             assert "ipv6_pinhole_port" not in sensor_attributes(hass)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_a_router_that_announces_its_unique_local_address(
+    in_lan: HomeNetwork,
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+) -> None:
+    """OpenWrt's miniupnpd started before the provider's prefix arrived
+    announces its description at its unique local address: asked from our
+    global address there, the router opens the pinhole all the same."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = SHARED_IPV4
+    issued, entry = _ipv6_entry(url, tmp_path)
+    ours = frozenset({issued.fingerprint_sha256})
+    provider = in_lan.loop(in_lan.provider)
+    await asyncio.to_thread(in_lan.boot_before_prefix)
+    with (
+        on_the_lan(in_lan),
+        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION_ULA6),
+    ):
+        async with tls_server(issued, host=LAN_HOST6, port=HA_PORT):
+            await _set_up(hass, in_lan, entry)
+            form = await options_step(hass, entry.entry_id, "pinhole_https")
+            assert form["type"] is FlowResultType.FORM, form
+            options = hass.config_entries.options
+            done = await options.async_configure(form["flow_id"], {"consent": True})
+            assert done["reason"] == "pinhole_added", done
+            await hass.async_block_till_done(wait_background_tasks=True)
+            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+            assert _state(hass) == "reachable"
         assert await hass.config_entries.async_unload(entry.entry_id)

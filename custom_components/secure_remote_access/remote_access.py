@@ -35,7 +35,7 @@ from .const import (
 from .protocol import upnp
 from .protocol.dnsutil import lookup_addresses
 from .protocol.duckdns import DEFAULT_UPDATE_URL
-from .protocol.ipv6 import is_public_ipv6
+from .protocol.ipv6 import is_public_ipv6, is_unique_local_ipv6
 from .protocol.remote_access import (
     HTTP_PORT,
     HTTPS_PORT,
@@ -95,18 +95,28 @@ async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
 
 
 async def async_discover_ipv6_gateways(hass: HomeAssistant, udn: str) -> list[str]:
-    """Description URLs at a global IPv6 address SSDP has seen for device ``udn``."""
+    """Description URLs at a global or unique local IPv6 address SSDP has seen
+    for device ``udn`` (global ones first).
+
+    Either serves: the request comes from the pinhole's own global address
+    wherever it goes. miniupnpd announces the address its LAN had when it
+    started: the unique local one on a router (OpenWrt) that booted before
+    the provider delegated its prefix.
+    """
     if "ssdp" not in hass.config.components:
         return []
     from homeassistant.components import ssdp
 
-    locations: set[str] = set()
+    locations: set[tuple[bool, str]] = set()
     for search_target in upnp.IGD_SEARCH_TARGETS:
         for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
-            host = urlsplit(info.ssdp_location or "").hostname or ""
-            if is_public_ipv6(host) and info.ssdp_udn in (udn, None):
-                locations.add(info.ssdp_location or "")
-    return sorted(locations)
+            location = info.ssdp_location or ""
+            host = urlsplit(location).hostname or ""
+            if info.ssdp_udn not in (udn, None):
+                continue
+            if is_public_ipv6(host) or is_unique_local_ipv6(host):
+                locations.add((not is_public_ipv6(host), location))
+    return [location for _local, location in sorted(locations)]
 
 
 @dataclass(frozen=True, slots=True)

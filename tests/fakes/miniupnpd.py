@@ -85,9 +85,13 @@ LAN_HOST6 = "2a0a:ffff:0:77::20"
 #: The LAN host's next address (tests add it: the provider renumbered).
 LAN_HOST6_NEXT = "2a0a:ffff:0:77::21"
 OTHER_HOST6 = "2a0a:ffff:0:77::30"
+#: Unique local addresses (OpenWrt gives its LAN a ULA prefix of its own).
+ROUTER_ULA6 = "fd4b:1c2d:3e77::1"
+LAN_HOST_ULA6 = "fd4b:1c2d:3e77::20"
 HTTP_PORT = 5000
 LOCATION = f"http://{ROUTER_LAN}:{HTTP_PORT}/rootDesc.xml"
 LOCATION6 = f"http://[{ROUTER_LAN6}]:{HTTP_PORT}/rootDesc.xml"
+LOCATION_ULA6 = f"http://[{ROUTER_ULA6}]:{HTTP_PORT}/rootDesc.xml"
 
 #: The rules Debian's example configuration suggests: LAN hosts may map
 #: external ports 1024-65535 only; everything else is refused (606).
@@ -309,6 +313,8 @@ class HomeNetwork:
             LAN_HOST6,
             LAN_HOST6_NEXT,
             OTHER_HOST6,
+            ROUTER_ULA6,
+            LAN_HOST_ULA6,
         )
 
     def create(self) -> None:
@@ -425,6 +431,25 @@ class HomeNetwork:
         kept = [line for line in self._lease_lines() if int(line.split(":")[1]) in keep]
         self.lease_file.write_text("".join(kept))
         self.start()
+
+    def boot_before_prefix(self) -> None:
+        """Restart the router the way OpenWrt boots: its LAN has only its
+        unique local prefix when miniupnpd starts, the provider's prefix
+        arrives later. miniupnpd picks the address it announces over IPv6
+        once, at start: the unique local one, also after the global one is
+        back. The LAN host has an address in the unique local prefix too
+        (from the router's advertisements)."""
+        self.stop()
+        self.router.exec("ip", "addr", "del", f"{ROUTER_LAN6}/64", "dev", "br0")
+        for namespace, dev, address in (
+            (self.router, "br0", ROUTER_ULA6),
+            (self.lan, "eth0", LAN_HOST_ULA6),
+        ):
+            namespace.exec("ip", "addr", "add", f"{address}/64", "dev", dev, "nodad")
+        self.start()
+        self.router.exec(
+            "ip", "addr", "add", f"{ROUTER_LAN6}/64", "dev", "br0", "nodad"
+        )
 
     def _lease_lines(self) -> list[str]:
         if not self.lease_file.exists():
