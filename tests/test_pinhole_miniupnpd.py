@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -432,4 +433,72 @@ async def test_a_router_that_announces_its_unique_local_address(
             await hass.async_block_till_done(wait_background_tasks=True)
             assert await _from_internet(provider, ours) is Hairpin.REACHED_US
             assert _state(hass) == "reachable"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+@pytest.mark.parametrize("kept_first", [False, True])
+async def test_turned_off_after_the_routers_upnp_moved(
+    in_lan: HomeNetwork,
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    kept_first: bool,
+) -> None:
+    """The router's UPnP restarts on another port (its firewall, and our
+    pinhole, stay): the hourly keep follows it without closing the pinhole
+    it keeps; turned off (before or after that keep), the pinhole is closed
+    where the router answers now, not left open until its lease ends."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = SHARED_IPV4
+    issued, entry = _ipv6_entry(url, tmp_path)
+    ours = frozenset({issued.fingerprint_sha256})
+    provider = in_lan.loop(in_lan.provider)
+    with (
+        on_the_lan(in_lan),
+        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
+    ):
+        async with tls_server(issued, host=LAN_HOST6, port=HA_PORT):
+            await _set_up(hass, in_lan, entry)
+            form = await options_step(hass, entry.entry_id, "pinhole_https")
+            options = hass.config_entries.options
+            done = await options.async_configure(form["flow_id"], {"consent": True})
+            assert done["reason"] == "pinhole_added", done
+            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+
+            await asyncio.to_thread(in_lan.stop)
+            moved = replace(in_lan.config, http_port=5001)
+            await asyncio.to_thread(in_lan.start, moved)
+            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+            location, location6 = (
+                where.replace(":5000/", ":5001/") for where in (LOCATION, LOCATION6)
+            )
+            with ssdp_sees(
+                await upnp.gateway_udn(
+                    async_get_clientsession(hass), location, timeout_seconds=10
+                )
+                or "",
+                location,
+                location6,
+            ):
+                await entry.runtime_data.remote_access.async_refresh()
+                result = entry.runtime_data.remote_access.data
+                assert result.facts.gateway is not None
+                assert result.facts.gateway.ipv6_location == location6
+                if kept_first:
+                    keeper = entry.runtime_data.pinhole
+                    async_fire_time_changed(
+                        hass, dt_util.utcnow() + timedelta(minutes=61)
+                    )
+                    await hass.async_block_till_done(wait_background_tasks=True)
+                    assert keeper.state == PinholeState(
+                        Pinhole(location6, LAN_HOST6, HA_PORT), confirmed=True
+                    )
+                    assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+
+                stop = await options_step(hass, entry.entry_id, "pinhole_https_off")
+                closed = await options.async_configure(stop["flow_id"], {})
+            assert closed["reason"] == "pinhole_closed", closed
+            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
         assert await hass.config_entries.async_unload(entry.entry_id)

@@ -243,7 +243,7 @@ class PinholeKeeper:
             if closing.until <= now:
                 continue  # the router's lease has closed it
             try:
-                await async_close_pinhole(closing.pinhole)
+                await self._async_close_found(closing.pinhole)
             except ForwardError as err:
                 if err.reason is Refusal.NO_SUCH_PINHOLE:
                     continue
@@ -256,14 +256,40 @@ class PinholeKeeper:
             self._schedule(RETRY_INTERVAL)
         return first
 
+    def _ipv6_location(self) -> str | None:
+        """The router's UPnP over IPv6 as the latest check found it."""
+        result = self.entry.runtime_data.remote_access.data
+        gateway = result.facts.gateway if result is not None else None
+        return gateway.ipv6_location if gateway is not None else None
+
+    async def _async_close_found(self, pinhole: Pinhole) -> None:
+        """Close ``pinhole`` where the router answers today (raises `ForwardError`).
+
+        A router whose UPnP restarted on another port keeps its firewall,
+        our pinhole with it: one that does not answer at the stored
+        location is asked where the latest check found it.
+        """
+        try:
+            await async_close_pinhole(pinhole)
+        except ForwardError as err:
+            location = self._ipv6_location()
+            if (
+                err.reason not in (Refusal.UNREACHABLE, Refusal.TIMEOUT)
+                or location is None
+                or location == pinhole.location
+            ):
+                raise
+            wanted = self.state.wanted
+            if wanted is not None and wanted.request() == pinhole.request():
+                return  # there, it is the pinhole we keep
+            await async_close_pinhole(replace(pinhole, location=location))
+
     def _target(self, wanted: Pinhole, served_port: int) -> Pinhole:
         """The pinhole today: the address DuckDNS holds (when it is this host's),
         the router's UPnP as the latest check found it, the port served."""
         dns = self.entry.runtime_data.dns.data
         recorded = dns.ipv6 if dns else None
-        result = self.entry.runtime_data.remote_access.data
-        gateway = result.facts.gateway if result is not None else None
-        location = gateway.ipv6_location if gateway is not None else None
+        location = self._ipv6_location()
         return replace(
             wanted,
             location=location or wanted.location,
@@ -306,7 +332,9 @@ class PinholeKeeper:
                 target.internal_client,
                 target.port,
             )
-            closing = (*self._closing_without(wanted), _closing(wanted))
+            closing = self._closing_without(wanted)
+            if target.request() != wanted.request():  # not the router's UPnP alone
+                closing = (*closing, _closing(wanted))
             await self._async_save(PinholeState(target, closing))
             await self._async_closes()
         try:

@@ -166,6 +166,8 @@ class RouterConfig:
     secure_mode: bool = True
     ipv6: bool = True
     permissions: tuple[str, ...] = DEFAULT_PERMISSIONS
+    #: The UPnP HTTP port (routers that pick one at each start move it).
+    http_port: int = HTTP_PORT
 
     @property
     def wan_address(self) -> str:
@@ -181,7 +183,7 @@ class RouterConfig:
         lines = [
             "ext_ifname=wan0",
             "listening_ip=br0",
-            f"http_port={HTTP_PORT}",
+            f"http_port={self.http_port}",
             "enable_upnp=yes",
             "enable_natpmp=no",
             f"secure_mode={'yes' if self.secure_mode else 'no'}",
