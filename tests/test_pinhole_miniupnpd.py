@@ -30,6 +30,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.secure_remote_access import pinhole_keeping, port_forward_flow
 from custom_components.secure_remote_access.const import (
+    CONF_DOMAINS,
     CONF_DUCKDNS_URL,
     CONF_IPV6_ADDRESS,
     CONF_IPV6_MODE,
@@ -502,3 +503,59 @@ async def test_turned_off_after_the_routers_upnp_moved(
             assert closed["reason"] == "pinhole_closed", closed
             assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+@pytest.mark.parametrize("removed", [True, False])
+async def test_the_old_entry_let_go_after_moving_to_a_new_name(
+    in_lan: HomeNetwork,
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    removed: bool,
+) -> None:
+    """Moving to a new DuckDNS name: the new entry opens HTTPS over IPv6 (the
+    same pinhole: this host's address, the port that serves), then the old
+    entry is deleted, or its pinhole turned off (the screen says the other
+    entry keeps it). The new entry's pinhole stays open."""
+    duckdns, url = await start_duckdns(None, ["myhome", "myhome-new"])
+    duckdns.detected_ipv4 = SHARED_IPV4
+    issued, old = _ipv6_entry(url, tmp_path / "old")
+    cert, key = certs.issue(["myhome-new.duckdns.org"]).write(tmp_path / "new")
+    new = mock_entry(
+        managed_options(
+            cert, key, **{CONF_IPV6_MODE: Ipv6Mode.FIXED, CONF_IPV6_ADDRESS: LAN_HOST6}
+        ),
+        **{CONF_DUCKDNS_URL: url, CONF_DOMAINS: ["myhome-new.duckdns.org"]},
+    )
+    ours = frozenset({issued.fingerprint_sha256})
+    provider = in_lan.loop(in_lan.provider)
+    with (
+        on_the_lan(in_lan),
+        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
+    ):
+        async with tls_server(issued, host=LAN_HOST6, port=HA_PORT):
+            await _set_up(hass, in_lan, old)
+            await _set_up(hass, in_lan, new)
+            options = hass.config_entries.options
+            for entry in (old, new):
+                form = await options_step(hass, entry.entry_id, "pinhole_https")
+                done = await options.async_configure(form["flow_id"], {"consent": True})
+                assert done["reason"] == "pinhole_added", done
+            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+
+            if removed:
+                assert await hass.config_entries.async_remove(old.entry_id)
+            else:
+                stop = await options_step(hass, old.entry_id, "pinhole_https_off")
+                kept = await options.async_configure(stop["flow_id"], {})
+                assert kept["reason"] == "pinhole_kept_by_another", kept
+                assert kept["description_placeholders"]["entry"] == new.title
+                assert old.runtime_data.pinhole.state == PinholeState()
+            await hass.async_block_till_done(wait_background_tasks=True)
+            assert new.runtime_data.pinhole.state.confirmed
+            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+        assert await hass.config_entries.async_unload(new.entry_id)
+        if not removed:
+            assert await hass.config_entries.async_unload(old.entry_id)

@@ -29,7 +29,7 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
 from . import remote_access
-from .const import LOGGER
+from .const import DOMAIN, LOGGER
 from .pinhole_state import Closing, Pinhole, PinholeState, pinhole_store
 from .port_forwarding import (
     CHANGE_TIMEOUT,
@@ -91,6 +91,25 @@ async def async_close_pinhole(pinhole: Pinhole) -> None:
         pinhole.internal_client,
         pinhole.port,
     )
+
+
+def kept_by_another(
+    hass: HomeAssistant, entry_id: str, pinhole: Pinhole
+) -> SecureRemoteAccessConfigEntry | None:
+    """The other loaded entry that keeps the same pinhole (this host's
+    address, the port that serves), if any: one pinhole on the router for
+    both, never closed under the other (a new DuckDNS name replacing an
+    old one)."""
+    entries: list[SecureRemoteAccessConfigEntry] = (
+        hass.config_entries.async_loaded_entries(DOMAIN)
+    )
+    for entry in entries:
+        if entry.entry_id == entry_id:
+            continue
+        wanted = entry.runtime_data.pinhole.state.wanted
+        if wanted is not None and wanted.request() == pinhole.request():
+            return entry
+    return None
 
 
 class PinholeKeeper:
@@ -242,6 +261,8 @@ class PinholeKeeper:
         for closing in self.state.closing:
             if closing.until <= now:
                 continue  # the router's lease has closed it
+            if kept_by_another(self.hass, self.entry.entry_id, closing.pinhole):
+                continue  # the other entry's now
             try:
                 await self._async_close_found(closing.pinhole)
             except ForwardError as err:
@@ -376,6 +397,8 @@ async def async_remove_pinholes(hass: HomeAssistant, entry_id: str) -> None:
         *(c.pinhole for c in state.closing if c.until > dt_util.utcnow()),
     ]
     for pinhole in pinholes:
+        if kept_by_another(hass, entry_id, pinhole):
+            continue
         try:
             await async_close_pinhole(pinhole)
         except ForwardError as err:
