@@ -559,3 +559,45 @@ async def test_the_old_entry_let_go_after_moving_to_a_new_name(
         assert await hass.config_entries.async_unload(new.entry_id)
         if not removed:
             assert await hass.config_entries.async_unload(old.entry_id)
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_deleted_after_the_routers_upnp_moved(
+    in_lan: HomeNetwork,
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+) -> None:
+    """The router's UPnP restarts on another port (our pinhole stays in its
+    firewall), then the entry is deleted: the pinhole is closed where SSDP
+    last saw the router, not left open until its lease ends."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = SHARED_IPV4
+    issued, entry = _ipv6_entry(url, tmp_path)
+    ours = frozenset({issued.fingerprint_sha256})
+    provider = in_lan.loop(in_lan.provider)
+    with (
+        on_the_lan(in_lan),
+        ssdp_sees(await _router_udn(hass), LOCATION, LOCATION6),
+    ):
+        async with tls_server(issued, host=LAN_HOST6, port=HA_PORT):
+            await _set_up(hass, in_lan, entry)
+            form = await options_step(hass, entry.entry_id, "pinhole_https")
+            options = hass.config_entries.options
+            done = await options.async_configure(form["flow_id"], {"consent": True})
+            assert done["reason"] == "pinhole_added", done
+
+            await asyncio.to_thread(in_lan.stop)
+            moved = replace(in_lan.config, http_port=5001)
+            await asyncio.to_thread(in_lan.start, moved)
+            location, location6 = (
+                where.replace(":5000/", ":5001/") for where in (LOCATION, LOCATION6)
+            )
+            udn = await upnp.gateway_udn(
+                async_get_clientsession(hass), location, timeout_seconds=10
+            )
+            with ssdp_sees(udn or "", location, location6):
+                assert await hass.config_entries.async_remove(entry.entry_id)
+                await hass.async_block_till_done(wait_background_tasks=True)
+            assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER

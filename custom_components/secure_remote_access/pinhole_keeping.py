@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -388,6 +389,29 @@ def _closing(pinhole: Pinhole) -> Closing:
     return Closing(pinhole, dt_util.utcnow() + timedelta(seconds=PINHOLE_LEASE))
 
 
+async def async_close_pinhole_found(hass: HomeAssistant, pinhole: Pinhole) -> None:
+    """Close ``pinhole`` wherever its router serves UPnP today (raises `ForwardError`).
+
+    Without an entry no check follows the router: one that does not answer
+    at the stored location is looked for among the IPv6 gateways SSDP has
+    seen at the same address (a new port after its UPnP restarted).
+    """
+    try:
+        await async_close_pinhole(pinhole)
+    except ForwardError as err:
+        if err.reason not in (Refusal.UNREACHABLE, Refusal.TIMEOUT):
+            raise
+        host = urlsplit(pinhole.location).hostname
+        moved = [
+            location
+            for location in await remote_access.async_discover_ipv6_gateways(hass, None)
+            if location != pinhole.location and urlsplit(location).hostname == host
+        ]
+        if not moved:
+            raise
+        await async_close_pinhole(replace(pinhole, location=moved[0]))
+
+
 async def async_remove_pinholes(hass: HomeAssistant, entry_id: str) -> None:
     """The entry is deleted: close its pinholes (the lease ends what stays)."""
     store = pinhole_store(hass, entry_id)
@@ -400,7 +424,7 @@ async def async_remove_pinholes(hass: HomeAssistant, entry_id: str) -> None:
         if kept_by_another(hass, entry_id, pinhole):
             continue
         try:
-            await async_close_pinhole(pinhole)
+            await async_close_pinhole_found(hass, pinhole)
         except ForwardError as err:
             LOGGER.warning(
                 "The IPv6 pinhole to [%s]:%s could not be closed (%s): the router "

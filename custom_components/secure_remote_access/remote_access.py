@@ -94,9 +94,11 @@ async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
     return sorted(locations)
 
 
-async def async_discover_ipv6_gateways(hass: HomeAssistant, udn: str) -> list[str]:
+async def async_discover_ipv6_gateways(
+    hass: HomeAssistant, udn: str | None
+) -> list[str]:
     """Description URLs at a global or unique local IPv6 address SSDP has seen
-    for device ``udn`` (global ones first).
+    for device ``udn`` (None: any device; global ones first).
 
     Either serves: the request comes from the pinhole's own global address
     wherever it goes. miniupnpd announces the address its LAN had when it
@@ -112,7 +114,7 @@ async def async_discover_ipv6_gateways(hass: HomeAssistant, udn: str) -> list[st
         for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
             location = info.ssdp_location or ""
             host = urlsplit(location).hostname or ""
-            if info.ssdp_udn not in (udn, None):
+            if udn is not None and info.ssdp_udn not in (udn, None):
                 continue
             if is_public_ipv6(host) or is_unique_local_ipv6(host):
                 locations.add((not is_public_ipv6(host), location))
