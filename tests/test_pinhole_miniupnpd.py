@@ -601,3 +601,48 @@ async def test_deleted_after_the_routers_upnp_moved(
                 assert await hass.config_entries.async_remove(entry.entry_id)
                 await hass.async_block_till_done(wait_background_tasks=True)
             assert await _from_internet(provider, ours) is Hairpin.NO_ANSWER
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_turned_on_again_before_the_pending_close_ran(
+    in_lan: HomeNetwork,
+    hass: HomeAssistant,
+    start_duckdns: StartDuckDns,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+) -> None:
+    """Turned off while the router was away (the close pending at its unique
+    local address), turned on again once it is back and found at its global
+    one: the pending close must not delete the pinhole just opened (the
+    router knows a pinhole by address and port, not by the URL asked)."""
+    duckdns, url = await start_duckdns(None)
+    duckdns.detected_ipv4 = SHARED_IPV4
+    issued, entry = _ipv6_entry(url, tmp_path)
+    ours = frozenset({issued.fingerprint_sha256})
+    provider = in_lan.loop(in_lan.provider)
+    await asyncio.to_thread(in_lan.boot_before_prefix)
+    udn = await _router_udn(hass)
+    with on_the_lan(in_lan), ssdp_sees(udn, LOCATION, LOCATION_ULA6):
+        async with tls_server(issued, host=LAN_HOST6, port=HA_PORT):
+            await _set_up(hass, in_lan, entry)
+            keeper = entry.runtime_data.pinhole
+            options = hass.config_entries.options
+            form = await options_step(hass, entry.entry_id, "pinhole_https")
+            done = await options.async_configure(form["flow_id"], {"consent": True})
+            assert done["reason"] == "pinhole_added", done
+
+            await asyncio.to_thread(in_lan.stop)
+            stop = await options_step(hass, entry.entry_id, "pinhole_https_off")
+            pending = await options.async_configure(stop["flow_id"], {})
+            assert pending["reason"] == "pinhole_close_pending", pending
+            await asyncio.to_thread(in_lan.start)
+            udn = await _router_udn(hass)  # a new one at each start
+            with ssdp_sees(udn, LOCATION, LOCATION6, LOCATION_ULA6):
+                await entry.runtime_data.remote_access.async_refresh()
+                form = await options_step(hass, entry.entry_id, "pinhole_https")
+                assert form["type"] is FlowResultType.FORM, form
+                done = await options.async_configure(form["flow_id"], {"consent": True})
+            assert done["reason"] == "pinhole_added", done
+            assert keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, HA_PORT)
+            assert await _from_internet(provider, ours) is Hairpin.REACHED_US
+        assert await hass.config_entries.async_unload(entry.entry_id)

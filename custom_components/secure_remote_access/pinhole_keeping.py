@@ -259,9 +259,14 @@ class PinholeKeeper:
         now = dt_util.utcnow()
         left: list[Closing] = []
         first: ForwardError | None = None
+        wanted = self.state.wanted
         for closing in self.state.closing:
             if closing.until <= now:
                 continue  # the router's lease has closed it
+            if wanted is not None and closing.pinhole.request() == wanted.request():
+                # Wanted again (asked at another URL of the router): the
+                # router knows one pinhole by address and port, ours to keep.
+                continue
             if kept_by_another(self.hass, self.entry.entry_id, closing.pinhole):
                 continue  # the other entry's now
             try:
@@ -301,9 +306,6 @@ class PinholeKeeper:
                 or location == pinhole.location
             ):
                 raise
-            wanted = self.state.wanted
-            if wanted is not None and wanted.request() == pinhole.request():
-                return  # there, it is the pinhole we keep
             await async_close_pinhole(replace(pinhole, location=location))
 
     def _target(self, wanted: Pinhole, served_port: int) -> Pinhole:
