@@ -14,9 +14,16 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+import socket
 from typing import Any
 from unittest.mock import patch
 
+from async_upnp_client.aiohttp import AiohttpSessionRequester
+from async_upnp_client.description_cache import DescriptionCache
+from async_upnp_client.search import async_search
+from async_upnp_client.utils import CaseInsensitiveDict
+from homeassistant.components.ssdp.const import DOMAIN as SSDP, SSDP_SCANNER
+from homeassistant.components.ssdp.scanner import IntegrationMatchers, Scanner
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -28,7 +35,11 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.secure_remote_access import pinhole_keeping, port_forward_flow
+from custom_components.secure_remote_access import (
+    pinhole_keeping,
+    port_forward_flow,
+    remote_access,
+)
 from custom_components.secure_remote_access.const import (
     CONF_DOMAINS,
     CONF_DUCKDNS_URL,
@@ -47,6 +58,7 @@ from custom_components.secure_remote_access.proxy import CertificateServer
 from tests.fakes import certs
 from tests.fakes.issuer import FakeCa
 from tests.fakes.miniupnpd import (
+    LAN_HOST,
     LAN_HOST6,
     LAN_HOST6_NEXT,
     LOCATION,
@@ -58,6 +70,7 @@ from tests.fakes.miniupnpd import (
     RouterConfig,
 )
 from tests.fakes.tls_server import tls_server
+from tests.protocol.test_upnp_miniupnpd import _link_local
 
 from .common import NAME, StartDuckDns, managed_options, mock_entry, setup_integration
 from .lan import HA_PORT, SENSOR, on_the_lan, options_step, sensor_attributes
@@ -69,16 +82,20 @@ SHARED_IPV4 = "81.2.69.200"
 
 @contextmanager
 def ssdp_sees(udn: str, *locations: str) -> Iterator[None]:
-    """Home Assistant's SSDP cache: the router at ``locations`` (one UDN)."""
+    """Home Assistant's SSDP cache: the router at ``locations`` (one UDN).
+
+    As Home Assistant keeps it: one entry per device and search target,
+    its latest answer's location (here the first) and every location.
+    """
     infos = [
         SsdpServiceInfo(
             ssdp_usn=f"{udn}::{IGD2}",
             ssdp_st=IGD2,
             upnp={},
-            ssdp_location=location,
+            ssdp_location=locations[0],
             ssdp_udn=udn,
+            ssdp_all_locations=set(locations),
         )
-        for location in locations
     ]
 
     async def by_st(_hass: HomeAssistant, st: str) -> list[SsdpServiceInfo]:
@@ -646,3 +663,44 @@ async def test_turned_on_again_before_the_pending_close_ran(
             assert keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, HA_PORT)
             assert await _from_internet(provider, ours) is Hairpin.REACHED_US
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def _search(
+    source: tuple[str, int] | tuple[str, int, int, int],
+    target: tuple[str, int] | tuple[str, int, int, int],
+) -> list[CaseInsensitiveDict]:
+    answers: list[CaseInsensitiveDict] = []
+
+    async def found(headers: CaseInsensitiveDict) -> None:
+        answers.append(headers)
+
+    await async_search(
+        found, timeout=2, search_target=IGD2, source=source, target=target
+    )
+    assert answers
+    return answers
+
+
+async def test_home_assistants_ssdp_cache_as_it_is(
+    in_lan: HomeNetwork, hass: HomeAssistant
+) -> None:
+    """Home Assistant's SSDP keeps one set of headers per device and search
+    target: the router's answer over IPv4 after its answer over IPv6 hides
+    the IPv6 description URL there (it stays among the device's locations).
+    The router is found over IPv6 all the same."""
+    index = socket.if_nametoindex("eth0")  # the test's thread is in the LAN
+    link_local = await asyncio.to_thread(_link_local, in_lan)
+    over_ipv6 = await _search((link_local, 0, 0, index), ("ff02::c", 1900, 0, index))
+    over_ipv4 = await _search((LAN_HOST, 0), ("239.255.255.250", 1900))
+    scanner = Scanner(hass, IntegrationMatchers())
+    scanner._description_cache = DescriptionCache(
+        AiohttpSessionRequester(async_get_clientsession(hass), True, 10)
+    )
+    for headers in (*over_ipv6, *over_ipv4):
+        scanner._device_tracker.see_search(headers)
+    hass.data.setdefault(SSDP, {})[SSDP_SCANNER] = scanner
+    hass.config.components.add("ssdp")
+
+    udn = await _router_udn(hass)
+    assert await remote_access.async_discover_gateways(hass) == [LOCATION]
+    assert await remote_access.async_discover_ipv6_gateways(hass, udn) == [LOCATION6]

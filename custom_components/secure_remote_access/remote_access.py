@@ -98,7 +98,8 @@ async def async_discover_ipv6_gateways(
     hass: HomeAssistant, udn: str | None
 ) -> list[str]:
     """Description URLs at a global or unique local IPv6 address SSDP has seen
-    for device ``udn`` (None: any device; global ones first).
+    for device ``udn`` (None: any device; global ones first), among all the
+    locations Home Assistant keeps for it.
 
     Either serves: the request comes from the pinhole's own global address
     wherever it goes. miniupnpd announces the address its LAN had when it
@@ -112,12 +113,14 @@ async def async_discover_ipv6_gateways(
     locations: set[tuple[bool, str]] = set()
     for search_target in upnp.IGD_SEARCH_TARGETS:
         for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
-            location = info.ssdp_location or ""
-            host = urlsplit(location).hostname or ""
             if udn is not None and info.ssdp_udn not in (udn, None):
                 continue
-            if is_public_ipv6(host) or is_unique_local_ipv6(host):
-                locations.add((not is_public_ipv6(host), location))
+            # One set of headers per device: its latest answer (over IPv4 or
+            # IPv6) names one location; every one it answered at is kept.
+            for location in {info.ssdp_location or "", *info.ssdp_all_locations}:
+                host = urlsplit(location).hostname or ""
+                if is_public_ipv6(host) or is_unique_local_ipv6(host):
+                    locations.add((not is_public_ipv6(host), location))
     return [location for _local, location in sorted(locations)]
 
 
