@@ -86,12 +86,16 @@ async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
         return None
     from homeassistant.components import ssdp
 
-    locations: set[str] = set()
+    locations: set[tuple[bool, str]] = set()
     for search_target in upnp.IGD_SEARCH_TARGETS:
         for info in await ssdp.async_get_discovery_info_by_st(hass, search_target):
-            if info.ssdp_location:
-                locations.add(info.ssdp_location)
-    return sorted(locations)
+            # One entry per device: its latest answer's location may be the
+            # IPv6 one; those over IPv4 (this host's forwards) come first.
+            for location in {info.ssdp_location, *info.ssdp_all_locations}:
+                if location:
+                    host = urlsplit(location).hostname or ""
+                    locations.add((":" in host, location))
+    return [location for _ipv6, location in sorted(locations)]
 
 
 async def async_discover_ipv6_gateways(
