@@ -172,9 +172,20 @@ class Ipv6Home:
         )
         await self.hass.async_block_till_done(wait_background_tasks=True)
 
-    async def router(self, action: str) -> None:
-        """``stop``, ``start`` or ``reboot`` the router."""
-        await asyncio.to_thread(getattr(self.network, action))
+    async def router(self, action: str, *args: Any) -> None:
+        """``stop``, ``start``, ``reboot`` or ``boot_before_prefix`` the router."""
+        await asyncio.to_thread(getattr(self.network, action), *args)
+
+    async def router_at(self, *locations: str) -> None:
+        """Home Assistant's SSDP has seen the router (again) at ``locations``,
+        the IPv4 one first (miniupnpd has a new UDN at each start)."""
+        udn = await upnp.gateway_udn(
+            async_get_clientsession(self.hass), locations[0], timeout_seconds=10
+        )
+        assert udn is not None
+        seen = router_seen_at(udn, *locations)
+        for name in ("ssdp_usn", "ssdp_udn", "ssdp_location", "ssdp_all_locations"):
+            setattr(self.seen, name, getattr(seen, name))
 
     def state(self) -> str:
         """The Remote access sensor's state."""

@@ -56,9 +56,9 @@ def test_the_stored_form_reads_back() -> None:
 
 
 async def test_the_router_over_ipv6_is_found_by_its_udn(hass: HomeAssistant) -> None:
-    """Only global IPv6 locations of the same device count: not IPv4, not
-    link-local (a request from there is not the pinhole's address), not
-    another device."""
+    """Only global and unique local IPv6 locations of the same device count
+    (global ones first): not IPv4, not link-local (it needs the interface
+    named), not another device."""
     udn = "uuid:5ea1c0de-0000-4000-8000-000000000001"
 
     def info(location: str, device: str | None = udn) -> SsdpServiceInfo:
@@ -88,7 +88,11 @@ async def test_the_router_over_ipv6_is_found_by_its_udn(hass: HomeAssistant) -> 
     hass.config.components.add("ssdp")
     with patch("homeassistant.components.ssdp.async_get_discovery_info_by_st", by_st):
         found = await remote_access.async_discover_ipv6_gateways(hass, udn)
-    assert found == [ROUTER6, "http://[2a0a:ffff:0:77::2]:5000/rootDesc.xml"]
+    assert found == [
+        ROUTER6,
+        "http://[2a0a:ffff:0:77::2]:5000/rootDesc.xml",
+        "http://[fd00::1]:5000/rootDesc.xml",
+    ]
 
 
 async def test_an_ended_lease_needs_no_close(

@@ -4,28 +4,52 @@ miniupnpd as the router: the way out of carrier-grade NAT (tests/ipv6_home.py).
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+import socket
 from typing import Any
 
+from async_upnp_client.aiohttp import AiohttpSessionRequester
+from async_upnp_client.description_cache import DescriptionCache
+from async_upnp_client.search import async_search
+from async_upnp_client.utils import CaseInsensitiveDict
+from homeassistant.components.ssdp.const import DOMAIN as SSDP, SSDP_SCANNER
+from homeassistant.components.ssdp.scanner import IntegrationMatchers, Scanner
+from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 import pytest
 
-from custom_components.secure_remote_access.const import CONF_IPV6_ADDRESS, DOMAIN
+from custom_components.secure_remote_access import remote_access
+from custom_components.secure_remote_access.const import (
+    CONF_DOMAINS,
+    CONF_DUCKDNS_URL,
+    CONF_IPV6_ADDRESS,
+    CONF_IPV6_MODE,
+    DOMAIN,
+    Ipv6Mode,
+)
 from custom_components.secure_remote_access.pinhole_state import Pinhole, PinholeState
 from custom_components.secure_remote_access.protocol.remote_access import Hairpin
 from custom_components.secure_remote_access.proxy import CertificateServer
+from tests.fakes import certs
 from tests.fakes.miniupnpd import (
+    LAN_HOST,
     LAN_HOST6,
     LAN_HOST6_NEXT,
     LOCATION,
     LOCATION6,
+    LOCATION_ULA6,
     OTHER_HOST6,
+    HomeNetwork,
     RouterConfig,
 )
 from tests.fakes.tls_server import tls_server
 
-from .common import NAME
-from .ipv6_home import Ipv6Home, served_by
-from .lan import HA_PORT
+from .common import NAME, StartDuckDns, managed_options, mock_entry, setup_integration
+from .ipv6_home import IGD2, SHARED_IPV4, Ipv6Home, router_udn, served_by
+from .lan import HA_PORT, options_step
 
 
 @pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
@@ -237,3 +261,185 @@ async def test_the_pinhole_closes_when_https_is_no_longer_served(
         assert await home.from_internet() is Hairpin.NO_ANSWER
         assert home.keeper.state == PinholeState()
         assert "ipv6_pinhole_port" not in home.attributes()
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_a_router_that_announces_its_unique_local_address(
+    ipv6_home: Ipv6Home,
+) -> None:
+    """OpenWrt's miniupnpd started before the provider's prefix arrived
+    announces its description at its unique local address: asked from our
+    global address there, the router opens the pinhole all the same."""
+    home = ipv6_home
+    await home.router("boot_before_prefix")
+    await home.router_at(LOCATION, LOCATION_ULA6)
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        await home.setup()
+        assert (await home.open())["reason"] == "pinhole_added"
+        assert await home.from_internet() is Hairpin.REACHED_US
+        assert home.state() == "reachable"
+
+
+def _moved(*locations: str) -> tuple[str, ...]:
+    """The locations after the router's UPnP restarted on port 5001."""
+    return tuple(where.replace(":5000/", ":5001/") for where in locations)
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+@pytest.mark.parametrize("kept_first", [False, True])
+async def test_turned_off_after_the_routers_upnp_moved(
+    ipv6_home: Ipv6Home, kept_first: bool
+) -> None:
+    """The router's UPnP restarts on another port (its firewall, and our
+    pinhole, stay): the hourly keep follows it without closing the pinhole
+    it keeps; turned off (before or after that keep), the pinhole is closed
+    where the router answers now, not left open until its lease ends."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        entry = await home.setup()
+        assert (await home.open())["reason"] == "pinhole_added"
+        await home.router("stop")
+        await home.router("start", replace(home.network.config, http_port=5001))
+        assert await home.from_internet() is Hairpin.REACHED_US
+        location, location6 = _moved(LOCATION, LOCATION6)
+        await home.router_at(location, location6)
+        await entry.runtime_data.remote_access.async_refresh()
+        gateway = entry.runtime_data.remote_access.data.facts.gateway
+        assert gateway is not None
+        assert gateway.ipv6_location == location6
+        if kept_first:
+            await home.later(61)
+            assert home.keeper.state == PinholeState(
+                Pinhole(location6, LAN_HOST6, HA_PORT), confirmed=True
+            )
+            assert await home.from_internet() is Hairpin.REACHED_US
+        closed = await home.submit(await home.step("pinhole_https_off"))
+        assert closed["reason"] == "pinhole_closed", closed
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_deleted_after_the_routers_upnp_moved(ipv6_home: Ipv6Home) -> None:
+    """The router's UPnP restarts on another port (our pinhole stays in its
+    firewall), then the entry is deleted: the pinhole is closed where SSDP
+    last saw the router, not left open until its lease ends."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        entry = await home.setup()
+        assert (await home.open())["reason"] == "pinhole_added"
+        await home.router("stop")
+        await home.router("start", replace(home.network.config, http_port=5001))
+        await home.router_at(*_moved(LOCATION, LOCATION6))
+        assert await home.hass.config_entries.async_remove(entry.entry_id)
+        await home.hass.async_block_till_done(wait_background_tasks=True)
+        assert await home.from_internet() is Hairpin.NO_ANSWER
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+@pytest.mark.parametrize("removed", [True, False])
+async def test_the_old_entry_let_go_after_moving_to_a_new_name(
+    ipv6_home: Ipv6Home, start_duckdns: StartDuckDns, tmp_path: Path, removed: bool
+) -> None:
+    """Moving to a new DuckDNS name: the new entry opens HTTPS over IPv6 (the
+    same pinhole: this host's address, the port that serves), then the old
+    entry is deleted, or its pinhole turned off (the screen says the other
+    entry keeps it). The new entry's pinhole stays open."""
+    home, hass = ipv6_home, ipv6_home.hass
+    duckdns, url = await start_duckdns(None, ["myhome-new"])
+    duckdns.detected_ipv4 = SHARED_IPV4
+    cert, key = certs.issue(["myhome-new.duckdns.org"]).write(tmp_path / "new")
+    new = mock_entry(
+        {
+            **managed_options(cert, key),
+            CONF_IPV6_MODE: Ipv6Mode.FIXED,
+            CONF_IPV6_ADDRESS: LAN_HOST6,
+        },
+        **{CONF_DUCKDNS_URL: url, CONF_DOMAINS: ["myhome-new.duckdns.org"]},
+    )
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        old = await home.setup()
+        assert (await home.open())["reason"] == "pinhole_added"
+        await setup_integration(hass, new)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        form = await options_step(hass, new.entry_id, "pinhole_https")
+        assert (await home.submit(form, consent=True))["reason"] == "pinhole_added"
+        if removed:
+            assert await hass.config_entries.async_remove(old.entry_id)
+        else:
+            kept = await home.submit(await home.step("pinhole_https_off"))
+            assert kept["reason"] == "pinhole_kept_by_another", kept
+            assert kept["description_placeholders"]["entry"] == new.title
+            assert home.keeper.state == PinholeState()
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert new.runtime_data.pinhole.state.confirmed
+        assert await home.from_internet() is Hairpin.REACHED_US
+        assert await hass.config_entries.async_unload(new.entry_id)
+
+
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_turned_on_again_before_the_pending_close_ran(
+    ipv6_home: Ipv6Home,
+) -> None:
+    """Turned off while the router was away (the close pending at its unique
+    local address), turned on again once it is back and found at its global
+    one: the pending close must not delete the pinhole just opened (the
+    router knows a pinhole by address and port, not by the URL asked)."""
+    home = ipv6_home
+    await home.router("boot_before_prefix")
+    await home.router_at(LOCATION, LOCATION_ULA6)
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        entry = await home.setup()
+        assert (await home.open())["reason"] == "pinhole_added"
+        await home.router("stop")
+        pending = await home.submit(await home.step("pinhole_https_off"))
+        assert pending["reason"] == "pinhole_close_pending", pending
+        await home.router("start")
+        await home.router_at(LOCATION, LOCATION6, LOCATION_ULA6)
+        await entry.runtime_data.remote_access.async_refresh()
+        assert (await home.open())["reason"] == "pinhole_added"
+        assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, HA_PORT)
+        assert await home.from_internet() is Hairpin.REACHED_US
+
+
+async def _search(
+    source: tuple[str, int] | tuple[str, int, int, int],
+    target: tuple[str, int] | tuple[str, int, int, int],
+) -> list[CaseInsensitiveDict]:
+    answers: list[CaseInsensitiveDict] = []
+
+    async def found(headers: CaseInsensitiveDict) -> None:
+        answers.append(headers)
+
+    await async_search(
+        found, timeout=2, search_target=IGD2, source=source, target=target
+    )
+    assert answers
+    return answers
+
+
+@pytest.mark.parametrize("ipv6_last", [False, True])
+async def test_home_assistants_ssdp_cache_as_it_is(
+    in_lan: HomeNetwork, hass: HomeAssistant, ipv6_last: bool
+) -> None:
+    """Home Assistant's SSDP keeps one set of headers per device and search
+    target: the router's latest answer (over IPv4 or IPv6) hides the other
+    description URL there (it stays among the device's locations). The
+    router is found over IPv4 (its forwards, its WAN address) and over IPv6
+    (its pinholes) whichever answered last."""
+    index = socket.if_nametoindex("eth0")  # the test's thread is in the LAN
+    link_local = await asyncio.to_thread(in_lan.lan_link_local)
+    over_ipv6 = await _search((link_local, 0, 0, index), ("ff02::c", 1900, 0, index))
+    over_ipv4 = await _search((LAN_HOST, 0), ("239.255.255.250", 1900))
+    scanner = Scanner(hass, IntegrationMatchers())
+    scanner._description_cache = DescriptionCache(
+        AiohttpSessionRequester(async_get_clientsession(hass), True, 10)
+    )
+    answers = (*over_ipv4, *over_ipv6) if ipv6_last else (*over_ipv6, *over_ipv4)
+    for headers in answers:
+        scanner._device_tracker.see_search(headers)
+    hass.data.setdefault(SSDP, {})[SSDP_SCANNER] = scanner
+    hass.config.components.add("ssdp")
+
+    udn = await router_udn(hass)
+    assert (await remote_access.async_discover_gateways(hass) or [])[:1] == [LOCATION]
+    assert await remote_access.async_discover_ipv6_gateways(hass, udn) == [LOCATION6]

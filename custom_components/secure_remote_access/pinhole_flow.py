@@ -19,6 +19,7 @@ import probatio as vol
 
 from .const import CONF_DOMAINS
 from .models import SecureRemoteAccessConfigEntry
+from .pinhole_keeping import kept_by_another
 from .pinhole_state import Pinhole
 from .port_forward_flow import (
     FIELD_CONSENT,
@@ -160,6 +161,11 @@ class PinholeSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]
             return self.async_show_form(
                 step_id=STEP_UNPINHOLE, description_placeholders=placeholders
             )
+        other = (
+            kept_by_another(self.hass, entry.entry_id, wanted)
+            if wanted is not None
+            else None
+        )
         if (refusal := await keeper.async_close()) is not None:
             # Off all the same: asked again until the router's lease ends it.
             return self.async_abort(
@@ -168,6 +174,11 @@ class PinholeSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]
                     **placeholders,
                     "reason": await async_refusal_words(self.hass, refusal.reason),
                 },
+            )
+        if other is not None:  # not closed: the other entry's too
+            return self.async_abort(
+                reason="pinhole_kept_by_another",
+                description_placeholders={**placeholders, "entry": other.title},
             )
         return self.async_abort(
             reason="pinhole_closed", description_placeholders=placeholders

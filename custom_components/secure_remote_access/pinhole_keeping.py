@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -29,7 +30,7 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
 from . import remote_access
-from .const import LOGGER
+from .const import DOMAIN, LOGGER
 from .pinhole_state import Closing, Pinhole, PinholeState, pinhole_store
 from .port_forwarding import (
     CHANGE_TIMEOUT,
@@ -91,6 +92,25 @@ async def async_close_pinhole(pinhole: Pinhole) -> None:
         pinhole.internal_client,
         pinhole.port,
     )
+
+
+def kept_by_another(
+    hass: HomeAssistant, entry_id: str, pinhole: Pinhole
+) -> SecureRemoteAccessConfigEntry | None:
+    """The other loaded entry that keeps the same pinhole (this host's
+    address, the port that serves), if any: one pinhole on the router for
+    both, never closed under the other (a new DuckDNS name replacing an
+    old one)."""
+    entries: list[SecureRemoteAccessConfigEntry] = (
+        hass.config_entries.async_loaded_entries(DOMAIN)
+    )
+    for entry in entries:
+        if entry.entry_id == entry_id:
+            continue
+        wanted = entry.runtime_data.pinhole.state.wanted
+        if wanted is not None and wanted.request() == pinhole.request():
+            return entry
+    return None
 
 
 class PinholeKeeper:
@@ -239,11 +259,18 @@ class PinholeKeeper:
         now = dt_util.utcnow()
         left: list[Closing] = []
         first: ForwardError | None = None
+        wanted = self.state.wanted
         for closing in self.state.closing:
             if closing.until <= now:
                 continue  # the router's lease has closed it
+            if wanted is not None and closing.pinhole.request() == wanted.request():
+                # Wanted again (asked at another URL of the router): the
+                # router knows one pinhole by address and port, ours to keep.
+                continue
+            if kept_by_another(self.hass, self.entry.entry_id, closing.pinhole):
+                continue  # the other entry's now
             try:
-                await async_close_pinhole(closing.pinhole)
+                await self._async_close_found(closing.pinhole)
             except ForwardError as err:
                 if err.reason is Refusal.NO_SUCH_PINHOLE:
                     continue
@@ -256,14 +283,37 @@ class PinholeKeeper:
             self._schedule(RETRY_INTERVAL)
         return first
 
+    def _ipv6_location(self) -> str | None:
+        """The router's UPnP over IPv6 as the latest check found it."""
+        result = self.entry.runtime_data.remote_access.data
+        gateway = result.facts.gateway if result is not None else None
+        return gateway.ipv6_location if gateway is not None else None
+
+    async def _async_close_found(self, pinhole: Pinhole) -> None:
+        """Close ``pinhole`` where the router answers today (raises `ForwardError`).
+
+        A router whose UPnP restarted on another port keeps its firewall,
+        our pinhole with it: one that does not answer at the stored
+        location is asked where the latest check found it.
+        """
+        try:
+            await async_close_pinhole(pinhole)
+        except ForwardError as err:
+            location = self._ipv6_location()
+            if (
+                err.reason not in (Refusal.UNREACHABLE, Refusal.TIMEOUT)
+                or location is None
+                or location == pinhole.location
+            ):
+                raise
+            await async_close_pinhole(replace(pinhole, location=location))
+
     def _target(self, wanted: Pinhole, served_port: int) -> Pinhole:
         """The pinhole today: the address DuckDNS holds (when it is this host's),
         the router's UPnP as the latest check found it, the port served."""
         dns = self.entry.runtime_data.dns.data
         recorded = dns.ipv6 if dns else None
-        result = self.entry.runtime_data.remote_access.data
-        gateway = result.facts.gateway if result is not None else None
-        location = gateway.ipv6_location if gateway is not None else None
+        location = self._ipv6_location()
         return replace(
             wanted,
             location=location or wanted.location,
@@ -306,7 +356,9 @@ class PinholeKeeper:
                 target.internal_client,
                 target.port,
             )
-            closing = (*self._closing_without(wanted), _closing(wanted))
+            closing = self._closing_without(wanted)
+            if target.request() != wanted.request():  # not the router's UPnP alone
+                closing = (*closing, _closing(wanted))
             await self._async_save(PinholeState(target, closing))
             await self._async_closes()
         try:
@@ -339,6 +391,29 @@ def _closing(pinhole: Pinhole) -> Closing:
     return Closing(pinhole, dt_util.utcnow() + timedelta(seconds=PINHOLE_LEASE))
 
 
+async def async_close_pinhole_found(hass: HomeAssistant, pinhole: Pinhole) -> None:
+    """Close ``pinhole`` wherever its router serves UPnP today (raises `ForwardError`).
+
+    Without an entry no check follows the router: one that does not answer
+    at the stored location is looked for among the IPv6 gateways SSDP has
+    seen at the same address (a new port after its UPnP restarted).
+    """
+    try:
+        await async_close_pinhole(pinhole)
+    except ForwardError as err:
+        if err.reason not in (Refusal.UNREACHABLE, Refusal.TIMEOUT):
+            raise
+        host = urlsplit(pinhole.location).hostname
+        moved = [
+            location
+            for location in await remote_access.async_discover_ipv6_gateways(hass, None)
+            if location != pinhole.location and urlsplit(location).hostname == host
+        ]
+        if not moved:
+            raise
+        await async_close_pinhole(replace(pinhole, location=moved[0]))
+
+
 async def async_remove_pinholes(hass: HomeAssistant, entry_id: str) -> None:
     """The entry is deleted: close its pinholes (the lease ends what stays)."""
     store = pinhole_store(hass, entry_id)
@@ -348,8 +423,10 @@ async def async_remove_pinholes(hass: HomeAssistant, entry_id: str) -> None:
         *(c.pinhole for c in state.closing if c.until > dt_util.utcnow()),
     ]
     for pinhole in pinholes:
+        if kept_by_another(hass, entry_id, pinhole):
+            continue
         try:
-            await async_close_pinhole(pinhole)
+            await async_close_pinhole_found(hass, pinhole)
         except ForwardError as err:
             LOGGER.warning(
                 "The IPv6 pinhole to [%s]:%s could not be closed (%s): the router "

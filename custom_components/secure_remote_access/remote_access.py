@@ -36,7 +36,7 @@ from .const import (
 from .protocol import upnp
 from .protocol.dnsutil import lookup_addresses
 from .protocol.duckdns import DEFAULT_UPDATE_URL
-from .protocol.ipv6 import is_public_ipv6
+from .protocol.ipv6 import is_public_ipv6, is_unique_local_ipv6
 from .protocol.remote_access import (
     HTTP_PORT,
     HTTPS_PORT,
@@ -117,19 +117,28 @@ async def async_discover_gateways(hass: HomeAssistant) -> list[str] | None:
     )
 
 
-async def async_discover_ipv6_gateways(hass: HomeAssistant, udn: str) -> list[str]:
-    """Description URLs at a global IPv6 address SSDP has seen for device ``udn``."""
+async def async_discover_ipv6_gateways(
+    hass: HomeAssistant, udn: str | None
+) -> list[str]:
+    """Description URLs at a global or unique local IPv6 address SSDP has seen
+    for device ``udn`` (None: any device; global ones first), among all the
+    locations Home Assistant keeps for it.
+
+    Either serves: the request comes from the pinhole's own global address
+    wherever it goes. miniupnpd announces the address its LAN had when it
+    started: the unique local one on a router (OpenWrt) that booted before
+    the provider delegated its prefix.
+    """
     if "ssdp" not in hass.config.components:
         return []
-    found = await _async_ssdp_locations(hass)
-    return list(
-        dict.fromkeys(
-            location
-            for device, location in found
-            if device in (udn, None)
-            and is_public_ipv6(urlsplit(location).hostname or "")
-        )
-    )
+    locations: set[tuple[bool, str]] = set()
+    for device, location in await _async_ssdp_locations(hass):
+        if udn is not None and device not in (udn, None):
+            continue
+        host = urlsplit(location).hostname or ""
+        if is_public_ipv6(host) or is_unique_local_ipv6(host):
+            locations.add((not is_public_ipv6(host), location))
+    return [location for _local, location in sorted(locations)]
 
 
 @dataclass(frozen=True, slots=True)

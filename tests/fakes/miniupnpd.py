@@ -85,9 +85,13 @@ LAN_HOST6 = "2a0a:ffff:0:77::20"
 #: The LAN host's next address (tests add it: the provider renumbered).
 LAN_HOST6_NEXT = "2a0a:ffff:0:77::21"
 OTHER_HOST6 = "2a0a:ffff:0:77::30"
+#: Unique local addresses (OpenWrt gives its LAN a ULA prefix of its own).
+ROUTER_ULA6 = "fd4b:1c2d:3e77::1"
+LAN_HOST_ULA6 = "fd4b:1c2d:3e77::20"
 HTTP_PORT = 5000
 LOCATION = f"http://{ROUTER_LAN}:{HTTP_PORT}/rootDesc.xml"
 LOCATION6 = f"http://[{ROUTER_LAN6}]:{HTTP_PORT}/rootDesc.xml"
+LOCATION_ULA6 = f"http://[{ROUTER_ULA6}]:{HTTP_PORT}/rootDesc.xml"
 
 #: The rules Debian's example configuration suggests: LAN hosts may map
 #: external ports 1024-65535 only; everything else is refused (606).
@@ -162,6 +166,8 @@ class RouterConfig:
     secure_mode: bool = True
     ipv6: bool = True
     permissions: tuple[str, ...] = DEFAULT_PERMISSIONS
+    #: The UPnP HTTP port (routers that pick one at each start move it).
+    http_port: int = HTTP_PORT
 
     @property
     def wan_address(self) -> str:
@@ -177,7 +183,7 @@ class RouterConfig:
         lines = [
             "ext_ifname=wan0",
             "listening_ip=br0",
-            f"http_port={HTTP_PORT}",
+            f"http_port={self.http_port}",
             "enable_upnp=yes",
             "enable_natpmp=no",
             f"secure_mode={'yes' if self.secure_mode else 'no'}",
@@ -309,6 +315,8 @@ class HomeNetwork:
             LAN_HOST6,
             LAN_HOST6_NEXT,
             OTHER_HOST6,
+            ROUTER_ULA6,
+            LAN_HOST_ULA6,
         )
 
     def create(self) -> None:
@@ -426,6 +434,25 @@ class HomeNetwork:
         self.lease_file.write_text("".join(kept))
         self.start()
 
+    def boot_before_prefix(self) -> None:
+        """Restart the router the way OpenWrt boots: its LAN has only its
+        unique local prefix when miniupnpd starts, the provider's prefix
+        arrives later. miniupnpd picks the address it announces over IPv6
+        once, at start: the unique local one, also after the global one is
+        back. The LAN host has an address in the unique local prefix too
+        (from the router's advertisements)."""
+        self.stop()
+        self.router.exec("ip", "addr", "del", f"{ROUTER_LAN6}/64", "dev", "br0")
+        for namespace, dev, address in (
+            (self.router, "br0", ROUTER_ULA6),
+            (self.lan, "eth0", LAN_HOST_ULA6),
+        ):
+            namespace.exec("ip", "addr", "add", f"{address}/64", "dev", dev, "nodad")
+        self.start()
+        self.router.exec(
+            "ip", "addr", "add", f"{ROUTER_LAN6}/64", "dev", "br0", "nodad"
+        )
+
     def _lease_lines(self) -> list[str]:
         if not self.lease_file.exists():
             return []
@@ -463,6 +490,19 @@ class HomeNetwork:
             UPNPC, "-u", LOCATION, "-e", description, "-a", client,
             str(internal_port), str(external_port), "TCP", str(lease_seconds),
         ).stdout  # fmt: skip
+
+    def lan_link_local(self) -> str:
+        """The LAN host's link-local address on eth0, once it is usable (blocking)."""
+        deadline = time.monotonic() + 10
+        while True:
+            shown = self.lan.exec("ip", "-6", "-o", "addr", "show", "dev", "eth0")
+            for line in shown.stdout.splitlines():
+                if " fe80::" in line and "tentative" not in line:
+                    address = line.split(" fe80::", 1)[1].split("/", 1)[0]
+                    return f"fe80::{address}"
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no usable link-local address: {shown.stdout}")
+            time.sleep(0.1)
 
     def loop(self, namespace: Namespace) -> NamespaceLoop:
         """An event loop inside ``namespace``, closed with the network."""

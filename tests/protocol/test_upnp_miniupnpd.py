@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 import socket
-import time
 
 import aiohttp
 from async_upnp_client.search import async_search
@@ -184,26 +183,13 @@ async def test_a_pppoe_router_whose_link_goes_down(in_lan: HomeNetwork) -> None:
     )
 
 
-def _link_local(network: HomeNetwork) -> str:
-    """The LAN host's link-local address on eth0, once it is usable."""
-    deadline = time.monotonic() + 10
-    while True:
-        shown = network.lan.exec("ip", "-6", "-o", "addr", "show", "dev", "eth0")
-        for line in shown.stdout.splitlines():
-            if " fe80::" in line and "tentative" not in line:
-                address = line.split(" fe80::", 1)[1].split("/", 1)[0]
-                return f"fe80::{address}"
-        assert time.monotonic() < deadline, shown.stdout
-        time.sleep(0.1)
-
-
 async def test_ssdp_over_ipv6_names_the_routers_global_address(
     in_lan: HomeNetwork,
 ) -> None:
     """Home Assistant's SSDP searches over IPv6 from link-local addresses:
     miniupnpd answers with its description at its global address (where
     pinholes can be asked for from ours) and the UDN of its IPv4 one."""
-    address = await asyncio.to_thread(_link_local, in_lan)
+    address = await asyncio.to_thread(in_lan.lan_link_local)
     index = socket.if_nametoindex("eth0")  # the test's thread is in the LAN
     answers: list[CaseInsensitiveDict] = []
 

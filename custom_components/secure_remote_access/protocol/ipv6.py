@@ -41,6 +41,15 @@ def is_public_ipv6(address: str) -> bool:
     )
 
 
+def is_unique_local_ipv6(address: str) -> bool:
+    """True for a unique local IPv6 address (fc00::/7, a home's own prefix)."""
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip in _UNIQUE_LOCAL
+
+
 def read_address_flags(path: Path = IF_INET6) -> dict[str, AddressFlags]:
     """Read address flags from /proc/net/if_inet6 (blocking; empty when unavailable)."""
     try:
