@@ -42,6 +42,15 @@ def test_a_damaged_store_opens_nothing(stored: object) -> None:
     assert PinholeState.from_dict(stored) == PinholeState()
 
 
+def test_a_close_is_never_pending_longer_than_a_lease() -> None:
+    """A damaged (or hand-edited) file's close "until 2100" ends with the
+    longest lease we ask for: it is not sent to the router for ever."""
+    far = {**OURS.as_dict(), "until": "2100-01-01T00:00:00+00:00"}
+    state = PinholeState.from_dict({"closing": [far]})
+    assert len(state.closing) == 1
+    assert state.closing[0].until <= dt_util.utcnow() + timedelta(hours=2)
+
+
 def test_the_stored_form_reads_back() -> None:
     """Wanted, confirmed, a refusal and a pending close survive a restart."""
     until = dt_util.utcnow().replace(microsecond=0)
@@ -50,6 +59,7 @@ def test_the_stored_form_reads_back() -> None:
         (Closing(Pinhole(ROUTER6, "2a0a:ffff:0:77::21", 8123), until),),
         confirmed=True,
         refusal="unreachable",
+        established=True,
     )
     assert PinholeState.from_dict(state.as_dict()) == state
     assert OURS.request().internal_client == OURS.internal_client

@@ -130,7 +130,7 @@ async def test_a_router_without_pinholes_says_so(ipv6_home: Ipv6Home) -> None:
         # Home Assistant's SSDP has seen the router over IPv4 only.
         ((LOCATION,), "pinhole_router_not_found"),
         # No router at all.
-        ((), "forward_no_router"),
+        ((), "pinhole_no_router"),
     ],
 )
 async def test_without_the_router_over_ipv6_nothing_is_opened(
@@ -443,3 +443,39 @@ async def test_home_assistants_ssdp_cache_as_it_is(
     udn = await router_udn(hass)
     assert (await remote_access.async_discover_gateways(hass) or [])[:1] == [LOCATION]
     assert await remote_access.async_discover_ipv6_gateways(hass, udn) == [LOCATION6]
+
+
+async def test_a_refused_intent_after_a_restart_is_given_up(
+    ipv6_home: Ipv6Home,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Home Assistant stopped while opening a pinhole to a proxy on 443;
+    after the restart miniupnpd refuses it (below 1024): given up with one
+    warning, the menu offers opening again, not asked every five minutes."""
+    home = ipv6_home
+    entry = home.make_entry()
+    key = f"{DOMAIN}.pinhole_{entry.entry_id}"
+    intent = PinholeState(Pinhole(LOCATION6, LAN_HOST6, 443))
+    hass_storage[key] = {"version": 1, "key": key, "data": intent.as_dict()}
+    with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 443)):
+        await home.setup()
+        await home.later(6)
+        assert home.keeper.state == PinholeState()
+        menu = await home.hass.config_entries.options.async_init(entry.entry_id)
+    assert "pinhole_https" in menu["menu_options"]
+    gave_up = [r for r in caplog.records if "it is not opened" in r.message]
+    assert len(gave_up) == 1
+
+
+async def test_nothing_is_opened_while_https_is_not_served(
+    ipv6_home: Ipv6Home,
+) -> None:
+    """The managed certificate is served by nobody: the step says which
+    safety condition is missing, nothing reaches the router."""
+    await ipv6_home.setup()
+    with served_by(None):
+        refused = await ipv6_home.step("pinhole_https")
+    assert refused["reason"] == "pinhole_not_safe"
+    assert refused["description_placeholders"]["served"] == "✘"
+    assert ipv6_home.keeper.state == PinholeState()

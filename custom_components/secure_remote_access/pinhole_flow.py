@@ -80,11 +80,11 @@ class PinholeSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]
         """Say what is opened and how to undo it; open once the user consents."""
         entry = self.config_entry
         if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="forward_entry_gone")
+            return self.async_abort(reason="pinhole_entry_gone")
         server, conditions = await async_forward_conditions(self.hass, entry)
         if server is None or MISSING in conditions.values():
             return self.async_abort(
-                reason="forward_not_safe", description_placeholders=conditions
+                reason="pinhole_not_safe", description_placeholders=conditions
             )
         dns = entry.runtime_data.dns.data
         address = dns.ipv6 if dns is not None else None
@@ -98,7 +98,7 @@ class PinholeSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]
         result = entry.runtime_data.remote_access.data
         gateway = result.facts.gateway if result is not None else None
         if gateway is None:
-            return self.async_abort(reason="forward_no_router")
+            return self.async_abort(reason="pinhole_no_router")
         router = gateway.router_name or gateway.location
         port = server.port or 0
         manual = {"router": router, "address": address, "port": str(port)}
@@ -150,7 +150,7 @@ class PinholeSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]
         """Close our pinhole; say so when the router refuses."""
         entry = self.config_entry
         if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="forward_entry_gone")
+            return self.async_abort(reason="pinhole_entry_gone")
         keeper = entry.runtime_data.pinhole
         wanted = keeper.state.wanted
         placeholders = {

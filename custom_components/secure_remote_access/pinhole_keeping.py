@@ -225,7 +225,9 @@ class PinholeKeeper:
                     before = replace(before, closing=kept)
                 await self._async_save(before)
                 raise
-            await self._async_save(PinholeState(pinhole, closing, confirmed=True))
+            await self._async_save(
+                PinholeState(pinhole, closing, confirmed=True, established=True)
+            )
             LOGGER.info(
                 "Opened an IPv6 pinhole to [%s]:%s on the router",
                 pinhole.internal_client,
@@ -359,11 +361,26 @@ class PinholeKeeper:
             closing = self._closing_without(wanted)
             if target.request() != wanted.request():  # not the router's UPnP alone
                 closing = (*closing, _closing(wanted))
-            await self._async_save(PinholeState(target, closing))
+            await self._async_save(
+                replace(self.state, wanted=target, closing=closing, confirmed=False)
+            )
             await self._async_closes()
         try:
             await async_open_pinhole(target)
         except ForwardError as err:
+            if err.code is not None and not self.state.established:
+                # Being opened when Home Assistant stopped, and refused now.
+                LOGGER.warning(
+                    "The router refused the IPv6 pinhole to port %s that was being "
+                    "opened when Home Assistant stopped (%s): it is not opened",
+                    target.port,
+                    err.reason,
+                )
+                await self._async_save(
+                    replace(self.state, wanted=None, confirmed=False)
+                )
+                await self._checked()
+                return
             if self.state.refusal is None:
                 LOGGER.warning(
                     "The IPv6 pinhole to port %s cannot be kept (%s); trying again "
@@ -380,7 +397,9 @@ class PinholeKeeper:
             if was_confirmed:
                 await self._checked()
             return
-        await self._async_save(replace(self.state, confirmed=True, refusal=None))
+        await self._async_save(
+            replace(self.state, confirmed=True, refusal=None, established=True)
+        )
         self._schedule(RETRY_INTERVAL if self.state.closing else KEEP_INTERVAL)
         if not was_confirmed or target != wanted:
             await self._checked()

@@ -9,7 +9,7 @@ holds that makes no sense is forgotten, never sent to the router.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 import ipaddress
 from typing import Any, Final
 
@@ -18,7 +18,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
-from .protocol.pinhole import PinholeRequest
+from .protocol.pinhole import PINHOLE_LEASE, PinholeRequest
 
 STORAGE_VERSION: Final = 1
 
@@ -80,7 +80,9 @@ class Closing:
         )
         if pinhole is None or until is None or until.tzinfo is None:
             return None
-        return cls(pinhole, until)
+        # No close is pending longer than the longest lease we ask for.
+        latest = dt_util.utcnow() + timedelta(seconds=PINHOLE_LEASE)
+        return cls(pinhole, min(until, latest))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ class PinholeState:
     confirmed: bool = False
     #: Why the router did not keep the wanted pinhole (a `Refusal` value).
     refusal: str | None = None
+    #: The router has confirmed `wanted` at least once (False: an intent only).
+    established: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The stored form."""
@@ -100,6 +104,7 @@ class PinholeState:
             "closing": [closing.as_dict() for closing in self.closing],
             "confirmed": self.confirmed,
             "refusal": self.refusal,
+            "established": self.established,
         }
 
     @classmethod
@@ -114,11 +119,14 @@ class PinholeState:
         ]
         wanted = Pinhole.from_dict(data.get("wanted"))
         refusal = data.get("refusal")
+        confirmed = wanted is not None and data.get("confirmed") is True
         return cls(
             wanted,
             tuple(item for item in found if item is not None),
-            confirmed=wanted is not None and data.get("confirmed") is True,
+            confirmed=confirmed,
             refusal=refusal if isinstance(refusal, str) else None,
+            established=wanted is not None
+            and data.get("established", confirmed) is True,
         )
 
 
