@@ -310,7 +310,7 @@ async def test_turned_off_after_the_routers_upnp_moved(
         if kept_first:
             await home.later(61)
             assert home.keeper.state == PinholeState(
-                Pinhole(location6, LAN_HOST6, HA_PORT), confirmed=True
+                Pinhole(location6, LAN_HOST6, HA_PORT), confirmed=True, established=True
             )
             assert await home.from_internet() is Hairpin.REACHED_US
         closed = await home.submit(await home.step("pinhole_https_off"))
