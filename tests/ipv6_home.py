@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.secure_remote_access import pinhole_keeping, port_forward_flow
+from custom_components.secure_remote_access import port_forward_flow, router_keeping
 from custom_components.secure_remote_access.const import (
     CONF_DUCKDNS_URL,
     CONF_IPV6_ADDRESS,
@@ -93,7 +93,7 @@ def served_by(server: CertificateServer | None) -> Iterator[None]:
 
     with (
         patch.object(port_forward_flow, "async_who_serves_managed", who),
-        patch.object(pinhole_keeping, "async_who_serves_managed", who),
+        patch.object(router_keeping, "async_who_serves_managed", who),
     ):
         yield
 

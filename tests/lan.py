@@ -9,11 +9,7 @@ from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant
 
-from custom_components.secure_remote_access import (
-    pinhole_keeping,
-    port_forward_flow,
-    port_forwarding,
-)
+from custom_components.secure_remote_access import port_forward_flow, router_keeping
 from custom_components.secure_remote_access.protocol import upnp
 from custom_components.secure_remote_access.proxy import CertificateServer
 from tests.fakes.miniupnpd import HomeNetwork
@@ -38,8 +34,7 @@ def on_the_lan(network: HomeNetwork) -> Iterator[None]:
     with (
         patch.object(upnp, "local_address_towards", towards),
         patch.object(port_forward_flow, "async_who_serves_managed", who),
-        patch.object(port_forwarding, "async_who_serves_managed", who),
-        patch.object(pinhole_keeping, "async_who_serves_managed", who),
+        patch.object(router_keeping, "async_who_serves_managed", who),
     ):
         yield
 

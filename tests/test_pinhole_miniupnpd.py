@@ -464,7 +464,7 @@ async def test_a_refused_intent_after_a_restart_is_given_up(
         assert home.keeper.state == PinholeState()
         menu = await home.hass.config_entries.options.async_init(entry.entry_id)
     assert "pinhole_https" in menu["menu_options"]
-    gave_up = [r for r in caplog.records if "it is not opened" in r.message]
+    gave_up = [r for r in caplog.records if "it is given up" in r.message]
     assert len(gave_up) == 1
 
 

@@ -33,6 +33,7 @@ from custom_components.secure_remote_access import (
     port_forward_flow,
     port_forwarding,
     remote_access,
+    router_keeping,
 )
 from custom_components.secure_remote_access.const import DOMAIN
 from custom_components.secure_remote_access.port_forward_state import (
@@ -64,7 +65,7 @@ def served(server: CertificateServer | None = SERVED_BY_HA) -> Iterator[None]:
 
     with (
         patch.object(port_forward_flow, "async_who_serves_managed", who),
-        patch.object(port_forwarding, "async_who_serves_managed", who),
+        patch.object(router_keeping, "async_who_serves_managed", who),
         patch.object(remote_access, "hairpin_loopback", lambda _address: LOCAL),
         patch.object(port_forwarding, "CHANGE_TIMEOUT", 2.0),
     ):
@@ -705,7 +706,7 @@ async def test_a_refused_intent_after_a_restart_is_given_up(
         assert loaded is not None
         kept = loaded.runtime_data.port_forward.state.wanted
         menu = await _menu(https)
-    gave_up = [r for r in caplog.records if "it is not added" in r.message]
+    gave_up = [r for r in caplog.records if "it is given up" in r.message]
     if established:
         assert kept == forward
         assert "forward_https_off" in menu

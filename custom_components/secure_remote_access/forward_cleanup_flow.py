@@ -20,10 +20,10 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from .const import DOMAIN, LOGGER
 from .issues import issue_entry_id
 from .port_forward_flow import async_refusal_words, loaded_entry
-from .port_forwarding import CHANGE_TIMEOUT
 from .protocol.port_forward import ForwardError, open_forwarder
 from .protocol.remote_access import Finding, port_finding_mappings
 from .remote_access_issues import REMOVABLE_FINDINGS
+from .router_keeping import CHANGE_TIMEOUT
 
 
 def async_cleanup_fix_flow(issue_id: str) -> RepairsFlow | None:

@@ -15,44 +15,41 @@ the entry is removed or the managed certificate is no longer served.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers.event import async_call_later
-from homeassistant.helpers.start import async_at_started
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.util import dt as dt_util
 
 from . import remote_access
 from .const import DOMAIN, LOGGER
 from .pinhole_state import Closing, Pinhole, PinholeState, pinhole_store
-from .port_forwarding import (
-    CHANGE_TIMEOUT,
-    KEEP_INTERVAL,
-    RETRY_INTERVAL,
-    UNSERVED_LOOKS,
-)
 from .protocol.ipv6 import is_own_address
-from .protocol.pinhole import PINHOLE_LEASE, open_pinholes
+from .protocol.pinhole import PINHOLE_LEASE, Pinholes, open_pinholes
 from .protocol.port_forward import ForwardError, Refusal
-from .proxy import async_who_serves_managed
+from .router_keeping import CHANGE_TIMEOUT, KEEP_INTERVAL, RETRY_INTERVAL, RouterKeeper
 
 if TYPE_CHECKING:
     from .models import SecureRemoteAccessConfigEntry
 
 
 @asynccontextmanager
-async def _sent_from(address: str) -> AsyncIterator[aiohttp.ClientSession]:
-    """A session whose connections leave from ``address`` (the pinhole's own)."""
-    connector = aiohttp.TCPConnector(local_addr=(address, 0))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        yield session
+async def _firewall_of(pinhole: Pinhole) -> AsyncIterator[Pinholes]:
+    """The router's pinholes, asked from ``pinhole``'s own address (routers
+    open pinholes only for the address that asks); raises `ForwardError`."""
+    connector = aiohttp.TCPConnector(local_addr=(pinhole.internal_client, 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        open_pinholes(
+            session, pinhole.location, timeout_seconds=CHANGE_TIMEOUT
+        ) as pinholes,
+    ):
+        yield pinholes
 
 
 async def async_open_pinhole(pinhole: Pinhole) -> None:
@@ -62,12 +59,7 @@ async def async_open_pinhole(pinhole: Pinhole) -> None:
             Refusal.NOT_AUTHORIZED,
             f"{pinhole.internal_client} is no address of this host",
         )
-    async with (
-        _sent_from(pinhole.internal_client) as session,
-        open_pinholes(
-            session, pinhole.location, timeout_seconds=CHANGE_TIMEOUT
-        ) as pinholes,
-    ):
+    async with _firewall_of(pinhole) as pinholes:
         await pinholes.open(pinhole.request())
 
 
@@ -80,12 +72,7 @@ async def async_close_pinhole(pinhole: Pinhole) -> None:
     if not is_own_address(pinhole.internal_client):
         LOGGER.debug("%s is gone: its pinhole ends with its lease", pinhole)
         return
-    async with (
-        _sent_from(pinhole.internal_client) as session,
-        open_pinholes(
-            session, pinhole.location, timeout_seconds=CHANGE_TIMEOUT
-        ) as pinholes,
-    ):
+    async with _firewall_of(pinhole) as pinholes:
         await pinholes.close(pinhole.request())
     LOGGER.info(
         "Closed the IPv6 pinhole to [%s]:%s on the router",
@@ -113,8 +100,10 @@ def kept_by_another(
     return None
 
 
-class PinholeKeeper:
+class PinholeKeeper(RouterKeeper[PinholeState]):
     """Opens, keeps and closes the entry's IPv6 pinhole; its state in a Store."""
+
+    task_name = "keep the IPv6 pinhole"
 
     def __init__(
         self,
@@ -123,14 +112,9 @@ class PinholeKeeper:
         checked: Callable[[], Awaitable[object]],
     ) -> None:
         """``checked`` runs the remote-access check again after each change."""
-        self.hass = hass
-        self.entry = entry
-        self._checked = checked
+        super().__init__(hass, entry, checked)
         self._store = pinhole_store(hass, entry.entry_id)
         self.state = PinholeState()
-        self._unsub_timer: CALLBACK_TYPE | None = None
-        self._lock = asyncio.Lock()
-        self._unserved_looks = 0
 
     def open_port(self, address: str | None) -> int | None:
         """The port our confirmed pinhole opens for ``address`` (None: none)."""
@@ -151,7 +135,6 @@ class PinholeKeeper:
     def async_start(self) -> None:
         """Keep once Home Assistant has started, then on schedule and on a new address."""
         entry = self.entry
-        entry.async_on_unload(self._cancel_timer)
         dns = entry.runtime_data.dns
         recorded = dns.data.ipv6 if dns.data else None
 
@@ -164,37 +147,7 @@ class PinholeKeeper:
             recorded = now
 
         entry.async_on_unload(dns.async_add_listener(_dns_updated))
-        if not (self.state.wanted or self.state.closing):
-            return
-
-        @callback
-        def _started(_hass: HomeAssistant) -> None:
-            self._keep_in_background()
-
-        entry.async_on_unload(async_at_started(self.hass, _started))
-
-    @callback
-    def _keep_in_background(self) -> None:
-        self.entry.async_create_background_task(
-            self.hass, self.async_keep(), "keep the IPv6 pinhole"
-        )
-
-    @callback
-    def _cancel_timer(self) -> None:
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
-
-    @callback
-    def _schedule(self, delay: timedelta) -> None:
-        self._cancel_timer()
-
-        @callback
-        def _due(_now: Any) -> None:
-            self._unsub_timer = None
-            self._keep_in_background()
-
-        self._unsub_timer = async_call_later(self.hass, delay, _due)
+        self._start(look=bool(self.state.wanted or self.state.closing))
 
     async def async_open(self, pinhole: Pinhole) -> None:
         """Open ``pinhole``, confirmed by the router (raises `ForwardError`).
@@ -332,17 +285,12 @@ class PinholeKeeper:
             wanted = self.state.wanted
             if wanted is None:
                 return
-            served = await async_who_serves_managed(self.hass, self.entry)
+            served, settled = await self._async_served(wanted.port)
             if served is not None:
-                self._unserved_looks = 0
                 await self._async_ensure(wanted, self._target(wanted, served.port or 0))
                 return
-            self._unserved_looks += 1
-            to_proxy = wanted.port != remote_access.home_assistant_port(self.hass)
-            if to_proxy and self._unserved_looks < UNSERVED_LOOKS:
-                self._schedule(RETRY_INTERVAL)
+            if not settled:
                 return
-        self._unserved_looks = 0
         LOGGER.warning(
             "Neither Home Assistant nor its proxy serves the managed certificate "
             "any more: the IPv6 pinhole to port %s is closed",
@@ -368,34 +316,11 @@ class PinholeKeeper:
         try:
             await async_open_pinhole(target)
         except ForwardError as err:
-            if err.code is not None and not self.state.established:
-                # Being opened when Home Assistant stopped, and refused now.
-                LOGGER.warning(
-                    "The router refused the IPv6 pinhole to port %s that was being "
-                    "opened when Home Assistant stopped (%s): it is not opened",
-                    target.port,
-                    err.reason,
-                )
-                await self._async_save(
-                    replace(self.state, wanted=None, confirmed=False)
-                )
-                await self._checked()
-                return
-            if self.state.refusal is None:
-                LOGGER.warning(
-                    "The IPv6 pinhole to port %s cannot be kept (%s); trying again "
-                    "every %d minutes",
-                    target.port,
-                    err.reason,
-                    RETRY_INTERVAL.seconds // 60,
-                )
-            LOGGER.debug("Keeping %s: %s", target, err.detail)
-            await self._async_save(
-                replace(self.state, confirmed=False, refusal=err.reason.value)
+            await self._async_not_kept(
+                f"the IPv6 pinhole to port {target.port}",
+                err,
+                was_confirmed=was_confirmed,
             )
-            self._schedule(RETRY_INTERVAL)
-            if was_confirmed:
-                await self._checked()
             return
         await self._async_save(
             replace(self.state, confirmed=True, refusal=None, established=True)

@@ -13,17 +13,14 @@ leaves a Repairs issue that names the forward.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 import aiohttp
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.event import async_call_later
-from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
 from . import remote_access
@@ -45,20 +42,10 @@ from .protocol.port_forward import (
     renewal_delay,
 )
 from .protocol.upnp import GatewayFacts
-from .proxy import async_who_serves_managed
+from .router_keeping import CHANGE_TIMEOUT, KEEP_INTERVAL, RETRY_INTERVAL, RouterKeeper
 
 if TYPE_CHECKING:
     from .models import SecureRemoteAccessConfigEntry
-
-#: How often a forward is looked at when nothing is due (a rebooted router).
-KEEP_INTERVAL: Final = timedelta(hours=1)
-#: How soon a change the router did not take is tried again.
-RETRY_INTERVAL: Final = timedelta(minutes=5)
-#: Looks in a row (RETRY_INTERVAL apart) that find HTTPS not served before
-#: the forward is removed.
-UNSERVED_LOOKS: Final = 2
-#: One change with its read-back (several SOAP exchanges).
-CHANGE_TIMEOUT: float = 30.0
 
 
 async def async_remove_forward(
@@ -102,8 +89,10 @@ async def async_remove_forward(
         )
 
 
-class PortForwardKeeper:
+class PortForwardKeeper(RouterKeeper[ForwardState]):
     """Adds, keeps and removes the entry's HTTPS forward; its state in a Store."""
+
+    task_name = "keep the port forward"
 
     def __init__(
         self,
@@ -112,15 +101,9 @@ class PortForwardKeeper:
         checked: Callable[[], Awaitable[object]],
     ) -> None:
         """``checked`` runs the remote-access check again after each change."""
-        self.hass = hass
-        self.entry = entry
-        self._checked = checked
+        super().__init__(hass, entry, checked)
         self._store = forward_store(hass, entry.entry_id)
         self.state = ForwardState()
-        self._unsub_timer: CALLBACK_TYPE | None = None
-        # One change or look at a time (a flow and the schedule).
-        self._lock = asyncio.Lock()
-        self._unserved_looks = 0
         # When our own clock says the lease granted at the last add is half
         # gone (some routers list the granted lease, not what is left).
         self._renew_at: datetime | None = None
@@ -147,38 +130,7 @@ class PortForwardKeeper:
     @callback
     def async_start(self) -> None:
         """Look at the router once Home Assistant has started, then on schedule."""
-        entry = self.entry
-        entry.async_on_unload(self._cancel_timer)
-        state = self.state
-        if not (state.wanted or state.removals):
-            return
-
-        @callback
-        def _started(_hass: HomeAssistant) -> None:
-            entry.async_create_background_task(
-                self.hass, self.async_keep(), "keep the port forward"
-            )
-
-        entry.async_on_unload(async_at_started(self.hass, _started))
-
-    @callback
-    def _cancel_timer(self) -> None:
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
-
-    @callback
-    def _schedule(self, delay: timedelta) -> None:
-        self._cancel_timer()
-
-        @callback
-        def _due(_now: Any) -> None:
-            self._unsub_timer = None
-            self.entry.async_create_background_task(
-                self.hass, self.async_keep(), "keep the port forward"
-            )
-
-        self._unsub_timer = async_call_later(self.hass, delay, _due)
+        self._start(look=bool(self.state.wanted or self.state.removals))
 
     async def async_forward(
         self, location: str, internal_client: str, internal_port: int, port: int
@@ -349,42 +301,19 @@ class PortForwardKeeper:
             wanted = self.state.wanted
             if wanted is None:
                 return
-            served = await async_who_serves_managed(self.hass, self.entry)
+            served, settled = await self._async_served(wanted.internal_port)
             if served is not None:
-                self._unserved_looks = 0
                 wanted = await self._async_follow_host(wanted, served.port or 0)
                 await self._async_ensure(wanted)
                 return
-            # A proxy add-on restarting or a Supervisor that does not answer
-            # looks the same: removed only when a second look agrees. A
-            # forward to Home Assistant's own port now exposes plain HTTP.
-            self._unserved_looks += 1
-            to_proxy = wanted.internal_port != remote_access.home_assistant_port(
-                self.hass
-            )
-            if to_proxy and self._unserved_looks < UNSERVED_LOOKS:
-                LOGGER.debug("The managed certificate is not served; looking again")
-                self._schedule(RETRY_INTERVAL)
+            if not settled:
                 return
-        self._unserved_looks = 0
         LOGGER.warning(
             "Neither Home Assistant nor its proxy serves the managed certificate "
             "any more: the port forward of external port %s is removed",
             wanted.external_port,
         )
         await self.async_unforward()
-
-    async def _async_drop_intent(self, wanted: Forward, err: ForwardError) -> None:
-        """A forward the router never listed (Home Assistant stopped while it
-        was being added) is refused: it is given up, not asked for forever."""
-        LOGGER.warning(
-            "The router refused the port forward of external port %s that was "
-            "being added when Home Assistant stopped (%s): it is not added",
-            wanted.external_port,
-            err.reason,
-        )
-        await self._async_save(replace(self.state, wanted=None, confirmed=False))
-        await self._checked()
 
     def _granted(self, lease_seconds: int) -> None:
         """The router granted ``lease_seconds`` just now: renew halfway."""
@@ -405,24 +334,11 @@ class PortForwardKeeper:
                     wanted.request(), renew_below=MAX_LEASE + 1 if due else None
                 )
         except ForwardError as err:
-            if err.code is not None and not self.state.established:
-                await self._async_drop_intent(wanted, err)
-                return
-            if self.state.refusal is None:
-                LOGGER.warning(
-                    "The port forward of external port %s cannot be kept (%s); "
-                    "trying again every %d minutes",
-                    wanted.external_port,
-                    err.reason,
-                    RETRY_INTERVAL.seconds // 60,
-                )
-            LOGGER.debug("Keeping %s: %s", wanted, err.detail)
-            await self._async_save(
-                replace(self.state, confirmed=False, refusal=err.reason.value)
+            await self._async_not_kept(
+                f"the port forward of external port {wanted.external_port}",
+                err,
+                was_confirmed=was_confirmed,
             )
-            self._schedule(RETRY_INTERVAL)
-            if was_confirmed:
-                await self._checked()
             return
         if kept.action is not Ensured.PRESENT:
             self._granted(kept.entry.lease_seconds)
