@@ -718,6 +718,37 @@ async def test_a_refused_intent_after_a_restart_is_given_up(
     assert https.igd.state.mappings == []
 
 
+async def test_a_forward_stored_by_the_previous_version_is_kept_after_a_refusal(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The previous version stored no "established": a forward that worked
+    for months but whose router was away at the last look before the update
+    was stored unconfirmed. After the update the rebooted router refuses
+    once (501 ActionFailed) and then takes it: the forward is still kept
+    (added again five minutes later), never given up as an intent."""
+    entry = await _setup(https, tmp_path)
+    forward = Forward(https.igd.location, 443, 8123, LOCAL, _ours(https).description)
+    https.igd.state.add_error = 501
+    async with restarted(https.hass, hass_storage) as hass:
+        _store(hass_storage, entry.entry_id, ForwardState(forward))
+        stored = hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"]["data"]
+        del stored["established"]
+        await https.restart(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        https.igd.state.add_error = None
+        await _later(https, timedelta(minutes=6))
+        menu = await _menu(https)
+    assert [r for r in caplog.records if "it is given up" in r.message] == []
+    assert "forward_https_off" in menu
+    assert [(m.external_port, m.internal_port) for m in https.igd.state.mappings] == [
+        (443, 8123)
+    ]
+
+
 @pytest.mark.parametrize("old_port", [8000, 8123])
 async def test_an_old_removal_never_deletes_the_forward_that_replaced_it(
     https: Home,
