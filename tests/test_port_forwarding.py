@@ -351,6 +351,36 @@ async def test_kept_renewed_and_added_again_after_a_reboot(
     assert https.attributes()["forwarded_https_port"] == 443
 
 
+async def test_a_refused_fix_after_a_reboot_keeps_the_forward(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router rebooted and forgot our forward: the check raises
+    "nothing forwards to HTTPS" before the keeper's next look. Its fix asks
+    for the same forward while the router is still settling (501): the form
+    says so, and the forward is still ours to keep, asked for again five
+    minutes later (not forgotten, with nothing forwarding any more)."""
+    entry = await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings = []  # a reboot
+    https.igd.state.add_error = 501
+    with patch.object(remote_access, "served_files", lambda _hass: object()):
+        await entry.runtime_data.remote_access.async_refresh()
+        await https.hass.async_block_till_done()
+    issue_id = f"no_port_forward_{entry.entry_id}"
+    assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is not None
+    await async_setup_component(https.hass, REPAIRS, {})
+    flows = https.hass.data[REPAIRS]["flow_manager"]
+    form = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+    refused = await flows.async_configure(
+        form["flow_id"], {"external_port": 443, "consent": True}
+    )
+    assert refused["errors"] == {"base": "forward_action_failed"}
+    https.igd.state.add_error = None
+    await _later(https, timedelta(minutes=6))
+    assert https.igd.state.mappings == [_ours(https)]
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
 async def test_renewed_on_a_router_that_lists_the_granted_lease(
     https: Home, fake_ca: FakeCa, tmp_path: Path, freezer: FrozenDateTimeFactory
 ) -> None:
