@@ -103,6 +103,24 @@ async def test_https_over_ipv6_behind_carrier_grade_nat(ipv6_home: Ipv6Home) -> 
         assert "ipv6_pinhole_port" not in home.attributes()
 
 
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_a_forward_still_cannot_help_once_ipv6_reaches_home(
+    ipv6_home: Ipv6Home,
+) -> None:
+    """Behind CGNAT, the pinhole open (the sensor reachable over IPv6):
+    "Forward HTTPS from the internet" still says that a forward on this
+    router cannot be reached, instead of offering one over IPv4."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        await home.setup()
+        assert (await home.step("forward_https"))["reason"] == "forward_behind_cgnat"
+        assert (await home.open())["reason"] == "pinhole_added"
+        assert home.state() == "reachable"
+        refused = await home.step("forward_https")
+        assert refused["type"] is FlowResultType.ABORT, refused
+        assert refused["reason"] == "forward_behind_cgnat"
+
+
 async def test_ipv6_of_another_device_is_never_opened(ipv6_home: Ipv6Home) -> None:
     """DuckDNS holds the IPv6 address of another LAN host: the step refuses
     to open anything and names the address."""
