@@ -159,10 +159,12 @@ class Ipv6Home:
         form = await self.step("pinhole_https")
         return await self.submit(form, consent=True)
 
-    async def from_internet(self, address: str = LAN_HOST6) -> Hairpin:
+    async def from_internet(
+        self, address: str = LAN_HOST6, port: int = HA_PORT
+    ) -> Hairpin:
         """A TLS handshake from the provider to ``address`` (2 s: dropped)."""
         return await self.network.loop(self.network.provider).run(
-            hairpin_probe(address, [HA_PORT], NAME, self.ours, timeout_seconds=2)
+            hairpin_probe(address, [port], NAME, self.ours, timeout_seconds=2)
         )
 
     async def later(self, minutes: int) -> None:

@@ -103,6 +103,24 @@ async def test_https_over_ipv6_behind_carrier_grade_nat(ipv6_home: Ipv6Home) -> 
         assert "ipv6_pinhole_port" not in home.attributes()
 
 
+@pytest.mark.parametrize("router_config", [RouterConfig(wan="cgnat")])
+async def test_a_forward_still_cannot_help_once_ipv6_reaches_home(
+    ipv6_home: Ipv6Home,
+) -> None:
+    """Behind CGNAT, the pinhole open (the sensor reachable over IPv6):
+    "Forward HTTPS from the internet" still says that a forward on this
+    router cannot be reached, instead of offering one over IPv4."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=HA_PORT):
+        await home.setup()
+        assert (await home.step("forward_https"))["reason"] == "forward_behind_cgnat"
+        assert (await home.open())["reason"] == "pinhole_added"
+        assert home.state() == "reachable"
+        refused = await home.step("forward_https")
+        assert refused["type"] is FlowResultType.ABORT, refused
+        assert refused["reason"] == "forward_behind_cgnat"
+
+
 async def test_ipv6_of_another_device_is_never_opened(ipv6_home: Ipv6Home) -> None:
     """DuckDNS holds the IPv6 address of another LAN host: the step refuses
     to open anything and names the address."""
@@ -203,6 +221,33 @@ async def test_a_proxy_restarting_is_not_https_stopping(ipv6_home: Ipv6Home) -> 
             assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, 8443)
             await home.later(6)
         assert home.keeper.state == PinholeState()
+
+
+async def test_a_proxy_restarting_as_duckdns_sees_a_new_address(
+    ipv6_home: Ipv6Home,
+) -> None:
+    """A power cut: the router comes back with a new prefix while the proxy
+    add-on is still starting. The hourly look finds nobody serving; a minute
+    later DuckDNS records the new address (a look at once): that is no
+    second look five minutes later, the pinhole stays. The proxy is back
+    at the five-minute look: still open, reachable."""
+    home = ipv6_home
+    async with tls_server(home.issued, host=LAN_HOST6, port=8443):
+        await home.setup()
+        with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 8443)):
+            assert (await home.open())["reason"] == "pinhole_added"
+        with served_by(None):
+            await home.later(61)
+            dns = home.keeper.entry.runtime_data.dns
+            assert dns.data is not None
+            dns.async_set_updated_data(replace(dns.data, ipv6=LAN_HOST6_NEXT))
+            await home.hass.async_block_till_done(wait_background_tasks=True)
+            assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, 8443)
+        with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 8443)):
+            await home.later(6)
+        assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, 8443)
+        assert home.keeper.state.confirmed
+        assert await home.from_internet(port=8443) is Hairpin.REACHED_US
 
 
 async def test_a_restart_mid_open_and_a_new_address_and_removal(

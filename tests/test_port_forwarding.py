@@ -351,6 +351,36 @@ async def test_kept_renewed_and_added_again_after_a_reboot(
     assert https.attributes()["forwarded_https_port"] == 443
 
 
+async def test_a_refused_fix_after_a_reboot_keeps_the_forward(
+    https: Home, fake_ca: FakeCa, tmp_path: Path
+) -> None:
+    """The router rebooted and forgot our forward: the check raises
+    "nothing forwards to HTTPS" before the keeper's next look. Its fix asks
+    for the same forward while the router is still settling (501): the form
+    says so, and the forward is still ours to keep, asked for again five
+    minutes later (not forgotten, with nothing forwarding any more)."""
+    entry = await _setup(https, tmp_path)
+    await _forward(https)
+    https.igd.state.mappings = []  # a reboot
+    https.igd.state.add_error = 501
+    with patch.object(remote_access, "served_files", lambda _hass: object()):
+        await entry.runtime_data.remote_access.async_refresh()
+        await https.hass.async_block_till_done()
+    issue_id = f"no_port_forward_{entry.entry_id}"
+    assert ir.async_get(https.hass).async_get_issue(DOMAIN, issue_id) is not None
+    await async_setup_component(https.hass, REPAIRS, {})
+    flows = https.hass.data[REPAIRS]["flow_manager"]
+    form = await flows.async_init(DOMAIN, data={"issue_id": issue_id})
+    refused = await flows.async_configure(
+        form["flow_id"], {"external_port": 443, "consent": True}
+    )
+    assert refused["errors"] == {"base": "forward_action_failed"}
+    https.igd.state.add_error = None
+    await _later(https, timedelta(minutes=6))
+    assert https.igd.state.mappings == [_ours(https)]
+    assert https.attributes()["forwarded_https_port"] == 443
+
+
 async def test_renewed_on_a_router_that_lists_the_granted_lease(
     https: Home, fake_ca: FakeCa, tmp_path: Path, freezer: FrozenDateTimeFactory
 ) -> None:
@@ -716,6 +746,37 @@ async def test_a_refused_intent_after_a_restart_is_given_up(
         assert "forward_https" in menu
         assert len(gave_up) == 1
     assert https.igd.state.mappings == []
+
+
+async def test_a_forward_stored_by_the_previous_version_is_kept_after_a_refusal(
+    https: Home,
+    fake_ca: FakeCa,
+    tmp_path: Path,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The previous version stored no "established": a forward that worked
+    for months but whose router was away at the last look before the update
+    was stored unconfirmed. After the update the rebooted router refuses
+    once (501 ActionFailed) and then takes it: the forward is still kept
+    (added again five minutes later), never given up as an intent."""
+    entry = await _setup(https, tmp_path)
+    forward = Forward(https.igd.location, 443, 8123, LOCAL, _ours(https).description)
+    https.igd.state.add_error = 501
+    async with restarted(https.hass, hass_storage) as hass:
+        _store(hass_storage, entry.entry_id, ForwardState(forward))
+        stored = hass_storage[f"{DOMAIN}.port_forward_{entry.entry_id}"]["data"]
+        del stored["established"]
+        await https.restart(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        https.igd.state.add_error = None
+        await _later(https, timedelta(minutes=6))
+        menu = await _menu(https)
+    assert [r for r in caplog.records if "it is given up" in r.message] == []
+    assert "forward_https_off" in menu
+    assert [(m.external_port, m.internal_port) for m in https.igd.state.mappings] == [
+        (443, 8123)
+    ]
 
 
 @pytest.mark.parametrize("old_port", [8000, 8123])

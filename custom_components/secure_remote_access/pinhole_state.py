@@ -125,8 +125,8 @@ class PinholeState:
             tuple(item for item in found if item is not None),
             confirmed=confirmed,
             refusal=refusal if isinstance(refusal, str) else None,
-            established=wanted is not None
-            and data.get("established", confirmed) is True,
+            # Stored before the flag existed: kept asking for, as then.
+            established=wanted is not None and data.get("established", True) is True,
         )
 
 

@@ -11,6 +11,7 @@ is a translated error, nothing typed is lost.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Final
 
 from homeassistant.components.repairs import (
@@ -37,7 +38,7 @@ from .models import SecureRemoteAccessConfigEntry
 from .port_forward_state import Forward
 from .port_forwarding import async_remove_forward_found
 from .protocol.port_forward import ForwardError, Refusal
-from .protocol.remote_access import HTTPS_PORT, RemoteAccessState, UnknownReason
+from .protocol.remote_access import HTTPS_PORT, RemoteAccessState, UnknownReason, judge
 from .protocol.upnp import GatewayReason
 from .proxy import CertificateServer, async_who_serves_managed
 from .status import CertificateKind, Problem
@@ -169,12 +170,19 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
             )
         result = entry.runtime_data.remote_access.data
         gateway = result.facts.gateway if result else None
-        if result is not None and (
-            result.state is RemoteAccessState.CARRIER_GRADE_NAT
-            or result.judgement.reason == UnknownReason.WAN_ADDRESS_HIDDEN
+        # The IPv4 side as the check judges it without our IPv6 pinhole
+        # (which makes the home reachable whatever the NAT in front of IPv4).
+        ipv4 = (
+            judge(replace(result.facts, ipv6_pinhole_port=None), result.checked_at)
+            if result is not None
+            else None
+        )
+        if ipv4 is not None and (
+            ipv4.state is RemoteAccessState.CARRIER_GRADE_NAT
+            or ipv4.reason == UnknownReason.WAN_ADDRESS_HIDDEN
         ):
             return self.async_abort(reason="forward_behind_cgnat")
-        if result is not None and result.judgement.reason == GatewayReason.REFUSED:
+        if ipv4 is not None and ipv4.reason == GatewayReason.REFUSED:
             return self.async_abort(reason="forward_router_hides_address")
         if gateway is None or gateway.local_address is None:
             return self.async_abort(reason="forward_no_router")

@@ -116,13 +116,15 @@ class ForwardState:
             for item in (stored if isinstance(stored, list) else [])
             if (forward := Forward.from_dict(item)) is not None
         )
-        confirmed = data.get("confirmed") is True
+        wanted = Forward.from_dict(data.get("wanted"))
         return cls(
-            Forward.from_dict(data.get("wanted")),
+            wanted,
             removals,
-            confirmed,
-            # Stored before the flag existed: a confirmed forward was established.
-            established=data.get("established", confirmed) is True,
+            data.get("confirmed") is True,
+            # Stored before the flag existed: an unconfirmed forward may have
+            # worked for months (its router away at the last look), and that
+            # version asked for it until the router took it: so does this one.
+            established=data.get("established", wanted is not None) is True,
         )
 
 

@@ -156,8 +156,12 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
         replaced = (*kept, earlier) if earlier else kept
         # The intent first: a restart from here on finishes it.
         await self._async_save(ForwardState(forward, replaced))
-        # A refused change leaves the earlier forward as it was.
-        restored = before if earlier is not None else ForwardState()
+        # A refused change leaves the earlier forward as it was, and so does
+        # one that asked again for the very forward kept (the no_port_forward
+        # fix after a router forgot it): still kept, asked for again later.
+        restored = before if before.wanted is not None else ForwardState()
+        if before.wanted == forward:  # not on the router now: looked at soon
+            restored = replace(before, confirmed=False)
         session = async_get_clientsession(self.hass)
         try:
             async with open_forwarder(
@@ -166,10 +170,13 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
                 added = await forwarder.add(forward.request())
         except ForwardError as err:
             if err.code is None:  # no UPnP refusal: it may be there, remove it
-                await self._async_save(replace(restored, removals=(*kept, forward)))
+                removals = kept if restored.wanted == forward else (*kept, forward)
+                await self._async_save(replace(restored, removals=removals))
                 self._schedule(RETRY_INTERVAL)
             else:  # refused: nothing was added, the earlier forward stays
                 await self._async_save(replace(restored, removals=kept))
+                if restored.wanted == forward:
+                    self._schedule(RETRY_INTERVAL)
             raise
         self._granted(added.lease_seconds)
         await self._async_save(

@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 KEEP_INTERVAL: Final = timedelta(hours=1)
 #: How soon a change the router did not take is tried again.
 RETRY_INTERVAL: Final = timedelta(minutes=5)
-#: Looks in a row (RETRY_INTERVAL apart) that find HTTPS not served before
-#: a forward or pinhole to a proxy's port is given up.
-UNSERVED_LOOKS: Final = 2
 #: One change with its read-back (several SOAP exchanges).
 CHANGE_TIMEOUT: float = 30.0
 
@@ -80,7 +77,10 @@ class RouterKeeper[StateT: KeptState]:
         self._checked = checked
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._lock = asyncio.Lock()
-        self._unserved_looks = 0
+        #: Looks the timer has started (a flow or a new address starts others).
+        self._timer_looks = 0
+        #: `_timer_looks` at the first look that found HTTPS not served.
+        self._unserved_at: int | None = None
 
     async def async_keep(self) -> None:
         """One look: finish what is pending, keep what is wanted."""
@@ -119,6 +119,7 @@ class RouterKeeper[StateT: KeptState]:
         @callback
         def _due(_now: Any) -> None:
             self._unsub_timer = None
+            self._timer_looks += 1
             self._keep_in_background()
 
         self._unsub_timer = async_call_later(self.hass, delay, _due)
@@ -128,18 +129,22 @@ class RouterKeeper[StateT: KeptState]:
         act on the answer now (False: nobody, but a proxy gets a second look)."""
         served = await async_who_serves_managed(self.hass, self.entry)
         if served is not None:
-            self._unserved_looks = 0
+            self._unserved_at = None
             return served, True
         # A proxy add-on restarting or a Supervisor that does not answer
-        # looks the same: given up only when a second look agrees. A port
-        # of Home Assistant's own now serves plain HTTP: at once.
-        self._unserved_looks += 1
+        # looks the same: given up only when the timer's look, five minutes
+        # later, agrees (a look a new address starts in between is not that
+        # second look). A port of Home Assistant's own now serves plain
+        # HTTP: at once.
         to_proxy = port != remote_access.home_assistant_port(self.hass)
-        if to_proxy and self._unserved_looks < UNSERVED_LOOKS:
+        if to_proxy and self._unserved_at is None:
             LOGGER.debug("The managed certificate is not served; looking again")
+            self._unserved_at = self._timer_looks
             self._schedule(RETRY_INTERVAL)
             return None, False
-        self._unserved_looks = 0
+        if to_proxy and self._timer_looks == self._unserved_at:
+            return None, False  # the second look is not due yet
+        self._unserved_at = None
         return None, True
 
     async def _async_not_kept(

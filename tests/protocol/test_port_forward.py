@@ -112,6 +112,22 @@ async def test_every_refusal_has_its_reason(
     assert igd.state.mappings == []
 
 
+async def test_an_igdv2_conflict_no_mapping_shows_is_the_port_taken(
+    igd2: FakeIgd,
+) -> None:
+    """An IGDv2 router refuses a port by its rules with 606; its 718 for a
+    port that GetSpecificPortMappingEntry shows free is a forward it does
+    not list (made in its web interface, or a port the router serves
+    itself): taken, never "the router's rules refuse this port"."""
+    igd2.state.add_error = 718
+    alternative = MappingRequest(8443, 8123, OURS)
+    refused = await _refused(
+        igd2, lambda wan: PortForwarder(wan.connection).add(alternative)
+    )
+    assert (refused.reason, refused.code) == (Refusal.PORT_TAKEN, 718)
+    assert igd2.state.mappings == []
+
+
 async def test_a_router_that_only_takes_permanent_leases(igd: FakeIgd) -> None:
     """725 for a lease; a permanent mapping (the caller's choice) is confirmed."""
     igd.state.permanent_only = True

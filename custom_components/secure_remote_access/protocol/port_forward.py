@@ -326,10 +326,14 @@ class PortForwarder:
             holder = await self.read(request.external_port, request.protocol)
             if holder is not None and not belongs_to(holder, request.owner):
                 raise self._taken(holder) from err
-            if holder is not None:
+            if holder is not None or self.picks_free_ports:
+                # IGDv2 refuses by its rules with 606: its 718 for a port no
+                # listed mapping holds is a forward it does not list (made
+                # in its web interface) or a port it serves itself.
                 raise
             # Old IGDv1 routers (miniupnpd before IGDv2) answer 718, not 606,
-            # for a port their permission rules refuse.
+            # for a port their permission rules refuse (and for a port the
+            # router itself uses: the words say both).
             raise ForwardError(
                 Refusal.NOT_AUTHORIZED,
                 f"the router answered 718 for external port {request.external_port} "
