@@ -375,6 +375,9 @@ async def test_a_refused_fix_after_a_reboot_keeps_the_forward(
         form["flow_id"], {"external_port": 443, "consent": True}
     )
     assert refused["errors"] == {"base": "forward_action_failed"}
+    await https.hass.async_block_till_done()
+    # The sensor no longer shows the forward the router lost.
+    assert "forwarded_https_port" not in https.attributes()
     https.igd.state.add_error = None
     await _later(https, timedelta(minutes=6))
     assert https.igd.state.mappings == [_ours(https)]
@@ -708,7 +711,10 @@ async def test_a_restart_in_the_middle_of_adding(
         assert https.attributes()["forwarded_https_port"] == 443
 
 
-@pytest.mark.parametrize("established", [False, True])
+@pytest.mark.parametrize(
+    ("established", "error", "given_up"),
+    [(False, 606, True), (True, 606, False), (False, 501, False)],
+)
 async def test_a_refused_intent_after_a_restart_is_given_up(
     https: Home,
     fake_ca: FakeCa,
@@ -716,14 +722,17 @@ async def test_a_refused_intent_after_a_restart_is_given_up(
     hass_storage: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
     established: bool,
+    error: int,
+    given_up: bool,
 ) -> None:
     """Home Assistant stopped while adding; after the restart the router
     refuses the port (606): the forward it never listed is given up (one
     warning, the menu offers forwarding again), not asked for every five
-    minutes. A forward it listed before is kept asking for."""
+    minutes. A forward it listed before is kept asking for, and so is one
+    a busy router failed (501 ActionFailed may pass)."""
     entry = await _setup(https, tmp_path)
     forward = Forward(https.igd.location, 443, 8123, LOCAL, _ours(https).description)
-    https.igd.state.add_error = 606
+    https.igd.state.add_error = error
     async with restarted(https.hass, hass_storage) as hass:
         _store(
             hass_storage,
@@ -737,15 +746,43 @@ async def test_a_refused_intent_after_a_restart_is_given_up(
         kept = loaded.runtime_data.port_forward.state.wanted
         menu = await _menu(https)
     gave_up = [r for r in caplog.records if "it is given up" in r.message]
-    if established:
-        assert kept == forward
-        assert "forward_https_off" in menu
-        assert gave_up == []
-    else:
+    if given_up:
         assert kept is None
         assert "forward_https" in menu
         assert len(gave_up) == 1
+    else:
+        assert kept == forward
+        assert "forward_https_off" in menu
+        assert gave_up == []
     assert https.igd.state.mappings == []
+
+
+async def test_a_removal_the_router_did_not_take_is_asked_again_soon(
+    https: Home, fake_ca: FakeCa, tmp_path: Path, hass_storage: dict[str, Any]
+) -> None:
+    """The wanted forward is fine but the router kept an old one it said it
+    deleted: the old one is asked for again five minutes later, not at the
+    wanted forward's next hourly look."""
+    entry = await _setup(https, tmp_path)
+    description = _ours(https).description
+    wanted = Forward(https.igd.location, 443, 8123, LOCAL, description)
+    old = Forward(https.igd.location, 8443, 8123, LOCAL, description)
+    async with restarted(https.hass, hass_storage) as hass:
+        _store(
+            hass_storage,
+            entry.entry_id,
+            ForwardState(wanted, (old,), confirmed=True, established=True),
+        )
+        https.igd.state.mappings = [_ours(https), _ours(https, 8443)]
+        https.igd.state.keeps_deleted = True
+        await https.restart(hass)
+        assert sorted(https.igd.state.mappings, key=lambda m: m.external_port) == [
+            _ours(https),
+            _ours(https, 8443),
+        ]
+        https.igd.state.keeps_deleted = False
+        await _later(https, timedelta(minutes=6))
+        assert https.igd.state.mappings == [_ours(https)]
 
 
 async def test_a_forward_stored_by_the_previous_version_is_kept_after_a_refusal(

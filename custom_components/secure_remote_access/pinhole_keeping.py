@@ -155,40 +155,45 @@ class PinholeKeeper(RouterKeeper[PinholeState]):
         A refusal leaves nothing behind; an unknown outcome (the router
         vanished mid-change) becomes a pending close.
         """
-        async with self._lock:
-            before = self.state
-            earlier = before.wanted
-            kept = self._closing_without(pinhole)
-            closing = kept
-            if earlier is not None and earlier != pinhole:
-                closing = (*kept, _closing(earlier))
-            # The intent first: a restart from here on finishes it.
-            await self._async_save(PinholeState(pinhole, closing))
-            try:
-                await async_open_pinhole(pinhole)
-            except ForwardError as err:
-                if earlier == pinhole:
-                    before = PinholeState(None, kept)
-                if (
-                    err.code is None
-                ):  # it may be there: close it when the router answers
-                    before = replace(before, closing=(*kept, _closing(pinhole)))
-                    self._schedule(RETRY_INTERVAL)
-                else:  # refused: nothing was opened, the earlier pinhole stays
-                    before = replace(before, closing=kept)
-                await self._async_save(before)
-                raise
-            await self._async_save(
-                PinholeState(pinhole, closing, confirmed=True, established=True)
-            )
-            LOGGER.info(
-                "Opened an IPv6 pinhole to [%s]:%s on the router",
-                pinhole.internal_client,
-                pinhole.port,
-            )
-            await self._async_closes()
-            self._schedule(RETRY_INTERVAL if self.state.closing else KEEP_INTERVAL)
-        await self._checked()
+        try:
+            async with self._lock:
+                await self._async_open(pinhole)
+        finally:
+            # Refused too: the check sees what the router holds now.
+            await self._checked()
+
+    async def _async_open(self, pinhole: Pinhole) -> None:
+        before = self.state
+        earlier = before.wanted
+        kept = self._closing_without(pinhole)
+        closing = kept
+        if earlier is not None and earlier != pinhole:
+            closing = (*kept, _closing(earlier))
+        # The intent first: a restart from here on finishes it.
+        await self._async_save(PinholeState(pinhole, closing))
+        try:
+            await async_open_pinhole(pinhole)
+        except ForwardError as err:
+            if earlier == pinhole:
+                before = PinholeState(None, kept)
+            if err.code is None:
+                # It may be there: closed when the router answers.
+                before = replace(before, closing=(*kept, _closing(pinhole)))
+                self._schedule(RETRY_INTERVAL)
+            else:  # refused: nothing was opened, the earlier pinhole stays
+                before = replace(before, closing=kept)
+            await self._async_save(before)
+            raise
+        await self._async_save(
+            PinholeState(pinhole, closing, confirmed=True, established=True)
+        )
+        LOGGER.info(
+            "Opened an IPv6 pinhole to [%s]:%s on the router",
+            pinhole.internal_client,
+            pinhole.port,
+        )
+        await self._async_closes()
+        self._schedule(RETRY_INTERVAL if self.state.closing else KEEP_INTERVAL)
 
     async def async_close(self) -> ForwardError | None:
         """Close our pinhole; a router that refuses or is away is asked again.

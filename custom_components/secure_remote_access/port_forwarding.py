@@ -141,13 +141,16 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
         outcome that is unknown (the router vanished mid-change) becomes a
         pending removal. Raises `ForwardError`.
         """
-        async with self._lock:
-            await self._async_forward(
-                Forward(
-                    location, port, internal_port, internal_client, self.description
+        try:
+            async with self._lock:
+                await self._async_forward(
+                    Forward(
+                        location, port, internal_port, internal_client, self.description
+                    )
                 )
-            )
-        await self._checked()
+        finally:
+            # Refused too: the sensor no longer shows a forward the router lost.
+            await self._checked()
 
     async def _async_forward(self, forward: Forward) -> None:
         before = self.state
@@ -358,7 +361,10 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
         await self._async_save(
             replace(self.state, confirmed=True, refusal=None, established=True)
         )
-        self._schedule(_delay(kept.entry.lease_seconds))
+        next_look = _delay(kept.entry.lease_seconds)
+        if self.state.removals:  # a removal the router did not confirm: sooner
+            next_look = min(next_look, RETRY_INTERVAL)
+        self._schedule(next_look)
         if not was_confirmed or kept.action is Ensured.ADDED:
             await self._checked()
 

@@ -21,7 +21,7 @@ from homeassistant.helpers.start import async_at_started
 
 from . import remote_access
 from .const import LOGGER
-from .protocol.port_forward import ForwardError
+from .protocol.port_forward import ForwardError, Refusal
 from .proxy import CertificateServer, async_who_serves_managed
 
 if TYPE_CHECKING:
@@ -33,6 +33,25 @@ KEEP_INTERVAL: Final = timedelta(hours=1)
 RETRY_INTERVAL: Final = timedelta(minutes=5)
 #: One change with its read-back (several SOAP exchanges).
 CHANGE_TIMEOUT: float = 30.0
+#: Refusals that asking again does not change (a busy router's 501, a full
+#: pinhole table or no answer may pass).
+LASTING_REFUSALS: Final = frozenset(
+    {
+        Refusal.NOT_AUTHORIZED,
+        Refusal.PORT_TAKEN,
+        Refusal.SAME_PORT_REQUIRED,
+        Refusal.ONLY_PERMANENT_LEASES,
+        Refusal.REMOTE_HOST_WILDCARD_ONLY,
+        Refusal.EXTERNAL_PORT_WILDCARD_ONLY,
+        Refusal.INTERNAL_PORT_WILDCARD,
+        Refusal.INVALID_ARGS,
+        Refusal.NOT_SUPPORTED,
+        Refusal.FIREWALL_DISABLED,
+        Refusal.INBOUND_PINHOLE_NOT_ALLOWED,
+        Refusal.PROTOCOL_NOT_SUPPORTED,
+        Refusal.NO_PINHOLE_SERVICE,
+    }
+)
 
 
 class KeptState(Protocol):
@@ -153,11 +172,11 @@ class RouterKeeper[StateT: KeptState]:
         """The router did not keep ``what`` (the wanted forward or pinhole).
 
         One it never confirmed (Home Assistant stopped while it was being
-        added) and now refuses is given up; otherwise it is asked for again
-        every five minutes, with one warning until it is kept again.
+        added) and now refuses for good is given up; otherwise it is asked
+        for again every five minutes, with one warning until it is kept again.
         """
         state = self.state
-        if err.code is not None and not state.established:
+        if err.reason in LASTING_REFUSALS and not state.established:
             LOGGER.warning(
                 "The router refused %s, asked for when Home Assistant stopped "
                 "(%s): it is given up",
