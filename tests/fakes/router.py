@@ -87,6 +87,8 @@ class Connection:
     #: and a body sent as they are (None: 713 SpecifiedArrayIndexInvalid).
     past_end: tuple[int, str] | None = None
     name: str = "WANIPConn1"
+    #: Requests to this service are never answered (a hung service).
+    hangs: bool = False
 
     def answer(self, action: str, arguments: dict[str, str]) -> dict[str, str]:
         """The output arguments; `UpnpFaultError` for a UPnP error."""
@@ -503,6 +505,8 @@ class FakeRouter(LoopbackGateway):
         action, arguments = read_request(await request.text())
         for connection in self.model.connections:
             if connection.name == name:
+                if connection.hangs:
+                    await self.hang()
                 if action in connection.raw:
                     status, text = connection.raw[action]
                     return self._reply(text, status, declare=False)

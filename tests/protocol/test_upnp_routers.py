@@ -278,6 +278,26 @@ async def test_a_pppoe_fritzbox_is_read_through_its_ppp_connection(
     assert _verdict(facts) == (RemoteAccessState.REACHABLE, None)
 
 
+async def test_a_hung_unused_connection_service_is_passed_over(
+    serve: Callable[..., object],
+) -> None:
+    """The FRITZ!Box's unused WANIPConnection never answers (it is listed
+    first): it costs one request's bound, not the whole query; the PPP
+    connection in use is read within the query's time."""
+    model = fritzbox()
+    ip, ppp = model.connections
+    ip.hangs = True
+    ppp.mappings = [Mapping(80, "TCP", 8123, LAN)]
+    router = await serve(model)
+    facts = await _query(router, timeout_seconds=4)
+    assert facts.connection is ConnectionKind.PPP
+    assert facts.wan_address == PUBLIC
+    assert facts.mappings == (PortMapping(80, "TCP", 8123, LAN, True),)
+    # Every service hung: the query times out, as before.
+    ppp.hangs = True
+    assert (await _reason(router, timeout_seconds=4)).reason is GatewayReason.TIMEOUT
+
+
 async def test_every_connection_device_of_a_multi_line_modem_is_asked(
     serve: Callable[..., object],
 ) -> None:

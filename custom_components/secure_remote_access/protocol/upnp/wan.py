@@ -20,6 +20,7 @@ from typing import Final
 
 import aiohttp
 from async_upnp_client.const import HttpRequest
+from async_upnp_client.exceptions import UpnpCommunicationError
 
 from .description import Description, Service, parse_description
 from .errors import (
@@ -42,6 +43,8 @@ CONNECTED: Final = "connected"
 #: The most connection services probed (two actions each).
 MAX_CONNECTIONS: Final = 8
 _REQUEST_TIMEOUT: Final = 5
+#: What a request to a service that does not answer raises (its own bound).
+_UNANSWERED: Final = (UpnpCommunicationError, aiohttp.ClientError, TimeoutError)
 # No address a router's WAN side can have: "this network" (0.0.0.0/8, what
 # routers without a connection report), loopback, link-local, multicast,
 # reserved and broadcast.
@@ -184,8 +187,12 @@ async def open_gateway(
 ) -> AsyncIterator[Gateway]:
     """Read the description at ``location``; the block is bounded by
     ``timeout_seconds`` and every failure in it becomes a `GatewayError`."""
+    # One request may take half the block: a hung service leaves time for
+    # the others.
     requester = BoundedRequester(
-        session, location, timeout=min(_REQUEST_TIMEOUT, int(timeout_seconds) or 1)
+        session,
+        location,
+        timeout=min(_REQUEST_TIMEOUT, max(1, int(timeout_seconds) // 2)),
     )
     async with gateway_errors(timeout_seconds):
         response = await requester.async_http_request(
@@ -241,10 +248,15 @@ async def _probe(gateway: Gateway, service: Service) -> WanConnection:
         _LOGGER.debug("GetStatusInfo refused: %s", err)
     except (GatewayError, *MALFORMED) as err:
         _LOGGER.debug("GetStatusInfo unreadable: %s", err)
+    except _UNANSWERED as err:
+        # A hung (or gone) service is not the one in use: the others are asked.
+        return WanConnection(gateway, service, None, None, _unanswered(service, err))
     try:
         answer = await gateway.call(service, "GetExternalIPAddress")
     except ActionRefusedError as err:
         return WanConnection(gateway, service, status, None, err)
+    except _UNANSWERED as err:
+        return WanConnection(gateway, service, status, None, _unanswered(service, err))
     except GatewayError as err:
         if err.reason is not GatewayReason.INVALID_REPLY:
             raise
@@ -252,3 +264,13 @@ async def _probe(gateway: Gateway, service: Service) -> WanConnection:
     except MALFORMED as err:
         return WanConnection(gateway, service, status, None, invalid_reply(str(err)))
     return WanConnection(gateway, service, status, answer.get("NewExternalIPAddress"))
+
+
+def _unanswered(service: Service, err: BaseException) -> GatewayError:
+    """Why ``service`` gave no answer, as the check reports it."""
+    reason = (
+        GatewayReason.TIMEOUT
+        if isinstance(err, TimeoutError)
+        else GatewayReason.UNREACHABLE
+    )
+    return GatewayError(reason, f"{service.service_type}: {type(err).__name__}")
