@@ -38,6 +38,7 @@ from tests.fakes.router import (
     FakeRouter,
     RouterModel,
     description,
+    fault,
     fritzbox,
     igd2_router,
     multi_line_modem,
@@ -474,6 +475,23 @@ async def test_the_connection_in_use_beside_quirky_ones(
         ip.raw["GetExternalIPAddress"] = ip_raw
     facts = await _query(await serve(model))  # type: ignore[arg-type]
     assert (facts.connection, facts.wan_address) == (kind, wan)
+
+
+@pytest.mark.parametrize("code", [402, 501])
+async def test_a_list_that_ends_with_another_error(
+    serve: Callable[..., object], code: int
+) -> None:
+    """Past its last mapping the router answers 402 Invalid Args or 501
+    Action Failed, not 713: the mappings listed count and the ports that
+    matter are asked by number (not "the router refused to list")."""
+    model = fritzbox()
+    ppp = model.connections[1]
+    ppp.mappings = [Mapping(8123, "TCP", 8123, LAN)]
+    ppp.past_end = (500, fault(code, "Invalid Args"))
+    facts = await _query(await serve(model), wanted_ports=(8123, 80))  # type: ignore[arg-type]
+    assert [m.external_port for m in facts.mappings] == [8123]
+    assert facts.truncated and not facts.mappings_refused
+    assert facts.known_ports == {8123, 80}
 
 
 async def test_a_stale_url_base_and_a_garbled_end_of_list(

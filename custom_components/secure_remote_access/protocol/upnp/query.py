@@ -246,10 +246,12 @@ class _Listing:
 async def _list_mappings(connection: WanConnection, max_mappings: int) -> _Listing:
     """Index 0, 1, ... until the router says the index is invalid.
 
-    Any other UPnP error means the router refused the listing (the mappings
-    are unknown); entries that make no sense are skipped and counted. An
-    answer that is no SOAP at all (some routers garble the fault that ends
-    the list) ends the list as incomplete: the mappings read so far count.
+    Any other UPnP error for the first index means the router refused the
+    listing (the mappings are unknown); after an entry, it ends the list as
+    incomplete (routers end it with 402 or 501 too): the mappings read so
+    far count, as they do when an answer is no SOAP at all (some routers
+    garble the fault that ends the list). Entries that make no sense are
+    skipped and counted.
     """
     found: list[PortMapping] = []
     invalid = 0
@@ -259,8 +261,14 @@ async def _list_mappings(connection: WanConnection, max_mappings: int) -> _Listi
                 "GetGenericPortMappingEntry", [("NewPortMappingIndex", index)]
             )
         except ActionRefusedError as err:
-            refused = err.code not in END_OF_LIST
-            return _Listing(tuple(found), False, refused, invalid)
+            if err.code in END_OF_LIST:
+                return _Listing(tuple(found), False, False, invalid)
+            if index == 0:
+                return _Listing((), False, True, invalid)
+            _LOGGER.debug(
+                "Mapping %d refused, list taken as incomplete: %s", index, err
+            )
+            return _Listing(tuple(found), True, False, invalid)
         except GatewayError as err:
             if err.reason is not GatewayReason.INVALID_REPLY:
                 raise
