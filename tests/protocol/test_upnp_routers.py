@@ -357,21 +357,6 @@ async def test_answers_cut_short_are_a_broken_reply_not_an_unreachable_router(
     assert (await _reason(router)).reason is GatewayReason.INVALID_REPLY
 
 
-async def test_a_down_connection_beside_a_hung_unused_one_says_down(
-    serve: Callable[..., object],
-) -> None:
-    """The internet is down (the PPP connection says Disconnected) and the
-    unused WANIPConnection never answers: the router did answer, so the user
-    reads wan_disconnected, not that the router did not answer in time."""
-    model = fritzbox()
-    ip, ppp = model.connections
-    ip.hangs = True
-    ppp.status, ppp.address = "Disconnected", ""
-    router = await serve(model)
-    facts = await _query(router, timeout_seconds=4)
-    assert _verdict(facts) == (RemoteAccessState.UNKNOWN, "wan_disconnected")
-
-
 async def test_a_connection_called_unconfigured_with_a_real_address_counts(
     serve: Callable[..., object],
 ) -> None:

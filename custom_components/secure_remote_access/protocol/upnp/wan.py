@@ -218,7 +218,6 @@ async def choose_connection(gateway: Gateway) -> WanConnection:
         raise invalid_reply("the gateway has no WAN connection")
     best: WanConnection | None = None
     failure: ActionRefusedError | GatewayError | None = None
-    unanswered: ActionRefusedError | GatewayError | None = None
     for service in services[:MAX_CONNECTIONS]:
         connection = await _probe(gateway, service)
         _LOGGER.debug(
@@ -227,9 +226,7 @@ async def choose_connection(gateway: Gateway) -> WanConnection:
             connection.status,
             connection.external_address,
         )
-        if not _silent(connection):
-            failure = failure or connection.address_refusal
-        unanswered = unanswered or connection.address_refusal
+        failure = failure or connection.address_refusal
         if best is None or connection.rank > best.rank:
             best = connection
         if best.rank == 4:
@@ -238,21 +235,7 @@ async def choose_connection(gateway: Gateway) -> WanConnection:
     if best.rank <= 0 and failure is not None:
         # A service that would not tell says more than an unused one's "down".
         raise failure
-    if best.rank < 0 and unanswered is not None:
-        # No service answered at all (a hung one's silence is no refusal: a
-        # "down" from another is the answer).
-        raise unanswered
     return best
-
-
-def _silent(connection: WanConnection) -> bool:
-    """A service that answered nothing at all (not even its status)."""
-    err = connection.address_refusal
-    return (
-        connection.status is None
-        and isinstance(err, GatewayError)
-        and err.reason in (GatewayReason.TIMEOUT, GatewayReason.UNREACHABLE)
-    )
 
 
 async def _probe(gateway: Gateway, service: Service) -> WanConnection:
