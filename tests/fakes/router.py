@@ -89,6 +89,8 @@ class Connection:
     name: str = "WANIPConn1"
     #: Requests to this service are never answered (a hung service).
     hangs: bool = False
+    #: Answers are cut short (half sent, then the connection closed).
+    cut_short: bool = False
 
     def answer(self, action: str, arguments: dict[str, str]) -> dict[str, str]:
         """The output arguments; `UpnpFaultError` for a UPnP error."""
@@ -522,7 +524,10 @@ class FakeRouter(LoopbackGateway):
                     values = connection.answer(action, arguments)
                 except UpnpFaultError as err:
                     return self._reply(fault(err.code, err.description), 500)
-                return self._reply(envelope(connection.service_type, action, values))
+                text = envelope(connection.service_type, action, values)
+                if connection.cut_short:
+                    return await self._cut_short(request, text)
+                return self._reply(text)
         return self._reply(fault(INVALID_ACTION, "Invalid Action"), 500)
 
     async def start(self, port: int = 0) -> str:

@@ -344,6 +344,19 @@ async def test_a_router_whose_connection_is_down(
     assert _verdict(facts) == (RemoteAccessState.UNKNOWN, "wan_disconnected")
 
 
+async def test_answers_cut_short_are_a_broken_reply_not_an_unreachable_router(
+    serve: Callable[..., object],
+) -> None:
+    """Every connection service answers, but each answer ends early: the
+    router is there and its replies are broken (invalid_reply), as the
+    description cut short says, not gateway_unreachable."""
+    model = fritzbox()
+    for connection in model.connections:
+        connection.cut_short = True
+    router = await serve(model)
+    assert (await _reason(router)).reason is GatewayReason.INVALID_REPLY
+
+
 async def test_a_connection_called_unconfigured_with_a_real_address_counts(
     serve: Callable[..., object],
 ) -> None:

@@ -28,6 +28,7 @@ from .errors import (
     ActionRefusedError,
     GatewayError,
     GatewayReason,
+    caused_by,
     gateway_errors,
     invalid_reply,
 )
@@ -267,10 +268,11 @@ async def _probe(gateway: Gateway, service: Service) -> WanConnection:
 
 
 def _unanswered(service: Service, err: BaseException) -> GatewayError:
-    """Why ``service`` gave no answer, as the check reports it."""
-    reason = (
-        GatewayReason.TIMEOUT
-        if isinstance(err, TimeoutError)
-        else GatewayReason.UNREACHABLE
-    )
-    return GatewayError(reason, f"{service.service_type}: {type(err).__name__}")
+    """Why ``service`` gave no (whole) answer, as `gateway_errors` reports it."""
+    detail = f"{service.service_type}: {type(err).__name__}"
+    if caused_by(err, aiohttp.ClientPayloadError):
+        # It answered, but cut short: a broken reply, not a router away.
+        return invalid_reply(f"{service.service_type}: the answer ended early")
+    if caused_by(err, TimeoutError):
+        return GatewayError(GatewayReason.TIMEOUT, detail)
+    return GatewayError(GatewayReason.UNREACHABLE, detail)
