@@ -375,7 +375,7 @@ async def test_a_refused_fix_after_a_reboot_keeps_the_forward(
         form["flow_id"], {"external_port": 443, "consent": True}
     )
     assert refused["errors"] == {"base": "forward_action_failed"}
-    await https.hass.async_block_till_done()
+    await https.hass.async_block_till_done(wait_background_tasks=True)
     # The sensor no longer shows the forward the router lost.
     assert "forwarded_https_port" not in https.attributes()
     https.igd.state.add_error = None

@@ -15,7 +15,7 @@ the entry is removed or the managed certificate is no longer served.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -32,7 +32,13 @@ from .pinhole_state import Closing, Pinhole, PinholeState, pinhole_store
 from .protocol.ipv6 import is_own_address
 from .protocol.pinhole import PINHOLE_LEASE, Pinholes, open_pinholes
 from .protocol.port_forward import ForwardError, Refusal
-from .router_keeping import CHANGE_TIMEOUT, KEEP_INTERVAL, RETRY_INTERVAL, RouterKeeper
+from .router_keeping import (
+    CHANGE_TIMEOUT,
+    KEEP_INTERVAL,
+    RETRY_INTERVAL,
+    Checked,
+    RouterKeeper,
+)
 
 if TYPE_CHECKING:
     from .models import SecureRemoteAccessConfigEntry
@@ -109,7 +115,7 @@ class PinholeKeeper(RouterKeeper[PinholeState]):
         self,
         hass: HomeAssistant,
         entry: SecureRemoteAccessConfigEntry,
-        checked: Callable[[], Awaitable[object]],
+        checked: Checked,
     ) -> None:
         """``checked`` runs the remote-access check again after each change."""
         super().__init__(hass, entry, checked)
@@ -158,9 +164,10 @@ class PinholeKeeper(RouterKeeper[PinholeState]):
         try:
             async with self._lock:
                 await self._async_open(pinhole)
-        finally:
-            # Refused too: the check sees what the router holds now.
-            await self._checked()
+        except ForwardError:
+            self._check_in_background()
+            raise
+        await self._checked()
 
     async def _async_open(self, pinhole: Pinhole) -> None:
         before = self.state

@@ -13,7 +13,6 @@ leaves a Repairs issue that names the forward.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -42,7 +41,13 @@ from .protocol.port_forward import (
     renewal_delay,
 )
 from .protocol.upnp import GatewayFacts
-from .router_keeping import CHANGE_TIMEOUT, KEEP_INTERVAL, RETRY_INTERVAL, RouterKeeper
+from .router_keeping import (
+    CHANGE_TIMEOUT,
+    KEEP_INTERVAL,
+    RETRY_INTERVAL,
+    Checked,
+    RouterKeeper,
+)
 
 if TYPE_CHECKING:
     from .models import SecureRemoteAccessConfigEntry
@@ -98,7 +103,7 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
         self,
         hass: HomeAssistant,
         entry: SecureRemoteAccessConfigEntry,
-        checked: Callable[[], Awaitable[object]],
+        checked: Checked,
     ) -> None:
         """``checked`` runs the remote-access check again after each change."""
         super().__init__(hass, entry, checked)
@@ -148,9 +153,10 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
                         location, port, internal_port, internal_client, self.description
                     )
                 )
-        finally:
-            # Refused too: the sensor no longer shows a forward the router lost.
-            await self._checked()
+        except ForwardError:
+            self._check_in_background()
+            raise
+        await self._checked()
 
     async def _async_forward(self, forward: Forward) -> None:
         before = self.state

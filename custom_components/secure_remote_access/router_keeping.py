@@ -10,7 +10,7 @@ minutes later, still finds nobody serving the managed certificate.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import Field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
@@ -54,6 +54,10 @@ LASTING_REFUSALS: Final = frozenset(
 )
 
 
+#: Runs the remote-access check again (after each change).
+type Checked = Callable[[], Coroutine[Any, Any, object]]
+
+
 class KeptState(Protocol):
     """What a keeper's stored state (a dataclass) says of the wanted forward
     or pinhole."""
@@ -88,7 +92,7 @@ class RouterKeeper[StateT: KeptState]:
         self,
         hass: HomeAssistant,
         entry: SecureRemoteAccessConfigEntry,
-        checked: Callable[[], Awaitable[object]],
+        checked: Checked,
     ) -> None:
         """``checked`` runs the remote-access check again after each change."""
         self.hass = hass
@@ -117,6 +121,14 @@ class RouterKeeper[StateT: KeptState]:
             self._keep_in_background()
 
         self.entry.async_on_unload(async_at_started(self.hass, _started))
+
+    @callback
+    def _check_in_background(self) -> None:
+        """Run the check again without keeping the flow waiting (a refused change:
+        the sensor no longer shows what the router lost)."""
+        self.entry.async_create_background_task(
+            self.hass, self._checked(), "remote-access check after a refused change"
+        )
 
     @callback
     def _keep_in_background(self) -> None:

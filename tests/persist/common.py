@@ -46,10 +46,18 @@ async def renew_validating(
     PEBBLE_AUTHZREUSE=0 (``rand.Intn(100) > 0`` in its WFE): such an order
     validates nothing, so it is repeated (a few times at most).
     """
-    for _ in range(5):
+    result, _renewals = await renew_validating_counted(hass, entry)
+    return result
+
+
+async def renew_validating_counted(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> tuple[dict[str, Any], int]:
+    """`renew_validating`, and how many renewals it took (orders to expect)."""
+    for renewals in range(1, 6):
         result = await renew(hass, entry, force=True)
         if result["validation_method"] != "reused_authorization":
-            return result
+            return result, renewals
     raise AssertionError("Pebble reused the authorizations five times in a row")
 
 

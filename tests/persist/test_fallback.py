@@ -39,6 +39,7 @@ from .common import (
     other_tool_writes,
     persist_options,
     renew_validating,
+    renew_validating_counted,
     txt_writes,
 )
 
@@ -110,14 +111,14 @@ async def test_ca_refusing_every_persist_validation(
                 await hass.config_entries.async_reload(entry.entry_id)
                 await hass.async_block_till_done()
             orders = front.orders
-            again = await renew_validating(hass, entry)
+            again, renewals = await renew_validating_counted(hass, entry)
             assert again["validation_method"] == "dns-01"
             assert again["validation_note"] == "persist_refused_earlier"
             assert again["validation_detail"].startswith(
                 f"dns-persist-01 refused by the CA on {refusal['refused_at'][:10]}: "
                 f"{PEBBLE_REFUSAL} (unauthorized); used dns-01"
             )
-            assert front.orders - orders == 1
+            assert front.orders - orders == renewals  # one dns-01 order each
             assert len(_persist_values(duck, "renamed.example")) == 1
 
         # The CA changes its challenge: dns-persist-01 is worth a new try.
@@ -180,9 +181,10 @@ async def test_a_failed_lookup_is_not_a_refusal(
         # Now the CA reads the record and refuses it: that is remembered.
         front.edit_challenge = renamed
         orders = front.orders
-        again = await renew_validating(hass, entry)
+        again, renewals = await renew_validating_counted(hass, entry)
         assert again["validation_note"] == "persist_refused"
-        assert front.orders - orders == 2
+        # The refused dns-persist-01 order, then one dns-01 order per renewal.
+        assert front.orders - orders == 1 + renewals
         assert len(_persist_values(duck, "renamed.example")) == 2
 
 

@@ -294,6 +294,11 @@ async def test_a_hung_unused_connection_service_is_passed_over(
     assert facts.connection is ConnectionKind.PPP
     assert facts.wan_address == PUBLIC
     assert facts.mappings == (PortMapping(80, "TCP", 8123, LAN, True),)
+    # The hung one may be the connection in use when no other is up with a
+    # public address: not "carrier-grade NAT" from the one with a shared
+    # address, the silence is the reason.
+    ppp.address = "100.64.0.7"
+    assert (await _reason(router, timeout_seconds=4)).reason is GatewayReason.TIMEOUT
     # Every service hung: the query times out, as before.
     ppp.hangs = True
     assert (await _reason(router, timeout_seconds=4)).reason is GatewayReason.TIMEOUT

@@ -44,6 +44,8 @@ CONNECTED: Final = "connected"
 #: The most connection services probed (two actions each).
 MAX_CONNECTIONS: Final = 8
 _REQUEST_TIMEOUT: Final = 5
+#: Why a service gave no answer at all (`_unanswered`).
+_SILENT: Final = frozenset({GatewayReason.TIMEOUT, GatewayReason.UNREACHABLE})
 #: What a request to a service that does not answer raises (its own bound).
 _UNANSWERED: Final = (UpnpCommunicationError, aiohttp.ClientError, TimeoutError)
 # No address a router's WAN side can have: "this network" (0.0.0.0/8, what
@@ -218,6 +220,7 @@ async def choose_connection(gateway: Gateway) -> WanConnection:
         raise invalid_reply("the gateway has no WAN connection")
     best: WanConnection | None = None
     failure: ActionRefusedError | GatewayError | None = None
+    silent: GatewayError | None = None
     for service in services[:MAX_CONNECTIONS]:
         connection = await _probe(gateway, service)
         _LOGGER.debug(
@@ -227,11 +230,18 @@ async def choose_connection(gateway: Gateway) -> WanConnection:
             connection.external_address,
         )
         failure = failure or connection.address_refusal
+        refusal = connection.address_refusal
+        if isinstance(refusal, GatewayError) and refusal.reason in _SILENT:
+            silent = silent or refusal
         if best is None or connection.rank > best.rank:
             best = connection
         if best.rank == 4:
             break
     assert best is not None
+    if best.rank < 4 and silent is not None:
+        # Only a connection that is up with a public address passes over one
+        # that did not answer: that one may be the connection in use.
+        raise silent
     if best.rank <= 0 and failure is not None:
         # A service that would not tell says more than an unused one's "down".
         raise failure
