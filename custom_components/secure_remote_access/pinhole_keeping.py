@@ -118,9 +118,9 @@ class PinholeKeeper(RouterKeeper[PinholeState]):
         checked: Checked,
     ) -> None:
         """``checked`` runs the remote-access check again after each change."""
-        super().__init__(hass, entry, checked)
-        self._store = pinhole_store(hass, entry.entry_id)
-        self.state = PinholeState()
+        super().__init__(
+            hass, entry, checked, pinhole_store(hass, entry.entry_id), PinholeState()
+        )
 
     def open_port(self, address: str | None) -> int | None:
         """The port our confirmed pinhole opens for ``address`` (None: none)."""
@@ -128,14 +128,6 @@ class PinholeKeeper(RouterKeeper[PinholeState]):
         if wanted is None or not self.state.confirmed or address is None:
             return None
         return wanted.port if wanted.internal_client == address else None
-
-    async def async_load(self) -> None:
-        """Read what an earlier run opened (or meant to)."""
-        self.state = PinholeState.from_dict(await self._store.async_load())
-
-    async def _async_save(self, state: PinholeState) -> None:
-        self.state = state
-        await self._store.async_save(state.as_dict())
 
     @callback
     def async_start(self) -> None:

@@ -106,9 +106,9 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
         checked: Checked,
     ) -> None:
         """``checked`` runs the remote-access check again after each change."""
-        super().__init__(hass, entry, checked)
-        self._store = forward_store(hass, entry.entry_id)
-        self.state = ForwardState()
+        super().__init__(
+            hass, entry, checked, forward_store(hass, entry.entry_id), ForwardState()
+        )
         # When our own clock says the lease granted at the last add is half
         # gone (some routers list the granted lease, not what is left).
         self._renew_at: datetime | None = None
@@ -123,14 +123,6 @@ class PortForwardKeeper(RouterKeeper[ForwardState]):
     def description(self) -> str:
         """Our mapping's description."""
         return mapping_description(self.entry.entry_id)
-
-    async def async_load(self) -> None:
-        """Read what an earlier run put on the router."""
-        self.state = ForwardState.from_dict(await self._store.async_load())
-
-    async def _async_save(self, state: ForwardState) -> None:
-        self.state = state
-        await self._store.async_save(state.as_dict())
 
     @callback
     def async_start(self) -> None:

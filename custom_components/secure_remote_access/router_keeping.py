@@ -13,11 +13,12 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import Field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, Self
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.start import async_at_started
+from homeassistant.helpers.storage import Store
 
 from . import remote_access
 from .const import LOGGER
@@ -76,6 +77,13 @@ class KeptState(Protocol):
     def refusal(self) -> str | None:
         """Why the last look failed."""
 
+    def as_dict(self) -> dict[str, Any]:
+        """The stored form."""
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """The stored form read back."""
+
 
 class RouterKeeper[StateT: KeptState]:
     """The schedule and the served-or-not rule of a keeper of router state."""
@@ -84,26 +92,36 @@ class RouterKeeper[StateT: KeptState]:
     task_name = "keep the router's state"
     state: StateT
 
-    async def _async_save(self, state: StateT) -> None:
-        """Store ``state`` and make it the keeper's."""
-        raise NotImplementedError
-
     def __init__(
         self,
         hass: HomeAssistant,
         entry: SecureRemoteAccessConfigEntry,
         checked: Checked,
+        store: Store[dict[str, Any]],
+        state: StateT,
     ) -> None:
-        """``checked`` runs the remote-access check again after each change."""
+        """``checked`` runs the remote-access check again after each change;
+        ``state`` (what nothing stored means) is kept in ``store``."""
         self.hass = hass
         self.entry = entry
         self._checked = checked
+        self._store = store
+        self.state = state
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._lock = asyncio.Lock()
         #: Looks the timer has started (a flow or a new address starts others).
         self._timer_looks = 0
         #: `_timer_looks` at the first look that found HTTPS not served.
         self._unserved_at: int | None = None
+
+    async def async_load(self) -> None:
+        """Read what an earlier run put on (or asked of) the router."""
+        self.state = type(self.state).from_dict(await self._store.async_load())
+
+    async def _async_save(self, state: StateT) -> None:
+        """Store ``state`` and make it the keeper's."""
+        self.state = state
+        await self._store.async_save(state.as_dict())
 
     async def async_keep(self) -> None:
         """One look: finish what is pending, keep what is wanted."""
