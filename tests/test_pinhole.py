@@ -19,6 +19,8 @@ from custom_components.secure_remote_access.pinhole_state import (
     Pinhole,
     PinholeState,
 )
+from custom_components.secure_remote_access.port_forward_flow import async_refusal_words
+from custom_components.secure_remote_access.protocol.port_forward import Refusal
 
 ROUTER6 = "http://[2a0a:ffff:0:77::1]:5000/rootDesc.xml"
 OURS = Pinhole(ROUTER6, "2a0a:ffff:0:77::20", 8123)
@@ -103,6 +105,26 @@ async def test_the_router_over_ipv6_is_found_by_its_udn(hass: HomeAssistant) -> 
         "http://[2a0a:ffff:0:77::2]:5000/rootDesc.xml",
         "http://[fd00::1]:5000/rootDesc.xml",
     ]
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        (Refusal.FIREWALL_DISABLED, "its IPv6 firewall is switched off"),
+        (
+            Refusal.INBOUND_PINHOLE_NOT_ALLOWED,
+            "its IPv6 firewall does not allow pinholes through UPnP",
+        ),
+        (Refusal.NO_PINHOLE_SERVICE, "it offers no IPv6 pinholes through UPnP"),
+        (Refusal.PINHOLE_SPACE_EXHAUSTED, "it refused the change"),
+    ],
+)
+async def test_why_a_close_is_pending_is_said_in_words(
+    hass: HomeAssistant, reason: Refusal, words: str
+) -> None:
+    """A router whose IPv6 firewall refuses the close (702, 703, no service)
+    is named in the pending-close message, not a bare "refused"."""
+    assert await async_refusal_words(hass, reason) == words
 
 
 async def test_an_ended_lease_needs_no_close(

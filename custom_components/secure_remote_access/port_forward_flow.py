@@ -77,6 +77,9 @@ _REFUSAL_WORDS: Final[dict[Refusal, str]] = {
     Refusal.NOT_OURS: "not_ours",
     Refusal.NOT_SUPPORTED: "not_supported",
     Refusal.NOT_CONFIRMED: "not_confirmed",
+    Refusal.FIREWALL_DISABLED: "firewall_disabled",
+    Refusal.INBOUND_PINHOLE_NOT_ALLOWED: "pinholes_not_allowed",
+    Refusal.NO_PINHOLE_SERVICE: "no_pinhole_service",
 }
 
 
