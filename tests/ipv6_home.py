@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -96,6 +96,11 @@ def served_by(server: CertificateServer | None) -> Iterator[None]:
         patch.object(router_keeping, "async_who_serves_managed", who),
     ):
         yield
+
+
+def proxy_on(port: int) -> AbstractContextManager[None]:
+    """The NGINX proxy app serves the managed certificate on ``port``."""
+    return served_by(CertificateServer("NGINX Home Assistant SSL proxy", port))
 
 
 @dataclass

@@ -32,7 +32,6 @@ from custom_components.secure_remote_access.const import (
 )
 from custom_components.secure_remote_access.pinhole_state import Pinhole, PinholeState
 from custom_components.secure_remote_access.protocol.remote_access import Hairpin
-from custom_components.secure_remote_access.proxy import CertificateServer
 from tests.fakes import certs
 from tests.fakes.miniupnpd import (
     LAN_HOST,
@@ -48,7 +47,7 @@ from tests.fakes.miniupnpd import (
 from tests.fakes.tls_server import tls_server
 
 from .common import NAME, StartDuckDns, managed_options, mock_entry, setup_integration
-from .ipv6_home import IGD2, SHARED_IPV4, Ipv6Home, router_udn, served_by
+from .ipv6_home import IGD2, SHARED_IPV4, Ipv6Home, proxy_on, router_udn, served_by
 from .lan import HA_PORT, options_step
 
 
@@ -170,7 +169,7 @@ async def test_pinholes_the_router_refuses_or_loses(ipv6_home: Ipv6Home) -> None
     not answer, and what it may have opened is closed once it answers."""
     home = ipv6_home
     await home.setup()
-    with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 443)):
+    with proxy_on(443):
         refused = await home.open()
     assert refused["errors"] == {"base": "pinhole_not_authorized"}
     assert home.keeper.state == PinholeState()
@@ -214,7 +213,7 @@ async def test_a_proxy_restarting_is_not_https_stopping(ipv6_home: Ipv6Home) -> 
     home = ipv6_home
     async with tls_server(home.issued, host=LAN_HOST6, port=8443):
         await home.setup()
-        with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 8443)):
+        with proxy_on(8443):
             assert (await home.open())["reason"] == "pinhole_added"
         with served_by(None):
             await home.later(61)
@@ -234,7 +233,7 @@ async def test_a_proxy_restarting_as_duckdns_sees_a_new_address(
     home = ipv6_home
     async with tls_server(home.issued, host=LAN_HOST6, port=8443):
         await home.setup()
-        with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 8443)):
+        with proxy_on(8443):
             assert (await home.open())["reason"] == "pinhole_added"
         with served_by(None):
             await home.later(61)
@@ -243,7 +242,7 @@ async def test_a_proxy_restarting_as_duckdns_sees_a_new_address(
             dns.async_set_updated_data(replace(dns.data, ipv6=LAN_HOST6_NEXT))
             await home.hass.async_block_till_done(wait_background_tasks=True)
             assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, 8443)
-        with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 8443)):
+        with proxy_on(8443):
             await home.later(6)
         assert home.keeper.state.wanted == Pinhole(LOCATION6, LAN_HOST6, 8443)
         assert home.keeper.state.confirmed
@@ -503,7 +502,7 @@ async def test_a_refused_intent_after_a_restart_is_given_up(
     key = f"{DOMAIN}.pinhole_{entry.entry_id}"
     intent = PinholeState(Pinhole(LOCATION6, LAN_HOST6, 443))
     hass_storage[key] = {"version": 1, "key": key, "data": intent.as_dict()}
-    with served_by(CertificateServer("NGINX Home Assistant SSL proxy", 443)):
+    with proxy_on(443):
         await home.setup()
         await home.later(6)
         assert home.keeper.state == PinholeState()

@@ -23,7 +23,6 @@ from .pinhole_keeping import kept_by_another
 from .pinhole_state import Pinhole
 from .port_forward_flow import (
     FIELD_CONSENT,
-    MISSING,
     async_forward_conditions,
     async_refusal_words,
 )
@@ -82,7 +81,7 @@ class PinholeSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, str]
         if entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="pinhole_entry_gone")
         server, conditions = await async_forward_conditions(self.hass, entry)
-        if server is None or MISSING in conditions.values():
+        if server is None:
             return self.async_abort(
                 reason="pinhole_not_safe", description_placeholders=conditions
             )

@@ -101,7 +101,8 @@ async def async_refusal_words(hass: HomeAssistant, reason: Refusal) -> str:
 async def async_forward_conditions(
     hass: HomeAssistant, entry: SecureRemoteAccessConfigEntry
 ) -> tuple[CertificateServer | None, dict[str, str]]:
-    """Who serves the managed certificate, and each safety condition (✔/✘)."""
+    """Who serves the managed certificate (None unless every safety condition
+    holds), and each condition (✔/✘)."""
     server = await async_who_serves_managed(hass, entry)
     status = entry.runtime_data.certificates.status(CertificateKind.MANAGED.value)
     valid = (
@@ -118,8 +119,10 @@ async def async_forward_conditions(
             f.check_id for f in result.findings if f.severity is Severity.CRITICAL
         ]
         critical = not critical_ids
-    return server if server and server.port else None, {
-        "served": HOLDS if server and server.port else MISSING,
+    served = server is not None and bool(server.port)
+    holding = (served, valid, banned, critical)
+    return server if all(holding) else None, {
+        "served": HOLDS if served else MISSING,
         "certificate": HOLDS if valid else MISSING,
         "login_ban": HOLDS if banned else MISSING,
         "no_critical": HOLDS if critical else MISSING,
@@ -167,7 +170,7 @@ class PortForwardSteps[ResultT: FlowResult[Any, str]](FlowHandler[Any, ResultT, 
         if (entry := await self._async_forward_entry()) is None:
             return self.async_abort(reason="forward_entry_gone")
         server, conditions = await async_forward_conditions(self.hass, entry)
-        if server is None or MISSING in conditions.values():
+        if server is None:
             return self.async_abort(
                 reason="forward_not_safe", description_placeholders=conditions
             )
